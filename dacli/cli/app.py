@@ -1,0 +1,186 @@
+"""The ``dacli`` command line: parse, call one run function, render, map errors to exit codes.
+
+Heavy imports (JAX and friends) happen inside commands so ``dacli --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from dacli import __version__
+from dacli.errors import INTERNAL_ERROR, INTERRUPTED_SIGINT, DacliError
+
+app = typer.Typer(
+    name="dacli",
+    help="Variational data assimilation from the command line (strong-constraint 4DVar on JAX).",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+)
+
+ConfigPath = Annotated[Path, typer.Argument(help="TOML configuration file.", show_default=False)]
+SetOption = Annotated[Optional[list[str]], typer.Option("--set", help="Override a key: --set method.max_steps=50 (repeatable).")]
+OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")]
+QuietOption = Annotated[bool, typer.Option("-q", "--quiet", help="Only warnings and errors on stderr.")]
+VerboseOption = Annotated[bool, typer.Option("-v", "--verbose", help="Debug logging.")]
+TracebackOption = Annotated[bool, typer.Option("--traceback", help="Show the Python traceback on errors.")]
+DeviceOption = Annotated[Optional[str], typer.Option("--device", help="auto | cpu | gpu (overrides run.device).")]
+PrecisionOption = Annotated[Optional[str], typer.Option("--precision", help="float32 | float64 (overrides run.precision).")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"dacli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False) -> None:
+    """Variational data assimilation from the command line."""
+
+
+def _fail(message: str, code: int) -> None:
+    typer.echo(f"dacli: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _guard(traceback: bool, action):
+    """Run ``action``; map user errors to their exit codes, never show a traceback unless asked."""
+    try:
+        return action()
+    except typer.Exit:
+        raise
+    except DacliError as exc:
+        if traceback:
+            import traceback as tb
+
+            tb.print_exc()
+        _fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        _fail("interrupted", INTERRUPTED_SIGINT)
+    except Exception as exc:  # a bug: say so, keep the exit code distinct
+        if traceback:
+            import traceback as tb
+
+            tb.print_exc()
+        _fail(f"internal error: {type(exc).__name__}: {exc} (rerun with --traceback and report it)", INTERNAL_ERROR)
+
+
+def _load(config: Path, overrides: list[str] | None, device: str | None, precision: str | None):
+    from dacli.build.registry import check_names
+    from dacli.config.loading import load_config
+
+    items = list(overrides or [])
+    if device is not None:
+        items.append(f'run.device="{device}"')
+    if precision is not None:
+        items.append(f'run.precision="{precision}"')
+    return load_config(config, items, extra_checks=[check_names])
+
+
+def _command_line() -> str:
+    return "dacli " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def _emit_json(payload: dict) -> None:
+    sys.stdout.write(json.dumps(payload, indent=2, default=float) + "\n")
+
+
+@app.command()
+def assimilate(
+    config: ConfigPath,
+    set_: SetOption = None,
+    overwrite: OverwriteOption = False,
+    json_: JsonOption = False,
+    quiet: QuietOption = False,
+    verbose: VerboseOption = False,
+    traceback: TracebackOption = False,
+    device: DeviceOption = None,
+    precision: PrecisionOption = None,
+) -> None:
+    """Assimilate the observations over every window and write the analysis NetCDF."""
+    from dacli.cli.logs import WindowProgress, setup_logging
+
+    setup_logging(quiet, verbose)
+
+    def action():
+        from dacli.run.assimilate import assimilate as run_assimilate
+
+        cfg = _load(config, set_, device, precision)
+        with WindowProgress(quiet) as progress:
+            result = run_assimilate(cfg, overwrite=overwrite, command=_command_line(), on_window=progress)
+        return result
+
+    result = _guard(traceback, action)
+    log = logging.getLogger("dacli")
+    s = result.summary
+    rmse = f", RMSE background {s['background_rmse']:.4g} -> analysis {s['analysis_rmse']:.4g}" if "analysis_rmse" in s else ""
+    log.info("wrote %s: %d window(s), %d/%d converged%s", result.output, s["windows"], s["converged_windows"], s["windows"], rmse)
+    if json_:
+        _emit_json(s)
+
+
+@app.command()
+def simulate(
+    config: ConfigPath,
+    set_: SetOption = None,
+    overwrite: OverwriteOption = False,
+    json_: JsonOption = False,
+    quiet: QuietOption = False,
+    verbose: VerboseOption = False,
+    traceback: TracebackOption = False,
+    device: DeviceOption = None,
+    precision: PrecisionOption = None,
+) -> None:
+    """Make a twin experiment: truth run, synthetic observations and a background (NetCDF)."""
+    from dacli.cli.logs import setup_logging
+
+    setup_logging(quiet, verbose)
+
+    def action():
+        from dacli.run.simulate import simulate as run_simulate
+
+        return run_simulate(_load(config, set_, device, precision), overwrite=overwrite)
+
+    result = _guard(traceback, action)
+    for kind, path in result.files.items():
+        logging.getLogger("dacli").info("wrote %s: %s", kind, path)
+    if json_:
+        _emit_json(result.summary)
+
+
+@app.command()
+def validate(
+    config: ConfigPath,
+    set_: SetOption = None,
+    json_: JsonOption = False,
+    quiet: QuietOption = False,
+    verbose: VerboseOption = False,
+    traceback: TracebackOption = False,
+) -> None:
+    """Check the config and open every input file, without computing anything."""
+    from dacli.cli.logs import setup_logging
+
+    setup_logging(quiet, verbose)
+
+    def action():
+        from dacli.run.validate import validate as run_validate
+
+        return run_validate(_load(config, set_, None, None))
+
+    summary = _guard(traceback, action)
+    logging.getLogger("dacli").info("%s is valid: %s", config, ", ".join(f"{k} {v}" for k, v in summary.items() if k != "config"))
+    if json_:
+        _emit_json(summary)
+
+
+def main() -> None:
+    app()

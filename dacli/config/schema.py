@@ -1,0 +1,145 @@
+"""The configuration schema: one frozen pydantic record per TOML section.
+
+This is the single source of truth for every key, its type and its default. Names that pick
+an implementation (model, solver, minimiser, adjoints) are plain strings here and are resolved
+— with "did you mean" suggestions — by :mod:`dacli.build.registry`, so this module needs no JAX.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+
+
+class Section(BaseModel):
+    """Base record: immutable, unknown keys rejected, nan/inf rejected for every float."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class RunConfig(Section):
+    name: str = "dacli-run"
+    seed: int = 0
+    precision: Literal["float32", "float64"] = "float64"
+    device: Literal["auto", "cpu", "gpu"] = "auto"
+
+
+class ModelConfig(Section):
+    name: str = Field(description="built-in model name, entry point name, or 'package.module:factory'")
+    parameters: dict[str, float | int | str | bool | list[float]] = Field(default_factory=dict)
+    solver: str = "Tsit5"
+    dt: PositiveFloat = 0.05
+
+
+class WindowConfig(Section):
+    start: float = 0.0
+    length: PositiveFloat
+    shift: PositiveFloat | None = Field(default=None, description="defaults to length")
+    count: PositiveInt | None = Field(default=None, description="defaults to as many as the observations cover")
+    assimilate: Literal["newest", "all"] = "newest"
+
+    @model_validator(mode="after")
+    def _shift_not_longer_than_length(self) -> "WindowConfig":
+        if self.shift is not None and self.shift > self.length:
+            raise ValueError(
+                f"window.shift ({self.shift}) must not exceed window.length ({self.length}): "
+                "windows may overlap but not leave gaps"
+            )
+        return self
+
+    @property
+    def effective_shift(self) -> float:
+        return self.length if self.shift is None else self.shift
+
+
+class ObservationsConfig(Section):
+    path: str
+    layout: Literal["gridded", "scattered"] = "gridded"
+    variables: list[str] | None = Field(default=None, description="model variables observed; default all")
+    names: dict[str, str] = Field(default_factory=dict, description="model variable -> file variable")
+    dims: dict[str, str] = Field(default_factory=dict, description="dacli dimension -> file dimension")
+    error_std: PositiveFloat | None = Field(
+        default=None, description="observation error std used where the file has no <var>_error"
+    )
+    time_tolerance: PositiveFloat | None = Field(
+        default=None, description="max distance of an observation time from a model time step; default dt/2"
+    )
+
+
+class CovarianceConfig(Section):
+    kind: Literal["diagonal", "gaussian"] = "diagonal"
+    std: PositiveFloat | list[PositiveFloat] = 1.0
+    length_scale: PositiveFloat | None = Field(default=None, description="gaussian only, in grid units")
+
+    @model_validator(mode="after")
+    def _length_scale_for_gaussian(self) -> "CovarianceConfig":
+        if self.kind == "gaussian" and self.length_scale is None:
+            raise ValueError("kind = 'gaussian' needs length_scale (in grid units)")
+        if self.kind == "diagonal" and self.length_scale is not None:
+            raise ValueError("length_scale only applies to kind = 'gaussian'")
+        return self
+
+
+class BackgroundConfig(Section):
+    path: str | None = None
+    state: list[float] | None = Field(default=None, description="explicit background state (flat)")
+    covariance: CovarianceConfig = Field(default_factory=CovarianceConfig)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "BackgroundConfig":
+        if (self.path is None) == (self.state is None):
+            raise ValueError("give exactly one of background.path or background.state")
+        return self
+
+
+class MethodConfig(Section):
+    kind: Literal["strong4dvar"] = "strong4dvar"
+    minimiser: str = "LBFGS"
+    rtol: PositiveFloat = 1e-6
+    atol: PositiveFloat = 1e-6
+    max_steps: PositiveInt = 200
+    learning_rate: PositiveFloat = 0.1
+    forward_adjoint: str = "RecursiveCheckpointAdjoint"
+    checkpoints: PositiveInt | None = Field(
+        default=None, description="RecursiveCheckpointAdjoint checkpoints; default = steps per window"
+    )
+    minimiser_adjoint: str = "ImplicitAdjoint"
+
+
+class OutputConfig(Section):
+    path: str = "analysis.nc"
+    title: str | None = None
+    institution: str = "unknown"
+    time_units: str = "days since 2000-01-01 00:00:00"
+    overwrite: bool = False
+
+
+class TruthConfig(Section):
+    path: str
+
+
+class SimulateConfig(Section):
+    """Twin-experiment generator (``dacli simulate``); writes the files the other sections name."""
+
+    spinup: float = Field(default=10.0, ge=0.0)
+    duration: PositiveFloat
+    initial_perturbation: PositiveFloat = 1.0
+    obs_interval: PositiveFloat
+    obs_error_std: PositiveFloat = 1.0
+    observed_fraction: float = Field(default=1.0, gt=0.0, le=1.0)
+    missing_fraction: float = Field(default=0.0, ge=0.0, lt=1.0)
+    obs_per_time: PositiveInt | None = Field(default=None, description="scattered layout: locations per time")
+    background_error_std: PositiveFloat = 1.0
+
+
+class Config(Section):
+    run: RunConfig = Field(default_factory=RunConfig)
+    model: ModelConfig
+    window: WindowConfig
+    observations: ObservationsConfig
+    background: BackgroundConfig
+    method: MethodConfig = Field(default_factory=MethodConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+    truth: TruthConfig | None = None
+    simulate: SimulateConfig | None = None

@@ -1,0 +1,1 @@
+"""Error covariances (B, R) as lineax operators."""

@@ -1,0 +1,1 @@
+"""Diagnostics: metrics (RMSE, O-B/O-A) computed from method results."""

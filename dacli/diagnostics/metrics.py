@@ -1,0 +1,22 @@
+"""Per-window diagnostics computed from what a method returns (never inside its loops).
+
+O-B and O-A are the observation-minus-background and observation-minus-analysis departures
+over the observations actually assimilated (the statistics JEDI/OOPS reports per window).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def departure_stats(values: np.ndarray, equivalents: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
+    """(mean, RMS) of y - H(x) over the masked observations; nan when there are none."""
+    departures = (values - equivalents)[mask]
+    if departures.size == 0:
+        return float("nan"), float("nan")
+    return float(departures.mean()), float(np.sqrt(np.mean(departures**2)))
+
+
+def rmse_per_time(states: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Spatial RMSE at each time: sqrt(mean over state elements of (x - x_true)^2)."""
+    return np.sqrt(np.mean((np.asarray(states) - np.asarray(truth)) ** 2, axis=-1))

@@ -1,0 +1,1 @@
+"""The xarray/NetCDF boundary: read observations and states, write analyses."""

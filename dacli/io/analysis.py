@@ -1,0 +1,101 @@
+"""The analysis file: CF-1.11 NetCDF with trajectories, per-window diagnostics and provenance."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+
+from dacli import __version__
+from dacli.io.states import coordinates
+from dacli.models.base import StateLayout
+
+REFERENCES = (
+    "Le Dimet & Talagrand (1986) Tellus 38A; Courtier, Thepaut & Hollingsworth (1994) QJRMS 120; "
+    "Kidger (2021) On Neural Differential Equations (diffrax)"
+)
+
+# name -> (long name, units) of the per-window diagnostics
+WINDOW_DIAGNOSTICS = {
+    "window_start": ("start time of the assimilation window", None),
+    "cost_initial": ("cost function J at the background", "1"),
+    "cost_background_initial": ("background term Jb at the background", "1"),
+    "cost_observation_initial": ("observation term Jo at the background", "1"),
+    "cost_final": ("cost function J at the analysis", "1"),
+    "cost_background_final": ("background term Jb at the analysis", "1"),
+    "cost_observation_final": ("observation term Jo at the analysis", "1"),
+    "iterations": ("minimiser iterations", "1"),
+    "gradient_norm": ("norm of the cost gradient at the analysis (control space)", "1"),
+    "converged": ("minimiser converged flag", "1"),
+    "observations_used": ("observations assimilated", "1"),
+    "observations_rejected": ("observations in the window rejected by quality control", "1"),
+    "omb_mean": ("mean observation-minus-background departure", None),
+    "omb_rms": ("RMS observation-minus-background departure", None),
+    "oma_mean": ("mean observation-minus-analysis departure", None),
+    "oma_rms": ("RMS observation-minus-analysis departure", None),
+    "background_rmse": ("background RMSE against truth, time mean over the window", None),
+    "analysis_rmse": ("analysis RMSE against truth, time mean over the window", None),
+}
+
+
+@dataclass(frozen=True)
+class AnalysisRecord:
+    """What the run layer hands over for writing."""
+
+    layout: StateLayout
+    times: np.ndarray
+    analysis: np.ndarray  # (T, n)
+    background: np.ndarray  # (T, n)
+    windows: dict[str, np.ndarray]  # WINDOW_DIAGNOSTICS keys -> (K,)
+    provenance: dict[str, str | int | float]
+
+
+def analysis_dataset(record: AnalysisRecord, time_units: str, title: str, institution: str,
+                     command: str) -> xr.Dataset:
+    layout = record.layout
+    dims = ("time", layout.grid_name) if layout.grid_name else ("time",)
+    data_vars = {}
+    fields = {
+        "analysis": record.analysis,
+        "background": record.background,
+        "increment": record.analysis - record.background,
+    }
+    for kind, states in fields.items():
+        for name, values in layout.split(states).items():
+            data_vars[f"{name}_{kind}"] = xr.Variable(dims, values, {
+                "long_name": f"{kind} of {name}", "units": layout.units})
+    for name, values in record.windows.items():
+        long_name, units = WINDOW_DIAGNOSTICS[name]
+        attrs = {"long_name": long_name, "units": time_units if name == "window_start" else (units or layout.units)}
+        array = np.asarray(values)
+        if name == "converged":
+            array = array.astype(np.int8)
+            attrs.update(flag_values=np.array([0, 1], np.int8), flag_meanings="not_converged converged")
+            attrs.pop("units")
+        elif array.dtype.kind in "iu":
+            array = array.astype(np.int32)
+        data_vars[name] = xr.Variable(("window",), array, attrs)
+    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    attrs = {
+        "Conventions": "CF-1.11",
+        "title": title,
+        "institution": institution,
+        "source": f"dacli {__version__} ({record.provenance.get('engine', '')})",
+        "history": f"{now}: {command}",
+        "references": REFERENCES,
+        **{f"dacli_{k}": v for k, v in record.provenance.items() if k != "engine"},
+    }
+    dataset = xr.Dataset(data_vars, coords=coordinates(layout, record.times, time_units), attrs=attrs)
+    return without_fill_on_coordinates(dataset)
+
+
+def without_fill_on_coordinates(dataset: xr.Dataset) -> xr.Dataset:
+    """xarray adds _FillValue to float coordinates by default; CF forbids it there."""
+    for name in dataset.coords:
+        dataset[name].encoding["_FillValue"] = None
+    for name in dataset.data_vars:
+        if dataset[name].dtype.kind == "f" and "_FillValue" not in dataset[name].attrs:
+            dataset[name].encoding.setdefault("_FillValue", np.nan)
+    return dataset

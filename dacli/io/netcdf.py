@@ -1,0 +1,67 @@
+"""Opening NetCDF inputs and writing outputs safely.
+
+Opening: a missing or unreadable file becomes a :class:`DataError` naming the file.
+Writing: refuse to clobber an existing file without ``overwrite``; write to a temporary file
+in the target folder and ``os.replace`` it, so a failed or interrupted write never leaves a
+partial file under the final name.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import xarray as xr
+
+from dacli.errors import DataError, OutputError
+
+
+def open_netcdf(path: str | Path, what: str) -> xr.Dataset:
+    """Open ``path`` (the ``what`` file, e.g. 'observations') eagerly and close it."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{what} file {path}: no such file")
+    try:
+        with xr.open_dataset(path, decode_times=False) as dataset:
+            return dataset.load()
+    except Exception as exc:  # netCDF4/HDF5 raise OSError, ValueError, RuntimeError...
+        raise DataError(f"{what} file {path}: cannot be read as NetCDF ({type(exc).__name__}: {exc})") from None
+
+
+def check_writable(path: str | Path, overwrite: bool) -> Path:
+    """Fail early (before any computing) if ``path`` cannot be written."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputError(f"output file {path} exists; pass --overwrite (or output.overwrite = true) to replace it")
+    if path.is_dir():
+        raise OutputError(f"output path {path} is a directory")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"output folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"output folder {parent} is not writable")
+    return path
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+def write_netcdf_atomically(dataset: xr.Dataset, path: str | Path, overwrite: bool) -> Path:
+    """Write ``dataset`` to ``path`` via a temporary file and an atomic rename."""
+    path = check_writable(path, overwrite)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    os.close(handle)
+    try:
+        dataset.to_netcdf(temporary, format="NETCDF4")
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
+        os.replace(temporary, path)
+    except BaseException as exc:
+        Path(temporary).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise OutputError(f"cannot write {path}: {exc}") from None
+        raise
+    return path

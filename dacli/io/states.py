@@ -1,0 +1,77 @@
+"""State files: model states over time as CF NetCDF (truth runs, backgrounds, forecasts).
+
+Layout: one variable per model variable, dims ``(time, <grid>)`` (or ``(time,)`` without a
+grid), a ``time`` coordinate in model time and the grid coordinate. ``dacli simulate`` writes
+them; the background and truth readers read them back.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from dacli.errors import DataError
+from dacli.io.netcdf import open_netcdf
+from dacli.models.base import StateLayout
+
+
+def coordinates(layout: StateLayout, times: np.ndarray, time_units: str) -> dict[str, xr.Variable]:
+    """CF coordinate variables for ``times`` and the model grid."""
+    coords = {
+        "time": xr.Variable(("time",), np.asarray(times, float), {
+            "standard_name": "time", "long_name": "model time", "units": time_units, "axis": "T",
+            "calendar": "standard"}),
+    }
+    if layout.grid_name:
+        coords[layout.grid_name] = xr.Variable((layout.grid_name,), np.asarray(layout.grid, float), {
+            "long_name": f"{layout.grid_name} coordinate", "units": layout.grid_units, "axis": "X"})
+    return coords
+
+
+def state_dataset(layout: StateLayout, times: np.ndarray, states: np.ndarray, time_units: str,
+                  attrs: dict | None = None, suffix: str = "", long_name: str = "state") -> xr.Dataset:
+    """Flat states (T, n) -> Dataset of one variable per model variable."""
+    dims = ("time", layout.grid_name) if layout.grid_name else ("time",)
+    data_vars = {
+        f"{name}{suffix}": xr.Variable(dims, values, {"long_name": f"{long_name} of {name}", "units": layout.units})
+        for name, values in layout.split(states).items()
+    }
+    return xr.Dataset(data_vars, coords=coordinates(layout, times, time_units), attrs=attrs or {})
+
+
+def read_states(path, layout: StateLayout, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """(times (T,), flat states (T, n)) from a state file."""
+    dataset = open_netcdf(path, what)
+    fields = {}
+    for name in layout.variables:
+        if name not in dataset.variables:
+            found = ", ".join(sorted(map(str, dataset.data_vars))) or "none"
+            raise DataError(f"{what} file {path}: no variable {name!r}; data variables found: {found}")
+        array = dataset[name]
+        expected = ("time", layout.grid_name) if layout.grid_name else ("time",)
+        if "time" not in array.dims:
+            array = array.expand_dims("time")
+        if set(array.dims) != set(expected):
+            raise DataError(f"{what} file {path}: variable {name!r} has dims {tuple(array.dims)}; expected {expected}")
+        array = array.transpose(*expected)
+        if layout.grid_name and array.sizes[layout.grid_name] != layout.grid_size:
+            raise DataError(
+                f"{what} file {path}: {name!r} has {array.sizes[layout.grid_name]} grid points; "
+                f"the model has {layout.grid_size}"
+            )
+        fields[name] = np.asarray(array.values, float)
+    times = np.asarray(dataset["time"].values, float) if "time" in dataset.variables else np.zeros(1)
+    states = layout.join(fields)
+    if not np.all(np.isfinite(states)):
+        raise DataError(f"{what} file {path}: contains NaN or Inf values")
+    return times, states
+
+
+def state_at(times: np.ndarray, states: np.ndarray, time: float, path, what: str, tolerance: float) -> np.ndarray:
+    """The state at ``time`` (within ``tolerance``); a single-time file is taken as it is."""
+    if len(times) == 1:
+        return states[0]
+    nearest = int(np.argmin(np.abs(times - time)))
+    if abs(times[nearest] - time) > tolerance:
+        raise DataError(f"{what} file {path}: no state at time {time:g} (times span [{times.min():g}, {times.max():g}])")
+    return states[nearest]

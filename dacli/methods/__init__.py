@@ -1,0 +1,1 @@
+"""Variational methods. Each returns a :class:`WindowAnalysis` per window."""

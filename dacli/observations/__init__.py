@@ -1,0 +1,1 @@
+"""Observation sets, window packing and the observation operator."""

@@ -1,0 +1,62 @@
+"""Observations of a whole run, before they are split into windows (host-side numpy).
+
+Each observation is a time, a value, an error std and a sparse row of H over the flat state
+(``index``/``weight``, K = 2 points: identity uses one, linear interpolation two).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dacli.models.base import StateLayout
+
+POINTS = 2  # interpolation points per observation
+
+
+@dataclass(frozen=True)
+class ObservationSet:
+    times: np.ndarray  # (P,)
+    values: np.ndarray  # (P,)
+    std: np.ndarray  # (P,)
+    index: np.ndarray  # (P, K) int
+    weight: np.ndarray  # (P, K)
+    variable: np.ndarray  # (P,) str, the model variable observed
+    location: np.ndarray  # (P,) grid coordinate (nan without grid)
+    rejected_outside_domain: int = 0
+
+    @property
+    def valid(self) -> np.ndarray:
+        """Finite value, finite positive error: the only ones that reach the arithmetic."""
+        return np.isfinite(self.values) & np.isfinite(self.std) & (self.std > 0)
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+
+def interpolation_weights(
+    positions: np.ndarray, layout: StateLayout
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Linear-interpolation (grid index pairs, weights, inside-domain flag) for grid positions.
+
+    On a periodic grid every position is inside (wrapped); otherwise positions beyond the first
+    or last grid point are outside and flagged. Positions exactly on a grid point get weight 1.
+    """
+    grid = np.asarray(layout.grid, dtype=float)
+    n = len(grid)
+    spacing = grid[1] - grid[0] if n > 1 else 1.0
+    scaled = (np.asarray(positions, dtype=float) - grid[0]) / spacing
+    inside = np.isfinite(scaled)
+    if layout.periodic:
+        scaled = np.mod(np.where(inside, scaled, 0.0), n)
+    else:
+        inside &= (scaled >= -1e-9) & (scaled <= n - 1 + 1e-9)
+        scaled = np.clip(np.where(inside, scaled, 0.0), 0.0, n - 1)
+    left = np.floor(scaled).astype(int)
+    fraction = scaled - left
+    left = np.mod(left, n) if layout.periodic else np.minimum(left, n - 1)
+    right = np.mod(left + 1, n) if layout.periodic else np.minimum(left + 1, n - 1)
+    index = np.stack([left, right], axis=-1)
+    weight = np.stack([1.0 - fraction, fraction], axis=-1)
+    return index, weight, inside

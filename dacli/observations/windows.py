@@ -1,0 +1,136 @@
+"""Assimilation windows: their schedule, and each window's observations padded to one shape.
+
+Window k starts at ``start + k * shift`` and covers the half-open interval (begin, begin +
+length] (JEDI's convention). With ``assimilate = "newest"`` (the default) and overlapping
+windows (shift < length), a window assimilates only the observations in its newest ``shift``
+— each observation is used once, in the window where it is newest, as in DAPPER's Var4D and
+Bocquet & Sakov's (2014) SDA scheme; ``"all"`` uses every observation in every window.
+Observation times are mapped to the nearest model step; farther than the tolerance is a
+rejection.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from dacli.errors import ConfigError, DataError
+from dacli.observations.sets import POINTS, ObservationSet
+
+
+@dataclass(frozen=True)
+class WindowSchedule:
+    starts: np.ndarray  # (K,) window start times
+    length: float
+    shift: float
+    dt: float
+    assimilate: str
+
+    @property
+    def count(self) -> int:
+        return len(self.starts)
+
+    @property
+    def steps(self) -> int:
+        return int(round(self.length / self.dt))
+
+    @property
+    def steps_per_shift(self) -> int:
+        return int(round(self.shift / self.dt))
+
+    def active_range(self, k: int) -> tuple[float, float]:
+        """(begin, end] of the observation times window k assimilates."""
+        end = float(self.starts[k] + self.length)
+        span = self.shift if self.assimilate == "newest" else self.length
+        return end - span, end
+
+
+def _whole_steps(value: float, dt: float, key: str) -> None:
+    steps = value / dt
+    if abs(steps - round(steps)) > 1e-6 * max(1.0, steps) or round(steps) < 1:
+        raise ConfigError([f"{key}: {value} is not a whole number of model steps (model.dt = {dt})"])
+
+
+def make_schedule(start: float, length: float, shift: float, dt: float, assimilate: str,
+                  count: int | None, last_time: float | None) -> WindowSchedule:
+    """Windows from ``start``; as many as reach ``last_time`` unless ``count`` is given."""
+    _whole_steps(length, dt, "window.length")
+    _whole_steps(shift, dt, "window.shift")
+    if count is None:
+        if last_time is None:
+            count = 1
+        else:
+            count = max(1, math.ceil((last_time - (start + length)) / shift - 1e-9) + 1)
+    return WindowSchedule(np.asarray(start + shift * np.arange(count), float), length, shift, dt, assimilate)
+
+
+@dataclass(frozen=True)
+class PackedObservations:
+    """Observations of every window as arrays (K, P, ...) plus host-side bookkeeping."""
+
+    values: np.ndarray
+    std: np.ndarray
+    slot: np.ndarray
+    index: np.ndarray
+    weight: np.ndarray
+    mask: np.ndarray
+    source: np.ndarray  # (K, P) index into the ObservationSet, -1 on padding
+    used: np.ndarray  # (K,) valid observations assimilated per window
+    rejected: np.ndarray  # (K,) observations in the window rejected (NaN/Inf value, bad error, off time grid)
+    outside: int  # observations in no window's active range
+
+    def window(self, k: int):
+        """The padded arrays of window k, as a jax-ready WindowObservations."""
+        from dacli.observations.operator import WindowObservations
+
+        return WindowObservations(self.values[k], self.std[k], self.slot[k], self.index[k], self.weight[k], self.mask[k])
+
+
+def pack_observations(observations: ObservationSet, schedule: WindowSchedule, tolerance: float | None,
+                      dtype=np.float64, bucket: int = 8) -> PackedObservations:
+    """Split observations by window and pad to one capacity (a multiple of ``bucket``)."""
+    tolerance = 0.5 * schedule.dt if tolerance is None else tolerance
+    valid = observations.valid
+    chosen, slots, rejected = [], [], []
+    assigned = np.zeros(len(observations), bool)
+    for k in range(schedule.count):
+        begin, end = schedule.active_range(k)
+        tol = 1e-9 * max(1.0, abs(end))
+        inside = (observations.times > begin + tol) & (observations.times <= end + tol)
+        assigned |= inside
+        relative = (observations.times - schedule.starts[k]) / schedule.dt
+        slot = np.rint(relative).astype(int)
+        on_grid = np.abs(relative - slot) * schedule.dt <= tolerance + tol
+        keep = inside & valid & on_grid
+        chosen.append(np.flatnonzero(keep))
+        slots.append(slot[keep])
+        rejected.append(int((inside & ~keep).sum()))
+    used = np.array([len(c) for c in chosen])
+    if used.sum() == 0:
+        times = observations.times
+        span = f"[{times.min():g}, {times.max():g}]" if len(times) else "(no observations at all)"
+        first, last = schedule.active_range(0)[0], schedule.active_range(schedule.count - 1)[1]
+        raise DataError(
+            f"no usable observation inside any assimilation window: observation times span {span}, "
+            f"the {schedule.count} window(s) cover ({first:g}, {last:g}]; "
+            f"{int((~valid).sum())} observation(s) were NaN/Inf or had a non-positive error"
+        )
+    capacity = max(bucket, int(math.ceil(used.max() / bucket) * bucket))
+    shape = (schedule.count, capacity)
+    packed = dict(
+        values=np.zeros(shape, dtype), std=np.ones(shape, dtype), slot=np.zeros(shape, np.int32),
+        index=np.zeros(shape + (POINTS,), np.int32), weight=np.zeros(shape + (POINTS,), dtype),
+        mask=np.zeros(shape, bool), source=np.full(shape, -1, np.int64),
+    )
+    for k, (rows, slot) in enumerate(zip(chosen, slots)):
+        n = len(rows)
+        packed["values"][k, :n] = observations.values[rows]
+        packed["std"][k, :n] = observations.std[rows]
+        packed["slot"][k, :n] = slot
+        packed["index"][k, :n] = observations.index[rows]
+        packed["weight"][k, :n] = observations.weight[rows]
+        packed["mask"][k, :n] = True
+        packed["source"][k, :n] = rows
+    return PackedObservations(**packed, used=used, rejected=np.array(rejected), outside=int((~assigned).sum()))

@@ -1,0 +1,1 @@
+"""One function per command. Each takes a validated config and returns a typed result; none prints."""

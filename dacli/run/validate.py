@@ -1,0 +1,28 @@
+"""``dacli validate``: the config is valid and every input file opens and fits the model."""
+
+from __future__ import annotations
+
+from dacli.config.schema import Config
+
+
+def validate(config: Config) -> dict:
+    """Open every input without computing; return what was found. Raises on any problem."""
+    import numpy as np
+
+    from dacli.build.problem import build_dynamics
+    from dacli.io.observations import read_observations
+    from dacli.io.states import read_states
+
+    layout = build_dynamics(config.model).layout()
+    observations = read_observations(config.observations, layout)
+    summary = {
+        "config": str(config.run.name),
+        "state_size": layout.size,
+        "observations": len(observations),
+        "valid_observations": int(np.sum(observations.valid)),
+    }
+    if config.background.path is not None:
+        summary["background_times"] = len(read_states(config.background.path, layout, "background")[0])
+    if config.truth is not None:
+        summary["truth_times"] = len(read_states(config.truth.path, layout, "truth")[0])
+    return summary
