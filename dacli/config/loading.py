@@ -25,7 +25,8 @@ _INLINE_KEY = re.compile(r"([A-Za-z0-9_\-]+)\s*=")
 
 # Input paths are resolved relative to the config file's folder; output.path is relative to the
 # working directory (where a user or batch job expects results to appear).
-PATH_KEYS = (("observations", "path"), ("background", "path"), ("truth", "path"))
+PATH_KEYS = (("observations", "path"), ("background", "path"), ("truth", "path"),
+             ("background", "covariance", "path"))
 
 
 def _split_key(text: str) -> list[str]:
@@ -130,8 +131,10 @@ def _describe(error: dict[str, Any]) -> tuple[str, str]:
 
 
 def _resolve_paths(data: dict[str, Any], base: Path) -> None:
-    for section, key in PATH_KEYS:
-        node = data.get(section)
+    for *sections, key in PATH_KEYS:
+        node = data
+        for section in sections:
+            node = node.get(section) if isinstance(node, dict) else None
         if isinstance(node, dict) and isinstance(node.get(key), str):
             path = Path(node[key]).expanduser()
             node[key] = os.path.normpath(path if path.is_absolute() else (base / path))

@@ -68,16 +68,24 @@ class ObservationsConfig(Section):
 
 
 class CovarianceConfig(Section):
-    kind: Literal["diagonal", "gaussian"] = "diagonal"
+    """B = D C D with D = diag(std): C = I (diagonal), Gaussian correlation, or a matrix from a file."""
+
+    kind: Literal["diagonal", "gaussian", "matrix"] = "diagonal"
     std: PositiveFloat | list[PositiveFloat] = 1.0
     length_scale: PositiveFloat | None = Field(default=None, description="gaussian only, in grid units")
+    path: str | None = Field(default=None, description="matrix only: NetCDF file holding an (n, n) covariance")
+    variable: str = Field(default="B", description="matrix only: the variable name in that file")
 
     @model_validator(mode="after")
-    def _length_scale_for_gaussian(self) -> "CovarianceConfig":
+    def _fields_match_kind(self) -> "CovarianceConfig":
         if self.kind == "gaussian" and self.length_scale is None:
             raise ValueError("kind = 'gaussian' needs length_scale (in grid units)")
-        if self.kind == "diagonal" and self.length_scale is not None:
+        if self.kind != "gaussian" and self.length_scale is not None:
             raise ValueError("length_scale only applies to kind = 'gaussian'")
+        if self.kind == "matrix" and self.path is None:
+            raise ValueError("kind = 'matrix' needs path (a NetCDF file with the covariance matrix)")
+        if self.kind != "matrix" and self.path is not None:
+            raise ValueError("path only applies to kind = 'matrix'")
         return self
 
 

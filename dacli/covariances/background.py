@@ -51,16 +51,32 @@ def symmetric_sqrt(matrix: np.ndarray) -> np.ndarray:
 
 
 def background_sqrt_operator(
-    kind: str, std: float | list[float], layout: StateLayout, length_scale: float | None, dtype
+    kind: str, std: float | list[float], layout: StateLayout, length_scale: float | None, dtype,
+    matrix: np.ndarray | None = None,
 ) -> lx.AbstractLinearOperator:
-    """B^{1/2} as a lineax operator (symmetric)."""
+    """B^{1/2} as a lineax operator, for B = D C D with D = diag(std).
+
+    ``kind``: "diagonal" (C = I), "gaussian" (C from ``length_scale``) or "matrix" (C =
+    ``matrix``, e.g. a climatological or NMC covariance; ``std`` then scales it, e.g. DAPPER's xB).
+    The non-diagonal root is D C^{1/2}: (D C^{1/2})(D C^{1/2})^T = D C D.
+    """
     sigma = std_vector(std, layout)
     if kind == "diagonal":
         return lx.DiagonalLinearOperator(np.asarray(sigma, dtype=dtype))
     if kind == "gaussian":
-        root = symmetric_sqrt(gaussian_correlation(layout, float(length_scale)))
-        return lx.MatrixLinearOperator(np.asarray(sigma[:, None] * root, dtype=dtype), lx.symmetric_tag)
-    raise ValueError(f"unknown covariance kind {kind!r}")
+        correlation = gaussian_correlation(layout, float(length_scale))
+    elif kind == "matrix":
+        correlation = np.asarray(matrix, dtype=float)
+        if correlation.shape != (layout.size, layout.size):
+            raise ValueError(f"the matrix has shape {correlation.shape}; expected ({layout.size}, {layout.size})")
+        if not np.allclose(correlation, correlation.T, rtol=1e-8, atol=1e-12 * np.abs(correlation).max()):
+            raise ValueError("the matrix is not symmetric")
+        if np.linalg.eigvalsh(correlation).min() < -1e-8 * np.abs(correlation).max():
+            raise ValueError("the matrix is not positive semi-definite")
+    else:
+        raise ValueError(f"unknown covariance kind {kind!r}")
+    root = symmetric_sqrt(correlation)
+    return lx.MatrixLinearOperator(np.asarray(sigma[:, None] * root, dtype=dtype))
 
 
 def covariance_matrix(sqrt_operator: lx.AbstractLinearOperator) -> np.ndarray:

@@ -20,6 +20,7 @@ REFERENCES = (
 # name -> (long name, units) of the per-window diagnostics
 WINDOW_DIAGNOSTICS = {
     "window_start": ("start time of the assimilation window", None),
+    "window_end": ("end time of the assimilation window", None),
     "cost_initial": ("cost function J at the background", "1"),
     "cost_background_initial": ("background term Jb at the background", "1"),
     "cost_observation_initial": ("observation term Jo at the background", "1"),
@@ -40,6 +41,13 @@ WINDOW_DIAGNOSTICS = {
 }
 
 
+# name -> long name of the per-window states (written as <variable>_<name>(window, grid))
+WINDOW_STATES = {
+    "analysis_window_start": "analysis at the start of the window (the smoother analysis)",
+    "analysis_window_end": "analysis at the end of the window (the newest-observation, filter analysis)",
+}
+
+
 @dataclass(frozen=True)
 class AnalysisRecord:
     """What the run layer hands over for writing."""
@@ -49,6 +57,7 @@ class AnalysisRecord:
     analysis: np.ndarray  # (T, n)
     background: np.ndarray  # (T, n)
     windows: dict[str, np.ndarray]  # WINDOW_DIAGNOSTICS keys -> (K,)
+    window_states: dict[str, np.ndarray]  # WINDOW_STATES keys -> (K, n)
     provenance: dict[str, str | int | float]
 
 
@@ -66,9 +75,14 @@ def analysis_dataset(record: AnalysisRecord, time_units: str, title: str, instit
         for name, values in layout.split(states).items():
             data_vars[f"{name}_{kind}"] = xr.Variable(dims, values, {
                 "long_name": f"{kind} of {name}", "units": layout.units})
+    window_dims = ("window", layout.grid_name) if layout.grid_name else ("window",)
+    for kind, states in record.window_states.items():
+        for name, values in layout.split(states).items():
+            data_vars[f"{name}_{kind}"] = xr.Variable(window_dims, values, {
+                "long_name": f"{WINDOW_STATES[kind]} of {name}", "units": layout.units})
     for name, values in record.windows.items():
         long_name, units = WINDOW_DIAGNOSTICS[name]
-        attrs = {"long_name": long_name, "units": time_units if name == "window_start" else (units or layout.units)}
+        attrs = {"long_name": long_name, "units": time_units if name in ("window_start", "window_end") else (units or layout.units)}
         array = np.asarray(values)
         if name == "converged":
             array = array.astype(np.int8)

@@ -39,6 +39,7 @@ def _window_record(k, schedule, packed, analysis, truth_segment, segment) -> dic
     oma = departure_stats(packed.values[k], analysis["analysis_equivalents"], mask)
     record = {
         "window_start": float(schedule.starts[k]),
+        "window_end": float(schedule.starts[k] + schedule.length),
         "cost_initial": float(analysis["cost_initial"][0]),
         "cost_background_initial": float(analysis["cost_initial"][1]),
         "cost_observation_initial": float(analysis["cost_initial"][2]),
@@ -102,6 +103,7 @@ def assimilate(config: Config, *, overwrite: bool = False, command: str = "dacli
 
     xb = jnp.asarray(background, problem.dtype)
     records, analysis_parts, background_parts, time_parts = [], [], [], []
+    window_starts, window_ends = [], []
     compile_seconds = run_seconds = 0.0
     for k in range(schedule.count):
         last = k == schedule.count - 1
@@ -131,6 +133,8 @@ def assimilate(config: Config, *, overwrite: bool = False, command: str = "dacli
         analysis_parts.append(analysis["analysis_trajectory"][segment])
         background_parts.append(analysis["background_trajectory"][segment])
         time_parts.append(times)
+        window_starts.append(analysis["analysis_initial"])
+        window_ends.append(analysis["analysis_trajectory"][-1])
         if not record["converged"]:
             log.warning("window %d: minimiser did not converge in %d iterations (|grad| = %.3g); best iterate kept",
                         k + 1, record["iterations"], record["gradient_norm"])
@@ -163,7 +167,8 @@ def assimilate(config: Config, *, overwrite: bool = False, command: str = "dacli
         summary["background_rmse"] = float(rmse_per_time(background_states, truth_all).mean())
         summary["analysis_rmse"] = float(rmse_per_time(analysis_states, truth_all).mean())
     provenance = _provenance(config, summary, jax)
-    record = AnalysisRecord(layout, times, analysis_states, background_states, windows, provenance)
+    window_states = {"analysis_window_start": np.stack(window_starts), "analysis_window_end": np.stack(window_ends)}
+    record = AnalysisRecord(layout, times, analysis_states, background_states, windows, window_states, provenance)
     dataset = analysis_dataset(record, config.output.time_units, config.output.title or config.run.name,
                                config.output.institution, command)
     write_netcdf_atomically(dataset, config.output.path, overwrite)
