@@ -53,3 +53,21 @@ def test_overlapping_windows_use_each_observation_once(tmp_path):
     assert np.all(used > 0) and np.all(used <= 80)  # at most 2 times (one shift) of 40 sites
     assert np.all(every.windows["observations_used"][3:] > 3.5 * used[3:])  # 8 times, not 2
     assert cycled.summary["analysis_rmse"] < cycled.summary["background_rmse"]
+
+
+def test_window_solve_is_compiled_once_for_all_windows(tmp_path, monkeypatch):
+    """Fixed shapes across windows: tracing (hence compiling) happens at most once per run."""
+    from dacli.methods.strong4dvar import StrongConstraint4DVar
+
+    traces = []
+    original = StrongConstraint4DVar.analyse
+
+    def counting(self, *args):
+        traces.append(1)
+        return original(self, *args)
+
+    monkeypatch.setattr(StrongConstraint4DVar, "analyse", counting)
+    result, _ = run("lorenz96", tmp_path, "window.count=12", "method.max_steps=37")
+    assert result.summary["windows"] == 12
+    # max_steps=37 is used by no other test, so this run must trace exactly once.
+    assert len(traces) == 1, f"the window solve was traced {len(traces)} times for 12 windows"
