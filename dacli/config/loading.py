@@ -10,6 +10,8 @@ import difflib
 import os
 import re
 import tomllib
+import types
+import typing
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,39 +21,193 @@ from pydantic import BaseModel, ValidationError
 from dacli.config.schema import Config
 from dacli.errors import ConfigError
 
-_HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
-_ASSIGN = re.compile(r"^\s*([A-Za-z0-9_\-.\"' ]+?)\s*=")
-_INLINE_KEY = re.compile(r"([A-Za-z0-9_\-]+)\s*=")
-
-# Input paths are resolved relative to the config file's folder; output.path is relative to the
-# working directory (where a user or batch job expects results to appear).
+# Input paths are resolved relative to the config file's folder (or, when set with ``--set``, to
+# the working directory, where the command was typed); output.path is relative to the working
+# directory (where a user or batch job expects results to appear).
 PATH_KEYS = (("observations", "path"), ("background", "path"), ("truth", "path"),
              ("background", "covariance", "path"))
 
+_BARE_KEY = re.compile(r"[A-Za-z0-9_\-]+")
+_TOML_LINE = re.compile(r"\(at line (\d+), column (\d+)\)")
 
-def _split_key(text: str) -> list[str]:
-    return [part.strip().strip("\"'") for part in text.split(".")]
+
+class _KeyScanner:
+    """A small TOML scanner that records the line of every key (tomllib gives none).
+
+    It understands tables, arrays of tables, dotted and quoted keys, inline tables (nested),
+    multi-line arrays and all four string forms, so an ``=`` or ``{`` inside a string or a
+    comment is never mistaken for a key. On text that is not valid TOML it stops quietly.
+    """
+
+    def __init__(self, text: str):
+        self.text = text
+        self.pos = 0
+        self.newlines = [i for i, c in enumerate(text) if c == "\n"]
+        self.lines: dict[str, int] = {}
+
+    def line(self, pos: int | None = None) -> int:
+        import bisect
+
+        return bisect.bisect_left(self.newlines, self.pos if pos is None else pos) + 1
+
+    def peek(self, count: int = 1) -> str:
+        return self.text[self.pos:self.pos + count]
+
+    def skip_blank(self, newlines: bool) -> None:
+        """Skip spaces/tabs, comments and (if ``newlines``) line breaks."""
+        text = self.text
+        while self.pos < len(text):
+            c = text[self.pos]
+            if c in " \t\r" or (newlines and c == "\n"):
+                self.pos += 1
+            elif c == "#":
+                end = text.find("\n", self.pos)
+                self.pos = len(text) if end < 0 else end
+            else:
+                break
+
+    def skip_line(self) -> None:
+        end = self.text.find("\n", self.pos)
+        self.pos = len(self.text) if end < 0 else end + 1
+
+    def record(self, parts: list[str], pos: int) -> None:
+        if parts:
+            self.lines.setdefault(".".join(parts), self.line(pos))
+
+    def string(self) -> str:
+        """Read a string starting at ``pos``; return its (roughly unescaped) content."""
+        text = self.text
+        for quote in ('"""', "'''"):
+            if text.startswith(quote, self.pos):
+                start = self.pos + 3
+                end = start
+                while True:
+                    end = text.find(quote, end)
+                    if end < 0:
+                        self.pos = len(text)
+                        return text[start:]
+                    if quote == '"""' and _escaped(text, end):
+                        end += 1
+                        continue
+                    break
+                while text.startswith(quote[0], end + 3):  # up to two quotes may close the string
+                    end += 1
+                self.pos = end + 3
+                return text[start:end]
+        quote = text[self.pos]
+        start = end = self.pos + 1
+        while end < len(text) and text[end] != "\n":
+            if text[end] == quote and not (quote == '"' and _escaped(text, end)):
+                break
+            end += 1
+        self.pos = min(end + 1, len(text))
+        return text[start:end]
+
+    def key(self) -> list[str]:
+        """A dotted key: bare or quoted parts separated by dots; [] if none here."""
+        parts = []
+        while True:
+            self.skip_blank(newlines=False)
+            c = self.peek()
+            if c in ('"', "'"):
+                parts.append(self.string())
+            else:
+                match = _BARE_KEY.match(self.text, self.pos)
+                if not match:
+                    return parts
+                parts.append(match.group(0))
+                self.pos = match.end()
+            self.skip_blank(newlines=False)
+            if self.peek() != ".":
+                return parts
+            self.pos += 1
+
+    def value(self, prefix: list[str] | None) -> None:
+        """Skip one value; inside inline tables record keys under ``prefix``."""
+        self.skip_blank(newlines=False)
+        c = self.peek()
+        if c in ('"', "'"):
+            self.string()
+        elif c == "[":
+            self.pos += 1
+            while self.pos < len(self.text):
+                self.skip_blank(newlines=True)
+                if self.peek() in ("]", ""):
+                    self.pos += 1
+                    return
+                before = self.pos
+                self.value(None)
+                self.skip_blank(newlines=True)
+                if self.peek() == ",":
+                    self.pos += 1
+                elif self.pos == before:
+                    self.pos += 1  # not TOML: never loop forever
+        elif c == "{":
+            self.pos += 1
+            while self.pos < len(self.text):
+                self.skip_blank(newlines=True)
+                if self.peek() in ("}", ""):
+                    self.pos += 1
+                    return
+                start = self.pos
+                parts = self.key()
+                self.skip_blank(newlines=False)
+                if not parts or self.peek() != "=":
+                    self.pos = max(self.pos, start + 1)
+                    continue
+                self.pos += 1
+                if prefix is not None:
+                    self.record(prefix + parts, start)
+                self.value(None if prefix is None else prefix + parts)
+                self.skip_blank(newlines=True)
+                if self.peek() == ",":
+                    self.pos += 1
+        else:
+            while self.pos < len(self.text) and self.text[self.pos] not in ",]}\n#":
+                self.pos += 1
+
+    def scan(self) -> dict[str, int]:
+        table: list[str] = []
+        text = self.text
+        while True:
+            self.skip_blank(newlines=True)
+            if self.pos >= len(text):
+                return self.lines
+            start = self.pos
+            if text[self.pos] == "[":
+                self.pos += 2 if text.startswith("[[", self.pos) else 1
+                table = self.key()
+                self.record(table, start)
+                self.skip_line()
+                continue
+            parts = self.key()
+            self.skip_blank(newlines=False)
+            if not parts or self.peek() != "=":
+                self.skip_line()
+                continue
+            self.pos += 1
+            self.record(table + parts, start)
+            self.value(table + parts)
+            if self.pos == start:
+                self.pos += 1
+
+
+def _escaped(text: str, index: int) -> bool:
+    """Whether the character at ``index`` is preceded by an odd number of backslashes."""
+    count = 0
+    while index - count - 1 >= 0 and text[index - count - 1] == "\\":
+        count += 1
+    return count % 2 == 1
 
 
 def locate_keys(text: str) -> dict[str, int]:
-    """Map each dotted key in a TOML text to the 1-based line that sets it."""
-    lines: dict[str, int] = {}
-    table: list[str] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        header = _HEADER.match(line)
-        if header:
-            table = _split_key(header.group(1))
-            lines.setdefault(".".join(table), number)
-            continue
-        assign = _ASSIGN.match(line)
-        if assign and not line.lstrip().startswith("#"):
-            key = ".".join(table + _split_key(assign.group(1)))
-            lines.setdefault(key, number)
-            rest = line[assign.end():]
-            if rest.lstrip().startswith("{"):
-                for inner in _INLINE_KEY.finditer(rest):
-                    lines.setdefault(f"{key}.{inner.group(1)}", number)
-    return lines
+    """Map each dotted key in a TOML text to the 1-based line that sets it (first occurrence).
+
+    Tables are included (``"method"`` -> the line of ``[method]``), as are keys of inline tables
+    (``"model.parameters.n"``) and dotted keys (``covariance.kind = ...`` inside ``[background]``
+    -> ``"background.covariance.kind"``).
+    """
+    return _KeyScanner(text).scan()
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
@@ -60,30 +216,112 @@ def parse_override(item: str) -> tuple[list[str], Any]:
         raise ConfigError([f"--set {item!r}: expected KEY.PATH=VALUE, found no '='"])
     key, raw = item.split("=", 1)
     key = key.strip()
-    if not key or any(not part for part in key.split(".")):
+    if not key or any(not part.strip() for part in key.split(".")):
         raise ConfigError([f"--set {item!r}: expected a dotted key such as method.max_steps"])
     try:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw.strip()
-    return key.split("."), value
+    return [part.strip() for part in key.split(".")], value
 
 
-def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
-    """Return a copy of ``data`` with each ``key.path=value`` override set (tables created)."""
+def _apply(data: dict[str, Any], overrides: Iterable[str]) -> tuple[dict[str, Any], list[str], dict[str, str]]:
+    """(copy of ``data`` with the overrides set, problems, {dotted key: override as typed})."""
     import copy
 
     data = copy.deepcopy(data)
+    problems: list[str] = []
+    applied: dict[str, str] = {}
     for item in overrides:
-        path, value = parse_override(item)
+        try:
+            path, value = parse_override(item)
+        except ConfigError as exc:
+            problems += exc.problems
+            continue
         node = data
         for part in path[:-1]:
             child = node.setdefault(part, {})
             if not isinstance(child, dict):
-                raise ConfigError([f"--set {item!r}: {part!r} is a value, not a table"])
+                problems.append(f"--set {item!r}: {part!r} is a value, not a table")
+                break
             node = child
-        node[path[-1]] = value
+        else:
+            node[path[-1]] = value
+            applied[".".join(path)] = item
+    return data, problems, applied
+
+
+def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Return a copy of ``data`` with each ``key.path=value`` override set (tables created).
+
+    Raises :class:`ConfigError` listing every override that cannot be applied.
+    """
+    data, problems, _ = _apply(data, overrides)
+    if problems:
+        raise ConfigError(problems)
     return data
+
+
+def suggest(word: str, choices: Iterable[str]) -> str:
+    """A '; did you mean ...?' suffix, or '' when nothing is close."""
+    lowered = {c.lower(): c for c in choices}
+    close = difflib.get_close_matches(str(word).lower(), list(lowered), n=1, cutoff=0.6)
+    return f"; did you mean {lowered[close[0]]!r}?" if close else ""
+
+
+# --- pydantic errors -> messages ------------------------------------------------------------
+
+def _members(annotation: Any) -> list[Any]:
+    """The non-None alternatives of an annotation (Annotated and Optional unwrapped)."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _members(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return [m for a in typing.get_args(annotation) if a is not type(None) for m in _members(a)]
+    return [annotation]
+
+
+def _member_for_tag(members: list[Any], tag: str) -> Any:
+    for kind in (list, dict):
+        if tag.startswith(f"{kind.__name__}["):
+            return next((m for m in members if typing.get_origin(m) is kind), None)
+    return None  # a scalar alternative: nothing further to walk
+
+
+def _clean_loc(loc: Sequence[Any]) -> tuple[tuple[Any, ...], int | None, str | None]:
+    """Drop pydantic's union-member tags from an error location.
+
+    Returns (location without tags, length of the location of the union, the tag), the last
+    two None when the location crosses no union. The schema is walked to tell a tag (e.g.
+    ``'list[float]'``) from a user key that happens to look like one.
+    """
+    parts = [p for p in loc if not (isinstance(p, str) and p.startswith("function-"))]
+    clean: list[Any] = []
+    union_at, tag = None, None
+    annotation: Any = Config
+    index = 0
+    while index < len(parts):
+        members = _members(annotation) if annotation is not None else []
+        if len(members) > 1:
+            if union_at is None:
+                union_at, tag = len(clean), str(parts[index])
+            annotation = _member_for_tag(members, str(parts[index]))
+            index += 1
+            continue
+        part = parts[index]
+        index += 1
+        clean.append(part)
+        member = members[0] if members else None
+        if isinstance(member, type) and issubclass(member, BaseModel):
+            field = member.model_fields.get(part) if isinstance(part, str) else None
+            annotation = field.annotation if field is not None else None
+        elif typing.get_origin(member) is dict:
+            annotation = typing.get_args(member)[1]
+        elif typing.get_origin(member) is list:
+            annotation = typing.get_args(member)[0]
+        else:
+            annotation = None
+    return tuple(clean), union_at, tag
 
 
 def _model_at(loc: Sequence[Any]) -> type[BaseModel] | None:
@@ -92,47 +330,128 @@ def _model_at(loc: Sequence[Any]) -> type[BaseModel] | None:
     for part in loc:
         field = model.model_fields.get(part) if isinstance(part, str) else None
         if field is None:
-            return model if model is not Config or part == loc[-1] else None
-        annotation = field.annotation
-        candidates = [annotation, *getattr(annotation, "__args__", ())]
-        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+            return None
+        model = next((m for m in _members(field.annotation) if isinstance(m, type) and issubclass(m, BaseModel)), None)
         if model is None:
             return None
     return model
 
 
-def suggest(word: str, choices: Iterable[str]) -> str:
-    """A ' (did you mean ...?)' suffix, or '' when nothing is close."""
-    lowered = {c.lower(): c for c in choices}
-    close = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
-    return f"; did you mean {lowered[close[0]]!r}?" if close else ""
+def _is_type_error(kind: str) -> bool:
+    """The value has the wrong type (as opposed to the right type but a bad value)."""
+    return kind.endswith(("_type", "_parsing")) or kind in ("is_instance_of", "literal_error")
 
 
-def _describe(error: dict[str, Any]) -> tuple[str, str]:
-    """(dotted key, message) for one pydantic error."""
-    loc = [p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
-    key = ".".join(str(p) for p in loc)
+def _found(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _message(error: dict[str, Any], loc: Sequence[Any]) -> str:
+    """What was expected and what was found, for one pydantic error at (tag-free) ``loc``."""
     kind = error["type"]
+    found = error.get("input")
     if kind == "extra_forbidden":
-        owner = _model_at(loc[:-1]) if len(loc) > 1 else Config
+        owner = _model_at(loc[:-1])
         known = list(owner.model_fields) if owner else []
         hint = suggest(str(loc[-1]), known) if known else ""
-        return key, f"unknown key{hint or ''}" + ("" if hint or not known else f" (known keys: {', '.join(known)})")
+        if hint or not known:
+            return f"unknown key{hint}"
+        return f"unknown key (known keys here: {', '.join(known)})"
     if kind == "missing":
-        return key, "missing required key"
-    found = error.get("input")
-    message = error["msg"]
-    if kind in ("finite_number",):
-        message = "expected a finite number"
+        return "missing required key"
+    if kind == "finite_number":
+        return f"expected a finite number, found {_found(found)}"
     if kind == "value_error":
-        message = message.removeprefix("Value error, ")
-        return key, message
-    return key, f"{message[0].lower()}{message[1:]}, found {found!r}"
+        return error["msg"].removeprefix("Value error, ")
+    message = error["msg"]
+    message = f"{message[0].lower()}{message[1:]}, found {_found(found)}"
+    if kind == "literal_error" and isinstance(found, str):
+        choices = re.findall(r"'([^']*)'", str((error.get("ctx") or {}).get("expected", "")))
+        message += suggest(found, choices)
+    return message
 
 
-def _resolve_paths(data: dict[str, Any], base: Path) -> None:
+def _problems(errors: list[dict[str, Any]]) -> list[tuple[tuple[Any, ...], str]]:
+    """(location, message) per problem; the alternatives of a union are merged into one."""
+    groups: dict[tuple[Any, ...], list[tuple[tuple[Any, ...], str | None, dict[str, Any]]]] = {}
+    for error in errors:
+        loc, union_at, tag = _clean_loc(error["loc"])
+        group = loc if union_at is None else loc[:union_at]
+        groups.setdefault(group, []).append((loc, tag, error))
+    out = []
+    for group, items in groups.items():
+        if len(items) == 1 and items[0][1] is None:
+            loc, _, error = items[0]
+            out.append((loc, _message(error, loc)))
+            continue
+        # A union: report what went wrong in the alternatives whose type matched; if none
+        # matched, say which types were acceptable.
+        matched = [(loc, error) for loc, _, error in items if not _is_type_error(error["type"])]
+        if matched:
+            for loc, error in matched:
+                entry = (loc, _message(error, loc))
+                if entry not in out:
+                    out.append(entry)
+        else:
+            tags = list(dict.fromkeys(str(tag).replace("constrained-", "") for _, tag, _ in items))
+            found = items[0][2].get("input")
+            out.append((group, f"expected one of {', '.join(tags)}, found {_found(found)}"))
+    return out
+
+
+def _prune(data: dict[str, Any], locs: Iterable[Sequence[Any]]) -> dict[str, Any]:
+    """A copy of ``data`` without the keys at ``locs`` (the deepest table entry on each path)."""
+    import copy
+
+    data = copy.deepcopy(data)
+    for loc in locs:
+        node: Any = data
+        target = None
+        for part in loc:
+            if isinstance(node, dict) and part in node:
+                target = (node, part)
+                node = node[part]
+            elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+                node = node[part]
+            else:
+                break  # already removed (or never there): leave the rest alone
+        else:
+            if target is not None:
+                target[0].pop(target[1], None)
+    return data
+
+
+# --- checks across sections --------------------------------------------------------------------
+
+def _whole_steps(value: float, dt: float) -> bool:
+    steps = value / dt
+    return abs(steps - round(steps)) <= 1e-6 * max(1.0, steps) and round(steps) >= 1
+
+
+def check_window_steps(config: Config) -> list[tuple[str, str]]:
+    """Window length and shift must be whole numbers of model steps (one compiled program)."""
+    dt = config.model.dt
+    values = (("window.length", config.window.length), ("window.shift", config.window.shift))
+    return [(key, f"{value} is not a whole number of model steps (model.dt = {dt})")
+            for key, value in values if value is not None and not _whole_steps(value, dt)]
+
+
+# check -> the keys it reads: skipped when one of them was rejected by the schema (its default
+# would stand in for the user's value and the message would be about a value nobody wrote).
+BUILTIN_CHECKS = {check_window_steps: ("model.dt", "window.length", "window.shift")}
+
+
+# --- paths -----------------------------------------------------------------------------------
+
+def _resolve_paths(data: dict[str, Any], base: Path, only: Iterable[str] | None = None) -> None:
+    """Make the input paths absolute relative to ``base`` (only those under the keys ``only``)."""
+    only = None if only is None else list(only)
     for *sections, key in PATH_KEYS:
-        node = data
+        dotted = ".".join([*sections, key])
+        if only is not None and not any(dotted == k or dotted.startswith(k + ".") for k in only):
+            continue
+        node: Any = data
         for section in sections:
             node = node.get(section) if isinstance(node, dict) else None
         if isinstance(node, dict) and isinstance(node.get(key), str):
@@ -148,47 +467,81 @@ def load_config(
     """Load and validate ``path``; raise :class:`ConfigError` listing every problem.
 
     ``extra_checks`` return ``(dotted key, message)`` problems for a config that passed the
-    schema (the build layer uses this to check registry names with suggestions).
+    schema (the build layer uses this to check registry names with suggestions); the rules
+    across sections in :data:`BUILTIN_CHECKS` (windows in whole model steps) always run. When
+    the schema rejects some keys, the checks still run on the rest (the rejected keys left
+    out), so one run reports every problem.
+
+    Input paths in the file are relative to the file's folder; input paths given with
+    ``--set`` are relative to the working directory; ``output.path`` stays as given (relative
+    to the working directory).
     """
     path = Path(path)
+    source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # tolerate the byte-order mark some editors write
     except FileNotFoundError:
         raise ConfigError([f"{path}: no such file"]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"{path}: cannot read: {exc}"]) from None
+    except IsADirectoryError:
+        raise ConfigError([f"{path}: is a directory, not a TOML file"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})"]) from None
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
-    data = apply_overrides(data, overrides)
+        line = _TOML_LINE.search(str(exc))
+        where = f"{path}:{line.group(1)}" if line else str(path)
+        raise ConfigError([f"{where}: not valid TOML: {exc}"], source=source) from None
     _resolve_paths(data, path.resolve().parent)
+    data, problems_set, applied = _apply(data, overrides)
+    _resolve_paths(data, Path.cwd(), only=applied)
+    output = data.get("output")
+    if isinstance(output, dict) and isinstance(output.get("path"), str) and output["path"].startswith("~"):
+        output["path"] = os.path.expanduser(output["path"])  # still relative to the working directory otherwise
     lines = locate_keys(text)
 
-    def where(key: str) -> str:
+    def origin(key: str) -> tuple[tuple[int, int], str]:
+        """(sort key, where the value came from): --set, file:line, or the file."""
+        matches = [k for k in applied if key == k or key.startswith(k + ".")]
+        if matches:
+            return (2, 0), f"--set {applied[max(matches, key=len)]}"
         parts = key.split(".")
         for end in range(len(parts), 0, -1):
             line = lines.get(".".join(parts[:end]))
             if line is not None:
-                return f"{path}:{line}"
-        return str(path)
+                return (0, line), f"{path}:{line}"
+        return (1, 0), str(path)
 
-    override_keys = {item.split("=", 1)[0].strip() for item in overrides}
-
-    def origin(key: str) -> str:
-        if any(key == k or key.startswith(k + ".") for k in override_keys):
-            return "--set"
-        return where(key)
-
+    found: list[tuple[tuple[int, int], str]] = [((2, -1), p) for p in problems_set]
+    reported: set[str] = set()
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            key, message = _describe(error)
-            problems.append(f"{origin(key)}: {key or '(top level)'}: {message}")
-        raise ConfigError(problems, source=str(path)) from None
-    problems = [f"{origin(key)}: {key}: {message}" for check in extra_checks for key, message in check(config)]
-    if problems:
-        raise ConfigError(problems, source=str(path))
+        errors = exc.errors()
+        for loc, message in _problems(errors):
+            key = ".".join(str(p) for p in loc)
+            reported.add(key)
+            rank, where = origin(key)
+            found.append((rank, f"{where}: {key or '(top level)'}: {message}"))
+        config = None
+        if not any(e["type"] == "missing" for e in errors):
+            try:
+                config = Config.model_validate(_prune(data, [_clean_loc(e["loc"])[0] for e in errors]))
+            except ValidationError:
+                config = None
+
+    def rejected(keys: Sequence[str]) -> bool:
+        return any(r == k or r.startswith(k + ".") or k.startswith(r + ".") or not r for r in reported for k in keys)
+
+    checks = [c for c, keys in BUILTIN_CHECKS.items() if not rejected(keys)] + list(extra_checks)
+    for check in checks if config is not None else ():
+        for key, message in check(config):
+            if key not in reported:
+                rank, where = origin(key)
+                found.append((rank, f"{where}: {key}: {message}"))
+    if found or config is None:
+        found.sort(key=lambda item: item[0])
+        raise ConfigError([text for _, text in found], source=source)
     return config

@@ -106,10 +106,23 @@ def analysis_dataset(record: AnalysisRecord, time_units: str, title: str, instit
 
 
 def without_fill_on_coordinates(dataset: xr.Dataset) -> xr.Dataset:
-    """xarray adds _FillValue to float coordinates by default; CF forbids it there."""
+    """CF tidy-up before writing any dacli file (analyses, and ``dacli simulate``'s outputs).
+
+    * xarray adds ``_FillValue`` to float coordinates by default; CF forbids it there.
+    * Every coordinate gets a ``long_name`` if it has neither that nor a ``standard_name``
+      (CF 3.3; the IOOS compliance checker reports its absence as an error).
+    * Float data variables get a NaN ``_FillValue`` unless they declare one.
+    * A ``history`` line is added if the dataset has none (CF 2.6.2).
+    """
     for name in dataset.coords:
         dataset[name].encoding["_FillValue"] = None
+        attrs = dataset[name].attrs
+        if "long_name" not in attrs and "standard_name" not in attrs:
+            attrs["long_name"] = f"{name} coordinate"
     for name in dataset.data_vars:
         if dataset[name].dtype.kind == "f" and "_FillValue" not in dataset[name].attrs:
             dataset[name].encoding.setdefault("_FillValue", np.nan)
+    if not dataset.attrs.get("history"):
+        now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        dataset.attrs["history"] = f"{now}: written by dacli {__version__}"
     return dataset

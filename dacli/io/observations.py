@@ -149,4 +149,18 @@ def read_observations(config: ObservationsConfig, layout: StateLayout) -> Observ
         ])
     dataset = open_netcdf(config.path, "observations")
     reader = _read_gridded if config.layout == "gridded" else _read_scattered
-    return reader(dataset, config.path, config, layout, variables)
+    observations = reader(dataset, config.path, config, layout, variables)
+    names = ", ".join(repr(config.names.get(v, v)) for v in variables)
+    if len(observations) == 0 and observations.rejected_outside_domain:
+        raise DataError(
+            f"observations file {config.path}: all {observations.rejected_outside_domain} observations of {names} "
+            "lie outside the model domain"
+        )
+    if len(observations) == 0:
+        raise DataError(f"observations file {config.path}: holds no observations of {names} (zero-length dimensions)")
+    if not observations.valid.any():
+        raise DataError(
+            f"observations file {config.path}: all {len(observations)} observations of {names} are missing "
+            "(NaN, Inf or _FillValue) or have a non-positive error; there is nothing to assimilate"
+        )
+    return observations

@@ -20,7 +20,7 @@ def coordinates(layout: StateLayout, times: np.ndarray, time_units: str) -> dict
     coords = {
         "time": xr.Variable(("time",), np.asarray(times, float), {
             "standard_name": "time", "long_name": "model time", "units": time_units, "axis": "T",
-            "calendar": "standard"}),
+            "calendar": "standard", "units_metadata": "leap_seconds: none"}),
     }
     if layout.grid_name:
         coords[layout.grid_name] = xr.Variable((layout.grid_name,), np.asarray(layout.grid, float), {

@@ -1,0 +1,76 @@
+"""Shared fixtures for the command-line tests: a scratch copy of configs/ and sample_data/.
+
+The configs refer to ``../sample_data`` and write their output in the working directory, so
+a copy of both folders side by side behaves like the repository without touching it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def copy_workspace(root: Path) -> Path:
+    shutil.copytree(REPO / "configs", root / "configs")
+    shutil.copytree(REPO / "sample_data", root / "sample_data")
+    return root
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch) -> Path:
+    """A fresh copy of configs/ and sample_data/; the test runs inside it."""
+    copy_workspace(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def module_workspace(tmp_path_factory) -> Path:
+    """One copy shared by a module's tests (pass it as ``cwd``; nothing changes directory)."""
+    return copy_workspace(tmp_path_factory.mktemp("workspace"))
+
+
+@pytest.fixture(scope="session")
+def cli():
+    """``cli(args, cwd)``: run the dacli app in this process (typer's CliRunner).
+
+    Returns the typer Result (``exit_code``, ``stdout``, ``stderr`` kept apart). The "dacli"
+    logger is restored afterwards so no handler is left writing to the runner's closed stream.
+    """
+    from typer.testing import CliRunner
+
+    from dacli.cli.app import app
+
+    def invoke(args, cwd):
+        logger = logging.getLogger("dacli")
+        saved = (list(logger.handlers), logger.level, logger.propagate)
+        try:
+            with contextlib.chdir(cwd):
+                return CliRunner().invoke(app, [str(a) for a in args])
+        finally:
+            logger.handlers[:] = saved[0]
+            logger.setLevel(saved[1])
+            logger.propagate = saved[2]
+
+    return invoke
+
+
+@pytest.fixture(scope="session")
+def dacli_process():
+    """``dacli_process(args, cwd)``: run ``python -m dacli`` as a separate process (no terminal)."""
+
+    def run(args, cwd, timeout=300):
+        env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "COLUMNS")}
+        return subprocess.run([sys.executable, "-m", "dacli", *map(str, args)], cwd=cwd, env=env,
+                              capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+    return run
