@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shlex
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Annotated, Optional
 import typer
 
 from dacli import __version__
-from dacli.errors import INTERNAL_ERROR, INTERRUPTED_SIGINT, DacliError
+from dacli.errors import CHECK_FAILED, INTERNAL_ERROR, INTERRUPTED_SIGINT, DacliError
 
 app = typer.Typer(
     name="dacli",
@@ -33,6 +34,8 @@ QuietOption = Annotated[bool, typer.Option("-q", "--quiet", help="Only warnings 
 VerboseOption = Annotated[bool, typer.Option("-v", "--verbose", help="Debug logging.")]
 TracebackOption = Annotated[bool, typer.Option("--traceback", help="Show the Python traceback on errors.")]
 DeviceOption = Annotated[Optional[str], typer.Option("--device", help="auto | cpu | gpu (overrides run.device).")]
+StrictOption = Annotated[bool, typer.Option(
+    "--strict", help="Exit with status 1 if the minimiser did not converge in every window (the output is still written).")]
 PrecisionOption = Annotated[Optional[str], typer.Option("--precision", help="float32 | float64 (overrides run.precision).")]
 
 
@@ -90,8 +93,21 @@ def _command_line() -> str:
     return "dacli " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
+def _json_safe(value):
+    """Strict JSON: NaN/Inf (not JSON) become null; numpy scalars become Python numbers."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 def _emit_json(payload: dict) -> None:
-    sys.stdout.write(json.dumps(payload, indent=2, default=float) + "\n")
+    sys.stdout.write(json.dumps(_json_safe(payload), indent=2, default=str, allow_nan=False) + "\n")
 
 
 @app.command()
@@ -105,6 +121,7 @@ def assimilate(
     traceback: TracebackOption = False,
     device: DeviceOption = None,
     precision: PrecisionOption = None,
+    strict: StrictOption = False,
 ) -> None:
     """Assimilate the observations over every window and write the analysis NetCDF."""
     from dacli.cli.logs import WindowProgress, setup_logging
@@ -126,6 +143,10 @@ def assimilate(
     log.info("wrote %s: %d window(s), %d/%d converged%s", result.output, s["windows"], s["converged_windows"], s["windows"], rmse)
     if json_:
         _emit_json(s)
+    if strict and s["converged_windows"] < s["windows"]:
+        typer.echo(f"dacli: check failed: the minimiser did not converge in {s['windows'] - s['converged_windows']} "
+                   f"of {s['windows']} window(s) (--strict); the output was written", err=True)
+        raise typer.Exit(CHECK_FAILED)
 
 
 @app.command()
@@ -180,6 +201,45 @@ def validate(
     logging.getLogger("dacli").info("%s is valid: %s", config, ", ".join(f"{k} {v}" for k, v in summary.items() if k != "config"))
     if json_:
         _emit_json(summary)
+
+
+@app.command("check-adjoints")
+def check_adjoints(
+    config: Annotated[Optional[Path], typer.Argument(help="TOML configuration; omit to check every built-in model and operator.", show_default=False)] = None,
+    set_: SetOption = None,
+    json_: JsonOption = False,
+    quiet: QuietOption = False,
+    verbose: VerboseOption = False,
+    traceback: TracebackOption = False,
+    device: DeviceOption = None,
+    precision: PrecisionOption = None,
+    no_strategies: Annotated[bool, typer.Option("--no-strategies", help="Skip the adjoint-strategy agreement checks (faster).")] = False,
+) -> None:
+    """Prove the gradients right: linearity, tangent-linear, dot-product and Taylor tests, and agreement of every adjoint strategy."""
+    from dacli.cli.logs import is_terminal, setup_logging
+    from dacli.cli.render import render_checks, render_failures
+
+    setup_logging(quiet, verbose)
+
+    def action():
+        from dacli.run.check_adjoints import check_adjoints as run_checks
+
+        if config is None:
+            if set_:
+                _fail("--set needs a configuration file", 2)
+            return run_checks(None, precision=precision or "float64", device=device or "auto",
+                              strategies=not no_strategies)
+        return run_checks(_load(config, set_, device, precision), strategies=not no_strategies)
+
+    report = _guard(traceback, action)
+    if not quiet:
+        render_checks(report.results, is_terminal())
+    if json_:
+        _emit_json(report.as_dict())
+    if not report.passed:
+        render_failures(report.results)
+        raise typer.Exit(CHECK_FAILED)
+    logging.getLogger("dacli").info("all %d checks passed (%s, %s)", len(report.results), report.precision, report.device)
 
 
 def main() -> None:

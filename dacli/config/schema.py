@@ -141,6 +141,19 @@ class SimulateConfig(Section):
     background_error_std: PositiveFloat = 1.0
 
 
+class ChecksConfig(Section):
+    """Tolerances of ``dacli check-adjoints``; unset ones default by precision (see README)."""
+
+    dot_product: PositiveFloat | None = None
+    tangent_linear: PositiveFloat | None = None
+    taylor: PositiveFloat | None = None
+    linearity: PositiveFloat | None = None
+    finite_difference_dot_product: PositiveFloat | None = None
+    exact_strategy: PositiveFloat | None = None
+    backsolve: PositiveFloat | None = None
+    minimiser_strategy: PositiveFloat | None = None
+
+
 class Config(Section):
     run: RunConfig = Field(default_factory=RunConfig)
     model: ModelConfig
@@ -151,3 +164,4 @@ class Config(Section):
     output: OutputConfig = Field(default_factory=OutputConfig)
     truth: TruthConfig | None = None
     simulate: SimulateConfig | None = None
+    checks: ChecksConfig | None = None

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import lineax as lx
 import optimistix as optx
 
+from dacli.adjoints.stepping import KStepAdjoint
 from dacli.models.base import Dynamics
 from dacli.models.integrate import integrate
 from dacli.observations.operator import WindowObservations, apply_observation_operator, whitened_departures
@@ -46,10 +47,11 @@ class StrongConstraint4DVar(eqx.Module):
     forward_adjoint: diffrax.AbstractAdjoint
     background_sqrt: lx.AbstractLinearOperator
     minimiser: optx.AbstractMinimiser | optx.AbstractLeastSquaresSolver
-    minimiser_adjoint: optx.AbstractAdjoint
+    minimiser_adjoint: optx.AbstractAdjoint | KStepAdjoint
     nsteps: int = eqx.field(static=True)
     dt: float = eqx.field(static=True)
     max_steps: int = eqx.field(static=True)
+    log_background_scale: jax.Array | float = 0.0  # B^{1/2} scaled by exp(.): a tunable hyperparameter
 
     @property
     def least_squares(self) -> bool:
@@ -65,7 +67,7 @@ class StrongConstraint4DVar(eqx.Module):
         return integrate(self.dynamics, x0, t_start, self.nsteps, self.dt, self.solver, self.forward_adjoint)
 
     def initial_state(self, v, background):
-        return background + self.background_sqrt.mv(v)
+        return background + jnp.exp(self.log_background_scale) * self.background_sqrt.mv(v)
 
     def residuals(self, v, args):
         """The least-squares form: J = 1/2 |r|^2 with r = (v, whitened departures)."""
@@ -97,7 +99,16 @@ class StrongConstraint4DVar(eqx.Module):
         return self.evaluate(v, args)[1]
 
     def solve_control(self, v0, args):
-        """The minimising control vector (differentiable through ``minimiser_adjoint``)."""
+        """The minimising control vector (differentiable through ``minimiser_adjoint``).
+
+        Returns the optimistix solution; with a :class:`KStepAdjoint` its ``value`` is the
+        converged control refined by k differentiable Newton steps.
+        """
+        if isinstance(self.minimiser_adjoint, KStepAdjoint):
+            inner = eqx.tree_at(lambda m: m.minimiser_adjoint, self, optx.ImplicitAdjoint())
+            solution = inner.solve_control(v0, args)  # its gradient is cut in refine()
+            value = self.minimiser_adjoint.refine(self.gradient, solution.value, args)
+            return eqx.tree_at(lambda s: s.value, solution, value)
         common = dict(max_steps=self.max_steps, adjoint=self.minimiser_adjoint, throw=False)
         if self.least_squares:
             solution = optx.least_squares(

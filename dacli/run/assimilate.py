@@ -70,38 +70,23 @@ def assimilate(config: Config, *, overwrite: bool = False, command: str = "dacli
     import jax
     import jax.numpy as jnp
 
-    from dacli.build.problem import build_dynamics, build_problem
     from dacli.diagnostics.metrics import rmse_per_time
     from dacli.io.analysis import AnalysisRecord, analysis_dataset
     from dacli.io.netcdf import check_writable, write_netcdf_atomically
-    from dacli.io.observations import read_observations
-    from dacli.io.states import read_states, state_at
+    from dacli.io.states import state_at
     from dacli.methods.strong4dvar import analyse_window
-    from dacli.observations.windows import make_schedule, pack_observations
 
     overwrite = overwrite or config.output.overwrite
     check_writable(config.output.path, overwrite)
     dt = config.model.dt
-    layout = build_dynamics(config.model).layout()
-    observations = read_observations(config.observations, layout)
-    window = config.window
-    last_time = float(observations.times.max()) if len(observations) else None
-    schedule = make_schedule(window.start, window.length, window.effective_shift, dt, window.assimilate,
-                             window.count, last_time)
-    packed = pack_observations(observations, schedule, config.observations.time_tolerance,
-                               dtype=np.float64 if config.run.precision == "float64" else np.float32)
-    log.info("observations: %d read, %d assimilated over %d window(s), %d rejected by QC, %d outside every "
-             "window, %d outside the model domain", len(observations), packed.used.sum(), schedule.count,
-             packed.rejected.sum(), packed.outside, observations.rejected_outside_domain)
-    background = _initial_background(config, layout, read_states, state_at)
-    truth = read_states(config.truth.path, layout, "truth") if config.truth else None
-
-    problem = build_problem(config, schedule.steps)
+    inputs = prepare_inputs(config)
+    schedule, packed, problem = inputs.schedule, inputs.packed, inputs.problem
+    layout, truth = inputs.layout, inputs.truth
     log.info("method %s, minimiser %s, forward_adjoint %s, minimiser_adjoint %s, %s on %s",
              config.method.kind, config.method.minimiser, config.method.forward_adjoint,
              config.method.minimiser_adjoint, config.run.precision, platform)
 
-    xb = jnp.asarray(background, problem.dtype)
+    xb = jnp.asarray(inputs.background, problem.dtype)
     records, analysis_parts, background_parts, time_parts = [], [], [], []
     window_starts, window_ends = [], []
     compile_seconds = run_seconds = 0.0
@@ -153,7 +138,7 @@ def assimilate(config: Config, *, overwrite: bool = False, command: str = "dacli
         "observations_used": int(packed.used.sum()),
         "observations_rejected": int(packed.rejected.sum()),
         "observations_outside_windows": int(packed.outside),
-        "observations_outside_domain": int(observations.rejected_outside_domain),
+        "observations_outside_domain": int(inputs.observations.rejected_outside_domain),
         "cost_initial_mean": float(windows["cost_initial"].mean()),
         "cost_final_mean": float(windows["cost_final"].mean()),
         "iterations_mean": float(windows["iterations"].mean()),
@@ -173,6 +158,43 @@ def assimilate(config: Config, *, overwrite: bool = False, command: str = "dacli
                                config.output.institution, command)
     write_netcdf_atomically(dataset, config.output.path, overwrite)
     return AssimilationResult(output=str(config.output.path), summary=summary, windows=windows)
+
+
+@dataclass
+class PreparedInputs:
+    """Everything read and built before the first window is solved."""
+
+    layout: object
+    observations: object
+    schedule: object
+    packed: object
+    background: np.ndarray
+    truth: tuple[np.ndarray, np.ndarray] | None
+    problem: object
+
+
+def prepare_inputs(config: Config) -> PreparedInputs:
+    """Read observations, background and truth; schedule and pack windows; build the method."""
+    from dacli.build.problem import build_dynamics, build_problem
+    from dacli.io.observations import read_observations
+    from dacli.io.states import read_states, state_at
+    from dacli.observations.windows import make_schedule, pack_observations
+
+    layout = build_dynamics(config.model).layout()
+    observations = read_observations(config.observations, layout)
+    window = config.window
+    last_time = float(observations.times.max()) if len(observations) else None
+    schedule = make_schedule(window.start, window.length, window.effective_shift, config.model.dt,
+                             window.assimilate, window.count, last_time)
+    packed = pack_observations(observations, schedule, config.observations.time_tolerance,
+                               dtype=np.float64 if config.run.precision == "float64" else np.float32)
+    log.info("observations: %d read, %d assimilated over %d window(s), %d rejected by QC, %d outside every "
+             "window, %d outside the model domain", len(observations), packed.used.sum(), schedule.count,
+             packed.rejected.sum(), packed.outside, observations.rejected_outside_domain)
+    background = _initial_background(config, layout, read_states, state_at)
+    truth = read_states(config.truth.path, layout, "truth") if config.truth else None
+    problem = build_problem(config, schedule.steps)
+    return PreparedInputs(layout, observations, schedule, packed, background, truth, problem)
 
 
 def _initial_background(config: Config, layout, read_states, state_at) -> np.ndarray:

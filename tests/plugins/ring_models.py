@@ -33,3 +33,45 @@ def make_ring(n: int = 32, speed: float = 1.0, diffusion: float = 0.1) -> Advect
 
 def not_a_model(**parameters):
     return {"parameters": parameters}
+
+
+def _advection_with_rule(adjoint_scale: float):
+    """Centred advection with a hand-written custom_vjp; ``adjoint_scale != 1`` makes it wrong."""
+    import jax
+
+    @jax.custom_vjp
+    def advect(x):
+        return -(jnp.roll(x, -1) - jnp.roll(x, 1)) / 2.0
+
+    def forward(x):
+        return advect(x), None
+
+    def backward(_, cotangent):
+        # The exact adjoint of -(roll(x,-1) - roll(x,1))/2 is (roll(c,-1) - roll(c,1))/2.
+        return (adjoint_scale * (jnp.roll(cotangent, -1) - jnp.roll(cotangent, 1)) / 2.0,)
+
+    advect.defvjp(forward, backward)
+    return advect
+
+
+class CustomRuleRing(AdvectionDiffusionRing):
+    adjoint_scale: float = 1.0
+
+    def vector_field(self, t, x, args):
+        advect = _advection_with_rule(self.adjoint_scale)
+        right, left = jnp.roll(x, -1), jnp.roll(x, 1)
+        return self.speed * advect(x) + self.diffusion * (right - 2.0 * x + left)
+
+
+class RoundedRing(AdvectionDiffusionRing):
+    def vector_field(self, t, x, args):
+        # A non-differentiable step: the derivative of round() is zero almost everywhere.
+        return super().vector_field(t, jnp.round(x * 100.0) / 100.0, args)
+
+
+def make_ring_custom_rule(n: int = 32, speed: float = 1.0, diffusion: float = 0.1, adjoint_scale: float = 1.0):
+    return CustomRuleRing(n=int(n), speed=float(speed), diffusion=float(diffusion), adjoint_scale=float(adjoint_scale))
+
+
+def make_ring_rounded(n: int = 32, speed: float = 1.0, diffusion: float = 0.1):
+    return RoundedRing(n=int(n), speed=float(speed), diffusion=float(diffusion))

@@ -1,0 +1,202 @@
+"""Gradient checks: linearity, tangent-linear, dot-product (adjoint) and Taylor tests.
+
+Autodiff removes the hand-writing of adjoints, not the risk (Errico 1997, "What is an adjoint
+model?", BAMS 78): custom derivative rules, non-differentiable operations and approximate
+adjoint strategies still break gradients. These are the tests JEDI/OOPS ships for its toy
+models, written for any JAX function:
+
+* linearity of the tangent-linear model, M'(a dx1 + b dx2) = a M' dx1 + b M' dx2;
+* tangent-linear test, |M(x + a dx) - M(x) - a M' dx| / |M(x + a dx) - M(x)| -> 0 about tenfold
+  per decade of a, down to round-off;
+* dot-product test, <M' dx, dy> = <dx, M'^T dy>;
+* Taylor (gradient) test of a scalar cost, (J(x + a h) - J(x)) / (a <grad J, h>) -> 1 with the
+  remainder |J(x + a h) - J(x) - a <grad J, h>| shrinking like a^2.
+
+The tangent-linear M' dx comes from ``jax.jvp`` when the function supports forward mode. A
+function with a ``jax.custom_vjp`` rule has no forward mode: the tangent-linear test then uses
+the Jacobian built from the vjp rule, and the dot-product test compares the vjp with a central
+finite difference (accurate to ~1e-8 relative in float64) under a tolerance widened to match,
+and says so. Every check returns a :class:`CheckResult` with its numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+ALPHAS = 10.0 ** -np.arange(0, 13)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    check: str
+    component: str
+    value: float
+    tolerance: float
+    passed: bool
+    detail: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    """Defaults by precision (float64 / float32); every field is configurable."""
+
+    dot_product: float
+    tangent_linear: float
+    taylor: float
+    linearity: float
+    finite_difference_dot_product: float
+
+    @classmethod
+    def for_dtype(cls, dtype) -> "Tolerances":
+        if jnp.dtype(dtype) == jnp.float64:
+            return cls(dot_product=1e-12, tangent_linear=1e-6, taylor=1e-4, linearity=1e-12,
+                       finite_difference_dot_product=1e-6)
+        return cls(dot_product=1e-4, tangent_linear=1e-2, taylor=1e-2, linearity=1e-4,
+                   finite_difference_dot_product=1e-2)
+
+
+def has_forward_mode(function: Callable, x) -> bool:
+    """Whether ``jax.jvp`` works through ``function`` (it does not through custom_vjp rules)."""
+    try:  # a real (compiled) jvp: abstract evaluation alone misses errors inside diffrax's loops
+        eqx.filter_jit(lambda p, t: jax.jvp(function, (p,), (t,)))(x, x)
+        return True
+    except TypeError:
+        return False
+
+
+def tangent_linear(function: Callable, x, dx, forward: bool):
+    """M' dx from the derivative rules: jvp, or (no forward mode) the Jacobian built by vjp."""
+    if forward:
+        return jax.jvp(function, (x,), (dx,))[1]
+    jacobian = jax.jacrev(function)(x)
+    return jnp.tensordot(jacobian, dx, axes=dx.ndim)
+
+
+def tangent(function: Callable, x, dx, forward: bool):
+    """M' dx independent of the vjp: exact by jvp, else a central finite difference."""
+    if forward:
+        return jax.jvp(function, (x,), (dx,))[1]
+    eps = jnp.sqrt(jnp.finfo(x.dtype).eps) * (1.0 + jnp.linalg.norm(x)) / jnp.linalg.norm(dx)
+    eps = eps ** (2.0 / 3.0) if x.dtype == jnp.float64 else eps
+    return (function(x + eps * dx) - function(x - eps * dx)) / (2.0 * eps)
+
+
+def _inner(a, b) -> float:
+    return float(jnp.vdot(jnp.ravel(a), jnp.ravel(b)))
+
+
+def _relative(a, b) -> float:
+    scale = max(abs(a), abs(b), np.finfo(float).tiny)
+    return abs(a - b) / scale
+
+
+def linearity_check(function: Callable, x, dx1, dx2, component: str, tolerance: float,
+                    forward: bool = True) -> CheckResult:
+    """|M'(a dx1 + b dx2) - a M'dx1 - b M'dx2| / |a M'dx1 + b M'dx2| for a = 0.7, b = -1.3."""
+    jvp = eqx.filter_jit(lambda d: tangent_linear(function, x, d, forward))
+    combined = jvp(0.7 * dx1 - 1.3 * dx2)
+    separate = 0.7 * jvp(dx1) - 1.3 * jvp(dx2)
+    error = float(jnp.linalg.norm(combined - separate) / jnp.linalg.norm(separate))
+    return CheckResult("linearity", component, error, tolerance, bool(error <= tolerance),
+                       "relative error of M'(a dx1 + b dx2) against a M'dx1 + b M'dx2")
+
+
+def tangent_linear_check(function: Callable, x, dx, component: str, tolerance: float,
+                         alphas=ALPHAS, forward: bool = True) -> CheckResult:
+    """TL test over a = 1 .. 1e-12: minimum relative error and convergence rate per decade.
+
+    A correct tangent-linear model gives errors falling about tenfold per decade until
+    round-off takes over; a wrong or non-differentiable one stalls at O(1).
+    """
+    function = eqx.filter_jit(function)  # one compilation for every perturbation size
+    base = function(x)
+    direction = eqx.filter_jit(lambda d: tangent_linear(function, x, d, forward))(dx)
+    errors = []
+    for alpha in alphas:
+        difference = function(x + alpha * dx) - base
+        denominator = float(jnp.linalg.norm(difference))
+        if denominator == 0.0:
+            errors.append(np.nan)
+            continue
+        errors.append(float(jnp.linalg.norm(difference - alpha * direction)) / denominator)
+    errors = np.asarray(errors)
+    finite = np.isfinite(errors)
+    minimum = float(np.nanmin(errors)) if finite.any() else float("inf")
+    best = int(np.nanargmin(errors)) if finite.any() else 0
+    # Rate: the median decrease per decade over the first decades (before round-off dominates).
+    head = errors[:5][np.isfinite(errors[:5]) & (errors[:5] > 0)]
+    rate = float(np.median(head[:-1] / head[1:])) if head.size > 1 else float("nan")
+    # Before the minimum, every decade still above tolerance must shrink the error (a correct TL
+    # gives ~10x). A stall means the linearisation is wrong where the perturbation is finite —
+    # e.g. a rounding step whose zero derivative only matches below the rounding grid.
+    stalls = [alphas[i] for i in range(best) if errors[i] > tolerance and errors[i + 1] > tolerance
+              and errors[i] / errors[i + 1] < 2.0]
+    passed = minimum <= tolerance and not stalls
+    detail = f"min over a=1..1e-{len(alphas) - 1}; convergence {rate:.3g}x per decade (about 10 when correct)"
+    if stalls:
+        detail += (f"; the error stalls near {errors[np.searchsorted(-alphas, -stalls[0])]:.2g} for a = "
+                   f"{stalls[0]:g}..{stalls[-1] / 10:g}: a non-differentiable or wrongly linearised operation")
+    elif not passed:
+        detail += "; the tangent-linear model does not match the model's finite differences"
+    return CheckResult("tangent-linear", component, minimum, tolerance, passed, detail)
+
+
+def dot_product_check(function: Callable, x, dx, dy, component: str, tolerances: Tolerances,
+                      forward: bool | None = None) -> CheckResult:
+    """<M' dx, dy> against <dx, M'^T dy>; the adjoint from jax.vjp."""
+    forward = has_forward_mode(function, x) if forward is None else forward
+    function = eqx.filter_jit(function)
+    _, pullback = jax.vjp(function, x)
+    (adjoint,) = pullback(dy)
+    left = _inner(tangent(function, x, dx, forward), dy)
+    right = _inner(dx, adjoint)
+    error = _relative(left, right)
+    tolerance = tolerances.dot_product if forward else tolerances.finite_difference_dot_product
+    detail = f"<M'dx, dy> = {left:.16g}, <dx, M'^T dy> = {right:.16g}"
+    if not forward:
+        detail += " (no forward mode: M'dx by central finite differences)"
+    return CheckResult("dot-product", component, error, tolerance, bool(error <= tolerance), detail)
+
+
+def symmetry_check(operator: Callable, u, w, component: str, tolerance: float) -> CheckResult:
+    """<A u, w> against <u, A w> for an operator that should be symmetric (e.g. B)."""
+    left, right = _inner(operator(u), w), _inner(u, operator(w))
+    error = _relative(left, right)
+    return CheckResult("symmetry", component, error, tolerance, bool(error <= tolerance),
+                       f"<Au, w> = {left:.16g}, <u, Aw> = {right:.16g}")
+
+
+def taylor_check(cost: Callable, gradient: Callable, x, h, component: str, tolerance: float,
+                 alphas=ALPHAS[:9]) -> CheckResult:
+    """(J(x + a h) - J(x)) / (a <g, h>) -> 1; remainder slope ~2 per decade (second order)."""
+    j0 = float(cost(x))
+    slope = _inner(gradient(x), h)
+    ratios, remainders = [], []
+    for alpha in alphas:
+        change = float(cost(x + alpha * h)) - j0
+        ratios.append(change / (alpha * slope) if slope != 0 else np.nan)
+        remainders.append(abs(change - alpha * slope))
+    ratios, remainders = np.asarray(ratios), np.asarray(remainders)
+    best = float(np.nanmin(np.abs(ratios - 1.0)))
+    head = remainders[:4][remainders[:4] > 0]
+    order = float(np.median(np.log10(head[:-1] / head[1:]))) if head.size > 1 else float("nan")
+    passed = best <= tolerance
+    detail = f"min |ratio - 1| over a=1..1e-{len(alphas) - 1}; remainder order {order:.2f} (2 when correct)"
+    if not passed:
+        detail += "; the gradient is inconsistent with the cost"
+    return CheckResult("taylor", component, best, tolerance, passed, detail)
+
+
+def agreement_check(value, reference, component: str, tolerance: float, what: str) -> CheckResult:
+    """Relative difference of two gradients (e.g. under two adjoint strategies)."""
+    error = float(jnp.linalg.norm(value - reference) / jnp.linalg.norm(reference))
+    return CheckResult("agreement", component, error, tolerance, bool(error <= tolerance), what)

@@ -1,0 +1,155 @@
+"""``dacli check-adjoints``: prove the gradients right before trusting a configuration.
+
+With a config: the configured model, observation operator (first window's observations),
+covariances and method. Without one: every built-in model with every observation operator
+(identity on grid points, a subset of variables, linear interpolation) and both analytic B
+kinds — the self-test after installing on a new machine or GPU.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from dacli.config.schema import Config
+
+log = logging.getLogger("dacli")
+
+
+@dataclass
+class CheckReport:
+    results: list  # of dacli.diagnostics.adjoint_checks.CheckResult
+    precision: str
+    device: str
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.results)
+
+    @property
+    def failures(self) -> list:
+        return [r for r in self.results if not r.passed]
+
+    def as_dict(self) -> dict:
+        return {"passed": self.passed, "precision": self.precision, "device": self.device,
+                "checks": [r.as_dict() for r in self.results]}
+
+
+def _tolerances(config: Config | None, dtype):
+    from dataclasses import replace
+
+    from dacli.diagnostics.adjoint_suite import SuiteTolerances
+
+    tolerances = SuiteTolerances.for_dtype(dtype)
+    if config is None or config.checks is None:
+        return tolerances
+    given = config.checks.model_dump(exclude_none=True)
+    suite_keys = {"exact_strategy", "backsolve", "minimiser_strategy"}
+    checks = replace(tolerances.checks, **{k: v for k, v in given.items() if k not in suite_keys})
+    return replace(tolerances, checks=checks, **{k: v for k, v in given.items() if k in suite_keys})
+
+
+def _builtin_cases(dtype):
+    """(name, method, background, obs) for each built-in model and observation operator."""
+    import diffrax
+    import jax
+    import jax.numpy as jnp
+    import optimistix as optx
+
+    from dacli.covariances.background import background_sqrt_operator
+    from dacli.methods.strong4dvar import StrongConstraint4DVar
+    from dacli.models.integrate import integrate
+    from dacli.models.lorenz import Lorenz63, Lorenz96
+    from dacli.models.solvers import RK4
+    from dacli.observations.sets import POINTS, ObservationSet, interpolation_weights
+    from dacli.observations.windows import make_schedule, pack_observations
+
+    rng = np.random.default_rng(0)
+    specs = [
+        ("lorenz63 (x, z observed; diagonal B)", Lorenz63(), diffrax.Tsit5(), 0.01, 10, ("x", "z"), "grid", "diagonal"),
+        ("lorenz96 (grid points; gaussian B)", Lorenz96(n=20), RK4(), 0.05, 5, ("x",), "grid", "gaussian"),
+        ("lorenz96 (interpolated locations; gaussian B)", Lorenz96(n=20), RK4(), 0.05, 5, ("x",), "scattered", "gaussian"),
+    ]
+    cases = []
+    for name, dynamics, solver, dt, nsteps, variables, kind, covariance in specs:
+        layout = dynamics.layout()
+        x0 = jnp.asarray(dynamics.default_state(jax.random.PRNGKey(1)), dtype)
+        truth = np.asarray(integrate(dynamics, x0, 0.0, nsteps, dt, solver, diffrax.DirectAdjoint()))
+        times, rows, weights = [], [], []
+        for step in range(1, nsteps + 1):
+            for variable in variables:
+                if kind == "grid":
+                    for g in range(layout.grid_size):
+                        times.append(step * dt)
+                        rows.append([layout.index(variable, g)] * POINTS)
+                        weights.append([1.0] + [0.0] * (POINTS - 1))
+                else:
+                    index, weight, _ = interpolation_weights(rng.uniform(0, layout.grid_size, 8), layout)
+                    for i, w in zip(index, weight):
+                        times.append(step * dt)
+                        rows.append(list(i + layout.index(variable, 0)))
+                        weights.append(list(w))
+        rows, weights, times = np.asarray(rows), np.asarray(weights), np.asarray(times)
+        slots = np.rint(times / dt).astype(int)
+        values = np.sum(truth[slots[:, None], rows] * weights, axis=1) + rng.normal(0, 1.0, len(times))
+        observations = ObservationSet(times, values, np.ones(len(times)), rows, weights,
+                                      np.full(len(times), variables[0]), np.full(len(times), np.nan))
+        schedule = make_schedule(0.0, nsteps * dt, nsteps * dt, dt, "newest", 1, None)
+        packed = pack_observations(observations, schedule, None, dtype=np.dtype(dtype))
+        sqrt_b = background_sqrt_operator(covariance, 1.0, layout, 2.0 if covariance == "gaussian" else None, dtype)
+        method = StrongConstraint4DVar(
+            dynamics=dynamics, solver=solver, forward_adjoint=diffrax.RecursiveCheckpointAdjoint(),
+            background_sqrt=sqrt_b, minimiser=optx.LBFGS(rtol=1e-8, atol=1e-8),
+            minimiser_adjoint=optx.ImplicitAdjoint(), nsteps=nsteps, dt=dt, max_steps=200,
+        )
+        background = x0 + jnp.asarray(rng.normal(0, 1.0, x0.shape), dtype)
+        cases.append((name, method, background, packed.window(0), x0))
+    return cases
+
+
+def check_adjoints(config: Config | None, *, precision: str = "float64", device: str = "auto",
+                   strategies: bool = True, on_result: Callable | None = None) -> CheckReport:
+    """Run the gradient-check suite; never raises for a failing check (see ``report.passed``)."""
+    from dacli.run.runtime import configure, describe_device
+
+    if config is not None:
+        precision, device = config.run.precision, config.run.device
+    configure(precision, device)
+    import jax
+    import jax.numpy as jnp
+
+    from dacli.diagnostics.adjoint_suite import run_suite
+
+    jax.config.update("jax_default_matmul_precision", "highest")  # no TF32 on GPUs for the checks
+    dtype = jnp.float64 if precision == "float64" else jnp.float32
+    tolerances = _tolerances(config, dtype)
+    if config is None:
+        cases = _builtin_cases(dtype)
+    else:
+        from dacli.run.assimilate import prepare_inputs
+
+        inputs = prepare_inputs(config)
+        obs = jax.tree_util.tree_map(jnp.asarray, inputs.packed.window(0))
+        start = float(inputs.schedule.starts[0])
+        truth = None
+        if inputs.truth is not None:
+            from dacli.io.states import state_at
+
+            truth = jnp.asarray(state_at(*inputs.truth, start, config.truth.path, "truth", 0.5 * config.model.dt), dtype)
+        cases = [(config.model.name, inputs.problem.method, jnp.asarray(inputs.background, dtype), obs, truth)]
+    results, models_checked = [], set()
+    for name, method, background, obs, reference in cases:
+        log.info("checking %s", name)
+        t_start = 0.0 if config is None else float(inputs.schedule.starts[0])
+        model_key = (repr(method.dynamics), type(method.solver).__name__, method.dt, method.nsteps)
+        for result in run_suite(method, background, t_start, obs, name=name, tolerances=tolerances,
+                                strategies=strategies, reference_state=reference,
+                                model_checks=model_key not in models_checked):
+            results.append(result)
+            models_checked.add(model_key)
+            if on_result is not None:
+                on_result(result)
+    return CheckReport(results=results, precision=precision, device=describe_device())

@@ -1,0 +1,126 @@
+"""dacli check-adjoints: correct gradients pass, broken ones fail loudly and say where."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jax.numpy as jnp
+import pytest
+
+PLUGINS = Path(__file__).resolve().parent / "plugins"
+
+CONFIG = """
+[model]
+name = "{name}"
+parameters = {{ n = 16, speed = 1.0, diffusion = 0.1{extra} }}
+solver = "RK4"
+dt = 0.1
+[window]
+length = 0.5
+[observations]
+path = "obs.nc"
+layout = "scattered"
+[background]
+path = "background.nc"
+covariance = {{ kind = "gaussian", std = 0.5, length_scale = 2.0 }}
+[truth]
+path = "truth.nc"
+[simulate]
+spinup = 0.0
+duration = 1.0
+obs_interval = 0.1
+obs_error_std = 0.1
+obs_per_time = 6
+background_error_std = 0.5
+"""
+
+
+def _dacli(*args, cwd):
+    env = {"PYTHONPATH": str(PLUGINS), "PATH": "/usr/bin:/bin"}
+    return subprocess.run([sys.executable, "-m", "dacli", *args], cwd=cwd, capture_output=True, text=True,
+                          env={**__import__("os").environ, **env}, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def ring_data(tmp_path_factory):
+    """Simulated data for the ring model (shared by the plug-in variants: same state layout)."""
+    folder = tmp_path_factory.mktemp("ring")
+    (folder / "simulate.toml").write_text(CONFIG.format(name="ring_models:make_ring", extra=""))
+    done = _dacli("simulate", "simulate.toml", "-q", cwd=folder)
+    assert done.returncode == 0, done.stderr
+    return folder
+
+
+def _check(folder, name, extra=""):
+    config = folder / f"{name.split(':')[1]}{abs(hash(extra))}.toml"
+    config.write_text(CONFIG.format(name=name, extra=extra))
+    return _dacli("check-adjoints", config.name, "--no-strategies", "--json", cwd=folder)
+
+
+def test_wrong_custom_vjp_fails_and_names_the_component(ring_data):
+    done = _check(ring_data, "ring_models:make_ring_custom_rule", ", adjoint_scale = 2.0")
+    assert done.returncode == 1, done.stderr
+    report = json.loads(done.stdout)
+    failed = {(c["check"], c["component"].split(": ", 1)[1]) for c in report["checks"] if not c["passed"]}
+    assert ("dot-product", "model step") in failed and ("dot-product", "model window") in failed
+    assert ("taylor", "cost J (RecursiveCheckpointAdjoint)") in failed
+    assert "check failed: dot-product test of ring_models:make_ring_custom_rule: model step" in done.stderr
+    assert "Traceback" not in done.stderr
+    # The observation operator and covariances are still fine, and reported as such.
+    passed = {c["component"].split(": ", 1)[1] for c in report["checks"] if c["passed"]}
+    assert {"observation operator", "B^1/2", "B"} <= passed
+
+
+def test_correct_custom_vjp_passes(ring_data):
+    done = _check(ring_data, "ring_models:make_ring_custom_rule", ", adjoint_scale = 1.0")
+    assert done.returncode == 0, done.stderr + done.stdout
+    report = json.loads(done.stdout)
+    assert report["passed"] and all(c["passed"] for c in report["checks"])
+    # No forward mode through a custom_vjp: the dot-product test says it used finite differences.
+    dot = [c for c in report["checks"] if c["check"] == "dot-product" and c["component"].endswith("model step")][0]
+    assert "finite differences" in dot["detail"] and dot["value"] < 1e-6
+
+
+def test_non_differentiable_model_fails_the_tangent_linear_test(ring_data):
+    done = _check(ring_data, "ring_models:make_ring_rounded")
+    assert done.returncode == 1
+    report = json.loads(done.stdout)
+    tl = [c for c in report["checks"] if c["check"] == "tangent-linear" and c["component"].endswith("model window")][0]
+    assert not tl["passed"]
+    assert "the error stalls" in tl["detail"] and "non-differentiable" in tl["detail"]
+    assert "tangent-linear test of ring_models:make_ring_rounded: model window" in done.stderr
+
+
+def test_all_builtin_models_and_operators_pass_in_float64():
+    from dacli.run.check_adjoints import check_adjoints
+
+    report = check_adjoints(None, precision="float64", strategies=False)
+    assert report.passed, [f"{r.check} {r.component}: {r.value:.3g}" for r in report.failures]
+    components = {r.component for r in report.results}
+    assert len(components) == 16  # 3 cases x (H, B^1/2, B, J) + 2 models x (step, window)
+    dots = [r.value for r in report.results if r.check == "dot-product" and "finite" not in r.detail]
+    assert max(dots) < 1e-12
+
+
+@pytest.mark.slow
+def test_strategy_agreement_on_short_windows():
+    """Forward adjoints on a short Lorenz-96 window and minimiser adjoints on Lorenz-63."""
+    from dacli.diagnostics.adjoint_suite import SuiteTolerances, check_forward_strategies, check_minimiser_strategies
+    from dacli.run.check_adjoints import _builtin_cases
+
+    import jax
+
+    tolerances = SuiteTolerances.for_dtype(jnp.float64)
+    cases = {name.split(" ")[0] + ("-scattered" if "interpolated" in name else ""): case
+             for name, *case in _builtin_cases(jnp.float64)}
+    method, background, obs, truth = cases["lorenz96"]
+    forward = check_forward_strategies(method, background, 0.0, obs, jax.random.PRNGKey(0), tolerances, "l96")
+    assert all(r.passed for r in forward), forward
+    backsolve = [r for r in forward if "BacksolveAdjoint" in r.component][0]
+    assert 1e-8 < backsolve.value < tolerances.backsolve  # approximate, reported, within its tolerance
+    method, background, obs, truth = cases["lorenz63"]
+    minimiser = check_minimiser_strategies(method, background, 0.0, obs, truth, tolerances, "l63")
+    assert [r.component.split("minimiser_adjoint ")[1] for r in minimiser] == [
+        "ImplicitAdjoint", "OneStepAdjoint", "KStepAdjoint(3)"]
+    assert all(r.passed and r.value < 1e-6 for r in minimiser), minimiser
