@@ -50,7 +50,7 @@ def test_assimilate_json_summary(sample_process):
     assert summary["observations_used"] + summary["observations_rejected"] + summary["observations_outside_windows"] \
         == 8000  # every observation of the sample file is accounted for
     assert summary["observations_used"] > 400 and summary["observations_outside_domain"] == 0
-    assert summary["compile_and_first_window_seconds"] > 0
+    assert summary["compile_and_first_chunk_seconds"] > 0
     assert output.exists()
 
 

@@ -75,3 +75,19 @@ def state_at(times: np.ndarray, states: np.ndarray, time: float, path, what: str
     if abs(times[nearest] - time) > tolerance:
         raise DataError(f"{what} file {path}: no state at time {time:g} (times span [{times.min():g}, {times.max():g}])")
     return states[nearest]
+
+
+def states_at(times: np.ndarray, states: np.ndarray, wanted: np.ndarray, path, what: str,
+              tolerance: float) -> np.ndarray:
+    """States at each of ``wanted`` times (nearest stored time within ``tolerance``), (T, n)."""
+    wanted = np.asarray(wanted, float)
+    order = np.argsort(times)
+    sorted_times = times[order]
+    right = np.clip(np.searchsorted(sorted_times, wanted), 1, len(times) - 1) if len(times) > 1 else np.zeros(len(wanted), int)
+    left = np.maximum(right - 1, 0)
+    nearest = np.where(np.abs(sorted_times[left] - wanted) <= np.abs(sorted_times[right] - wanted), left, right)
+    missing = np.abs(sorted_times[nearest] - wanted) > tolerance
+    if missing.any():
+        raise DataError(f"{what} file {path}: no state at time {wanted[missing][0]:g} "
+                        f"(times span [{times.min():g}, {times.max():g}])")
+    return states[order][nearest]

@@ -149,3 +149,22 @@ class StrongConstraint4DVar(eqx.Module):
 def analyse_window(method: StrongConstraint4DVar, background, t_start, obs: WindowObservations) -> WindowAnalysis:
     """Jitted entry point: compiled once per method and observation capacity, reused per window."""
     return method.analyse(background, t_start, obs)
+
+
+@eqx.filter_jit
+def analyse_windows(method: StrongConstraint4DVar, background, starts, obs: WindowObservations, active,
+                    steps_per_shift: int):
+    """Cycle a chunk of windows in one compiled scan (no Python between windows).
+
+    ``starts`` (C,), ``obs`` (leading axis C) and ``active`` (C,) describe the chunk; inactive
+    windows (padding of the last chunk) are computed but leave the background unchanged. Each
+    window's analysis propagated by ``steps_per_shift`` steps is the next window's background.
+    Returns the background after the chunk and the stacked :class:`WindowAnalysis`.
+    """
+
+    def cycle(state, window):
+        start, window_obs, is_active = window
+        result = method.analyse(state, start, window_obs)
+        return jnp.where(is_active, result.analysis_trajectory[steps_per_shift], state), result
+
+    return jax.lax.scan(cycle, background, (starts, obs, active))

@@ -81,6 +81,12 @@ class PackedObservations:
     rejected: np.ndarray  # (K,) observations in the window rejected (NaN/Inf value, bad error, off time grid)
     outside: int  # observations in no window's active range
 
+    def stacked(self):
+        """All windows as one WindowObservations with a leading window axis (numpy)."""
+        from dacli.observations.operator import WindowObservations
+
+        return WindowObservations(self.values, self.std, self.slot, self.index, self.weight, self.mask)
+
     def window(self, k: int):
         """The padded arrays of window k, as a jax-ready WindowObservations."""
         from dacli.observations.operator import WindowObservations
