@@ -124,3 +124,13 @@ def test_strategy_agreement_on_short_windows():
     assert [r.component.split("minimiser_adjoint ")[1] for r in minimiser] == [
         "ImplicitAdjoint", "OneStepAdjoint", "KStepAdjoint(3)"]
     assert all(r.passed and r.value < 1e-6 for r in minimiser), minimiser
+
+
+def test_minimiser_adjoints_are_selectable_by_name():
+    from dacli.adjoints import KStepAdjoint
+    from dacli.build.problem import build_minimiser_adjoint
+    from dacli.config.schema import MethodConfig
+
+    chosen = build_minimiser_adjoint(MethodConfig(minimiser_adjoint="kstepadjoint", minimiser_adjoint_steps=4))
+    assert isinstance(chosen, KStepAdjoint) and chosen.k == 4
+    assert build_minimiser_adjoint(MethodConfig(minimiser_adjoint="OneStepAdjoint")).k == 1

@@ -113,6 +113,7 @@ class MethodConfig(Section):
         default=None, description="RecursiveCheckpointAdjoint checkpoints; default = steps per window"
     )
     minimiser_adjoint: str = "ImplicitAdjoint"
+    minimiser_adjoint_steps: PositiveInt = Field(default=3, description="k of KStepAdjoint")
 
 
 class OutputConfig(Section):
