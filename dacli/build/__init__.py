@@ -1,0 +1,1 @@
+"""Config records -> engine objects. The only layer that maps names to classes."""

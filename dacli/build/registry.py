@@ -1,0 +1,139 @@
+"""Closed registries: the only place that maps configuration names to implementations.
+
+Entries are ``"module:attribute"`` strings resolved on first use, so checking names (during
+config validation, or ``dacli --help``) never imports JAX. Lookups are case-insensitive and
+unknown names get a "did you mean" suggestion.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any
+
+from dacli.config.loading import suggest
+from dacli.config.schema import Config
+
+MODEL_ENTRY_POINT_GROUP = "dacli.models"
+
+
+@dataclass(frozen=True)
+class Registry:
+    """Named implementations of one kind (e.g. 'minimiser')."""
+
+    kind: str
+    entries: dict[str, str]
+
+    def canonical(self, name: str) -> str | None:
+        lowered = {key.lower(): key for key in self.entries}
+        return lowered.get(name.lower())
+
+    def problem(self, name: str) -> str | None:
+        """None when ``name`` is known, else a message with the choices and a suggestion."""
+        if self.canonical(name) is not None:
+            return None
+        return f"unknown {self.kind} {name!r}{suggest(name, self.entries)} (choose from: {', '.join(self.entries)})"
+
+    def resolve(self, name: str) -> Any:
+        canonical = self.canonical(name)
+        if canonical is None:
+            raise KeyError(self.problem(name))
+        module, attribute = self.entries[canonical].split(":")
+        return getattr(importlib.import_module(module), attribute)
+
+
+MODELS = Registry("model", {
+    "lorenz63": "dacli.models.lorenz:Lorenz63",
+    "lorenz96": "dacli.models.lorenz:Lorenz96",
+})
+
+SOLVERS = Registry("solver", {
+    "Tsit5": "diffrax:Tsit5",
+    "Dopri5": "diffrax:Dopri5",
+    "Dopri8": "diffrax:Dopri8",
+    "Bosh3": "diffrax:Bosh3",
+    "RK4": "dacli.models.solvers:RK4",
+    "Heun": "diffrax:Heun",
+    "Midpoint": "diffrax:Midpoint",
+    "Ralston": "diffrax:Ralston",
+    "Euler": "diffrax:Euler",
+})
+
+MINIMISERS = Registry("minimiser", {
+    "LBFGS": "optimistix:LBFGS",
+    "BFGS": "optimistix:BFGS",
+    "NonlinearCG": "optimistix:NonlinearCG",
+    "GradientDescent": "optimistix:GradientDescent",
+    "GaussNewton": "optimistix:GaussNewton",
+    "LevenbergMarquardt": "optimistix:LevenbergMarquardt",
+})
+
+# Minimisers that solve the least-squares form r(v) with J = 1/2 |r|^2.
+LEAST_SQUARES_MINIMISERS = ("GaussNewton", "LevenbergMarquardt")
+
+FORWARD_ADJOINTS = Registry("forward_adjoint", {
+    "RecursiveCheckpointAdjoint": "diffrax:RecursiveCheckpointAdjoint",
+    "BacksolveAdjoint": "diffrax:BacksolveAdjoint",
+    "DirectAdjoint": "diffrax:DirectAdjoint",
+    "ForwardMode": "diffrax:ForwardMode",
+})
+
+MINIMISER_ADJOINTS = Registry("minimiser_adjoint", {
+    "ImplicitAdjoint": "optimistix:ImplicitAdjoint",
+    "RecursiveCheckpointAdjoint": "optimistix:RecursiveCheckpointAdjoint",
+    "OneStepAdjoint": "dacli.adjoints.stepping:OneStepAdjoint",
+    "KStepAdjoint": "dacli.adjoints.stepping:KStepAdjoint",
+})
+
+
+def _plugin_models() -> dict[str, Any]:
+    return {ep.name: ep for ep in entry_points(group=MODEL_ENTRY_POINT_GROUP)}
+
+
+def model_problem(name: str) -> str | None:
+    """None when the model name can be resolved without importing it."""
+    if ":" in name:
+        module, _, attribute = name.partition(":")
+        if not module or not attribute:
+            return f"expected 'package.module:factory', found {name!r}"
+        return None
+    if MODELS.canonical(name) is not None or name in _plugin_models():
+        return None
+    choices = list(MODELS.entries) + list(_plugin_models())
+    return (
+        f"unknown model {name!r}{suggest(name, choices)} (choose from: {', '.join(choices)}, "
+        "or give 'package.module:factory')"
+    )
+
+
+def resolve_model_factory(name: str) -> Any:
+    """The callable that builds the model: built-in, entry point, or import path."""
+    from dacli.errors import ConfigError
+
+    if ":" in name:
+        module, _, attribute = name.partition(":")
+        try:
+            return getattr(importlib.import_module(module), attribute)
+        except ImportError as exc:
+            raise ConfigError([f"model.name: cannot import module {module!r}: {exc}"]) from None
+        except AttributeError:
+            raise ConfigError([f"model.name: module {module!r} has no attribute {attribute!r}"]) from None
+    if MODELS.canonical(name) is not None:
+        return MODELS.resolve(name)
+    plugin = _plugin_models().get(name)
+    if plugin is None:
+        raise ConfigError([f"model.name: {model_problem(name)}"])
+    return plugin.load()
+
+
+def check_names(config: Config) -> list[tuple[str, str]]:
+    """Problems with the implementation names in ``config`` as (dotted key, message)."""
+    checks = [
+        ("model.name", model_problem(config.model.name)),
+        ("model.solver", SOLVERS.problem(config.model.solver)),
+        ("method.minimiser", MINIMISERS.problem(config.method.minimiser)),
+        ("method.forward_adjoint", FORWARD_ADJOINTS.problem(config.method.forward_adjoint)),
+        ("method.minimiser_adjoint", MINIMISER_ADJOINTS.problem(config.method.minimiser_adjoint)),
+    ]
+    return [(key, message) for key, message in checks if message]
