@@ -71,3 +71,15 @@ def test_window_solve_is_compiled_once_for_all_windows(tmp_path, monkeypatch):
     assert result.summary["windows"] == 12
     # max_steps=37 is used by no other test, so this run must trace exactly once.
     assert len(traces) == 1, f"the window solve was traced {len(traces)} times for 12 windows"
+
+
+def test_truth_shorter_than_the_windows_gives_rmse_where_it_reaches(tmp_path, caplog):
+    """A truth file ending early must not fail the run after all the work: NaN RMSE past its end."""
+    truth = CONFIGS.parent / "sample_data" / "lorenz96_truth.nc"
+    with xr.open_dataset(truth, decode_times=False) as ds:
+        ds.sel(time=slice(None, 0.37)).load().to_netcdf(tmp_path / "short_truth.nc")  # ends at 0.35
+    result, _ = run("lorenz96", tmp_path, "window.count=4", f'truth.path="{tmp_path / "short_truth.nc"}"')
+    rmse = result.windows["analysis_rmse"]
+    assert np.all(np.isfinite(rmse[:2])) and np.all(np.isnan(rmse[2:]))
+    assert np.isfinite(result.summary["analysis_rmse"])
+    assert "RMSE only where the truth reaches" in caplog.text

@@ -243,4 +243,10 @@ def check_adjoints(
 
 
 def main() -> None:
+    # OpenBLAS's spinning threads (used by jaxlib's LAPACK calls on CPU) fight XLA's own thread
+    # pool: measured 15-844 ms per window instead of 5 ms on 2 cores (benchmarks/README.md).
+    # Must be set before numpy loads; a user's own setting wins.
+    import os
+
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     app()

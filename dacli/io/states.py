@@ -78,16 +78,21 @@ def state_at(times: np.ndarray, states: np.ndarray, time: float, path, what: str
 
 
 def states_at(times: np.ndarray, states: np.ndarray, wanted: np.ndarray, path, what: str,
-              tolerance: float) -> np.ndarray:
-    """States at each of ``wanted`` times (nearest stored time within ``tolerance``), (T, n)."""
+              tolerance: float, missing: str = "raise") -> np.ndarray:
+    """States at each of ``wanted`` times (nearest stored time within ``tolerance``), (T, n).
+
+    ``missing="nan"`` fills times the file does not hold with NaN instead of raising.
+    """
     wanted = np.asarray(wanted, float)
     order = np.argsort(times)
     sorted_times = times[order]
     right = np.clip(np.searchsorted(sorted_times, wanted), 1, len(times) - 1) if len(times) > 1 else np.zeros(len(wanted), int)
     left = np.maximum(right - 1, 0)
     nearest = np.where(np.abs(sorted_times[left] - wanted) <= np.abs(sorted_times[right] - wanted), left, right)
-    missing = np.abs(sorted_times[nearest] - wanted) > tolerance
-    if missing.any():
-        raise DataError(f"{what} file {path}: no state at time {wanted[missing][0]:g} "
+    absent = np.abs(sorted_times[nearest] - wanted) > tolerance
+    if absent.any() and missing == "raise":
+        raise DataError(f"{what} file {path}: no state at time {wanted[absent][0]:g} "
                         f"(times span [{times.min():g}, {times.max():g}])")
-    return states[order][nearest]
+    found = states[order][nearest].astype(float)
+    found[absent] = np.nan
+    return found

@@ -32,7 +32,7 @@ WindowCallback = Callable[[int, int, dict], None]
 
 
 def _window_record(k, schedule, packed, analysis, truth_segment, segment) -> dict:
-    from dacli.diagnostics.metrics import departure_stats, rmse_per_time
+    from dacli.diagnostics.metrics import departure_stats, rmse_per_time, time_mean
 
     mask = packed.mask[k]
     omb = departure_stats(packed.values[k], analysis["background_equivalents"], mask)
@@ -55,8 +55,8 @@ def _window_record(k, schedule, packed, analysis, truth_segment, segment) -> dic
         "background_rmse": float("nan"), "analysis_rmse": float("nan"),
     }
     if truth_segment is not None:
-        record["background_rmse"] = float(rmse_per_time(analysis["background_trajectory"][segment], truth_segment).mean())
-        record["analysis_rmse"] = float(rmse_per_time(analysis["analysis_trajectory"][segment], truth_segment).mean())
+        record["background_rmse"] = time_mean(rmse_per_time(analysis["background_trajectory"][segment], truth_segment))
+        record["analysis_rmse"] = time_mean(rmse_per_time(analysis["analysis_trajectory"][segment], truth_segment))
     return record
 
 
@@ -70,7 +70,7 @@ def assimilate(config: Config, *, overwrite: bool = False, command: str = "dacli
     import jax
     import jax.numpy as jnp
 
-    from dacli.diagnostics.metrics import rmse_per_time
+    from dacli.diagnostics.metrics import rmse_per_time, time_mean
     from dacli.io.analysis import AnalysisRecord, analysis_dataset
     from dacli.io.netcdf import check_writable, write_netcdf_atomically
     from dacli.io.states import states_at
@@ -86,6 +86,11 @@ def assimilate(config: Config, *, overwrite: bool = False, command: str = "dacli
              config.method.kind, config.method.minimiser, config.method.forward_adjoint,
              config.method.minimiser_adjoint, config.run.precision, platform)
 
+    if truth is not None:
+        end = schedule.starts[-1] + schedule.length
+        if truth[0].min() > schedule.starts[0] + 0.5 * dt or truth[0].max() < end - 0.5 * dt:
+            log.warning("truth file %s covers [%g, %g], the windows [%g, %g]: RMSE only where the truth reaches",
+                        config.truth.path, truth[0].min(), truth[0].max(), schedule.starts[0], end)
     xb = jnp.asarray(inputs.background, problem.dtype)
     records, analysis_parts, background_parts, time_parts = [], [], [], []
     window_starts, window_ends = [], []
@@ -117,7 +122,7 @@ def assimilate(config: Config, *, overwrite: bool = False, command: str = "dacli
             times = schedule.starts[k] + dt * np.arange(segment.stop)
             truth_segment = None
             if truth is not None:
-                truth_segment = states_at(*truth, times, config.truth.path, "truth", 0.5 * dt)
+                truth_segment = states_at(*truth, times, config.truth.path, "truth", 0.5 * dt, missing="nan")
             record = _window_record(k, schedule, packed, analysis, truth_segment, segment)
             records.append(record)
             analysis_parts.append(analysis["analysis_trajectory"][segment])
@@ -154,9 +159,9 @@ def assimilate(config: Config, *, overwrite: bool = False, command: str = "dacli
         "precision": config.run.precision,
     }
     if truth is not None:
-        truth_all = states_at(*truth, times, config.truth.path, "truth", 0.5 * dt)
-        summary["background_rmse"] = float(rmse_per_time(background_states, truth_all).mean())
-        summary["analysis_rmse"] = float(rmse_per_time(analysis_states, truth_all).mean())
+        truth_all = states_at(*truth, times, config.truth.path, "truth", 0.5 * dt, missing="nan")
+        summary["background_rmse"] = time_mean(rmse_per_time(background_states, truth_all))
+        summary["analysis_rmse"] = time_mean(rmse_per_time(analysis_states, truth_all))
     provenance = _provenance(config, summary, jax)
     window_states = {"analysis_window_start": np.stack(window_starts), "analysis_window_end": np.stack(window_ends)}
     record = AnalysisRecord(layout, times, analysis_states, background_states, windows, window_states, provenance)
