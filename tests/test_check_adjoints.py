@@ -114,12 +114,12 @@ def test_strategy_agreement_on_short_windows():
     tolerances = SuiteTolerances.for_dtype(jnp.float64)
     cases = {name.split(" ")[0] + ("-scattered" if "interpolated" in name else ""): case
              for name, *case in _builtin_cases(jnp.float64)}
-    method, background, obs, truth = cases["lorenz96"]
+    method, background, _, obs, truth = cases["lorenz96"]
     forward = check_forward_strategies(method, background, 0.0, obs, jax.random.PRNGKey(0), tolerances, "l96")
     assert all(r.passed for r in forward), forward
     backsolve = [r for r in forward if "BacksolveAdjoint" in r.component][0]
     assert 1e-8 < backsolve.value < tolerances.backsolve  # approximate, reported, within its tolerance
-    method, background, obs, truth = cases["lorenz63"]
+    method, background, _, obs, truth = cases["lorenz63"]
     minimiser = check_minimiser_strategies(method, background, 0.0, obs, truth, tolerances, "l63")
     assert [r.component.split("minimiser_adjoint ")[1] for r in minimiser] == [
         "ImplicitAdjoint", "OneStepAdjoint", "KStepAdjoint(3)"]

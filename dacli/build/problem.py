@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from dacli.build.registry import (
     FORWARD_ADJOINTS,
-    LEAST_SQUARES_MINIMISERS,
     MINIMISER_ADJOINTS,
     MINIMISERS,
     SOLVERS,
@@ -103,6 +102,3 @@ def build_problem(config: Config, window_steps: int) -> Problem:
     )
     return Problem(dynamics=dynamics, layout=layout, method=method, dtype=dtype)
 
-
-def uses_least_squares(config: MethodConfig) -> bool:
-    return MINIMISERS.canonical(config.minimiser) in LEAST_SQUARES_MINIMISERS

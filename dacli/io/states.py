@@ -71,10 +71,7 @@ def state_at(times: np.ndarray, states: np.ndarray, time: float, path, what: str
     """The state at ``time`` (within ``tolerance``); a single-time file is taken as it is."""
     if len(times) == 1:
         return states[0]
-    nearest = int(np.argmin(np.abs(times - time)))
-    if abs(times[nearest] - time) > tolerance:
-        raise DataError(f"{what} file {path}: no state at time {time:g} (times span [{times.min():g}, {times.max():g}])")
-    return states[nearest]
+    return states_at(times, states, np.array([time]), path, what, tolerance)[0]
 
 
 def states_at(times: np.ndarray, states: np.ndarray, wanted: np.ndarray, path, what: str,

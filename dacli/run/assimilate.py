@@ -199,7 +199,7 @@ def prepare_inputs(config: Config) -> PreparedInputs:
     """Read observations, background and truth; schedule and pack windows; build the method."""
     from dacli.build.problem import build_dynamics, build_problem
     from dacli.io.observations import read_observations
-    from dacli.io.states import read_states, state_at
+    from dacli.io.states import read_states
     from dacli.observations.windows import make_schedule, pack_observations
 
     layout = build_dynamics(config.model).layout()
@@ -213,14 +213,16 @@ def prepare_inputs(config: Config) -> PreparedInputs:
     log.info("observations: %d read, %d assimilated over %d window(s), %d rejected by QC, %d outside every "
              "window, %d outside the model domain", len(observations), packed.used.sum(), schedule.count,
              packed.rejected.sum(), packed.outside, observations.rejected_outside_domain)
-    background = _initial_background(config, layout, read_states, state_at)
+    background = initial_background(config, layout)
     truth = read_states(config.truth.path, layout, "truth") if config.truth else None
     problem = build_problem(config, schedule.steps)
     return PreparedInputs(layout, observations, schedule, packed, background, truth, problem)
 
 
-def _initial_background(config: Config, layout, read_states, state_at) -> np.ndarray:
+def initial_background(config: Config, layout) -> np.ndarray:
+    """The first window's background: ``background.state`` or the file's state at window.start."""
     from dacli.errors import ConfigError
+    from dacli.io.states import read_states, state_at
 
     if config.background.state is not None:
         state = np.asarray(config.background.state, float)

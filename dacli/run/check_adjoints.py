@@ -53,7 +53,7 @@ def _tolerances(config: Config | None, dtype):
 
 
 def _builtin_cases(dtype):
-    """(name, method, background, obs) for each built-in model and observation operator."""
+    """(name, method, background, start time, obs, truth) per built-in model and observation operator."""
     import diffrax
     import jax
     import jax.numpy as jnp
@@ -106,7 +106,7 @@ def _builtin_cases(dtype):
             minimiser_adjoint=optx.ImplicitAdjoint(), nsteps=nsteps, dt=dt, max_steps=200,
         )
         background = x0 + jnp.asarray(rng.normal(0, 1.0, x0.shape), dtype)
-        cases.append((name, method, background, packed.window(0), x0))
+        cases.append((name, method, background, 0.0, packed.window(0), x0))
     return cases
 
 
@@ -139,11 +139,10 @@ def check_adjoints(config: Config | None, *, precision: str = "float64", device:
             from dacli.io.states import state_at
 
             truth = jnp.asarray(state_at(*inputs.truth, start, config.truth.path, "truth", 0.5 * config.model.dt), dtype)
-        cases = [(config.model.name, inputs.problem.method, jnp.asarray(inputs.background, dtype), obs, truth)]
+        cases = [(config.model.name, inputs.problem.method, jnp.asarray(inputs.background, dtype), start, obs, truth)]
     results, models_checked = [], set()
-    for name, method, background, obs, reference in cases:
+    for name, method, background, t_start, obs, reference in cases:
         log.info("checking %s", name)
-        t_start = 0.0 if config is None else float(inputs.schedule.starts[0])
         model_key = (repr(method.dynamics), type(method.solver).__name__, method.dt, method.nsteps)
         for result in run_suite(method, background, t_start, obs, name=name, tolerances=tolerances,
                                 strategies=strategies, reference_state=reference,

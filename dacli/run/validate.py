@@ -10,7 +10,9 @@ def validate(config: Config) -> dict:
     import numpy as np
 
     from dacli.build.problem import build_dynamics
+    from dacli.io.covariance import read_covariance_matrix
     from dacli.io.observations import read_observations
+    from dacli.run.assimilate import initial_background
     from dacli.io.states import read_states
 
     layout = build_dynamics(config.model).layout()
@@ -21,6 +23,9 @@ def validate(config: Config) -> dict:
         "observations": len(observations),
         "valid_observations": int(np.sum(observations.valid)),
     }
+    initial_background(config, layout)  # size of background.state, or the file's state at window.start
+    if config.background.covariance.kind == "matrix":
+        read_covariance_matrix(config.background.covariance.path, config.background.covariance.variable)
     if config.background.path is not None:
         summary["background_times"] = len(read_states(config.background.path, layout, "background")[0])
     if config.truth is not None:
