@@ -151,7 +151,7 @@ def test_unknown_registry_names_all_reported(cli, ws):
     assert error_text(stderr) == (
         f"invalid configuration {config} (2 problems):\n"
         f"  - {config}:{line_of(text, 'minimiser ')}: method.minimiser: unknown minimiser 'LBFS'; did you mean "
-        "'LBFGS'? (choose from: LBFGS, BFGS, NonlinearCG, GradientDescent, GaussNewton, LevenbergMarquardt)\n"
+        "'LBFGS'? (choose from: auto, LBFGS, BFGS, NonlinearCG, GradientDescent, GaussNewton, LevenbergMarquardt, CG)\n"
         f"  - {config}:{line_of(text, 'forward_adjoint')}: method.forward_adjoint: unknown forward_adjoint "
         "'RecursiveCheckpoint'; did you mean 'RecursiveCheckpointAdjoint'? (choose from: "
         "RecursiveCheckpointAdjoint, BacksolveAdjoint, DirectAdjoint, ForwardMode)")
@@ -179,8 +179,8 @@ def test_several_errors_at_once_from_file_and_set(cli, ws):
     (["method.max_steps.deep=1", "=2"], ["--set 'method.max_steps.deep=1': 'max_steps' is a value, not a table",
                                          "--set '=2': expected a dotted key such as method.max_steps"]),
     (["method.minimiser=LBFS"], ["--set method.minimiser=LBFS: method.minimiser: unknown minimiser 'LBFS'; did you "
-                                 "mean 'LBFGS'? (choose from: LBFGS, BFGS, NonlinearCG, GradientDescent, "
-                                 "GaussNewton, LevenbergMarquardt)"]),
+                                 "mean 'LBFGS'? (choose from: auto, LBFGS, BFGS, NonlinearCG, GradientDescent, "
+                                 "GaussNewton, LevenbergMarquardt, CG)"]),
     (["method.rtol=nan", "model.dt=0"], ["--set model.dt=0: model.dt: input should be greater than 0, found 0",
                                          "--set method.rtol=nan: method.rtol: expected a finite number, found nan"]),
 ])

@@ -321,8 +321,8 @@ def test_every_problem_is_reported_at_once_in_file_order(tmp_path):
     problems = problems_of(path)
     assert problems == [
         f"{path}:{ln(text, 'dt')}: model.dt: input should be greater than 0, found -1",
-        f"{path}:{ln(text, 'minimiser')}: method.minimiser: unknown minimiser 'LBFS'; did you mean 'LBFGS'? (choose from: LBFGS, BFGS, "
-        "NonlinearCG, GradientDescent, GaussNewton, LevenbergMarquardt)",
+        f"{path}:{ln(text, 'minimiser')}: method.minimiser: unknown minimiser 'LBFS'; did you mean 'LBFGS'? (choose from: auto, LBFGS, BFGS, "
+        "NonlinearCG, GradientDescent, GaussNewton, LevenbergMarquardt, CG)",
         f"{path}:{ln(text, 'forward_adjoint')}: method.forward_adjoint: unknown forward_adjoint 'Backsolve'; did you mean 'BacksolveAdjoint'? "
         "(choose from: RecursiveCheckpointAdjoint, BacksolveAdjoint, DirectAdjoint, ForwardMode)",
         f"{path}:{ln(text, 'max_steps')}: method.max_steps: input should be a valid integer, unable to parse string as an integer, "

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dacli.build.choices import Choice, choose_formulation, choose_minimiser
 from dacli.build.registry import (
     FORWARD_ADJOINTS,
+    METHODS,
     MINIMISER_ADJOINTS,
     MINIMISERS,
     SOLVERS,
@@ -41,8 +43,10 @@ def build_forward_adjoint(config: MethodConfig):
     return adjoint_cls()
 
 
-def build_minimiser(config: MethodConfig):
-    name = MINIMISERS.canonical(config.minimiser)
+def build_minimiser(config: MethodConfig, name: str):
+    """The optimistix minimiser ``name`` (already chosen, see :mod:`dacli.build.choices`); None for CG."""
+    if name == "CG":
+        return None  # the incremental formulation's inner loops build their own lineax.CG
     minimiser_cls = MINIMISERS.resolve(name)
     if name == "GradientDescent":
         return minimiser_cls(learning_rate=config.learning_rate, rtol=config.rtol, atol=config.atol)
@@ -55,11 +59,11 @@ def build_minimiser_adjoint(config: MethodConfig):
     return adjoint(k=config.minimiser_adjoint_steps) if name == "KStepAdjoint" else adjoint()
 
 
-def build_background_sqrt(config: Config, layout, dtype):
+def build_covariance_sqrt(covariance, key: str, layout, dtype):
+    """The square root of a covariance section (``key`` names it in messages): B^{1/2} or Q^{1/2}."""
     from dacli.covariances.background import background_sqrt_operator
     from dacli.io.covariance import read_covariance_matrix
 
-    covariance = config.background.covariance
     matrix = None
     if covariance.kind == "matrix":
         matrix = read_covariance_matrix(covariance.path, covariance.variable)
@@ -67,38 +71,83 @@ def build_background_sqrt(config: Config, layout, dtype):
         return background_sqrt_operator(covariance.kind, covariance.std, layout, covariance.length_scale, dtype, matrix)
     except ValueError as exc:
         where = f" ({covariance.path}, variable {covariance.variable!r})" if matrix is not None else ""
-        raise ConfigError([f"background.covariance{where}: {exc}"]) from None
+        raise ConfigError([f"{key}{where}: {exc}"]) from None
+
+
+def build_background_sqrt(config: Config, layout, dtype):
+    return build_covariance_sqrt(config.background.covariance, "background.covariance", layout, dtype)
+
+
+def subwindow_count(config: MethodConfig, window_steps: int, dt: float) -> int:
+    """Weak constraint: the number of sub-windows, which must divide the window's model steps."""
+    model_error = config.model_error
+    if model_error.subwindows is not None:
+        count, key = model_error.subwindows, "method.model_error.subwindows"
+    else:
+        steps = model_error.subwindow_length / dt
+        key = "method.model_error.subwindow_length"
+        if abs(steps - round(steps)) > 1e-6 * max(1.0, steps) or round(steps) < 1:
+            raise ConfigError([f"{key}: {model_error.subwindow_length} is not a whole number of model steps (model.dt = {dt})"])
+        count = window_steps // round(steps) if window_steps % round(steps) == 0 else 0
+        if count == 0:
+            raise ConfigError([f"{key}: {model_error.subwindow_length} does not divide the window "
+                               f"({window_steps} steps of {dt})"])
+    if window_steps % count:
+        raise ConfigError([f"{key}: {count} sub-windows do not divide the window's {window_steps} model steps"])
+    return count
 
 
 @dataclass(frozen=True)
 class Problem:
-    """The engine objects a run needs, built once."""
+    """The engine objects a run needs, built once, and the choices made for the user."""
 
     dynamics: object
     layout: object
     method: object
     dtype: object
+    formulation: Choice
+    minimiser: Choice
 
 
-def build_problem(config: Config, window_steps: int) -> Problem:
-    """Everything for ``config``; ``window_steps`` = model steps per window."""
+def build_problem(config: Config, window_steps: int, observation_capacity: int = 0, spread_probes: int = 0) -> Problem:
+    """Everything for ``config``; ``window_steps`` = model steps per window, ``observation_capacity`` =
+    padded observations per window (sizes the automatic minimiser choice), ``spread_probes`` = random
+    probes for the Desroziers background check (0 = skip)."""
     import jax.numpy as jnp
 
-    from dacli.methods.strong4dvar import StrongConstraint4DVar
+    from dacli.methods.incremental import IncrementalSettings
 
     dtype = jnp.float64 if config.run.precision == "float64" else jnp.float32
     dynamics = build_dynamics(config.model)
     layout = dynamics.layout()
-    method = StrongConstraint4DVar(
+    method_config = config.method
+    extra = {}
+    control_size = layout.size
+    if method_config.kind == "weak4dvar":
+        subwindows = subwindow_count(method_config, window_steps, config.model.dt)
+        extra = dict(model_error_sqrt=build_covariance_sqrt(method_config.model_error.covariance,
+                                                            "method.model_error.covariance", layout, dtype),
+                     subwindows=subwindows)
+        control_size *= subwindows + 1
+    formulation = choose_formulation(method_config)
+    minimiser = choose_minimiser(method_config, control_size, control_size + observation_capacity)
+    incremental = None
+    if formulation.name == "incremental":
+        settings = method_config.incremental
+        incremental = IncrementalSettings(settings.outer_loops, settings.inner_steps, settings.gradient_reduction)
+    method = METHODS.resolve(method_config.kind)(
         dynamics=dynamics,
         solver=SOLVERS.resolve(config.model.solver)(),
-        forward_adjoint=build_forward_adjoint(config.method),
+        forward_adjoint=build_forward_adjoint(method_config),
         background_sqrt=build_background_sqrt(config, layout, dtype),
-        minimiser=build_minimiser(config.method),
-        minimiser_adjoint=build_minimiser_adjoint(config.method),
+        minimiser=build_minimiser(method_config, minimiser.name),
+        minimiser_adjoint=build_minimiser_adjoint(method_config),
         nsteps=window_steps,
         dt=config.model.dt,
-        max_steps=config.method.max_steps,
+        max_steps=method_config.max_steps,
+        incremental=incremental,
+        spread_probes=spread_probes,
+        **extra,
     )
-    return Problem(dynamics=dynamics, layout=layout, method=method, dtype=dtype)
-
+    return Problem(dynamics=dynamics, layout=layout, method=method, dtype=dtype,
+                   formulation=formulation, minimiser=minimiser)

@@ -24,16 +24,18 @@ class Registry:
 
     kind: str
     entries: dict[str, str]
+    special: tuple[str, ...] = ()  # names accepted but resolved elsewhere (e.g. "auto")
 
     def canonical(self, name: str) -> str | None:
-        lowered = {key.lower(): key for key in self.entries}
+        lowered = {key.lower(): key for key in (*self.special, *self.entries)}
         return lowered.get(name.lower())
 
     def problem(self, name: str) -> str | None:
         """None when ``name`` is known, else a message with the choices and a suggestion."""
         if self.canonical(name) is not None:
             return None
-        return f"unknown {self.kind} {name!r}{suggest(name, self.entries)} (choose from: {', '.join(self.entries)})"
+        choices = [*self.special, *self.entries]
+        return f"unknown {self.kind} {name!r}{suggest(name, choices)} (choose from: {', '.join(choices)})"
 
     def resolve(self, name: str) -> Any:
         canonical = self.canonical(name)
@@ -67,10 +69,18 @@ MINIMISERS = Registry("minimiser", {
     "GradientDescent": "optimistix:GradientDescent",
     "GaussNewton": "optimistix:GaussNewton",
     "LevenbergMarquardt": "optimistix:LevenbergMarquardt",
-})
+    "CG": "lineax:CG",  # the incremental formulation's inner loops
+}, special=("auto",))
 
 # Minimisers that solve the least-squares form r(v) with J = 1/2 |r|^2.
 LEAST_SQUARES_MINIMISERS = ("GaussNewton", "LevenbergMarquardt")
+
+METHODS = Registry("method kind", {
+    "strong4dvar": "dacli.methods.strong4dvar:StrongConstraint4DVar",
+    "weak4dvar": "dacli.methods.weak4dvar:WeakConstraint4DVar",
+    "3dvar": "dacli.methods.threedvar:ThreeDVar",
+    "3dfgat": "dacli.methods.threedvar:ThreeDFGAT",
+})
 
 FORWARD_ADJOINTS = Registry("forward_adjoint", {
     "RecursiveCheckpointAdjoint": "diffrax:RecursiveCheckpointAdjoint",
@@ -136,4 +146,8 @@ def check_names(config: Config) -> list[tuple[str, str]]:
         ("method.forward_adjoint", FORWARD_ADJOINTS.problem(config.method.forward_adjoint)),
         ("method.minimiser_adjoint", MINIMISER_ADJOINTS.problem(config.method.minimiser_adjoint)),
     ]
+    if checks[2][1] is None:
+        from dacli.build.choices import minimiser_problem
+
+        checks.append(("method.minimiser", minimiser_problem(config.method)))
     return [(key, message) for key, message in checks if message]

@@ -25,7 +25,7 @@ from dacli.errors import ConfigError
 # the working directory, where the command was typed); output.path is relative to the working
 # directory (where a user or batch job expects results to appear).
 PATH_KEYS = (("observations", "path"), ("background", "path"), ("truth", "path"),
-             ("background", "covariance", "path"))
+             ("background", "covariance", "path"), ("method", "model_error", "covariance", "path"))
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_\-]+")
 _TOML_LINE = re.compile(r"\(at line (\d+), column (\d+)\)")
@@ -498,8 +498,9 @@ def load_config(
     data, problems_set, applied = _apply(data, overrides)
     _resolve_paths(data, Path.cwd(), only=applied)
     output = data.get("output")
-    if isinstance(output, dict) and isinstance(output.get("path"), str) and output["path"].startswith("~"):
-        output["path"] = os.path.expanduser(output["path"])  # still relative to the working directory otherwise
+    for key in ("path", "observation_diagnostics"):  # still relative to the working directory otherwise
+        if isinstance(output, dict) and isinstance(output.get(key), str) and output[key].startswith("~"):
+            output[key] = os.path.expanduser(output[key])
     lines = locate_keys(text)
 
     def origin(key: str) -> tuple[tuple[int, int], str]:

@@ -101,9 +101,39 @@ class BackgroundConfig(Section):
         return self
 
 
+class IncrementalConfig(Section):
+    """Incremental formulation: outer loops (nonlinear re-runs) and CG inner loops per outer loop."""
+
+    outer_loops: PositiveInt = 3
+    inner_steps: PositiveInt = Field(default=50, description="maximum CG iterations per outer loop")
+    gradient_reduction: float = Field(
+        default=1e-3, gt=0.0, lt=1.0, description="inner loop stops when |grad| has fallen by this factor"
+    )
+
+
+class ModelErrorConfig(Section):
+    """Weak-constraint 4DVar: sub-windows and the model-error covariance Q (same forms as B)."""
+
+    subwindows: PositiveInt | None = Field(default=None, description="number of sub-windows per window")
+    subwindow_length: PositiveFloat | None = Field(default=None, description="or their length in model time")
+    covariance: CovarianceConfig
+
+    @model_validator(mode="after")
+    def _one_split(self) -> "ModelErrorConfig":
+        if (self.subwindows is None) == (self.subwindow_length is None):
+            raise ValueError("give exactly one of subwindows or subwindow_length")
+        return self
+
+
+METHOD_KINDS = ("strong4dvar", "weak4dvar", "3dvar", "3dfgat")
+
+
 class MethodConfig(Section):
-    kind: Literal["strong4dvar"] = "strong4dvar"
-    minimiser: str = "LBFGS"
+    kind: Literal["strong4dvar", "weak4dvar", "3dvar", "3dfgat"] = "strong4dvar"
+    formulation: Literal["auto", "nonlinear", "incremental"] = Field(
+        default="auto", description="auto: incremental for 3dfgat, nonlinear otherwise"
+    )
+    minimiser: str = Field(default="auto", description="auto, an optimistix minimiser (nonlinear), or CG (incremental)")
     rtol: PositiveFloat = 1e-6
     atol: PositiveFloat = 1e-6
     max_steps: PositiveInt = 200
@@ -114,6 +144,25 @@ class MethodConfig(Section):
     )
     minimiser_adjoint: str = "ImplicitAdjoint"
     minimiser_adjoint_steps: PositiveInt = Field(default=3, description="k of KStepAdjoint")
+    incremental: IncrementalConfig = Field(default_factory=IncrementalConfig)
+    model_error: ModelErrorConfig | None = Field(default=None, description="weak4dvar only")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "MethodConfig":
+        if self.kind == "weak4dvar" and self.model_error is None:
+            raise ValueError("kind = 'weak4dvar' needs a [method.model_error] table (sub-windows and Q)")
+        if self.kind != "weak4dvar" and self.model_error is not None:
+            raise ValueError(f"[method.model_error] only applies to kind = 'weak4dvar', not {self.kind!r}")
+        if self.kind == "3dfgat" and self.formulation == "nonlinear":
+            raise ValueError("kind = '3dfgat' exists only in the incremental formulation "
+                             "(its tangent-linear model is the identity); use formulation = 'incremental' or 'auto'")
+        return self
+
+    @property
+    def effective_formulation(self) -> str:
+        if self.formulation != "auto":
+            return self.formulation
+        return "incremental" if self.kind == "3dfgat" else "nonlinear"
 
 
 class OutputConfig(Section):
@@ -122,6 +171,9 @@ class OutputConfig(Section):
     institution: str = "unknown"
     time_units: str = "days since 2000-01-01 00:00:00"
     overwrite: bool = False
+    observation_diagnostics: str | None = Field(
+        default=None, description="observation-space diagnostics file (O-B, O-A, QC per observation); relative to the working directory"
+    )
 
 
 class TruthConfig(Section):

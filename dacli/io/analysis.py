@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import xarray as xr
@@ -24,10 +24,12 @@ WINDOW_DIAGNOSTICS = {
     "cost_initial": ("cost function J at the background", "1"),
     "cost_background_initial": ("background term Jb at the background", "1"),
     "cost_observation_initial": ("observation term Jo at the background", "1"),
+    "cost_model_error_initial": ("model-error term Jq at the background (weak constraint; 0 otherwise)", "1"),
     "cost_final": ("cost function J at the analysis", "1"),
     "cost_background_final": ("background term Jb at the analysis", "1"),
     "cost_observation_final": ("observation term Jo at the analysis", "1"),
-    "iterations": ("minimiser iterations", "1"),
+    "cost_model_error_final": ("model-error term Jq at the analysis (weak constraint; 0 otherwise)", "1"),
+    "iterations": ("minimiser iterations (incremental: CG iterations over all outer loops)", "1"),
     "gradient_norm": ("norm of the cost gradient at the analysis (control space)", "1"),
     "converged": ("minimiser converged flag", "1"),
     "observations_used": ("observations assimilated", "1"),
@@ -38,6 +40,20 @@ WINDOW_DIAGNOSTICS = {
     "oma_rms": ("RMS observation-minus-analysis departure", None),
     "background_rmse": ("background RMSE against truth, time mean over the window", None),
     "analysis_rmse": ("analysis RMSE against truth, time mean over the window", None),
+}
+
+
+# name -> long name of the per-window, per-outer-loop diagnostics (incremental formulation)
+OUTER_LOOP_DIAGNOSTICS = {
+    "outer_cost": "nonlinear cost J at the outer loop's linearisation state",
+    "outer_cost_background": "background term Jb at the outer loop's linearisation state",
+    "outer_cost_observation": "observation term Jo at the outer loop's linearisation state",
+    "outer_cost_model_error": "model-error term Jq at the outer loop's linearisation state",
+    "outer_quadratic_cost_initial": "quadratic cost at the start of the inner loop",
+    "outer_quadratic_cost_final": "quadratic cost at the end of the inner loop",
+    "outer_inner_iterations": "conjugate-gradient iterations of the inner loop",
+    "outer_gradient_reduction": "gradient norm of the quadratic cost, end of inner loop over start",
+    "outer_inner_converged": "inner loop reached the requested gradient reduction",
 }
 
 
@@ -59,6 +75,7 @@ class AnalysisRecord:
     windows: dict[str, np.ndarray]  # WINDOW_DIAGNOSTICS keys -> (K,)
     window_states: dict[str, np.ndarray]  # WINDOW_STATES keys -> (K, n)
     provenance: dict[str, str | int | float]
+    outer_loops: dict[str, np.ndarray] = field(default_factory=dict)  # OUTER_LOOP_DIAGNOSTICS keys -> (K, L)
 
 
 def analysis_dataset(record: AnalysisRecord, time_units: str, title: str, institution: str,
@@ -91,6 +108,16 @@ def analysis_dataset(record: AnalysisRecord, time_units: str, title: str, instit
         elif array.dtype.kind in "iu":
             array = array.astype(np.int32)
         data_vars[name] = xr.Variable(("window",), array, attrs)
+    for name, values in record.outer_loops.items():
+        array = np.asarray(values)
+        attrs = {"long_name": OUTER_LOOP_DIAGNOSTICS[name], "units": "1"}
+        if array.dtype == bool:
+            array = array.astype(np.int8)
+            attrs = {"long_name": attrs["long_name"], "flag_values": np.array([0, 1], np.int8),
+                     "flag_meanings": "not_reached reached"}
+        elif array.dtype.kind in "iu":
+            array = array.astype(np.int32)
+        data_vars[name] = xr.Variable(("window", "outer_loop"), array, attrs)
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     attrs = {
         "Conventions": "CF-1.11",

@@ -80,6 +80,7 @@ class PackedObservations:
     used: np.ndarray  # (K,) valid observations assimilated per window
     rejected: np.ndarray  # (K,) observations in the window rejected (NaN/Inf value, bad error, off time grid)
     outside: int  # observations in no window's active range
+    assigned: np.ndarray  # (N,) per observation of the set: inside some window's active range
 
     def stacked(self):
         """All windows as one WindowObservations with a leading window axis (numpy)."""
@@ -139,4 +140,5 @@ def pack_observations(observations: ObservationSet, schedule: WindowSchedule, to
         packed["weight"][k, :n] = observations.weight[rows]
         packed["mask"][k, :n] = True
         packed["source"][k, :n] = rows
-    return PackedObservations(**packed, used=used, rejected=np.array(rejected), outside=int((~assigned).sum()))
+    return PackedObservations(**packed, used=used, rejected=np.array(rejected), outside=int((~assigned).sum()),
+                              assigned=assigned)

@@ -31,6 +31,13 @@ class AssimilationResult:
 WindowCallback = Callable[[int, int, dict], None]
 
 
+# Spread probes for the Desroziers background check (tr(H B H^T) by Hutchinson's estimator).
+SPREAD_PROBES = 8
+
+# (J, Jb, Jo, Jq) -> diagnostic names
+COST_TERMS = ("cost", "cost_background", "cost_observation", "cost_model_error")
+
+
 def _window_record(k, schedule, packed, analysis, truth_segment, segment) -> dict:
     from dacli.diagnostics.metrics import departure_stats, rmse_per_time, time_mean
 
@@ -40,12 +47,8 @@ def _window_record(k, schedule, packed, analysis, truth_segment, segment) -> dic
     record = {
         "window_start": float(schedule.starts[k]),
         "window_end": float(schedule.starts[k] + schedule.length),
-        "cost_initial": float(analysis["cost_initial"][0]),
-        "cost_background_initial": float(analysis["cost_initial"][1]),
-        "cost_observation_initial": float(analysis["cost_initial"][2]),
-        "cost_final": float(analysis["cost_final"][0]),
-        "cost_background_final": float(analysis["cost_final"][1]),
-        "cost_observation_final": float(analysis["cost_final"][2]),
+        **{f"{term}_initial": float(analysis["cost_initial"][i]) for i, term in enumerate(COST_TERMS)},
+        **{f"{term}_final": float(analysis["cost_final"][i]) for i, term in enumerate(COST_TERMS)},
         "iterations": int(analysis["iterations"]),
         "gradient_norm": float(analysis["gradient_norm"]),
         "converged": bool(analysis["converged"]),
@@ -70,21 +73,29 @@ def assimilate(config: Config, *, overwrite: bool = False, command: str = "dacli
     import jax
     import jax.numpy as jnp
 
+    from dacli.diagnostics.consistency import desroziers, qc_flags
     from dacli.diagnostics.metrics import rmse_per_time, time_mean
     from dacli.io.analysis import AnalysisRecord, analysis_dataset
+    from dacli.io.feedback import feedback_dataset
     from dacli.io.netcdf import check_writable, write_netcdf_atomically
     from dacli.io.states import states_at
-    from dacli.methods.strong4dvar import analyse_windows
+    from dacli.methods.variational import analyse_windows
 
     overwrite = overwrite or config.output.overwrite
     check_writable(config.output.path, overwrite)
+    feedback_path = config.output.observation_diagnostics
+    if feedback_path is not None:
+        check_writable(feedback_path, overwrite)
     dt = config.model.dt
     inputs = prepare_inputs(config)
     schedule, packed, problem = inputs.schedule, inputs.packed, inputs.problem
     layout, truth = inputs.layout, inputs.truth
-    log.info("method %s, minimiser %s, forward_adjoint %s, minimiser_adjoint %s, %s on %s",
-             config.method.kind, config.method.minimiser, config.method.forward_adjoint,
+    log.info("method %s (%s formulation), minimiser %s, forward_adjoint %s, minimiser_adjoint %s, %s on %s",
+             config.method.kind, problem.formulation.name, problem.minimiser.name, config.method.forward_adjoint,
              config.method.minimiser_adjoint, config.run.precision, platform)
+    for what, choice in (("formulation", problem.formulation), ("minimiser", problem.minimiser)):
+        if choice.reason != "as configured":
+            log.info("%s %s chosen: %s", what, choice.name, choice.reason)
 
     if truth is not None:
         end = schedule.starts[-1] + schedule.length
@@ -93,6 +104,7 @@ def assimilate(config: Config, *, overwrite: bool = False, command: str = "dacli
                         config.truth.path, truth[0].min(), truth[0].max(), schedule.starts[0], end)
     xb = jnp.asarray(inputs.background, problem.dtype)
     records, analysis_parts, background_parts, time_parts = [], [], [], []
+    equivalents, outer_loops, spreads = {"background": [], "analysis": []}, [], []
     window_starts, window_ends = [], []
     chunk = chunk_size(schedule.count)
     chunks = -(-schedule.count // chunk)
@@ -105,14 +117,18 @@ def assimilate(config: Config, *, overwrite: bool = False, command: str = "dacli
             jax.tree_util.tree_map(lambda a: jnp.asarray(a[indices]), packed.stacked()),
             jnp.asarray(np.arange(first, first + chunk) < schedule.count), schedule.steps_per_shift)
         results = jax.tree_util.tree_map(np.asarray, results)
+        outer = {name: getattr(results.outer, name) for name in results.outer.__dataclass_fields__}
         elapsed = time.perf_counter() - started
         if first == 0:
             compile_seconds = elapsed
         else:
             run_seconds += elapsed
         for offset, k in enumerate(range(first, min(first + chunk, schedule.count))):
-            analysis = {name: getattr(results, name)[offset] for name in results.__dataclass_fields__}
-            if not all(np.all(np.isfinite(v)) for key, v in analysis.items() if key != "converged"):
+            analysis = {name: getattr(results, name)[offset] for name in results.__dataclass_fields__
+                        if name not in ("outer", "background_spread")}
+            window_outer = {name: values[offset] for name, values in outer.items()}
+            if not (all(np.all(np.isfinite(v)) for key, v in analysis.items() if key != "converged")
+                    and np.all(np.isfinite(window_outer["cost"]))):
                 raise NumericalError(
                     f"window {k + 1} (start {schedule.starts[k]:g}) produced non-finite values "
                     "(NaN/Inf in the trajectory, cost or gradient); no output was written. "
@@ -131,6 +147,12 @@ def assimilate(config: Config, *, overwrite: bool = False, command: str = "dacli
             time_parts.append(times)
             window_starts.append(analysis["analysis_initial"])
             window_ends.append(analysis["analysis_trajectory"][-1])
+            equivalents["background"].append(analysis["background_equivalents"])
+            equivalents["analysis"].append(analysis["analysis_equivalents"])
+            outer_loops.append(window_outer)
+            spreads.append(float(results.background_spread[offset]))
+            if window_outer["cost"].size:
+                log.debug("window %d: %s", k + 1, describe_outer_loops(window_outer))
             if not record["converged"]:
                 log.warning("window %d: minimiser did not converge in %d iterations (|grad| = %.3g); best iterate kept",
                             k + 1, record["iterations"], record["gradient_norm"])
@@ -159,18 +181,61 @@ def assimilate(config: Config, *, overwrite: bool = False, command: str = "dacli
                                                  if chunks > 1 else None),
         "device": describe_device(),
         "precision": config.run.precision,
+        "method": config.method.kind,
+        "formulation": problem.formulation.name,
+        "minimiser": problem.minimiser.name,
+        "minimiser_reason": problem.minimiser.reason,
     }
+    outer = {name: np.stack([o[name] for o in outer_loops]) for name in outer_loops[0]}
+    if outer["cost"].shape[1]:
+        summary["outer_loops"] = outer["cost"].shape[1]
+        summary["inner_iterations_mean"] = float(outer["inner_iterations"].sum(axis=1).mean())
+    consistency = desroziers(packed.values, packed.std, np.stack(equivalents["background"]),
+                             np.stack(equivalents["analysis"]), packed.mask, np.asarray(spreads),
+                             windows["cost_final"])
+    summary["desroziers"] = consistency.as_dict()
+    log.info("%s", consistency.describe())
     if truth is not None:
         truth_all = states_at(*truth, times, config.truth.path, "truth", 0.5 * dt, missing="nan")
         summary["background_rmse"] = time_mean(rmse_per_time(background_states, truth_all))
         summary["analysis_rmse"] = time_mean(rmse_per_time(analysis_states, truth_all))
     provenance = _provenance(config, summary, jax)
     window_states = {"analysis_window_start": np.stack(window_starts), "analysis_window_end": np.stack(window_ends)}
-    record = AnalysisRecord(layout, times, analysis_states, background_states, windows, window_states, provenance)
-    dataset = analysis_dataset(record, config.output.time_units, config.output.title or config.run.name,
-                               config.output.institution, command)
+    record = AnalysisRecord(layout, times, analysis_states, background_states, windows, window_states, provenance,
+                            outer_loop_diagnostics(outer))
+    title = config.output.title or config.run.name
+    dataset = analysis_dataset(record, config.output.time_units, title, config.output.institution, command)
     write_netcdf_atomically(dataset, config.output.path, overwrite)
+    if feedback_path is not None:
+        flags = qc_flags(inputs.observations, packed)
+        feedback = feedback_dataset(inputs.observations, packed, schedule.starts, np.stack(equivalents["background"]),
+                                    np.stack(equivalents["analysis"]), flags, layout.units, config.output.time_units,
+                                    title, command, {**{f"desroziers_{k}": v for k, v in consistency.as_dict().items()},
+                                                     "method": config.method.kind})
+        write_netcdf_atomically(feedback, feedback_path, overwrite)
+        summary["observation_diagnostics"] = str(feedback_path)
     return AssimilationResult(output=str(config.output.path), summary=summary, windows=windows)
+
+
+def outer_loop_diagnostics(outer: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per window and outer loop (K, L) arrays named as in the analysis file; empty when L = 0."""
+    if not outer["cost"].shape[1]:
+        return {}
+    named = {f"outer_{term}": outer["cost"][..., i] for i, term in enumerate(COST_TERMS)}
+    named.update(outer_quadratic_cost_initial=outer["quadratic_initial"], outer_quadratic_cost_final=outer["quadratic_final"],
+                 outer_inner_iterations=outer["inner_iterations"], outer_gradient_reduction=outer["gradient_reduction"],
+                 outer_inner_converged=outer["inner_converged"])
+    return named
+
+
+def describe_outer_loops(outer: dict[str, np.ndarray]) -> str:
+    """One line per outer loop, JEDI/OOPS style: J, Jb, Jo, Jq, quadratic cost, inner iterations, reduction."""
+    return "; ".join(
+        f"outer {i + 1}: J {cost[0]:.6g} (Jb {cost[1]:.4g}, Jo {cost[2]:.4g}, Jq {cost[3]:.4g}), quadratic "
+        f"{start:.6g} -> {end:.6g} in {iterations} CG iterations, |grad| reduced to {reduction:.2g}"
+        for i, (cost, start, end, iterations, reduction) in enumerate(zip(
+            outer["cost"], outer["quadratic_initial"], outer["quadratic_final"], outer["inner_iterations"],
+            outer["gradient_reduction"])))
 
 
 def chunk_size(count: int, largest: int = 32) -> int:
@@ -215,7 +280,10 @@ def prepare_inputs(config: Config) -> PreparedInputs:
              packed.rejected.sum(), packed.outside, observations.rejected_outside_domain)
     background = initial_background(config, layout)
     truth = read_states(config.truth.path, layout, "truth") if config.truth else None
-    problem = build_problem(config, schedule.steps)
+    # The Desroziers background check costs SPREAD_PROBES tangent-linear runs per window (about a
+    # quarter more time on Lorenz-96): done when the observation-space diagnostics are asked for.
+    probes = SPREAD_PROBES if config.output.observation_diagnostics is not None else 0
+    problem = build_problem(config, schedule.steps, packed.values.shape[1], spread_probes=probes)
     return PreparedInputs(layout, observations, schedule, packed, background, truth, problem)
 
 
@@ -241,7 +309,9 @@ def _provenance(config: Config, summary: dict, jax) -> dict:
         "engine": f"jax {jax.__version__}, diffrax {diffrax.__version__}, optimistix {optimistix.__version__}",
         "config": config.model_dump_json(),
         "method": config.method.kind,
-        "minimiser": config.method.minimiser,
+        "formulation": summary["formulation"],
+        "minimiser": summary["minimiser"],
+        "minimiser_reason": summary["minimiser_reason"],
         "forward_adjoint": config.method.forward_adjoint,
         "minimiser_adjoint": config.method.minimiser_adjoint,
         "precision": config.run.precision,
@@ -251,4 +321,5 @@ def _provenance(config: Config, summary: dict, jax) -> dict:
         "observations_used": summary["observations_used"],
         "observations_rejected": summary["observations_rejected"],
         "observations_outside_windows": summary["observations_outside_windows"],
+        **{f"desroziers_{key}": value for key, value in summary["desroziers"].items()},
     }

@@ -1,0 +1,73 @@
+"""The observation-space diagnostics ("feedback") file: one row per observation use.
+
+What JEDI writes to its feedback files: per observation its value, error, H(background),
+H(analysis), the O-B and O-A departures and a QC flag, so that a user can monitor the
+observations and tune B and R (e.g. with the Desroziers diagnostics). A CF-1.11 point file:
+dimension ``obs``; an observation assimilated in several (overlapping) windows has a row per
+window; one that was not assimilated has one row with ``window = -1``, its reason in
+``qc_flag`` and no model equivalents.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+
+import numpy as np
+import xarray as xr
+
+from dacli import __version__
+from dacli.diagnostics.consistency import QC_FLAGS
+
+
+def feedback_dataset(observations, packed, schedule_starts, background_equivalents, analysis_equivalents,
+                     flags, units: str, time_units: str, title: str, command: str, attrs: dict) -> xr.Dataset:
+    """Rows for every (window, observation) use, then every observation not assimilated."""
+    windows, slots = np.nonzero(packed.mask)
+    source = packed.source[windows, slots]
+    unused = np.flatnonzero(flags != 0)
+    rows = np.concatenate([source, unused])
+    nan = np.full(len(unused), np.nan)
+    hofx_b = np.concatenate([background_equivalents[windows, slots], nan])
+    hofx_a = np.concatenate([analysis_equivalents[windows, slots], nan])
+    values = observations.values[rows]
+    data_vars = {
+        "window": xr.Variable(("obs",), np.concatenate([windows, np.full(len(unused), -1)]).astype(np.int32), {
+            "long_name": "index of the assimilation window that used the observation (-1: not assimilated)",
+            "units": "1"}),
+        "window_start": xr.Variable(("obs",), np.concatenate([schedule_starts[windows], nan]), {
+            "long_name": "start time of that window", "units": time_units}),
+        "variable": xr.Variable(("obs",), observations.variable[rows].astype(str), {
+            "long_name": "observed model variable"}),
+        "location": xr.Variable(("obs",), observations.location[rows].astype(float), {
+            "long_name": "observation position on the model grid (NaN: on grid points or no grid)", "units": "1"}),
+        "obs_value": xr.Variable(("obs",), values, {"long_name": "observed value (ObsValue)"}),
+        "obs_error": xr.Variable(("obs",), observations.std[rows], {
+            "long_name": "observation error standard deviation (ObsError)"}),
+        "hofx_background": xr.Variable(("obs",), hofx_b, {"long_name": "model equivalent of the background, H(xb)"}),
+        "hofx_analysis": xr.Variable(("obs",), hofx_a, {"long_name": "model equivalent of the analysis, H(xa)"}),
+        "omb": xr.Variable(("obs",), values - hofx_b, {"long_name": "observation minus background, y - H(xb)"}),
+        "oma": xr.Variable(("obs",), values - hofx_a, {"long_name": "observation minus analysis, y - H(xa)"}),
+        "qc_flag": xr.Variable(("obs",), flags[rows].astype(np.int8), {
+            "long_name": "quality-control flag", "flag_values": np.array(list(QC_FLAGS), np.int8),
+            "flag_meanings": " ".join(QC_FLAGS.values())}),
+    }
+    coords = {
+        "time": xr.Variable(("obs",), observations.times[rows].astype(float), {
+            "standard_name": "time", "long_name": "observation time", "units": time_units, "axis": "T",
+            "calendar": "standard"}),
+    }
+    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    dataset = xr.Dataset(data_vars, coords=coords, attrs={
+        "Conventions": "CF-1.11",
+        "featureType": "point",
+        "title": f"{title}: observation-space diagnostics",
+        "source": f"dacli {__version__}",
+        "history": f"{now}: {command}",
+        **{f"dacli_{k}": v for k, v in attrs.items()},
+    })
+    for name in ("obs_value", "obs_error", "hofx_background", "hofx_analysis", "omb", "oma"):
+        dataset[name].attrs["units"] = units
+    for name in ("obs_value", "obs_error", "hofx_background", "hofx_analysis", "omb", "oma", "location", "window_start"):
+        dataset[name].encoding["_FillValue"] = np.nan
+    dataset["time"].encoding["_FillValue"] = None
+    return dataset

@@ -1,0 +1,260 @@
+"""What every variational method shares: the cost, its gradient, the two solves, one window's analysis.
+
+A method is a control vector v, the transform from v to the trajectory the observations are
+compared with, and penalty terms on v. With the control-variable transform x0 = xb + B^{1/2} v0
+(and, weak-constraint, model-error forcings eta_k = Q^{1/2} w_k) the cost is always
+
+    J(v) = Jb + Jq + Jo = 1/2 |v0|^2 + 1/2 sum_k |w_k|^2 + 1/2 sum_p ((y_p - H_p(x(t_p))) / sigma_p)^2
+
+(Lorenc 1988; Bannister 2008 for the transform). Subclasses (:mod:`.strong4dvar`,
+:mod:`.weak4dvar`, :mod:`.threedvar`) only say how v becomes the trajectory; this module does
+the rest:
+
+* the **nonlinear** formulation minimises J directly with an optimistix minimiser (or its
+  least-squares form with Gauss-Newton / Levenberg-Marquardt);
+* the **incremental** formulation (Courtier, Thepaut & Hollingsworth 1994) runs outer loops that
+  re-run the nonlinear model and inner loops that minimise the quadratic cost with conjugate
+  gradients (:mod:`.incremental`).
+
+Two adjoint slots (../shared/seeds/000, Table 3): ``forward_adjoint`` is the diffrax strategy for
+gradients through the dynamics, ``minimiser_adjoint`` the optimistix one for gradients *through*
+the minimisation (hyperparameter tuning). With ``ForwardMode`` the minimiser is told to build
+gradients in forward mode, so that strategy is really the one used. Non-convergence does not
+raise: the better of the final iterate and the background is kept and flagged.
+"""
+
+from __future__ import annotations
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import lineax as lx
+import optimistix as optx
+
+from dacli.adjoints.stepping import KStepAdjoint
+from dacli.methods.incremental import IncrementalSettings, OuterLoops, minimise_incrementally
+from dacli.models.base import Dynamics
+from dacli.models.integrate import integrate
+from dacli.observations.operator import WindowObservations, apply_observation_operator, whitened_departures
+
+
+class WindowAnalysis(eqx.Module):
+    """Everything a method returns for one window; diagnostics are derived from it."""
+
+    analysis_initial: jax.Array
+    background_trajectory: jax.Array
+    analysis_trajectory: jax.Array
+    background_equivalents: jax.Array  # H(xb) per observation
+    analysis_equivalents: jax.Array  # H(xa) per observation
+    cost_initial: jax.Array  # (J, Jb, Jo, Jq) at the background
+    cost_final: jax.Array  # (J, Jb, Jo, Jq) at the analysis
+    gradient_norm: jax.Array  # |dJ/dv| at the analysis
+    iterations: jax.Array  # minimiser iterations (incremental: inner iterations, all outer loops)
+    converged: jax.Array
+    outer: OuterLoops  # per outer loop (incremental formulation); zero loops otherwise
+    background_spread: jax.Array  # tr(H B H^T) over the valid observations, estimated (NaN if not asked)
+
+
+class VariationalMethod(eqx.Module):
+    """Base of every variational method; see the module docstring. Not used directly."""
+
+    dynamics: Dynamics
+    solver: diffrax.AbstractSolver
+    forward_adjoint: diffrax.AbstractAdjoint
+    background_sqrt: lx.AbstractLinearOperator
+    minimiser: optx.AbstractMinimiser | optx.AbstractLeastSquaresSolver | None
+    minimiser_adjoint: optx.AbstractAdjoint | KStepAdjoint
+    nsteps: int = eqx.field(static=True)
+    dt: float = eqx.field(static=True)
+    max_steps: int = eqx.field(static=True)
+    log_background_scale: jax.Array | float = 0.0  # B^{1/2} scaled by exp(.): a tunable hyperparameter
+    incremental: IncrementalSettings | None = None  # None: the nonlinear formulation
+    spread_probes: int = eqx.field(static=True, default=0)  # random probes for tr(H B H^T); 0 = skip
+
+    # --- what a method defines -------------------------------------------------------------
+
+    def zero_control(self, background):
+        """The control vector of the background (all zeros)."""
+        return jnp.zeros_like(background)
+
+    def background_control(self, v):
+        """The part of the control that B^{1/2} acts on (v0)."""
+        return v
+
+    def penalties(self, v):
+        """(Jb, Jq) of the control vector."""
+        return 0.5 * jnp.sum(self.background_control(v) ** 2), jnp.zeros((), v.dtype)
+
+    def forecast(self, v, args):
+        """The model trajectory of control ``v`` over the window, shape (nsteps + 1, n)."""
+        background, t_start, _ = args
+        return self.trajectory(self.initial_state(v, background), t_start)
+
+    def observed(self, forecast, v, args):
+        """The trajectory the observations are compared with (the forecast, except in 3DVar)."""
+        return forecast
+
+    # --- shared machinery --------------------------------------------------------------------
+
+    @property
+    def least_squares(self) -> bool:
+        return isinstance(self.minimiser, optx.AbstractLeastSquaresSolver) and not isinstance(
+            self.minimiser, optx.AbstractMinimiser
+        )
+
+    @property
+    def autodiff_mode(self) -> str:
+        return "fwd" if isinstance(self.forward_adjoint, diffrax.ForwardMode) else "bwd"
+
+    def trajectory(self, x0, t_start):
+        return integrate(self.dynamics, x0, t_start, self.nsteps, self.dt, self.solver, self.forward_adjoint)
+
+    def initial_state(self, v, background):
+        return background + jnp.exp(self.log_background_scale) * self.background_sqrt.mv(self.background_control(v))
+
+    def departures(self, v, args):
+        """Whitened departures (y - H(x)) / sigma of control ``v`` (0 on padding)."""
+        return whitened_departures(self.observed(self.forecast(v, args), v, args), args[2])
+
+    def residuals(self, v, args):
+        """The least-squares form: J = 1/2 |r|^2 with r = (v, whitened departures)."""
+        return v, self.departures(v, args)
+
+    def cost(self, v, args):
+        control, departures = self.residuals(v, args)
+        return 0.5 * (jnp.sum(control**2) + jnp.sum(departures**2))
+
+    def _cost_with_trajectory(self, v, args):
+        """J and (the terms (J, Jb, Jo, Jq), forecast trajectory, observed trajectory)."""
+        forecast = self.forecast(v, args)
+        observed = self.observed(forecast, v, args)
+        jb, jq = self.penalties(v)
+        jo = 0.5 * jnp.sum(whitened_departures(observed, args[2]) ** 2)
+        total = jb + jq + jo
+        return total, (jnp.stack([total, jb, jo, jq]), forecast, observed)
+
+    def evaluate(self, v, args):
+        """(J, Jb, Jo, Jq), dJ/dv through the configured forward adjoint, the trajectories — one pass."""
+        if self.autodiff_mode == "fwd":
+            gradient, aux = jax.jacfwd(self._cost_with_trajectory, has_aux=True)(v, args)
+        else:
+            (_, aux), gradient = jax.value_and_grad(self._cost_with_trajectory, has_aux=True)(v, args)
+        terms, forecast, observed = aux
+        return terms, gradient, forecast, observed
+
+    def gradient(self, v, args):
+        """dJ/dv through the configured forward adjoint."""
+        return self.evaluate(v, args)[1]
+
+    def linearised_departures(self, v, args):
+        """(departures d(v), tangent-linear map dv -> dd, its adjoint dd -> dv) at ``v``.
+
+        The tangent-linear model comes from :func:`jax.linearize` (forward mode, so the dynamics
+        are linearised with ``DirectAdjoint``). The adjoint follows ``forward_adjoint``:
+        ``DirectAdjoint`` / ``ForwardMode`` transpose the stored linearisation
+        (:func:`jax.linear_transpose`), ``RecursiveCheckpointAdjoint`` / ``BacksolveAdjoint`` run
+        reverse mode through the dynamics with that strategy. Matrix-free: nothing dense is formed.
+        """
+        linearisable = eqx.tree_at(lambda m: m.forward_adjoint, self, diffrax.DirectAdjoint())
+        value, tangent_linear = jax.linearize(lambda u: linearisable.departures(u, args), v)
+        if isinstance(self.forward_adjoint, (diffrax.DirectAdjoint, diffrax.ForwardMode)):
+            transpose = jax.linear_transpose(tangent_linear, v)
+            return value, tangent_linear, lambda dd: transpose(dd)[0]
+        _, pullback = jax.vjp(lambda u: self.departures(u, args), v)
+        return value, tangent_linear, lambda dd: pullback(dd)[0]
+
+    def solve_control(self, v0, args):
+        """The minimising control vector, nonlinear formulation (differentiable through ``minimiser_adjoint``).
+
+        Returns the optimistix solution; with a :class:`KStepAdjoint` its ``value`` is the
+        converged control refined by k differentiable Newton steps.
+        """
+        if isinstance(self.minimiser_adjoint, KStepAdjoint):
+            inner = eqx.tree_at(lambda m: m.minimiser_adjoint, self, optx.ImplicitAdjoint())
+            solution = inner.solve_control(v0, args)  # its gradient is cut in refine()
+            value = self.minimiser_adjoint.refine(self.gradient, solution.value, args)
+            return eqx.tree_at(lambda s: s.value, solution, value)
+        common = dict(max_steps=self.max_steps, adjoint=self.minimiser_adjoint, throw=False)
+        if self.least_squares:
+            return optx.least_squares(
+                self.residuals, self.minimiser, v0, args, options={"jac": self.autodiff_mode}, **common
+            )
+        return optx.minimise(
+            self.cost, self.minimiser, v0, args, options={"autodiff_mode": self.autodiff_mode}, **common
+        )
+
+    def background_spread(self, v0, args):
+        """tr(G P G^T) over the valid observations, G the linearised (unwhitened) observed model.
+
+        P is the prior covariance of the whole control (B, and Q for weak constraint), so this is
+        what Desroziers et al. (2005) compare with E[(H xa - H xb)(y - H xb)]. Hutchinson's
+        estimator with ``spread_probes`` Rademacher probes; nothing dense is formed.
+        """
+        obs = args[2]
+        _, tangent_linear, _ = self.linearised_departures(v0, args)
+        keys = jax.random.split(jax.random.PRNGKey(0), self.spread_probes)
+        probes = jax.vmap(lambda k: jax.random.rademacher(k, v0.shape, v0.dtype))(keys)
+        responses = jax.vmap(tangent_linear)(probes) * obs.std
+        return jnp.mean(jnp.sum(responses**2, axis=-1))
+
+    def analyse(self, background, t_start, obs: WindowObservations) -> WindowAnalysis:
+        """Assimilate one window's observations starting from ``background`` at ``t_start``."""
+        args = (background, t_start, obs)
+        v0 = self.zero_control(background)
+        if self.incremental is None:
+            solution = self.solve_control(v0, args)
+            candidate, iterations = solution.value, solution.stats["num_steps"]
+            converged = solution.result == optx.RESULTS.successful
+            outer = OuterLoops.none(background.dtype)
+        else:
+            candidate, outer = minimise_incrementally(self, v0, args, self.incremental)
+            iterations = jnp.sum(outer.inner_iterations)
+            converged = jnp.all(outer.inner_converged)
+        # Costs of background and final iterate forward-only (one vmapped pass), then the
+        # gradient once, at the control kept.
+        controls = jnp.stack([v0, candidate])
+        terms, forecasts, observed = jax.vmap(lambda v: self._cost_with_trajectory(v, args)[1])(controls)
+        better = jnp.isfinite(terms[1, 0]) & (terms[1, 0] <= terms[0, 0])
+        kept = jnp.where(better, controls[1], controls[0])
+        cost_final, gradient, analysis_trajectory, analysis_observed = self.evaluate(kept, args)
+        spread = self.background_spread(v0, args) if self.spread_probes else jnp.asarray(jnp.nan, background.dtype)
+        return WindowAnalysis(
+            analysis_initial=self.initial_state(kept, background),
+            background_trajectory=forecasts[0],
+            analysis_trajectory=analysis_trajectory,
+            background_equivalents=apply_observation_operator(observed[0], obs),
+            analysis_equivalents=apply_observation_operator(analysis_observed, obs),
+            cost_initial=terms[0],
+            cost_final=cost_final,
+            gradient_norm=jnp.linalg.norm(gradient),
+            iterations=iterations,
+            converged=converged,
+            outer=outer,
+            background_spread=spread,
+        )
+
+
+@eqx.filter_jit
+def analyse_window(method: VariationalMethod, background, t_start, obs: WindowObservations) -> WindowAnalysis:
+    """Jitted entry point: compiled once per method and observation capacity, reused per window."""
+    return method.analyse(background, t_start, obs)
+
+
+@eqx.filter_jit
+def analyse_windows(method: VariationalMethod, background, starts, obs: WindowObservations, active,
+                    steps_per_shift: int):
+    """Cycle a chunk of windows in one compiled scan (no Python between windows).
+
+    ``starts`` (C,), ``obs`` (leading axis C) and ``active`` (C,) describe the chunk; inactive
+    windows (padding of the last chunk) are computed but leave the background unchanged. Each
+    window's analysis propagated by ``steps_per_shift`` steps is the next window's background.
+    Returns the background after the chunk and the stacked :class:`WindowAnalysis`.
+    """
+
+    def cycle(state, window):
+        start, window_obs, is_active = window
+        result = method.analyse(state, start, window_obs)
+        return jnp.where(is_active, result.analysis_trajectory[steps_per_shift], state), result
+
+    return jax.lax.scan(cycle, background, (starts, obs, active))
