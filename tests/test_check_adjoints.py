@@ -98,7 +98,9 @@ def test_all_builtin_models_and_operators_pass_in_float64():
     report = check_adjoints(None, precision="float64", strategies=False)
     assert report.passed, [f"{r.check} {r.component}: {r.value:.3g}" for r in report.failures]
     components = {r.component for r in report.results}
-    assert len(components) == 16  # 3 cases x (H, B^1/2, B, J) + 2 models x (step, window)
+    # 3 cases x (H, B^1/2, B, J, departures TL/adjoint of the incremental inner loop) + 2 models x (step, window)
+    assert len(components) == 19
+    assert sum("incremental tangent-linear vs RecursiveCheckpointAdjoint adjoint" in c for c in components) == 3
     dots = [r.value for r in report.results if r.check == "dot-product" and "finite" not in r.detail]
     assert max(dots) < 1e-12
 

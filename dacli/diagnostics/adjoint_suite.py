@@ -129,22 +129,69 @@ def check_observation_operator(method, x, t_start, obs: WindowObservations, key,
 
 
 def check_covariance(method, key, tol: Tolerances, name: str, size: int, dtype) -> list[CheckResult]:
+    """B^{1/2} (and, weak constraint, Q^{1/2}): dot-product test of the root, symmetry of the covariance."""
     u, w = _directions(key, (size,), dtype, 2)
-    root = method.background_sqrt.mv
+    roots = [("B", method.background_sqrt.mv)]
+    if getattr(method, "model_error_sqrt", None) is not None:
+        roots.append(("Q", method.model_error_sqrt.mv))
+    results = []
+    for label, root in roots:
+        def covariance(vector, root=root):
+            _, pullback = jax.vjp(root, jnp.zeros_like(vector))
+            return root(pullback(vector)[0])  # B u = B^{1/2} (B^{1/2})^T u
 
-    def covariance(vector):
-        _, pullback = jax.vjp(root, jnp.zeros_like(vector))
-        return root(pullback(vector)[0])  # B u = B^{1/2} (B^{1/2})^T u
+        results += [
+            dot_product_check(root, u, u, w, f"{name}: {label}^1/2", tol, forward=True),
+            symmetry_check(covariance, u, w, f"{name}: {label}", tol.dot_product),
+        ]
+    return results
 
-    return [
-        dot_product_check(root, u, u, w, f"{name}: B^1/2", tol, forward=True),
-        symmetry_check(covariance, u, w, f"{name}: B", tol.dot_product),
-    ]
+
+def _control(method, background, key, scale=0.3):
+    """A random control vector of the method's shape (weak constraint: (K + 1, n))."""
+    zero = method.zero_control(background)
+    return scale * jax.random.normal(key, zero.shape, zero.dtype)
+
+
+def check_linearisation(method, background, t_start, obs, key, tol: SuiteTolerances, name: str) -> list[CheckResult]:
+    """Dot-product test of the tangent-linear / adjoint pair the incremental inner loops use.
+
+    The tangent-linear model is jax.linearize's (forward mode); the adjoint is the configured
+    ``forward_adjoint``'s reverse mode (or the transposed linearisation): two independent
+    computations that must be adjoint to each other. BacksolveAdjoint's is approximate by design.
+    """
+    v = _control(method, background, key)
+    dv = jax.random.normal(jax.random.fold_in(key, 1), v.shape, v.dtype)
+    dd = jax.random.normal(jax.random.fold_in(key, 2), obs.values.shape, v.dtype) * obs.mask
+    args = (background, t_start, obs)
+
+    @eqx.filter_jit
+    def products(method, v, dv, dd):
+        _, tangent_linear, adjoint = method.linearised_departures(v, args)
+        return jnp.vdot(tangent_linear(dv), dd), jnp.vdot(dv, adjoint(dd))
+
+    adjoint_name = type(method.forward_adjoint).__name__
+    backsolve = adjoint_name == "BacksolveAdjoint"
+    tolerance = tol.backsolve if backsolve else tol.checks.dot_product
+    component = f"{name}: departures, incremental tangent-linear vs {adjoint_name} adjoint"
+
+    def check():
+        left, right = (float(x) for x in products(method, v, dv, dd))
+        error = abs(left - right) / max(abs(left), abs(right), 1e-300)
+        detail = f"<L dv, dd> = {left:.16g}, <dv, L^T dd> = {right:.16g}"
+        if backsolve:
+            detail += " (BacksolveAdjoint is approximate by design: judged against its own tolerance)"
+        return CheckResult("dot-product", component, error, tolerance, bool(error <= tolerance), detail)
+
+    direct = eqx.tree_at(lambda m: m.forward_adjoint, method, diffrax.DirectAdjoint())
+    if method.incremental is None and not has_forward_mode(lambda u: direct.departures(u, args), v):
+        return []  # a model without forward mode (e.g. a hand-written custom_vjp) cannot run incrementally
+    return [_guarded(component, tolerance, check)]
 
 
 def check_cost(method, background, t_start, obs, key, tol: Tolerances, name: str) -> list[CheckResult]:
-    v = 0.3 * jax.random.normal(key, background.shape, background.dtype)
-    h = jax.random.normal(jax.random.fold_in(key, 2), background.shape, background.dtype)
+    v = _control(method, background, key)
+    h = jax.random.normal(jax.random.fold_in(key, 2), v.shape, v.dtype)
     args = (background, t_start, obs)
     cost = eqx.filter_jit(lambda v: method.cost(v, args))
     gradient = eqx.filter_jit(lambda v: method.gradient(v, args))
@@ -160,7 +207,7 @@ def _gradient(method, v, args):
 def check_forward_strategies(method, background, t_start, obs, key, tol: SuiteTolerances,
                              name: str) -> list[CheckResult]:
     """dJ/dv under every forward adjoint against DirectAdjoint."""
-    v = 0.3 * jax.random.normal(key, background.shape, background.dtype)
+    v = _control(method, background, key)
     args = (background, t_start, obs)
     swap = lambda adjoint: eqx.tree_at(lambda m: m.forward_adjoint, method, adjoint)  # noqa: E731
     reference = _gradient(swap(diffrax.DirectAdjoint()), v, args)
@@ -182,7 +229,7 @@ def hyperparameter_gradient(method, background, t_start, obs, reference_state, m
 
     def loss(log_scale):
         scaled = eqx.tree_at(lambda m: m.log_background_scale, method, log_scale)
-        v = scaled.solve_control(jnp.zeros_like(background), (background, t_start, obs)).value
+        v = scaled.solve_control(scaled.zero_control(background), (background, t_start, obs)).value
         return 0.5 * jnp.sum((scaled.initial_state(v, background) - reference_state) ** 2)
 
     return eqx.filter_jit(jax.grad(loss))(jnp.asarray(0.0, background.dtype))
@@ -230,6 +277,7 @@ def run_suite(method, background, t_start, obs, *, name: str, key=None, toleranc
     results += check_observation_operator(method, background, t_start, obs, keys[1], tolerances.checks, name)
     results += check_covariance(method, keys[2], tolerances.checks, name, background.size, background.dtype)
     results += check_cost(method, background, t_start, obs, keys[3], tolerances.checks, name)
+    results += check_linearisation(method, background, t_start, obs, keys[5], tolerances, name)
     if strategies:
         results += check_forward_strategies(method, background, t_start, obs, keys[4], tolerances, name)
         reference_state = background + 0.5 if reference_state is None else reference_state

@@ -1,0 +1,143 @@
+"""Weak-constraint, incremental, 3DVar / 3D-FGAT through the command line and the shipped configs.
+
+The imperfect-model twin (truth F = 8, model F = 7.5) is where weak constraint must earn its
+keep; the incremental run must report its outer loops and write the observation-space
+diagnostics file, whose numbers are re-derived here from the file itself.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from dacli.build.registry import check_names
+from dacli.config.loading import load_config
+from dacli.errors import USAGE_ERROR
+from dacli.run.assimilate import assimilate
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+METHOD_CONFIGS = ["lorenz96_incremental", "lorenz96_imperfect", "lorenz96_weak", "lorenz96_3dfgat"]
+
+
+def run_config(name: str, tmp_path: Path, *overrides: str):
+    output = tmp_path / f"{name}.nc"
+    config = load_config(CONFIGS / f"{name}.toml", [f'output.path="{output}"', *overrides], [check_names])
+    return assimilate(config), output
+
+
+@pytest.mark.parametrize("name", METHOD_CONFIGS)
+def test_shipped_method_configs_validate(cli, module_workspace, name):
+    result = cli(["validate", f"configs/{name}.toml", "--json"], module_workspace)
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["windows"] > 0
+
+
+@pytest.mark.slow
+def test_imperfect_model_twin_weak_constraint_beats_strong(tmp_path):
+    strong, _ = run_config("lorenz96_imperfect", tmp_path)
+    weak, output = run_config("lorenz96_weak", tmp_path)
+    assert strong.summary["converged_windows"] == strong.summary["windows"] == 10
+    assert weak.summary["converged_windows"] == weak.summary["windows"] == 10
+    # Measured: strong 0.276, weak 0.235 (background 1.2).
+    assert weak.summary["analysis_rmse"] < 0.9 * strong.summary["analysis_rmse"], (weak.summary, strong.summary)
+    assert weak.summary["analysis_rmse"] < 0.3
+    assert np.all(weak.windows["cost_model_error_final"] > 0)
+    assert np.allclose(weak.windows["cost_final"], weak.windows["cost_background_final"]
+                       + weak.windows["cost_observation_final"] + weak.windows["cost_model_error_final"])
+    assert np.all(strong.windows["cost_model_error_final"] == 0)
+    with xr.open_dataset(output, decode_times=False) as ds:
+        assert ds.attrs["dacli_method"] == "weak4dvar"
+        assert ds.attrs["dacli_minimiser"] == "GaussNewton"
+        assert "dense Jacobian is small" in ds.attrs["dacli_minimiser_reason"]
+
+
+def test_incremental_run_reports_outer_loops_and_writes_observation_diagnostics(cli, workspace):
+    result = cli(["assimilate", "configs/lorenz96_incremental.toml", "--json", "-v"], workspace)
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["formulation"], summary["minimiser"], summary["outer_loops"]) == ("incremental", "CG", 3)
+    assert "minimiser CG chosen: the inner problem is quadratic" in result.stderr
+    assert "outer 3: J " in result.stderr  # one debug line per window with every outer loop
+    assert summary["analysis_rmse"] < 0.8 * summary["background_rmse"]
+
+    with xr.open_dataset(workspace / "lorenz96_incremental_analysis.nc", decode_times=False) as ds:
+        assert ds["outer_cost"].dims == ("window", "outer_loop") and ds.sizes["outer_loop"] == 3
+        outer = np.column_stack([ds["outer_cost"].values, ds["cost_final"].values])
+        # The nonlinear J decreases monotonically over the outer loops, in every window.
+        assert np.all(np.diff(outer, axis=1) <= 1e-9 * outer[:, :1]), outer[np.any(np.diff(outer, axis=1) > 0, axis=1)]
+        np.testing.assert_allclose(ds["outer_quadratic_cost_initial"], ds["outer_cost"], rtol=1e-12)
+        assert np.all(ds["outer_quadratic_cost_final"] < ds["outer_quadratic_cost_initial"])
+        assert np.all(ds["outer_inner_iterations"] <= 50)
+        assert np.all(ds["iterations"] == ds["outer_inner_iterations"].sum("outer_loop"))
+        np.testing.assert_allclose(ds["outer_cost"] - ds["outer_cost_background"] - ds["outer_cost_observation"]
+                                   - ds["outer_cost_model_error"], 0.0, atol=1e-9)
+
+    with xr.open_dataset(workspace / "lorenz96_incremental_obs.nc", decode_times=False) as fb:
+        assert fb.attrs["featureType"] == "point"
+        used = fb["qc_flag"].values == 0
+        assert used.sum() == summary["observations_used"]
+        assert (fb["qc_flag"].values == 1).sum() == summary["observations_rejected"]
+        assert np.all(fb["window"].values[~used] == -1) and np.all(np.isnan(fb["hofx_background"].values[~used]))
+        np.testing.assert_allclose(fb["omb"], fb["obs_value"] - fb["hofx_background"])
+        # The Desroziers ratios in the summary, re-derived from the file's own columns.
+        omb, oma, error = (fb[name].values[used] for name in ("omb", "oma", "obs_error"))
+        r_ratio = np.sum(oma * omb) / np.sum(error**2)
+        b_estimate = np.sqrt(np.sum((omb - oma) * omb) / used.sum())
+        np.testing.assert_allclose(summary["desroziers"]["r_ratio"], r_ratio, rtol=1e-10)
+        np.testing.assert_allclose(summary["desroziers"]["background_error_estimated"], b_estimate, rtol=1e-10)
+        np.testing.assert_allclose(fb.attrs["dacli_desroziers_r_ratio"], r_ratio, rtol=1e-10)
+    # R is right in this twin (std 1 made the observations): the R check must say so.
+    assert 0.8 < r_ratio < 1.1
+    assert np.isfinite(summary["desroziers"]["b_ratio"]) and summary["desroziers"]["b_ratio"] > 0
+    assert "Desroziers checks over" in result.stderr
+
+
+BASE = "configs/lorenz96.toml"
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (['method.formulation="incremental"'],
+     "method.minimiser: 'LBFGS' minimises the nonlinear cost; the incremental formulation's inner loops use 'CG' "
+     "(set minimiser = 'auto' or 'CG')"),
+    (['method.minimiser="cg"'],
+     "method.minimiser: 'CG' is the incremental formulation's inner-loop solver; set formulation = 'incremental', "
+     "or choose a nonlinear minimiser"),
+    (['method.kind="weak4dvar"'],
+     "method: kind = 'weak4dvar' needs a [method.model_error] table (sub-windows and Q)"),
+    (['method.model_error={subwindows=2, covariance={std=0.1}}'],
+     "method: [method.model_error] only applies to kind = 'weak4dvar', not 'strong4dvar'"),
+    (['method.kind="3dfgat"', 'method.formulation="nonlinear"'],
+     "method: kind = '3dfgat' exists only in the incremental formulation (its tangent-linear model is the "
+     "identity); use formulation = 'incremental' or 'auto'"),
+    (['method.kind="weak4dvar"', 'method.model_error={subwindows=3, covariance={std=0.1}}'],
+     "method.model_error.subwindows: 3 sub-windows do not divide the window's 4 model steps"),
+    (['method.kind="weak4dvar"', 'method.model_error={subwindow_length=0.15, covariance={std=0.1}}'],
+     "method.model_error.subwindow_length: 0.15 does not divide the window (4 steps of 0.05)"),
+    (['method.incremental.gradient_reduction=1.5'],
+     "method.incremental.gradient_reduction: input should be less than 1, found 1.5"),
+])
+def test_method_configuration_errors(cli, module_workspace, overrides, message):
+    args = ["assimilate", BASE]
+    for item in overrides:
+        args += ["--set", item]
+    result = cli(args, module_workspace)
+    assert result.exit_code == USAGE_ERROR, result.stderr
+    assert message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (module_workspace / "lorenz96_analysis.nc").exists()
+
+
+def test_check_adjoints_covers_q_and_the_incremental_linearisation(cli, module_workspace):
+    result = cli(["check-adjoints", "configs/lorenz96_weak.toml", "--no-strategies", "--json", "-q"], module_workspace)
+    assert result.exit_code == 0, result.stderr
+    checks = {(c["check"], c["component"]): c for c in json.loads(result.stdout)["checks"]}
+    assert checks[("dot-product", "lorenz96: Q^1/2")]["value"] < 1e-12
+    assert checks[("symmetry", "lorenz96: Q")]["value"] < 1e-12
+    linearisation = checks[("dot-product", "lorenz96: departures, incremental tangent-linear vs "
+                                           "RecursiveCheckpointAdjoint adjoint")]
+    assert linearisation["passed"] and linearisation["value"] < 1e-12
+    assert checks[("taylor", "lorenz96: cost J (RecursiveCheckpointAdjoint)")]["passed"]
