@@ -20,7 +20,7 @@ from dacli.errors import USAGE_ERROR
 from dacli.run.assimilate import assimilate
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-METHOD_CONFIGS = ["lorenz96_incremental", "lorenz96_imperfect", "lorenz96_weak", "lorenz96_3dfgat"]
+METHOD_CONFIGS = ["lorenz96_incremental", "lorenz96_imperfect", "lorenz96_weak", "lorenz96_3dfgat", "lorenz96_3dvar"]
 
 
 def run_config(name: str, tmp_path: Path, *overrides: str):

@@ -125,8 +125,6 @@ class ModelErrorConfig(Section):
         return self
 
 
-METHOD_KINDS = ("strong4dvar", "weak4dvar", "3dvar", "3dfgat")
-
 
 class MethodConfig(Section):
     kind: Literal["strong4dvar", "weak4dvar", "3dvar", "3dfgat"] = "strong4dvar"
