@@ -141,3 +141,17 @@ def test_check_adjoints_covers_q_and_the_incremental_linearisation(cli, module_w
                                            "RecursiveCheckpointAdjoint adjoint")]
     assert linearisation["passed"] and linearisation["value"] < 1e-12
     assert checks[("taylor", "lorenz96: cost J (RecursiveCheckpointAdjoint)")]["passed"]
+
+
+def test_existing_diagnostics_file_is_refused_before_computing(cli, module_workspace):
+    existing = module_workspace / "taken_obs.nc"
+    existing.write_bytes(b"keep me")
+    result = cli(["assimilate", "configs/lorenz96_incremental.toml", "--set", 'output.path="fresh.nc"',
+                  "--set", 'output.observation_diagnostics="taken_obs.nc"'], module_workspace)
+    assert result.exit_code == 5, result.stderr
+    assert "dacli: error: output file taken_obs.nc exists; pass --overwrite" in result.stderr
+    assert existing.read_bytes() == b"keep me" and not (module_workspace / "fresh.nc").exists()
+    same = cli(["validate", "configs/lorenz96_incremental.toml", "--set", 'output.observation_diagnostics="a.nc"',
+                "--set", 'output.path="a.nc"'], module_workspace)
+    assert same.exit_code == USAGE_ERROR
+    assert "output: observation_diagnostics (a.nc) must not be the analysis file (output.path)" in same.stderr

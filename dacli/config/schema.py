@@ -7,6 +7,7 @@ an implementation (model, solver, minimiser, adjoints) are plain strings here an
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
@@ -172,6 +173,13 @@ class OutputConfig(Section):
     observation_diagnostics: str | None = Field(
         default=None, description="observation-space diagnostics file (O-B, O-A, QC per observation); relative to the working directory"
     )
+
+    @model_validator(mode="after")
+    def _two_files(self) -> "OutputConfig":
+        if self.observation_diagnostics is not None and Path(self.observation_diagnostics) == Path(self.path):
+            raise ValueError(f"observation_diagnostics ({self.observation_diagnostics}) must not be the analysis file "
+                             "(output.path)")
+        return self
 
 
 class TruthConfig(Section):

@@ -190,9 +190,9 @@ def assimilate(config: Config, *, overwrite: bool = False, command: str = "dacli
     if outer["cost"].shape[1]:
         summary["outer_loops"] = outer["cost"].shape[1]
         summary["inner_iterations_mean"] = float(outer["inner_iterations"].sum(axis=1).mean())
-    consistency = desroziers(packed.values, packed.std, np.stack(equivalents["background"]),
-                             np.stack(equivalents["analysis"]), packed.mask, np.asarray(spreads),
-                             windows["cost_final"])
+    equivalents = {kind: np.stack(parts) for kind, parts in equivalents.items()}  # (K, P) each
+    consistency = desroziers(packed.values, packed.std, equivalents["background"], equivalents["analysis"],
+                             packed.mask, np.asarray(spreads), windows["cost_final"])
     summary["desroziers"] = consistency.as_dict()
     log.info("%s", consistency.describe())
     if truth is not None:
@@ -208,8 +208,8 @@ def assimilate(config: Config, *, overwrite: bool = False, command: str = "dacli
     write_netcdf_atomically(dataset, config.output.path, overwrite)
     if feedback_path is not None:
         flags = qc_flags(inputs.observations, packed)
-        feedback = feedback_dataset(inputs.observations, packed, schedule.starts, np.stack(equivalents["background"]),
-                                    np.stack(equivalents["analysis"]), flags, layout.units, config.output.time_units,
+        feedback = feedback_dataset(inputs.observations, packed, schedule.starts, equivalents["background"],
+                                    equivalents["analysis"], flags, layout.units, config.output.time_units,
                                     title, command, {**{f"desroziers_{k}": v for k, v in consistency.as_dict().items()},
                                                      "method": config.method.kind})
         write_netcdf_atomically(feedback, feedback_path, overwrite)
