@@ -172,7 +172,9 @@ def test_validate_good_config(cli, workspace):
         finite = int(np.isfinite(obs["x"].values).sum())
         total = obs["x"].size
     assert summary == {"config": "lorenz96-4dvar", "state_size": 40, "observations": total,
-                       "valid_observations": finite, "background_times": 1, "truth_times": 201}
+                       "valid_observations": finite, "background_times": 1, "truth_times": 201,
+                       "windows": 50, "observations_assimilated": finite, "method": "strong4dvar",
+                       "formulation": "nonlinear", "minimiser": "LBFGS"}
     assert finite < total  # the sample has a few holes
     assert "configs/lorenz96.toml is valid" in result.stderr
     assert not list(workspace.glob("*.nc"))  # validate writes nothing
