@@ -132,7 +132,10 @@ def test_method_configuration_errors(cli, module_workspace, overrides, message):
 
 
 def test_check_adjoints_covers_q_and_the_incremental_linearisation(cli, module_workspace):
-    result = cli(["check-adjoints", "configs/lorenz96_weak.toml", "--no-strategies", "--json", "-q"], module_workspace)
+    short = ["--set", "window.length=0.2", "--set", "window.shift=0.2",  # shorter windows compile faster
+             "--set", 'method.model_error={subwindows=2, covariance={kind="diagonal", std=0.1}}']
+    result = cli(["check-adjoints", "configs/lorenz96_weak.toml", "--no-strategies", "--json", "-q", *short],
+                 module_workspace)
     assert result.exit_code == 0, result.stderr
     checks = {(c["check"], c["component"]): c for c in json.loads(result.stdout)["checks"]}
     assert checks[("dot-product", "lorenz96: Q^1/2")]["value"] < 1e-12
