@@ -203,6 +203,34 @@ def validate(
         _emit_json(summary)
 
 
+@app.command()
+def plot(
+    analysis: Annotated[Path, typer.Argument(help="An analysis file written by dacli assimilate.", show_default=False)],
+    out: Annotated[Optional[Path], typer.Option("--out", help="Prefix of the PNG files (default: the analysis path without .nc).")] = None,
+    point: Annotated[Optional[int], typer.Option("--point", help="Grid index for the time series (default: the middle).")] = None,
+    overwrite: OverwriteOption = False,
+    json_: JsonOption = False,
+    quiet: QuietOption = False,
+    verbose: VerboseOption = False,
+    traceback: TracebackOption = False,
+) -> None:
+    """Draw an analysis file: Hovmoller diagram, time series, RMSE and cost per window (PNG)."""
+    from dacli.cli.logs import setup_logging
+
+    setup_logging(quiet, verbose)
+
+    def action():
+        from dacli.run.plot import plot as run_plot
+
+        return run_plot(analysis, out, point, overwrite)
+
+    written = _guard(traceback, action)
+    for kind, path in written.items():
+        logging.getLogger("dacli").info("wrote %s: %s", kind, path)
+    if json_:
+        _emit_json(written)
+
+
 @app.command("check-adjoints")
 def check_adjoints(
     config: Annotated[Optional[Path], typer.Argument(help="TOML configuration; omit to check every built-in model and operator.", show_default=False)] = None,
