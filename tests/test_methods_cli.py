@@ -62,6 +62,8 @@ def test_incremental_run_reports_outer_loops_and_writes_observation_diagnostics(
     assert (summary["formulation"], summary["minimiser"], summary["outer_loops"]) == ("incremental", "CG", 3)
     assert "minimiser CG chosen: the inner problem is quadratic" in result.stderr
     assert "outer 3: J " in result.stderr  # one debug line per window with every outer loop
+    assert len(summary["outer_cost_mean"]) == 4 and np.all(np.diff(summary["outer_cost_mean"]) <= 0)
+    assert "outer loops, mean over windows: nonlinear J " in result.stderr
     assert summary["analysis_rmse"] < 0.8 * summary["background_rmse"]
 
     with xr.open_dataset(workspace / "lorenz96_incremental_analysis.nc", decode_times=False) as ds:

@@ -190,6 +190,11 @@ def assimilate(config: Config, *, overwrite: bool = False, command: str = "dacli
     if outer["cost"].shape[1]:
         summary["outer_loops"] = outer["cost"].shape[1]
         summary["inner_iterations_mean"] = float(outer["inner_iterations"].sum(axis=1).mean())
+        summary["outer_cost_mean"] = [*outer["cost"][..., 0].mean(axis=0).tolist(), float(windows["cost_final"].mean())]
+        summary["inner_iterations_per_loop_mean"] = outer["inner_iterations"].mean(axis=0).tolist()
+        log.info("outer loops, mean over windows: nonlinear J %s (final); CG iterations %s",
+                 " -> ".join(f"{j:.6g}" for j in summary["outer_cost_mean"]),
+                 ", ".join(f"{n:.1f}" for n in summary["inner_iterations_per_loop_mean"]))
     equivalents = {kind: np.stack(parts) for kind, parts in equivalents.items()}  # (K, P) each
     consistency = desroziers(packed.values, packed.std, equivalents["background"], equivalents["analysis"],
                              packed.mask, np.asarray(spreads), windows["cost_final"])
