@@ -1,0 +1,44 @@
+"""Bilinear interpolation from a regular 2-D grid to scattered locations, as a sparse row of H.
+
+Each observation reads the four grid points around it with weights (1-a)(1-b), a(1-b), (1-a)b, ab
+(a, b the fractional positions along x and y): exact for fields a0 + a1 x + a2 y + a3 x y, linear,
+and its adjoint is the same sparse scatter (autodiff of the gather in
+:func:`dacli.observations.operator.apply_observation_operator`). Periodic axes wrap; on a
+non-periodic axis a location beyond the first or last grid point is outside the domain.
+The flat state is C order over (y, x), as in :class:`dacli.models.qg.QuasiGeostrophic`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+CORNERS = 4
+
+
+def _axis(positions, coordinates, periodic: bool):
+    """(left index, right index, fraction, inside) along one regular axis."""
+    coordinates = np.asarray(coordinates, float)
+    n = len(coordinates)
+    spacing = coordinates[1] - coordinates[0]
+    scaled = (np.asarray(positions, float) - coordinates[0]) / spacing
+    inside = np.isfinite(scaled)
+    if periodic:
+        scaled = np.mod(np.where(inside, scaled, 0.0), n)
+    else:
+        inside &= (scaled >= -1e-9) & (scaled <= n - 1 + 1e-9)
+        scaled = np.clip(np.where(inside, scaled, 0.0), 0.0, n - 1)
+    left = np.floor(scaled).astype(int)
+    fraction = scaled - left
+    left = np.mod(left, n) if periodic else np.minimum(left, n - 1)
+    right = np.mod(left + 1, n) if periodic else np.minimum(left + 1, n - 1)
+    return left, right, fraction, inside
+
+
+def bilinear_weights(y, x, y_coordinates, x_coordinates, periodic: tuple[bool, bool] = (True, True)):
+    """(index (P, 4) into the flat (y, x) state, weight (P, 4), inside (P,)) for locations (y, x)."""
+    y0, y1, fy, inside_y = _axis(y, y_coordinates, periodic[0])
+    x0, x1, fx, inside_x = _axis(x, x_coordinates, periodic[1])
+    nx = len(x_coordinates)
+    index = np.stack([y0 * nx + x0, y0 * nx + x1, y1 * nx + x0, y1 * nx + x1], axis=-1)
+    weight = np.stack([(1 - fy) * (1 - fx), (1 - fy) * fx, fy * (1 - fx), fy * fx], axis=-1)
+    return index, weight, inside_y & inside_x
