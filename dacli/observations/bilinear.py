@@ -12,32 +12,13 @@ from __future__ import annotations
 
 import numpy as np
 
-CORNERS = 4
-
-
-def _axis(positions, coordinates, periodic: bool):
-    """(left index, right index, fraction, inside) along one regular axis."""
-    coordinates = np.asarray(coordinates, float)
-    n = len(coordinates)
-    spacing = coordinates[1] - coordinates[0]
-    scaled = (np.asarray(positions, float) - coordinates[0]) / spacing
-    inside = np.isfinite(scaled)
-    if periodic:
-        scaled = np.mod(np.where(inside, scaled, 0.0), n)
-    else:
-        inside &= (scaled >= -1e-9) & (scaled <= n - 1 + 1e-9)
-        scaled = np.clip(np.where(inside, scaled, 0.0), 0.0, n - 1)
-    left = np.floor(scaled).astype(int)
-    fraction = scaled - left
-    left = np.mod(left, n) if periodic else np.minimum(left, n - 1)
-    right = np.mod(left + 1, n) if periodic else np.minimum(left + 1, n - 1)
-    return left, right, fraction, inside
+from dacli.observations.sets import axis_interpolation
 
 
 def bilinear_weights(y, x, y_coordinates, x_coordinates, periodic: tuple[bool, bool] = (True, True)):
     """(index (P, 4) into the flat (y, x) state, weight (P, 4), inside (P,)) for locations (y, x)."""
-    y0, y1, fy, inside_y = _axis(y, y_coordinates, periodic[0])
-    x0, x1, fx, inside_x = _axis(x, x_coordinates, periodic[1])
+    y0, y1, fy, inside_y = axis_interpolation(y, y_coordinates, periodic[0])
+    x0, x1, fx, inside_x = axis_interpolation(x, x_coordinates, periodic[1])
     nx = len(x_coordinates)
     index = np.stack([y0 * nx + x0, y0 * nx + x1, y1 * nx + x0, y1 * nx + x1], axis=-1)
     weight = np.stack([(1 - fy) * (1 - fx), (1 - fy) * fx, fy * (1 - fx), fy * fx], axis=-1)

@@ -35,28 +35,34 @@ class ObservationSet:
         return len(self.times)
 
 
-def interpolation_weights(
-    positions: np.ndarray, layout: StateLayout
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Linear-interpolation (grid index pairs, weights, inside-domain flag) for grid positions.
+def axis_interpolation(positions, coordinates, periodic: bool):
+    """(left index, right index, fraction towards right, inside flag) along one regular axis.
 
-    On a periodic grid every position is inside (wrapped); otherwise positions beyond the first
-    or last grid point are outside and flagged. Positions exactly on a grid point get weight 1.
+    On a periodic axis every position is inside (wrapped); otherwise positions beyond the first
+    or last grid point are outside and flagged. Positions exactly on a grid point get fraction 0.
     """
-    grid = np.asarray(layout.grid, dtype=float)
-    n = len(grid)
-    spacing = grid[1] - grid[0] if n > 1 else 1.0
-    scaled = (np.asarray(positions, dtype=float) - grid[0]) / spacing
+    coordinates = np.asarray(coordinates, dtype=float)
+    n = len(coordinates)
+    spacing = coordinates[1] - coordinates[0] if n > 1 else 1.0
+    scaled = (np.asarray(positions, dtype=float) - coordinates[0]) / spacing
     inside = np.isfinite(scaled)
-    if layout.periodic:
+    if periodic:
         scaled = np.mod(np.where(inside, scaled, 0.0), n)
     else:
         inside &= (scaled >= -1e-9) & (scaled <= n - 1 + 1e-9)
         scaled = np.clip(np.where(inside, scaled, 0.0), 0.0, n - 1)
     left = np.floor(scaled).astype(int)
     fraction = scaled - left
-    left = np.mod(left, n) if layout.periodic else np.minimum(left, n - 1)
-    right = np.mod(left + 1, n) if layout.periodic else np.minimum(left + 1, n - 1)
+    left = np.mod(left, n) if periodic else np.minimum(left, n - 1)
+    right = np.mod(left + 1, n) if periodic else np.minimum(left + 1, n - 1)
+    return left, right, fraction, inside
+
+
+def interpolation_weights(
+    positions: np.ndarray, layout: StateLayout
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Linear-interpolation (grid index pairs, weights, inside-domain flag) for grid positions."""
+    left, right, fraction, inside = axis_interpolation(positions, layout.grid, layout.periodic)
     index = np.stack([left, right], axis=-1)
     weight = np.stack([1.0 - fraction, fraction], axis=-1)
     return index, weight, inside
