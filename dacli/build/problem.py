@@ -74,10 +74,6 @@ def build_covariance_sqrt(covariance, key: str, layout, dtype):
         raise ConfigError([f"{key}{where}: {exc}"]) from None
 
 
-def build_background_sqrt(config: Config, layout, dtype):
-    return build_covariance_sqrt(config.background.covariance, "background.covariance", layout, dtype)
-
-
 def subwindow_count(config: MethodConfig, window_steps: int, dt: float) -> int:
     """Weak constraint: the number of sub-windows, which must divide the window's model steps."""
     model_error = config.model_error
@@ -139,7 +135,7 @@ def build_problem(config: Config, window_steps: int, observation_capacity: int =
         dynamics=dynamics,
         solver=SOLVERS.resolve(config.model.solver)(),
         forward_adjoint=build_forward_adjoint(method_config),
-        background_sqrt=build_background_sqrt(config, layout, dtype),
+        background_sqrt=build_covariance_sqrt(config.background.covariance, "background.covariance", layout, dtype),
         minimiser=build_minimiser(method_config, minimiser.name),
         minimiser_adjoint=build_minimiser_adjoint(method_config),
         nsteps=window_steps,

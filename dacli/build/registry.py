@@ -72,8 +72,6 @@ MINIMISERS = Registry("minimiser", {
     "CG": "lineax:CG",  # the incremental formulation's inner loops
 }, special=("auto",))
 
-# Minimisers that solve the least-squares form r(v) with J = 1/2 |r|^2.
-LEAST_SQUARES_MINIMISERS = ("GaussNewton", "LevenbergMarquardt")
 
 METHODS = Registry("method kind", {
     "strong4dvar": "dacli.methods.strong4dvar:StrongConstraint4DVar",
