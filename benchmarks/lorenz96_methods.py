@@ -39,40 +39,33 @@ HERE = Path(__file__).resolve().parent
 CONFIG = HERE.parent / "configs" / "lorenz96.toml"
 RESULTS = HERE / "results"
 
+def incremental(outer_loops: int) -> list[str]:
+    """Overrides for the incremental formulation: CG inner loops on one stored linearisation per outer loop."""
+    return ['method.formulation="incremental"', 'method.minimiser="auto"', 'method.forward_adjoint="DirectAdjoint"',
+            f"method.incremental={{outer_loops={outer_loops}, inner_steps=100, gradient_reduction=1e-3}}"]
+
+
+def weak(subwindows: int, q_std: float) -> list[str]:
+    return ['method.kind="weak4dvar"',
+            f'method.model_error={{subwindows={subwindows}, covariance={{kind="diagonal", std={q_std}}}}}']
+
+
 # label, scenario, overrides
 METHODS = [
     ("strong, BFGS", "perfect", ['method.minimiser="BFGS"']),
     ("strong, Gauss-Newton", "perfect", ['method.minimiser="GaussNewton"']),
-    ("strong, incremental 1 outer loop", "perfect", [
-        'method.formulation="incremental"', 'method.minimiser="auto"', 'method.forward_adjoint="DirectAdjoint"',
-        "method.incremental={outer_loops=1, inner_steps=100, gradient_reduction=1e-3}"]),
-    ("strong, incremental 3 outer loops", "perfect", [
-        'method.formulation="incremental"', 'method.minimiser="auto"', 'method.forward_adjoint="DirectAdjoint"',
-        "method.incremental={outer_loops=3, inner_steps=100, gradient_reduction=1e-3}"]),
-    ("weak, Gauss-Newton", "perfect", [
-        'method.kind="weak4dvar"', 'method.minimiser="GaussNewton"',
-        'method.model_error={subwindows=2, covariance={kind="diagonal", std=0.05}}']),
-    ("weak, incremental 3 outer loops", "perfect", [
-        'method.kind="weak4dvar"', 'method.formulation="incremental"', 'method.minimiser="auto"',
-        'method.forward_adjoint="DirectAdjoint"',
-        'method.model_error={subwindows=2, covariance={kind="diagonal", std=0.05}}',
-        "method.incremental={outer_loops=3, inner_steps=100, gradient_reduction=1e-3}"]),
+    ("strong, incremental 1 outer loop", "perfect", incremental(1)),
+    ("strong, incremental 3 outer loops", "perfect", incremental(3)),
+    ("weak, Gauss-Newton", "perfect", [*weak(2, 0.05), 'method.minimiser="GaussNewton"']),
+    ("weak, incremental 3 outer loops", "perfect", [*weak(2, 0.05), *incremental(3)]),
     ("3D-FGAT, 1 outer loop", "perfect", [
         'method.kind="3dfgat"', 'method.minimiser="auto"',
         "method.incremental={outer_loops=1, inner_steps=100, gradient_reduction=1e-3}"]),
     ("strong, BFGS", "imperfect", ['method.minimiser="BFGS"']),
     ("strong, Gauss-Newton", "imperfect", ['method.minimiser="GaussNewton"']),
-    ("strong, incremental 8 outer loops", "imperfect", [
-        'method.formulation="incremental"', 'method.minimiser="auto"', 'method.forward_adjoint="DirectAdjoint"',
-        "method.incremental={outer_loops=8, inner_steps=100, gradient_reduction=1e-3}"]),
-    ("weak, Gauss-Newton", "imperfect", [
-        'method.kind="weak4dvar"', 'method.minimiser="GaussNewton"',
-        'method.model_error={subwindows=10, covariance={kind="diagonal", std=0.1}}']),
-    ("weak, incremental 8 outer loops", "imperfect", [
-        'method.kind="weak4dvar"', 'method.formulation="incremental"', 'method.minimiser="auto"',
-        'method.forward_adjoint="DirectAdjoint"',
-        'method.model_error={subwindows=10, covariance={kind="diagonal", std=0.1}}',
-        "method.incremental={outer_loops=8, inner_steps=100, gradient_reduction=1e-3}"]),
+    ("strong, incremental 8 outer loops", "imperfect", incremental(8)),
+    ("weak, Gauss-Newton", "imperfect", [*weak(10, 0.1), 'method.minimiser="GaussNewton"']),
+    ("weak, incremental 8 outer loops", "imperfect", [*weak(10, 0.1), *incremental(8)]),
 ]
 
 SCENARIOS = {

@@ -94,6 +94,25 @@ def subwindow_count(config: MethodConfig, window_steps: int, dt: float) -> int:
 
 
 @dataclass(frozen=True)
+class MethodPlan:
+    """What the configuration decides before anything is built (no JAX): ``dacli validate`` reports it."""
+
+    formulation: Choice
+    minimiser: Choice
+    subwindows: int | None  # weak constraint only
+    control_size: int
+
+
+def plan_method(config: Config, state_size: int, window_steps: int, observation_capacity: int) -> MethodPlan:
+    """Formulation, minimiser (sized by control and padded observations) and sub-windows of ``config``."""
+    method = config.method
+    subwindows = subwindow_count(method, window_steps, config.model.dt) if method.kind == "weak4dvar" else None
+    control_size = state_size * ((subwindows or 0) + 1)
+    return MethodPlan(choose_formulation(method), choose_minimiser(method, control_size, control_size + observation_capacity),
+                      subwindows, control_size)
+
+
+@dataclass(frozen=True)
 class Problem:
     """The engine objects a run needs, built once, and the choices made for the user."""
 
@@ -117,16 +136,13 @@ def build_problem(config: Config, window_steps: int, observation_capacity: int =
     dynamics = build_dynamics(config.model)
     layout = dynamics.layout()
     method_config = config.method
+    plan = plan_method(config, layout.size, window_steps, observation_capacity)
     extra = {}
-    control_size = layout.size
-    if method_config.kind == "weak4dvar":
-        subwindows = subwindow_count(method_config, window_steps, config.model.dt)
+    if plan.subwindows is not None:
         extra = dict(model_error_sqrt=build_covariance_sqrt(method_config.model_error.covariance,
                                                             "method.model_error.covariance", layout, dtype),
-                     subwindows=subwindows)
-        control_size *= subwindows + 1
-    formulation = choose_formulation(method_config)
-    minimiser = choose_minimiser(method_config, control_size, control_size + observation_capacity)
+                     subwindows=plan.subwindows)
+    formulation, minimiser = plan.formulation, plan.minimiser
     incremental = None
     if formulation.name == "incremental":
         settings = method_config.incremental

@@ -152,6 +152,9 @@ class MethodConfig(Section):
             raise ValueError("kind = 'weak4dvar' needs a [method.model_error] table (sub-windows and Q)")
         if self.kind != "weak4dvar" and self.model_error is not None:
             raise ValueError(f"[method.model_error] only applies to kind = 'weak4dvar', not {self.kind!r}")
+        if "incremental" in self.model_fields_set and self.effective_formulation != "incremental":
+            raise ValueError("[method.incremental] only applies to the incremental formulation; "
+                             "set formulation = 'incremental' or remove the table")
         if self.kind == "3dfgat" and self.formulation == "nonlinear":
             raise ValueError("kind = '3dfgat' exists only in the incremental formulation "
                              "(its tangent-linear model is the identity); use formulation = 'incremental' or 'auto'")

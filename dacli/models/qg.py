@@ -123,7 +123,7 @@ class QuasiGeostrophic(Dynamics):
 
     def default_state(self, key):
         """A random field of ~10 cm with most energy near the deformation radius."""
-        ky, kx, laplacian = self._spectral()
+        _, _, laplacian = self._spectral()
         k = jnp.sqrt(-laplacian)
         k0 = 1.0 / self.deformation_radius
         spectrum = (k / k0) ** 2 * jnp.exp(-((k / k0) ** 2))  # amplitude spectrum peaked at k ~ 1/Ld

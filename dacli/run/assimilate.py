@@ -117,7 +117,7 @@ def assimilate(config: Config, *, overwrite: bool = False, command: str = "dacli
             jax.tree_util.tree_map(lambda a: jnp.asarray(a[indices]), packed.stacked()),
             jnp.asarray(np.arange(first, first + chunk) < schedule.count), schedule.steps_per_shift)
         results = jax.tree_util.tree_map(np.asarray, results)
-        outer = {name: getattr(results.outer, name) for name in results.outer.__dataclass_fields__}
+        chunk_outer = {name: getattr(results.outer, name) for name in results.outer.__dataclass_fields__}
         elapsed = time.perf_counter() - started
         if first == 0:
             compile_seconds = elapsed
@@ -126,7 +126,7 @@ def assimilate(config: Config, *, overwrite: bool = False, command: str = "dacli
         for offset, k in enumerate(range(first, min(first + chunk, schedule.count))):
             analysis = {name: getattr(results, name)[offset] for name in results.__dataclass_fields__
                         if name not in ("outer", "background_spread")}
-            window_outer = {name: values[offset] for name, values in outer.items()}
+            window_outer = {name: values[offset] for name, values in chunk_outer.items()}
             if not (all(np.all(np.isfinite(v)) for key, v in analysis.items() if key != "converged")
                     and np.all(np.isfinite(window_outer["cost"]))):
                 raise NumericalError(
@@ -151,7 +151,7 @@ def assimilate(config: Config, *, overwrite: bool = False, command: str = "dacli
             equivalents["analysis"].append(analysis["analysis_equivalents"])
             outer_loops.append(window_outer)
             spreads.append(float(results.background_spread[offset]))
-            if window_outer["cost"].size:
+            if window_outer["cost"].size and log.isEnabledFor(logging.DEBUG):
                 log.debug("window %d: %s", k + 1, describe_outer_loops(window_outer))
             if not record["converged"]:
                 log.warning("window %d: minimiser did not converge in %d iterations (|grad| = %.3g); best iterate kept",
@@ -270,16 +270,10 @@ def prepare_inputs(config: Config) -> PreparedInputs:
     from dacli.build.problem import build_dynamics, build_problem
     from dacli.io.observations import read_observations
     from dacli.io.states import read_states
-    from dacli.observations.windows import make_schedule, pack_observations
 
     layout = build_dynamics(config.model).layout()
     observations = read_observations(config.observations, layout)
-    window = config.window
-    last_time = float(observations.times.max()) if len(observations) else None
-    schedule = make_schedule(window.start, window.length, window.effective_shift, config.model.dt,
-                             window.assimilate, window.count, last_time)
-    packed = pack_observations(observations, schedule, config.observations.time_tolerance,
-                               dtype=np.float64 if config.run.precision == "float64" else np.float32)
+    schedule, packed = schedule_windows(config, observations)
     log.info("observations: %d read, %d assimilated over %d window(s), %d rejected by QC, %d outside every "
              "window, %d outside the model domain", len(observations), packed.used.sum(), schedule.count,
              packed.rejected.sum(), packed.outside, observations.rejected_outside_domain)
@@ -291,6 +285,19 @@ def prepare_inputs(config: Config) -> PreparedInputs:
     probes = SPREAD_PROBES if config.output.observation_diagnostics is not None else 0
     problem = build_problem(config, schedule.steps, packed.values.shape[1], spread_probes=probes)
     return PreparedInputs(layout, observations, schedule, packed, background, truth, problem)
+
+
+def schedule_windows(config: Config, observations):
+    """The window schedule and each window's observations padded to one capacity (no JAX)."""
+    from dacli.observations.windows import make_schedule, pack_observations
+
+    window = config.window
+    last_time = float(observations.times.max()) if len(observations) else None
+    schedule = make_schedule(window.start, window.length, window.effective_shift, config.model.dt,
+                             window.assimilate, window.count, last_time)
+    packed = pack_observations(observations, schedule, config.observations.time_tolerance,
+                               dtype=np.float64 if config.run.precision == "float64" else np.float32)
+    return schedule, packed
 
 
 def initial_background(config: Config, layout) -> np.ndarray:

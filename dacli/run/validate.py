@@ -9,13 +9,11 @@ def validate(config: Config) -> dict:
     """Open every input without computing; return what was found. Raises on any problem."""
     import numpy as np
 
-    from dacli.build.choices import choose_formulation, choose_minimiser
-    from dacli.build.problem import build_dynamics, subwindow_count
+    from dacli.build.problem import build_dynamics, plan_method
     from dacli.io.covariance import read_covariance_matrix
     from dacli.io.observations import read_observations
-    from dacli.run.assimilate import initial_background
     from dacli.io.states import read_states
-    from dacli.observations.windows import make_schedule, pack_observations
+    from dacli.run.assimilate import initial_background, schedule_windows
 
     layout = build_dynamics(config.model).layout()
     observations = read_observations(config.observations, layout)
@@ -26,28 +24,18 @@ def validate(config: Config) -> dict:
         "valid_observations": int(np.sum(observations.valid)),
     }
     initial_background(config, layout)  # size of background.state, or the file's state at window.start
-    window = config.window
-    schedule = make_schedule(window.start, window.length, window.effective_shift, config.model.dt, window.assimilate,
-                             window.count, float(observations.times.max()) if len(observations) else None)
-    packed = pack_observations(observations, schedule, config.observations.time_tolerance)
+    schedule, packed = schedule_windows(config, observations)
     method = config.method
-    control_size = layout.size
+    plan = plan_method(config, layout.size, schedule.steps, packed.values.shape[1])
     covariances = [config.background.covariance]
-    if method.kind == "weak4dvar":
-        subwindows = subwindow_count(method, schedule.steps, config.model.dt)
-        control_size *= subwindows + 1
+    if plan.subwindows is not None:
         covariances.append(method.model_error.covariance)
-        summary["subwindows"] = subwindows
+        summary["subwindows"] = plan.subwindows
     for covariance in covariances:
         if covariance.kind == "matrix":
             read_covariance_matrix(covariance.path, covariance.variable)
-    summary.update(
-        windows=schedule.count,
-        observations_assimilated=int(packed.used.sum()),
-        method=method.kind,
-        formulation=choose_formulation(method).name,
-        minimiser=choose_minimiser(method, control_size, control_size + packed.values.shape[1]).name,
-    )
+    summary.update(windows=schedule.count, observations_assimilated=int(packed.used.sum()), method=method.kind,
+                   formulation=plan.formulation.name, minimiser=plan.minimiser.name)
     if config.background.path is not None:
         summary["background_times"] = len(read_states(config.background.path, layout, "background")[0])
     if config.truth is not None:
