@@ -17,8 +17,8 @@ import xarray as xr
 from dacli.errors import DataError, OutputError
 
 
-def open_netcdf(path: str | Path, what: str) -> xr.Dataset:
-    """Open ``path`` (the ``what`` file, e.g. 'observations') eagerly and close it."""
+def check_netcdf_file(path: str | Path, what: str) -> Path:
+    """``path`` if it exists and looks like NetCDF, else a :class:`DataError` saying what it is."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"{what} file {path}: no such file")
@@ -28,6 +28,12 @@ def open_netcdf(path: str | Path, what: str) -> xr.Dataset:
         raise DataError(f"{what} file {path}: is empty (0 bytes), not a NetCDF file")
     if not _has_netcdf_signature(path):
         raise DataError(f"{what} file {path}: not a NetCDF file (no NetCDF-3 or HDF5/NetCDF-4 signature)")
+    return path
+
+
+def open_netcdf(path: str | Path, what: str) -> xr.Dataset:
+    """Open ``path`` (the ``what`` file, e.g. 'observations') eagerly and close it."""
+    path = check_netcdf_file(path, what)
     try:
         with xr.open_dataset(path, engine="netcdf4", decode_times=False) as dataset:
             return dataset.load()
@@ -81,8 +87,8 @@ def _umask() -> int:
     return current
 
 
-def write_netcdf_atomically(dataset: xr.Dataset, path: str | Path, overwrite: bool) -> Path:
-    """Write ``dataset`` to ``path`` via a temporary file and an atomic rename."""
+def write_netcdf_atomically(dataset: xr.Dataset | xr.DataTree, path: str | Path, overwrite: bool) -> Path:
+    """Write ``dataset`` (or a tree of groups) to ``path`` via a temporary file and an atomic rename."""
     path = check_writable(path, overwrite)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
     os.close(handle)
