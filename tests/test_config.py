@@ -268,7 +268,7 @@ def test_choice_with_suggestion(tmp_path):
     text = MINIMAL.replace('path = "data/obs.nc"', 'path = "data/obs.nc"\nlayout = "grided"')
     path = write(tmp_path, text)
     assert problems_of(path) == [
-        f"{path}:{ln(text, 'layout')}: observations.layout: input should be 'gridded' or 'scattered', found 'grided'; "
+        f"{path}:{ln(text, 'layout')}: observations.layout: input should be 'gridded', 'scattered' or 'ioda', found 'grided'; "
         "did you mean 'gridded'?"
     ]
 
@@ -307,7 +307,7 @@ def test_unknown_model_and_solver(tmp_path):
     path = write(tmp_path, text)
     assert problems_of(path) == [
         f"{path}:{ln(text, 'name')}: model.name: unknown model 'lorenz69'; did you mean 'lorenz96'? (choose from: lorenz63, "
-        "lorenz96, or give 'package.module:factory')",
+        "lorenz96, qg, or give 'package.module:factory')",
         f"{path}:{ln(text, 'solver')}: model.solver: unknown solver 'Eular'; did you mean 'Euler'? (choose from: Tsit5, Dopri5, "
         "Dopri8, Bosh3, RK4, Heun, Midpoint, Ralston, Euler)",
     ]

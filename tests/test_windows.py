@@ -5,7 +5,7 @@ import pytest
 
 from dacli.errors import ConfigError, DataError
 from dacli.models.base import StateLayout
-from dacli.observations.sets import ObservationSet, interpolation_weights
+from dacli.observations.sets import POINTS, ObservationSet, interpolation_weights
 from dacli.observations.windows import make_schedule, pack_observations
 
 
@@ -14,8 +14,8 @@ def observation_set(times, values=None, std=None):
     n = len(times)
     return ObservationSet(
         times=times, values=np.zeros(n) if values is None else np.asarray(values, float),
-        std=np.ones(n) if std is None else np.asarray(std, float), index=np.zeros((n, 2), int),
-        weight=np.tile([1.0, 0.0], (n, 1)), variable=np.full(n, "x"), location=np.full(n, np.nan),
+        std=np.ones(n) if std is None else np.asarray(std, float), index=np.zeros((n, POINTS), int),
+        weight=np.tile([1.0] + [0.0] * (POINTS - 1), (n, 1)), variable=np.full(n, "x"), location=np.full((n, 1), np.nan),
     )
 
 
@@ -72,8 +72,9 @@ def test_window_length_must_be_whole_steps():
 def test_linear_interpolation_weights_periodic_and_bounded():
     ring = StateLayout(("x",), "site", np.arange(8.0), periodic=True)
     index, weight, inside = interpolation_weights(np.array([2.25, 7.5, -0.5, 3.0]), ring)
-    assert index.tolist() == [[2, 3], [7, 0], [7, 0], [3, 4]]
-    np.testing.assert_allclose(weight, [[0.75, 0.25], [0.5, 0.5], [0.5, 0.5], [1.0, 0.0]])
+    assert index[:, :2].tolist() == [[2, 3], [7, 0], [7, 0], [3, 4]]
+    np.testing.assert_allclose(weight[:, :2], [[0.75, 0.25], [0.5, 0.5], [0.5, 0.5], [1.0, 0.0]])
+    assert np.all(weight[:, 2:] == 0)  # a 1-D row uses two of the POINTS slots
     assert inside.all()
     line = StateLayout(("x",), "site", np.arange(8.0), periodic=False)
     _, _, inside = interpolation_weights(np.array([-0.5, 0.0, 7.0, 7.5]), line)

@@ -48,6 +48,7 @@ class Registry:
 MODELS = Registry("model", {
     "lorenz63": "dacli.models.lorenz:Lorenz63",
     "lorenz96": "dacli.models.lorenz:Lorenz96",
+    "qg": "dacli.models.qg:QuasiGeostrophic",
 })
 
 SOLVERS = Registry("solver", {

@@ -56,7 +56,7 @@ class WindowConfig(Section):
 
 class ObservationsConfig(Section):
     path: str
-    layout: Literal["gridded", "scattered"] = "gridded"
+    layout: Literal["gridded", "scattered", "ioda"] = "gridded"
     variables: list[str] | None = Field(default=None, description="model variables observed; default all")
     names: dict[str, str] = Field(default_factory=dict, description="model variable -> file variable")
     dims: dict[str, str] = Field(default_factory=dict, description="dacli dimension -> file dimension")
@@ -66,23 +66,26 @@ class ObservationsConfig(Section):
     time_tolerance: PositiveFloat | None = Field(
         default=None, description="max distance of an observation time from a model time step; default dt/2"
     )
+    accept_preqc: list[int] = Field(default_factory=lambda: [0], description="ioda: PreQC flag values kept")
 
 
 class CovarianceConfig(Section):
     """B = D C D with D = diag(std): C = I (diagonal), Gaussian correlation, or a matrix from a file."""
 
-    kind: Literal["diagonal", "gaussian", "matrix"] = "diagonal"
+    kind: Literal["diagonal", "gaussian", "matern32", "matrix"] = "diagonal"
     std: PositiveFloat | list[PositiveFloat] = 1.0
-    length_scale: PositiveFloat | None = Field(default=None, description="gaussian only, in grid units")
+    length_scale: PositiveFloat | None = Field(
+        default=None, description="gaussian and matern32: correlation length in the grid coordinates' units")
     path: str | None = Field(default=None, description="matrix only: NetCDF file holding an (n, n) covariance")
     variable: str = Field(default="B", description="matrix only: the variable name in that file")
 
     @model_validator(mode="after")
     def _fields_match_kind(self) -> "CovarianceConfig":
-        if self.kind == "gaussian" and self.length_scale is None:
-            raise ValueError("kind = 'gaussian' needs length_scale (in grid units)")
-        if self.kind != "gaussian" and self.length_scale is not None:
-            raise ValueError("length_scale only applies to kind = 'gaussian'")
+        correlated = self.kind in ("gaussian", "matern32")
+        if correlated and self.length_scale is None:
+            raise ValueError(f"kind = {self.kind!r} needs length_scale (in the grid coordinates' units)")
+        if not correlated and self.length_scale is not None:
+            raise ValueError("length_scale only applies to kind = 'gaussian' or 'matern32'")
         if self.kind == "matrix" and self.path is None:
             raise ValueError("kind = 'matrix' needs path (a NetCDF file with the covariance matrix)")
         if self.kind != "matrix" and self.path is not None:
@@ -200,7 +203,22 @@ class SimulateConfig(Section):
     observed_fraction: float = Field(default=1.0, gt=0.0, le=1.0)
     missing_fraction: float = Field(default=0.0, ge=0.0, lt=1.0)
     obs_per_time: PositiveInt | None = Field(default=None, description="scattered layout: locations per time")
+    sampling: Literal["uniform", "tracks"] = Field(
+        default="uniform", description="scattered layout: uniform random locations, or satellite-like tracks")
+    tracks_per_time: PositiveInt = Field(default=1, description="tracks: passes observed at each observation time")
+    track_angle: float = Field(default=60.0, gt=0.0, lt=90.0, description="tracks: degrees from the x (lon) axis")
+    repeat_period: PositiveFloat | None = Field(
+        default=None, description="tracks: the ground tracks repeat after this model time; default 10 obs_interval")
+    along_track_spacing: PositiveFloat | None = Field(
+        default=None, description="tracks: distance between observations along a track; default one grid spacing")
     background_error_std: PositiveFloat = 1.0
+
+    @model_validator(mode="after")
+    def _tracks_only(self) -> "SimulateConfig":
+        track_keys = {"tracks_per_time", "track_angle", "repeat_period", "along_track_spacing"}
+        if self.sampling != "tracks" and track_keys & self.model_fields_set:
+            raise ValueError(f"{sorted(track_keys & self.model_fields_set)} only apply to sampling = 'tracks'")
+        return self
 
 
 class ChecksConfig(Section):

@@ -52,13 +52,17 @@ def correlation_spectrum(ny: int, nx: int, dy: float, dx: float, length_scale: f
 
 
 def spectral_correlation_sqrt(ny: int, nx: int, dy: float, dx: float, length_scale: float, shape: str,
-                              dtype=jnp.float64) -> lx.FunctionLinearOperator:
-    """C^{1/2} for flat fields over (ny, nx) (C order) as a matrix-free, symmetric lineax operator."""
+                              dtype=jnp.float64, fields: int = 1) -> lx.FunctionLinearOperator:
+    """C^{1/2} for ``fields`` flat fields over (ny, nx) (C order, concatenated): matrix-free, symmetric.
+
+    With several fields (model variables) the correlation is block diagonal: each field is
+    correlated with itself only.
+    """
     root = jnp.asarray(np.sqrt(correlation_spectrum(ny, nx, dy, dx, length_scale, shape)), dtype)
 
     def apply(vector):
-        field = vector.reshape(ny, nx)
+        field = vector.reshape(fields, ny, nx)
         return jnp.fft.irfft2(root * jnp.fft.rfft2(field), s=(ny, nx)).reshape(-1).astype(vector.dtype)
 
-    structure = jax.ShapeDtypeStruct((ny * nx,), dtype)
+    structure = jax.ShapeDtypeStruct((fields * ny * nx,), dtype)
     return lx.FunctionLinearOperator(apply, structure, tags=(lx.symmetric_tag, lx.positive_semidefinite_tag))

@@ -9,7 +9,7 @@ import numpy as np
 import xarray as xr
 
 from dacli import __version__
-from dacli.io.states import coordinates
+from dacli.io.states import coordinates, variable_attributes
 from dacli.models.base import StateLayout
 
 REFERENCES = (
@@ -81,7 +81,7 @@ class AnalysisRecord:
 def analysis_dataset(record: AnalysisRecord, time_units: str, title: str, institution: str,
                      command: str) -> xr.Dataset:
     layout = record.layout
-    dims = ("time", layout.grid_name) if layout.grid_name else ("time",)
+    dims = ("time", *layout.dims)
     data_vars = {}
     fields = {
         "analysis": record.analysis,
@@ -90,13 +90,15 @@ def analysis_dataset(record: AnalysisRecord, time_units: str, title: str, instit
     }
     for kind, states in fields.items():
         for name, values in layout.split(states).items():
-            data_vars[f"{name}_{kind}"] = xr.Variable(dims, values, {
-                "long_name": f"{kind} of {name}", "units": layout.units})
-    window_dims = ("window", layout.grid_name) if layout.grid_name else ("window",)
+            attrs = variable_attributes(layout, name, f"{kind} of {name}")
+            if kind == "increment":
+                attrs.pop("standard_name", None)  # an increment is not the quantity itself
+            data_vars[f"{name}_{kind}"] = xr.Variable(dims, values, attrs)
+    window_dims = ("window", *layout.dims)
     for kind, states in record.window_states.items():
         for name, values in layout.split(states).items():
-            data_vars[f"{name}_{kind}"] = xr.Variable(window_dims, values, {
-                "long_name": f"{WINDOW_STATES[kind]} of {name}", "units": layout.units})
+            data_vars[f"{name}_{kind}"] = xr.Variable(window_dims, values, variable_attributes(
+                layout, name, f"{WINDOW_STATES[kind]} of {name}"))
     for name, values in record.windows.items():
         long_name, units = WINDOW_DIAGNOSTICS[name]
         attrs = {"long_name": long_name, "units": time_units if name in ("window_start", "window_end") else (units or layout.units)}

@@ -19,8 +19,20 @@ from dacli import __version__
 from dacli.diagnostics.consistency import QC_FLAGS
 
 
+def location_variables(location: np.ndarray, layout) -> dict[str, xr.Variable]:
+    """Observation positions: ``location(obs)`` on 0-D / 1-D models, one variable per grid axis on 2-D ones."""
+    if len(layout.axes) < 2:
+        column = location[:, 0] if location.shape[1] else np.full(len(location), np.nan)
+        units = layout.axes[0].units if layout.axes else "1"
+        return {"location": xr.Variable(("obs",), column.astype(float), {
+            "long_name": "observation position on the model grid (NaN: no grid)", "units": units})}
+    return {axis.name: xr.Variable(("obs",), location[:, k].astype(float), {
+        **{key: value for key, value in axis.attributes().items() if key != "axis"},
+        "long_name": f"observation {axis.name}"}) for k, axis in enumerate(layout.axes)}
+
+
 def feedback_dataset(observations, packed, schedule_starts, background_equivalents, analysis_equivalents,
-                     flags, units: str, time_units: str, title: str, command: str, attrs: dict) -> xr.Dataset:
+                     flags, layout, time_units: str, title: str, command: str, attrs: dict) -> xr.Dataset:
     """Rows for every (window, observation) use, then every observation not assimilated."""
     windows, slots = np.nonzero(packed.mask)
     source = packed.source[windows, slots]
@@ -38,8 +50,6 @@ def feedback_dataset(observations, packed, schedule_starts, background_equivalen
             "long_name": "start time of that window", "units": time_units}),
         "variable": xr.Variable(("obs",), observations.variable[rows].astype(str), {
             "long_name": "observed model variable"}),
-        "location": xr.Variable(("obs",), observations.location[rows].astype(float), {
-            "long_name": "observation position on the model grid (NaN: on grid points or no grid)", "units": "1"}),
         "obs_value": xr.Variable(("obs",), values, {"long_name": "observed value (ObsValue)"}),
         "obs_error": xr.Variable(("obs",), observations.std[rows], {
             "long_name": "observation error standard deviation (ObsError)"}),
@@ -51,6 +61,7 @@ def feedback_dataset(observations, packed, schedule_starts, background_equivalen
             "long_name": "quality-control flag", "flag_values": np.array(list(QC_FLAGS), np.int8),
             "flag_meanings": " ".join(QC_FLAGS.values())}),
     }
+    data_vars.update(location_variables(observations.location[rows], layout))
     coords = {
         "time": xr.Variable(("obs",), observations.times[rows].astype(float), {
             "standard_name": "time", "long_name": "observation time", "units": time_units, "axis": "T",
@@ -66,8 +77,9 @@ def feedback_dataset(observations, packed, schedule_starts, background_equivalen
         **{f"dacli_{k}": v for k, v in attrs.items()},
     })
     for name in ("obs_value", "obs_error", "hofx_background", "hofx_analysis", "omb", "oma"):
-        dataset[name].attrs["units"] = units
-    for name in ("obs_value", "obs_error", "hofx_background", "hofx_analysis", "omb", "oma", "location", "window_start"):
+        dataset[name].attrs["units"] = layout.units
+    for name in ("obs_value", "obs_error", "hofx_background", "hofx_analysis", "omb", "oma", "window_start",
+                 *[k for k in dataset.data_vars if k in ("location", *layout.dims)]):
         dataset[name].encoding["_FillValue"] = np.nan
     dataset["time"].encoding["_FillValue"] = None
     return dataset

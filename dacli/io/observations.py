@@ -1,11 +1,14 @@
-"""Read observations from NetCDF (gridded or CF point layout) into an :class:`ObservationSet`.
+"""Read observations from NetCDF (gridded, CF point or IODA v3) into an :class:`ObservationSet`.
 
-Gridded: ``<var>(time, <grid>)`` on the model grid (NaN or ``_FillValue`` = missing), optional
-``<var>_error`` (std, same dims or fewer). Scattered (CF discrete sampling geometry, point):
-an ``obs`` dimension with ``time(obs)``, the grid coordinate ``<grid>(obs)`` and ``<var>(obs)``,
-``<var>_error(obs)``; off-grid locations are linearly interpolated. File names of variables and
-dimensions are mapped through ``observations.names`` / ``observations.dims``. Times are read
-undecoded: they are model times.
+Gridded: ``<var>(time, *grid dims)`` on the model grid (NaN or ``_FillValue`` = missing; grid
+dimensions stored in reverse, e.g. descending latitudes, are flipped), optional ``<var>_error``
+(std, same dims or fewer). Scattered (CF discrete sampling geometry, point): an ``obs``
+dimension with ``time(obs)``, one location coordinate per grid dimension (``x(obs)``, or
+``y(obs)``/``x(obs)``, ``lat(obs)``/``lon(obs)``) and ``<var>(obs)``, ``<var>_error(obs)``;
+locations are interpolated linearly (1-D grids) or bilinearly (2-D grids). IODA v3: see
+:mod:`dacli.io.ioda`; its ``dateTime`` is converted to model time through ``output.time_units``.
+File names of variables and dimensions are mapped through ``observations.names`` /
+``observations.dims``. Times of the NetCDF layouts are read undecoded: they are model times.
 """
 
 from __future__ import annotations
@@ -52,40 +55,83 @@ def _errors(dataset, path, name: str, like: xr.DataArray, config: ObservationsCo
     return np.full(like.shape, float(config.error_std))
 
 
+def _align_grid(dataset: xr.Dataset, path, config: ObservationsConfig, layout: StateLayout) -> xr.Dataset:
+    """Flip grid dimensions the file stores in reverse order (e.g. descending latitudes).
+
+    A file coordinate that is neither the model's nor its reverse is an error naming both.
+    """
+    for axis in layout.axes:
+        dim = config.dims.get(axis.name, axis.name)
+        if dim not in dataset.variables or dataset[dim].ndim != 1 or dataset.sizes.get(dim) != len(axis.values):
+            continue
+        found = np.asarray(dataset[dim].values, float)
+        scale = max(1e-12, abs(axis.spacing))
+        if np.allclose(found[::-1], axis.values, atol=1e-6 * scale, rtol=0) and len(found) > 1:
+            dataset = dataset.isel({dim: slice(None, None, -1)})
+        elif not np.allclose(found, axis.values, atol=1e-6 * scale, rtol=0):
+            raise DataError(
+                f"observations file {path}: coordinate {dim!r} runs {found[0]:g} .. {found[-1]:g}; "
+                f"the model grid's {axis.name!r} runs {axis.values[0]:g} .. {axis.values[-1]:g} "
+                "(gridded observations must be on the model grid; use the scattered layout otherwise)"
+            )
+    return dataset
+
+
+def grid_coordinates(layout: StateLayout) -> np.ndarray:
+    """Coordinates of every grid point, (grid_size, D), in the flat (C) order of the state."""
+    if not layout.axes:
+        return np.zeros((1, 0))
+    mesh = np.meshgrid(*[np.asarray(axis.values, float) for axis in layout.axes], indexing="ij")
+    return np.stack([m.ravel() for m in mesh], axis=-1)
+
+
 def _read_gridded(dataset, path, config: ObservationsConfig, layout: StateLayout, variables) -> ObservationSet:
     time_dim = config.dims.get("time", "time")
-    grid_dim = config.dims.get(layout.grid_name, layout.grid_name) if layout.grid_name else None
+    grid_dims = [config.dims.get(dim, dim) for dim in layout.dims]
+    dataset = _align_grid(dataset, path, config, layout)
     parts = []
     for variable in variables:
         name = config.names.get(variable, variable)
         array = _variable(dataset, path, name, variable)
-        wanted = {time_dim} | ({grid_dim} if grid_dim else set())
+        wanted = {time_dim, *grid_dims}
         _require_dims(array, path, wanted, wanted)
-        array = array.transpose(*([time_dim] + ([grid_dim] if grid_dim else [])))
-        if grid_dim and array.sizes[grid_dim] != layout.grid_size:
+        array = array.transpose(time_dim, *grid_dims)
+        found = tuple(array.sizes[dim] for dim in grid_dims)
+        if found != layout.shape:
             raise DataError(
-                f"observations file {path}: dimension {grid_dim!r} has size {array.sizes[grid_dim]}; "
-                f"the model grid has {layout.grid_size} points"
+                f"observations file {path}: dimensions {tuple(grid_dims)} have sizes {found}; "
+                f"the model grid has {layout.shape}"
             )
-        values = np.asarray(array.values, dtype=float)
-        errors = _errors(dataset, path, name, array, config)
-        times = np.asarray(dataset[time_dim].values if time_dim in dataset.variables else np.arange(values.shape[0]), float)
-        if values.ndim == 1:
-            values, errors = values[:, None], errors[:, None]
-        ntime, ngrid = values.shape
+        ntime, ngrid = array.shape[0], layout.grid_size
+        values = np.asarray(array.values, dtype=float).reshape(ntime, ngrid)
+        errors = _errors(dataset, path, name, array, config).reshape(ntime, ngrid)
+        times = np.asarray(dataset[time_dim].values if time_dim in dataset.variables else np.arange(ntime), float)
         grid_index = np.tile(np.arange(ngrid), ntime)
-        flat_index = np.array([layout.index(variable, g) for g in range(ngrid)])[grid_index % ngrid]
         index = np.zeros((ntime * ngrid, POINTS), dtype=int)
-        index[:, 0] = flat_index
-        index[:, 1] = flat_index
+        index[:, 0] = layout.index(variable, 0) + grid_index
         weight = np.zeros((ntime * ngrid, POINTS))
         weight[:, 0] = 1.0
-        location = np.asarray(layout.grid, float)[grid_index] if layout.grid_name else np.full(ntime * ngrid, np.nan)
         parts.append(ObservationSet(
             times=np.repeat(times, ngrid), values=values.ravel(), std=errors.ravel(), index=index,
-            weight=weight, variable=np.full(ntime * ngrid, variable), location=location,
+            weight=weight, variable=np.full(ntime * ngrid, variable), location=grid_coordinates(layout)[grid_index],
         ))
     return _concatenate(parts)
+
+
+def _located(variable: str, times, values, errors, positions, layout: StateLayout, rejected_preqc: int = 0) -> ObservationSet:
+    """Observations at scattered positions (P, D): interpolation rows, outside-domain ones dropped."""
+    if layout.axes:
+        grid_index, weight, inside = interpolation_weights(positions, layout)
+        index = grid_index + layout.index(variable, 0)
+    else:
+        index = np.full((len(values), POINTS), layout.index(variable))
+        weight = np.tile([1.0] + [0.0] * (POINTS - 1), (len(values), 1))
+        inside = np.ones(len(values), bool)
+    return ObservationSet(
+        times=times[inside], values=values[inside], std=errors[inside], index=index[inside],
+        weight=weight[inside], variable=np.full(int(inside.sum()), variable), location=positions[inside],
+        rejected_outside_domain=int((~inside).sum()), rejected_preqc=rejected_preqc,
+    )
 
 
 def _read_scattered(dataset, path, config: ObservationsConfig, layout: StateLayout, variables) -> ObservationSet:
@@ -94,35 +140,47 @@ def _read_scattered(dataset, path, config: ObservationsConfig, layout: StateLayo
     if time_name not in dataset.variables:
         raise DataError(f"observations file {path}: no time coordinate {time_name!r} along {obs_dim!r}")
     times = np.asarray(dataset[time_name].values, dtype=float)
-    location_name = config.dims.get(layout.grid_name, layout.grid_name) if layout.grid_name else None
-    if location_name and location_name not in dataset.variables:
-        raise DataError(
-            f"observations file {path}: no location coordinate {location_name!r} (grid position of each "
-            f"observation along {obs_dim!r}); map it with observations.dims"
-        )
+    location_names = [config.dims.get(dim, dim) for dim in layout.dims]
+    for location_name in location_names:
+        if location_name not in dataset.variables:
+            raise DataError(
+                f"observations file {path}: no location coordinate {location_name!r} (grid position of each "
+                f"observation along {obs_dim!r}); map it with observations.dims"
+            )
+    positions = np.stack([np.asarray(dataset[n].values, float) for n in location_names], axis=-1) \
+        if location_names else np.zeros((len(times), 0))
     parts = []
     for variable in variables:
         name = config.names.get(variable, variable)
         array = _variable(dataset, path, name, variable)
         _require_dims(array, path, {obs_dim}, {obs_dim})
         values = np.asarray(array.values, dtype=float)
-        errors = _errors(dataset, path, name, array, config)
-        if location_name:
-            location = np.asarray(dataset[location_name].values, dtype=float)
-            grid_index, weight, inside = interpolation_weights(location, layout)
-            offset = layout.index(variable, 0)
-            index = grid_index + offset
-        else:
-            location = np.full(len(values), np.nan)
-            index = np.full((len(values), POINTS), layout.index(variable))
-            weight = np.tile([1.0, 0.0], (len(values), 1))
-            inside = np.ones(len(values), bool)
-        part = ObservationSet(
-            times=times[inside], values=values[inside], std=errors[inside], index=index[inside],
-            weight=weight[inside], variable=np.full(int(inside.sum()), variable), location=location[inside],
-            rejected_outside_domain=int((~inside).sum()),
-        )
-        parts.append(part)
+        parts.append(_located(variable, times, values, _errors(dataset, path, name, array, config), positions, layout))
+    return _concatenate(parts)
+
+
+# IODA's MetaData names for dacli's usual grid dimension names (override with observations.dims)
+IODA_COORDINATES = {"lat": "latitude", "lon": "longitude", "latitude": "latitude", "longitude": "longitude"}
+
+
+def ioda_coordinates(config: ObservationsConfig, layout: StateLayout) -> tuple[str, ...]:
+    """The MetaData variable holding each grid coordinate (``observations.dims`` overrides)."""
+    return tuple(config.dims.get(dim, IODA_COORDINATES.get(dim, dim)) for dim in layout.dims)
+
+
+def _read_ioda(path, config: ObservationsConfig, layout: StateLayout, variables, time_units: str) -> ObservationSet:
+    from dacli.io.ioda import read_ioda
+
+    coordinates = ioda_coordinates(config, layout)
+    names = [config.names.get(v, v) for v in variables]
+    records = read_ioda(path, names, error_std=config.error_std, accept_preqc=tuple(config.accept_preqc),
+                        time_units=time_units, coordinates=coordinates)
+    parts = []
+    for variable, record in zip(variables, records):
+        positions = np.stack([record.coordinates[c] for c in coordinates], axis=-1) if coordinates \
+            else np.zeros((len(record.times), 0))
+        parts.append(_located(variable, record.times, record.values, record.errors, positions, layout,
+                              record.rejected_preqc))
     return _concatenate(parts)
 
 
@@ -136,10 +194,12 @@ def _concatenate(parts: list[ObservationSet]) -> ObservationSet:
         variable=np.concatenate([p.variable for p in parts]),
         location=np.concatenate([p.location for p in parts]),
         rejected_outside_domain=sum(p.rejected_outside_domain for p in parts),
+        rejected_preqc=sum(p.rejected_preqc for p in parts),
     )
 
 
-def read_observations(config: ObservationsConfig, layout: StateLayout) -> ObservationSet:
+def read_observations(config: ObservationsConfig, layout: StateLayout,
+                      time_units: str = "days since 2000-01-01 00:00:00") -> ObservationSet:
     """Read the configured observation file; raise :class:`DataError` naming what is wrong."""
     variables = config.variables or list(layout.variables)
     unknown = [v for v in variables if v not in layout.variables]
@@ -147,9 +207,12 @@ def read_observations(config: ObservationsConfig, layout: StateLayout) -> Observ
         raise ConfigError([
             f"observations.variables: {unknown} are not model variables (the model has {list(layout.variables)})"
         ])
-    dataset = open_netcdf(config.path, "observations")
-    reader = _read_gridded if config.layout == "gridded" else _read_scattered
-    observations = reader(dataset, config.path, config, layout, variables)
+    if config.layout == "ioda":
+        observations = _read_ioda(config.path, config, layout, variables, time_units)
+    else:
+        dataset = open_netcdf(config.path, "observations")
+        reader = _read_gridded if config.layout == "gridded" else _read_scattered
+        observations = reader(dataset, config.path, config, layout, variables)
     names = ", ".join(repr(config.names.get(v, v)) for v in variables)
     if len(observations) == 0 and observations.rejected_outside_domain:
         raise DataError(

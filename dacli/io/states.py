@@ -1,7 +1,8 @@
 """State files: model states over time as CF NetCDF (truth runs, backgrounds, forecasts).
 
-Layout: one variable per model variable, dims ``(time, <grid>)`` (or ``(time,)`` without a
-grid), a ``time`` coordinate in model time and the grid coordinate. ``dacli simulate`` writes
+Layout: one variable per model variable, dims ``(time, *grid dims)`` (``(time,)`` without a
+grid; ``(time, y, x)`` or ``(time, lat, lon)`` for 2-D models), a ``time`` coordinate in model
+time and one CF coordinate variable per grid axis. ``dacli simulate`` writes
 them; the background and truth readers read them back.
 """
 
@@ -22,18 +23,25 @@ def coordinates(layout: StateLayout, times: np.ndarray, time_units: str) -> dict
             "standard_name": "time", "long_name": "model time", "units": time_units, "axis": "T",
             "calendar": "standard", "units_metadata": "leap_seconds: none"}),
     }
-    if layout.grid_name:
-        coords[layout.grid_name] = xr.Variable((layout.grid_name,), np.asarray(layout.grid, float), {
-            "long_name": f"{layout.grid_name} coordinate", "units": layout.grid_units, "axis": "X"})
+    for axis in layout.axes:
+        coords[axis.name] = xr.Variable((axis.name,), np.asarray(axis.values, float), axis.attributes())
     return coords
+
+
+def variable_attributes(layout: StateLayout, name: str, long_name: str) -> dict[str, str]:
+    """``long_name``, ``units`` and the CF ``standard_name`` where the model declares one."""
+    attrs = {"long_name": long_name, "units": layout.units}
+    if layout.standard_name(name):
+        attrs["standard_name"] = layout.standard_name(name)
+    return attrs
 
 
 def state_dataset(layout: StateLayout, times: np.ndarray, states: np.ndarray, time_units: str,
                   attrs: dict | None = None, suffix: str = "", long_name: str = "state") -> xr.Dataset:
     """Flat states (T, n) -> Dataset of one variable per model variable."""
-    dims = ("time", layout.grid_name) if layout.grid_name else ("time",)
+    dims = ("time", *layout.dims)
     data_vars = {
-        f"{name}{suffix}": xr.Variable(dims, values, {"long_name": f"{long_name} of {name}", "units": layout.units})
+        f"{name}{suffix}": xr.Variable(dims, values, variable_attributes(layout, name, f"{long_name} of {name}"))
         for name, values in layout.split(states).items()
     }
     return xr.Dataset(data_vars, coords=coordinates(layout, times, time_units), attrs=attrs or {})
@@ -48,16 +56,17 @@ def read_states(path, layout: StateLayout, what: str) -> tuple[np.ndarray, np.nd
             found = ", ".join(sorted(map(str, dataset.data_vars))) or "none"
             raise DataError(f"{what} file {path}: no variable {name!r}; data variables found: {found}")
         array = dataset[name]
-        expected = ("time", layout.grid_name) if layout.grid_name else ("time",)
+        expected = ("time", *layout.dims)
         if "time" not in array.dims:
             array = array.expand_dims("time")
         if set(array.dims) != set(expected):
             raise DataError(f"{what} file {path}: variable {name!r} has dims {tuple(array.dims)}; expected {expected}")
         array = array.transpose(*expected)
-        if layout.grid_name and array.sizes[layout.grid_name] != layout.grid_size:
+        found = tuple(array.sizes[dim] for dim in layout.dims)
+        if found != layout.shape:
             raise DataError(
-                f"{what} file {path}: {name!r} has {array.sizes[layout.grid_name]} grid points; "
-                f"the model has {layout.grid_size}"
+                f"{what} file {path}: {name!r} has a grid of shape {found} over {layout.dims}; "
+                f"the model's is {layout.shape}"
             )
         fields[name] = np.asarray(array.values, float)
     times = np.asarray(dataset["time"].values, float) if "time" in dataset.variables else np.zeros(1)

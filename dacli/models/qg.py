@@ -11,8 +11,10 @@ Jacobian are spectral (real FFTs), with Orszag's 2/3 rule against aliasing. Time
 lengths in metres. References: Pedlosky (1987), "Geophysical Fluid Dynamics", ch. 3;
 Vallis (2017), "Atmospheric and Oceanic Fluid Dynamics", ch. 5.
 
-The state vector is eta flattened in C order over (y, x). Until dacli's state layout carries 2-D
-grids (issue 5), the model is an engine component only: it is not in the model registry.
+The state vector is eta flattened in C order over (y, x). Coordinates are written in metres
+(``coordinates = "xy"``: ``y``, ``x``) or in degrees of a regional lat-lon box centred on
+(``center_lat``, ``center_lon``) (``coordinates = "latlon"``: ``lat``, ``lon``; the dynamics stay
+on the beta plane, with f0 = 2 Omega sin(lat0) and beta = 2 Omega cos(lat0) / R unless given).
 """
 
 from __future__ import annotations
@@ -22,9 +24,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dacli.models.base import Dynamics, StateLayout
+from dacli.models.base import Dynamics, GridAxis, StateLayout
 
 SECONDS_PER_DAY = 86400.0
+EARTH_RADIUS = 6.371e6  # m
+EARTH_ROTATION = 7.2921e-5  # Omega, s^-1
+METRES_PER_DEGREE = EARTH_RADIUS * np.pi / 180.0
 
 
 def wavenumbers(ny: int, nx: int, length_y: float, length_x: float):
@@ -55,10 +60,14 @@ class QuasiGeostrophic(Dynamics):
     viscosity: float = 20.0  # nu (m^2 s^-1), on q
     drag: float = 0.0  # r (s^-1), bottom drag on relative vorticity
     forcing_amplitude: float = 0.0  # F0 (s^-2): F = F0 sin(2 pi y / length_y)
+    coordinates: str = eqx.field(static=True, default="xy")
+    center_lat: float = eqx.field(static=True, default=38.0)
+    center_lon: float = eqx.field(static=True, default=-60.0)
 
     def __init__(self, nx: int = 64, ny: int | None = None, length_x: float = 1.0e6, length_y: float | None = None,
-                 deformation_radius: float = 30e3, beta: float = 1.6e-11, coriolis: float = 1e-4,
-                 gravity: float = 9.81, viscosity: float = 20.0, drag: float = 0.0, forcing_amplitude: float = 0.0):
+                 deformation_radius: float = 30e3, beta: float | None = None, coriolis: float | None = None,
+                 gravity: float = 9.81, viscosity: float = 20.0, drag: float = 0.0, forcing_amplitude: float = 0.0,
+                 coordinates: str = "xy", center_lat: float = 38.0, center_lon: float = -60.0):
         ny = nx if ny is None else ny
         length_y = length_x * ny / nx if length_y is None else length_y
         for name, value in (("nx", nx), ("ny", ny)):
@@ -66,6 +75,19 @@ class QuasiGeostrophic(Dynamics):
                 raise ValueError(f"{name} must be an even integer >= 8, found {value!r}")
         if deformation_radius <= 0 or length_x <= 0 or length_y <= 0:
             raise ValueError("deformation_radius, length_x and length_y must be positive")
+        if coordinates not in ("xy", "latlon"):
+            raise ValueError(f"coordinates must be 'xy' (metres) or 'latlon' (degrees), found {coordinates!r}")
+        if not -80.0 <= center_lat <= 80.0:
+            raise ValueError(f"center_lat must lie in [-80, 80] degrees, found {center_lat!r}")
+        self.coordinates, self.center_lat, self.center_lon = coordinates, float(center_lat), float(center_lon)
+        if coordinates == "latlon":  # the beta plane tangent at the box centre
+            latitude = np.radians(center_lat)
+            coriolis = 2 * EARTH_ROTATION * np.sin(latitude) if coriolis is None else coriolis
+            beta = 2 * EARTH_ROTATION * np.cos(latitude) / EARTH_RADIUS if beta is None else beta
+        coriolis = 1e-4 if coriolis is None else coriolis
+        beta = 1.6e-11 if beta is None else beta
+        if coriolis == 0:
+            raise ValueError("coriolis (f0) must be non-zero: SSH and streamfunction are related by g / f0")
         self.nx, self.ny = int(nx), int(ny)
         self.length_x, self.length_y = float(length_x), float(length_y)
         self.deformation_radius, self.beta, self.coriolis = float(deformation_radius), float(beta), float(coriolis)
@@ -118,8 +140,21 @@ class QuasiGeostrophic(Dynamics):
         return (SECONDS_PER_DAY * self.coriolis / self.gravity) * dpsi_dt.reshape(-1)
 
     def layout(self) -> StateLayout:
-        return StateLayout(variables=("ssh",), grid_name="cell", grid=np.arange(self.nx * self.ny, dtype=float),
-                           periodic=False, units="m", grid_units="1")
+        dy, dx = self.length_y / self.ny, self.length_x / self.nx
+        if self.coordinates == "latlon":
+            dlat = dy / METRES_PER_DEGREE
+            dlon = dx / (METRES_PER_DEGREE * np.cos(np.radians(self.center_lat)))
+            axes = (
+                GridAxis("lat", self.center_lat + dlat * (np.arange(self.ny) - (self.ny - 1) / 2), "degrees_north",
+                         True, "latitude", "Y"),
+                GridAxis("lon", self.center_lon + dlon * (np.arange(self.nx) - (self.nx - 1) / 2), "degrees_east",
+                         True, "longitude", "X"),
+            )
+        else:
+            axes = (GridAxis("y", dy * np.arange(self.ny), "m", True, "projection_y_coordinate", "Y"),
+                    GridAxis("x", dx * np.arange(self.nx), "m", True, "projection_x_coordinate", "X"))
+        return StateLayout(variables=("ssh",), units="m", axes=axes,
+                           standard_names=("sea_surface_height_above_mean_sea_level",))
 
     def default_state(self, key):
         """A random field of ~10 cm with most energy near the deformation radius."""

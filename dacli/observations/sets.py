@@ -1,7 +1,8 @@
 """Observations of a whole run, before they are split into windows (host-side numpy).
 
 Each observation is a time, a value, an error std and a sparse row of H over the flat state
-(``index``/``weight``, K = 2 points: identity uses one, linear interpolation two).
+(``index``/``weight``, K = 4 points: a grid point uses one, linear interpolation on a 1-D grid
+two, bilinear interpolation on a 2-D grid four; unused points have weight 0).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import numpy as np
 
 from dacli.models.base import StateLayout
 
-POINTS = 2  # interpolation points per observation
+POINTS = 4  # interpolation points per observation (bilinear on 2-D grids)
 
 
 @dataclass(frozen=True)
@@ -23,8 +24,9 @@ class ObservationSet:
     index: np.ndarray  # (P, K) int
     weight: np.ndarray  # (P, K)
     variable: np.ndarray  # (P,) str, the model variable observed
-    location: np.ndarray  # (P,) grid coordinate (nan without grid)
+    location: np.ndarray  # (P, D) coordinates along the D grid axes (NaN: on a grid point read directly)
     rejected_outside_domain: int = 0
+    rejected_preqc: int = 0  # dropped by the file's own quality control (IODA PreQC)
 
     @property
     def valid(self) -> np.ndarray:
@@ -61,8 +63,24 @@ def axis_interpolation(positions, coordinates, periodic: bool):
 def interpolation_weights(
     positions: np.ndarray, layout: StateLayout
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Linear-interpolation (grid index pairs, weights, inside-domain flag) for grid positions."""
-    left, right, fraction, inside = axis_interpolation(positions, layout.grid, layout.periodic)
-    index = np.stack([left, right], axis=-1)
-    weight = np.stack([1.0 - fraction, fraction], axis=-1)
-    return index, weight, inside
+    """(flat grid indices (P, POINTS), weights (P, POINTS), inside-domain flag (P,)) for locations.
+
+    ``positions`` is (P, D) (or (P,) on a 1-D grid) in the grid's coordinates: linear
+    interpolation on a 1-D grid, bilinear on a 2-D grid (:mod:`dacli.observations.bilinear`).
+    """
+    from dacli.observations.bilinear import bilinear_weights
+
+    positions = np.asarray(positions, dtype=float)
+    positions = positions[:, None] if positions.ndim == 1 else positions
+    axes = layout.axes
+    if positions.shape[1] != len(axes) or len(axes) not in (1, 2):
+        raise ValueError(f"locations with {positions.shape[1]} coordinates on a grid of {len(axes)} dimensions")
+    if len(axes) == 1:
+        left, right, fraction, inside = axis_interpolation(positions[:, 0], axes[0].values, axes[0].periodic)
+        index = np.stack([left, right], axis=-1)
+        weight = np.stack([1.0 - fraction, fraction], axis=-1)
+    else:
+        index, weight, inside = bilinear_weights(positions[:, 0], positions[:, 1], axes[0].values, axes[1].values,
+                                                 (axes[0].periodic, axes[1].periodic))
+    pad = POINTS - index.shape[1]
+    return np.pad(index, ((0, 0), (0, pad))), np.pad(weight, ((0, 0), (0, pad))), inside

@@ -171,6 +171,7 @@ def assimilate(config: Config, *, overwrite: bool = False, command: str = "dacli
         "observations_rejected": int(packed.rejected.sum()),
         "observations_outside_windows": int(packed.outside),
         "observations_outside_domain": int(inputs.observations.rejected_outside_domain),
+        "observations_rejected_preqc": int(inputs.observations.rejected_preqc),
         "cost_initial_mean": float(windows["cost_initial"].mean()),
         "cost_final_mean": float(windows["cost_final"].mean()),
         "iterations_mean": float(windows["iterations"].mean()),
@@ -214,7 +215,7 @@ def assimilate(config: Config, *, overwrite: bool = False, command: str = "dacli
     if feedback_path is not None:
         flags = qc_flags(inputs.observations, packed)
         feedback = feedback_dataset(inputs.observations, packed, schedule.starts, equivalents["background"],
-                                    equivalents["analysis"], flags, layout.units, config.output.time_units,
+                                    equivalents["analysis"], flags, layout, config.output.time_units,
                                     title, command, {**{f"desroziers_{k}": v for k, v in consistency.as_dict().items()},
                                                      "method": config.method.kind})
         write_netcdf_atomically(feedback, feedback_path, overwrite)
@@ -272,11 +273,12 @@ def prepare_inputs(config: Config) -> PreparedInputs:
     from dacli.io.states import read_states
 
     layout = build_dynamics(config.model).layout()
-    observations = read_observations(config.observations, layout)
+    observations = read_observations(config.observations, layout, config.output.time_units)
     schedule, packed = schedule_windows(config, observations)
     log.info("observations: %d read, %d assimilated over %d window(s), %d rejected by QC, %d outside every "
-             "window, %d outside the model domain", len(observations), packed.used.sum(), schedule.count,
-             packed.rejected.sum(), packed.outside, observations.rejected_outside_domain)
+             "window, %d outside the model domain%s", len(observations), packed.used.sum(), schedule.count,
+             packed.rejected.sum(), packed.outside, observations.rejected_outside_domain,
+             f", {observations.rejected_preqc} dropped by the file's PreQC" if config.observations.layout == "ioda" else "")
     background = initial_background(config, layout)
     truth = read_states(config.truth.path, layout, "truth") if config.truth else None
     # The Desroziers background check costs SPREAD_PROBES tangent-linear runs per window and a

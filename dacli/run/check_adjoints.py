@@ -96,7 +96,7 @@ def _builtin_cases(dtype):
         slots = np.rint(times / dt).astype(int)
         values = np.sum(truth[slots[:, None], rows] * weights, axis=1) + rng.normal(0, 1.0, len(times))
         observations = ObservationSet(times, values, np.ones(len(times)), rows, weights,
-                                      np.full(len(times), variables[0]), np.full(len(times), np.nan))
+                                      np.full(len(times), variables[0]), np.full((len(times), 1), np.nan))
         schedule = make_schedule(0.0, nsteps * dt, nsteps * dt, dt, "newest", 1, None)
         packed = pack_observations(observations, schedule, None, dtype=np.dtype(dtype))
         sqrt_b = background_sqrt_operator(covariance, 1.0, layout, 2.0 if covariance == "gaussian" else None, dtype)

@@ -4,8 +4,13 @@ The truth starts from the model's default state, spun up for ``simulate.spinup``
 ``simulate.duration`` from ``window.start``. Observations (every ``obs_interval``) are the truth
 plus Gaussian noise of std ``obs_error_std``: gridded (a random ``observed_fraction`` of grid
 points, then ``missing_fraction`` holes written as missing values) or scattered (``obs_per_time``
-random off-grid locations, linearly interpolated). The background is the truth at
-``window.start`` plus noise of std ``background_error_std``. Files go where the config's
+random off-grid locations, or satellite-like tracks over a 2-D grid (``sampling = "tracks"``,
+:mod:`dacli.observations.tracks`), interpolated linearly on 1-D grids and bilinearly on 2-D
+grids), written as a CF point file or, with ``observations.layout = "ioda"``, as IODA v3 (the
+ObsValue, ObsError and MetaData groups; times as seconds since 1970 through
+``output.time_units``). The background is the truth at ``window.start`` plus an error of std
+``background_error_std``: white, or correlated like the configured B when that is a Gaussian or
+Matern correlation. Files go where the config's
 ``observations.path``, ``background.path`` and ``truth.path`` point.
 """
 
@@ -46,7 +51,6 @@ def simulate(config: Config, *, overwrite: bool = False) -> SimulationResult:
     from dacli.io.netcdf import check_writable, write_netcdf_atomically
     from dacli.io.states import state_dataset
     from dacli.models.integrate import integrate
-    from dacli.observations.sets import interpolation_weights
 
     sim = config.simulate
     problems = []
@@ -88,51 +92,13 @@ def simulate(config: Config, *, overwrite: bool = False) -> SimulationResult:
     fields = layout.split(truth)
 
     if config.observations.layout == "gridded":
-        data = {}
-        for name in variables:
-            clean = fields[name][obs_steps]
-            noisy = clean + rng.normal(0.0, sim.obs_error_std, clean.shape)
-            hidden = rng.random(clean.shape) >= sim.observed_fraction
-            hidden |= rng.random(clean.shape) < sim.missing_fraction
-            noisy[hidden] = np.nan
-            dims = ("time", layout.grid_name) if layout.grid_name else ("time",)
-            data[name] = xr.Variable(dims, noisy, {"long_name": f"observed {name}", "units": layout.units,
-                                                    "_FillValue": np.float64(-9999.0)})
-            data[f"{name}_error"] = xr.Variable((), sim.obs_error_std, {
-                "long_name": f"observation error standard deviation of {name}", "units": layout.units})
-        coords = {"time": xr.Variable(("time",), times[obs_steps], {"standard_name": "time", "units": units, "axis": "T"})}
-        if layout.grid_name:
-            coords[layout.grid_name] = xr.Variable((layout.grid_name,), np.asarray(layout.grid, float), {"units": layout.grid_units, "axis": "X"})
-        obs_dataset = xr.Dataset(data, coords=coords, attrs={"Conventions": "CF-1.11", "title": "dacli synthetic gridded observations"})
+        obs_dataset = _gridded_observations(layout, fields, variables, obs_steps, times, units, sim, rng)
     else:
-        per_time = sim.obs_per_time or max(1, layout.grid_size // 2)
-        step_index = np.repeat(obs_steps, per_time)
-        if layout.grid_name:
-            grid = np.asarray(layout.grid, float)
-            spacing = grid[1] - grid[0] if len(grid) > 1 else 1.0
-            upper = grid[0] + spacing * len(grid) if layout.periodic else grid[-1]
-            location = rng.uniform(grid[0], upper, step_index.size)
-            index, weight, _ = interpolation_weights(location, layout)
-        data = {}
-        for name in variables:
-            field = fields[name][step_index]
-            if layout.grid_name:
-                clean = np.sum(np.take_along_axis(field, index, axis=1) * weight, axis=1)
-            else:
-                clean = field
-            noisy = clean + rng.normal(0.0, sim.obs_error_std, clean.shape)
-            noisy[rng.random(clean.shape) < sim.missing_fraction] = np.nan
-            data[name] = xr.Variable(("obs",), noisy, {"long_name": f"observed {name}", "units": layout.units,
-                                                       "coordinates": "time" + (f" {layout.grid_name}" if layout.grid_name else "")})
-            data[f"{name}_error"] = xr.Variable(("obs",), np.full(clean.shape, sim.obs_error_std), {
-                "long_name": f"observation error standard deviation of {name}", "units": layout.units})
-        coords = {"time": xr.Variable(("obs",), times[step_index], {"standard_name": "time", "units": units, "axis": "T"})}
-        if layout.grid_name:
-            coords[layout.grid_name] = xr.Variable(("obs",), location, {"long_name": "observation location", "units": layout.grid_units})
-        obs_dataset = xr.Dataset(data, coords=coords, attrs={"Conventions": "CF-1.11", "featureType": "point",
-                                                             "title": "dacli synthetic scattered observations"})
+        obs_dataset = _scattered_observations(layout, fields, variables, obs_steps, times, units, sim, rng)
+        if config.observations.layout == "ioda":
+            obs_dataset = _as_ioda(obs_dataset, config, layout, variables)
 
-    background = truth[0] + rng.normal(0.0, sim.background_error_std, truth[0].shape)
+    background = truth[0] + sim.background_error_std * _background_error(config, layout, rng, dtype)
     attrs = {"Conventions": "CF-1.11", "source": f"dacli simulate (seed {config.run.seed})"}
     outputs = {
         "observations": obs_dataset,
@@ -140,7 +106,8 @@ def simulate(config: Config, *, overwrite: bool = False) -> SimulationResult:
         "truth": state_dataset(layout, times, truth, units, {**attrs, "title": "dacli truth run"}),
     }
     for kind, dataset in outputs.items():
-        write_netcdf_atomically(without_fill_on_coordinates(dataset), paths[kind], overwrite)
+        tidy = without_fill_on_coordinates(dataset) if isinstance(dataset, xr.Dataset) else dataset  # IODA: groups
+        write_netcdf_atomically(tidy, paths[kind], overwrite)
     summary = {
         "files": {k: str(v) for k, v in paths.items()},
         "truth_steps": int(nsteps + 1),
@@ -154,3 +121,103 @@ def _solver(config: Config):
     from dacli.build.registry import SOLVERS
 
     return SOLVERS.resolve(config.model.solver)()
+
+
+def _background_error(config: Config, layout, rng, dtype) -> np.ndarray:
+    """A unit-variance error draw: white, or correlated like the configured B (C^{1/2} xi)."""
+    covariance = config.background.covariance
+    noise = rng.normal(0.0, 1.0, layout.size)
+    if covariance.kind not in ("gaussian", "matern32"):
+        return noise
+    from dacli.covariances.background import background_sqrt_operator
+
+    root = background_sqrt_operator(covariance.kind, 1.0, layout, covariance.length_scale, dtype)
+    return np.asarray(root.mv(np.asarray(noise, dtype)))
+
+
+def _gridded_observations(layout, fields, variables, obs_steps, times, units, sim, rng):
+    """Every grid point at each observation time, a random fraction hidden (missing values)."""
+    import xarray as xr
+
+    from dacli.io.states import coordinates
+
+    data = {}
+    for name in variables:
+        clean = fields[name][obs_steps]
+        noisy = clean + rng.normal(0.0, sim.obs_error_std, clean.shape)
+        hidden = rng.random(clean.shape) >= sim.observed_fraction
+        hidden |= rng.random(clean.shape) < sim.missing_fraction
+        noisy[hidden] = np.nan
+        data[name] = xr.Variable(("time", *layout.dims), noisy, {"long_name": f"observed {name}", "units": layout.units,
+                                                                  "_FillValue": np.float64(-9999.0)})
+        data[f"{name}_error"] = xr.Variable((), sim.obs_error_std, {
+            "long_name": f"observation error standard deviation of {name}", "units": layout.units})
+    coords = coordinates(layout, times[obs_steps], units)
+    return xr.Dataset(data, coords=coords, attrs={"Conventions": "CF-1.11", "title": "dacli synthetic gridded observations"})
+
+
+def _locations(layout, obs_steps, sim, rng) -> tuple[np.ndarray, np.ndarray]:
+    """(model step, positions (P, D)) of every scattered observation: uniform or along tracks."""
+    from dacli.observations.tracks import axis_extent, track_positions
+
+    if sim.sampling == "tracks":
+        if len(layout.axes) != 2:
+            raise ConfigError([f"simulate.sampling: 'tracks' needs a model on a 2-D grid; this one has "
+                               f"{len(layout.axes)} grid dimensions"])
+        period = sim.repeat_period or 10 * sim.obs_interval
+        per_cycle = max(1, round(period / sim.obs_interval)) * sim.tracks_per_time
+        spacing = sim.along_track_spacing or min(abs(axis.spacing) for axis in layout.axes)
+        steps, positions = [], []
+        for number, step in enumerate(np.repeat(obs_steps, sim.tracks_per_time)):
+            track = track_positions(number, layout.axes, sim.track_angle, per_cycle, spacing)
+            steps.append(np.full(len(track), step))
+            positions.append(track)
+        return np.concatenate(steps), np.concatenate(positions)
+    per_time = sim.obs_per_time or max(1, layout.grid_size // 2)
+    steps = np.repeat(obs_steps, per_time)
+    columns = []
+    for axis in layout.axes:
+        start, extent = axis_extent(axis)
+        columns.append(rng.uniform(start, start + extent, steps.size))
+    return steps, np.stack(columns, axis=-1) if columns else np.zeros((steps.size, 0))
+
+
+def _as_ioda(points, config: Config, layout, variables):
+    """The CF point observations rewritten as an IODA v3 tree (file names from ``observations.names``)."""
+    from dacli.io.ioda import ioda_tree
+    from dacli.io.observations import ioda_coordinates
+
+    names = {v: config.observations.names.get(v, v) for v in variables}
+    return ioda_tree(
+        {names[v]: (points[v].values, points[f"{v}_error"].values) for v in variables},
+        points["time"].values, config.output.time_units,
+        {name: points[dim].values for name, dim in zip(ioda_coordinates(config.observations, layout), layout.dims)},
+        {"title": "dacli synthetic observations (IODA v3)"})
+
+
+def _scattered_observations(layout, fields, variables, obs_steps, times, units, sim, rng):
+    """A CF point file: off-grid locations, interpolated from the truth (linear / bilinear)."""
+    import xarray as xr
+
+    from dacli.observations.sets import interpolation_weights
+
+    steps, positions = _locations(layout, obs_steps, sim, rng)
+    if layout.axes:
+        index, weight, _ = interpolation_weights(positions, layout)
+    data = {}
+    location_names = " ".join(layout.dims)
+    for name in variables:
+        field = fields[name][steps].reshape(len(steps), -1)
+        clean = np.sum(np.take_along_axis(field, index, axis=1) * weight, axis=1) if layout.axes else field[:, 0]
+        noisy = clean + rng.normal(0.0, sim.obs_error_std, clean.shape)
+        noisy[rng.random(clean.shape) < sim.missing_fraction] = np.nan
+        data[name] = xr.Variable(("obs",), noisy, {"long_name": f"observed {name}", "units": layout.units,
+                                                   "coordinates": f"time {location_names}".strip()})
+        data[f"{name}_error"] = xr.Variable(("obs",), np.full(clean.shape, sim.obs_error_std), {
+            "long_name": f"observation error standard deviation of {name}", "units": layout.units})
+    coords = {"time": xr.Variable(("obs",), times[steps], {"standard_name": "time", "units": units, "axis": "T"})}
+    for column, axis in enumerate(layout.axes):
+        coords[axis.name] = xr.Variable(("obs",), positions[:, column], {**axis.attributes(), "long_name": f"observation {axis.name}"})
+        coords[axis.name].attrs.pop("axis")
+    return xr.Dataset(data, coords=coords, attrs={"Conventions": "CF-1.11", "featureType": "point",
+                                                  "title": "dacli synthetic scattered observations"})

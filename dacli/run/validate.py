@@ -16,7 +16,7 @@ def validate(config: Config) -> dict:
     from dacli.run.assimilate import initial_background, schedule_windows
 
     layout = build_dynamics(config.model).layout()
-    observations = read_observations(config.observations, layout)
+    observations = read_observations(config.observations, layout, config.output.time_units)
     summary = {
         "config": str(config.run.name),
         "state_size": layout.size,
