@@ -207,14 +207,21 @@ def validate(
 def plot(
     analysis: Annotated[Path, typer.Argument(help="An analysis file written by dacli assimilate.", show_default=False)],
     out: Annotated[Optional[Path], typer.Option("--out", help="Prefix of the PNG files (default: the analysis path without .nc).")] = None,
-    point: Annotated[Optional[int], typer.Option("--point", help="Grid index for the time series (default: the middle).")] = None,
+    point: Annotated[Optional[str], typer.Option("--point", help=(
+        "Grid point for the time series: an index on a 1-D grid, 'iy,ix' on a 2-D one (default: the middle)."))] = None,
+    time: Annotated[Optional[float], typer.Option("--time", help=(
+        "2-D models: model time to map, in the file's time units; the nearest stored time (default: the last)."))] = None,
+    truth: Annotated[Optional[Path], typer.Option("--truth", help=(
+        "2-D models: a truth state file on the same grid; the maps add the truth and the analysis error."))] = None,
+    observations: Annotated[Optional[Path], typer.Option("--observations", help=(
+        "2-D models: a feedback file from dacli assimilate; the maps show the observations used around --time."))] = None,
     overwrite: OverwriteOption = False,
     json_: JsonOption = False,
     quiet: QuietOption = False,
     verbose: VerboseOption = False,
     traceback: TracebackOption = False,
 ) -> None:
-    """Draw an analysis file: Hovmoller diagram, time series, RMSE and cost per window (PNG)."""
+    """Draw an analysis file: maps (2-D) or a Hovmoller diagram (1-D), time series, RMSE and cost per window (PNG)."""
     from dacli.cli.logs import setup_logging
 
     setup_logging(quiet, verbose)
@@ -222,7 +229,7 @@ def plot(
     def action():
         from dacli.run.plot import plot as run_plot
 
-        return run_plot(analysis, out, point, overwrite)
+        return run_plot(analysis, out, point, overwrite, time=time, truth=truth, observations=observations)
 
     written = _guard(traceback, action)
     for kind, path in written.items():
