@@ -1,0 +1,1 @@
+"""Learned variational solvers: 4DVarNet (Fablet et al. 2021)."""

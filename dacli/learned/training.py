@@ -1,0 +1,51 @@
+"""Training 4DVarNet end to end: the loss, the optimiser and one compiled training step.
+
+The loss on a batch of windows (observations y, mask m, truth x_t) is
+
+    L = [mean (x_K - x_t)^2  +  w_Phi mean (x_t - Phi(x_t))^2] / scale^2
+
+(Fablet et al. 2021: the reconstruction error plus the prior's consistency on true states, which
+makes Phi a projector onto plausible trajectories; w_Phi comes from the configuration; dividing
+by the network's state scale makes the loss dimensionless, so learning rates carry over). Gradients
+reach the network through the K solver iterations as the network's ``solver_adjoint`` says.
+Optimiser: optax Adam on a warm-up + cosine-decay schedule, gradients clipped by global norm,
+updates with a non-finite gradient skipped (``optax.apply_if_finite``).
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+
+
+def batch_loss(network, y, mask, truth, prior_loss_weight: float):
+    """Mean reconstruction error of the batch plus the prior-consistency term (see module docstring)."""
+    reconstruction = jax.vmap(network)(y, mask)
+    prior = jax.vmap(network.project)(truth)
+    error = jnp.mean((reconstruction - truth) ** 2) + prior_loss_weight * jnp.mean((truth - prior) ** 2)
+    return error / network.scale**2
+
+
+def make_optimiser(learning_rate: float, total_steps: int, warmup_steps: int = 0, clip_norm: float = 1.0,
+                   max_skipped: int = 10) -> optax.GradientTransformation:
+    schedule = optax.warmup_cosine_decay_schedule(
+        init_value=0.0 if warmup_steps else learning_rate, peak_value=learning_rate, warmup_steps=warmup_steps,
+        decay_steps=max(total_steps, warmup_steps + 1), end_value=0.05 * learning_rate)
+    return optax.apply_if_finite(optax.chain(optax.clip_by_global_norm(clip_norm), optax.adam(schedule)),
+                                 max_consecutive_errors=max_skipped)
+
+
+@eqx.filter_jit
+def train_step(network, optimiser_state, y, mask, truth, *, optimiser, prior_loss_weight: float):
+    """One optimiser step on one batch; returns (network, optimiser state, loss before the step)."""
+    loss, grads = eqx.filter_value_and_grad(batch_loss)(network, y, mask, truth, prior_loss_weight)
+    updates, optimiser_state = optimiser.update(grads, optimiser_state, eqx.filter(network, eqx.is_inexact_array))
+    return eqx.apply_updates(network, updates), optimiser_state, loss
+
+
+@eqx.filter_jit
+def evaluate(network, y, mask, truth):
+    """RMSE of the reconstructions of a batch against the truth."""
+    return jnp.sqrt(jnp.mean((jax.vmap(network)(y, mask) - truth) ** 2))
