@@ -96,6 +96,7 @@ def assimilate(config: Config, *, overwrite: bool = False, command: str = "dacli
     for what, choice in (("formulation", problem.formulation), ("minimiser", problem.minimiser)):
         if choice.reason != "as configured":
             log.info("%s %s chosen: %s", what, choice.name, choice.reason)
+    warn_forward_mode(config, problem.method.zero_control(inputs.background).size)
 
     if truth is not None:
         end = schedule.starts[-1] + schedule.length
@@ -300,6 +301,18 @@ def schedule_windows(config: Config, observations):
     packed = pack_observations(observations, schedule, config.observations.time_tolerance,
                                dtype=np.float64 if config.run.precision == "float64" else np.float32)
     return schedule, packed
+
+
+# Measured (benchmarks/QG.md): ForwardMode at 65 536 controls (QG 256 x 256) asked for 128 GiB on an H100.
+FORWARD_MODE_CONTROL_WARNING = 4096
+
+
+def warn_forward_mode(config: Config, control_size: int) -> None:
+    """ForwardMode builds dJ/dv from one tangent-linear run per control (jacfwd): say so when that is large."""
+    if config.method.forward_adjoint.lower() == "forwardmode" and control_size > FORWARD_MODE_CONTROL_WARNING:
+        log.warning("forward_adjoint ForwardMode builds the gradient from %d tangent-linear model runs (one per "
+                    "control element, jax.jacfwd): memory and time grow with the state; for controls above %d "
+                    "use RecursiveCheckpointAdjoint (or BacksolveAdjoint)", control_size, FORWARD_MODE_CONTROL_WARNING)
 
 
 def initial_background(config: Config, layout) -> np.ndarray:

@@ -207,8 +207,8 @@ def _scattered_observations(layout, fields, variables, obs_steps, times, units, 
     data = {}
     location_names = " ".join(layout.dims)
     for name in variables:
-        field = fields[name][steps].reshape(len(steps), -1)
-        clean = np.sum(np.take_along_axis(field, index, axis=1) * weight, axis=1) if layout.axes else field[:, 0]
+        field = fields[name].reshape(len(fields[name]), -1)  # (T, grid): gather only the interpolation points
+        clean = np.sum(field[steps[:, None], index] * weight, axis=1) if layout.axes else field[steps, 0]
         noisy = clean + rng.normal(0.0, sim.obs_error_std, clean.shape)
         noisy[rng.random(clean.shape) < sim.missing_fraction] = np.nan
         data[name] = xr.Variable(("obs",), noisy, {"long_name": f"observed {name}", "units": layout.units,
