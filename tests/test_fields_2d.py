@@ -123,6 +123,13 @@ def test_ioda_observations_of_a_2d_model_through_the_reader(tmp_path):
     state = np.concatenate([np.zeros(20), field(lat2, lon2).ravel()])
     equivalent = np.sum(state[observations.index[:2]] * observations.weight[:2], axis=1)
     np.testing.assert_allclose(equivalent, observations.values[:2], rtol=1e-6)  # float32 file values
+    # Windows are half-open, (start, end]: with one window (0, 0.5] the observation at t = 0 is
+    # outside it; the one at 0.25 is used; the missing one at 0.5 is in the window but rejected.
+    from dacli.observations.windows import make_schedule, pack_observations
+
+    packed = pack_observations(observations, make_schedule(0.0, 0.5, 0.5, 0.25, "newest", 1, None), None)
+    assert (packed.used.tolist(), packed.rejected.tolist(), packed.outside) == ([1], [1], 1)
+    np.testing.assert_allclose(packed.values[0, packed.mask[0]], observations.values[1:2])
 
 
 def test_state_files_of_a_2d_model_are_cf_and_round_trip(tmp_path):

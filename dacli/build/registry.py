@@ -96,6 +96,15 @@ MINIMISER_ADJOINTS = Registry("minimiser_adjoint", {
 })
 
 
+SOLVER_ADJOINTS = Registry("solver_adjoint", {  # how gradients cross 4DVarNet's solver iterations
+    "RecursiveCheckpointAdjoint": "optimistix:RecursiveCheckpointAdjoint",
+    "DirectAdjoint": "diffrax:DirectAdjoint",
+    "OneStepAdjoint": "dacli.adjoints.stepping:OneStepAdjoint",
+    "KStepAdjoint": "dacli.adjoints.stepping:KStepAdjoint",
+    "ImplicitAdjoint": "dacli.adjoints.unroll:implicit_adjoint",
+})
+
+
 def _plugin_models() -> dict[str, Any]:
     return {ep.name: ep for ep in entry_points(group=MODEL_ENTRY_POINT_GROUP)}
 
@@ -145,6 +154,8 @@ def check_names(config: Config) -> list[tuple[str, str]]:
         ("method.forward_adjoint", FORWARD_ADJOINTS.problem(config.method.forward_adjoint)),
         ("method.minimiser_adjoint", MINIMISER_ADJOINTS.problem(config.method.minimiser_adjoint)),
     ]
+    if config.network is not None:
+        checks.append(("network.solver_adjoint", SOLVER_ADJOINTS.problem(config.network.solver_adjoint)))
     if checks[2][1] is None:
         from dacli.build.choices import minimiser_problem
 

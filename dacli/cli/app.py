@@ -179,6 +179,38 @@ def simulate(
 
 
 @app.command()
+def train(
+    config: ConfigPath,
+    set_: SetOption = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from <train.directory>/last.eqx.")] = False,
+    overwrite: OverwriteOption = False,
+    json_: JsonOption = False,
+    quiet: QuietOption = False,
+    verbose: VerboseOption = False,
+    traceback: TracebackOption = False,
+    device: DeviceOption = None,
+    precision: PrecisionOption = None,
+) -> None:
+    """Train 4DVarNet ([network], [train]) on twin-experiment windows; checkpoint every epoch."""
+    from dacli.cli.logs import setup_logging
+
+    setup_logging(quiet, verbose)
+
+    def action():
+        from dacli.run.train import train as run_train
+
+        return run_train(_load(config, set_, device, precision), resume=resume, overwrite=overwrite)
+
+    result = _guard(traceback, action)
+    s = result.summary
+    logging.getLogger("dacli").info(
+        "trained %d epoch(s): validation RMSE %.4g (best %.4g; observation error %.4g); best model %s",
+        s["epochs"], s["validation_rmse"], s["best_validation_rmse"], s["observation_error_std"], s["files"]["best"])
+    if json_:
+        _emit_json(s)
+
+
+@app.command()
 def validate(
     config: ConfigPath,
     set_: SetOption = None,

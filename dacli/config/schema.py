@@ -221,6 +221,50 @@ class SimulateConfig(Section):
         return self
 
 
+class NetworkConfig(Section):
+    """4DVarNet's architecture and solver (``dacli train``); Fablet et al. 2021."""
+
+    checkpoint: str = Field(description="the trained model file: dacli train writes its best epoch there "
+                                        "(relative to the working directory)")
+    hidden: PositiveInt = Field(default=16, description="channels of the bilinear prior")
+    modulator_hidden: PositiveInt = Field(default=16, description="channels of the ConvLSTM solver")
+    kernel: PositiveInt = Field(default=3, description="convolution width (odd)")
+    iterations: PositiveInt = Field(default=10, description="K, solver iterations per window")
+    prior_weight: PositiveFloat = Field(default=1.0, description="weight of |x - Phi(x)|^2 in the variational cost")
+    solver: Literal["convlstm", "gradient"] = "convlstm"
+    solver_adjoint: str = Field(default="RecursiveCheckpointAdjoint", description=(
+        "RecursiveCheckpointAdjoint | DirectAdjoint | OneStepAdjoint | KStepAdjoint | ImplicitAdjoint"))
+    solver_adjoint_steps: PositiveInt = Field(default=3, description="k of KStepAdjoint")
+    checkpoints: PositiveInt | None = Field(default=None, description="RecursiveCheckpointAdjoint: stored iterates")
+
+    @model_validator(mode="after")
+    def _odd_kernel(self) -> "NetworkConfig":
+        if self.kernel % 2 == 0:
+            raise ValueError(f"kernel must be odd (centred convolutions), found {self.kernel}")
+        return self
+
+
+class TrainConfig(Section):
+    """``dacli train``: windows from the twin-experiment simulator ([simulate]), optax Adam."""
+
+    windows: PositiveInt = Field(default=200, description="training windows")
+    validation_windows: PositiveInt = Field(default=20, description="held-out windows for the validation RMSE")
+    epochs: PositiveInt = 10
+    batch_size: PositiveInt = 8
+    learning_rate: PositiveFloat = 1e-2
+    warmup_steps: int = Field(default=20, ge=0)
+    clip_norm: PositiveFloat = Field(default=1.0, description="gradients clipped to this global norm")
+    prior_loss_weight: float = Field(default=0.5, ge=0.0, description="weight of |x_t - Phi(x_t)|^2 in the loss")
+    directory: str = Field(default="training", description=(
+        "per-epoch checkpoint, metrics and loss curve (relative to the working directory)"))
+
+    @model_validator(mode="after")
+    def _batch_fits(self) -> "TrainConfig":
+        if self.batch_size > self.windows:
+            raise ValueError(f"batch_size ({self.batch_size}) exceeds the number of training windows ({self.windows})")
+        return self
+
+
 class ChecksConfig(Section):
     """Tolerances of ``dacli check-adjoints``; unset ones default by precision (see README)."""
 
@@ -245,3 +289,5 @@ class Config(Section):
     truth: TruthConfig | None = None
     simulate: SimulateConfig | None = None
     checks: ChecksConfig | None = None
+    network: NetworkConfig | None = None
+    train: TrainConfig | None = None

@@ -260,3 +260,18 @@ def window_diagnostics(dataset: xr.Dataset, title: str):
         axis.legend(fontsize="small")
     figure.suptitle(title)
     return figure
+
+
+def training_curves(history: list[dict], observation_error: float, title: str):
+    """Training loss and validation RMSE per epoch (the observation error as a reference line)."""
+    plt = _figure()
+    figure, (loss_axes, rmse_axes) = plt.subplots(1, 2, figsize=(10.5, 3.8), layout="constrained")
+    epochs = [row["epoch"] for row in history]
+    loss_axes.semilogy(epochs, [row["loss"] for row in history], marker="o")
+    loss_axes.set(xlabel="epoch", ylabel="training loss (dimensionless)", title="training loss")
+    rmse_axes.plot(epochs, [row["validation_rmse"] for row in history], marker="o", label="4DVarNet analysis")
+    rmse_axes.axhline(observation_error, color="grey", linestyle="--", label="observation error")
+    rmse_axes.set(xlabel="epoch", ylabel="RMSE", title="validation RMSE against the truth")
+    rmse_axes.legend()
+    figure.suptitle(title)
+    return figure

@@ -1,0 +1,68 @@
+"""4DVarNet checkpoints: one file, a JSON header line then the arrays (equinox serialisation).
+
+The header holds everything needed to rebuild the skeleton the arrays load into and to refuse a
+mismatched file: the architecture ([network] keys), the window layout (channels, spatial shape),
+the normalisation, the training position (epoch, optimiser step, the batch RNG's state) and the
+metrics history. Written to a temporary file beside the target and renamed into place, so an
+interrupted write never leaves a partial checkpoint (equinox's documented pattern for
+hyperparameters + ``tree_serialise_leaves``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import equinox as eqx
+
+from dacli.errors import DataError, OutputError
+
+FORMAT = "dacli-4dvarnet-checkpoint"
+VERSION = 1
+
+
+def save_checkpoint(path: str | Path, header: dict, tree) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write((json.dumps({"format": FORMAT, "version": VERSION, **header}) + "\n").encode())
+            eqx.tree_serialise_leaves(stream, eqx.filter(tree, eqx.is_array))
+        os.replace(temporary, path)
+    except OSError as exc:
+        Path(temporary).unlink(missing_ok=True)
+        raise OutputError(f"cannot write checkpoint {path}: {exc}") from None
+    return path
+
+
+def read_header(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"checkpoint {path}: no such file")
+    try:
+        with open(path, "rb") as stream:
+            header = json.loads(stream.readline().decode())
+    except (ValueError, UnicodeDecodeError):
+        raise DataError(f"checkpoint {path}: not a dacli 4DVarNet checkpoint (no JSON header line)") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise DataError(f"checkpoint {path}: not a dacli 4DVarNet checkpoint (format {header.get('format')!r})"
+                        if isinstance(header, dict) else f"checkpoint {path}: not a dacli 4DVarNet checkpoint")
+    if header.get("version") != VERSION:
+        raise DataError(f"checkpoint {path}: format version {header.get('version')}; this dacli reads {VERSION}")
+    return header
+
+
+def load_checkpoint(path: str | Path, like):
+    """The arrays of ``path`` loaded into ``like`` (a tree of the same structure): (header, tree)."""
+    header = read_header(path)
+    arrays, static = eqx.partition(like, eqx.is_array)
+    try:
+        with open(path, "rb") as stream:
+            stream.readline()
+            arrays = eqx.tree_deserialise_leaves(stream, arrays)
+    except (ValueError, RuntimeError, EOFError, OSError) as exc:
+        raise DataError(f"checkpoint {path}: its arrays do not match the network the header describes ({exc})") from None
+    return header, eqx.combine(arrays, static)

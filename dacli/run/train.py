@@ -1,0 +1,174 @@
+"""``dacli train``: train 4DVarNet end to end on twin-experiment windows; returns a summary.
+
+Data: a truth run of the configured model cut into windows of ``window.length``, observed as
+``[simulate]`` says (every ``obs_interval``, ``observed_fraction`` of the state, noise
+``obs_error_std``); the first ``train.windows`` train, the next ``train.validation_windows``
+validate. Each epoch visits the training windows once in a random order (batches of
+``batch_size``, one optax step each), then reconstructs the validation windows. After every
+epoch ``<directory>/last.eqx`` (network, optimiser state, epoch, step, the batch RNG's state,
+history) and ``metrics.json`` are written atomically; an epoch with a better validation RMSE also
+writes ``network.checkpoint``. ``resume=True`` continues from ``last.eqx`` and reaches exactly the
+parameters of an uninterrupted run. ``loss.png`` shows the curves.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dacli.config.schema import Config
+from dacli.errors import ConfigError, DataError, OutputError
+
+log = logging.getLogger("dacli")
+
+
+@dataclass
+class TrainResult:
+    summary: dict
+    files: dict[str, str]
+
+
+def _steps(value: float, dt: float, key: str) -> int:
+    steps = value / dt
+    if abs(steps - round(steps)) > 1e-6 * max(1.0, steps) or round(steps) < 1:
+        raise ConfigError([f"{key}: {value} is not a whole number of model steps (model.dt = {dt})"])
+    return int(round(steps))
+
+
+def _require(config: Config) -> None:
+    problems = [f"{name}: section missing; dacli train needs [{name}] ({why})" for name, why in (
+        ("network", "the 4DVarNet architecture and the checkpoint path"), ("train", "the optimisation settings"),
+        ("simulate", "how the training windows are observed")) if getattr(config, name) is None]
+    if problems:
+        raise ConfigError(problems)
+
+
+def _header(config: Config, shape: dict, offset: float, scale: float) -> dict:
+    return {"network": config.network.model_dump(exclude={"checkpoint"}), "shape": shape,
+            "train": config.train.model_dump(exclude={"directory"}), "seed": config.run.seed,
+            "model": config.model.model_dump(), "offset": offset, "scale": scale,
+            "observation_error_std": config.simulate.obs_error_std, "precision": config.run.precision}
+
+
+def _check_resumable(header: dict, expected: dict, path: Path) -> None:
+    different = [key for key in ("network", "shape", "model", "precision") if header.get(key) != expected[key]]
+    if different:
+        raise ConfigError([f"train: --resume: {path} was written with different {', '.join(different)} "
+                           f"({', '.join(f'{k}: {header.get(k)} now {expected[k]}' for k in different)}); "
+                           "resume with the same configuration or start afresh with --overwrite"])
+    changed = [key for key in ("train", "seed") if header.get(key) != expected[key]]
+    if changed:
+        log.warning("--resume with different %s than %s was written with: the run goes on, but will not equal an "
+                    "uninterrupted one (e.g. more epochs stretch the learning-rate schedule)", " and ".join(changed), path)
+
+
+def train(config: Config, *, resume: bool = False, overwrite: bool = False, on_epoch=None) -> TrainResult:
+    """Train (see the module docstring); ``on_epoch(record)`` is called after each epoch's checkpoint."""
+    from dacli.run.runtime import configure
+
+    _require(config)
+    configure(config.run.precision, config.run.device)
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+
+    from dacli.build.network import build_network, network_shape
+    from dacli.build.problem import build_dynamics
+    from dacli.build.registry import SOLVERS
+    from dacli.io.checkpoints import load_checkpoint, read_header, save_checkpoint
+    from dacli.io.figures import save_figure, training_curves
+    from dacli.learned.data import twin_windows
+    from dacli.learned.training import evaluate, make_optimiser, train_step
+
+    settings, sim, dt = config.train, config.simulate, config.model.dt
+    directory = Path(settings.directory)
+    files = {"last": directory / "last.eqx", "metrics": directory / "metrics.json", "curves": directory / "loss.png",
+             "best": Path(config.network.checkpoint)}
+    if not resume:
+        existing = [str(p) for p in files.values() if p.exists()]
+        if existing and not overwrite:
+            raise OutputError(f"output file(s) {', '.join(existing)} exist; pass --overwrite to start afresh or "
+                              "--resume to continue the training")
+    elif not files["last"].exists():
+        raise DataError(f"--resume: no checkpoint {files['last']} to continue from (train.directory = {directory})")
+
+    dynamics = build_dynamics(config.model)
+    layout = dynamics.layout()
+    length = _steps(config.window.length, dt, "window.length")
+    obs_every = _steps(sim.obs_interval, dt, "simulate.obs_interval")
+    dtype = jnp.float64 if config.run.precision == "float64" else jnp.float32
+    count = settings.windows + settings.validation_windows
+    started = time.perf_counter()
+    y, mask, truth = twin_windows(dynamics, SOLVERS.resolve(config.model.solver)(), dt, count, length, obs_every,
+                                  sim.obs_error_std, config.run.seed, _steps(sim.spinup, dt, "simulate.spinup") if sim.spinup else 0,
+                                  sim.observed_fraction, dtype)
+    if not np.all(np.isfinite(truth)):
+        raise ConfigError(["model.dt: the truth run for the training windows blew up (non-finite values)"])
+    train_part, valid_part = slice(0, settings.windows), slice(settings.windows, count)
+    offset, scale = float(truth[train_part].mean()), float(truth[train_part].std())
+    shape = network_shape(layout, length)
+    header = _header(config, shape, offset, scale)
+    log.info("training data: %d + %d windows of %d steps (%s), made in %.1f s", settings.windows,
+             settings.validation_windows, length, "x".join(map(str, [shape["channels"], *shape["spatial_shape"]])),
+             time.perf_counter() - started)
+
+    network = build_network(config.network, shape, sim.obs_error_std, offset, scale,
+                            jax.random.PRNGKey(config.run.seed), dtype)
+    steps_per_epoch = settings.windows // settings.batch_size
+    optimiser = make_optimiser(settings.learning_rate, settings.epochs * steps_per_epoch, settings.warmup_steps,
+                               settings.clip_norm)
+    state = optimiser.init(eqx.filter(network, eqx.is_inexact_array))
+    rng = np.random.default_rng(config.run.seed)
+    history, start_epoch, best = [], 0, float("inf")
+    if resume:
+        _check_resumable(read_header(files["last"]), header, files["last"])  # before loading any array
+        saved, (network, state) = load_checkpoint(files["last"], (network, state))
+        rng.bit_generator.state = saved["rng"]
+        history, start_epoch, best = saved["history"], saved["epoch"], saved["best_validation_rmse"]
+        log.info("resuming after epoch %d of %d from %s", start_epoch, settings.epochs, files["last"])
+
+    untrained = float(evaluate(network, y[valid_part], mask[valid_part], truth[valid_part])) if not history else None
+    for epoch in range(start_epoch, settings.epochs):
+        began = time.perf_counter()
+        order = rng.permutation(settings.windows)
+        losses = []
+        for batch in range(steps_per_epoch):
+            chosen = order[batch * settings.batch_size:(batch + 1) * settings.batch_size]
+            network, state, loss = train_step(network, state, y[chosen], mask[chosen], truth[chosen],
+                                              optimiser=optimiser, prior_loss_weight=settings.prior_loss_weight)
+            losses.append(float(loss))
+        rmse = float(evaluate(network, y[valid_part], mask[valid_part], truth[valid_part]))
+        history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "validation_rmse": rmse,
+                        "seconds": time.perf_counter() - began})
+        position = {"epoch": epoch + 1, "step": (epoch + 1) * steps_per_epoch, "history": history}
+        if rmse < best:
+            best = rmse
+            save_checkpoint(files["best"], {**header, **position, "best_validation_rmse": best, "rng": None},
+                            network)
+        save_checkpoint(files["last"], {**header, **position, "best_validation_rmse": best,
+                                        "rng": rng.bit_generator.state}, (network, state))
+        _write_json(files["metrics"], {"observation_error_std": sim.obs_error_std, "history": history})
+        log.info("epoch %d/%d: loss %.4g, validation RMSE %.4g (best %.4g), %.1f s", epoch + 1, settings.epochs,
+                 history[-1]["loss"], rmse, best, history[-1]["seconds"])
+        if on_epoch is not None:
+            on_epoch(history[-1])
+
+    save_figure(training_curves(history, sim.obs_error_std, f"4DVarNet training: {config.run.name}"),
+                files["curves"], overwrite=True)
+    summary = {"epochs": settings.epochs, "steps": settings.epochs * steps_per_epoch,
+               "final_loss": history[-1]["loss"] if history else None, "validation_rmse": history[-1]["validation_rmse"],
+               "best_validation_rmse": best, "observation_error_std": sim.obs_error_std,
+               "untrained_validation_rmse": untrained, "solver_adjoint": config.network.solver_adjoint,
+               "files": {k: str(v) for k, v in files.items()}}
+    return TrainResult(summary=summary, files={k: str(v) for k, v in files.items()})
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(payload, indent=1))
+    temporary.replace(path)
