@@ -14,6 +14,8 @@ updates with a non-finite gradient skipped (``optax.apply_if_finite``).
 
 from __future__ import annotations
 
+import functools
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -28,6 +30,7 @@ def batch_loss(network, y, mask, truth, prior_loss_weight: float):
     return error / network.scale**2
 
 
+@functools.lru_cache(maxsize=8)  # one object per setting: train_step's compiled program is reused (resume, tests)
 def make_optimiser(learning_rate: float, total_steps: int, warmup_steps: int = 0, clip_norm: float = 1.0,
                    max_skipped: int = 10) -> optax.GradientTransformation:
     schedule = optax.warmup_cosine_decay_schedule(
