@@ -74,3 +74,13 @@ def dacli_process():
                               capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
     return run
+
+
+@pytest.fixture(autouse=True)
+def _restore_jax_precision():
+    """A command run in float32 switches JAX's x64 mode off for the whole process; restore it so the
+    float64 tests that follow in the same worker keep their precision."""
+    before = sys.modules["jax"].config.jax_enable_x64 if "jax" in sys.modules else None
+    yield
+    if before is not None:
+        sys.modules["jax"].config.update("jax_enable_x64", before)

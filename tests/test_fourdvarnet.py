@@ -126,12 +126,12 @@ def test_trained_on_lorenz63_the_analysis_beats_the_observation_error():
     y, mask, truth = twin_windows(Lorenz63(), RK4(), 0.01, count=200, length=64, obs_every=8, noise_std=noise,
                                   seed=0, dtype=jnp.float32)
     train, test = slice(0, 184), slice(184, 200)
-    network = FourDVarNet(3, 1, periodic=False, hidden=24, modulator_hidden=24, kernel=5, iterations=8,
+    network = FourDVarNet(3, 1, periodic=False, hidden=16, modulator_hidden=16, kernel=5, iterations=8,
                           observation_error_std=noise, prior_weight=1.0, solver_adjoint=diffrax.DirectAdjoint(),
                           offset=float(truth[train].mean()), scale=float(truth[train].std()),
                           key=jax.random.PRNGKey(0), dtype=jnp.float32)
     steps, batch = 400, 8
-    optimiser = make_optimiser(1e-2, total_steps=steps, warmup_steps=20)
+    optimiser = make_optimiser(2e-2, total_steps=steps, warmup_steps=20)
     state = optimiser.init(eqx.filter(network, eqx.is_inexact_array))
     rng = np.random.default_rng(0)
     before = float(evaluate(network, y[test], mask[test], truth[test]))
@@ -140,6 +140,5 @@ def test_trained_on_lorenz63_the_analysis_beats_the_observation_error():
         network, state, _ = train_step(network, state, y[chosen], mask[chosen], truth[chosen],
                                        optimiser=optimiser, prior_loss_weight=0.5)
     after = float(evaluate(network, y[test], mask[test], truth[test]))
-    # Measured: 11.7 untrained -> 1.14 (the observation error is 1.41, and only every 8th step
-    # is observed).
+    # Measured: 1.07 (the observation error is 1.41, and only every 8th step is observed).
     assert after < 0.9 * noise, (before, after)

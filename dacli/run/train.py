@@ -48,11 +48,11 @@ def _require(config: Config) -> None:
         raise ConfigError(problems)
 
 
-def _header(config: Config, shape: dict, offset: float, scale: float) -> dict:
+def _identity(config: Config, shape: dict) -> dict:
+    """What a checkpoint must share with the configuration to be resumed (known before any data)."""
     return {"network": config.network.model_dump(exclude={"checkpoint"}), "shape": shape,
             "train": config.train.model_dump(exclude={"directory"}), "seed": config.run.seed,
-            "model": config.model.model_dump(), "offset": offset, "scale": scale,
-            "observation_error_std": config.simulate.obs_error_std, "precision": config.run.precision}
+            "model": config.model.model_dump(), "precision": config.run.precision}
 
 
 def _check_resumable(header: dict, expected: dict, path: Path) -> None:
@@ -102,6 +102,10 @@ def train(config: Config, *, resume: bool = False, overwrite: bool = False, on_e
     length = _steps(config.window.length, dt, "window.length")
     obs_every = _steps(sim.obs_interval, dt, "simulate.obs_interval")
     dtype = jnp.float64 if config.run.precision == "float64" else jnp.float32
+    shape = network_shape(layout, length)
+    identity = _identity(config, shape)
+    if resume:  # refuse a mismatched checkpoint before making any data
+        _check_resumable(read_header(files["last"]), identity, files["last"])
     count = settings.windows + settings.validation_windows
     started = time.perf_counter()
     y, mask, truth = twin_windows(dynamics, SOLVERS.resolve(config.model.solver)(), dt, count, length, obs_every,
@@ -111,8 +115,7 @@ def train(config: Config, *, resume: bool = False, overwrite: bool = False, on_e
         raise ConfigError(["model.dt: the truth run for the training windows blew up (non-finite values)"])
     train_part, valid_part = slice(0, settings.windows), slice(settings.windows, count)
     offset, scale = float(truth[train_part].mean()), float(truth[train_part].std())
-    shape = network_shape(layout, length)
-    header = _header(config, shape, offset, scale)
+    header = {**identity, "offset": offset, "scale": scale, "observation_error_std": sim.obs_error_std}
     log.info("training data: %d + %d windows of %d steps (%s), made in %.1f s", settings.windows,
              settings.validation_windows, length, "x".join(map(str, [shape["channels"], *shape["spatial_shape"]])),
              time.perf_counter() - started)
@@ -126,7 +129,6 @@ def train(config: Config, *, resume: bool = False, overwrite: bool = False, on_e
     rng = np.random.default_rng(config.run.seed)
     history, start_epoch, best = [], 0, float("inf")
     if resume:
-        _check_resumable(read_header(files["last"]), header, files["last"])  # before loading any array
         saved, (network, state) = load_checkpoint(files["last"], (network, state))
         rng.bit_generator.state = saved["rng"]
         history, start_epoch, best = saved["history"], saved["epoch"], saved["best_validation_rmse"]
