@@ -20,6 +20,8 @@ import xarray as xr
 from dacli import __version__
 from dacli.errors import DATA_ERROR, SUCCESS, USAGE_ERROR
 
+pytestmark = pytest.mark.xdist_group("cli")  # one worker computes the module fixtures once
+
 CONFIG = "configs/lorenz96.toml"
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d (DEBUG|INFO|WARNING|ERROR) \S")
 
@@ -114,6 +116,7 @@ def test_help_and_config_errors_do_not_import_jax(tmp_path):
 import sys
 from typer.testing import CliRunner
 from dacli.cli.app import app
+
 assert "jax" not in sys.modules, "importing the CLI imported jax"
 runner = CliRunner()
 for args in (["--help"], ["assimilate", "--help"], ["simulate", "--help"], ["validate", "--help"], ["--version"]):

@@ -89,3 +89,31 @@ def test_train_command_writes_curves_and_a_json_summary(cli, tmp_path):
     assert "epoch 2/2: loss" in result.stderr
     again = cli(["train", str(CONFIG), *args], tmp_path)
     assert again.exit_code == 5 and "--overwrite" in again.stderr
+
+
+def test_assimilate_with_a_trained_network_and_refuse_one_that_does_not_fit(tmp_path):
+    """The trained network cycles over the held-out twin and writes the usual CF file; a checkpoint
+    from another architecture or window length is refused, naming what differs."""
+    import xarray as xr
+
+    from dacli.run.assimilate import assimilate
+    from dacli.run.train import train
+
+    trained = train(small_config(tmp_path, "train.epochs=2"))
+    output = tmp_path / "analysis.nc"
+    result = assimilate(small_config(tmp_path, f'output.path="{output}"', "window.count=3"))
+    s = result.summary
+    assert s["method"] == "4dvarnet" and s["formulation"] == "learned" and s["windows"] == 3
+    assert s["minimiser"] == "convlstm x 3" and np.isfinite(s["analysis_rmse"])
+    with xr.open_dataset(output, decode_times=False) as ds:
+        assert ds["x_analysis"].sizes["time"] == 3 * 32 + 1 and int(ds["iterations"][0]) == 3
+        assert ds.attrs["dacli_method"] == "4dvarnet"
+        # Cycling: each window starts from the previous analysis at its end (shift = length).
+        starts, ends = ds["x_analysis_window_start"].values, ds["x_analysis_window_end"].values
+        np.testing.assert_allclose(starts[1:], ends[:-1], rtol=1e-6)
+    with pytest.raises(ConfigError, match=r"network.hidden is 8 here but 6 in the checkpoint"):
+        assimilate(small_config(tmp_path, f'output.path="{tmp_path / "b.nc"}"', "network.hidden=8"))
+    with pytest.raises(ConfigError, match=r"reconstructs windows of 3 channels over \[32\]; this run's windows "
+                                          r"\(16 model steps of a state of 3\) need 3 over \[16\]"):
+        assimilate(small_config(tmp_path, f'output.path="{tmp_path / "c.nc"}"', "window.length=0.16"))
+    assert Path(trained.files["best"]).exists()

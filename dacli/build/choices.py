@@ -25,6 +25,8 @@ class Choice:
 def choose_formulation(method: MethodConfig) -> Choice:
     if method.formulation != "auto":
         return Choice(method.formulation, "as configured")
+    if method.kind == "4dvarnet":
+        return Choice("learned", "4DVarNet: a trained network's solver iterations replace the minimiser")
     if method.kind == "3dfgat":
         return Choice("incremental", "3D-FGAT is defined by its identity tangent-linear model, which only the "
                                      "incremental formulation's inner loops use")

@@ -106,6 +106,11 @@ class MethodPlan:
 def plan_method(config: Config, state_size: int, window_steps: int, observation_capacity: int) -> MethodPlan:
     """Formulation, minimiser (sized by control and padded observations) and sub-windows of ``config``."""
     method = config.method
+    if method.kind == "4dvarnet":
+        network = config.network
+        return MethodPlan(choose_formulation(method), Choice(
+            f"{network.solver} x {network.iterations}", f"4DVarNet's learned {network.solver} solver, "
+            f"{network.iterations} iterations (from {network.checkpoint})"), None, state_size * window_steps)
     subwindows = subwindow_count(method, window_steps, config.model.dt) if method.kind == "weak4dvar" else None
     control_size = state_size * ((subwindows or 0) + 1)
     return MethodPlan(choose_formulation(method), choose_minimiser(method, control_size, control_size + observation_capacity),
@@ -143,6 +148,14 @@ def build_problem(config: Config, window_steps: int, observation_capacity: int =
                                                             "method.model_error.covariance", layout, dtype),
                      subwindows=plan.subwindows)
     formulation, minimiser = plan.formulation, plan.minimiser
+    if method_config.kind == "4dvarnet":
+        from dacli.build.network import load_trained_network
+        from dacli.methods.learned import FourDVarNetMethod
+
+        method = FourDVarNetMethod(load_trained_network(config, layout, window_steps, dtype), dynamics,
+                                   SOLVERS.resolve(config.model.solver)(), window_steps, config.model.dt, layout.shape)
+        return Problem(dynamics=dynamics, layout=layout, method=method, dtype=dtype,
+                       formulation=formulation, minimiser=minimiser)
     incremental = None
     if formulation.name == "incremental":
         settings = method_config.incremental

@@ -131,7 +131,7 @@ class ModelErrorConfig(Section):
 
 
 class MethodConfig(Section):
-    kind: Literal["strong4dvar", "weak4dvar", "3dvar", "3dfgat"] = "strong4dvar"
+    kind: Literal["strong4dvar", "weak4dvar", "3dvar", "3dfgat", "4dvarnet"] = "strong4dvar"
     formulation: Literal["auto", "nonlinear", "incremental"] = Field(
         default="auto", description="auto: incremental for 3dfgat, nonlinear otherwise"
     )
@@ -257,6 +257,8 @@ class TrainConfig(Section):
     prior_loss_weight: float = Field(default=0.5, ge=0.0, description="weight of |x_t - Phi(x_t)|^2 in the loss")
     directory: str = Field(default="training", description=(
         "per-epoch checkpoint, metrics and loss curve (relative to the working directory)"))
+    seed: int | None = Field(default=None, description=(
+        "seed of the training truth run; default run.seed + 1, so that dacli simulate's twin is held-out data"))
 
     @model_validator(mode="after")
     def _batch_fits(self) -> "TrainConfig":
@@ -291,3 +293,9 @@ class Config(Section):
     checks: ChecksConfig | None = None
     network: NetworkConfig | None = None
     train: TrainConfig | None = None
+
+    @model_validator(mode="after")
+    def _network_for_4dvarnet(self) -> "Config":
+        if self.method.kind == "4dvarnet" and self.network is None:
+            raise ValueError("method.kind = '4dvarnet' needs a [network] table (its checkpoint and architecture)")
+        return self

@@ -96,7 +96,6 @@ def assimilate(config: Config, *, overwrite: bool = False, command: str = "dacli
     for what, choice in (("formulation", problem.formulation), ("minimiser", problem.minimiser)):
         if choice.reason != "as configured":
             log.info("%s %s chosen: %s", what, choice.name, choice.reason)
-    warn_forward_mode(config, problem.method.zero_control(inputs.background).size)
 
     if truth is not None:
         end = schedule.starts[-1] + schedule.length
@@ -104,6 +103,7 @@ def assimilate(config: Config, *, overwrite: bool = False, command: str = "dacli
             log.warning("truth file %s covers [%g, %g], the windows [%g, %g]: RMSE only where the truth reaches",
                         config.truth.path, truth[0].min(), truth[0].max(), schedule.starts[0], end)
     xb = jnp.asarray(inputs.background, problem.dtype)
+    warn_forward_mode(config, problem.method.zero_control(xb).size)
     records, analysis_parts, background_parts, time_parts = [], [], [], []
     equivalents, outer_loops, spreads = {"background": [], "analysis": []}, [], []
     window_starts, window_ends = [], []

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dacli.config.schema import Config
+from dacli.errors import ConfigError
 
 log = logging.getLogger("dacli")
 
@@ -117,6 +118,9 @@ def check_adjoints(config: Config | None, *, precision: str = "float64", device:
 
     if config is not None:
         precision, device = config.run.precision, config.run.device
+        if config.method.kind == "4dvarnet":
+            raise ConfigError(["method.kind: check-adjoints checks the variational methods' gradients; 4DVarNet's "
+                               "(its solver adjoints) are checked by dacli's tests — use a 4DVar config of the same model"])
     configure(precision, device)
     import jax
     import jax.numpy as jnp

@@ -1,6 +1,7 @@
 """``dacli train``: train 4DVarNet end to end on twin-experiment windows; returns a summary.
 
-Data: a truth run of the configured model cut into windows of ``window.length``, observed as
+Data: a truth run of the configured model (seeded with ``train.seed``, by default run.seed + 1:
+not the truth ``dacli simulate`` makes, which stays held out) cut into windows of ``window.length``, observed as
 ``[simulate]`` says (every ``obs_interval``, ``observed_fraction`` of the state, noise
 ``obs_error_std``); the first ``train.windows`` train, the next ``train.validation_windows``
 validate. Each epoch visits the training windows once in a random order (batches of
@@ -40,6 +41,11 @@ def _steps(value: float, dt: float, key: str) -> int:
     return int(round(steps))
 
 
+def training_seed(config: Config) -> int:
+    """The training truth's seed: not dacli simulate's (run.seed), so a simulated twin stays unseen."""
+    return config.train.seed if config.train.seed is not None else config.run.seed + 1
+
+
 def _require(config: Config) -> None:
     problems = [f"{name}: section missing; dacli train needs [{name}] ({why})" for name, why in (
         ("network", "the 4DVarNet architecture and the checkpoint path"), ("train", "the optimisation settings"),
@@ -51,7 +57,7 @@ def _require(config: Config) -> None:
 def _identity(config: Config, shape: dict) -> dict:
     """What a checkpoint must share with the configuration to be resumed (known before any data)."""
     return {"network": config.network.model_dump(exclude={"checkpoint"}), "shape": shape,
-            "train": config.train.model_dump(exclude={"directory"}), "seed": config.run.seed,
+            "train": config.train.model_dump(exclude={"directory"}), "seed": training_seed(config),
             "model": config.model.model_dump(), "precision": config.run.precision}
 
 
@@ -109,7 +115,7 @@ def train(config: Config, *, resume: bool = False, overwrite: bool = False, on_e
     count = settings.windows + settings.validation_windows
     started = time.perf_counter()
     y, mask, truth = twin_windows(dynamics, SOLVERS.resolve(config.model.solver)(), dt, count, length, obs_every,
-                                  sim.obs_error_std, config.run.seed, _steps(sim.spinup, dt, "simulate.spinup") if sim.spinup else 0,
+                                  sim.obs_error_std, training_seed(config), _steps(sim.spinup, dt, "simulate.spinup") if sim.spinup else 0,
                                   sim.observed_fraction, dtype)
     if not np.all(np.isfinite(truth)):
         raise ConfigError(["model.dt: the truth run for the training windows blew up (non-finite values)"])
@@ -121,12 +127,12 @@ def train(config: Config, *, resume: bool = False, overwrite: bool = False, on_e
              time.perf_counter() - started)
 
     network = build_network(config.network, shape, sim.obs_error_std, offset, scale,
-                            jax.random.PRNGKey(config.run.seed), dtype)
+                            jax.random.PRNGKey(training_seed(config)), dtype)
     steps_per_epoch = settings.windows // settings.batch_size
     optimiser = make_optimiser(settings.learning_rate, settings.epochs * steps_per_epoch, settings.warmup_steps,
                                settings.clip_norm)
     state = optimiser.init(eqx.filter(network, eqx.is_inexact_array))
-    rng = np.random.default_rng(config.run.seed)
+    rng = np.random.default_rng(training_seed(config))
     history, start_epoch, best = [], 0, float("inf")
     if resume:
         saved, (network, state) = load_checkpoint(files["last"], (network, state))
