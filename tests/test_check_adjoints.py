@@ -1,14 +1,15 @@
 """dacli check-adjoints: correct gradients pass, broken ones fail loudly and say where."""
 
 import json
-import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import jax.numpy as jnp
 import pytest
 
 PLUGINS = Path(__file__).resolve().parent / "plugins"
+RING = pytest.mark.xdist_group("ring_plugins")  # the plug-in tests share one simulated data set
 
 CONFIG = """
 [model]
@@ -36,28 +37,44 @@ background_error_std = 0.5
 """
 
 
-def _dacli(*args, cwd):
-    env = {"PYTHONPATH": str(PLUGINS), "PATH": "/usr/bin:/bin"}
-    return subprocess.run([sys.executable, "-m", "dacli", *args], cwd=cwd, capture_output=True, text=True,
-                          env={**__import__("os").environ, **env}, timeout=600)
+@dataclass
+class Done:
+    returncode: int
+    stdout: str
+    stderr: str
 
 
 @pytest.fixture(scope="module")
-def ring_data(tmp_path_factory):
+def dacli_in_process(cli):
+    """The CLI in this process, with the plug-in models importable (as PYTHONPATH would make them)."""
+    sys.path.insert(0, str(PLUGINS))
+
+    def run(*args, cwd):
+        result = cli(list(args), cwd)
+        return Done(result.exit_code, result.stdout, result.stderr)
+
+    yield run
+    sys.path.remove(str(PLUGINS))
+
+
+@pytest.fixture(scope="module")
+def ring_data(tmp_path_factory, dacli_in_process):
     """Simulated data for the ring model (shared by the plug-in variants: same state layout)."""
     folder = tmp_path_factory.mktemp("ring")
     (folder / "simulate.toml").write_text(CONFIG.format(name="ring_models:make_ring", extra=""))
-    done = _dacli("simulate", "simulate.toml", "-q", cwd=folder)
+    done = dacli_in_process("simulate", "simulate.toml", "-q", cwd=folder)
     assert done.returncode == 0, done.stderr
-    return folder
+    return folder, dacli_in_process
 
 
-def _check(folder, name, extra=""):
+def _check(data, name, extra=""):
+    folder, dacli = data
     config = folder / f"{name.split(':')[1]}{abs(hash(extra))}.toml"
     config.write_text(CONFIG.format(name=name, extra=extra))
-    return _dacli("check-adjoints", config.name, "--no-strategies", "--json", cwd=folder)
+    return dacli("check-adjoints", config.name, "--no-strategies", "--json", cwd=folder)
 
 
+@RING
 def test_wrong_custom_vjp_fails_and_names_the_component(ring_data):
     done = _check(ring_data, "ring_models:make_ring_custom_rule", ", adjoint_scale = 2.0")
     assert done.returncode == 1, done.stderr
@@ -72,6 +89,7 @@ def test_wrong_custom_vjp_fails_and_names_the_component(ring_data):
     assert {"observation operator", "B^1/2", "B"} <= passed
 
 
+@RING
 def test_correct_custom_vjp_passes(ring_data):
     done = _check(ring_data, "ring_models:make_ring_custom_rule", ", adjoint_scale = 1.0")
     assert done.returncode == 0, done.stderr + done.stdout
@@ -82,6 +100,7 @@ def test_correct_custom_vjp_passes(ring_data):
     assert "finite differences" in dot["detail"] and dot["value"] < 1e-6
 
 
+@RING
 def test_non_differentiable_model_fails_the_tangent_linear_test(ring_data):
     done = _check(ring_data, "ring_models:make_ring_rounded")
     assert done.returncode == 1

@@ -24,14 +24,14 @@ from dacli.adjoints.unroll import implicit_adjoint  # noqa: E402
 from dacli.learned.fourdvarnet import FourDVarNet  # noqa: E402
 from dacli.learned.training import batch_loss, make_optimiser, train_step  # noqa: E402
 
-K = 6
+K = 4
 ADJOINTS = {
     "DirectAdjoint": diffrax.DirectAdjoint(),
     "RecursiveCheckpointAdjoint": optx.RecursiveCheckpointAdjoint(checkpoints=2),
     "OneStepAdjoint": OneStepAdjoint(),
     "KStepAdjoint(1)": KStepAdjoint(k=1),
     "KStepAdjoint(K)": KStepAdjoint(k=K),
-    "KStepAdjoint(3)": KStepAdjoint(k=3),
+    "KStepAdjoint(2)": KStepAdjoint(k=2),
     "ImplicitAdjoint": implicit_adjoint(),
 }
 
@@ -81,7 +81,7 @@ def test_k_step_adjoints_against_the_full_unroll(problem):
     np.testing.assert_array_equal(grads["KStepAdjoint(1)"], grads["OneStepAdjoint"])
     # Truncation really truncates: one live step is not the full gradient (the LSTM never converges).
     assert np.linalg.norm(grads["OneStepAdjoint"] - full) > 1e-3 * np.linalg.norm(full)
-    assert np.linalg.norm(grads["KStepAdjoint(3)"] - full) < np.linalg.norm(grads["OneStepAdjoint"] - full)
+    assert np.linalg.norm(grads["KStepAdjoint(2)"] - full) < np.linalg.norm(grads["OneStepAdjoint"] - full)
 
 
 def test_implicit_adjoint_equals_the_unrolled_gradient_at_a_converged_fixed_point(problem):
@@ -115,7 +115,7 @@ def test_one_training_step_reduces_the_loss_on_a_fixed_batch(problem):
 @pytest.mark.slow
 def test_trained_on_lorenz63_the_analysis_beats_the_observation_error():
     """Fablet et al. (2021)'s Lorenz-63 setup, shortened: dt 0.01, all variables observed every
-    8 steps with noise variance 2; here 64-step windows (8 observation times) and 400 steps of
+    8 steps with noise variance 2; here 64-step windows (8 observation times) and 300 steps of
     Adam on 184 training windows; 16 held-out windows are reconstructed."""
     from dacli.learned.data import twin_windows
     from dacli.learned.training import evaluate
@@ -130,7 +130,7 @@ def test_trained_on_lorenz63_the_analysis_beats_the_observation_error():
                           observation_error_std=noise, prior_weight=1.0, solver_adjoint=diffrax.DirectAdjoint(),
                           offset=float(truth[train].mean()), scale=float(truth[train].std()),
                           key=jax.random.PRNGKey(0), dtype=jnp.float32)
-    steps, batch = 400, 8
+    steps, batch = 300, 8
     optimiser = make_optimiser(2e-2, total_steps=steps, warmup_steps=20)
     state = optimiser.init(eqx.filter(network, eqx.is_inexact_array))
     rng = np.random.default_rng(0)
@@ -140,5 +140,5 @@ def test_trained_on_lorenz63_the_analysis_beats_the_observation_error():
         network, state, _ = train_step(network, state, y[chosen], mask[chosen], truth[chosen],
                                        optimiser=optimiser, prior_loss_weight=0.5)
     after = float(evaluate(network, y[test], mask[test], truth[test]))
-    # Measured: 1.07 (the observation error is 1.41, and only every 8th step is observed).
+    # Measured: 1.11 (the observation error is 1.41, and only every 8th step is observed).
     assert after < 0.9 * noise, (before, after)

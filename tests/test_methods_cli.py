@@ -38,11 +38,11 @@ def test_shipped_method_configs_validate(cli, module_workspace, name):
 
 @pytest.mark.slow
 def test_imperfect_model_twin_weak_constraint_beats_strong(tmp_path):
-    strong, _ = run_config("lorenz96_imperfect", tmp_path)
-    weak, output = run_config("lorenz96_weak", tmp_path)
-    assert strong.summary["converged_windows"] == strong.summary["windows"] == 10
-    assert weak.summary["converged_windows"] == weak.summary["windows"] == 10
-    # Measured: strong 0.276, weak 0.235 (background 1.2).
+    strong, _ = run_config("lorenz96_imperfect", tmp_path, "window.count=5")
+    weak, output = run_config("lorenz96_weak", tmp_path, "window.count=5")
+    assert strong.summary["converged_windows"] == strong.summary["windows"] == 5
+    assert weak.summary["converged_windows"] == weak.summary["windows"] == 5
+    # Measured over these 5 windows: strong 0.281, weak 0.240 (background 1.4); all 10: 0.276, 0.235.
     assert weak.summary["analysis_rmse"] < 0.9 * strong.summary["analysis_rmse"], (weak.summary, strong.summary)
     assert weak.summary["analysis_rmse"] < 0.3
     assert np.all(weak.windows["cost_model_error_final"] > 0)
@@ -136,19 +136,31 @@ def test_method_configuration_errors(cli, module_workspace, overrides, message):
     assert not (module_workspace / "lorenz96_analysis.nc").exists()
 
 
-def test_check_adjoints_covers_q_and_the_incremental_linearisation(cli, module_workspace):
-    short = ["--set", "window.length=0.2", "--set", "window.shift=0.2",  # shorter windows compile faster
-             "--set", 'method.model_error={subwindows=2, covariance={kind="diagonal", std=0.1}}']
-    result = cli(["check-adjoints", "configs/lorenz96_weak.toml", "--no-strategies", "--json", "-q", *short],
-                 module_workspace)
-    assert result.exit_code == 0, result.stderr
-    checks = {(c["check"], c["component"]): c for c in json.loads(result.stdout)["checks"]}
-    assert checks[("dot-product", "lorenz96: Q^1/2")]["value"] < 1e-12
-    assert checks[("symmetry", "lorenz96: Q")]["value"] < 1e-12
+def test_check_adjoints_covers_q_and_the_incremental_linearisation(tmp_path):
+    """The weak-constraint pieces of the suite (the model's own checks are covered by the built-in run)."""
+    import jax
+    import jax.numpy as jnp
+
+    from dacli.diagnostics.adjoint_suite import run_suite
+    from dacli.run.assimilate import prepare_inputs
+    from dacli.run.runtime import configure
+
+    configure("float64", "cpu")
+    config = load_config(CONFIGS / "lorenz96_weak.toml", [
+        "window.length=0.2", "window.shift=0.2",  # shorter windows compile faster
+        'method.model_error={subwindows=2, covariance={kind="diagonal", std=0.1}}'], [check_names])
+    inputs = prepare_inputs(config)
+    background = jnp.asarray(inputs.background)
+    obs = jax.tree_util.tree_map(jnp.asarray, inputs.packed.window(0))
+    results = run_suite(inputs.problem.method, background, 0.0, obs, name="lorenz96", strategies=False,
+                        model_checks=False)
+    checks = {(r.check, r.component): r for r in results}
+    assert checks[("dot-product", "lorenz96: Q^1/2")].value < 1e-12
+    assert checks[("symmetry", "lorenz96: Q")].value < 1e-12
     linearisation = checks[("dot-product", "lorenz96: departures, incremental tangent-linear vs "
                                            "RecursiveCheckpointAdjoint adjoint")]
-    assert linearisation["passed"] and linearisation["value"] < 1e-12
-    assert checks[("taylor", "lorenz96: cost J (RecursiveCheckpointAdjoint)")]["passed"]
+    assert linearisation.passed and linearisation.value < 1e-12
+    assert checks[("taylor", "lorenz96: cost J (RecursiveCheckpointAdjoint)")].passed
 
 
 def test_existing_diagnostics_file_is_refused_before_computing(cli, module_workspace):

@@ -17,11 +17,14 @@ import xarray as xr
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def qg_run(module_workspace, cli):
-    result = cli(["assimilate", "configs/qg.toml", "--json", "--set", "window.count=2"], module_workspace)
+@pytest.fixture(scope="session")  # session: computed once per worker, and the xdist group keeps one worker
+def qg_run(tmp_path_factory, cli):
+    from conftest import copy_workspace
+
+    workspace = copy_workspace(tmp_path_factory.mktemp("qg"))
+    result = cli(["assimilate", "configs/qg.toml", "--json", "--set", "window.count=2"], workspace)
     assert result.exit_code == 0, result.stderr
-    return json.loads(result.stdout), module_workspace
+    return json.loads(result.stdout), workspace
 
 
 @pytest.mark.slow

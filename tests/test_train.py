@@ -117,3 +117,10 @@ def test_assimilate_with_a_trained_network_and_refuse_one_that_does_not_fit(tmp_
                                           r"\(16 model steps of a state of 3\) need 3 over \[16\]"):
         assimilate(small_config(tmp_path, f'output.path="{tmp_path / "c.nc"}"', "window.length=0.16"))
     assert Path(trained.files["best"]).exists()
+
+
+def test_validate_needs_the_trained_network(tmp_path):
+    from dacli.run.validate import validate
+
+    with pytest.raises(DataError, match=r"checkpoint .*best.eqx: no such file"):
+        validate(small_config(tmp_path))

@@ -40,4 +40,10 @@ def validate(config: Config) -> dict:
         summary["background_times"] = len(read_states(config.background.path, layout, "background")[0])
     if config.truth is not None:
         summary["truth_times"] = len(read_states(config.truth.path, layout, "truth")[0])
+    if method.kind == "4dvarnet":  # the trained network must exist (it is checked against the run when loaded)
+        from dacli.io.checkpoints import read_header
+
+        header = read_header(config.network.checkpoint)
+        summary["network_epochs"] = header.get("epoch")
+        summary["network_validation_rmse"] = header.get("best_validation_rmse")
     return summary
