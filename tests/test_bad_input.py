@@ -19,7 +19,6 @@ import xarray as xr
 
 from dacli.errors import DATA_ERROR, NUMERICAL_ERROR, OUTPUT_ERROR, SUCCESS, USAGE_ERROR, OutputError
 
-pytestmark = pytest.mark.xdist_group("bad_input")  # one worker computes the module fixtures once
 
 CONFIG = "configs/lorenz96.toml"
 FAST = ["--set", "window.count=3", "--set", "method.max_steps=80"]  # the same compiled program everywhere

@@ -9,7 +9,6 @@ import jax.numpy as jnp
 import pytest
 
 PLUGINS = Path(__file__).resolve().parent / "plugins"
-RING = pytest.mark.xdist_group("ring_plugins")  # the plug-in tests share one simulated data set
 
 CONFIG = """
 [model]
@@ -74,7 +73,6 @@ def _check(data, name, extra=""):
     return dacli("check-adjoints", config.name, "--no-strategies", "--json", cwd=folder)
 
 
-@RING
 def test_wrong_custom_vjp_fails_and_names_the_component(ring_data):
     done = _check(ring_data, "ring_models:make_ring_custom_rule", ", adjoint_scale = 2.0")
     assert done.returncode == 1, done.stderr
@@ -89,7 +87,6 @@ def test_wrong_custom_vjp_fails_and_names_the_component(ring_data):
     assert {"observation operator", "B^1/2", "B"} <= passed
 
 
-@RING
 def test_correct_custom_vjp_passes(ring_data):
     done = _check(ring_data, "ring_models:make_ring_custom_rule", ", adjoint_scale = 1.0")
     assert done.returncode == 0, done.stderr + done.stdout
@@ -100,7 +97,6 @@ def test_correct_custom_vjp_passes(ring_data):
     assert "finite differences" in dot["detail"] and dot["value"] < 1e-6
 
 
-@RING
 def test_non_differentiable_model_fails_the_tangent_linear_test(ring_data):
     done = _check(ring_data, "ring_models:make_ring_rounded")
     assert done.returncode == 1

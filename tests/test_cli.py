@@ -20,8 +20,6 @@ import xarray as xr
 from dacli import __version__
 from dacli.errors import DATA_ERROR, SUCCESS, USAGE_ERROR
 
-pytestmark = pytest.mark.xdist_group("cli")  # one worker computes the module fixtures once
-
 CONFIG = "configs/lorenz96.toml"
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d (DEBUG|INFO|WARNING|ERROR) \S")
 

@@ -23,7 +23,6 @@ from dacli.models.integrate import integrate
 from dacli.models.lorenz import Lorenz96
 from dacli.observations.operator import WindowObservations
 
-pytestmark = pytest.mark.xdist_group("forward_adjoints")  # one worker computes the module fixtures once
 
 NSTEPS, DT = 20, 0.05
 TOLERANCE = {"RecursiveCheckpointAdjoint": 1e-11, "ForwardMode": 1e-11, "DirectAdjoint": 0.0, "BacksolveAdjoint": 1e-2}

@@ -22,7 +22,6 @@ from dacli.methods.threedvar import ThreeDFGAT, ThreeDVar
 from dacli.methods.variational import analyse_window
 from dacli.methods.weak4dvar import WeakConstraint4DVar
 
-pytestmark = pytest.mark.xdist_group("linear_closed_forms")  # one worker computes the module fixtures once
 
 SUBWINDOWS = 4
 

@@ -19,8 +19,7 @@ import xarray as xr
 from dacli import __version__
 from dacli.errors import SUCCESS
 
-pytestmark = [pytest.mark.filterwarnings("ignore:The ioos_sos checker is deprecated:DeprecationWarning"),
-              pytest.mark.xdist_group("output_cf")]  # one worker computes the module fixtures once
+pytestmark = pytest.mark.filterwarnings("ignore:The ioos_sos checker is deprecated:DeprecationWarning")
 
 
 @pytest.fixture(scope="module")

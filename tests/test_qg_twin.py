@@ -17,7 +17,7 @@ import xarray as xr
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="session")  # session: computed once per worker, and the xdist group keeps one worker
+@pytest.fixture(scope="session")  # computed once per worker (xdist hands the adjacent tests to one worker)
 def qg_run(tmp_path_factory, cli):
     from conftest import copy_workspace
 
@@ -28,7 +28,6 @@ def qg_run(tmp_path_factory, cli):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("qg_twin")  # one worker runs the shared assimilation
 def test_analysis_beats_the_background_in_every_window(qg_run):
     summary, workspace = qg_run
     assert summary["windows"] == 2 and summary["converged_windows"] == 2
@@ -40,7 +39,6 @@ def test_analysis_beats_the_background_in_every_window(qg_run):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("qg_twin")  # one worker runs the shared assimilation
 def test_output_is_cf_on_a_lat_lon_grid(qg_run):
     _, workspace = qg_run
     with xr.open_dataset(workspace / "qg_analysis.nc", decode_times=False) as ds:
@@ -64,7 +62,6 @@ def test_output_is_cf_on_a_lat_lon_grid(qg_run):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("qg_twin")  # one worker runs the shared assimilation
 def test_plot_draws_maps_of_the_2d_analysis(qg_run, cli):
     _, workspace = qg_run
     result = cli(["plot", "qg_analysis.nc", "--truth", "sample_data/qg_truth.nc", "--observations",

@@ -16,7 +16,6 @@ from helpers import blue_analysis, linear_problem, make_method
 
 from dacli.methods.strong4dvar import analyse_window
 
-pytestmark = pytest.mark.xdist_group("blue")  # one worker computes the module fixtures once
 
 TOL = dict(rtol=1e-13, atol=1e-13)
 
