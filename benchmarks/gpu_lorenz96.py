@@ -39,15 +39,14 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import resource
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+
+from provenance import environment  # benchmarks/provenance.py, beside this script
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -222,61 +221,6 @@ def run_size(config: Path, device: str, precision: str, overrides: list[str]) ->
 # --------------------------------------------------------------------------------------------
 # Report
 # --------------------------------------------------------------------------------------------
-
-def git_commit() -> str | None:
-    """HEAD of this checkout, flagged when dacli/ has uncommitted changes; or $DACLI_COMMIT when set
-    (for a copy of the tree without .git, e.g. on a remote machine)."""
-    if os.environ.get("DACLI_COMMIT"):
-        return os.environ["DACLI_COMMIT"]
-    if os.environ.get("PYTHONPATH"):
-        return None  # another dacli tree may come first on the path: see each run's dacli_source
-    with contextlib.suppress(Exception):
-        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "dacli"],
-                               capture_output=True, text=True, check=True).stdout.strip()
-        return commit + (" + uncommitted changes in dacli/" if dirty else "")
-    return None
-
-
-def package_version(name: str) -> str | None:
-    with contextlib.suppress(PackageNotFoundError):
-        return version(name)
-    return None
-
-
-def environment() -> dict:
-    names = ("dacli", "jax", "jaxlib", "jax-cuda13-plugin", "jax-cuda13-pjrt", "jax-cuda12-plugin",
-             "jax-cuda12-pjrt", "diffrax", "optimistix", "equinox", "lineax", "numpy", "xarray", "netCDF4",
-             "pydantic")
-    versions = {name: package_version(name) for name in names}  # dacli: None when only on PYTHONPATH
-    cpu = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    memory = None
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        memory = round(int(Path("/proc/meminfo").read_text().split()[1]) / 2**20, 1)
-    gpu = None
-    if shutil.which("nvidia-smi"):
-        with contextlib.suppress(Exception):
-            gpu = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total,driver_version,clocks.max.sm",
-                                  "--format=csv,noheader"], capture_output=True, text=True, timeout=30).stdout.strip()
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "memory_gib": memory,
-        "nvidia_smi": gpu,
-        "xla_python_client_preallocate": os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE"),
-        "xla_flags": os.environ.get("XLA_FLAGS"),
-        "dacli_commit": git_commit(),
-        "versions": versions,
-    }
-
 
 def peak_memory(run: dict) -> tuple[float, str]:
     """(MiB, what was measured): GPU peak bytes in use on a GPU, peak RSS on the CPU."""

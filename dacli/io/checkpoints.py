@@ -23,19 +23,27 @@ FORMAT = "dacli-4dvarnet-checkpoint"
 VERSION = 1
 
 
-def save_checkpoint(path: str | Path, header: dict, tree) -> Path:
+def write_atomically(path: str | Path, content: bytes | None = None, write=None) -> Path:
+    """``content`` (or what ``write(stream)`` writes) to a temporary file beside ``path``, renamed into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(handle, "wb") as stream:
-            stream.write((json.dumps({"format": FORMAT, "version": VERSION, **header}) + "\n").encode())
-            eqx.tree_serialise_leaves(stream, eqx.filter(tree, eqx.is_array))
+            stream.write(content) if write is None else write(stream)
         os.replace(temporary, path)
     except OSError as exc:
         Path(temporary).unlink(missing_ok=True)
-        raise OutputError(f"cannot write checkpoint {path}: {exc}") from None
+        raise OutputError(f"cannot write {path}: {exc}") from None
     return path
+
+
+def save_checkpoint(path: str | Path, header: dict, tree) -> Path:
+    def write(stream):
+        stream.write((json.dumps({"format": FORMAT, "version": VERSION, **header}) + "\n").encode())
+        eqx.tree_serialise_leaves(stream, eqx.filter(tree, eqx.is_array))
+
+    return write_atomically(path, write=write)
 
 
 def read_header(path: str | Path) -> dict:
@@ -48,8 +56,7 @@ def read_header(path: str | Path) -> dict:
     except (ValueError, UnicodeDecodeError):
         raise DataError(f"checkpoint {path}: not a dacli 4DVarNet checkpoint (no JSON header line)") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise DataError(f"checkpoint {path}: not a dacli 4DVarNet checkpoint (format {header.get('format')!r})"
-                        if isinstance(header, dict) else f"checkpoint {path}: not a dacli 4DVarNet checkpoint")
+        raise DataError(f"checkpoint {path}: not a dacli 4DVarNet checkpoint (no {FORMAT!r} header)")
     if header.get("version") != VERSION:
         raise DataError(f"checkpoint {path}: format version {header.get('version')}; this dacli reads {VERSION}")
     return header

@@ -68,11 +68,16 @@ class FourDVarNet(eqx.Module):
         """Phi(x) in physical units: the prior network works on the normalised state."""
         return self.offset + self.scale * self.prior((x - self.offset) / self.scale)
 
-    def cost(self, x, y, mask):
-        """U(x): the observation term on observed points only, plus the prior term."""
+    def cost_terms(self, x, y, mask):
+        """(observation term on observed points only, prior term) of U(x)."""
         misfit = jnp.where(mask, x - jnp.where(mask, y, 0.0), 0.0)  # NaN in y never reaches arithmetic
         prior = x - self.project(x)
-        return 0.5 * self.observation_weight * jnp.sum(misfit**2) + 0.5 * self.prior_weight * jnp.sum(prior**2)
+        return 0.5 * self.observation_weight * jnp.sum(misfit**2), 0.5 * self.prior_weight * jnp.sum(prior**2)
+
+    def cost(self, x, y, mask):
+        """U(x) = observation term + prior term."""
+        observation, prior = self.cost_terms(x, y, mask)
+        return observation + prior
 
     def initial_iterate(self, y, mask):
         """Observed values where there are observations, the climatological mean elsewhere."""

@@ -58,9 +58,9 @@ class FourDVarNetMethod(eqx.Module):
         return jnp.zeros((self.nsteps, background.size), background.dtype)
 
     def _costs(self, x, y, mask):
-        observation = 0.5 * self.network.observation_weight * jnp.sum(jnp.where(mask, x - y, 0.0) ** 2)
-        total = self.network.cost(x, y, mask)
-        return jnp.stack([total, total - observation, observation, jnp.zeros_like(total)])
+        """(J, Jb, Jo, Jq) as the output file names them: Jb is the learned prior term, Jq is 0."""
+        observation, prior = self.network.cost_terms(x, y, mask)
+        return jnp.stack([observation + prior, prior, observation, jnp.zeros_like(prior)])
 
     def analyse(self, background, t_start, obs: WindowObservations) -> WindowAnalysis:
         direct = diffrax.DirectAdjoint()

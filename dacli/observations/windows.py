@@ -47,17 +47,19 @@ class WindowSchedule:
         return end - span, end
 
 
-def _whole_steps(value: float, dt: float, key: str) -> None:
+def whole_steps(value: float, dt: float, key: str, minimum: int = 1) -> int:
+    """``value / dt`` as an int, or a ConfigError naming ``key`` when it is not a whole number >= minimum."""
     steps = value / dt
-    if abs(steps - round(steps)) > 1e-6 * max(1.0, steps) or round(steps) < 1:
+    if abs(steps - round(steps)) > 1e-6 * max(1.0, steps) or round(steps) < minimum:
         raise ConfigError([f"{key}: {value} is not a whole number of model steps (model.dt = {dt})"])
+    return int(round(steps))
 
 
 def make_schedule(start: float, length: float, shift: float, dt: float, assimilate: str,
                   count: int | None, last_time: float | None) -> WindowSchedule:
     """Windows from ``start``; as many as reach ``last_time`` unless ``count`` is given."""
-    _whole_steps(length, dt, "window.length")
-    _whole_steps(shift, dt, "window.shift")
+    whole_steps(length, dt, "window.length")
+    whole_steps(shift, dt, "window.shift")
     if count is None:
         if last_time is None:
             count = 1

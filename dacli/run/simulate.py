@@ -22,19 +22,13 @@ import numpy as np
 
 from dacli.config.schema import Config
 from dacli.errors import ConfigError
+from dacli.observations.windows import whole_steps
 
 
 @dataclass
 class SimulationResult:
     files: dict[str, str]
     summary: dict
-
-
-def _steps(value: float, dt: float, key: str) -> int:
-    steps = value / dt
-    if abs(steps - round(steps)) > 1e-6 * max(1.0, steps):
-        raise ConfigError([f"{key}: {value} is not a whole number of model steps (model.dt = {dt})"])
-    return int(round(steps))
 
 
 def simulate(config: Config, *, overwrite: bool = False) -> SimulationResult:
@@ -77,15 +71,15 @@ def simulate(config: Config, *, overwrite: bool = False) -> SimulationResult:
     dtype = jnp.float64 if config.run.precision == "float64" else jnp.float32
     direct = diffrax.DirectAdjoint()
     x0 = jnp.asarray(dynamics.default_state(key), dtype)
-    spin = _steps(sim.spinup, dt, "simulate.spinup")
+    spin = whole_steps(sim.spinup, dt, "simulate.spinup", minimum=0)
     if spin:
         x0 = integrate(dynamics, x0, config.window.start - sim.spinup, spin, dt, solver, direct)[-1]
-    nsteps = _steps(sim.duration, dt, "simulate.duration")
+    nsteps = whole_steps(sim.duration, dt, "simulate.duration")
     truth = np.asarray(integrate(dynamics, x0, config.window.start, nsteps, dt, solver, direct))
     if not np.all(np.isfinite(truth)):
         raise ConfigError(["model.dt: the truth run blew up (non-finite values); use a smaller step"])
     times = config.window.start + dt * np.arange(nsteps + 1)
-    stride = _steps(sim.obs_interval, dt, "simulate.obs_interval")
+    stride = whole_steps(sim.obs_interval, dt, "simulate.obs_interval")
     obs_steps = np.arange(stride, nsteps + 1, stride)
     variables = config.observations.variables or list(layout.variables)
     units = config.output.time_units

@@ -24,6 +24,7 @@ import numpy as np
 
 from dacli.config.schema import Config
 from dacli.errors import ConfigError, DataError, OutputError
+from dacli.observations.windows import whole_steps
 
 log = logging.getLogger("dacli")
 
@@ -32,13 +33,6 @@ log = logging.getLogger("dacli")
 class TrainResult:
     summary: dict
     files: dict[str, str]
-
-
-def _steps(value: float, dt: float, key: str) -> int:
-    steps = value / dt
-    if abs(steps - round(steps)) > 1e-6 * max(1.0, steps) or round(steps) < 1:
-        raise ConfigError([f"{key}: {value} is not a whole number of model steps (model.dt = {dt})"])
-    return int(round(steps))
 
 
 def training_seed(config: Config) -> int:
@@ -86,7 +80,7 @@ def train(config: Config, *, resume: bool = False, overwrite: bool = False, on_e
     from dacli.build.network import build_network, network_shape
     from dacli.build.problem import build_dynamics
     from dacli.build.registry import SOLVERS
-    from dacli.io.checkpoints import load_checkpoint, read_header, save_checkpoint
+    from dacli.io.checkpoints import load_checkpoint, read_header, save_checkpoint, write_atomically
     from dacli.io.figures import save_figure, training_curves
     from dacli.learned.data import twin_windows
     from dacli.learned.training import evaluate, make_optimiser, train_step
@@ -105,8 +99,8 @@ def train(config: Config, *, resume: bool = False, overwrite: bool = False, on_e
 
     dynamics = build_dynamics(config.model)
     layout = dynamics.layout()
-    length = _steps(config.window.length, dt, "window.length")
-    obs_every = _steps(sim.obs_interval, dt, "simulate.obs_interval")
+    length = whole_steps(config.window.length, dt, "window.length")
+    obs_every = whole_steps(sim.obs_interval, dt, "simulate.obs_interval")
     dtype = jnp.float64 if config.run.precision == "float64" else jnp.float32
     shape = network_shape(layout, length)
     identity = _identity(config, shape)
@@ -115,7 +109,7 @@ def train(config: Config, *, resume: bool = False, overwrite: bool = False, on_e
     count = settings.windows + settings.validation_windows
     started = time.perf_counter()
     y, mask, truth = twin_windows(dynamics, SOLVERS.resolve(config.model.solver)(), dt, count, length, obs_every,
-                                  sim.obs_error_std, training_seed(config), _steps(sim.spinup, dt, "simulate.spinup") if sim.spinup else 0,
+                                  sim.obs_error_std, training_seed(config), whole_steps(sim.spinup, dt, "simulate.spinup", minimum=0),
                                   sim.observed_fraction, dtype)
     if not np.all(np.isfinite(truth)):
         raise ConfigError(["model.dt: the truth run for the training windows blew up (non-finite values)"])
@@ -160,7 +154,8 @@ def train(config: Config, *, resume: bool = False, overwrite: bool = False, on_e
                             network)
         save_checkpoint(files["last"], {**header, **position, "best_validation_rmse": best,
                                         "rng": rng.bit_generator.state}, (network, state))
-        _write_json(files["metrics"], {"observation_error_std": sim.obs_error_std, "history": history})
+        write_atomically(files["metrics"], json.dumps({"observation_error_std": sim.obs_error_std,
+                                                       "history": history}, indent=1).encode())
         log.info("epoch %d/%d: loss %.4g, validation RMSE %.4g (best %.4g), %.1f s", epoch + 1, settings.epochs,
                  history[-1]["loss"], rmse, best, history[-1]["seconds"])
         if on_epoch is not None:
@@ -175,8 +170,3 @@ def train(config: Config, *, resume: bool = False, overwrite: bool = False, on_e
                "files": {k: str(v) for k, v in files.items()}}
     return TrainResult(summary=summary, files={k: str(v) for k, v in files.items()})
 
-
-def _write_json(path: Path, payload: dict) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(payload, indent=1))
-    temporary.replace(path)
