@@ -116,18 +116,25 @@ def test_one_training_step_reduces_the_loss_on_a_fixed_batch(problem):
 def test_trained_on_lorenz63_the_analysis_beats_the_observation_error():
     """Fablet et al. (2021)'s Lorenz-63 setup, shortened: dt 0.01, all variables observed every
     8 steps with noise variance 2; here 64-step windows (8 observation times) and 300 steps of
-    Adam on 184 training windows; 16 held-out windows are reconstructed."""
-    from dacli.learned.data import twin_windows
+    Adam on 184 training windows; 16 held-out windows are reconstructed. The windows come from
+    the shipped config's twin simulator, as dacli train makes them."""
+    from pathlib import Path
+
+    from dacli.config.loading import load_config
     from dacli.learned.training import evaluate
     from dacli.models.lorenz import Lorenz63
-    from dacli.models.solvers import RK4
+    from dacli.run.train import training_windows
 
-    noise = float(np.sqrt(2.0))
-    y, mask, truth = twin_windows(Lorenz63(), RK4(), 0.01, count=200, length=64, obs_every=8, noise_std=noise,
-                                  seed=0, dtype=jnp.float32)
+    config = load_config(Path(__file__).resolve().parents[1] / "configs" / "lorenz63_4dvarnet.toml",
+                         ["train.seed=0"])
+    data = training_windows(config, Lorenz63().layout(), 64, np.dtype(np.float32))
+    y, mask, truth = data.y, data.mask, data.truth
+    noise = data.observation_error_std
+    assert noise == pytest.approx(np.sqrt(2.0)) and data.training == 184 and len(y) == 200
+    assert mask.mean() == pytest.approx(1 / 8)  # every variable, every 8th step
     train, test = slice(0, 184), slice(184, 200)
     network = FourDVarNet(3, 1, periodic=False, hidden=16, modulator_hidden=16, kernel=5, iterations=8,
-                          observation_error_std=noise, prior_weight=1.0, solver_adjoint=diffrax.DirectAdjoint(),
+                          observation_error_std=noise, prior_weight=2.0, solver_adjoint=diffrax.DirectAdjoint(),
                           offset=float(truth[train].mean()), scale=float(truth[train].std()),
                           key=jax.random.PRNGKey(0), dtype=jnp.float32)
     steps, batch = 300, 8

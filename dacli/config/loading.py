@@ -25,7 +25,8 @@ from dacli.errors import ConfigError
 # the working directory, where the command was typed); output.path is relative to the working
 # directory (where a user or batch job expects results to appear).
 PATH_KEYS = (("observations", "path"), ("background", "path"), ("truth", "path"),
-             ("background", "covariance", "path"), ("method", "model_error", "covariance", "path"))
+             ("background", "covariance", "path"), ("method", "model_error", "covariance", "path"),
+             ("train", "observations"), ("train", "truth"))
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_\-]+")
 _TOML_LINE = re.compile(r"\(at line (\d+), column (\d+)\)")

@@ -230,7 +230,8 @@ class NetworkConfig(Section):
     modulator_hidden: PositiveInt = Field(default=16, description="channels of the ConvLSTM solver")
     kernel: PositiveInt = Field(default=3, description="convolution width (odd)")
     iterations: PositiveInt = Field(default=10, description="K, solver iterations per window")
-    prior_weight: PositiveFloat = Field(default=1.0, description="weight of |x - Phi(x)|^2 in the variational cost")
+    prior_weight: PositiveFloat = Field(default=1.0, description=(
+        "weight w of |x - Phi(x)|^2 against the observation term: U = [|m(x - y)|^2 + w |x - Phi(x)|^2] / (2 sigma_o^2)"))
     solver: Literal["convlstm", "gradient"] = "convlstm"
     solver_adjoint: str = Field(default="RecursiveCheckpointAdjoint", description=(
         "RecursiveCheckpointAdjoint | DirectAdjoint | OneStepAdjoint | KStepAdjoint | ImplicitAdjoint"))
@@ -245,9 +246,13 @@ class NetworkConfig(Section):
 
 
 class TrainConfig(Section):
-    """``dacli train``: windows from the twin-experiment simulator ([simulate]), optax Adam."""
+    """``dacli train``: (observations, truth) windows from files or the twin simulator ([simulate]); optax Adam."""
 
-    windows: PositiveInt = Field(default=200, description="training windows")
+    observations: str | None = Field(default=None, description=(
+        "training observations from a file (read as [observations] says: layout, names, dims); with truth"))
+    truth: str | None = Field(default=None, description="the truth run those observations were taken from")
+    windows: PositiveInt | None = Field(default=None, description=(
+        "training windows; default 200 from the simulator, or every window the files hold but the validation ones"))
     validation_windows: PositiveInt = Field(default=20, description="held-out windows for the validation RMSE")
     epochs: PositiveInt = 10
     batch_size: PositiveInt = 8
@@ -262,7 +267,10 @@ class TrainConfig(Section):
 
     @model_validator(mode="after")
     def _batch_fits(self) -> "TrainConfig":
-        if self.batch_size > self.windows:
+        if (self.observations is None) != (self.truth is None):
+            given, missing = ("observations", "truth") if self.truth is None else ("truth", "observations")
+            raise ValueError(f"{given} is set but {missing} is not: training from files needs both")
+        if self.windows is not None and self.batch_size > self.windows:
             raise ValueError(f"batch_size ({self.batch_size}) exceeds the number of training windows ({self.windows})")
         return self
 

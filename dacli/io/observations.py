@@ -198,6 +198,18 @@ def _concatenate(parts: list[ObservationSet]) -> ObservationSet:
     )
 
 
+def observations_in_dataset(dataset: xr.Dataset, source: str, config: ObservationsConfig,
+                            layout: StateLayout) -> ObservationSet:
+    """The observations of an open gridded or CF point dataset (``config.layout`` says which).
+
+    The reader of :func:`read_observations` without the file: ``dacli train`` reads the twin
+    experiment it simulates in memory with it; ``source`` names the data in error messages.
+    """
+    variables = config.variables or list(layout.variables)
+    reader = _read_gridded if config.layout == "gridded" else _read_scattered
+    return reader(dataset, source, config, layout, variables)
+
+
 def read_observations(config: ObservationsConfig, layout: StateLayout,
                       time_units: str = "days since 2000-01-01 00:00:00") -> ObservationSet:
     """Read the configured observation file; raise :class:`DataError` naming what is wrong."""
@@ -210,9 +222,7 @@ def read_observations(config: ObservationsConfig, layout: StateLayout,
     if config.layout == "ioda":
         observations = _read_ioda(config.path, config, layout, variables, time_units)
     else:
-        dataset = open_netcdf(config.path, "observations")
-        reader = _read_gridded if config.layout == "gridded" else _read_scattered
-        observations = reader(dataset, config.path, config, layout, variables)
+        observations = observations_in_dataset(open_netcdf(config.path, "observations"), config.path, config, layout)
     names = ", ".join(repr(config.names.get(v, v)) for v in variables)
     if len(observations) == 0 and observations.rejected_outside_domain:
         raise DataError(

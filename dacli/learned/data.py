@@ -1,20 +1,23 @@
-"""Training windows for 4DVarNet: (observations, mask, truth) from a twin experiment.
+"""Windows for 4DVarNet: (observations on the window's grid, mask, truth), in the networks' layout.
 
-A long truth run of any dacli model is cut into windows of ``length`` model steps; each window is
-observed every ``obs_every`` steps (a random ``observed_fraction`` of the state) with Gaussian
-noise. Windows are laid out as the networks expect (:func:`to_channels`): for a model without a
-grid (Lorenz-63) the variables are channels over time, (n, T); for a gridded model the window's
-time steps are channels over the grid, (T, *grid) — Fablet et al. (2021)'s two layouts.
+Training and assimilation see observations the same way. A window's observations (any layout
+dacli reads: gridded, CF points, IODA) are put on the (model step, state) grid of the window by
+:func:`grid_observations`: an observation adds its value to the grid point it weighs most (its
+own point for gridded data, the nearest for interpolated ones, e.g. along satellite tracks) at
+its model step, and points observed several times take the mean — how 4dvarnet-starter grids
+along-track altimetry. :func:`window_pairs` cuts an observation set and a truth run into
+consecutive windows of ``length`` steps (steps 1..length after each window start, as 4DVar's
+windows (start, start + length]) for training. :func:`to_channels` lays a window out as the
+networks expect: for a model without a grid (Lorenz-63) the variables are channels over time,
+(n, T); for a gridded model the window's time steps are channels over the grid, (T, *grid) —
+Fablet et al. (2021)'s two layouts.
 """
 
 from __future__ import annotations
 
-import diffrax
 import jax
 import jax.numpy as jnp
 import numpy as np
-
-from dacli.models.integrate import integrate
 
 
 def to_channels(layout, windows: np.ndarray) -> np.ndarray:
@@ -35,21 +38,37 @@ def is_periodic(layout) -> bool:
     return bool(layout.axes) and all(axis.periodic for axis in layout.axes)
 
 
-def twin_windows(dynamics, solver, dt: float, count: int, length: int, obs_every: int, noise_std: float,
-                 seed: int, spinup_steps: int = 1000, observed_fraction: float = 1.0, dtype=jnp.float64):
-    """(y with NaN where unobserved, mask, truth), each (count, C, *S), from one long truth run."""
-    key = jax.random.PRNGKey(seed)
-    x0 = jnp.asarray(dynamics.default_state(key), dtype)
-    direct = diffrax.DirectAdjoint()
-    if spinup_steps:
-        x0 = integrate(dynamics, x0, 0.0, spinup_steps, dt, solver, direct)[-1]
-    truth = np.asarray(integrate(dynamics, x0, 0.0, count * length, dt, solver, direct))[1:]
-    truth = truth.reshape(count, length, -1)
-    rng = np.random.default_rng(seed)
-    observed = np.zeros(truth.shape, bool)
-    observed[:, obs_every - 1::obs_every] = rng.random(observed[:, obs_every - 1::obs_every].shape) < observed_fraction
-    noisy = np.where(observed, truth + rng.normal(0.0, noise_std, truth.shape), np.nan)
-    layout = dynamics.layout()
-    floats = np.dtype(dtype)
-    return (to_channels(layout, noisy).astype(floats), to_channels(layout, observed),
-            to_channels(layout, truth).astype(floats))
+def grid_observations(obs, steps: int, size: int):
+    """(y, mask) over (steps, size) for model steps 1..steps: the mean of the observations per point.
+
+    ``obs`` is one window's :class:`~dacli.observations.operator.WindowObservations`; y is 0
+    where nothing was observed.
+    """
+    nearest = jnp.take_along_axis(obs.index, jnp.argmax(obs.weight, axis=-1)[:, None], axis=-1)[:, 0]
+    row = jnp.clip(obs.slot - 1, 0, steps - 1)
+    used = obs.mask & (obs.slot >= 1)
+    total = jnp.zeros((steps, size), obs.values.dtype).at[row, nearest].add(jnp.where(used, obs.values, 0.0))
+    count = jnp.zeros((steps, size), obs.values.dtype).at[row, nearest].add(used.astype(obs.values.dtype))
+    return jnp.where(count > 0, total / jnp.maximum(count, 1.0), 0.0), count > 0
+
+
+def window_pairs(observations, truth_times: np.ndarray, truth: np.ndarray, layout, *, start: float, steps: int,
+                 dt: float, count: int, source: str, dtype=np.float64):
+    """(y, mask, truth) for ``count`` consecutive windows of ``steps`` model steps from ``start``.
+
+    ``observations`` is an :class:`~dacli.observations.sets.ObservationSet`; ``truth`` the states
+    (T, n) at ``truth_times``, which must cover every window's steps (``source`` names it in the
+    error). Each returned array is (count, *network layout).
+    """
+    from dacli.io.states import states_at
+    from dacli.observations.windows import make_schedule, pack_observations
+
+    length = steps * dt
+    schedule = make_schedule(start, length, length, dt, "newest", count, None)
+    packed = pack_observations(observations, schedule, None, dtype)
+    grid = jax.vmap(grid_observations, in_axes=(0, None, None))
+    y, mask = grid(jax.tree_util.tree_map(jnp.asarray, packed.stacked()), steps, layout.size)
+    wanted = (schedule.starts[:, None] + dt * np.arange(1, steps + 1)).ravel()
+    states = states_at(truth_times, truth, wanted, source, "truth", 0.5 * dt).reshape(count, steps, -1)
+    return (to_channels(layout, np.asarray(y)).astype(dtype), to_channels(layout, np.asarray(mask)),
+            to_channels(layout, states).astype(dtype))

@@ -4,9 +4,10 @@ Fablet, Chapron, Drumetz, Mémin, Pannekoucke & Rousseau (2021), "Learning varia
 assimilation models and solvers", JAMES 13; the CIA-Oceanix 4dvarnet-starter (PyTorch) is the
 reference implementation. For observations y with mask m (1 observed, 0 not):
 
-    U(x) = 1/2 w_o sum m (x - y)^2  +  1/2 w_p sum (x - Phi(x))^2
+    U(x) = 1/(2 sigma_o^2) [ sum m (x - y)^2  +  w sum (x - Phi(x))^2 ]
 
-with w_o = 1 / sigma_o^2 and w_p from the configuration (no hard-coded weights). Starting from
+with sigma_o the observation error std and w (``prior_weight``) from the configuration (no
+hard-coded weights): w weighs the prior against the observations whatever the state's units. Starting from
 x_0 = m y, K iterations of
 
     g_k = dU/dx (x_k),   (u_k, h_k, c_k) = LSTM(g_k, h_{k-1}, c_{k-1}),   x_{k+1} = x_k - u_k
@@ -39,7 +40,7 @@ class FourDVarNet(eqx.Module):
     iterations: int  # Python int and adjoint spec: not arrays, so static under eqx.filter_jit,
     solver_adjoint: Any  # yet replaceable with eqx.tree_at (another K or adjoint, same weights)
     observation_weight: float = eqx.field(static=True)
-    prior_weight: float = eqx.field(static=True)
+    prior_weight: float = eqx.field(static=True)  # w / sigma_o^2
     offset: float = eqx.field(static=True)  # climatological mean and std of the state: the networks
     scale: float = eqx.field(static=True)  # see (x - offset) / scale, O(1) whatever the units
 
@@ -60,7 +61,7 @@ class FourDVarNet(eqx.Module):
             raise ValueError(f"unknown solver {solver!r} (choose from: convlstm, gradient)")
         self.iterations = int(iterations)
         self.observation_weight = 1.0 / float(observation_error_std) ** 2
-        self.prior_weight = float(prior_weight)
+        self.prior_weight = float(prior_weight) * self.observation_weight
         self.offset, self.scale = float(offset), float(scale)
         self.solver_adjoint = optx.RecursiveCheckpointAdjoint() if solver_adjoint is None else solver_adjoint
 

@@ -1,9 +1,8 @@
 """4DVarNet as a dacli method: a trained network reconstructs each window from its observations.
 
 Each window's observations (any layout dacli reads) are put on the (model step, state) grid of
-the window: an observation adds its value to the grid point it weighs most (its own point for
-gridded data, the nearest for interpolated ones) at its model step, and points observed several
-times take the mean — how 4dvarnet-starter grids along-track data. The network then reconstructs
+the window as in training (:func:`dacli.learned.data.grid_observations`: the mean of the
+observations nearest each grid point at each model step). The network then reconstructs
 steps 1..L of the window (its initial iterate: observed values, the climatological mean
 elsewhere). The analysis trajectory is the background state at the window start followed by that
 reconstruction; the background trajectory is the model run from the background, so the output
@@ -19,22 +18,13 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from dacli.learned.data import grid_observations
 from dacli.learned.fourdvarnet import FourDVarNet
 from dacli.methods.incremental import OuterLoops
 from dacli.methods.variational import WindowAnalysis
 from dacli.models.base import Dynamics
 from dacli.models.integrate import integrate
 from dacli.observations.operator import WindowObservations, apply_observation_operator
-
-
-def grid_observations(obs: WindowObservations, steps: int, size: int):
-    """(y, mask) over (steps, size) for model steps 1..steps: the mean of the observations per point."""
-    nearest = jnp.take_along_axis(obs.index, jnp.argmax(obs.weight, axis=-1)[:, None], axis=-1)[:, 0]
-    row = jnp.clip(obs.slot - 1, 0, steps - 1)
-    used = obs.mask & (obs.slot >= 1)
-    total = jnp.zeros((steps, size), obs.values.dtype).at[row, nearest].add(jnp.where(used, obs.values, 0.0))
-    count = jnp.zeros((steps, size), obs.values.dtype).at[row, nearest].add(used.astype(obs.values.dtype))
-    return jnp.where(count > 0, total / jnp.maximum(count, 1.0), 0.0), count > 0
 
 
 class FourDVarNetMethod(eqx.Module):

@@ -35,16 +35,11 @@ def simulate(config: Config, *, overwrite: bool = False) -> SimulationResult:
     from dacli.run.runtime import configure
 
     configure(config.run.precision, config.run.device)
-    import diffrax
-    import jax
-    import jax.numpy as jnp
     import xarray as xr
 
-    from dacli.build.problem import build_dynamics
     from dacli.io.analysis import without_fill_on_coordinates
     from dacli.io.netcdf import check_writable, write_netcdf_atomically
     from dacli.io.states import state_dataset
-    from dacli.models.integrate import integrate
 
     sim = config.simulate
     problems = []
@@ -62,37 +57,12 @@ def simulate(config: Config, *, overwrite: bool = False) -> SimulationResult:
     for path in paths.values():
         check_writable(path, overwrite)
 
-    dt = config.model.dt
-    dynamics = build_dynamics(config.model)
-    layout = dynamics.layout()
-    solver = _solver(config)
-    rng = np.random.default_rng(config.run.seed)
-    key = jax.random.PRNGKey(config.run.seed)
-    dtype = jnp.float64 if config.run.precision == "float64" else jnp.float32
-    direct = diffrax.DirectAdjoint()
-    x0 = jnp.asarray(dynamics.default_state(key), dtype)
-    spin = whole_steps(sim.spinup, dt, "simulate.spinup", minimum=0)
-    if spin:
-        x0 = integrate(dynamics, x0, config.window.start - sim.spinup, spin, dt, solver, direct)[-1]
-    nsteps = whole_steps(sim.duration, dt, "simulate.duration")
-    truth = np.asarray(integrate(dynamics, x0, config.window.start, nsteps, dt, solver, direct))
-    if not np.all(np.isfinite(truth)):
-        raise ConfigError(["model.dt: the truth run blew up (non-finite values); use a smaller step"])
-    times = config.window.start + dt * np.arange(nsteps + 1)
-    stride = whole_steps(sim.obs_interval, dt, "simulate.obs_interval")
-    obs_steps = np.arange(stride, nsteps + 1, stride)
-    variables = config.observations.variables or list(layout.variables)
-    units = config.output.time_units
-    fields = layout.split(truth)
-
-    if config.observations.layout == "gridded":
-        obs_dataset = _gridded_observations(layout, fields, variables, obs_steps, times, units, sim, rng)
-    else:
-        obs_dataset = _scattered_observations(layout, fields, variables, obs_steps, times, units, sim, rng)
-        if config.observations.layout == "ioda":
-            obs_dataset = _as_ioda(obs_dataset, config, layout, variables)
-
-    background = truth[0] + sim.background_error_std * _background_error(config, layout, rng, dtype)
+    twin = make_twin(config, config.run.seed, config.simulate.duration)
+    layout, truth, times, units = twin.layout, twin.truth, twin.times, config.output.time_units
+    obs_dataset = twin.observations
+    if config.observations.layout == "ioda":
+        obs_dataset = _as_ioda(obs_dataset, config, layout, twin.variables)
+    background = twin.background
     attrs = {"Conventions": "CF-1.11", "source": f"dacli simulate (seed {config.run.seed})"}
     outputs = {
         "observations": obs_dataset,
@@ -104,11 +74,66 @@ def simulate(config: Config, *, overwrite: bool = False) -> SimulationResult:
         write_netcdf_atomically(tidy, paths[kind], overwrite)
     summary = {
         "files": {k: str(v) for k, v in paths.items()},
-        "truth_steps": int(nsteps + 1),
-        "observation_times": int(len(obs_steps)),
+        "truth_steps": len(times),
+        "observation_times": twin.observation_times,
         "background_rmse": float(np.sqrt(np.mean((background - truth[0]) ** 2))),
     }
     return SimulationResult(files={k: str(v) for k, v in paths.items()}, summary=summary)
+
+
+@dataclass
+class Twin:
+    """A truth run with its synthetic observations (a CF dataset, gridded or point) and background."""
+
+    layout: object
+    times: np.ndarray  # (T + 1,) model times of the truth
+    truth: np.ndarray  # (T + 1, n)
+    observations: object  # xarray.Dataset
+    background: np.ndarray  # (n,) the truth at the first time plus the background error
+    variables: list[str]
+    observation_times: int
+
+
+def make_twin(config: Config, seed: int, duration: float) -> Twin:
+    """The twin experiment of ``[simulate]`` from ``seed`` over ``duration`` (in memory).
+
+    ``dacli simulate`` writes it with ``run.seed``; ``dacli train`` draws its training windows
+    from it with another seed, so the simulated experiment stays unseen in training.
+    """
+    import diffrax
+    import jax
+    import jax.numpy as jnp
+
+    from dacli.build.problem import build_dynamics
+    from dacli.models.integrate import integrate
+
+    sim, dt = config.simulate, config.model.dt
+    dynamics = build_dynamics(config.model)
+    layout = dynamics.layout()
+    solver = _solver(config)
+    rng = np.random.default_rng(seed)
+    dtype = jnp.float64 if config.run.precision == "float64" else jnp.float32
+    direct = diffrax.DirectAdjoint()
+    x0 = jnp.asarray(dynamics.default_state(jax.random.PRNGKey(seed)), dtype)
+    spin = whole_steps(sim.spinup, dt, "simulate.spinup", minimum=0)
+    if spin:
+        x0 = integrate(dynamics, x0, config.window.start - sim.spinup, spin, dt, solver, direct)[-1]
+    nsteps = whole_steps(duration, dt, "simulate.duration")
+    truth = np.asarray(integrate(dynamics, x0, config.window.start, nsteps, dt, solver, direct))
+    if not np.all(np.isfinite(truth)):
+        raise ConfigError(["model.dt: the truth run blew up (non-finite values); use a smaller step"])
+    times = config.window.start + dt * np.arange(nsteps + 1)
+    stride = whole_steps(sim.obs_interval, dt, "simulate.obs_interval")
+    obs_steps = np.arange(stride, nsteps + 1, stride)
+    variables = config.observations.variables or list(layout.variables)
+    units = config.output.time_units
+    fields = layout.split(truth)
+    if config.observations.layout == "gridded":
+        observations = _gridded_observations(layout, fields, variables, obs_steps, times, units, sim, rng)
+    else:
+        observations = _scattered_observations(layout, fields, variables, obs_steps, times, units, sim, rng)
+    background = truth[0] + sim.background_error_std * _background_error(config, layout, rng, dtype)
+    return Twin(layout, times, truth, observations, background, variables, int(len(obs_steps)))
 
 
 def _solver(config: Config):

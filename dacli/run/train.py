@@ -1,10 +1,12 @@
-"""``dacli train``: train 4DVarNet end to end on twin-experiment windows; returns a summary.
+"""``dacli train``: train 4DVarNet end to end on (observations, truth) windows; returns a summary.
 
-Data: a truth run of the configured model (seeded with ``train.seed``, by default run.seed + 1:
-not the truth ``dacli simulate`` makes, which stays held out) cut into windows of ``window.length``, observed as
-``[simulate]`` says (every ``obs_interval``, ``observed_fraction`` of the state, noise
-``obs_error_std``); the first ``train.windows`` train, the next ``train.validation_windows``
-validate. Each epoch visits the training windows once in a random order (batches of
+Data: consecutive windows of ``window.length`` from ``window.start``, cut from (a) the files
+``train.observations`` and ``train.truth`` (observations in any layout ``[observations]``
+describes: gridded, CF points, IODA), or (b) the twin experiment ``dacli simulate`` would make
+(``[simulate]``: gridded, random points or satellite tracks) but seeded with ``train.seed``, by
+default run.seed + 1, so the simulated twin stays held out. Observations reach the network as
+in ``dacli assimilate`` (:mod:`dacli.learned.data`). The first ``train.windows`` train, the
+next ``train.validation_windows`` validate. Each epoch visits the training windows once in a random order (batches of
 ``batch_size``, one optax step each), then reconstructs the validation windows. After every
 epoch ``<directory>/last.eqx`` (network, optimiser state, epoch, step, the batch RNG's state,
 history) and ``metrics.json`` are written atomically; an epoch with a better validation RMSE also
@@ -42,8 +44,11 @@ def training_seed(config: Config) -> int:
 
 def _require(config: Config) -> None:
     problems = [f"{name}: section missing; dacli train needs [{name}] ({why})" for name, why in (
-        ("network", "the 4DVarNet architecture and the checkpoint path"), ("train", "the optimisation settings"),
-        ("simulate", "how the training windows are observed")) if getattr(config, name) is None]
+        ("network", "the 4DVarNet architecture and the checkpoint path"), ("train", "the optimisation settings"))
+        if getattr(config, name) is None]
+    if config.train is not None and config.train.observations is None and config.simulate is None:
+        problems.append("simulate: section missing; dacli train needs [simulate] to make its training windows, "
+                        "or train.observations and train.truth to read them from files")
     if problems:
         raise ConfigError(problems)
 
@@ -67,6 +72,65 @@ def _check_resumable(header: dict, expected: dict, path: Path) -> None:
                     "uninterrupted one (e.g. more epochs stretch the learning-rate schedule)", " and ".join(changed), path)
 
 
+@dataclass
+class TrainingWindows:
+    """Windows in the network layout, the first ``training`` of them for training, the rest for validation."""
+
+    y: np.ndarray
+    mask: np.ndarray
+    truth: np.ndarray
+    training: int
+    observation_error_std: float
+    source: str
+
+
+def training_windows(config: Config, layout, steps: int, dtype) -> TrainingWindows:
+    """(observations, truth) windows of ``steps`` model steps from window.start, consecutive.
+
+    From ``train.observations`` and ``train.truth`` (read as ``[observations]`` says), the windows
+    the truth covers; otherwise from the twin simulator (``[simulate]``, seeded with
+    :func:`training_seed`), ``train.windows`` (default 200) + ``train.validation_windows`` of them.
+    The network's observation error is the observations' median error std.
+    """
+    from dacli.io.observations import observations_in_dataset, read_observations
+    from dacli.io.states import read_states
+    from dacli.learned.data import window_pairs
+    from dacli.run.simulate import make_twin
+
+    settings, dt, start = config.train, config.model.dt, config.window.start
+    length = steps * dt
+    if settings.observations is None:
+        windows = settings.windows or 200
+        count = windows + settings.validation_windows
+        twin = make_twin(config, training_seed(config), count * length)
+        source = f"simulated twin, seed {training_seed(config)}"
+        layout_read = "gridded" if config.observations.layout == "gridded" else "scattered"  # IODA: its CF points
+        observations = observations_in_dataset(twin.observations, source, config.observations.model_copy(
+            update={"path": source, "layout": layout_read, "names": {}, "dims": {}}), layout)
+        times, states, truth_source = twin.times, twin.truth, source
+    else:
+        observations = read_observations(config.observations.model_copy(update={"path": settings.observations}),
+                                         layout, config.output.time_units)
+        times, states = read_states(settings.truth, layout, "training truth")
+        truth_source, source = settings.truth, f"{settings.observations} and {settings.truth}"
+        available = int(np.floor((times.max() - start) / length + 1e-9))
+        wanted = (settings.windows or max(available - settings.validation_windows, 0)) + settings.validation_windows
+        if available < wanted or wanted <= settings.validation_windows:
+            raise DataError(
+                f"train.truth: {settings.truth} covers [{times.min():g}, {times.max():g}]: {max(available, 0)} windows of "
+                f"{length:g} from window.start = {start:g}; train.windows ({settings.windows or 'all'}) + "
+                f"train.validation_windows ({settings.validation_windows}) need {max(wanted, settings.validation_windows + 1)}")
+        count, windows = wanted, wanted - settings.validation_windows
+    if settings.batch_size > windows:
+        raise ConfigError([f"train.batch_size: {settings.batch_size} exceeds the {windows} training windows"])
+    y, mask, truth = window_pairs(observations, times, states, layout, start=start, steps=steps, dt=dt, count=count,
+                                  source=truth_source, dtype=dtype)
+    if not np.all(np.isfinite(truth)):
+        raise ConfigError(["model.dt: the truth run for the training windows blew up (non-finite values)"])
+    sigma = float(np.median(observations.std[observations.valid]))
+    return TrainingWindows(y, mask, truth, windows, sigma, source)
+
+
 def train(config: Config, *, resume: bool = False, overwrite: bool = False, on_epoch=None) -> TrainResult:
     """Train (see the module docstring); ``on_epoch(record)`` is called after each epoch's checkpoint."""
     from dacli.run.runtime import configure
@@ -79,13 +143,11 @@ def train(config: Config, *, resume: bool = False, overwrite: bool = False, on_e
 
     from dacli.build.network import build_network, network_shape
     from dacli.build.problem import build_dynamics
-    from dacli.build.registry import SOLVERS
     from dacli.io.checkpoints import load_checkpoint, read_header, save_checkpoint, write_atomically
     from dacli.io.figures import save_figure, training_curves
-    from dacli.learned.data import twin_windows
     from dacli.learned.training import evaluate, make_optimiser, train_step
 
-    settings, sim, dt = config.train, config.simulate, config.model.dt
+    settings, dt = config.train, config.model.dt
     directory = Path(settings.directory)
     files = {"last": directory / "last.eqx", "metrics": directory / "metrics.json", "curves": directory / "loss.png",
              "best": Path(config.network.checkpoint)}
@@ -100,29 +162,26 @@ def train(config: Config, *, resume: bool = False, overwrite: bool = False, on_e
     dynamics = build_dynamics(config.model)
     layout = dynamics.layout()
     length = whole_steps(config.window.length, dt, "window.length")
-    obs_every = whole_steps(sim.obs_interval, dt, "simulate.obs_interval")
     dtype = jnp.float64 if config.run.precision == "float64" else jnp.float32
     shape = network_shape(layout, length)
     identity = _identity(config, shape)
     if resume:  # refuse a mismatched checkpoint before making any data
         _check_resumable(read_header(files["last"]), identity, files["last"])
-    count = settings.windows + settings.validation_windows
     started = time.perf_counter()
-    y, mask, truth = twin_windows(dynamics, SOLVERS.resolve(config.model.solver)(), dt, count, length, obs_every,
-                                  sim.obs_error_std, training_seed(config), whole_steps(sim.spinup, dt, "simulate.spinup", minimum=0),
-                                  sim.observed_fraction, dtype)
-    if not np.all(np.isfinite(truth)):
-        raise ConfigError(["model.dt: the truth run for the training windows blew up (non-finite values)"])
-    train_part, valid_part = slice(0, settings.windows), slice(settings.windows, count)
+    data = training_windows(config, layout, length, np.dtype(dtype))
+    y, mask, truth, windows = data.y, data.mask, data.truth, data.training
+    count = len(y)
+    train_part, valid_part = slice(0, windows), slice(windows, count)
     offset, scale = float(truth[train_part].mean()), float(truth[train_part].std())
-    header = {**identity, "offset": offset, "scale": scale, "observation_error_std": sim.obs_error_std}
-    log.info("training data: %d + %d windows of %d steps (%s), made in %.1f s", settings.windows,
-             settings.validation_windows, length, "x".join(map(str, [shape["channels"], *shape["spatial_shape"]])),
+    header = {**identity, "offset": offset, "scale": scale, "observation_error_std": data.observation_error_std}
+    log.info("training data (%s): %d + %d windows of %d steps (%s), %.2g%% of the values observed, in %.1f s",
+             data.source, windows, count - windows, length,
+             "x".join(map(str, [shape["channels"], *shape["spatial_shape"]])), 100 * mask.mean(),
              time.perf_counter() - started)
 
-    network = build_network(config.network, shape, sim.obs_error_std, offset, scale,
+    network = build_network(config.network, shape, data.observation_error_std, offset, scale,
                             jax.random.PRNGKey(training_seed(config)), dtype)
-    steps_per_epoch = settings.windows // settings.batch_size
+    steps_per_epoch = windows // settings.batch_size
     optimiser = make_optimiser(settings.learning_rate, settings.epochs * steps_per_epoch, settings.warmup_steps,
                                settings.clip_norm)
     state = optimiser.init(eqx.filter(network, eqx.is_inexact_array))
@@ -137,7 +196,7 @@ def train(config: Config, *, resume: bool = False, overwrite: bool = False, on_e
     untrained = float(evaluate(network, y[valid_part], mask[valid_part], truth[valid_part])) if not history else None
     for epoch in range(start_epoch, settings.epochs):
         began = time.perf_counter()
-        order = rng.permutation(settings.windows)
+        order = rng.permutation(windows)
         losses = []
         for batch in range(steps_per_epoch):
             chosen = order[batch * settings.batch_size:(batch + 1) * settings.batch_size]
@@ -154,18 +213,19 @@ def train(config: Config, *, resume: bool = False, overwrite: bool = False, on_e
                             network)
         save_checkpoint(files["last"], {**header, **position, "best_validation_rmse": best,
                                         "rng": rng.bit_generator.state}, (network, state))
-        write_atomically(files["metrics"], json.dumps({"observation_error_std": sim.obs_error_std,
+        write_atomically(files["metrics"], json.dumps({"observation_error_std": data.observation_error_std,
                                                        "history": history}, indent=1).encode())
         log.info("epoch %d/%d: loss %.4g, validation RMSE %.4g (best %.4g), %.1f s", epoch + 1, settings.epochs,
                  history[-1]["loss"], rmse, best, history[-1]["seconds"])
         if on_epoch is not None:
             on_epoch(history[-1])
 
-    save_figure(training_curves(history, sim.obs_error_std, f"4DVarNet training: {config.run.name}"),
+    save_figure(training_curves(history, data.observation_error_std, f"4DVarNet training: {config.run.name}"),
                 files["curves"], overwrite=True)
     summary = {"epochs": settings.epochs, "steps": settings.epochs * steps_per_epoch,
                "final_loss": history[-1]["loss"] if history else None, "validation_rmse": history[-1]["validation_rmse"],
-               "best_validation_rmse": best, "observation_error_std": sim.obs_error_std,
+               "best_validation_rmse": best, "observation_error_std": data.observation_error_std,
+               "training_windows": windows, "validation_windows": count - windows, "data": data.source,
                "untrained_validation_rmse": untrained, "solver_adjoint": config.network.solver_adjoint,
                "files": {k: str(v) for k, v in files.items()}}
     return TrainResult(summary=summary, files={k: str(v) for k, v in files.items()})
