@@ -267,6 +267,38 @@ class TrainConfig(Section):
         return self
 
 
+TUNABLE = ("background_std", "observation_std", "model_error_std", "length_scale")
+
+
+class TuneConfig(Section):
+    """``dacli train`` on a classical method: tune B, R, Q scales and B's length scale (README "Tuning")."""
+
+    parameters: list[str] | None = Field(default=None, description=(
+        "log factors tuned, from " + ", ".join(TUNABLE) + "; default background_std (+ length_scale when B is "
+        "correlated, + model_error_std for weak4dvar)"))
+    windows: PositiveInt = Field(default=8, description="training windows (one batch: every step sees them all)")
+    validation_windows: PositiveInt = Field(default=8, description="held-out windows for the before/after RMSE")
+    steps: PositiveInt = Field(default=40, description="optax Adam steps")
+    learning_rate: PositiveFloat = Field(default=0.1, description="peak Adam step on the log factors")
+    background_error_length_scale: PositiveFloat | None = Field(default=None, description=(
+        "correlation length of the twin's true background errors (kind as background.covariance); "
+        "default uncorrelated"))
+    output: str = Field(default="tuned.toml", description="the TOML snippet of tuned values (relative to the "
+                                                          "working directory)")
+    seed: int | None = Field(default=None, description="seed of the tuning truth run; default run.seed + 1")
+
+    @model_validator(mode="after")
+    def _known_parameters(self) -> "TuneConfig":
+        unknown = [name for name in self.parameters or [] if name not in TUNABLE]
+        if unknown:
+            raise ValueError(f"unknown parameter(s) {', '.join(map(repr, unknown))}; choose from {', '.join(TUNABLE)}")
+        if self.parameters is not None and len(set(self.parameters)) != len(self.parameters):
+            raise ValueError(f"parameters lists a name twice: {self.parameters}")
+        if self.parameters is not None and not self.parameters:
+            raise ValueError("parameters is empty: name at least one of " + ", ".join(TUNABLE))
+        return self
+
+
 class ChecksConfig(Section):
     """Tolerances of ``dacli check-adjoints``; unset ones default by precision (see README)."""
 
@@ -293,6 +325,7 @@ class Config(Section):
     checks: ChecksConfig | None = None
     network: NetworkConfig | None = None
     train: TrainConfig | None = None
+    tune: TuneConfig | None = None
 
     @model_validator(mode="after")
     def _network_for_4dvarnet(self) -> "Config":

@@ -1,5 +1,7 @@
 """``dacli train``: train 4DVarNet end to end on twin-experiment windows; returns a summary.
 
+(A configuration with a classical method.kind is tuned instead: :mod:`dacli.run.tune`.)
+
 Data: a truth run of the configured model (seeded with ``train.seed``, by default run.seed + 1:
 not the truth ``dacli simulate`` makes, which stays held out) cut into windows of ``window.length``, observed as
 ``[simulate]`` says (every ``obs_interval``, ``observed_fraction`` of the state, noise
@@ -68,9 +70,20 @@ def _check_resumable(header: dict, expected: dict, path: Path) -> None:
 
 
 def train(config: Config, *, resume: bool = False, overwrite: bool = False, on_epoch=None) -> TrainResult:
-    """Train (see the module docstring); ``on_epoch(record)`` is called after each epoch's checkpoint."""
+    """Train (see the module docstring); ``on_epoch(record)`` is called after each epoch's checkpoint.
+
+    A classical method (strong4dvar, weak4dvar, 3dvar) has no network: its hyperparameters are
+    tuned instead (:mod:`dacli.run.tune`).
+    """
     from dacli.run.runtime import configure
 
+    if config.method.kind != "4dvarnet":
+        from dacli.run.tune import tune
+
+        if resume:
+            raise ConfigError(["train: --resume continues a 4DVarNet training (method.kind = '4dvarnet'); tuning "
+                               f"{config.method.kind}'s hyperparameters starts afresh (--overwrite replaces its snippet)"])
+        return tune(config, overwrite=overwrite)
     _require(config)
     configure(config.run.precision, config.run.device)
     import equinox as eqx
