@@ -5,10 +5,8 @@ The parameters are log factors theta on the configured values (0 = as configured
 * ``background_std`` scales B^{1/2} by exp(theta) (the method's ``log_background_scale``);
 * ``observation_std`` scales every observation's error std sigma by exp(theta);
 * ``model_error_std`` scales Q^{1/2} by exp(theta) (weak-constraint 4DVar);
-* ``length_scale`` multiplies B's correlation length by exp(theta); B^{1/2} is rebuilt in JAX as
-  D chol(C(L) + eps I), a differentiable square root (the analysis depends on B, not on which root;
-  the symmetric root of the configured B has an eigen-decomposition whose derivative is infinite
-  for the repeated eigenvalues of a periodic grid).
+* ``length_scale`` multiplies B's correlation length by exp(theta); B^{1/2} is rebuilt in JAX,
+  differentiably, on 1-D grids (:class:`CorrelatedRoot`).
 
 The loss is the mean squared error of the analysis trajectory against the truth over a batch of
 windows. The analysis is the minimiser v*(theta) of the nonlinear 4DVar cost; its derivative comes
@@ -50,36 +48,54 @@ def identifiability_problem(names, weak: bool) -> str | None:
 
 
 class CorrelatedRoot(eqx.Module):
-    """D chol(C(L) + eps I) for a Gaussian or Matern-3/2 correlation on a 1-D grid, differentiable in L."""
+    """B^{1/2} = D C(L)^{1/2} for a Gaussian or Matern-3/2 correlation on a 1-D grid, differentiable in L.
+
+    Periodic grid: C is circulant, so its symmetric square root is too, from the FFT of C's first
+    row (negative eigenvalues clipped, as the configured root clips them: the wrapped distance
+    makes C slightly indefinite on short rings). Otherwise: a Cholesky factor of C + eps I. Either
+    way no eigenvector is differentiated (its derivative is infinite at repeated eigenvalues).
+    """
 
     sigma: jax.Array  # (n,) the configured std
-    distance: jax.Array  # (n, n) grid distances (periodic where the grid is)
+    distance: jax.Array  # (g, g) grid distances, or (g,) from the first point on a periodic grid
     length_scale: float = eqx.field(static=True)
     kind: str = eqx.field(static=True)
-    jitter: float = eqx.field(static=True)
+    variables: int = eqx.field(static=True)
+    periodic: bool = eqx.field(static=True)
 
     @classmethod
     def for_layout(cls, layout, sigma, length_scale: float, kind: str, dtype) -> "CorrelatedRoot":
         if len(layout.axes) != 1:
             raise ValueError("tuning length_scale needs a model on a 1-D grid")
-        grid = np.asarray(layout.axes[0].values, float)
-        distance = np.abs(grid[:, None] - grid[None, :])
-        if layout.axes[0].periodic:
-            distance = np.minimum(distance, len(grid) * layout.axes[0].spacing - distance)
-        distance = np.kron(np.ones((len(layout.variables),) * 2), distance)
-        blocks = np.kron(np.eye(len(layout.variables)), np.ones((len(grid),) * 2))
-        distance = np.where(blocks > 0, distance, np.inf)  # variables uncorrelated (as the configured B)
-        jitter = 1e-10 if jnp.dtype(dtype) == jnp.float64 else 1e-5
-        return cls(jnp.asarray(sigma, dtype), jnp.asarray(distance, dtype), float(length_scale), kind, jitter)
+        axis = layout.axes[0]
+        grid = np.asarray(axis.values, float)
+        if axis.periodic:
+            distance = np.abs(grid - grid[0])
+            distance = np.minimum(distance, len(grid) * abs(axis.spacing) - distance)
+        else:
+            distance = np.abs(grid[:, None] - grid[None, :])
+        return cls(jnp.asarray(sigma, dtype), jnp.asarray(distance, dtype), float(length_scale), kind,
+                   len(layout.variables), bool(axis.periodic))
+
+    def correlation(self, log_factor):
+        r = self.distance / (self.length_scale * jnp.exp(log_factor))
+        if self.kind == "gaussian":
+            return jnp.exp(-0.5 * r**2)
+        return (1.0 + jnp.sqrt(3.0) * r) * jnp.exp(-jnp.sqrt(3.0) * r)
+
+    def block_root(self, log_factor):
+        """C^{1/2} of one variable's block, (g, g)."""
+        correlation = self.correlation(log_factor)
+        tiny = 1e-12 if correlation.dtype == jnp.float64 else 1e-6
+        if self.periodic:
+            g = correlation.shape[0]
+            eigenvalues = jnp.fft.fft(correlation).real
+            row = jnp.fft.ifft(jnp.sqrt(jnp.maximum(eigenvalues, tiny))).real
+            return row[(jnp.arange(g)[None, :] - jnp.arange(g)[:, None]) % g]
+        return jnp.linalg.cholesky(correlation + tiny * jnp.eye(correlation.shape[0], dtype=correlation.dtype))
 
     def __call__(self, log_factor) -> lx.MatrixLinearOperator:
-        r = self.distance / (self.length_scale * jnp.exp(log_factor))
-        r = jnp.where(jnp.isfinite(r), r, 1e3)  # across variables: correlation exp(-large) = 0
-        if self.kind == "gaussian":
-            correlation = jnp.exp(-0.5 * r**2)
-        else:
-            correlation = (1.0 + jnp.sqrt(3.0) * r) * jnp.exp(-jnp.sqrt(3.0) * r)
-        root = jnp.linalg.cholesky(correlation + self.jitter * jnp.eye(r.shape[0], dtype=r.dtype))
+        root = jnp.kron(jnp.eye(self.variables, dtype=self.sigma.dtype), self.block_root(log_factor))
         return lx.MatrixLinearOperator(self.sigma[:, None] * root)
 
 
