@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator, model_validator
 
 
 class Section(BaseModel):
@@ -287,16 +287,19 @@ class TuneConfig(Section):
                                                           "working directory)")
     seed: int | None = Field(default=None, description="seed of the tuning truth run; default run.seed + 1")
 
-    @model_validator(mode="after")
-    def _known_parameters(self) -> "TuneConfig":
-        unknown = [name for name in self.parameters or [] if name not in TUNABLE]
+    @field_validator("parameters")
+    @classmethod
+    def _known_parameters(cls, names: list[str] | None) -> list[str] | None:
+        if names is None:
+            return names
+        unknown = [name for name in names if name not in TUNABLE]
         if unknown:
             raise ValueError(f"unknown parameter(s) {', '.join(map(repr, unknown))}; choose from {', '.join(TUNABLE)}")
-        if self.parameters is not None and len(set(self.parameters)) != len(self.parameters):
-            raise ValueError(f"parameters lists a name twice: {self.parameters}")
-        if self.parameters is not None and not self.parameters:
-            raise ValueError("parameters is empty: name at least one of " + ", ".join(TUNABLE))
-        return self
+        if len(set(names)) != len(names):
+            raise ValueError(f"a name is listed twice in {names}")
+        if not names:
+            raise ValueError("empty: name at least one of " + ", ".join(TUNABLE))
+        return names
 
 
 class ChecksConfig(Section):

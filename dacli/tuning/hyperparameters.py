@@ -155,16 +155,22 @@ def loss_and_gradient(theta, tunable: Tunable, windows):
     return jax.value_and_grad(loss, has_aux=True)(theta, tunable, windows)
 
 
-@eqx.filter_jit
 def analysis_rmse(theta, tunable: Tunable, windows):
-    """(RMSE of the analysis trajectories, fraction converged) — no gradient."""
-    value, converged = loss(theta, tunable, windows)
+    """(RMSE of the analysis trajectories, fraction converged), through :func:`loss_and_gradient`:
+    the gradient is not needed, but a batch shaped like the training batch reuses its compilation."""
+    (value, converged), _ = loss_and_gradient(theta, tunable, windows)
     return jnp.sqrt(value), converged
 
 
 @eqx.filter_jit
-def tuning_step(theta, state, tunable: Tunable, windows, *, optimiser):
-    """One optax step on the log factors; returns (theta, state, loss before the step, fraction converged)."""
-    (value, converged), gradient = loss_and_gradient(theta, tunable, windows)
+def _update(gradient, state, theta, *, optimiser):
     updates, state = optimiser.update(gradient, state, theta)
-    return jax.tree_util.tree_map(lambda p, u: p + u, theta, updates), state, value, converged
+    return jax.tree_util.tree_map(lambda p, u: p + u, theta, updates), state
+
+
+def tuning_step(theta, state, tunable: Tunable, windows, *, optimiser):
+    """One optax step on the log factors; returns (theta, state, loss before the step, fraction converged).
+    Two compiled pieces (loss and gradient; the update) so the first is shared with :func:`analysis_rmse`."""
+    (value, converged), gradient = loss_and_gradient(theta, tunable, windows)
+    theta, state = _update(gradient, state, theta, optimiser=optimiser)
+    return theta, state, value, converged
