@@ -1,9 +1,10 @@
 """dacli train on a classical 4DVar config: tuning B's (and R's, Q's) hyperparameters.
 
-The implicit gradient (optimistix ImplicitAdjoint at the converged minimiser) against central
-finite differences of the loss; B and R scales whose gradients cancel (only their ratio matters);
-a mis-specified B scale pulled back toward the truth with a lower validation RMSE; the snippet,
-and the refusals (existing snippet, unknown parameter, unidentifiable or inapplicable choices).
+A mis-specified B (std and length scale) pulled back toward the truth with a lower validation
+RMSE; the implicit gradient (optimistix ImplicitAdjoint at the converged minimiser) against
+central finite differences of the loss; B and R scaled together leave the loss unchanged (only
+their ratio matters); the snippet, and the refusals (existing snippet, unknown parameter,
+unidentifiable or inapplicable choices).
 """
 
 from __future__ import annotations
@@ -41,8 +42,7 @@ error_std = 1.0
 path = "unused.nc"
 
 [background.covariance]
-kind = "diagonal"
-std = 3.0
+{covariance}
 
 [method]
 kind = "strong4dvar"
@@ -61,78 +61,66 @@ windows = 8
 validation_windows = 8
 steps = 15
 learning_rate = 0.2
+background_error_length_scale = 1.5
 output = "{output}"
 """
 
 
-def small_config(tmp_path: Path, *overrides: str) -> Path:
+GAUSSIAN = 'kind = "gaussian"\nstd = 3.0\nlength_scale = 3.0'  # the truth: std 1.0, length scale 1.5
+
+
+def small_config(tmp_path: Path, covariance: str = GAUSSIAN) -> Path:
     path = tmp_path / "tune.toml"
-    path.write_text(SMALL.format(output=tmp_path / "out" / "tuned.toml"))
+    path.write_text(SMALL.format(output=tmp_path / "out" / "tuned.toml", covariance=covariance))
     return path
 
 
-def test_implicit_gradient_matches_finite_differences():
-    """d(loss)/d(log factors) through the converged minimiser, float64, three parameters at once."""
-    import diffrax
-    import jax
-    import jax.numpy as jnp
-    import optimistix as optx
-
-    from dacli.covariances.background import background_sqrt_operator, std_vector
-    from dacli.methods.strong4dvar import StrongConstraint4DVar
-    from dacli.models.lorenz import Lorenz96
-    from dacli.models.solvers import RK4
-    from dacli.tuning.hyperparameters import CorrelatedRoot, Tunable, loss_and_gradient
-    from dacli.tuning.twins import twin_windows
-
-    jax.config.update("jax_enable_x64", True)
-    dynamics, nsteps, dt = Lorenz96(n=8), 4, 0.05
-    layout = dynamics.layout()
-    method = StrongConstraint4DVar(
-        dynamics=dynamics, solver=RK4(), forward_adjoint=diffrax.RecursiveCheckpointAdjoint(),
-        background_sqrt=background_sqrt_operator("gaussian", 2.0, layout, 2.0, jnp.float64),
-        minimiser=optx.GaussNewton(rtol=1e-12, atol=1e-12), minimiser_adjoint=optx.ImplicitAdjoint(),
-        nsteps=nsteps, dt=dt, max_steps=100)
-    truth_root = np.asarray(background_sqrt_operator("gaussian", 1.0, layout, 1.0, np.float64).as_matrix())
-    windows = twin_windows(dynamics, RK4(), dt, 3, nsteps, 2, 1.0, 1.0, truth_root, 7, 100)
-    names = ("background_std", "observation_std", "length_scale")
-    tunable = Tunable.prepare(method, names, CorrelatedRoot.for_layout(layout, std_vector(2.0, layout), 2.0,
-                                                                       "gaussian", jnp.float64))
-    theta = {name: jnp.asarray(0.1 * i) for i, name in enumerate(names)}
-    (value, converged), gradient = loss_and_gradient(theta, tunable, windows)
-    assert float(converged) == 1.0 and float(value) > 0
-    h = 1e-4
-    for name in names:
-        up, down = ({**theta, name: theta[name] + step} for step in (h, -h))
-        difference = (float(loss_and_gradient(up, tunable, windows)[0][0])
-                      - float(loss_and_gradient(down, tunable, windows)[0][0])) / (2 * h)
-        # measured: agreement to 3e-9 relative (the finite difference's own O(h^2) error)
-        assert abs(float(gradient[name]) - difference) <= 1e-6 * abs(difference), (name, gradient[name], difference)
-    # Only the ratio B/R moves the analysis: scaling both by the same factor changes nothing.
-    np.testing.assert_allclose(float(gradient["background_std"]), -float(gradient["observation_std"]), rtol=1e-8)
-    assert abs(float(gradient["background_std"])) > 1e-3
-
-
-def test_tuning_pulls_a_mis_specified_b_back_and_writes_the_snippet(cli, tmp_path):
-    """B's std configured 3x the truth: the tuning lowers the validation analysis RMSE and moves the
-    std toward 1; the snippet parses and holds it; a second run without --overwrite leaves it alone."""
+def test_tuning_recovers_b_and_its_gradient_is_the_implicit_one(cli, tmp_path):
+    """B's std configured 3x and its length scale 2x the truth: the tuning lowers the validation
+    analysis RMSE and moves both toward the truth; the snippet parses and holds them; a second run
+    without --overwrite leaves it alone. Then, on the same windows (one test: the compiled loss and
+    gradient are reused — compilation is most of the cost), the implicit gradient matches central
+    differences of the loss, and scaling B and R by one factor leaves the loss unchanged."""
     config = small_config(tmp_path)
     result = cli(["train", config, "--json"], tmp_path)
     assert result.exit_code == 0, result.stderr
     summary = json.loads(result.stdout)
-    assert summary["mode"] == "tune" and summary["parameters"] == ["background_std"]
-    # measured: 0.80 -> 0.58 (factor 0.35: std 3.0 -> 1.06)
-    assert summary["validation_rmse_after"] < 0.9 * summary["validation_rmse_before"]
-    tuned = summary["tuned"]["background.covariance.std"]
-    assert abs(np.log(tuned)) < 0.5 * np.log(3.0), tuned
+    assert summary["mode"] == "tune" and summary["parameters"] == ["background_std", "length_scale"]
+    # measured: 0.519 -> 0.383; std 3.0 -> 0.918, length_scale 3.0 -> 1.575
+    assert summary["validation_rmse_after"] < 0.85 * summary["validation_rmse_before"]
+    std, length = summary["tuned"]["background.covariance.std"], summary["tuned"]["background.covariance.length_scale"]
+    assert abs(np.log(std)) < 0.5 * np.log(3.0) and abs(np.log(length / 1.5)) < 0.5 * np.log(2.0), (std, length)
     snippet = tmp_path / "out" / "tuned.toml"
-    parsed = tomllib.loads(snippet.read_text())
-    assert parsed == {"background": {"covariance": {"std": tuned}}}
-    assert "step 15/15: loss" in result.stderr
+    assert tomllib.loads(snippet.read_text()) == {"background": {"covariance": {"std": std, "length_scale": length}}}
+    assert "step 15/15: loss" in result.stderr and result.stderr.count("100% converged") >= 15
     before = snippet.read_bytes()
     again = cli(["train", config], tmp_path)
     assert again.exit_code == 5 and f"{snippet} exists (tune.output); pass --overwrite" in again.stderr
     assert snippet.read_bytes() == before
+
+    import equinox as eqx
+    import jax.numpy as jnp
+
+    from dacli.run.tune import prepare
+    from dacli.tuning.hyperparameters import loss_and_gradient
+
+    prepared = prepare(load_config(config, [], [check_names]))
+    tunable, windows = prepared.tunable, prepared.training
+    theta = {"background_std": jnp.asarray(-0.6, prepared.dtype), "length_scale": jnp.asarray(-0.3, prepared.dtype)}
+    (value, converged), gradient = loss_and_gradient(theta, tunable, windows)
+    assert float(converged) == 1.0 and float(value) > 0
+    h = 1e-4
+    for name in theta:
+        up, down = ({**theta, name: theta[name] + step} for step in (h, -h))
+        difference = (float(loss_and_gradient(up, tunable, windows)[0][0])
+                      - float(loss_and_gradient(down, tunable, windows)[0][0])) / (2 * h)
+        # measured: agreement to about 1e-8 relative (the finite difference's own O(h^2) error)
+        assert abs(float(gradient[name]) - difference) <= 1e-6 * abs(difference), (name, gradient[name], difference)
+        assert abs(difference) > 1e-4
+    # Only B/R moves the analysis: B and R scaled by one factor give the same loss.
+    scaled = eqx.tree_at(lambda w: w.obs.std, windows, windows.obs.std * np.exp(0.4))
+    same = loss_and_gradient({**theta, "background_std": theta["background_std"] + 0.4}, tunable, scaled)[0][0]
+    np.testing.assert_allclose(float(same), float(value), rtol=1e-8)
 
 
 def test_unknown_parameter_is_a_config_error(cli, tmp_path):
@@ -157,7 +145,9 @@ def test_unknown_parameter_is_a_config_error(cli, tmp_path):
 def test_inapplicable_or_unidentifiable_choices_are_refused(tmp_path, overrides, message):
     from dacli.run.train import train
 
-    config = load_config(small_config(tmp_path), overrides, [check_names])
+    diagonal = "length_scale" in overrides[0]
+    config = load_config(small_config(tmp_path, 'kind = "diagonal"\nstd = 3.0' if diagonal else GAUSSIAN),
+                         overrides, [check_names])
     with pytest.raises(ConfigError) as raised:
         train(config)
     assert message in str(raised.value)

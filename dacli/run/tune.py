@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -104,27 +105,28 @@ def snippet(values: dict, before: float, after: float, windows: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def tune(config: Config, *, overwrite: bool = False):
-    """Tune (see the module docstring); returns a :class:`dacli.run.train.TrainResult`."""
-    from dacli.run.runtime import configure
-    from dacli.run.train import TrainResult
+@dataclass
+class Prepared:
+    """What a tuning run optimises: the parameters, the method set up for them, the twin windows."""
 
-    names = check_tunable(config)
-    settings, sim, dt = config.tune or TuneConfig(), config.simulate, config.model.dt
-    output = Path(settings.output)
-    if output.exists() and not overwrite:
-        raise OutputError(f"output file {output} exists (tune.output); pass --overwrite to replace it")
-    configure(config.run.precision, config.run.device)
-    import jax.numpy as jnp
+    names: list[str]
+    tunable: object
+    training: object
+    validation: object
+    assumed_obs_std: float
+    dtype: object
 
+
+def prepare(config: Config) -> Prepared:
+    """Check the configuration, build the method and make the twin windows (JAX configured by the caller)."""
     from dacli.build.problem import build_dynamics, build_problem
     from dacli.build.registry import SOLVERS
     from dacli.covariances.background import background_sqrt_operator, std_vector
-    from dacli.io.checkpoints import write_atomically
-    from dacli.learned.training import make_optimiser
-    from dacli.tuning.hyperparameters import CorrelatedRoot, Tunable, analysis_rmse, tuning_step
+    from dacli.tuning.hyperparameters import CorrelatedRoot, Tunable
     from dacli.tuning.twins import twin_windows
 
+    names = check_tunable(config)
+    settings, sim, dt = config.tune or TuneConfig(), config.simulate, config.model.dt
     nsteps = whole_steps(config.window.length, dt, "window.length")
     obs_every = whole_steps(sim.obs_interval, dt, "simulate.obs_interval")
     if obs_every > nsteps:
@@ -170,6 +172,29 @@ def tune(config: Config, *, overwrite: bool = False):
     log.info("tuning data: %d + %d windows of %d steps, made in %.1f s; tuning %s", settings.windows,
              settings.validation_windows, nsteps, time.perf_counter() - started, ", ".join(names))
 
+    return Prepared(names, tunable, training, validation, assumed_obs_std, problem.dtype)
+
+
+def tune(config: Config, *, overwrite: bool = False):
+    """Tune (see the module docstring); returns a :class:`dacli.run.train.TrainResult`."""
+    from dacli.run.runtime import configure
+    from dacli.run.train import TrainResult
+
+    check_tunable(config)
+    settings, sim = config.tune or TuneConfig(), config.simulate
+    output = Path(settings.output)
+    if output.exists() and not overwrite:
+        raise OutputError(f"output file {output} exists (tune.output); pass --overwrite to replace it")
+    configure(config.run.precision, config.run.device)
+    import jax.numpy as jnp
+
+    from dacli.io.checkpoints import write_atomically
+    from dacli.learned.training import make_optimiser
+    from dacli.tuning.hyperparameters import analysis_rmse, tuning_step
+
+    prepared = prepare(config)
+    names, tunable, training, validation = prepared.names, prepared.tunable, prepared.training, prepared.validation
+    dtype, assumed_obs_std = prepared.dtype, prepared.assumed_obs_std
     theta = tunable.initial(dtype)
     optimiser = make_optimiser(settings.learning_rate, settings.steps)
     state = optimiser.init(theta)
