@@ -114,13 +114,14 @@ def test_tuning_recovers_b_and_its_gradient_is_the_implicit_one(cli, tmp_path):
         up, down = ({**theta, name: theta[name] + step} for step in (h, -h))
         difference = (float(loss_and_gradient(up, tunable, windows)[0][0])
                       - float(loss_and_gradient(down, tunable, windows)[0][0])) / (2 * h)
-        # measured: agreement to about 1e-8 relative (the finite difference's own O(h^2) error)
-        assert abs(float(gradient[name]) - difference) <= 1e-6 * abs(difference), (name, gradient[name], difference)
+        # measured: 2.6e-8 (std) and 9.8e-7 (length scale) relative. The implicit gradient is exact only
+        # at the minimum, and Gauss-Newton stops at rtol = atol = 1e-8; the difference's own O(h^2) ~ 1e-8.
+        assert abs(float(gradient[name]) - difference) <= 1e-5 * abs(difference), (name, gradient[name], difference)
         assert abs(difference) > 1e-4
     # Only B/R moves the analysis: B and R scaled by one factor give the same loss.
     scaled = eqx.tree_at(lambda w: w.obs.std, windows, windows.obs.std * np.exp(0.4))
     same = loss_and_gradient({**theta, "background_std": theta["background_std"] + 0.4}, tunable, scaled)[0][0]
-    np.testing.assert_allclose(float(same), float(value), rtol=1e-8)
+    np.testing.assert_allclose(float(same), float(value), rtol=1e-8)  # measured: 3e-11
 
 
 def test_unknown_parameter_is_a_config_error(cli, tmp_path):
