@@ -215,6 +215,9 @@ def tune(config: Config, *, overwrite: bool = False):
                  100 * float(converged), history[-1]["seconds"])
     after, converged = map(float, analysis_rmse(theta, tunable, validation))
     log.info("after: validation analysis RMSE %.4g (%.0f%% converged)", after, 100 * converged)
+    if not np.isfinite(after):
+        raise NumericalError(f"the validation analyses with the tuned values are non-finite; nothing written to "
+                             f"{output} (tighten method.rtol/atol, raise method.max_steps or lower tune.learning_rate)")
 
     values = tuned_values(config, theta, assumed_obs_std)
     text = snippet(values, before, after, settings.validation_windows)
@@ -222,6 +225,7 @@ def tune(config: Config, *, overwrite: bool = False):
     summary = {"mode": "tune", "method": config.method.kind, "parameters": names, "steps": settings.steps,
                "validation_rmse_before": before, "validation_rmse_after": after,
                "factors": {name: float(np.exp(float(v))) for name, v in theta.items()}, "tuned": values,
-               "truth": {"background_error_std": sim.background_error_std, "observation_error_std": sim.obs_error_std},
+               "truth": {"background_error_std": sim.background_error_std, "observation_error_std": sim.obs_error_std,
+                         "background_error_length_scale": settings.background_error_length_scale},
                "snippet": text, "history": history, "files": {"snippet": str(output)}}
     return TrainResult(summary=summary, files={"snippet": str(output)})
