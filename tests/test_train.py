@@ -73,8 +73,8 @@ def test_refusals(tmp_path):
     wider = small_config(tmp_path, "train.epochs=1", "network.hidden=8")
     with pytest.raises(ConfigError, match=r"was written with different network"):
         train(wider, resume=True)
-    with pytest.raises(ConfigError, match=r"network: section missing; dacli train needs \[network\]"):
-        train(load_config(Path(__file__).resolve().parents[1] / "configs" / "lorenz63.toml", [], [check_names]))
+    with pytest.raises(ConfigError, match=r"train: section missing; dacli train needs \[train\]"):
+        train(config.model_copy(update={"train": None}))  # (a classical method.kind is tuned: test_tuning.py)
 
 
 def test_train_command_writes_curves_and_a_json_summary(cli, tmp_path):

@@ -191,7 +191,10 @@ def train(
     device: DeviceOption = None,
     precision: PrecisionOption = None,
 ) -> None:
-    """Train 4DVarNet ([network], [train]) on twin-experiment windows; checkpoint every epoch."""
+    """Train 4DVarNet ([network], [train]) on twin-experiment windows; checkpoint every epoch.
+
+    With a classical method.kind (strong4dvar, weak4dvar, 3dvar) tune its B, R, Q scales and B's
+    length scale ([tune]) instead, and write the tuned values as a TOML snippet."""
     from dacli.cli.logs import setup_logging
 
     setup_logging(quiet, verbose)
@@ -203,6 +206,16 @@ def train(
 
     result = _guard(traceback, action)
     s = result.summary
+    if s.get("mode") == "tune":
+        logging.getLogger("dacli").info(
+            "tuned %s of %s in %d step(s): validation analysis RMSE %.4g -> %.4g; wrote %s",
+            ", ".join(s["parameters"]), s["method"], s["steps"], s["validation_rmse_before"],
+            s["validation_rmse_after"], s["files"]["snippet"])
+        if json_:
+            _emit_json(s)
+        else:
+            typer.echo(s["snippet"], nl=False)
+        return
     logging.getLogger("dacli").info(
         "trained %d epoch(s): validation RMSE %.4g (best %.4g; observation error %.4g); best model %s",
         s["epochs"], s["validation_rmse"], s["best_validation_rmse"], s["observation_error_std"], s["files"]["best"])

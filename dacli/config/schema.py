@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator, model_validator
 
 
 class Section(BaseModel):
@@ -275,6 +275,41 @@ class TrainConfig(Section):
         return self
 
 
+TUNABLE = ("background_std", "observation_std", "model_error_std", "length_scale")
+
+
+class TuneConfig(Section):
+    """``dacli train`` on a classical method: tune B, R, Q scales and B's length scale (README "Tuning")."""
+
+    parameters: list[str] | None = Field(default=None, description=(
+        "log factors tuned, from " + ", ".join(TUNABLE) + "; default background_std (+ length_scale when B is "
+        "correlated, + model_error_std for weak4dvar)"))
+    windows: PositiveInt = Field(default=8, description="training windows (one batch: every step sees them all)")
+    validation_windows: PositiveInt = Field(default=8, description="held-out windows for the before/after RMSE")
+    steps: PositiveInt = Field(default=40, description="optax Adam steps")
+    learning_rate: PositiveFloat = Field(default=0.1, description="peak Adam step on the log factors")
+    background_error_length_scale: PositiveFloat | None = Field(default=None, description=(
+        "correlation length of the twin's true background errors (kind as background.covariance); "
+        "default uncorrelated"))
+    output: str = Field(default="tuned.toml", description="the TOML snippet of tuned values (relative to the "
+                                                          "working directory)")
+    seed: int | None = Field(default=None, description="seed of the tuning truth run; default run.seed + 1")
+
+    @field_validator("parameters")
+    @classmethod
+    def _known_parameters(cls, names: list[str] | None) -> list[str] | None:
+        if names is None:
+            return names
+        unknown = [name for name in names if name not in TUNABLE]
+        if unknown:
+            raise ValueError(f"unknown parameter(s) {', '.join(map(repr, unknown))}; choose from {', '.join(TUNABLE)}")
+        if len(set(names)) != len(names):
+            raise ValueError(f"a name is listed twice in {names}")
+        if not names:
+            raise ValueError("empty: name at least one of " + ", ".join(TUNABLE))
+        return names
+
+
 class ChecksConfig(Section):
     """Tolerances of ``dacli check-adjoints``; unset ones default by precision (see README)."""
 
@@ -301,6 +336,7 @@ class Config(Section):
     checks: ChecksConfig | None = None
     network: NetworkConfig | None = None
     train: TrainConfig | None = None
+    tune: TuneConfig | None = None
 
     @model_validator(mode="after")
     def _network_for_4dvarnet(self) -> "Config":

@@ -1,5 +1,7 @@
 """``dacli train``: train 4DVarNet end to end on (observations, truth) windows; returns a summary.
 
+(A configuration with a classical method.kind is tuned instead: :mod:`dacli.run.tune`.)
+
 Data: consecutive windows of ``window.length`` from ``window.start``, cut from (a) the files
 ``train.observations`` and ``train.truth`` (observations in any layout ``[observations]``
 describes: gridded, CF points, IODA), or (b) the twin experiment ``dacli simulate`` would make
@@ -132,9 +134,20 @@ def training_windows(config: Config, layout, steps: int, dtype) -> TrainingWindo
 
 
 def train(config: Config, *, resume: bool = False, overwrite: bool = False, on_epoch=None) -> TrainResult:
-    """Train (see the module docstring); ``on_epoch(record)`` is called after each epoch's checkpoint."""
+    """Train (see the module docstring); ``on_epoch(record)`` is called after each epoch's checkpoint.
+
+    A classical method (strong4dvar, weak4dvar, 3dvar) has no network: its hyperparameters are
+    tuned instead (:mod:`dacli.run.tune`).
+    """
     from dacli.run.runtime import configure
 
+    if config.method.kind != "4dvarnet":
+        from dacli.run.tune import tune
+
+        if resume:
+            raise ConfigError(["train: --resume continues a 4DVarNet training (method.kind = '4dvarnet'); tuning "
+                               f"{config.method.kind}'s hyperparameters starts afresh (--overwrite replaces its snippet)"])
+        return tune(config, overwrite=overwrite)
     _require(config)
     configure(config.run.precision, config.run.device)
     import equinox as eqx

@@ -1,0 +1,231 @@
+"""``dacli train`` on a classical variational method: tune its B, R, Q scales and B's length scale.
+
+Data (:mod:`dacli.tuning.twins`): a truth run seeded with ``tune.seed`` (default run.seed + 1, so
+``dacli simulate``'s twin stays unseen) cut into ``tune.windows`` training and
+``tune.validation_windows`` validation windows of ``window.length``, observed as ``[simulate]``
+says, each with a background drawn from the true background error (``simulate.background_error_std``,
+correlated with ``tune.background_error_length_scale`` if set). Every step is one optax Adam step
+on the log factors with the gradient of the mean squared analysis error over all training windows,
+taken through the converged minimiser (:mod:`dacli.tuning.hyperparameters`). Before and after,
+the validation windows' analysis RMSE is measured. The tuned values are written as a TOML snippet
+(``tune.output``) in the configuration's own keys.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dacli.config.schema import Config, TuneConfig
+from dacli.errors import ConfigError, NumericalError, OutputError
+from dacli.observations.windows import whole_steps
+
+log = logging.getLogger("dacli")
+
+CLASSICAL = ("strong4dvar", "weak4dvar", "3dvar")
+CORRELATED = ("gaussian", "matern32")
+
+
+def default_parameters(config: Config) -> list[str]:
+    names = ["background_std"]
+    if config.background.covariance.kind in CORRELATED:
+        names.append("length_scale")
+    if config.method.kind == "weak4dvar":
+        names.append("model_error_std")
+    return names
+
+
+def check_tunable(config: Config) -> list[str]:
+    """The parameters to tune, or a ConfigError naming every key that stands in the way."""
+    from dacli.tuning.hyperparameters import identifiability_problem
+
+    settings = config.tune or TuneConfig()
+    names = settings.parameters or default_parameters(config)
+    problems = []
+    if config.method.kind not in CLASSICAL:
+        problems.append(f"method.kind: {config.method.kind!r} has no hyperparameters dacli train can tune "
+                        f"(tuning needs one of {', '.join(CLASSICAL)}; 3dfgat exists only incrementally)")
+    if config.simulate is None:
+        problems.append("simulate: section missing; dacli train needs [simulate] (how the tuning windows are observed)")
+    covariance = config.background.covariance
+    if "length_scale" in names and covariance.kind not in CORRELATED:
+        problems.append(f"tune.parameters: length_scale needs a correlated B (background.covariance.kind = "
+                        f"'gaussian' or 'matern32'), not {covariance.kind!r}")
+    if "model_error_std" in names and config.method.kind != "weak4dvar":
+        problems.append(f"tune.parameters: model_error_std needs method.kind = 'weak4dvar' (Q), not {config.method.kind!r}")
+    message = identifiability_problem(names, config.method.kind == "weak4dvar")
+    if message:
+        problems.append(f"tune.parameters: {message}")
+    if problems:
+        raise ConfigError(problems)
+    return names
+
+
+def _scaled(value, factor: float):
+    if isinstance(value, list):
+        return [_round(v * factor) for v in value]
+    return _round(value * factor)
+
+
+def _round(value: float) -> float:
+    return float(f"{value:.4g}")
+
+
+def tuned_values(config: Config, theta: dict, assumed_obs_std: float) -> dict:
+    """{dotted config key: tuned value} for every tuned parameter."""
+    factor = {name: float(np.exp(value)) for name, value in theta.items()}
+    values = {}
+    if "background_std" in factor:
+        values["background.covariance.std"] = _scaled(config.background.covariance.std, factor["background_std"])
+    if "length_scale" in factor:
+        values["background.covariance.length_scale"] = _scaled(config.background.covariance.length_scale,
+                                                               factor["length_scale"])
+    if "observation_std" in factor:
+        values["observations.error_std"] = _scaled(assumed_obs_std, factor["observation_std"])
+    if "model_error_std" in factor:
+        values["method.model_error.covariance.std"] = _scaled(config.method.model_error.covariance.std,
+                                                             factor["model_error_std"])
+    return values
+
+
+def snippet(values: dict, before: float, after: float, windows: int) -> str:
+    """TOML text: the tuned keys under their tables, with a comment saying where they came from."""
+    tables: dict[str, list[str]] = {}
+    for dotted, value in values.items():
+        table, key = dotted.rsplit(".", 1)
+        tables.setdefault(table, []).append(f"{key} = {value!r}")
+    lines = [f"# dacli train (tuning): validation analysis RMSE {before:.4g} -> {after:.4g} over {windows} windows.",
+             "# Replace these keys in the configuration (or pass them as --set overrides)."]
+    for table, keys in tables.items():
+        lines += ["", f"[{table}]", *keys]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class Prepared:
+    """What a tuning run optimises: the parameters, the method set up for them, the twin windows."""
+
+    names: list[str]
+    tunable: object
+    training: object
+    validation: object
+    assumed_obs_std: float
+    dtype: object
+
+
+def prepare(config: Config) -> Prepared:
+    """Check the configuration, build the method and make the twin windows (JAX configured by the caller)."""
+    from dacli.build.problem import build_dynamics, build_problem
+    from dacli.build.registry import SOLVERS
+    from dacli.covariances.background import background_sqrt_operator, std_vector
+    from dacli.tuning.hyperparameters import CorrelatedRoot, Tunable
+    from dacli.tuning.twins import twin_windows
+
+    names = check_tunable(config)
+    settings, sim, dt = config.tune or TuneConfig(), config.simulate, config.model.dt
+    nsteps = whole_steps(config.window.length, dt, "window.length")
+    obs_every = whole_steps(sim.obs_interval, dt, "simulate.obs_interval")
+    if obs_every > nsteps:
+        raise ConfigError([f"simulate.obs_interval: {sim.obs_interval} is longer than window.length "
+                           f"({config.window.length}): the tuning windows would hold no observations"])
+    method_config = config.method
+    if method_config.effective_formulation == "incremental":
+        log.info("tuning minimises the nonlinear formulation (the incremental one's CG inner loops are not "
+                 "differentiated implicitly); the tuned values apply to both")
+        method_config = method_config.model_copy(update={"formulation": "nonlinear", "minimiser": "auto"})
+    config = config.model_copy(update={"method": method_config})
+    assumed_obs_std = config.observations.error_std or sim.obs_error_std
+    if config.observations.error_std is None:
+        log.info("observations.error_std is unset: the tuning starts from simulate.obs_error_std = %g", assumed_obs_std)
+
+    capacity = (nsteps // obs_every) * build_dynamics(config.model).layout().size  # sizes the auto minimiser
+    problem = build_problem(config, nsteps, observation_capacity=capacity)
+    layout, dtype = problem.layout, problem.dtype
+    covariance = config.background.covariance
+    correlated = None
+    if "length_scale" in names:
+        try:
+            correlated = CorrelatedRoot.for_layout(layout, std_vector(covariance.std, layout), covariance.length_scale,
+                                                   covariance.kind, dtype)
+        except ValueError as exc:
+            raise ConfigError([f"tune.parameters: {exc}"]) from None
+    tunable = Tunable.prepare(problem.method, names, correlated)
+
+    true_kind = "diagonal"  # the twin's true B: uncorrelated, or correlated with B's shape (gaussian by default)
+    if settings.background_error_length_scale is not None:
+        true_kind = covariance.kind if covariance.kind in CORRELATED else "gaussian"
+    true_root = np.asarray(background_sqrt_operator(true_kind, sim.background_error_std, layout,
+                                                    settings.background_error_length_scale, np.float64).as_matrix())
+    seed = settings.seed if settings.seed is not None else config.run.seed + 1
+    count = settings.windows + settings.validation_windows
+    started = time.perf_counter()
+    windows = twin_windows(problem.dynamics, SOLVERS.resolve(config.model.solver)(), dt, count, nsteps, obs_every,
+                           sim.obs_error_std, assumed_obs_std, true_root, seed,
+                           whole_steps(sim.spinup, dt, "simulate.spinup", minimum=0), sim.observed_fraction, dtype)
+    if not np.all(np.isfinite(np.asarray(windows.truths))):
+        raise ConfigError(["model.dt: the truth run for the tuning windows blew up (non-finite values)"])
+    training, validation = windows[:settings.windows], windows[settings.windows:]
+    log.info("tuning data: %d + %d windows of %d steps, made in %.1f s; tuning %s", settings.windows,
+             settings.validation_windows, nsteps, time.perf_counter() - started, ", ".join(names))
+
+    return Prepared(names, tunable, training, validation, assumed_obs_std, problem.dtype)
+
+
+def tune(config: Config, *, overwrite: bool = False):
+    """Tune (see the module docstring); returns a :class:`dacli.run.train.TrainResult`."""
+    from dacli.run.runtime import configure
+    from dacli.run.train import TrainResult
+
+    check_tunable(config)
+    settings, sim = config.tune or TuneConfig(), config.simulate
+    output = Path(settings.output)
+    if output.exists() and not overwrite:
+        raise OutputError(f"output file {output} exists (tune.output); pass --overwrite to replace it")
+    configure(config.run.precision, config.run.device)
+    import jax.numpy as jnp
+
+    from dacli.io.checkpoints import write_atomically
+    from dacli.learned.training import make_optimiser
+    from dacli.tuning.hyperparameters import analysis_rmse, tuning_step
+
+    prepared = prepare(config)
+    names, tunable, training, validation = prepared.names, prepared.tunable, prepared.training, prepared.validation
+    dtype, assumed_obs_std = prepared.dtype, prepared.assumed_obs_std
+    theta = tunable.initial(dtype)
+    optimiser = make_optimiser(settings.learning_rate, settings.steps)
+    state = optimiser.init(theta)
+    before, converged = map(float, analysis_rmse(theta, tunable, validation))
+    log.info("before: validation analysis RMSE %.4g (%.0f%% of the minimisations converged)", before, 100 * converged)
+    history = []
+    for step in range(settings.steps):
+        began = time.perf_counter()
+        theta, state, loss, converged = tuning_step(theta, state, tunable, training, optimiser=optimiser)
+        factors = {name: float(jnp.exp(value)) for name, value in theta.items()}
+        if not np.isfinite(float(loss)) or not all(np.isfinite(list(factors.values()))):
+            raise NumericalError(f"tuning step {step + 1}: the loss or the parameters became non-finite; "
+                                 "lower tune.learning_rate or tighten method.rtol/atol")
+        history.append({"step": step + 1, "loss": float(loss), "converged": float(converged), "factors": factors,
+                        "seconds": time.perf_counter() - began})
+        log.info("step %d/%d: loss %.4g (RMSE %.4g), factors %s, %.0f%% converged, %.1f s", step + 1, settings.steps,
+                 float(loss), float(np.sqrt(loss)), ", ".join(f"{k} x{v:.3g}" for k, v in factors.items()),
+                 100 * float(converged), history[-1]["seconds"])
+    after, converged = map(float, analysis_rmse(theta, tunable, validation))
+    log.info("after: validation analysis RMSE %.4g (%.0f%% converged)", after, 100 * converged)
+    if not np.isfinite(after):
+        raise NumericalError(f"the validation analyses with the tuned values are non-finite; nothing written to "
+                             f"{output} (tighten method.rtol/atol, raise method.max_steps or lower tune.learning_rate)")
+
+    values = tuned_values(config, theta, assumed_obs_std)
+    text = snippet(values, before, after, settings.validation_windows)
+    write_atomically(output, text.encode())
+    summary = {"mode": "tune", "method": config.method.kind, "parameters": names, "steps": settings.steps,
+               "validation_rmse_before": before, "validation_rmse_after": after,
+               "factors": {name: float(np.exp(float(v))) for name, v in theta.items()}, "tuned": values,
+               "truth": {"background_error_std": sim.background_error_std, "observation_error_std": sim.obs_error_std,
+                         "background_error_length_scale": settings.background_error_length_scale},
+               "snippet": text, "history": history, "files": {"snippet": str(output)}}
+    return TrainResult(summary=summary, files={"snippet": str(output)})
