@@ -31,7 +31,9 @@ class Interrupt(Exception):
 def test_checkpoint_round_trips_and_resume_equals_an_uninterrupted_run(tmp_path):
     from dacli.run.train import train
 
-    whole = train(small_config(tmp_path / "whole"))
+    batches = []
+    whole = train(small_config(tmp_path / "whole"), on_batch=lambda *counts: batches.append(counts[:4]))
+    assert batches == [(e, 3, b, 3) for e in (1, 2, 3) for b in (1, 2, 3)]  # 24 windows in batches of 8, 3 epochs
     assert [row["epoch"] for row in json.loads(Path(whole.files["metrics"]).read_text())["history"]] == [1, 2, 3]
 
     def stop_after_two(record):
@@ -124,3 +126,18 @@ def test_validate_needs_the_trained_network(tmp_path):
 
     with pytest.raises(DataError, match=r"checkpoint .*best.eqx: no such file"):
         validate(small_config(tmp_path))
+
+
+def test_training_progress_bar_on_a_terminal(monkeypatch, capsys):
+    from dacli.cli import logs
+
+    monkeypatch.setattr(logs, "is_terminal", lambda: True)
+    with logs.TrainingProgress(quiet=False) as progress:
+        progress.batch(1, 2, 3, 3, 0.25)
+        progress.epoch({"validation_rmse": 0.125})
+        progress.batch(2, 2, 1, 3, 0.2)
+    shown = capsys.readouterr().err
+    assert "epoch 2/2 batch 1/3 loss 0.2 val RMSE 0.125" in shown and "4/6" in shown
+    with logs.TrainingProgress(quiet=True) as progress:  # -q: nothing on the terminal
+        progress.batch(1, 1, 1, 1, 0.5)
+    assert capsys.readouterr().err == ""

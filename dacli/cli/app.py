@@ -200,9 +200,12 @@ def train(
     setup_logging(quiet, verbose)
 
     def action():
+        from dacli.cli.logs import TrainingProgress
         from dacli.run.train import train as run_train
 
-        return run_train(_load(config, set_, device, precision), resume=resume, overwrite=overwrite)
+        with TrainingProgress(quiet) as progress:
+            return run_train(_load(config, set_, device, precision), resume=resume, overwrite=overwrite,
+                             on_batch=progress.batch, on_epoch=progress.epoch)
 
     result = _guard(traceback, action)
     s = result.summary

@@ -63,3 +63,40 @@ class WindowProgress:
             self.progress.update(self.task, completed=k + 1, status=status)
         else:
             self.log.info("window %d/%d: %s, %d obs", k + 1, total, status, record["observations_used"])
+
+
+class TrainingProgress:
+    """Reports training batches: a rich progress bar (epoch, batch, loss, validation RMSE) on a
+    terminal; in batch logs the per-epoch lines of :mod:`dacli.run.train` suffice."""
+
+    def __init__(self, quiet: bool):
+        self.enabled = is_terminal() and not quiet
+        self.progress = None
+        self.task = None
+        self.validation = "-"
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            self.progress = Progress(TextColumn("train"), MofNCompleteColumn(), BarColumn(),
+                                     TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                                     console=Console(stderr=True), transient=False)
+            self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.progress is not None:
+            self.progress.__exit__(*exc)
+
+    def batch(self, epoch: int, epochs: int, batch: int, batches: int, loss: float) -> None:
+        if self.progress is None:
+            return
+        if self.task is None:
+            self.task = self.progress.add_task("train", total=epochs * batches, completed=(epoch - 1) * batches, status="")
+        status = f"epoch {epoch}/{epochs} batch {batch}/{batches} loss {loss:.4g} val RMSE {self.validation}"
+        self.progress.update(self.task, completed=(epoch - 1) * batches + batch, status=status)
+
+    def epoch(self, record: dict) -> None:
+        self.validation = f"{record['validation_rmse']:.4g}"

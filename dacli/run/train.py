@@ -133,8 +133,10 @@ def training_windows(config: Config, layout, steps: int, dtype) -> TrainingWindo
     return TrainingWindows(y, mask, truth, windows, sigma, source)
 
 
-def train(config: Config, *, resume: bool = False, overwrite: bool = False, on_epoch=None) -> TrainResult:
-    """Train (see the module docstring); ``on_epoch(record)`` is called after each epoch's checkpoint.
+def train(config: Config, *, resume: bool = False, overwrite: bool = False, on_epoch=None,
+          on_batch=None) -> TrainResult:
+    """Train (see the module docstring); ``on_epoch(record)`` is called after each epoch's checkpoint,
+    ``on_batch(epoch, epochs, batch, batches, loss)`` after each optimiser step (1-based counts).
 
     A classical method (strong4dvar, weak4dvar, 3dvar) has no network: its hyperparameters are
     tuned instead (:mod:`dacli.run.tune`).
@@ -216,6 +218,8 @@ def train(config: Config, *, resume: bool = False, overwrite: bool = False, on_e
             network, state, loss = train_step(network, state, y[chosen], mask[chosen], truth[chosen],
                                               optimiser=optimiser, prior_loss_weight=settings.prior_loss_weight)
             losses.append(float(loss))
+            if on_batch is not None:
+                on_batch(epoch + 1, settings.epochs, batch + 1, steps_per_epoch, losses[-1])
         rmse = float(evaluate(network, y[valid_part], mask[valid_part], truth[valid_part]))
         history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "validation_rmse": rmse,
                         "seconds": time.perf_counter() - began})
