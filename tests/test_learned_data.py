@@ -22,7 +22,7 @@ def test_window_pairs_hold_each_observation_at_its_step_and_variable():
     from dacli.run.train import training_windows
     from dacli.run.simulate import make_twin
 
-    config = load_config(CONFIGS / "lorenz63_4dvarnet.toml", ["simulate.spinup=1.0", "window.length=0.16"],
+    config = load_config(CONFIGS / "lorenz63_4dvarnet.toml", ["simulate.spinup=1.0", "window.length=0.16", "simulate.duration=0.8"],
                          [check_names])
     twin = make_twin(config, config.run.seed + 1, 5 * 0.16)
     data = training_windows(config.model_copy(update={"train": config.train.model_copy(

@@ -90,8 +90,11 @@ def training_windows(config: Config, layout, steps: int, dtype) -> TrainingWindo
     """(observations, truth) windows of ``steps`` model steps from window.start, consecutive.
 
     From ``train.observations`` and ``train.truth`` (read as ``[observations]`` says), the windows
-    the truth covers; otherwise from the twin simulator (``[simulate]``, seeded with
-    :func:`training_seed`), ``train.windows`` (default 200) + ``train.validation_windows`` of them.
+    the truth covers; otherwise ``train.windows`` (default 200) + ``train.validation_windows`` from
+    independent twins of the simulator, each exactly what ``dacli simulate`` makes (``[simulate]``:
+    spin-up, then ``simulate.duration``) but seeded :func:`training_seed`, +1, +2, ...: the windows
+    then have the statistics of the held-out twin even when the dynamics are not stationary (e.g.
+    decaying turbulence), and the validation windows come from runs training never saw.
     The network's observation error is the observations' median error std.
     """
     from dacli.io.observations import observations_in_dataset, read_observations
@@ -100,21 +103,33 @@ def training_windows(config: Config, layout, steps: int, dtype) -> TrainingWindo
     from dacli.run.simulate import make_twin
 
     settings, dt, start = config.train, config.model.dt, config.window.start
-    length = steps * dt
+    length, sigmas = steps * dt, []
     if settings.observations is None:
         windows = settings.windows or 200
         count = windows + settings.validation_windows
-        twin = make_twin(config, training_seed(config), count * length)
-        source = f"simulated twin, seed {training_seed(config)}"
+        per_run = int(np.floor(config.simulate.duration / length + 1e-9))
+        if per_run < 1:
+            raise ConfigError([f"simulate.duration: {config.simulate.duration} is shorter than one window "
+                               f"(window.length = {config.window.length}); dacli train cuts its windows from such runs"])
+        runs = -(-count // per_run)
+        first = training_seed(config)
         layout_read = "gridded" if config.observations.layout == "gridded" else "scattered"  # IODA: its CF points
-        observations = observations_in_dataset(twin.observations, source, config.observations.model_copy(
-            update={"path": source, "layout": layout_read, "names": {}, "dims": {}}), layout)
-        times, states, truth_source = twin.times, twin.truth, source
+        parts = []
+        for run in range(runs):
+            twin = make_twin(config, first + run, per_run * length)
+            name = f"simulated twin, seed {first + run}"
+            observations = observations_in_dataset(twin.observations, name, config.observations.model_copy(
+                update={"path": name, "layout": layout_read, "names": {}, "dims": {}}), layout)
+            parts.append(window_pairs(observations, twin.times, twin.truth, layout, start=start, steps=steps, dt=dt,
+                                      count=min(per_run, count - run * per_run), source=name, dtype=dtype))
+            sigmas.append(float(np.median(observations.std[observations.valid])))
+        y, mask, truth = (np.concatenate(arrays) for arrays in zip(*parts))
+        source = f"{runs} simulated twin(s) of {per_run} window(s), seeds {first}..{first + runs - 1}"
     else:
         observations = read_observations(config.observations.model_copy(update={"path": settings.observations}),
                                          layout, config.output.time_units)
         times, states = read_states(settings.truth, layout, "training truth")
-        truth_source, source = settings.truth, f"{settings.observations} and {settings.truth}"
+        source = f"{settings.observations} and {settings.truth}"
         available = int(np.floor((times.max() - start) / length + 1e-9))
         wanted = (settings.windows or max(available - settings.validation_windows, 0)) + settings.validation_windows
         if available < wanted or wanted <= settings.validation_windows:
@@ -123,14 +138,14 @@ def training_windows(config: Config, layout, steps: int, dtype) -> TrainingWindo
                 f"{length:g} from window.start = {start:g}; train.windows ({settings.windows or 'all'}) + "
                 f"train.validation_windows ({settings.validation_windows}) need {max(wanted, settings.validation_windows + 1)}")
         count, windows = wanted, wanted - settings.validation_windows
+        y, mask, truth = window_pairs(observations, times, states, layout, start=start, steps=steps, dt=dt,
+                                      count=count, source=settings.truth, dtype=dtype)
+        sigmas.append(float(np.median(observations.std[observations.valid])))
     if settings.batch_size > windows:
         raise ConfigError([f"train.batch_size: {settings.batch_size} exceeds the {windows} training windows"])
-    y, mask, truth = window_pairs(observations, times, states, layout, start=start, steps=steps, dt=dt, count=count,
-                                  source=truth_source, dtype=dtype)
     if not np.all(np.isfinite(truth)):
         raise ConfigError(["model.dt: the truth run for the training windows blew up (non-finite values)"])
-    sigma = float(np.median(observations.std[observations.valid]))
-    return TrainingWindows(y, mask, truth, windows, sigma, source)
+    return TrainingWindows(y, mask, truth, windows, float(np.median(sigmas)), source)
 
 
 def train(config: Config, *, resume: bool = False, overwrite: bool = False, on_epoch=None,
