@@ -94,10 +94,10 @@ def training_windows(config: Config, layout, steps: int, dtype) -> TrainingWindo
     :func:`training_seed`), ``train.windows`` (default 200) + ``train.validation_windows`` of them.
     The network's observation error is the observations' median error std.
     """
-    from dacli.io.observations import observations_in_dataset, read_observations
+    from dacli.io.observations import read_observations
     from dacli.io.states import read_states
     from dacli.learned.data import window_pairs
-    from dacli.run.simulate import make_twin
+    from dacli.run.simulate import make_twin, twin_observations
 
     settings, dt, start = config.train, config.model.dt, config.window.start
     length = steps * dt
@@ -106,9 +106,7 @@ def training_windows(config: Config, layout, steps: int, dtype) -> TrainingWindo
         count = windows + settings.validation_windows
         twin = make_twin(config, training_seed(config), count * length)
         source = f"simulated twin, seed {training_seed(config)}"
-        layout_read = "gridded" if config.observations.layout == "gridded" else "scattered"  # IODA: its CF points
-        observations = observations_in_dataset(twin.observations, source, config.observations.model_copy(
-            update={"path": source, "layout": layout_read, "names": {}, "dims": {}}), layout)
+        observations = twin_observations(config, twin, source)
         times, states, truth_source = twin.times, twin.truth, source
     else:
         observations = read_observations(config.observations.model_copy(update={"path": settings.observations}),
