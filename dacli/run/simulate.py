@@ -136,6 +136,16 @@ def make_twin(config: Config, seed: int, duration: float) -> Twin:
     return Twin(layout, times, truth, observations, background, variables, int(len(obs_steps)))
 
 
+def twin_observations(config: Config, twin: Twin, source: str):
+    """The twin's observations as an :class:`~dacli.observations.sets.ObservationSet`, read as
+    ``dacli assimilate`` reads the file ``dacli simulate`` writes (IODA: its CF points)."""
+    from dacli.io.observations import observations_in_dataset
+
+    layout_read = "gridded" if config.observations.layout == "gridded" else "scattered"
+    return observations_in_dataset(twin.observations, source, config.observations.model_copy(
+        update={"path": source, "layout": layout_read, "names": {}, "dims": {}}), twin.layout)
+
+
 def _solver(config: Config):
     from dacli.build.registry import SOLVERS
 

@@ -97,10 +97,10 @@ def training_windows(config: Config, layout, steps: int, dtype) -> TrainingWindo
     decaying turbulence), and the validation windows come from runs training never saw.
     The network's observation error is the observations' median error std.
     """
-    from dacli.io.observations import observations_in_dataset, read_observations
+    from dacli.io.observations import read_observations
     from dacli.io.states import read_states
     from dacli.learned.data import window_pairs
-    from dacli.run.simulate import make_twin
+    from dacli.run.simulate import make_twin, twin_observations
 
     settings, dt, start = config.train, config.model.dt, config.window.start
     length, sigmas = steps * dt, []
@@ -113,13 +113,11 @@ def training_windows(config: Config, layout, steps: int, dtype) -> TrainingWindo
                                f"(window.length = {config.window.length}); dacli train cuts its windows from such runs"])
         runs = -(-count // per_run)
         first = training_seed(config)
-        layout_read = "gridded" if config.observations.layout == "gridded" else "scattered"  # IODA: its CF points
         parts = []
         for run in range(runs):
             twin = make_twin(config, first + run, per_run * length)
             name = f"simulated twin, seed {first + run}"
-            observations = observations_in_dataset(twin.observations, name, config.observations.model_copy(
-                update={"path": name, "layout": layout_read, "names": {}, "dims": {}}), layout)
+            observations = twin_observations(config, twin, name)
             parts.append(window_pairs(observations, twin.times, twin.truth, layout, start=start, steps=steps, dt=dt,
                                       count=min(per_run, count - run * per_run), source=name, dtype=dtype))
             sigmas.append(float(np.median(observations.std[observations.valid])))

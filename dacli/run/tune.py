@@ -1,14 +1,16 @@
 """``dacli train`` on a classical variational method: tune its B, R, Q scales and B's length scale.
 
-Data (:mod:`dacli.tuning.twins`): a truth run seeded with ``tune.seed`` (default run.seed + 1, so
-``dacli simulate``'s twin stays unseen) cut into ``tune.windows`` training and
-``tune.validation_windows`` validation windows of ``window.length``, observed as ``[simulate]``
-says, each with a background drawn from the true background error (``simulate.background_error_std``,
-correlated with ``tune.background_error_length_scale`` if set). Every step is one optax Adam step
-on the log factors with the gradient of the mean squared analysis error over all training windows,
-taken through the converged minimiser (:mod:`dacli.tuning.hyperparameters`). Before and after,
-the validation windows' analysis RMSE is measured. The tuned values are written as a TOML snippet
-(``tune.output``) in the configuration's own keys.
+Data (:mod:`dacli.tuning.twins`): the twin ``dacli simulate`` makes (observed as ``[simulate]``
+says: gridded, random points or satellite tracks), seeded with ``tune.seed`` (default run.seed +
+1, so ``dacli simulate``'s twin stays unseen), cut into ``tune.windows`` training and
+``tune.validation_windows`` validation windows of ``window.length`` as ``dacli train`` cuts its
+4DVarNet windows, each with a background drawn from the true background error
+(``simulate.background_error_std``, correlated with ``tune.background_error_length_scale`` if
+set). Every step is one optax Adam step on the log factors with the gradient of the mean squared
+analysis error over all training windows, taken through the converged minimiser
+(:mod:`dacli.tuning.hyperparameters`). Before and after, the validation windows' analysis RMSE is
+measured. The tuned values are written as a TOML snippet (``tune.output``) in the configuration's
+own keys.
 """
 
 from __future__ import annotations
@@ -120,7 +122,6 @@ class Prepared:
 def prepare(config: Config) -> Prepared:
     """Check the configuration, build the method and make the twin windows (JAX configured by the caller)."""
     from dacli.build.problem import build_dynamics, build_problem
-    from dacli.build.registry import SOLVERS
     from dacli.covariances.background import background_sqrt_operator, std_vector
     from dacli.tuning.hyperparameters import CorrelatedRoot, Tunable
     from dacli.tuning.twins import twin_windows
@@ -142,9 +143,8 @@ def prepare(config: Config) -> Prepared:
     if config.observations.error_std is None:
         log.info("observations.error_std is unset: the tuning starts from simulate.obs_error_std = %g", assumed_obs_std)
 
-    capacity = (nsteps // obs_every) * build_dynamics(config.model).layout().size  # sizes the auto minimiser
-    problem = build_problem(config, nsteps, observation_capacity=capacity)
-    layout, dtype = problem.layout, problem.dtype
+    layout = build_dynamics(config.model).layout()
+    dtype = np.float64 if config.run.precision == "float64" else np.float32
     covariance = config.background.covariance
     correlated = None
     if "length_scale" in names:
@@ -153,24 +153,24 @@ def prepare(config: Config) -> Prepared:
                                                    covariance.kind, dtype)
         except ValueError as exc:
             raise ConfigError([f"tune.parameters: {exc}"]) from None
-    tunable = Tunable.prepare(problem.method, names, correlated)
-
     true_kind = "diagonal"  # the twin's true B: uncorrelated, or correlated with B's shape (gaussian by default)
     if settings.background_error_length_scale is not None:
         true_kind = covariance.kind if covariance.kind in CORRELATED else "gaussian"
     true_root = np.asarray(background_sqrt_operator(true_kind, sim.background_error_std, layout,
                                                     settings.background_error_length_scale, np.float64).as_matrix())
     seed = settings.seed if settings.seed is not None else config.run.seed + 1
-    count = settings.windows + settings.validation_windows
     started = time.perf_counter()
-    windows = twin_windows(problem.dynamics, SOLVERS.resolve(config.model.solver)(), dt, count, nsteps, obs_every,
-                           sim.obs_error_std, assumed_obs_std, true_root, seed,
-                           whole_steps(sim.spinup, dt, "simulate.spinup", minimum=0), sim.observed_fraction, dtype)
-    if not np.all(np.isfinite(np.asarray(windows.truths))):
-        raise ConfigError(["model.dt: the truth run for the tuning windows blew up (non-finite values)"])
+    windows = twin_windows(config, settings.windows + settings.validation_windows, nsteps, assumed_obs_std,
+                           true_root, seed, dtype)
+    made = time.perf_counter() - started
+
+    capacity = windows.obs.values.shape[-1]  # sizes the auto minimiser
+    problem = build_problem(config, nsteps, observation_capacity=capacity)
+    tunable = Tunable.prepare(problem.method, names, correlated)
     training, validation = windows[:settings.windows], windows[settings.windows:]
-    log.info("tuning data: %d + %d windows of %d steps, made in %.1f s; tuning %s", settings.windows,
-             settings.validation_windows, nsteps, time.perf_counter() - started, ", ".join(names))
+    log.info("tuning data (%s observations): %d + %d windows of %d steps, up to %d observations each, made in %.1f s; "
+             "tuning %s", config.observations.layout, settings.windows, settings.validation_windows, nsteps, capacity,
+             made, ", ".join(names))
 
     return Prepared(names, tunable, training, validation, assumed_obs_std, problem.dtype)
 

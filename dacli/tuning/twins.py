@@ -1,24 +1,23 @@
 """Twin-experiment windows for tuning: truth, observations and backgrounds with known error statistics.
 
-One truth run of the model (after ``spinup_steps``) is cut into ``count`` back-to-back windows of
-``nsteps`` steps; window k's trajectory holds its ``nsteps + 1`` states, so consecutive windows
-share their end and start states. Each window is observed at steps ``obs_every, 2 obs_every, ...,
-nsteps`` (a random ``observed_fraction`` of the state, Gaussian noise of std ``obs_error_std``),
-as ``dacli simulate``'s windows are. Its background is the true initial state plus a draw from the
-*true* background-error covariance, ``background_error_sqrt @ z``, so the statistics the tuning
-should recover are known. Observations use the padded, masked :class:`WindowObservations` layout
-of every method, with the *assumed* error std ``assumed_std`` (what the configuration says R is).
+The twin ``dacli simulate`` makes (:func:`dacli.run.simulate.make_twin`: a truth run after the
+spin-up, observed as ``[simulate]`` says — gridded, random points or satellite tracks) over
+``count`` back-to-back windows of ``nsteps`` steps from ``window.start``, seeded with ``seed``.
+Its observations are read and packed per window as ``dacli assimilate`` and ``dacli train`` see
+them (padded, masked :class:`WindowObservations`), but with the *assumed* error std
+``assumed_std`` (what the configuration says R is) in place of the true one. Window k's truth
+holds its ``nsteps + 1`` states (consecutive windows share their end and start states). Its
+background is the true initial state plus a draw from the *true* background-error covariance,
+``background_error_sqrt @ z``, so the statistics the tuning should recover are known.
 """
 
 from __future__ import annotations
 
-import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dacli.models.integrate import integrate
 from dacli.observations.operator import WindowObservations
 
 
@@ -34,28 +33,23 @@ class TwinWindows(eqx.Module):
         return jax.tree_util.tree_map(lambda a: a[part], self)
 
 
-def twin_windows(dynamics, solver, dt: float, count: int, nsteps: int, obs_every: int, obs_error_std: float,
-                 assumed_std: float, background_error_sqrt: np.ndarray, seed: int, spinup_steps: int,
-                 observed_fraction: float = 1.0, dtype=jnp.float64) -> TwinWindows:
+def twin_windows(config, count: int, nsteps: int, assumed_std: float, background_error_sqrt: np.ndarray,
+                 seed: int, dtype=jnp.float64) -> TwinWindows:
     """See the module docstring; ``background_error_sqrt`` is a dense (n, n) square root of the true B."""
-    key = jax.random.PRNGKey(seed)
-    x0 = jnp.asarray(dynamics.default_state(key), dtype)
-    # one solve through spin-up and windows: one compilation (the windows' clock starts after the spin-up)
-    run = np.asarray(integrate(dynamics, x0, -spinup_steps * dt, spinup_steps + count * nsteps, dt, solver,
-                               diffrax.DirectAdjoint()), float)[spinup_steps:]
-    n = run.shape[-1]
-    truths = np.stack([run[k * nsteps:(k + 1) * nsteps + 1] for k in range(count)])
-    rng = np.random.default_rng(seed)
-    backgrounds = truths[:, 0] + rng.standard_normal((count, n)) @ np.asarray(background_error_sqrt, float).T
-    slots = np.arange(obs_every, nsteps + 1, obs_every)
-    slot = np.repeat(slots, n)  # every (time, site) pair; the unobserved ones masked
-    index = np.tile(np.arange(n), len(slots))[:, None]
-    mask = rng.random((count, slot.size)) < observed_fraction
-    values = truths[:, slot, index[:, 0]] + rng.normal(0.0, obs_error_std, (count, slot.size))
+    from dacli.observations.windows import make_schedule, pack_observations
+    from dacli.run.simulate import make_twin, twin_observations
+
+    dt = config.model.dt
+    length = nsteps * dt
+    twin = make_twin(config, seed, count * length)
+    observations = twin_observations(config, twin, f"tuning twin, seed {seed}")
+    schedule = make_schedule(config.window.start, length, length, dt, "newest", count, None)
     floats = np.dtype(dtype)
-    obs = WindowObservations(
-        values=jnp.asarray(np.where(mask, values, 0.0), floats), std=jnp.full(mask.shape, assumed_std, floats),
-        slot=jnp.broadcast_to(jnp.asarray(slot), mask.shape), index=jnp.broadcast_to(jnp.asarray(index), (count, *index.shape)),
-        weight=jnp.ones((count, slot.size, 1), floats), mask=jnp.asarray(mask))
-    return TwinWindows(backgrounds=jnp.asarray(backgrounds, floats), starts=jnp.asarray(np.arange(count) * nsteps * dt, floats),
-                       obs=obs, truths=jnp.asarray(truths, floats))
+    obs = pack_observations(observations, schedule, None, floats).stacked()
+    obs = WindowObservations(obs.values, np.full_like(obs.std, assumed_std), obs.slot, obs.index, obs.weight, obs.mask)
+    truths = np.stack([twin.truth[k * nsteps:(k + 1) * nsteps + 1] for k in range(count)])
+    # a stream of its own: make_twin's draws come from default_rng(seed)
+    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
+    backgrounds = truths[:, 0] + rng.standard_normal(truths[:, 0].shape) @ np.asarray(background_error_sqrt, float).T
+    return TwinWindows(backgrounds=jnp.asarray(backgrounds, floats), starts=jnp.asarray(schedule.starts, floats),
+                       obs=jax.tree_util.tree_map(jnp.asarray, obs), truths=jnp.asarray(truths, floats))
