@@ -23,6 +23,15 @@ def forward_adjoint_for(adjoint: diffrax.AbstractAdjoint, nsteps: int) -> diffra
     return adjoint
 
 
+def _field(t, y, args):
+    """The model's vector field. Module-level, so diffrax's compiled solve is reused across calls
+    (a closure made per call is a new static argument: one compilation per call, measured 16 s per
+    64 x 64 QG twin); everything traced travels in ``args`` (BacksolveAdjoint cannot see
+    closed-over arrays)."""
+    model, offset = args
+    return model.vector_field(t + offset, y, None)
+
+
 def integrate(
     dynamics: Dynamics,
     x0,
@@ -40,15 +49,9 @@ def integrate(
     """
     if nsteps == 0:
         return x0[None]
-
-    def field(t, y, args):
-        # Everything traced travels in ``args``: BacksolveAdjoint cannot see closed-over arrays.
-        model, offset = args
-        return model.vector_field(t + offset, y, None)
-
     ts = dt * jnp.arange(nsteps + 1, dtype=x0.dtype)
     solution = diffrax.diffeqsolve(
-        diffrax.ODETerm(field),
+        diffrax.ODETerm(_field),
         solver,
         t0=ts[0],
         t1=ts[-1],
