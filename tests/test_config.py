@@ -67,6 +67,14 @@ def problems_of(path, overrides=(), checks=(check_names,)) -> list[str]:
 
 # --- the shipped configs -----------------------------------------------------------------------
 
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.toml")), ids=lambda p: p.stem)
+def test_every_shipped_config_loads_and_its_input_files_exist(path):
+    config = load_config(path, extra_checks=[check_names])
+    inputs = [config.observations.path, config.background.path, config.truth.path if config.truth else None,
+              config.train.observations if config.train else None, config.train.truth if config.train else None]
+    assert all(Path(p).exists() for p in inputs if p is not None), inputs
+
+
 @pytest.mark.parametrize("name", ["lorenz96", "lorenz63"])
 def test_shipped_configs_are_valid(name, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)  # the result must not depend on the working directory
