@@ -23,6 +23,14 @@ def forward_adjoint_for(adjoint: diffrax.AbstractAdjoint, nsteps: int) -> diffra
     return adjoint
 
 
+def _field(t, y, args):
+    # Everything traced travels in ``args``: BacksolveAdjoint cannot see closed-over arrays. One
+    # module-level function (not a closure per call): diffeqsolve's jit cache then recognises a
+    # repeated eager call with the same model and step count instead of compiling it again.
+    model, offset = args
+    return model.vector_field(t + offset, y, None)
+
+
 def integrate(
     dynamics: Dynamics,
     x0,
@@ -40,15 +48,9 @@ def integrate(
     """
     if nsteps == 0:
         return x0[None]
-
-    def field(t, y, args):
-        # Everything traced travels in ``args``: BacksolveAdjoint cannot see closed-over arrays.
-        model, offset = args
-        return model.vector_field(t + offset, y, None)
-
     ts = dt * jnp.arange(nsteps + 1, dtype=x0.dtype)
     solution = diffrax.diffeqsolve(
-        diffrax.ODETerm(field),
+        diffrax.ODETerm(_field),
         solver,
         t0=ts[0],
         t1=ts[-1],
