@@ -91,3 +91,29 @@ def blue_analysis(method, background, obs):
     xb = np.asarray(background)
     gain = b @ g.T @ np.linalg.inv(g @ b @ g.T + r)
     return xb + gain @ (y - g @ xb)
+
+
+def observation_jacobian(method, background, obs):
+    """G = H M (dense, valid observations only) and their error variances, as blue_analysis builds them."""
+    direct = eqx.tree_at(lambda m: m.forward_adjoint, method, diffrax.DirectAdjoint())
+
+    def observe(x0):
+        traj = direct.trajectory(x0, 0.0)
+        gathered = traj[obs.slot[:, None], obs.index]
+        return jnp.sum(obs.weight * gathered, axis=-1)
+
+    mask = np.asarray(obs.mask)
+    g = np.asarray(jax.jacfwd(observe)(jnp.zeros_like(background)))[mask]
+    return g, np.asarray(obs.std)[mask] ** 2
+
+
+def hessian_bound(method, background, obs):
+    """Largest eigenvalue of the control-space Hessian of a linear problem, in closed form.
+
+    J(v) = 1/2 |v|^2 + 1/2 |R^{-1/2} (y - G (xb + B^{1/2} v))|^2 has the constant Hessian
+    I + B^{T/2} G^T R^{-1} G B^{1/2}, whose largest eigenvalue is 1 + lambda_max(R^{-1/2} G B G^T R^{-1/2}).
+    """
+    g, variance = observation_jacobian(method, background, obs)
+    b = covariance_matrix(method.background_sqrt) * np.exp(2.0 * float(method.log_background_scale))
+    whitened = g / np.sqrt(variance)[:, None]
+    return 1.0 + float(np.linalg.eigvalsh(whitened @ b @ whitened.T).max())

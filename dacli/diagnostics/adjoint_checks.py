@@ -64,10 +64,36 @@ class Tolerances:
                    finite_difference_dot_product=1e-2)
 
 
+@eqx.filter_jit
+def _jvp(function: Callable, x, dx):
+    """M' dx by forward mode, compiled once per function and shapes: the forward-mode test, the
+    linearity, tangent-linear and dot-product checks of one function all reuse this program."""
+    return jax.jvp(function, (x,), (dx,))[1]
+
+
+@eqx.filter_jit
+def _vjp(function: Callable, x, dy):
+    """M'^T dy by reverse mode (one compiled program: forward pass and pullback)."""
+    return jax.vjp(function, x)[1](dy)[0]
+
+
+@eqx.filter_jit
+def _jacobian_tangent(function: Callable, x, dx):
+    """M' dx from the Jacobian the vjp rule builds (no forward mode), compiled once per function."""
+    jacobian = jax.jacrev(function)(x)
+    return jnp.tensordot(jacobian, dx, axes=dx.ndim)
+
+
+@eqx.filter_jit
+def _evaluate(function: Callable, x):
+    """M(x), compiled once per function: every perturbation size and finite difference reuses it."""
+    return function(x)
+
+
 def has_forward_mode(function: Callable, x) -> bool:
     """Whether ``jax.jvp`` works through ``function`` (it does not through custom_vjp rules)."""
     try:  # a real (compiled) jvp: abstract evaluation alone misses errors inside diffrax's loops
-        eqx.filter_jit(lambda p, t: jax.jvp(function, (p,), (t,)))(x, x)
+        _jvp(function, x, x)
         return True
     except TypeError:
         return False
@@ -76,18 +102,17 @@ def has_forward_mode(function: Callable, x) -> bool:
 def tangent_linear(function: Callable, x, dx, forward: bool):
     """M' dx from the derivative rules: jvp, or (no forward mode) the Jacobian built by vjp."""
     if forward:
-        return jax.jvp(function, (x,), (dx,))[1]
-    jacobian = jax.jacrev(function)(x)
-    return jnp.tensordot(jacobian, dx, axes=dx.ndim)
+        return _jvp(function, x, dx)
+    return _jacobian_tangent(function, x, dx)
 
 
 def tangent(function: Callable, x, dx, forward: bool):
     """M' dx independent of the vjp: exact by jvp, else a central finite difference."""
     if forward:
-        return jax.jvp(function, (x,), (dx,))[1]
+        return _jvp(function, x, dx)
     # Central differences: truncation ~h^2, round-off ~eps/h, balanced at h ~ eps^(1/3) (scaled).
     step = jnp.finfo(x.dtype).eps ** (1.0 / 3.0) * (1.0 + jnp.linalg.norm(x)) / jnp.linalg.norm(dx)
-    return (function(x + step * dx) - function(x - step * dx)) / (2.0 * step)
+    return (_evaluate(function, x + step * dx) - _evaluate(function, x - step * dx)) / (2.0 * step)
 
 
 def _inner(a, b) -> float:
@@ -102,7 +127,7 @@ def _relative(a, b) -> float:
 def linearity_check(function: Callable, x, dx1, dx2, component: str, tolerance: float,
                     forward: bool = True) -> CheckResult:
     """|M'(a dx1 + b dx2) - a M'dx1 - b M'dx2| / |a M'dx1 + b M'dx2| for a = 0.7, b = -1.3."""
-    jvp = eqx.filter_jit(lambda d: tangent_linear(function, x, d, forward))
+    jvp = lambda d: tangent_linear(function, x, d, forward)  # noqa: E731  (compiled once per function)
     combined = jvp(0.7 * dx1 - 1.3 * dx2)
     separate = 0.7 * jvp(dx1) - 1.3 * jvp(dx2)
     error = float(jnp.linalg.norm(combined - separate) / jnp.linalg.norm(separate))
@@ -117,12 +142,11 @@ def tangent_linear_check(function: Callable, x, dx, component: str, tolerance: f
     A correct tangent-linear model gives errors falling about tenfold per decade until
     round-off takes over; a wrong or non-differentiable one stalls at O(1).
     """
-    function = eqx.filter_jit(function)  # one compilation for every perturbation size
-    base = function(x)
-    direction = eqx.filter_jit(lambda d: tangent_linear(function, x, d, forward))(dx)
+    direction = tangent_linear(function, x, dx, forward)
+    base = _evaluate(function, x)  # one compilation for every perturbation size
     errors = []
     for alpha in alphas:
-        difference = function(x + alpha * dx) - base
+        difference = _evaluate(function, x + alpha * dx) - base
         denominator = float(jnp.linalg.norm(difference))
         if denominator == 0.0:
             errors.append(np.nan)
@@ -154,9 +178,7 @@ def dot_product_check(function: Callable, x, dx, dy, component: str, tolerances:
                       forward: bool | None = None) -> CheckResult:
     """<M' dx, dy> against <dx, M'^T dy>; the adjoint from jax.vjp."""
     forward = has_forward_mode(function, x) if forward is None else forward
-    function = eqx.filter_jit(function)
-    _, pullback = jax.vjp(function, x)
-    (adjoint,) = pullback(dy)
+    adjoint = _vjp(function, x, dy)
     left = _inner(tangent(function, x, dx, forward), dy)
     right = _inner(dx, adjoint)
     error = _relative(left, right)
