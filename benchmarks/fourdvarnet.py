@@ -258,7 +258,7 @@ def markdown(report: dict) -> str:
     env = report["environment"]
     lines = [f"# 4DVarNet benchmark{' (quick)' if report['quick'] else ''}", "",
              f"dacli {env['dacli_commit']} ({report['dacli_source']}), {env['cpu']}, {env['cpus_usable']} cores, "
-             f"jax {env['versions']['jax']}, equinox {env['versions']['equinox']}, on {report['platform']}. "
+             f"equinox {env['versions']['equinox']}, {report['platform']}. "
              f"Whole run {report['total_s']:.0f} s.", "",
              "## Accuracy and time per window (same held-out windows and observations)", ""]
     for part in report["accuracy"]:
