@@ -1,0 +1,356 @@
+"""Benchmark (issue 6): 4DVarNet vs strong and weak 4DVar; training cost per solver adjoint vs K.
+
+All in one process, every compared method side by side (the machine is shared: read ratios):
+
+1. **Accuracy and time per window.** For each setup (Lorenz-63 in Fablet et al. 2021's setup,
+   Lorenz-96 N = 40 with half the sites observed every 4 steps: ``benchmarks/fourdvarnet_*.toml``)
+   ``dacli simulate`` makes a held-out twin (run.seed); ``dacli train`` trains 4DVarNet on its own
+   twin (run.seed + 1); then ``dacli assimilate`` cycles method.kind = 4dvarnet, strong4dvar and
+   weak4dvar over the same held-out windows and observations. Analysis RMSE against the truth
+   (every step of every window), and the time per window after the first compiled chunk.
+2. **Training cost per solver adjoint vs K** on the trained Lorenz-63 network (batch 8 windows of
+   200 steps): median time of one ``train_step`` after compile, and XLA's temporary memory from
+   the compiled program's memory analysis.
+3. **Convolutions inside a scan**: ``equinox.nn.Conv`` vs dacli's channels-last ``Conv``
+   (``dacli/learned/networks.py``) in a ``lax.scan``, forward and gradient.
+
+    python benchmarks/fourdvarnet.py            # full run, 13 min on 2 shared cores
+    python benchmarks/fourdvarnet.py --quick    # smoke run, ~5 min there (compilation dominates)
+
+The script puts this checkout first on ``sys.path``, so it benchmarks the dacli beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the dacli command does
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))  # this checkout's dacli, not an installed copy
+sys.path.insert(1, str(HERE))
+from provenance import environment  # noqa: E402
+
+RESULTS = HERE / "results"
+
+WEAK_Q = {"lorenz63": 0.1, "lorenz96": 0.05}  # Q std per sub-window (perfect model: small)
+
+# name: config, held-out twin duration (full, quick), training overrides (full, quick)
+SETUPS = {
+    "lorenz63": {
+        "config": HERE / "fourdvarnet_lorenz63.toml",
+        "title": "Lorenz-63 (Fablet et al. 2021): dt 0.01, windows of 200 steps, x, y, z every 8 steps, noise variance 2",
+        "duration": (40.0, 20.0),
+        "train": (["train.windows=160", "train.validation_windows=16", "train.epochs=20"],
+                  ["train.windows=32", "train.validation_windows=8", "train.epochs=2"]),
+    },
+    "lorenz96": {
+        "config": HERE / "fourdvarnet_lorenz96.toml",
+        "title": "Lorenz-96 N = 40: dt 0.05, windows of 20 steps, a random half of the sites every 4 steps, error std 1",
+        "duration": (20.0, 10.0),
+        "train": (["train.windows=240", "train.validation_windows=16", "train.epochs=10"],
+                  ["train.windows=32", "train.validation_windows=8", "train.epochs=2"]),
+    },
+}
+
+METHODS = {
+    "4dvarnet": [],  # the network's float32
+    "strong4dvar": ['method.kind="strong4dvar"', 'run.precision="float64"'],
+    "weak4dvar": ['method.kind="weak4dvar"', 'run.precision="float64"'],
+}
+
+ADJOINTS = ["RecursiveCheckpointAdjoint", "DirectAdjoint", "OneStepAdjoint", "KStepAdjoint", "ImplicitAdjoint"]
+
+
+def config_for(setup: str, folder: Path, extra: list[str]):
+    from dacli.build.registry import check_names
+    from dacli.config.loading import load_config
+
+    paths = [f'observations.path="{folder / "obs.nc"}"', f'background.path="{folder / "background.nc"}"',
+             f'truth.path="{folder / "truth.nc"}"', f'output.path="{folder / "analysis.nc"}"', "output.overwrite=true",
+             f'network.checkpoint="{folder / "network.eqx"}"', f'train.directory="{folder / "training"}"']
+    items = [*paths, *extra]
+    return load_config(SETUPS[setup]["config"], items, [check_names]), items
+
+
+def method_overrides(setup: str, kind: str) -> list[str]:
+    items = list(METHODS[kind])
+    if kind == "weak4dvar":
+        items.append(f'method.model_error={{subwindows=10, covariance={{kind="diagonal", std={WEAK_Q[setup]}}}}}')
+    return items
+
+
+def accuracy(setup: str, folder: Path, quick: bool) -> dict:
+    """Simulate the held-out twin, train 4DVarNet, assimilate with each method on the same files."""
+    from dacli.run.assimilate import assimilate
+    from dacli.run.simulate import simulate
+    from dacli.run.train import train
+
+    spec = SETUPS[setup]
+    duration = spec["duration"][quick]
+    config, _ = config_for(setup, folder, [f"simulate.duration={duration}"])
+    simulated = simulate(config)
+    train_items = spec["train"][quick]
+    config, _ = config_for(setup, folder, train_items)
+    started = time.perf_counter()
+    trained = train(config, overwrite=True)
+    training = {"wall_s": time.perf_counter() - started, "overrides": train_items,
+                **{k: trained.summary[k] for k in ("epochs", "steps", "training_windows", "validation_windows",
+                                                   "untrained_validation_rmse", "validation_rmse",
+                                                   "best_validation_rmse", "observation_error_std", "data")},
+                "history": json.loads((folder / "training" / "metrics.json").read_text())["history"]}
+    print(f"{setup}: trained {training['steps']} steps in {training['wall_s']:.0f} s, validation RMSE "
+          f"{training['untrained_validation_rmse']:.3f} -> {training['best_validation_rmse']:.3f}", flush=True)
+    rows = []
+    for kind in METHODS:
+        config, items = config_for(setup, folder, method_overrides(setup, kind))
+        started = time.perf_counter()
+        result = assimilate(config)
+        total = time.perf_counter() - started
+        s = result.summary
+        rows.append({
+            "setup": setup, "method": kind, "overrides": method_overrides(setup, kind),
+            "precision": s["precision"], "minimiser": s["minimiser"],
+            "analysis_rmse": s["analysis_rmse"], "background_rmse": s["background_rmse"],
+            "windows": s["windows"], "converged_windows": s["converged_windows"],
+            "iterations_mean": s["iterations_mean"], "windows_per_chunk": s["windows_per_compiled_chunk"],
+            "ms_per_window": 1e3 * s["seconds_per_window_after_first_chunk"],
+            "compile_and_first_chunk_s": s["compile_and_first_chunk_seconds"], "total_s": total,
+        })
+        r = rows[-1]
+        print(f"{setup} {kind:12s} RMSE {r['analysis_rmse']:.3f} (background {r['background_rmse']:.3f}), "
+              f"{r['ms_per_window']:.2f} ms/window, compile+1st chunk {r['compile_and_first_chunk_s']:.1f} s", flush=True)
+    return {"setup": setup, "title": spec["title"], "held_out_twin": {"duration": duration, **simulated.summary},
+            "training": training, "rows": rows}
+
+
+def adjoint_costs(folder: Path, ks: list[int], repeats: int, quick: bool = False) -> dict:
+    """Time per training step and XLA temporary memory for each solver adjoint and K (Lorenz-63 network)."""
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from dacli.build.network import build_network, build_solver_adjoint, load_trained_network
+    from dacli.build.problem import build_dynamics
+    from dacli.learned.training import make_optimiser, train_step
+    from dacli.run.train import training_windows
+
+    from dacli.run.runtime import configure
+
+    configure("float32")  # as dacli train does (the float64 4DVar runs above switched jax_enable_x64 on)
+    batch = 8
+    config, _ = config_for("lorenz63", folder, ["train.windows=8", "train.validation_windows=1",
+                                                 "train.seed=12345"])
+    layout = build_dynamics(config.model).layout()
+    steps = 200
+    data = training_windows(config, layout, steps, np.dtype(np.float32))
+    y, mask, truth = (jnp.asarray(a[:batch]) for a in (data.y, data.mask, data.truth))
+    trained = load_trained_network(config, layout, steps, jnp.float32)
+    header_network = config.network
+    gradient_net = build_network(header_network.model_copy(update={"solver": "gradient"}),
+                                 {"channels": 3, "spatial_shape": [steps], "spatial_dims": 1, "periodic": False},
+                                 data.observation_error_std, trained.offset, trained.scale, jax.random.PRNGKey(0),
+                                 jnp.float32)
+    gradient_net = eqx.tree_at(lambda n: n.prior, gradient_net, trained.prior)  # the trained prior, learned-step solver
+    optimiser = make_optimiser(1e-3, 1000, 0, 1.0)
+    cases = [(name, "convlstm", trained) for name in ADJOINTS]
+    if not quick:
+        cases.append(("ImplicitAdjoint", "gradient", gradient_net))
+    rows = []
+    for name, solver, base in cases:
+        for k in ks:
+            spec = build_solver_adjoint(header_network.model_copy(update={"solver_adjoint": name,
+                                                                          "solver_adjoint_steps": 2}))
+            network = eqx.tree_at(lambda n: (n.iterations, n.solver_adjoint), base, (k, spec))
+            state = optimiser.init(eqx.filter(network, eqx.is_inexact_array))
+            label = name + (" (k=2)" if name == "KStepAdjoint" else "")
+            try:
+                began = time.perf_counter()
+                compiled = train_step.lower(network, state, y, mask, truth, optimiser=optimiser,
+                                            prior_loss_weight=0.5).compile()
+                compile_s = time.perf_counter() - began
+                memory = compiled.compiled.memory_analysis()
+                times = []
+                for _ in range(repeats + 1):
+                    began = time.perf_counter()
+                    out = compiled(network, state, y, mask, truth, optimiser=optimiser, prior_loss_weight=0.5)
+                    jax.block_until_ready(out)
+                    times.append(time.perf_counter() - began)
+            except Exception as error:  # e.g. ImplicitAdjoint's GMRES stagnating on the ConvLSTM, which never settles
+                message = str(error).strip().splitlines()
+                reason = next((line for line in message if "Error" in line and "Traceback" not in line), message[-1])
+                rows.append({"adjoint": label, "solver": solver, "K": k, "failed": reason[:300]})
+                print(f"adjoint {label:26s} {solver:8s} K {k:2d}: FAILED: {reason[:200]}", flush=True)
+                jax.clear_caches()
+                continue
+            rows.append({"adjoint": label, "solver": solver, "K": k,
+                         "step_ms": 1e3 * statistics.median(times[1:]), "compile_s": compile_s,
+                         "temp_MiB": memory.temp_size_in_bytes / 2**20,
+                         "argument_MiB": memory.argument_size_in_bytes / 2**20,
+                         "output_MiB": memory.output_size_in_bytes / 2**20,
+                         "loss": float(out[2]), "finite_loss": bool(np.isfinite(float(out[2])))})
+            r = rows[-1]
+            print(f"adjoint {r['adjoint']:26s} {solver:8s} K {k:2d}: {r['step_ms']:8.1f} ms/step, temp "
+                  f"{r['temp_MiB']:7.2f} MiB (compile {compile_s:.1f} s)", flush=True)
+            jax.clear_caches()
+    return {"batch": batch, "window_steps": steps, "network": header_network.model_dump(),
+            "repeats": repeats, "rows": rows}
+
+
+def convolutions(repeats: int, size: int = 64, maps: int = 4, hidden: int = 16, steps: int = 5) -> dict:
+    """equinox.nn.Conv vs dacli's Conv: ConvLSTM gate convolutions (2 hidden -> 4 hidden channels,
+    3 x 3) on ``maps`` maps of size x size, ``steps`` of them inside one lax.scan; forward and gradient."""
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+
+    from dacli.learned.networks import Conv
+
+    key = jax.random.PRNGKey(0)
+    ours = Conv(2, 2 * hidden, 4 * hidden, 3, False, key=key)
+    theirs = eqx.nn.Conv(2, 2 * hidden, 4 * hidden, 3, padding=1, key=key)
+    theirs = eqx.tree_at(lambda c: (c.weight, c.bias), theirs, (ours.weight, ours.bias.reshape(-1, 1, 1)))
+    forcing = jax.random.normal(jax.random.PRNGKey(1), (maps, hidden, size, size))
+
+    def run(conv):
+        def cell(carry, _):
+            h, c = carry
+            gates = jax.vmap(conv)(jnp.concatenate([forcing, h], axis=1))
+            i, f, o, u = jnp.split(gates, 4, axis=1)
+            c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(u)
+            return (jax.nn.sigmoid(o) * jnp.tanh(c), c), None
+
+        zeros = jnp.zeros((maps, hidden, size, size))
+        return jnp.sum(jax.lax.scan(cell, (zeros, zeros), None, length=steps)[0][0] ** 2)
+
+    forward = eqx.filter_jit(run)
+    gradient = eqx.filter_jit(eqx.filter_grad(run))
+    result = {"maps": maps, "size": size, "channels_in": 2 * hidden, "channels_out": 4 * hidden, "kernel": 3,
+              "scan_length": steps, "repeats": repeats}
+    values = {}
+    for label, conv in (("equinox", theirs), ("dacli", ours)):
+        for what, f in (("forward", forward), ("gradient", gradient)):
+            out = jax.block_until_ready(f(conv))  # compile
+            times = []
+            for _ in range(repeats):
+                began = time.perf_counter()
+                jax.block_until_ready(f(conv))
+                times.append(time.perf_counter() - began)
+            result[f"{label}_{what}_s"] = statistics.median(times)
+            if what == "forward":
+                values[label] = float(out)
+    result["forward_relative_difference"] = abs(values["equinox"] - values["dacli"]) / abs(values["equinox"])
+    for what in ("forward", "gradient"):
+        result[f"{what}_ratio"] = result[f"equinox_{what}_s"] / result[f"dacli_{what}_s"]
+    print(f"conv in scan: forward {result['equinox_forward_s']:.3f} s (equinox) vs {result['dacli_forward_s']:.3f} s "
+          f"(dacli), gradient {result['equinox_gradient_s']:.3f} vs {result['dacli_gradient_s']:.3f} s", flush=True)
+    return result
+
+
+def markdown(report: dict) -> str:
+    env = report["environment"]
+    lines = [f"# 4DVarNet benchmark{' (quick)' if report['quick'] else ''}", "",
+             f"dacli {env['dacli_commit']} ({report['dacli_source']}), {env['cpu']}, {env['cpus_usable']} cores, "
+             f"equinox {env['versions']['equinox']}, {report['platform']}. "
+             f"Whole run {report['total_s']:.0f} s.", "",
+             "## Accuracy and time per window (same held-out windows and observations)", ""]
+    for part in report["accuracy"]:
+        t = part["training"]
+        lines += [f"### {part['title']}", "",
+                  f"Held-out twin: {part['rows'][0]['windows']} windows (seed run.seed). 4DVarNet trained on "
+                  f"{t['training_windows']} windows of its own twin ({t['data']}): {t['epochs']} epochs, {t['steps']} "
+                  f"Adam steps in {t['wall_s']:.0f} s; validation RMSE {t['untrained_validation_rmse']:.3f} "
+                  f"untrained -> {t['best_validation_rmse']:.3f} (observation error std {t['observation_error_std']:.3g}).",
+                  "", "| method | precision | minimiser | analysis RMSE | background RMSE | "
+                      "converged | iterations / window | ms / window | time vs strong4dvar | compile + 1st chunk [s] |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        strong = next(r for r in part["rows"] if r["method"] == "strong4dvar")
+        for r in part["rows"]:
+            lines.append(f"| {r['method']} | {r['precision']} | {r['minimiser']} | {r['analysis_rmse']:.3f} | "
+                         f"{r['background_rmse']:.3f} | {r['converged_windows']}/{r['windows']} | "
+                         f"{r['iterations_mean']:.1f} | {r['ms_per_window']:.2f} | "
+                         f"{r['ms_per_window'] / strong['ms_per_window']:.3f} | {r['compile_and_first_chunk_s']:.1f} |")
+        lines.append("")
+    a = report["adjoints"]
+    ks = sorted({r["K"] for r in a["rows"]})
+    lines += ["## Training cost per solver adjoint vs K", "",
+              f"One `train_step` (loss, gradient, Adam update) on a batch of {a['batch']} Lorenz-63 windows of "
+              f"{a['window_steps']} steps, the trained network (hidden {a['network']['hidden']}, kernel "
+              f"{a['network']['kernel']}); median of {a['repeats']} steps after compile. Memory: XLA's "
+              "`temp_size_in_bytes` of the compiled step.", "",
+              "| adjoint | solver | " + " | ".join(f"ms/step K={k}" for k in ks) + " | "
+              + " | ".join(f"temp MiB K={k}" for k in ks) + " |",
+              "|---|---|" + "---|" * (2 * len(ks))]
+    groups = {}
+    for r in a["rows"]:
+        groups.setdefault((r["adjoint"], r["solver"]), {})[r["K"]] = r
+    for (name, solver), by_k in groups.items():
+        cell = lambda r, key, form: "failed" if "failed" in r else format(r[key], form)  # noqa: E731
+        lines.append(f"| {name} | {solver} | " + " | ".join(cell(by_k[k], "step_ms", ".1f") for k in ks) + " | "
+                     + " | ".join(cell(by_k[k], "temp_MiB", ".2f") for k in ks) + " |")
+    for r in a["rows"]:
+        if "failed" in r:
+            lines.append(f"\n{r['adjoint']} ({r['solver']}, K = {r['K']}) failed: `{r['failed']}`")
+    c = report["convolutions"]
+    lines += ["", "## Convolutions inside a scan: equinox.nn.Conv vs dacli's Conv", "",
+              f"{c['scan_length']} ConvLSTM gate convolutions ({c['channels_in']} -> {c['channels_out']} channels, "
+              f"{c['kernel']}x{c['kernel']}) on {c['maps']} maps of {c['size']}x{c['size']} in one `lax.scan`; median of "
+              f"{c['repeats']} calls after compile; same weights (forward values differ by {c['forward_relative_difference']:.1e}).",
+              "", "| | equinox.nn.Conv [s] | dacli Conv [s] | ratio |", "|---|---|---|---|",
+              f"| forward | {c['equinox_forward_s']:.3f} | {c['dacli_forward_s']:.3f} | {c['forward_ratio']:.1f}x |",
+              f"| gradient | {c['equinox_gradient_s']:.3f} | {c['dacli_gradient_s']:.3f} | {c['gradient_ratio']:.1f}x |", ""]
+    return "\n".join(lines)
+
+
+def save(prefix: Path, report: dict) -> None:
+    """The JSON so far (a crash in a later section keeps the earlier ones)."""
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    prefix.with_suffix(".json").write_text(json.dumps(report, indent=2, default=float))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="tiny training, shorter twins, K in (2, 4), smaller convolutions: ~5 min")
+    parser.add_argument("--setups", default="lorenz63,lorenz96")
+    parser.add_argument("--ks", default=None, help="K values for the adjoint table (default 2,4,8,16; quick 2,4)")
+    parser.add_argument("--out", default=None, help="output prefix (default benchmarks/results/fourdvarnet[_quick])")
+    parser.add_argument("--keep", default=None, help="keep the twins, networks and outputs in this folder")
+    arguments = parser.parse_args()
+    quick = arguments.quick
+    ks = [int(k) for k in (arguments.ks or ("2,4" if quick else "2,4,8,16")).split(",")]
+    prefix = Path(arguments.out or RESULTS / ("fourdvarnet_quick" if quick else "fourdvarnet"))
+    began = time.perf_counter()
+    import dacli
+    import jax
+
+    report = {"quick": quick, "dacli_source": str(Path(dacli.__file__).parent), "accuracy": []}
+    with tempfile.TemporaryDirectory() as scratch:
+        base = Path(arguments.keep or scratch)
+        for setup in arguments.setups.split(","):
+            folder = base / setup
+            folder.mkdir(parents=True, exist_ok=True)
+            report["accuracy"].append(accuracy(setup, folder, quick))
+            save(prefix, report)
+        report["adjoints"] = adjoint_costs(base / "lorenz63", ks, 2 if quick else 5, quick)
+        save(prefix, report)
+    report["convolutions"] = convolutions(2, size=32) if quick else convolutions(3)
+    report["platform"] = f"jax {jax.__version__} on {jax.devices()[0].platform}"
+    report["total_s"] = time.perf_counter() - began
+    report["environment"] = environment()
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    prefix.with_suffix(".json").write_text(json.dumps(report, indent=2, default=float))
+    prefix.with_suffix(".md").write_text(markdown(report))
+    print(markdown(report))
+
+
+if __name__ == "__main__":
+    main()
