@@ -66,6 +66,10 @@ def test_checkpoint_round_trips_and_resume_equals_an_uninterrupted_run(tmp_path)
 def test_refusals(tmp_path):
     from dacli.run.train import train
 
+    with pytest.raises(ConfigError, match=r"network.solver_adjoint: ImplicitAdjoint differentiates at a fixed point, "
+                                          r"and the ConvLSTM solver's normalised updates never settle"):
+        small_config(tmp_path, 'network.solver_adjoint="implicitadjoint"')
+    small_config(tmp_path, 'network.solver_adjoint="ImplicitAdjoint"', 'network.solver="gradient"')  # accepted
     config = small_config(tmp_path, "train.epochs=1")
     with pytest.raises(DataError, match=r"--resume: no checkpoint .*run/last.eqx to continue from"):
         train(config, resume=True)

@@ -156,6 +156,10 @@ def check_names(config: Config) -> list[tuple[str, str]]:
     ]
     if config.network is not None:
         checks.append(("network.solver_adjoint", SOLVER_ADJOINTS.problem(config.network.solver_adjoint)))
+        if SOLVER_ADJOINTS.canonical(config.network.solver_adjoint) == "ImplicitAdjoint" and config.network.solver == "convlstm":
+            checks.append(("network.solver_adjoint", "ImplicitAdjoint differentiates at a fixed point, and the ConvLSTM "
+                           "solver's normalised updates never settle (its linear solve stagnates); use solver = "
+                           "\"gradient\" with it, or another solver_adjoint"))
     if checks[2][1] is None:
         from dacli.build.choices import minimiser_problem
 
