@@ -38,14 +38,12 @@ import io
 import json
 import logging
 import math
-import platform
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -310,32 +308,18 @@ def git_commit() -> str | None:
 
 
 def environment(dacli_commit: str | None) -> dict:
+    """provenance.environment (machine, load, versions) plus DAPPER's, the JAX backend and both commits."""
     import jax
+    from provenance import environment as machine
 
-    names = ("dapper", "dacli", "jax", "jaxlib", "diffrax", "optimistix", "equinox", "lineax",
-             "numpy", "scipy", "xarray", "netCDF4")
-    cpu = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    memory = None
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        memory = round(int(Path("/proc/meminfo").read_text().split()[1]) / 2**20, 1)
     return {
+        **machine(("dapper", "scipy")),
         "openblas_num_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
         "jax_compilation_cache_dir": os.environ.get("JAX_COMPILATION_CACHE_DIR"),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "memory_gib": memory,
         "jax_backend": jax.default_backend(),
         "jax_devices": [str(d) for d in jax.devices()],
         "dacli_commit": dacli_commit,  # when the dacli runs started (dacli is imported then)
         "dacli_commit_at_end": git_commit(),
-        "versions": {name: version(name) for name in names},
     }
 
 

@@ -39,8 +39,9 @@ def package_version(name: str) -> str | None:
     return None
 
 
-def environment() -> dict:
-    names = ("dacli", "jax", "jaxlib", "jax-cuda13-plugin", "jax-cuda13-pjrt", "jax-cuda12-plugin",
+def environment(extra_packages: tuple[str, ...] = ()) -> dict:
+    """The machine, its load, the GPU if any, the dacli commit and package versions (+ ``extra_packages``)."""
+    names = (*extra_packages, "dacli", "jax", "jaxlib", "jax-cuda13-plugin", "jax-cuda13-pjrt", "jax-cuda12-plugin",
              "jax-cuda12-pjrt", "diffrax", "optimistix", "equinox", "lineax", "numpy", "xarray", "netCDF4", "pydantic")
     cpu = "unknown"
     with contextlib.suppress(OSError):

@@ -75,18 +75,9 @@ def make_method(dynamics, sqrt_b, nsteps, dt, minimiser=None, forward_adjoint=No
 
 def blue_analysis(method, background, obs):
     """Closed-form x0 analysis: xb + B G^T (G B G^T + R)^{-1} (y - G xb), G = H M (dense)."""
-    direct = eqx.tree_at(lambda m: m.forward_adjoint, method, diffrax.DirectAdjoint())
-
-    def observe(x0):
-        traj = direct.trajectory(x0, 0.0)
-        gathered = traj[obs.slot[:, None], obs.index]
-        return jnp.sum(obs.weight * gathered, axis=-1)
-
-    g = np.asarray(jax.jacfwd(observe)(jnp.zeros_like(background)))
-    mask = np.asarray(obs.mask)
-    g = g[mask]
-    y = np.asarray(obs.values)[mask]
-    r = np.diag(np.asarray(obs.std)[mask] ** 2)
+    g, variances = observation_jacobian(method, background, obs)
+    y = np.asarray(obs.values)[np.asarray(obs.mask)]
+    r = np.diag(variances)
     b = covariance_matrix(method.background_sqrt)
     xb = np.asarray(background)
     gain = b @ g.T @ np.linalg.inv(g @ b @ g.T + r)

@@ -149,3 +149,17 @@ def test_trained_on_lorenz63_the_analysis_beats_the_observation_error():
     after = float(evaluate(network, y[test], mask[test], truth[test]))
     # Measured: 1.11 (the observation error is 1.41, and only every 8th step is observed).
     assert after < 0.9 * noise, (before, after)
+
+
+@pytest.mark.parametrize("spatial_dims, periodic", [(1, False), (2, True), (2, False)])
+def test_channels_last_conv_equals_equinox_conv(spatial_dims, periodic):
+    """dacli's Conv (a matrix product over shifted copies, fast inside loops on CPU) computes what
+    equinox.nn.Conv computes with the same weights: zero or circular padding, 1-D and 2-D."""
+    from dacli.learned.networks import Conv
+
+    ours = Conv(spatial_dims, 3, 5, 3, periodic, key=jax.random.PRNGKey(0), dtype=jnp.float64)
+    theirs = eqx.nn.Conv(spatial_dims, 3, 5, 3, padding=1, padding_mode="CIRCULAR" if periodic else "ZEROS",
+                         key=jax.random.PRNGKey(1), dtype=jnp.float64)
+    theirs = eqx.tree_at(lambda c: (c.weight, c.bias), theirs, (ours.weight, ours.bias.reshape(theirs.bias.shape)))
+    x = jax.random.normal(jax.random.PRNGKey(2), (3,) + (7,) * spatial_dims, jnp.float64)
+    np.testing.assert_allclose(ours(x), theirs(x), rtol=0, atol=1e-13)

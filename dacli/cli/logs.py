@@ -28,8 +28,10 @@ def setup_logging(quiet: bool, verbose: bool) -> None:
     logger.addHandler(handler)
 
 
-class WindowProgress:
-    """Reports each finished window: a rich progress bar on a terminal, a log line otherwise."""
+class _TerminalProgress:
+    """A rich progress bar on stderr while in the ``with`` block, only on a terminal and without -q."""
+
+    label = ""
 
     def __init__(self, quiet: bool):
         self.quiet = quiet
@@ -40,10 +42,10 @@ class WindowProgress:
     def __enter__(self):
         if is_terminal() and not self.quiet:
             from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-            self.progress = Progress(TextColumn("window"), MofNCompleteColumn(), BarColumn(),
-                                     TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
+            self.progress = Progress(TextColumn(self.label), MofNCompleteColumn(), BarColumn(),
+                                     TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(),
                                      console=Console(stderr=True), transient=False)
             self.progress.__enter__()
         return self
@@ -51,6 +53,12 @@ class WindowProgress:
     def __exit__(self, *exc):
         if self.progress is not None:
             self.progress.__exit__(*exc)
+
+
+class WindowProgress(_TerminalProgress):
+    """Reports each finished window: a rich progress bar on a terminal, a log line otherwise."""
+
+    label = "window"
 
     def __call__(self, k: int, total: int, record: dict) -> None:
         status = (f"J {record['cost_initial']:.4g} -> {record['cost_final']:.4g}, {record['iterations']} it"
@@ -65,30 +73,15 @@ class WindowProgress:
             self.log.info("window %d/%d: %s, %d obs", k + 1, total, status, record["observations_used"])
 
 
-class TrainingProgress:
+class TrainingProgress(_TerminalProgress):
     """Reports training batches: a rich progress bar (epoch, batch, loss, validation RMSE) on a
     terminal; in batch logs the per-epoch lines of :mod:`dacli.run.train` suffice."""
 
+    label = "train"
+
     def __init__(self, quiet: bool):
-        self.enabled = is_terminal() and not quiet
-        self.progress = None
-        self.task = None
+        super().__init__(quiet)
         self.validation = "-"
-
-    def __enter__(self):
-        if self.enabled:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-            self.progress = Progress(TextColumn("train"), MofNCompleteColumn(), BarColumn(),
-                                     TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                                     console=Console(stderr=True), transient=False)
-            self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        if self.progress is not None:
-            self.progress.__exit__(*exc)
 
     def batch(self, epoch: int, epochs: int, batch: int, batches: int, loss: float) -> None:
         if self.progress is None:

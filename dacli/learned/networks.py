@@ -58,10 +58,6 @@ class Conv(eqx.Module):
         return jnp.einsum("ik...,oik->o...", jnp.stack(patches, axis=1), kernel) + self.bias.reshape(-1, *(1,) * len(shape))
 
 
-def _conv(spatial_dims: int, channels_in: int, channels_out: int, kernel: int, periodic: bool, key, dtype):
-    return Conv(spatial_dims, channels_in, channels_out, kernel, periodic, key=key, dtype=dtype)
-
-
 class BilinearPrior(eqx.Module):
     """Phi(x) = x + D([L(E x), B1(E x) * B2(E x)]): a residual bilinear convolutional auto-encoder."""
 
@@ -74,11 +70,11 @@ class BilinearPrior(eqx.Module):
     def __init__(self, channels: int, hidden: int, spatial_dims: int, kernel: int, periodic: bool, *, key,
                  dtype=jnp.float32):
         keys = jax.random.split(key, 5)
-        self.encode = _conv(spatial_dims, channels, hidden, kernel, periodic, keys[0], dtype)
-        self.linear = _conv(spatial_dims, hidden, hidden, kernel, periodic, keys[1], dtype)
-        self.left = _conv(spatial_dims, hidden, hidden, kernel, periodic, keys[2], dtype)
-        self.right = _conv(spatial_dims, hidden, hidden, kernel, periodic, keys[3], dtype)
-        decode = _conv(spatial_dims, 2 * hidden, channels, 1, periodic, keys[4], dtype)
+        self.encode = Conv(spatial_dims, channels, hidden, kernel, periodic, key=keys[0], dtype=dtype)
+        self.linear = Conv(spatial_dims, hidden, hidden, kernel, periodic, key=keys[1], dtype=dtype)
+        self.left = Conv(spatial_dims, hidden, hidden, kernel, periodic, key=keys[2], dtype=dtype)
+        self.right = Conv(spatial_dims, hidden, hidden, kernel, periodic, key=keys[3], dtype=dtype)
+        decode = Conv(spatial_dims, 2 * hidden, channels, 1, periodic, key=keys[4], dtype=dtype)
         # Start as the identity map (a zero residual): training adds structure, not noise.
         self.decode = eqx.tree_at(lambda c: c.weight, decode, jnp.zeros_like(decode.weight))
 
@@ -97,8 +93,8 @@ class ConvLSTMModulator(eqx.Module):
     def __init__(self, channels: int, hidden: int, spatial_dims: int, kernel: int, periodic: bool, *, key,
                  dtype=jnp.float32):
         keys = jax.random.split(key, 2)
-        self.gates = _conv(spatial_dims, channels + hidden, 4 * hidden, kernel, periodic, keys[0], dtype)
-        self.output = _conv(spatial_dims, hidden, channels, 1, periodic, keys[1], dtype)
+        self.gates = Conv(spatial_dims, channels + hidden, 4 * hidden, kernel, periodic, key=keys[0], dtype=dtype)
+        self.output = Conv(spatial_dims, hidden, channels, 1, periodic, key=keys[1], dtype=dtype)
         self.hidden = hidden
 
     def initial_state(self, x):

@@ -8,7 +8,7 @@ elsewhere). The analysis trajectory is the background state at the window start 
 reconstruction; the background trajectory is the model run from the background, so the output
 file, its diagnostics and the cycling (the analysis at the end of the shift becomes the next
 background) are those of 4DVar. Cost terms: J = U(x) = Jb + Jo with Jb the learned prior term
-1/2 w |x - Phi(x)|^2 and Jo the observation term on the gridded observations; "iterations" is K.
+w |x - Phi(x)|^2 / (2 sigma_o^2) and Jo the observation term on the gridded observations; "iterations" is K.
 """
 
 from __future__ import annotations
