@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,20 @@ def copy_workspace(root: Path) -> Path:
     shutil.copytree(REPO / "configs", root / "configs")
     shutil.copytree(REPO / "sample_data", root / "sample_data")
     return root
+
+
+def pytest_configure(config):
+    """One persistent JAX compilation cache for the whole test session (never the user's own).
+
+    Set in the controlling process before xdist starts its workers, so the workers and every
+    ``dacli`` subprocess share it: a program compiled by one test is loaded, not recompiled, by
+    the next that builds the same one (e.g. the same configuration run in-process again).
+    """
+    if hasattr(config, "workerinput") or "DACLI_COMPILATION_CACHE" in os.environ:
+        return
+    folder = tempfile.mkdtemp(prefix="dacli-test-jax-cache-")
+    os.environ["DACLI_COMPILATION_CACHE"] = folder
+    config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
 
 
 @pytest.fixture

@@ -62,6 +62,9 @@ def _guard(traceback: bool, action):
     except typer.Exit:
         raise
     except DacliError as exc:
+        if getattr(exc, "signal_number", None) is not None:  # a clean stop on a signal, not an error
+            typer.echo(f"dacli: {exc}", err=True)
+            raise typer.Exit(exc.exit_code) from None
         if traceback:
             import traceback as tb
 
@@ -122,8 +125,16 @@ def assimilate(
     device: DeviceOption = None,
     precision: PrecisionOption = None,
     strict: StrictOption = False,
+    resume: Annotated[bool, typer.Option("--resume", help=(
+        "Continue a run stopped by a signal from its checkpoint (<output.path>.checkpoint)."))] = False,
+    windows: Annotated[Optional[str], typer.Option("--windows", help=(
+        "Run only windows A <= k < B (from 0), e.g. one job-array task's share: --windows 100:200 "
+        "(sets window.select)."))] = None,
 ) -> None:
-    """Assimilate the observations over every window and write the analysis NetCDF."""
+    """Assimilate the observations over every window and write the analysis NetCDF.
+
+    SIGTERM, SIGINT (and run.stop_signal, e.g. Slurm's USR1) stop it at the next chunk of windows
+    with a checkpoint (exit 143 / 130); --resume finishes it."""
     from dacli.cli.logs import WindowProgress, setup_logging
 
     setup_logging(quiet, verbose)
@@ -131,9 +142,11 @@ def assimilate(
     def action():
         from dacli.run.assimilate import assimilate as run_assimilate
 
-        cfg = _load(config, set_, device, precision)
+        overrides = [*(set_ or []), *([f'window.select="{windows}"'] if windows is not None else [])]
+        cfg = _load(config, overrides, device, precision)
         with WindowProgress(quiet) as progress:
-            result = run_assimilate(cfg, overwrite=overwrite, command=_command_line(), on_window=progress)
+            result = run_assimilate(cfg, overwrite=overwrite, resume=resume, command=_command_line(),
+                                    on_window=progress)
         return result
 
     result = _guard(traceback, action)

@@ -13,6 +13,34 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator, model_validator
 
 
+def signal_number(name: str) -> int:
+    """'USR1', 'SIGUSR1' or '10' -> the signal number; ValueError naming the choices otherwise."""
+    import signal
+
+    text = name.strip().upper()
+    if text.isdigit() and int(text) in {int(s) for s in signal.Signals}:
+        return int(text)
+    text = text if text.startswith("SIG") else f"SIG{text}"
+    if text in {"SIGKILL", "SIGSTOP"} or not hasattr(signal.Signals, text):
+        raise ValueError(f"unknown or uncatchable signal {name!r} (e.g. USR1, USR2, TERM, or a number)")
+    return int(getattr(signal.Signals, text))
+
+
+def window_range(text: str) -> tuple[int, int | None]:
+    """'A:B', 'A:' or ':B' -> (A, B or None), 0 <= A < B; ValueError saying the form otherwise."""
+    first, colon, last = text.partition(":")
+    try:
+        if not colon:
+            raise ValueError
+        start = int(first) if first.strip() else 0
+        stop = int(last) if last.strip() else None
+    except ValueError:
+        raise ValueError(f"expected 'A:B' (windows A <= k < B, from 0), found {text!r}") from None
+    if start < 0 or (stop is not None and stop <= start):
+        raise ValueError(f"expected 0 <= A < B in 'A:B', found {text!r}")
+    return start, stop
+
+
 class Section(BaseModel):
     """Base record: immutable, unknown keys rejected, nan/inf rejected for every float."""
 
@@ -24,6 +52,22 @@ class RunConfig(Section):
     seed: int = 0
     precision: Literal["float32", "float64"] = "float64"
     device: Literal["auto", "cpu", "gpu"] = "auto"
+    compilation_cache: str = Field(default="auto", description=(
+        "persistent JAX compilation cache: 'auto' ($DACLI_COMPILATION_CACHE, else the user cache folder "
+        "$XDG_CACHE_HOME/dacli/jax or ~/.cache/dacli/jax), 'off', or a folder"))
+    stop_signal: str | None = Field(default=None, description=(
+        "a signal that, like SIGTERM and SIGINT, stops the run cleanly at the next chunk boundary with a "
+        "checkpoint (Slurm's early warning: --signal=USR1@300 with stop_signal = 'USR1')"))
+    windows_per_chunk: PositiveInt | None = Field(default=None, description=(
+        "windows per compiled chunk (default: up to 32, at least four chunks): a stop is honoured and "
+        "progress reported at chunk boundaries"))
+
+    @field_validator("stop_signal")
+    @classmethod
+    def _known_signal(cls, value):
+        if value is not None:
+            signal_number(value)
+        return value
 
 
 class ModelConfig(Section):
@@ -39,6 +83,16 @@ class WindowConfig(Section):
     shift: PositiveFloat | None = Field(default=None, description="defaults to length")
     count: PositiveInt | None = Field(default=None, description="defaults to as many as the observations cover")
     assimilate: Literal["newest", "all"] = "newest"
+    select: str | None = Field(default=None, description=(
+        "'A:B': run only windows A <= k < B of the schedule, counted from 0 (a job-array task's share); the "
+        "first selected window's background is background.path's state at its start"))
+
+    @field_validator("select")
+    @classmethod
+    def _window_range(cls, value):
+        if value is not None:
+            window_range(value)
+        return value
 
     @model_validator(mode="after")
     def _shift_not_longer_than_length(self) -> "WindowConfig":

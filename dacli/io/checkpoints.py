@@ -1,9 +1,10 @@
-"""4DVarNet checkpoints: one file, a JSON header line then the arrays (equinox serialisation).
+"""Checkpoints: one file, a JSON header line then the arrays (equinox serialisation).
 
-The header holds everything needed to rebuild the skeleton the arrays load into and to refuse a
-mismatched file: the architecture ([network] keys), the window layout (channels, spatial shape),
-the normalisation, the training position (epoch, optimiser step, the batch RNG's state) and the
-metrics history. Written to a temporary file beside the target and renamed into place, so an
+Two formats share it. 4DVarNet's (``dacli train``): the header holds everything needed to
+rebuild the skeleton the arrays load into and to refuse a mismatched file: the architecture
+([network] keys), the window layout (channels, spatial shape), the normalisation, the training
+position (epoch, optimiser step, the batch RNG's state) and the metrics history. A stopped
+cycling run's (``dacli assimilate``, :mod:`dacli.run.resume`): its configuration and position. Written to a temporary file beside the target and renamed into place, so an
 interrupted write never leaves a partial checkpoint (equinox's documented pattern for
 hyperparameters + ``tree_serialise_leaves``).
 """
@@ -38,15 +39,19 @@ def write_atomically(path: str | Path, content: bytes | None = None, write=None)
     return path
 
 
-def save_checkpoint(path: str | Path, header: dict, tree) -> Path:
+def _describe(kind: str) -> str:
+    return "4DVarNet checkpoint" if kind == FORMAT else "checkpoint of a stopped assimilation"
+
+
+def save_checkpoint(path: str | Path, header: dict, tree, kind: str = FORMAT) -> Path:
     def write(stream):
-        stream.write((json.dumps({"format": FORMAT, "version": VERSION, **header}) + "\n").encode())
+        stream.write((json.dumps({"format": kind, "version": VERSION, **header}) + "\n").encode())
         eqx.tree_serialise_leaves(stream, eqx.filter(tree, eqx.is_array))
 
     return write_atomically(path, write=write)
 
 
-def read_header(path: str | Path) -> dict:
+def read_header(path: str | Path, kind: str = FORMAT) -> dict:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"checkpoint {path}: no such file")
@@ -54,22 +59,22 @@ def read_header(path: str | Path) -> dict:
         with open(path, "rb") as stream:
             header = json.loads(stream.readline().decode())
     except (ValueError, UnicodeDecodeError):
-        raise DataError(f"checkpoint {path}: not a dacli 4DVarNet checkpoint (no JSON header line)") from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise DataError(f"checkpoint {path}: not a dacli 4DVarNet checkpoint (no {FORMAT!r} header)")
+        raise DataError(f"checkpoint {path}: not a dacli {_describe(kind)} (no JSON header line)") from None
+    if not isinstance(header, dict) or header.get("format") != kind:
+        raise DataError(f"checkpoint {path}: not a dacli {_describe(kind)} (no {kind!r} header)")
     if header.get("version") != VERSION:
         raise DataError(f"checkpoint {path}: format version {header.get('version')}; this dacli reads {VERSION}")
     return header
 
 
-def load_checkpoint(path: str | Path, like):
+def load_checkpoint(path: str | Path, like, kind: str = FORMAT):
     """The arrays of ``path`` loaded into ``like`` (a tree of the same structure): (header, tree)."""
-    header = read_header(path)
+    header = read_header(path, kind)
     arrays, static = eqx.partition(like, eqx.is_array)
     try:
         with open(path, "rb") as stream:
             stream.readline()
             arrays = eqx.tree_deserialise_leaves(stream, arrays)
     except (ValueError, RuntimeError, EOFError, OSError) as exc:
-        raise DataError(f"checkpoint {path}: its arrays do not match the network the header describes ({exc})") from None
+        raise DataError(f"checkpoint {path}: its arrays do not match what the header describes ({exc})") from None
     return header, eqx.combine(arrays, static)

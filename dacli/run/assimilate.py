@@ -63,12 +63,24 @@ def _window_record(k, schedule, packed, analysis, truth_segment, segment) -> dic
     return record
 
 
-def assimilate(config: Config, *, overwrite: bool = False, command: str = "dacli assimilate",
+def assimilate(config: Config, *, overwrite: bool = False, resume: bool = False, command: str = "dacli assimilate",
                on_window: WindowCallback | None = None) -> AssimilationResult:
-    """Run the configured assimilation over every window and write the analysis file."""
+    """Run the configured assimilation over every window and write the analysis file.
+
+    SIGTERM, SIGINT and ``run.stop_signal`` stop the run at the next chunk boundary with a
+    checkpoint (:mod:`dacli.run.stopping`); ``resume=True`` continues from it to the same output.
+    """
+    from dacli.run.stopping import StopSignals
+
+    with StopSignals(config.run.stop_signal) as stop:  # from the start: a signal while compiling counts too
+        return _assimilate(config, stop, overwrite=overwrite, resume=resume, command=command, on_window=on_window)
+
+
+def _assimilate(config: Config, stop, *, overwrite: bool, resume: bool, command: str,
+                on_window: WindowCallback | None) -> AssimilationResult:
     from dacli.run.runtime import configure, describe_device
 
-    platform = configure(config.run.precision, config.run.device)
+    platform = configure(config.run.precision, config.run.device, config.run.compilation_cache)
 
     import jax
     import jax.numpy as jnp
@@ -80,9 +92,12 @@ def assimilate(config: Config, *, overwrite: bool = False, command: str = "dacli
     from dacli.io.netcdf import check_writable, write_netcdf_atomically
     from dacli.io.states import states_at
     from dacli.methods.variational import analyse_windows
+    from dacli.run.resume import ResumeFile, check_resume, checkpoint_path
+    from dacli.run.stopping import Interrupted
 
     overwrite = overwrite or config.output.overwrite
     check_writable(config.output.path, overwrite)
+    check_resume(checkpoint_path(config), resume, overwrite)
     feedback_path = config.output.observation_diagnostics
     if feedback_path is not None:
         check_writable(feedback_path, overwrite)
@@ -107,23 +122,12 @@ def assimilate(config: Config, *, overwrite: bool = False, command: str = "dacli
     records, analysis_parts, background_parts, time_parts = [], [], [], []
     equivalents, outer_loops, spreads = {"background": [], "analysis": []}, [], []
     window_starts, window_ends = [], []
-    chunk = chunk_size(schedule.count)
-    chunks = -(-schedule.count // chunk)
-    compile_seconds = run_seconds = 0.0
-    for first in range(0, schedule.count, chunk):
-        indices = np.minimum(np.arange(first, first + chunk), schedule.count - 1)  # pad the last chunk
-        started = time.perf_counter()
-        xb, results = analyse_windows(
-            problem.method, xb, jnp.asarray(schedule.starts[indices], problem.dtype),
-            jax.tree_util.tree_map(lambda a: jnp.asarray(a[indices]), packed.stacked()),
-            jnp.asarray(np.arange(first, first + chunk) < schedule.count), schedule.steps_per_shift)
-        results = jax.tree_util.tree_map(np.asarray, results)
+    chunk = chunk_size(schedule.count, config.run.windows_per_chunk)
+    chunk_seconds = []  # wall time of each chunk computed by this process (the first includes compilation)
+
+    def absorb(first: int, results) -> None:
+        """Check and record the windows of one finished chunk (``results``: numpy arrays)."""
         chunk_outer = {name: getattr(results.outer, name) for name in results.outer.__dataclass_fields__}
-        elapsed = time.perf_counter() - started
-        if first == 0:
-            compile_seconds = elapsed
-        else:
-            run_seconds += elapsed
         for offset, k in enumerate(range(first, min(first + chunk, schedule.count))):
             analysis = {name: getattr(results, name)[offset] for name in results.__dataclass_fields__
                         if name not in ("outer", "background_spread")}
@@ -160,6 +164,37 @@ def assimilate(config: Config, *, overwrite: bool = False, command: str = "dacli
             if on_window is not None:
                 on_window(k, schedule.count, record)
 
+    def chunk_arguments(first: int):
+        indices = np.minimum(np.arange(first, first + chunk), schedule.count - 1)  # pad the last chunk
+        return (jnp.asarray(schedule.starts[indices], problem.dtype),
+                jax.tree_util.tree_map(lambda a: jnp.asarray(a[indices]), packed.stacked()),
+                jnp.asarray(np.arange(first, first + chunk) < schedule.count))
+
+    finished = []  # each finished chunk's results (numpy): what a checkpoint holds
+    resumable = ResumeFile(checkpoint_path(config), config, schedule.count, chunk)
+    if resume:
+        like = jax.eval_shape(lambda b, *a: analyse_windows(problem.method, b, *a, schedule.steps_per_shift)[1],
+                              xb, *chunk_arguments(0))
+        xb, finished = resumable.load(xb, like)
+        xb = jnp.asarray(xb, problem.dtype)
+        log.info("resuming after window %d of %d from %s", min(len(finished) * chunk, schedule.count),
+                 schedule.count, resumable.path)
+        for index, results in enumerate(finished):
+            absorb(index * chunk, results)
+    for first in range(len(finished) * chunk, schedule.count, chunk):
+        started = time.perf_counter()
+        xb, results = analyse_windows(problem.method, xb, *chunk_arguments(first), schedule.steps_per_shift)
+        results = jax.tree_util.tree_map(np.asarray, results)
+        chunk_seconds.append(time.perf_counter() - started)
+        absorb(first, results)
+        finished.append(results)
+        if stop.requested() is not None and first + chunk < schedule.count:
+            resumable.save(np.asarray(xb), finished, stop.name())
+            raise Interrupted(
+                f"stopped by {stop.name()} after window {first + chunk} of {schedule.count}; checkpoint "
+                f"{resumable.path} written, no analysis file; rerun the same command with --resume to finish",
+                stop.requested())
+
     windows = {name: np.array([r[name] for r in records]) for name in records[0]}
     times = np.concatenate(time_parts)
     analysis_states = np.concatenate(analysis_parts)
@@ -177,10 +212,10 @@ def assimilate(config: Config, *, overwrite: bool = False, command: str = "dacli
         "cost_final_mean": float(windows["cost_final"].mean()),
         "iterations_mean": float(windows["iterations"].mean()),
         "windows_per_compiled_chunk": chunk,
-        "compile_and_first_chunk_seconds": round(compile_seconds, 3),
+        "compile_and_first_chunk_seconds": round(chunk_seconds[0], 3) if chunk_seconds else None,
         # Timed per computed window: the last chunk is padded to full size, and padding runs too.
-        "seconds_per_window_after_first_chunk": (round(run_seconds / (chunks - 1) / chunk, 6)
-                                                 if chunks > 1 else None),
+        "seconds_per_window_after_first_chunk": (round(sum(chunk_seconds[1:]) / (len(chunk_seconds) - 1) / chunk, 6)
+                                                 if len(chunk_seconds) > 1 else None),
         "device": describe_device(),
         "precision": config.run.precision,
         "method": config.method.kind,
@@ -221,6 +256,7 @@ def assimilate(config: Config, *, overwrite: bool = False, command: str = "dacli
                                                      "method": config.method.kind})
         write_netcdf_atomically(feedback, feedback_path, overwrite)
         summary["observation_diagnostics"] = str(feedback_path)
+    resumable.remove()  # the run is complete: its checkpoint has served
     return AssimilationResult(output=str(config.output.path), summary=summary, windows=windows)
 
 
@@ -245,12 +281,14 @@ def describe_outer_loops(outer: dict[str, np.ndarray]) -> str:
             outer["gradient_reduction"])))
 
 
-def chunk_size(count: int, largest: int = 32) -> int:
-    """Windows per compiled chunk: up to ``largest``, at least four chunks when there are enough.
+def chunk_size(count: int, configured: int | None = None, largest: int = 32) -> int:
+    """Windows per compiled chunk: ``configured``, else up to ``largest`` with at least four chunks.
 
     Windows inside a chunk run in one compiled scan (no Python between them); chunk boundaries
-    are where progress is reported, and where the run could be stopped and resumed.
+    are where progress is reported, and where a run stops on a signal and resumes.
     """
+    if configured is not None:
+        return max(1, min(configured, count))
     return max(1, min(largest, count // 4 or 1))
 
 
@@ -280,7 +318,7 @@ def prepare_inputs(config: Config) -> PreparedInputs:
              "window, %d outside the model domain%s", len(observations), packed.used.sum(), schedule.count,
              packed.rejected.sum(), packed.outside, observations.rejected_outside_domain,
              f", {observations.rejected_preqc} dropped by the file's PreQC" if config.observations.layout == "ioda" else "")
-    background = initial_background(config, layout)
+    background = initial_background(config, layout, float(schedule.starts[0]))
     truth = read_states(config.truth.path, layout, "truth") if config.truth else None
     # The Desroziers background check costs SPREAD_PROBES tangent-linear runs per window and a
     # second compiled linearisation (Lorenz-96 sample: +3.8 s compile, 0-6 % per window): done
@@ -298,9 +336,26 @@ def schedule_windows(config: Config, observations):
     last_time = float(observations.times.max()) if len(observations) else None
     schedule = make_schedule(window.start, window.length, window.effective_shift, config.model.dt,
                              window.assimilate, window.count, last_time)
+    if window.select is not None:
+        schedule = select_windows(schedule, window.select)
     packed = pack_observations(observations, schedule, config.observations.time_tolerance,
                                dtype=np.float64 if config.run.precision == "float64" else np.float32)
     return schedule, packed
+
+
+def select_windows(schedule, select: str):
+    """The windows ``select`` ('A:B', from 0) names; a ConfigError if the schedule has fewer."""
+    import dataclasses
+
+    from dacli.config.schema import window_range
+    from dacli.errors import ConfigError
+
+    start, stop = window_range(select)
+    stop = schedule.count if stop is None else stop
+    if stop > schedule.count:
+        raise ConfigError([f"window.select: {select!r} asks for windows up to {stop - 1}, the schedule has "
+                           f"{schedule.count} (0 to {schedule.count - 1})"])
+    return dataclasses.replace(schedule, starts=schedule.starts[start:stop])
 
 
 # Measured (benchmarks/QG.md): ForwardMode at 65 536 controls (QG 256 x 256) asked for 128 GiB on an H100.
@@ -315,18 +370,23 @@ def warn_forward_mode(config: Config, control_size: int) -> None:
                     "use RecursiveCheckpointAdjoint (or BacksolveAdjoint)", control_size, FORWARD_MODE_CONTROL_WARNING)
 
 
-def initial_background(config: Config, layout) -> np.ndarray:
-    """The first window's background: ``background.state`` or the file's state at window.start."""
+def initial_background(config: Config, layout, start: float | None = None) -> np.ndarray:
+    """The first window's background: ``background.state`` or the file's state at ``start`` (window.start)."""
     from dacli.errors import ConfigError
     from dacli.io.states import read_states, state_at
 
+    start = config.window.start if start is None else start
     if config.background.state is not None:
+        if abs(start - config.window.start) > 0.5 * config.model.dt:
+            raise ConfigError([f"window.select: the first selected window starts at {start:g}, but background.state "
+                               f"is the state at window.start ({config.window.start:g}); give background.path, a "
+                               "file with a state at that time (e.g. the previous task's analysis)"])
         state = np.asarray(config.background.state, float)
         if state.size != layout.size:
             raise ConfigError([f"background.state: expected {layout.size} values (the model state size), found {state.size}"])
         return state
     times, states = read_states(config.background.path, layout, "background")
-    return state_at(times, states, config.window.start, config.background.path, "background", 0.5 * config.model.dt)
+    return state_at(times, states, start, config.background.path, "background", 0.5 * config.model.dt)
 
 
 def _provenance(config: Config, summary: dict, jax) -> dict:

@@ -116,12 +116,13 @@ def check_adjoints(config: Config | None, *, precision: str = "float64", device:
     """Run the gradient-check suite; never raises for a failing check (see ``report.passed``)."""
     from dacli.run.runtime import configure, describe_device
 
+    cache = "auto"
     if config is not None:
-        precision, device = config.run.precision, config.run.device
+        precision, device, cache = config.run.precision, config.run.device, config.run.compilation_cache
         if config.method.kind == "4dvarnet":
             raise ConfigError(["method.kind: check-adjoints checks the variational methods' gradients; 4DVarNet's "
                                "(its solver adjoints) are checked by dacli's tests — use a 4DVar config of the same model"])
-    configure(precision, device)
+    configure(precision, device, cache)
     import jax
     import jax.numpy as jnp
 

@@ -1,23 +1,45 @@
-"""Process-wide JAX set-up: precision, device, error handling. Call before importing JAX.
+"""Process-wide JAX set-up: precision, device, error handling, compilation cache. Call before importing JAX.
 
 ``EQX_ON_ERROR=nan`` turns equinox/diffrax/optimistix runtime checks into NaNs instead of host
 callbacks (which would keep programs out of JAX's persistent compilation cache); every method
 checks its results for finiteness itself (../shared/CONVENTIONS.md).
+
+The persistent compilation cache (JAX's ``jax_compilation_cache_dir``) is on by default in the
+user cache folder: a second run of the same configuration loads its compiled programs instead
+of compiling them (benchmarks/compile_cache.py measures the start-up). ``run.compilation_cache``
+(or ``$DACLI_COMPILATION_CACHE``) names another folder or turns it "off".
 """
 
 from __future__ import annotations
 
+import logging
 import os
+from pathlib import Path
 
 from dacli.errors import DeviceError
 
+log = logging.getLogger("dacli")
 
-def configure(precision: str = "float64", device: str = "auto") -> str:
-    """Apply precision and device choices; return the platform JAX will use ("cpu", "gpu")."""
+
+def cache_folder(setting: str = "auto") -> Path | None:
+    """The compilation cache folder ``setting`` means: "auto", "off" (None) or a folder."""
+    if setting == "auto":
+        setting = os.environ.get("DACLI_COMPILATION_CACHE", "auto")
+    if setting.strip().lower() == "off":
+        return None
+    if setting == "auto":
+        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+        return Path(base) / "dacli" / "jax"
+    return Path(setting).expanduser()
+
+
+def configure(precision: str = "float64", device: str = "auto", compilation_cache: str = "auto") -> str:
+    """Apply precision, device and cache choices; return the platform JAX will use ("cpu", "gpu")."""
     os.environ.setdefault("EQX_ON_ERROR", "nan")
     import jax
 
     jax.config.update("jax_enable_x64", precision == "float64")
+    _use_cache(jax, cache_folder(compilation_cache))
     if device == "cpu":
         jax.config.update("jax_platforms", "cpu")
     try:
@@ -30,6 +52,24 @@ def configure(precision: str = "float64", device: str = "auto") -> str:
             f"{platform!r}); install the CUDA build with `pip install \"dacli[cuda]\"` on a machine with an NVIDIA GPU"
         )
     return platform
+
+
+def _use_cache(jax, folder: Path | None) -> None:
+    """Point JAX's persistent cache at ``folder`` (None: off); an unusable folder only warns."""
+    if folder is None:
+        jax.config.update("jax_enable_compilation_cache", False)
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        log.warning("compilation cache %s unusable (%s): compiling without it", folder, exc)
+        jax.config.update("jax_enable_compilation_cache", False)
+        return
+    jax.config.update("jax_enable_compilation_cache", True)
+    jax.config.update("jax_compilation_cache_dir", str(folder))
+    # Cache every program that took a tenth of a second to compile (JAX's default is one second:
+    # dacli's per-window programs are many and each just under it).
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
 
 
 def describe_device() -> str:

@@ -34,7 +34,7 @@ class SimulationResult:
 def simulate(config: Config, *, overwrite: bool = False) -> SimulationResult:
     from dacli.run.runtime import configure
 
-    configure(config.run.precision, config.run.device)
+    configure(config.run.precision, config.run.device, config.run.compilation_cache)
     import xarray as xr
 
     from dacli.io.analysis import without_fill_on_coordinates

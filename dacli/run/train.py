@@ -164,7 +164,7 @@ def train(config: Config, *, resume: bool = False, overwrite: bool = False, on_e
                                f"{config.method.kind}'s hyperparameters starts afresh (--overwrite replaces its snippet)"])
         return tune(config, overwrite=overwrite)
     _require(config)
-    configure(config.run.precision, config.run.device)
+    configure(config.run.precision, config.run.device, config.run.compilation_cache)
     import equinox as eqx
     import jax
     import jax.numpy as jnp

@@ -185,7 +185,7 @@ def tune(config: Config, *, overwrite: bool = False):
     output = Path(settings.output)
     if output.exists() and not overwrite:
         raise OutputError(f"output file {output} exists (tune.output); pass --overwrite to replace it")
-    configure(config.run.precision, config.run.device)
+    configure(config.run.precision, config.run.device, config.run.compilation_cache)
     import jax.numpy as jnp
 
     from dacli.io.checkpoints import write_atomically

@@ -23,8 +23,9 @@ def validate(config: Config) -> dict:
         "observations": len(observations),
         "valid_observations": int(np.sum(observations.valid)),
     }
-    initial_background(config, layout)  # size of background.state, or the file's state at window.start
     schedule, packed = schedule_windows(config, observations)
+    # size of background.state, or the file's state at the first (selected) window's start
+    initial_background(config, layout, float(schedule.starts[0]))
     method = config.method
     plan = plan_method(config, layout.size, schedule.steps, packed.values.shape[1])
     covariances = [config.background.covariance]

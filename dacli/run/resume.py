@@ -1,0 +1,89 @@
+"""Checkpoints of a cycling run, so a stopped ``dacli assimilate`` resumes to the same output.
+
+A checkpoint (``<output.path>.checkpoint``, one file written atomically) holds the cycled
+background after the last finished chunk and every finished chunk's window results — the
+arrays the analysis file and its diagnostics are made of — with a JSON header: the
+configuration (a resumed run must use the same one), the window count, the windows per chunk
+and the signal that stopped the run. Resuming reloads the chunks, rebuilds their diagnostics and
+computes the remaining chunks from the saved background, so the final file equals that of an
+uninterrupted run (same compiled programs, same chunking, same arithmetic).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from dacli.config.schema import Config
+from dacli.errors import ConfigError, DataError, OutputError
+from dacli.io.checkpoints import load_checkpoint, read_header, save_checkpoint
+
+FORMAT = "dacli-assimilation-checkpoint"
+# Keys that may differ between the stopped run and its resumption (they change no number).
+NEUTRAL_KEYS = ("output.overwrite", "run.stop_signal", "run.compilation_cache")
+
+
+def checkpoint_path(config: Config) -> Path:
+    return Path(f"{config.output.path}.checkpoint")
+
+
+def check_resume(path: Path, resume: bool, overwrite: bool) -> None:
+    """Before any work: --resume needs a checkpoint; a fresh start must not silently drop one."""
+    if resume and not path.is_file():
+        raise DataError(f"--resume: no checkpoint {path} to continue from (a stopped run writes it beside "
+                        "output.path)")
+    if not resume and path.exists() and not overwrite:
+        raise OutputError(f"{path} holds a stopped run's progress; pass --resume to continue it or --overwrite "
+                          "to start afresh")
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _comparable(config: Config) -> dict:
+    return {k: v for k, v in _flat(json.loads(config.model_dump_json())).items() if k not in NEUTRAL_KEYS}
+
+
+class ResumeFile:
+    """Save and load one cycling run's checkpoint (see the module docstring)."""
+
+    def __init__(self, path: Path, config: Config, windows: int, chunk: int):
+        self.path, self.config, self.windows, self.chunk = path, config, windows, chunk
+
+    def save(self, background: np.ndarray, finished: list, signal_name: str) -> Path:
+        header = {"config": _comparable(self.config), "windows": self.windows, "windows_per_chunk": self.chunk,
+                  "chunks_done": len(finished), "windows_done": min(len(finished) * self.chunk, self.windows),
+                  "stopped_by": signal_name}
+        return save_checkpoint(self.path, header, {"background": background, "chunks": finished}, FORMAT)
+
+    def load(self, background_like, chunk_like) -> tuple[np.ndarray, list]:
+        """(background, finished chunks); refuses a checkpoint of another configuration or chunking."""
+        header = read_header(self.path, FORMAT)
+        saved, now = header["config"], _comparable(self.config)
+        different = sorted(key for key in saved.keys() | now.keys() if saved.get(key) != now.get(key))
+        if different:
+            raise ConfigError([f"--resume: {self.path} was written with a different configuration ({key}: "
+                               f"{saved.get(key)!r} then, {now.get(key)!r} now)" for key in different[:5]]
+                              + ([f"... and {len(different) - 5} more keys"] if len(different) > 5 else [])
+                              + ["resume with the configuration of the stopped run, or start afresh with --overwrite"])
+        if (header["windows"], header["windows_per_chunk"]) != (self.windows, self.chunk):
+            raise DataError(f"--resume: {self.path} holds {header['windows']} windows in chunks of "
+                            f"{header['windows_per_chunk']}, this run schedules {self.windows} in chunks of {self.chunk}")
+        zeros = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), chunk_like)
+        like = {"background": np.zeros(np.shape(background_like), np.asarray(background_like).dtype),
+                "chunks": [zeros] * header["chunks_done"]}
+        _, tree = load_checkpoint(self.path, like, FORMAT)
+        return tree["background"], list(tree["chunks"])
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)

@@ -1,0 +1,110 @@
+"""Clean stops and resume: a real dacli process sent SIGTERM, ``--resume``, the early-warning signal.
+
+A stopped run must exit 143 (130 for SIGINT) with a checkpoint and no analysis file, and the
+resumed run must write exactly the file an uninterrupted run writes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import xarray as xr
+
+# The shipped Lorenz-96 run as it is (50 windows in compiled chunks of 12, the programs other tests
+# compile too): a stop lands on a chunk boundary well before the end.
+
+
+def _same_analysis(path_a, path_b):
+    with xr.open_dataset(path_a) as a, xr.open_dataset(path_b) as b:
+        assert set(a.data_vars) == set(b.data_vars)
+        for name in a.data_vars:
+            np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
+        for key in ("dacli_converged_windows", "dacli_desroziers_r_ratio"):
+            assert a.attrs[key] == b.attrs[key]
+
+
+def _stop_a_real_process(cwd):
+    """A real ``dacli assimilate`` process sent SIGTERM while it compiles its first chunk."""
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "COLUMNS")}
+    process = subprocess.Popen([sys.executable, "-m", "dacli", "assimilate", "configs/lorenz96.toml"],
+                               cwd=cwd, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                               stdin=subprocess.DEVNULL, text=True)
+    lines = []
+    for line in process.stderr:
+        lines.append(line)
+        if " method strong4dvar" in line:  # logged just before the first chunk is compiled and run
+            process.send_signal(signal.SIGTERM)
+            break
+    lines.append(process.stderr.read())
+    return process.wait(timeout=300), "".join(lines)
+
+
+def test_sigterm_checkpoint_then_resume_equals_the_uninterrupted_run(workspace, cli):
+    code, stderr = _stop_a_real_process(workspace)
+    assert code == 143, stderr
+    assert "received SIGTERM: stopping at the next chunk boundary" in stderr
+    assert ("dacli: stopped by SIGTERM after window 12 of 50; checkpoint lorenz96_analysis.nc.checkpoint written, "
+            "no analysis file; rerun the same command with --resume to finish") in stderr
+    assert "Traceback" not in stderr
+    assert (workspace / "lorenz96_analysis.nc.checkpoint").is_file()
+    assert not (workspace / "lorenz96_analysis.nc").exists()
+
+    fresh = cli(["assimilate", "configs/lorenz96.toml"], workspace)  # would drop the checkpoint
+    assert fresh.exit_code == 5
+    assert ("lorenz96_analysis.nc.checkpoint holds a stopped run's progress; pass --resume to continue it or "
+            "--overwrite to start afresh") in fresh.stderr
+    other = cli(["assimilate", "configs/lorenz96.toml", "--set", "method.max_steps=7", "--resume"], workspace)
+    assert other.exit_code == 2
+    assert "was written with a different configuration (method.max_steps: 100 then, 7 now)" in other.stderr
+
+    resumed = cli(["assimilate", "configs/lorenz96.toml", "--resume"], workspace)
+    assert resumed.exit_code == 0, resumed.stderr
+    assert "resuming after window 12 of 50" in resumed.stderr
+    assert not (workspace / "lorenz96_analysis.nc.checkpoint").exists()
+    whole = cli(["assimilate", "configs/lorenz96.toml", "--set", 'output.path="whole.nc"'], workspace)
+    assert whole.exit_code == 0, whole.stderr
+    _same_analysis(workspace / "lorenz96_analysis.nc", workspace / "whole.nc")
+
+
+def test_resume_without_a_checkpoint(workspace, cli):
+    result = cli(["assimilate", "configs/lorenz96.toml", "--resume"], workspace)
+    assert result.exit_code == 3
+    assert ("--resume: no checkpoint lorenz96_analysis.nc.checkpoint to continue from (a stopped run writes it "
+            "beside output.path)") in result.stderr
+
+
+def test_the_early_warning_signal_stops_in_process(workspace):
+    """run.stop_signal = USR1 (Slurm's --signal=USR1@300): stop after the chunk it arrived in, exit 143."""
+    from dacli.config.loading import load_config
+    from dacli.run.assimilate import assimilate
+    from dacli.run.stopping import Interrupted
+
+    config = load_config(workspace / "configs/lorenz96.toml",
+                         ['run.stop_signal="USR1"'])
+
+    def on_window(k, total, record):
+        if k == 4:
+            os.kill(os.getpid(), signal.SIGUSR1)
+
+    with pytest.raises(Interrupted) as stop:
+        assimilate(config, on_window=on_window)
+    assert stop.value.exit_code == 143
+    assert str(stop.value).startswith("stopped by SIGUSR1 after window 12 of 50")
+    assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL  # the handler is gone after the run
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ('run.stop_signal="USR9"', "unknown or uncatchable signal 'USR9'"),
+    ('run.stop_signal="KILL"', "unknown or uncatchable signal 'KILL'"),
+    ('window.select="5:3"', "expected 0 <= A < B in 'A:B', found '5:3'"),
+    ('window.select="five"', "expected 'A:B' (windows A <= k < B, from 0), found 'five'"),
+])
+def test_bad_stop_signal_and_window_range(workspace, cli, override, message):
+    result = cli(["validate", "configs/lorenz96.toml", "--set", override], workspace)
+    assert result.exit_code == 2
+    assert message in result.stderr
