@@ -46,6 +46,26 @@ def test_checkpoint_round_trips_and_resume_equals_an_uninterrupted_run(tmp_path)
     assert Path(whole.files["last"]).read_bytes().split(b"\n", 1)[1] == Path(resumed.files["last"]).read_bytes().split(b"\n", 1)[1]
     assert whole.summary["validation_rmse"] == resumed.summary["validation_rmse"]
 
+    # A signal mid-epoch (SIGTERM after epoch 2's first batch): a checkpoint at that batch, exit 143,
+    # and --resume redraws epoch 2's batch order and goes on from batch 2 to the same weights.
+    import os
+    import signal
+
+    from dacli.run.stopping import Interrupted
+
+    def terminate_mid_epoch(epoch, epochs, batch, batches, loss):
+        if (epoch, batch) == (2, 1):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(Interrupted, match=r"stopped by SIGTERM after batch 1 of 3 in epoch 2 of 3; checkpoint "
+                                          r".*last.eqx written") as stop:
+        train(small_config(tmp_path / "signal"), on_batch=terminate_mid_epoch)
+    assert stop.value.exit_code == 143
+    signalled = train(small_config(tmp_path / "signal"), resume=True)
+    assert Path(whole.files["last"]).read_bytes().split(b"\n", 1)[1] == Path(signalled.files["last"]).read_bytes().split(b"\n", 1)[1]
+    assert json.loads(Path(signalled.files["metrics"]).read_text())["history"][1]["loss"] == pytest.approx(
+        json.loads(Path(whole.files["metrics"]).read_text())["history"][1]["loss"], rel=1e-12)
+
     # Round trip: what was saved loads back bit for bit into a fresh skeleton.
     import equinox as eqx
     import jax

@@ -29,6 +29,7 @@ import numpy as np
 from dacli.config.schema import Config
 from dacli.errors import ConfigError, DataError, OutputError
 from dacli.observations.windows import whole_steps
+from dacli.run.stopping import Interrupted, StopSignals
 
 log = logging.getLogger("dacli")
 
@@ -146,6 +147,11 @@ def training_windows(config: Config, layout, steps: int, dtype) -> TrainingWindo
     return TrainingWindows(y, mask, truth, windows, float(np.median(sigmas)), source)
 
 
+def _stopped(stop: StopSignals, where: str, checkpoint: Path) -> Interrupted:
+    return Interrupted(f"stopped by {stop.name()} after {where}; checkpoint {checkpoint} written; rerun the same "
+                       "command with --resume to finish", stop.requested())
+
+
 def train(config: Config, *, resume: bool = False, overwrite: bool = False, on_epoch=None,
           on_batch=None) -> TrainResult:
     """Train (see the module docstring); ``on_epoch(record)`` is called after each epoch's checkpoint,
@@ -215,40 +221,55 @@ def train(config: Config, *, resume: bool = False, overwrite: bool = False, on_e
     state = optimiser.init(eqx.filter(network, eqx.is_inexact_array))
     rng = np.random.default_rng(training_seed(config))
     history, start_epoch, best = [], 0, float("inf")
+    start_batch, resumed_losses = 0, []
     if resume:
         saved, (network, state) = load_checkpoint(files["last"], (network, state))
-        rng.bit_generator.state = saved["rng"]
+        rng.bit_generator.state = saved["rng"]  # the batch RNG at the start of epoch saved["epoch"] + 1
         history, start_epoch, best = saved["history"], saved["epoch"], saved["best_validation_rmse"]
-        log.info("resuming after epoch %d of %d from %s", start_epoch, settings.epochs, files["last"])
+        start_batch, resumed_losses = saved.get("batch", 0), saved.get("losses", [])
+        log.info("resuming after epoch %d%s of %d from %s", start_epoch,
+                 f" and batch {start_batch} of epoch {start_epoch + 1}" if start_batch else "", settings.epochs,
+                 files["last"])
 
-    untrained = float(evaluate(network, y[valid_part], mask[valid_part], truth[valid_part])) if not history else None
-    for epoch in range(start_epoch, settings.epochs):
-        began = time.perf_counter()
-        order = rng.permutation(windows)
-        losses = []
-        for batch in range(steps_per_epoch):
-            chosen = order[batch * settings.batch_size:(batch + 1) * settings.batch_size]
-            network, state, loss = train_step(network, state, y[chosen], mask[chosen], truth[chosen],
-                                              optimiser=optimiser, prior_loss_weight=settings.prior_loss_weight)
-            losses.append(float(loss))
-            if on_batch is not None:
-                on_batch(epoch + 1, settings.epochs, batch + 1, steps_per_epoch, losses[-1])
-        rmse = float(evaluate(network, y[valid_part], mask[valid_part], truth[valid_part]))
-        history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "validation_rmse": rmse,
-                        "seconds": time.perf_counter() - began})
-        position = {"epoch": epoch + 1, "step": (epoch + 1) * steps_per_epoch, "history": history}
-        if rmse < best:
-            best = rmse
-            save_checkpoint(files["best"], {**header, **position, "best_validation_rmse": best, "rng": None},
-                            network)
-        save_checkpoint(files["last"], {**header, **position, "best_validation_rmse": best,
-                                        "rng": rng.bit_generator.state}, (network, state))
-        write_atomically(files["metrics"], json.dumps({"observation_error_std": data.observation_error_std,
-                                                       "history": history}, indent=1).encode())
-        log.info("epoch %d/%d: loss %.4g, validation RMSE %.4g (best %.4g), %.1f s", epoch + 1, settings.epochs,
-                 history[-1]["loss"], rmse, best, history[-1]["seconds"])
-        if on_epoch is not None:
-            on_epoch(history[-1])
+    untrained = None if resume else float(evaluate(network, y[valid_part], mask[valid_part], truth[valid_part]))
+    stop = StopSignals(config.run.stop_signal)
+    with stop:
+        for epoch in range(start_epoch, settings.epochs):
+            began = time.perf_counter()
+            epoch_rng = rng.bit_generator.state  # what a mid-epoch checkpoint stores: the order is drawn again
+            order = rng.permutation(windows)
+            losses = list(resumed_losses) if epoch == start_epoch else []
+            for batch in range(start_batch if epoch == start_epoch else 0, steps_per_epoch):
+                chosen = order[batch * settings.batch_size:(batch + 1) * settings.batch_size]
+                network, state, loss = train_step(network, state, y[chosen], mask[chosen], truth[chosen],
+                                                  optimiser=optimiser, prior_loss_weight=settings.prior_loss_weight)
+                losses.append(float(loss))
+                if on_batch is not None:
+                    on_batch(epoch + 1, settings.epochs, batch + 1, steps_per_epoch, losses[-1])
+                if stop.requested() is not None and batch + 1 < steps_per_epoch:
+                    save_checkpoint(files["last"], {**header, "epoch": epoch, "step": epoch * steps_per_epoch + batch + 1,
+                                                    "batch": batch + 1, "losses": losses, "history": history,
+                                                    "best_validation_rmse": best, "rng": epoch_rng}, (network, state))
+                    raise _stopped(stop, f"batch {batch + 1} of {steps_per_epoch} in epoch {epoch + 1} of "
+                                         f"{settings.epochs}", files["last"])
+            rmse = float(evaluate(network, y[valid_part], mask[valid_part], truth[valid_part]))
+            history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "validation_rmse": rmse,
+                            "seconds": time.perf_counter() - began})
+            position = {"epoch": epoch + 1, "step": (epoch + 1) * steps_per_epoch, "history": history}
+            if rmse < best:
+                best = rmse
+                save_checkpoint(files["best"], {**header, **position, "best_validation_rmse": best, "rng": None},
+                                network)
+            save_checkpoint(files["last"], {**header, **position, "best_validation_rmse": best,
+                                            "rng": rng.bit_generator.state}, (network, state))
+            write_atomically(files["metrics"], json.dumps({"observation_error_std": data.observation_error_std,
+                                                           "history": history}, indent=1).encode())
+            log.info("epoch %d/%d: loss %.4g, validation RMSE %.4g (best %.4g), %.1f s", epoch + 1, settings.epochs,
+                     history[-1]["loss"], rmse, best, history[-1]["seconds"])
+            if on_epoch is not None:
+                on_epoch(history[-1])
+            if stop.requested() is not None and epoch + 1 < settings.epochs:
+                raise _stopped(stop, f"epoch {epoch + 1} of {settings.epochs}", files["last"])
 
     save_figure(training_curves(history, data.observation_error_std, f"4DVarNet training: {config.run.name}"),
                 files["curves"], overwrite=True)
