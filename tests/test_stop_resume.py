@@ -28,9 +28,10 @@ def _same_analysis(path_a, path_b):
             assert a.attrs[key] == b.attrs[key]
 
 
-def _stop_a_real_process(cwd):
+def _stop_a_real_process(cwd, cache):
     """A real ``dacli assimilate`` process sent SIGTERM while it compiles its first chunk."""
     env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "COLUMNS")}
+    env["DACLI_COMPILATION_CACHE"] = str(cache)
     process = subprocess.Popen([sys.executable, "-m", "dacli", "assimilate", "configs/lorenz96.toml"],
                                cwd=cwd, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                stdin=subprocess.DEVNULL, text=True)
@@ -45,8 +46,11 @@ def _stop_a_real_process(cwd):
 
 
 def test_sigterm_checkpoint_then_resume_equals_the_uninterrupted_run(workspace, cli):
-    code, stderr = _stop_a_real_process(workspace)
+    code, stderr = _stop_a_real_process(workspace, workspace / "cache")
     assert code == 143, stderr
+    # The persistent compilation cache took the diffrax + optimistix window program (EQX_ON_ERROR=nan
+    # keeps host callbacks out of it; with them JAX would not cache it).
+    assert any((workspace / "cache").iterdir())
     assert "received SIGTERM: stopping at the next chunk boundary" in stderr
     assert ("dacli: stopped by SIGTERM after window 12 of 50; checkpoint lorenz96_analysis.nc.checkpoint written, "
             "no analysis file; rerun the same command with --resume to finish") in stderr
