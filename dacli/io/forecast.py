@@ -143,12 +143,15 @@ def forecast_dataset(record: ForecastRecord, time_units: str, title: str, instit
         data_vars[name] = xr.Variable(("lead_time",), array, {"long_name": long_name, "units": units or layout.units})
 
     coords = coordinates(layout, record.start_times, time_units)
+    # The initial times: not the T axis (the valid time is time + lead_time), so no axis attribute.
     coords["time"].attrs.update(standard_name="forecast_reference_time", long_name="forecast initial time")
+    coords["time"].attrs.pop("axis")
     coords["lead_time"] = xr.Variable(("lead_time",), np.asarray(record.lead_times, float), {
         "standard_name": "forecast_period", "long_name": "forecast lead time", "units": lead_time_units(time_units)})
     valid = np.asarray(record.start_times, float)[:, None] + np.asarray(record.lead_times, float)[None, :]
     coords["valid_time"] = xr.Variable(("time", "lead_time"), valid, {
-        "standard_name": "time", "long_name": "forecast valid time", "units": time_units, "calendar": "standard"})
+        "standard_name": "time", "long_name": "forecast valid time", "units": time_units, "calendar": "standard",
+        "units_metadata": "leap_seconds: none"})
     if record.ensemble is not None:
         coords["member"] = xr.Variable(("member",), np.arange(1, record.ensemble.shape[1] + 1, dtype=np.int32), {
             "standard_name": "realization", "long_name": "ensemble member", "units": "1"})
