@@ -195,7 +195,7 @@ def forecast(
         "Ensemble size: members start from x0 + B^(1/2) z (B from background.covariance, seed run.seed); "
         "1 = the deterministic forecast only."))] = 1,
     truth: Annotated[Optional[Path], typer.Option("--truth", help=(
-        "A truth state file to verify against (RMSE, anomaly correlation per lead time); default: the config's [truth].")
+        "A truth state file to verify against (RMSE, anomaly correlation per lead time); default: the config's truth.path.")
     )] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help=(
         "Output file (default: output.path with 'analysis' replaced by 'forecast')."))] = None,
