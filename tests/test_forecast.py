@@ -273,3 +273,20 @@ def test_cli_errors(cli, from_truth):
     assert lead.stderr == ("dacli: error: invalid configuration (1 problem):\n"
                            "  - --lead-time: 1.0 is not a whole number of --interval (0.3)\n")
     assert not (workspace / "lorenz96_forecast.nc").exists()
+
+
+def test_a_forecast_that_blows_up_writes_nothing(cli, from_truth):
+    """Initial states of order 1e200 overflow in the first step: exit 4, no file (two starts: the compiled batch is reused)."""
+    from dacli.errors import NUMERICAL_ERROR
+    from dacli.models.lorenz import Lorenz96
+
+    workspace = from_truth[2]
+    layout = Lorenz96(n=40).layout()
+    xr.Dataset({"x": (("time", "site"), 1e200 * np.random.default_rng(0).normal(size=(2, 40)))},
+               coords={"time": [0.0, 0.05], "site": layout.axes[0].values}).to_netcdf(workspace / "huge.nc")
+    result = cli(["forecast", "configs/lorenz96.toml", "--from", "huge.nc", "--start-time", "0", "--start-time", "0.05",
+                  *LEAD, "--out", "huge_forecast.nc", "-q"], workspace)
+    assert result.exit_code == NUMERICAL_ERROR
+    assert result.stderr == ("dacli: error: the forecast from time 0 became non-finite (NaN/Inf) at lead 0.2; no output "
+                             "was written. Try a smaller model.dt\n")
+    assert not (workspace / "huge_forecast.nc").exists()

@@ -98,7 +98,7 @@ def choose_starts(config: Config, layout, initial, start_times: Sequence[float] 
         if ends is not None:
             return Starts(ends[-1:], source.window_end_states[-1:], str(initial), "analysis at the end of the last window")
         return Starts(source.times[-1:], source.states[-1:], str(initial), f"{source.kind} at the file's last time")
-    wanted = np.asarray(start_times, float)
+    wanted = np.array(start_times, float)  # a copy: window ends replace the times they stand for
     what = "--from analysis" if source.kind == "analysis" else "--from state"
     states = states_at(source.times, source.states, wanted, initial, what, tolerance)
     at_end = np.zeros(len(wanted), bool)
