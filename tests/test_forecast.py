@@ -58,6 +58,39 @@ def test_forecast_reproduces_the_models_own_trajectory(from_truth):
         np.testing.assert_allclose(forecast, np.asarray(direct)[::4], rtol=0, atol=1e-12)
 
 
+def test_forecast_from_every_analysis_of_dacli_assimilate(cli, from_truth):
+    """End to end: 2 windows of 4DVar, then --all-windows: each forecast starts from its window's end
+    analysis and follows the model from there (two starts: the compiled forecast is reused)."""
+    import diffrax
+    import jax.numpy as jnp
+
+    from dacli.models.integrate import integrate
+    from dacli.models.lorenz import Lorenz96
+    from dacli.models.solvers import RK4
+
+    workspace = from_truth[2]
+    result = cli(["assimilate", "configs/lorenz96.toml", "--set", "window.count=2", "--set", "method.max_steps=30",
+                  "--set", "output.path=two_windows.nc", "-q"], workspace)
+    assert result.exit_code == SUCCESS, result.stderr
+    result = cli(["forecast", "configs/lorenz96.toml", "--from", "two_windows.nc", "--all-windows", *LEAD,
+                  "--out", "two_forecasts.nc", "-q"], workspace)
+    assert result.exit_code == SUCCESS, result.stderr
+    with xr.open_dataset(workspace / "two_windows.nc", decode_times=False) as analysis, \
+            xr.open_dataset(workspace / "two_forecasts.nc", decode_times=False) as forecast:
+        np.testing.assert_allclose(forecast["time"].values, [0.2, 0.4], rtol=1e-15)
+        assert forecast.attrs["dacli_initial_states"] == "analysis at the end of each of 2 windows"
+        for k in range(2):
+            x0 = analysis["x_analysis_window_end"].values[k]
+            np.testing.assert_array_equal(forecast["x_forecast"].values[k, 0], x0)
+            direct = integrate(Lorenz96(n=40, forcing=8.0), jnp.asarray(x0), 0.2 * (k + 1), 20, 0.05, RK4(),
+                               diffrax.RecursiveCheckpointAdjoint())
+            np.testing.assert_allclose(forecast["x_forecast"].values[k], np.asarray(direct)[::4], rtol=0, atol=1e-12)
+        # verified against the config's truth: the forecasts start at the analyses' error
+        np.testing.assert_allclose(forecast["rmse"].values[0], np.sqrt(np.mean(
+            (analysis["x_analysis_window_end"].values - xr.open_dataset(workspace / TRUTH, decode_times=False)["x"]
+             .sel(time=[0.2, 0.4], method="nearest").values) ** 2)), rtol=1e-12)
+
+
 # --- verification --------------------------------------------------------------------------------
 
 def test_a_forecast_of_the_truth_from_the_truth_scores_perfectly(from_truth):
