@@ -192,6 +192,64 @@ def simulate(
 
 
 @app.command()
+def forecast(
+    config: ConfigPath,
+    lead_time: Annotated[float, typer.Option("--lead-time", help="How far ahead, in model time units.", show_default=False)],
+    interval: Annotated[Optional[float], typer.Option("--interval", help=(
+        "Output interval in model time units: a whole number of model steps (default: model.dt)."))] = None,
+    from_: Annotated[Optional[Path], typer.Option("--from", help=(
+        "Start from an analysis file of dacli assimilate (default: its last window's end) or a state file "
+        "(default: its last time). Without it: the config's background at window.start."))] = None,
+    start_time: Annotated[Optional[list[float]], typer.Option("--start-time", help=(
+        "Start at this model time of the --from file (repeatable); a window end gives that window's end analysis."))] = None,
+    all_windows: Annotated[bool, typer.Option("--all-windows", help=(
+        "Start from the analysis at the end of every window of the --from analysis file."))] = False,
+    members: Annotated[int, typer.Option("--members", min=1, help=(
+        "Ensemble size: members start from x0 + B^(1/2) z (B from background.covariance, seed run.seed); "
+        "1 = the deterministic forecast only."))] = 1,
+    truth: Annotated[Optional[Path], typer.Option("--truth", help=(
+        "A truth state file to verify against (RMSE, anomaly correlation per lead time); default: the config's truth.path.")
+    )] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help=(
+        "Output file (default: output.path with 'analysis' replaced by 'forecast')."))] = None,
+    set_: SetOption = None,
+    overwrite: OverwriteOption = False,
+    json_: JsonOption = False,
+    quiet: QuietOption = False,
+    verbose: VerboseOption = False,
+    traceback: TracebackOption = False,
+    device: DeviceOption = None,
+    precision: PrecisionOption = None,
+) -> None:
+    """Forecast from an analysis (or the background), optionally as an ensemble; verify against a truth; write NetCDF."""
+    from dacli.cli.logs import setup_logging
+
+    setup_logging(quiet, verbose)
+
+    def action():
+        from dacli.run.forecast import forecast as run_forecast
+
+        return run_forecast(_load(config, set_, device, precision), initial=from_, start_times=start_time,
+                            all_windows=all_windows, lead_time=lead_time, interval=interval, members=members,
+                            truth=truth, output=out, overwrite=overwrite, command=_command_line())
+
+    result = _guard(traceback, action)
+    s = result.summary
+    leads = s["lead_times"]
+    picks = sorted({len(leads) // 4, len(leads) // 2, len(leads) - 1} - {0}) or [len(leads) - 1]
+    scores = ""
+    if s.get("rmse") is not None:
+        scores = "; RMSE " + ", ".join(f"{s['rmse'][i]:.3g} at {leads[i]:g}" for i in picks)
+        scores += "; anomaly correlation " + ", ".join(f"{s['anomaly_correlation'][i]:.3g}" for i in picks)
+    if s.get("spread") is not None:
+        scores += "; spread " + ", ".join(f"{s['spread'][i]:.3g}" for i in picks)
+    logging.getLogger("dacli").info("wrote %s: %d start time(s), %d member(s), lead %g every %g%s", result.output,
+                                    len(s["start_times"]), s["members"], s["lead_time"], s["interval"], scores)
+    if json_:
+        _emit_json(s)
+
+
+@app.command()
 def train(
     config: ConfigPath,
     set_: SetOption = None,

@@ -1,1 +1,1 @@
-"""Diagnostics: metrics (RMSE, O-B/O-A) computed from method results."""
+"""Diagnostics: metrics (RMSE, O-B/O-A) computed from method results; forecast verification."""

@@ -1,1 +1,1 @@
-"""The xarray/NetCDF boundary: read observations and states, write analyses."""
+"""The xarray/NetCDF boundary: read observations and states, write analyses and forecasts."""

@@ -120,18 +120,25 @@ def analysis_dataset(record: AnalysisRecord, time_units: str, title: str, instit
         elif array.dtype.kind in "iu":
             array = array.astype(np.int32)
         data_vars[name] = xr.Variable(("window", "outer_loop"), array, attrs)
+    attrs = global_attributes(title, institution, command, record.provenance)
+    dataset = xr.Dataset(data_vars, coords=coordinates(layout, record.times, time_units), attrs=attrs)
+    return without_fill_on_coordinates(dataset)
+
+
+def global_attributes(title: str, institution: str, command: str, provenance: dict,
+                      references: str = REFERENCES) -> dict:
+    """CF global attributes of a dacli output file; ``provenance`` items become ``dacli_<key>``
+    (its ``engine`` entry, the library versions, goes into ``source``)."""
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    attrs = {
+    return {
         "Conventions": "CF-1.11",
         "title": title,
         "institution": institution,
-        "source": f"dacli {__version__} ({record.provenance.get('engine', '')})",
+        "source": f"dacli {__version__} ({provenance.get('engine', '')})",
         "history": f"{now}: {command}",
-        "references": REFERENCES,
-        **{f"dacli_{k}": v for k, v in record.provenance.items() if k != "engine"},
+        "references": references,
+        **{f"dacli_{k}": v for k, v in provenance.items() if k != "engine"},
     }
-    dataset = xr.Dataset(data_vars, coords=coordinates(layout, record.times, time_units), attrs=attrs)
-    return without_fill_on_coordinates(dataset)
 
 
 def without_fill_on_coordinates(dataset: xr.Dataset) -> xr.Dataset:

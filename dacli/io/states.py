@@ -49,27 +49,37 @@ def state_dataset(layout: StateLayout, times: np.ndarray, states: np.ndarray, ti
 
 def read_states(path, layout: StateLayout, what: str) -> tuple[np.ndarray, np.ndarray]:
     """(times (T,), flat states (T, n)) from a state file."""
-    dataset = open_netcdf(path, what)
+    return states_in_dataset(open_netcdf(path, what), path, layout, what)
+
+
+def states_in_dataset(dataset: xr.Dataset, path, layout: StateLayout, what: str, suffix: str = "",
+                      time_dim: str = "time", time_variable: str = "time") -> tuple[np.ndarray, np.ndarray]:
+    """(times, flat states) of the variables ``<name><suffix>(time_dim, *grid)`` of an open file.
+
+    ``suffix`` and the time names read other files' states: an analysis file's ``x_analysis(time, site)``
+    or its ``x_analysis_window_end(window, site)`` at ``window_end(window)``.
+    """
     fields = {}
     for name in layout.variables:
-        if name not in dataset.variables:
+        stored = f"{name}{suffix}"
+        if stored not in dataset.variables:
             found = ", ".join(sorted(map(str, dataset.data_vars))) or "none"
-            raise DataError(f"{what} file {path}: no variable {name!r}; data variables found: {found}")
-        array = dataset[name]
-        expected = ("time", *layout.dims)
-        if "time" not in array.dims:
-            array = array.expand_dims("time")
+            raise DataError(f"{what} file {path}: no variable {stored!r}; data variables found: {found}")
+        array = dataset[stored]
+        expected = (time_dim, *layout.dims)
+        if time_dim not in array.dims:
+            array = array.expand_dims(time_dim)
         if set(array.dims) != set(expected):
-            raise DataError(f"{what} file {path}: variable {name!r} has dims {tuple(array.dims)}; expected {expected}")
+            raise DataError(f"{what} file {path}: variable {stored!r} has dims {tuple(array.dims)}; expected {expected}")
         array = array.transpose(*expected)
         found = tuple(array.sizes[dim] for dim in layout.dims)
         if found != layout.shape:
             raise DataError(
-                f"{what} file {path}: {name!r} has a grid of shape {found} over {layout.dims}; "
+                f"{what} file {path}: {stored!r} has a grid of shape {found} over {layout.dims}; "
                 f"the model's is {layout.shape}"
             )
         fields[name] = np.asarray(array.values, float)
-    times = np.asarray(dataset["time"].values, float) if "time" in dataset.variables else np.zeros(1)
+    times = np.asarray(dataset[time_variable].values, float) if time_variable in dataset.variables else np.zeros(1)
     states = layout.join(fields)
     if not np.all(np.isfinite(states)):
         raise DataError(f"{what} file {path}: contains NaN or Inf values")

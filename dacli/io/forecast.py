@@ -1,0 +1,159 @@
+"""Forecast files: where a forecast starts (analysis or state files) and the CF file it writes.
+
+Reading: ``dacli forecast --from FILE`` takes an analysis file written by ``dacli assimilate``
+(``<var>_analysis(time, *grid)`` and the per-window ``<var>_analysis_window_end(window, *grid)``
+at ``window_end``) or a state file (``<var>(time, *grid)``: a truth run, a background).
+
+Writing: a CF-1.11 file over ``time`` (the forecasts' initial times, standard name
+``forecast_reference_time``), ``lead_time`` (``forecast_period``, in the time units' unit) and
+the model grid, with the valid time ``valid_time(time, lead_time)`` as an auxiliary coordinate;
+an ensemble adds a ``member`` dimension (``realization``). Global attributes as in analysis
+files (Conventions, title, institution, source, history, references, ``dacli_*`` provenance).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+
+from dacli.errors import DataError
+from dacli.io.analysis import global_attributes, without_fill_on_coordinates
+from dacli.io.netcdf import open_netcdf
+from dacli.io.states import coordinates, states_in_dataset, variable_attributes
+from dacli.models.base import StateLayout
+
+REFERENCES = (
+    "Jolliffe & Stephenson (2012) Forecast Verification, 2nd ed., Wiley (RMSE, anomaly correlation); "
+    "Fortin et al. (2014) MWR 142 (ensemble spread and skill); Kidger (2021) On Neural Differential Equations (diffrax)"
+)
+
+# name -> (long name, units: None = the state's units)
+SCORES = {
+    "rmse": ("RMSE of the forecast against the truth, over start times and grid points", None),
+    "anomaly_correlation": ("anomaly correlation of the forecast with the truth (uncentred, about the truth's "
+                            "time mean per grid point)", "1"),
+    "rmse_ensemble_mean": ("RMSE of the ensemble mean against the truth, over start times and grid points", None),
+    "anomaly_correlation_ensemble_mean": ("anomaly correlation of the ensemble mean with the truth (uncentred, "
+                                          "about the truth's time mean per grid point)", "1"),
+    "spread": ("ensemble spread: square root of the members' variance (N - 1) averaged over start times and "
+               "grid points", None),
+    "verified_starts": ("number of start times whose valid time the truth file covers", "1"),
+}
+
+
+@dataclass(frozen=True)
+class StartingStates:
+    """The states a forecast can start from, as read from ``--from``."""
+
+    path: str
+    kind: str  # "analysis" (dacli assimilate) or "state" (a truth or background file)
+    times: np.ndarray  # (T,) the stored trajectory's times
+    states: np.ndarray  # (T, n)
+    window_ends: np.ndarray | None = None  # (K,) analysis files: each window's end time
+    window_end_states: np.ndarray | None = None  # (K, n): the analysis there (observations up to it only)
+
+
+def read_starting_states(path, layout: StateLayout, model_name: str) -> StartingStates:
+    """The analysis trajectory and window-end analyses of an analysis file, or a state file's states.
+
+    An analysis file written for another model (its ``dacli_config``) is refused, naming both; a
+    grid of another size is refused by the reader, naming the shapes.
+    """
+    what = "--from"
+    dataset = open_netcdf(path, what)
+    first = layout.variables[0]
+    if f"{first}_analysis" in dataset.variables:
+        written_for = _model_name(dataset)
+        if written_for is not None and written_for.lower() != model_name.lower():
+            raise DataError(f"{what} file {path}: an analysis of model {written_for!r}; the config's model is "
+                            f"{model_name!r}")
+        what = f"{what} analysis"
+        times, states = states_in_dataset(dataset, path, layout, what, suffix="_analysis")
+        ends, end_states = None, None
+        if f"{first}_analysis_window_end" in dataset.variables and "window_end" in dataset.variables:
+            ends, end_states = states_in_dataset(dataset, path, layout, what, suffix="_analysis_window_end",
+                                                 time_dim="window", time_variable="window_end")
+        return StartingStates(str(path), "analysis", times, states, ends, end_states)
+    if first in dataset.variables:
+        times, states = states_in_dataset(dataset, path, layout, f"{what} state")
+        return StartingStates(str(path), "state", times, states)
+    found = ", ".join(sorted(map(str, dataset.data_vars))) or "none"
+    raise DataError(f"{what} file {path}: neither an analysis file (no variable {first + '_analysis'!r}) nor a "
+                    f"state file (no variable {first!r}) of the config's model {model_name!r}; data variables "
+                    f"found: {found}")
+
+
+def _model_name(dataset: xr.Dataset) -> str | None:
+    try:
+        return json.loads(dataset.attrs["dacli_config"])["model"]["name"]
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class ForecastRecord:
+    """What the run layer hands over for writing."""
+
+    layout: StateLayout
+    start_times: np.ndarray  # (S,)
+    lead_times: np.ndarray  # (L,) lead 0 (the initial state) included
+    forecast: np.ndarray  # (S, L, n) from the unperturbed initial states
+    ensemble: np.ndarray | None  # (S, N, L, n) members from perturbed initial states, or None
+    ensemble_mean: np.ndarray | None  # (S, L, n)
+    ensemble_spread: np.ndarray | None  # (S, L, n) standard deviation over members (N - 1)
+    scores: dict[str, np.ndarray]  # SCORES keys -> (L,)
+    climatology: np.ndarray | None  # (n,) the anomaly reference, when verified
+    provenance: dict[str, str | int | float]
+
+
+def lead_time_units(time_units: str) -> str:
+    """'days since 2000-01-01' -> 'days' (a lead time is a duration)."""
+    return time_units.split(" since ")[0].strip() or time_units
+
+
+def forecast_dataset(record: ForecastRecord, time_units: str, title: str, institution: str,
+                     command: str) -> xr.Dataset:
+    layout = record.layout
+    grid = layout.dims
+    data_vars = {}
+
+    def add_states(kind: str, states: np.ndarray, dims: tuple[str, ...], long_name: str, keep_standard: bool = True):
+        for name, values in layout.split(states).items():
+            attrs = variable_attributes(layout, name, f"{long_name} of {name}")
+            if not keep_standard:
+                attrs.pop("standard_name", None)  # a spread is not the quantity itself
+            data_vars[f"{name}_{kind}"] = xr.Variable(dims, values, attrs)
+
+    add_states("forecast", record.forecast, ("time", "lead_time", *grid), "forecast from the initial state")
+    if record.ensemble is not None:
+        add_states("ensemble", record.ensemble, ("time", "member", "lead_time", *grid), "ensemble member forecast")
+        add_states("ensemble_mean", record.ensemble_mean, ("time", "lead_time", *grid), "ensemble mean forecast")
+        add_states("ensemble_spread", record.ensemble_spread, ("time", "lead_time", *grid),
+                   "ensemble spread (standard deviation over members, N - 1)", keep_standard=False)
+    if record.climatology is not None:
+        add_states("climatology", record.climatology, grid, "climatology (truth time mean) used for anomalies")
+    for name, values in record.scores.items():
+        long_name, units = SCORES[name]
+        array = np.asarray(values)
+        if name == "verified_starts":
+            array = array.astype(np.int32)
+        data_vars[name] = xr.Variable(("lead_time",), array, {"long_name": long_name, "units": units or layout.units})
+
+    coords = coordinates(layout, record.start_times, time_units)
+    # The initial times: not the T axis (the valid time is time + lead_time), so no axis attribute.
+    coords["time"].attrs.update(standard_name="forecast_reference_time", long_name="forecast initial time")
+    coords["time"].attrs.pop("axis")
+    coords["lead_time"] = xr.Variable(("lead_time",), np.asarray(record.lead_times, float), {
+        "standard_name": "forecast_period", "long_name": "forecast lead time", "units": lead_time_units(time_units)})
+    valid = np.asarray(record.start_times, float)[:, None] + np.asarray(record.lead_times, float)[None, :]
+    coords["valid_time"] = xr.Variable(("time", "lead_time"), valid, {
+        "standard_name": "time", "long_name": "forecast valid time", "units": time_units, "calendar": "standard",
+        "units_metadata": "leap_seconds: none"})
+    if record.ensemble is not None:
+        coords["member"] = xr.Variable(("member",), np.arange(1, record.ensemble.shape[1] + 1, dtype=np.int32), {
+            "standard_name": "realization", "long_name": "ensemble member", "units": "1"})
+    attrs = global_attributes(title, institution, command, record.provenance, REFERENCES)
+    return without_fill_on_coordinates(xr.Dataset(data_vars, coords=coords, attrs=attrs))

@@ -1,0 +1,269 @@
+"""``dacli forecast``: run the model forward from analyses (or the background), verify, write.
+
+Initial states: without ``--from`` the config's background at ``window.start``; with an analysis
+file the analysis at the end of its last window (by default), of every window
+(``all_windows``) or at given ``start_times`` — a window end there gives that window's end
+analysis (it has seen observations up to that time only), any other stored time the analysis
+trajectory; a state file (truth, background) gives its state at those times (default: its
+last). Every start time and ensemble member is one item of a single batched, compiled forecast
+(:func:`map_batch`): the model is integrated ``lead_time / interval`` times ``interval`` in one
+``lax.scan`` per item. Members start from x0 + B^{1/2} z, z ~ N(0, I) (``run.seed``), B the
+configured background covariance; the unperturbed forecast is always made too. Verification
+(:mod:`dacli.diagnostics.verification`) against a truth file scores every lead time the truth
+reaches and leaves NaN (with a warning) where it does not. Returns a summary; prints nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from dacli.config.schema import Config
+from dacli.errors import ConfigError, DataError, NumericalError
+
+log = logging.getLogger("dacli")
+
+
+@dataclass
+class ForecastResult:
+    output: str
+    summary: dict
+    start_times: np.ndarray = field(repr=False)  # (S,)
+    lead_times: np.ndarray = field(repr=False)  # (L,) 0 included
+    forecast: np.ndarray = field(repr=False)  # (S, L, n) from the unperturbed initial states
+    ensemble: np.ndarray | None = field(repr=False)  # (S, N, L, n), or None for one member
+    scores: dict[str, np.ndarray] = field(repr=False)  # per lead time (see dacli.io.forecast.SCORES)
+
+
+def default_output(config: Config) -> str:
+    """``output.path`` with 'analysis' replaced by 'forecast' (else '_forecast' appended)."""
+    path = Path(config.output.path)
+    stem = path.stem.replace("analysis", "forecast") if "analysis" in path.stem else f"{path.stem}_forecast"
+    return str(path.with_name(stem + ".nc"))
+
+
+def lead_steps(lead_time: float, interval: float, dt: float) -> tuple[int, int]:
+    """(outputs, model steps per output) for ``--lead-time`` and ``--interval``; ConfigError (exit 2) unless
+    the interval is a whole number of model steps and the lead time a whole number of intervals."""
+    from dacli.observations.windows import whole_steps
+
+    if not (np.isfinite(lead_time) and lead_time > 0):
+        raise ConfigError([f"--lead-time: must be a positive number of model time units, found {lead_time}"])
+    if not (np.isfinite(interval) and interval > 0):
+        raise ConfigError([f"--interval: must be a positive number of model time units, found {interval}"])
+    stride = whole_steps(interval, dt, "--interval")
+    outputs = lead_time / interval
+    if abs(outputs - round(outputs)) > 1e-6 * max(1.0, outputs) or round(outputs) < 1:
+        raise ConfigError([f"--lead-time: {lead_time} is not a whole number of --interval ({interval})"])
+    return int(round(outputs)), stride
+
+
+@dataclass(frozen=True)
+class Starts:
+    times: np.ndarray  # (S,)
+    states: np.ndarray  # (S, n)
+    source: str  # the file, or "background"
+    description: str
+
+
+def choose_starts(config: Config, layout, initial, start_times: Sequence[float] | None, all_windows: bool) -> Starts:
+    """The initial times and states (see the module docstring)."""
+    from dacli.io.forecast import read_starting_states
+    from dacli.io.states import states_at
+    from dacli.run.assimilate import initial_background
+
+    tolerance = 0.5 * config.model.dt
+    if start_times and all_windows:
+        raise ConfigError(["--start-time and --all-windows: give one or the other"])
+    if initial is None:
+        if start_times or all_windows:
+            raise ConfigError([f"--{'all-windows' if all_windows else 'start-time'}: picks states of a --from file; "
+                               "without --from the forecast starts from the config's background at window.start"])
+        where = config.background.path or "background.state"
+        return Starts(np.array([config.window.start]), initial_background(config, layout)[None], "background",
+                      f"background ({where}) at window.start")
+    source = read_starting_states(initial, layout, config.model.name)
+    ends = source.window_ends
+    if all_windows:
+        if ends is None:
+            raise DataError(f"--all-windows: {initial} is not an analysis file with per-window analyses "
+                            "(window_end and <variable>_analysis_window_end)")
+        return Starts(ends, source.window_end_states, str(initial), f"analysis at the end of each of {len(ends)} windows")
+    if not start_times:
+        if ends is not None:
+            return Starts(ends[-1:], source.window_end_states[-1:], str(initial), "analysis at the end of the last window")
+        return Starts(source.times[-1:], source.states[-1:], str(initial), f"{source.kind} at the file's last time")
+    wanted = np.array(start_times, float)  # a copy: window ends replace the times they stand for
+    what = "--from analysis" if source.kind == "analysis" else "--from state"
+    states = states_at(source.times, source.states, wanted, initial, what, tolerance)
+    at_end = np.zeros(len(wanted), bool)
+    if ends is not None:
+        nearest = np.argmin(np.abs(ends[None, :] - wanted[:, None]), axis=1)
+        at_end = np.abs(ends[nearest] - wanted) <= tolerance
+        states[at_end] = source.window_end_states[nearest[at_end]]
+        wanted[at_end] = ends[nearest[at_end]]
+    description = (f"{source.kind} at the given start times" if ends is None else
+                   f"analysis at the given start times ({at_end.sum()} window end(s), "
+                   f"{len(wanted) - at_end.sum()} from the analysis trajectory)")
+    return Starts(wanted, states, str(initial), description)
+
+
+def map_batch(fn, *batched):
+    """``fn`` on every item along the leading axis of ``batched``: vmapped, compiled once per shape.
+
+    The one batched evaluation of ``dacli forecast`` (start times x members); it becomes
+    ``dacli.parallel.map_sharded`` to spread the items over devices.
+    """
+    import equinox as eqx
+
+    return eqx.filter_jit(eqx.filter_vmap(fn))(*batched)
+
+
+def forecast(config: Config, *, initial: str | Path | None = None, start_times: Sequence[float] | None = None,
+             all_windows: bool = False, lead_time: float, interval: float | None = None, members: int = 1,
+             truth: str | Path | None = None, output: str | Path | None = None, overwrite: bool = False,
+             command: str = "dacli forecast") -> ForecastResult:
+    """Forecast ``lead_time`` ahead every ``interval`` (default: model.dt) and write the file."""
+    from dacli.run.runtime import configure, describe_device
+
+    platform = configure(config.run.precision, config.run.device)
+
+    import jax
+    import jax.numpy as jnp
+
+    from dacli.build.problem import build_covariance_sqrt, build_dynamics
+    from dacli.build.registry import SOLVERS
+    from dacli.io.forecast import ForecastRecord, forecast_dataset
+    from dacli.io.netcdf import check_writable, write_netcdf_atomically
+    from dacli.models.integrate import Forecaster
+
+    dt = config.model.dt
+    interval = dt if interval is None else interval
+    if members < 1:
+        raise ConfigError([f"--members: must be at least 1, found {members}"])
+    outputs, stride = lead_steps(lead_time, interval, dt)
+    output = output or default_output(config)
+    overwrite = overwrite or config.output.overwrite
+    check_writable(output, overwrite)
+    dtype = jnp.float64 if config.run.precision == "float64" else jnp.float32
+    dynamics = build_dynamics(config.model)
+    layout = dynamics.layout()
+    starts = choose_starts(config, layout, initial, start_times, all_windows)
+    count, n = len(starts.times), layout.size
+    truth_path = truth if truth is not None else (config.truth.path if config.truth else None)
+    log.info("forecast from %s: %d start time(s), lead %g every %g (%d model steps of %g), %d member(s), %s on %s",
+             starts.description, count, lead_time, interval, outputs * stride, dt, members, config.run.precision, platform)
+
+    x0 = np.asarray(starts.states, float)
+    t0 = np.asarray(starts.times, float)
+    if members > 1:  # perturbed members: x0 + B^{1/2} z, z ~ N(0, I), independent per start time
+        root = build_covariance_sqrt(config.background.covariance, "background.covariance", layout, dtype)
+        z = np.random.default_rng(config.run.seed).normal(size=(count * members, n))
+        perturbations = np.asarray(jax.vmap(root.mv)(jnp.asarray(z, dtype))).reshape(count, members, n)
+        x0 = np.concatenate([x0, (x0[:, None] + perturbations).reshape(count * members, n)])
+        t0 = np.concatenate([t0, np.repeat(t0, members)])
+    forecaster = Forecaster(dynamics, SOLVERS.resolve(config.model.solver)(), outputs, stride, dt)
+    started = time.perf_counter()
+    trajectories = np.asarray(map_batch(forecaster, jnp.asarray(x0, dtype), jnp.asarray(t0, dtype)))
+    seconds = time.perf_counter() - started
+    if not np.all(np.isfinite(trajectories)):
+        bad = np.argwhere(~np.isfinite(trajectories).all(axis=-1))[0]
+        raise NumericalError(f"the forecast from time {t0[bad[0]]:g} became non-finite (NaN/Inf) at lead "
+                             f"{bad[1] * interval:g}; no output was written. Try a smaller model.dt")
+    lead_times = np.round(interval * np.arange(outputs + 1), 12)  # 0.6, not 0.6000000000000001
+    control = trajectories[:count]
+    ensemble = trajectories[count:].reshape(count, members, outputs + 1, n) if members > 1 else None
+    scores, reference = verify(config, layout, truth_path, t0[:count], lead_times, control, ensemble)
+
+    summary = {
+        "output": str(output),
+        "from": starts.source,
+        "initial_states": starts.description,
+        "start_times": t0[:count].tolist(),
+        "lead_time": lead_time,
+        "interval": interval,
+        "lead_times": lead_times.tolist(),
+        "model_steps": outputs * stride,
+        "members": members,
+        "seed": config.run.seed,
+        "truth": str(truth_path) if truth_path is not None else None,
+        **{name: values.tolist() for name, values in scores.items()},
+        "forecast_seconds": round(seconds, 3),
+        "device": describe_device(),
+        "precision": config.run.precision,
+    }
+    provenance = _provenance(config, summary, jax)
+    ensemble_mean = ensemble_spread = None
+    if ensemble is not None:
+        from dacli.diagnostics.verification import ensemble_statistics
+
+        ensemble_mean, ensemble_spread = ensemble_statistics(ensemble)
+    record = ForecastRecord(layout, t0[:count], lead_times, control, ensemble, ensemble_mean, ensemble_spread,
+                            scores, reference, provenance)
+    title = config.output.title or config.run.name
+    dataset = forecast_dataset(record, config.output.time_units, f"{title}: forecast", config.output.institution, command)
+    write_netcdf_atomically(dataset, output, overwrite)
+    return ForecastResult(str(output), summary, t0[:count], lead_times, control, ensemble, scores)
+
+
+def verify(config: Config, layout, truth_path, start_times, lead_times, control, ensemble):
+    """Scores per lead time (and the climatology used for anomalies): spread for an ensemble; RMSE and
+    anomaly correlation of the forecast (and ensemble mean) where the truth reaches."""
+    from dacli.diagnostics import verification as v
+    from dacli.io.states import read_states, states_at
+
+    scores = {}
+    if ensemble is not None:
+        scores["spread"] = v.ensemble_spread_by_lead(ensemble)
+    if truth_path is None:
+        return scores, None
+    truth_times, truth_states = read_states(truth_path, layout, "truth")
+    valid = (start_times[:, None] + lead_times[None, :]).ravel()
+    truth = states_at(truth_times, truth_states, valid, truth_path, "truth", 0.5 * config.model.dt, missing="nan")
+    truth = truth.reshape(len(start_times), len(lead_times), layout.size)
+    reference = v.climatology(truth_states)
+    verified = v.verified_count(truth)
+    if (verified < len(start_times)).any():
+        log.warning("truth file %s covers [%g, %g]; the forecasts' valid times [%g, %g]: scored only where the truth "
+                    "reaches (%d of %d lead times verified for every start; NaN where none)", truth_path,
+                    truth_times.min(), truth_times.max(), valid.min(), valid.max(),
+                    int((verified == len(start_times)).sum()), len(lead_times))
+    scores["verified_starts"] = verified
+    scores["rmse"] = v.rmse_by_lead(control, truth)
+    scores["anomaly_correlation"] = v.anomaly_correlation_by_lead(control, truth, reference)
+    if ensemble is not None:
+        mean = ensemble.mean(axis=1)
+        scores["rmse_ensemble_mean"] = v.rmse_by_lead(mean, truth)
+        scores["anomaly_correlation_ensemble_mean"] = v.anomaly_correlation_by_lead(mean, truth, reference)
+    return scores, reference
+
+
+def _provenance(config: Config, summary: dict, jax) -> dict:
+    import diffrax
+
+    provenance = {
+        "engine": f"jax {jax.__version__}, diffrax {diffrax.__version__}",
+        "config": config.model_dump_json(),
+        "model": config.model.name,
+        "solver": config.model.solver,
+        "model_dt": config.model.dt,
+        "initial_source": summary["from"],
+        "initial_states": summary["initial_states"],
+        "lead_time": summary["lead_time"],
+        "interval": summary["interval"],
+        "members": summary["members"],
+        "precision": summary["precision"],
+        "device": summary["device"],
+        "climatology": "time mean of the truth file per grid point" if summary["truth"] else "none (no truth file)",
+    }
+    if summary["members"] > 1:
+        provenance.update(seed=summary["seed"], perturbations=(
+            f"x0 + B^(1/2) z, z ~ N(0, I); B from background.covariance ({config.background.covariance.kind})"))
+    if summary["truth"]:
+        provenance["truth"] = summary["truth"]
+    return provenance
