@@ -131,7 +131,7 @@ def forecast(config: Config, *, initial: str | Path | None = None, start_times: 
     """Forecast ``lead_time`` ahead every ``interval`` (default: model.dt) and write the file."""
     from dacli.run.runtime import configure, describe_device
 
-    platform = configure(config.run.precision, config.run.device)
+    platform = configure(config.run.precision, config.run.device, config.run.compilation_cache)
 
     import jax
     import jax.numpy as jnp
