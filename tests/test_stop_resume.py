@@ -112,3 +112,50 @@ def test_bad_stop_signal_and_window_range(workspace, cli, override, message):
     result = cli(["validate", "configs/lorenz96.toml", "--set", override], workspace)
     assert result.exit_code == 2
     assert message in result.stderr
+
+
+def test_a_stop_inside_a_long_window_and_its_resume(workspace, monkeypatch):
+    """run.minimiser_steps_per_chunk: the minimiser runs 10 iterations per compiled call and a stop is
+    honoured inside a window; the window starts again on --resume, and the file equals an
+    uninterrupted run's (which equals the one-program solve to round-off)."""
+    import xarray as xr
+
+    from dacli.config.loading import load_config
+    from dacli.run.assimilate import assimilate
+    from dacli.run.stopping import Interrupted
+
+    stepwise = ["window.count=6", "run.minimiser_steps_per_chunk=10", 'run.stop_signal="USR1"']
+    config = load_config(workspace / "configs/lorenz96.toml", stepwise)
+
+    import dacli.methods.chunked as chunked
+
+    armed, advance = [], chunked.advance
+
+    def signal_inside_window_3(*args, **kwargs):  # the signal arrives while window 3 iterates
+        if armed:
+            armed.clear()
+            os.kill(os.getpid(), signal.SIGUSR1)
+        return advance(*args, **kwargs)
+
+    with monkeypatch.context() as patch, pytest.raises(Interrupted) as stop:
+        patch.setattr(chunked, "advance", signal_inside_window_3)
+        assimilate(config, on_window=lambda k, total, record: armed.append(True) if k == 1 else None)
+    assert str(stop.value).startswith("stopped by SIGUSR1 during window 3 of 6; checkpoint "
+                                      "lorenz96_analysis.nc.checkpoint written (windows 1 to 2)")
+    assimilate(config, resume=True)
+    whole = load_config(workspace / "configs/lorenz96.toml", [*stepwise, 'output.path="whole.nc"'])
+    assimilate(whole)
+    _same_analysis(workspace / "lorenz96_analysis.nc", workspace / "whole.nc")
+    one_program = load_config(workspace / "configs/lorenz96.toml", ["window.count=6", 'output.path="one.nc"'])
+    assimilate(one_program)
+    with xr.open_dataset(workspace / "whole.nc") as a, xr.open_dataset(workspace / "one.nc") as b:
+        np.testing.assert_allclose(a.x_analysis.values, b.x_analysis.values, atol=1e-10)
+        np.testing.assert_array_equal(a.iterations.values, b.iterations.values)
+
+
+def test_stepwise_minimisation_needs_the_nonlinear_formulation(workspace, cli):
+    result = cli(["assimilate", "configs/lorenz96_incremental.toml", "--set", "run.minimiser_steps_per_chunk=5"],
+                 workspace)
+    assert result.exit_code == 2
+    assert ("run.minimiser_steps_per_chunk: steps an optimistix minimisation (the nonlinear formulation); the "
+            "incremental formulation runs each window in one compiled program") in result.stderr

@@ -61,6 +61,9 @@ class RunConfig(Section):
     windows_per_chunk: PositiveInt | None = Field(default=None, description=(
         "windows per compiled chunk (default: up to 32, at least four chunks): a stop is honoured and "
         "progress reported at chunk boundaries"))
+    minimiser_steps_per_chunk: PositiveInt | None = Field(default=None, description=(
+        "long windows: run each window's minimiser this many iterations per compiled call, so a stop is "
+        "honoured within a window (nonlinear formulation; one window per chunk)"))
 
     @field_validator("stop_signal")
     @classmethod

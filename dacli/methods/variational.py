@@ -211,6 +211,11 @@ class VariationalMethod(eqx.Module):
             candidate, outer = minimise_incrementally(self, v0, args, self.incremental)
             iterations = jnp.sum(outer.inner_iterations)
             converged = jnp.all(outer.inner_converged)
+        return self.window_analysis(v0, candidate, iterations, converged, outer, args)
+
+    def window_analysis(self, v0, candidate, iterations, converged, outer, args) -> WindowAnalysis:
+        """The window's analysis from the minimiser's ``candidate`` control (the background's if better)."""
+        background, _, obs = args
         # Costs of background and final iterate forward-only (one vmapped pass), then the
         # gradient once, at the control kept.
         controls = jnp.stack([v0, candidate])

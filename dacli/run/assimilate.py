@@ -91,6 +91,7 @@ def _assimilate(config: Config, stop, *, overwrite: bool, resume: bool, command:
     from dacli.io.feedback import feedback_dataset
     from dacli.io.netcdf import check_writable, write_netcdf_atomically
     from dacli.io.states import states_at
+    from dacli.methods.chunked import analyse_in_chunks
     from dacli.methods.variational import analyse_windows
     from dacli.run.resume import ResumeFile, check_resume, checkpoint_path
     from dacli.run.stopping import Interrupted
@@ -122,7 +123,10 @@ def _assimilate(config: Config, stop, *, overwrite: bool, resume: bool, command:
     records, analysis_parts, background_parts, time_parts = [], [], [], []
     equivalents, outer_loops, spreads = {"background": [], "analysis": []}, [], []
     window_starts, window_ends = [], []
-    chunk = chunk_size(schedule.count, config.run.windows_per_chunk)
+    stepwise = config.run.minimiser_steps_per_chunk
+    if stepwise is not None:
+        check_stepwise(config, problem)
+    chunk = chunk_size(schedule.count, 1 if stepwise else config.run.windows_per_chunk)
     chunk_seconds = []  # wall time of each chunk computed by this process (the first includes compilation)
 
     def absorb(first: int, results) -> None:
@@ -181,9 +185,26 @@ def _assimilate(config: Config, stop, *, overwrite: bool, resume: bool, command:
                  schedule.count, resumable.path)
         for index, results in enumerate(finished):
             absorb(index * chunk, results)
+    def stop_within_window(first):
+        def check():
+            if stop.requested() is not None:
+                resumable.save(np.asarray(xb), finished, stop.name())
+                raise Interrupted(
+                    f"stopped by {stop.name()} during window {first + 1} of {schedule.count}; checkpoint "
+                    f"{resumable.path} written (windows 1 to {first}), no analysis file; rerun the same command "
+                    f"with --resume to finish (window {first + 1} starts again)", stop.requested())
+        return check
+
     for first in range(len(finished) * chunk, schedule.count, chunk):
         started = time.perf_counter()
-        xb, results = analyse_windows(problem.method, xb, *chunk_arguments(first), schedule.steps_per_shift)
+        if stepwise is None:
+            xb, results = analyse_windows(problem.method, xb, *chunk_arguments(first), schedule.steps_per_shift)
+        else:  # one window, its minimiser in compiled calls of `stepwise` iterations
+            start, window_obs, _ = chunk_arguments(first)
+            single = analyse_in_chunks(problem.method, xb, start[0], jax.tree_util.tree_map(lambda a: a[0], window_obs),
+                                       stepwise, between=stop_within_window(first))
+            xb = single.analysis_trajectory[schedule.steps_per_shift]
+            results = jax.tree_util.tree_map(lambda a: a[None], single)
         results = jax.tree_util.tree_map(np.asarray, results)
         chunk_seconds.append(time.perf_counter() - started)
         absorb(first, results)
@@ -356,6 +377,25 @@ def select_windows(schedule, select: str):
         raise ConfigError([f"window.select: {select!r} asks for windows up to {stop - 1}, the schedule has "
                            f"{schedule.count} (0 to {schedule.count - 1})"])
     return dataclasses.replace(schedule, starts=schedule.starts[start:stop])
+
+
+def check_stepwise(config: Config, problem) -> None:
+    """run.minimiser_steps_per_chunk needs an optimistix minimisation it can step (the nonlinear formulation)."""
+    from dacli.adjoints.stepping import KStepAdjoint
+    from dacli.errors import ConfigError
+
+    if config.method.kind == "4dvarnet" or problem.formulation.name != "nonlinear":
+        what = "4DVarNet" if config.method.kind == "4dvarnet" else f"the {problem.formulation.name} formulation"
+        raise ConfigError([f"run.minimiser_steps_per_chunk: steps an optimistix minimisation (the nonlinear "
+                           f"formulation); {what} runs each window in one compiled program — use "
+                           "run.windows_per_chunk = 1 to bound the wait for a stop instead"])
+    if isinstance(problem.method.minimiser_adjoint, KStepAdjoint):
+        raise ConfigError(["run.minimiser_steps_per_chunk: with minimiser_adjoint = KStepAdjoint the analysis is "
+                           "refined by k Newton steps after the solve; use another minimiser_adjoint (it only matters "
+                           "for gradients through the minimisation, not for dacli assimilate)"])
+    if config.run.windows_per_chunk not in (None, 1):
+        raise ConfigError([f"run.windows_per_chunk: {config.run.windows_per_chunk} with run.minimiser_steps_per_chunk, "
+                           "which runs one window per chunk; leave windows_per_chunk unset"])
 
 
 # Measured (benchmarks/QG.md): ForwardMode at 65 536 controls (QG 256 x 256) asked for 128 GiB on an H100.
