@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import lineax as lx
 
 
@@ -29,7 +30,10 @@ class KStepAdjoint(eqx.Module):
 
         ``gradient(v, args)`` is dJ/dv; the Hessian is applied as its forward-mode derivative.
         """
-        solver = lx.CG(rtol=self.rtol, atol=self.atol, max_steps=10 * v.size)
+        # CG cannot reach a tolerance below the precision's round-off: there, float32 iterations break
+        # down into NaN (measured on Lorenz-96 in dacli check-adjoints --precision float32).
+        floor = 100 * float(jnp.finfo(v.dtype).eps)
+        solver = lx.CG(rtol=max(self.rtol, floor), atol=max(self.atol, floor), max_steps=10 * v.size)
         structure = jax.eval_shape(lambda: v)
 
         def newton_step(_, u):
