@@ -37,6 +37,7 @@ def last_json(stdout: str) -> dict:
 
 # --- one process, four devices ---------------------------------------------------------------
 
+@pytest.mark.slow  # two analysis compiles in a child process: about 25 s of CPU
 def test_map_sharded_on_four_fake_devices_equals_vmap_and_pads_batches_that_do_not_divide():
     done = subprocess.run([sys.executable, str(CHECK), "devices"], env=child_env(JAX_NUM_CPU_DEVICES="4"),
                           capture_output=True, text=True, timeout=600)
@@ -107,6 +108,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.slow  # two child processes, each compiling two forecast programs
 def test_two_processes_on_localhost_gather_the_single_process_result():
     """jax.distributed over CPU (gloo collectives): each process forecasts its share of 6 windows
     on its 2 local devices, the shares are all-gathered, and equal the batch run in one process."""

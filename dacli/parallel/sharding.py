@@ -4,8 +4,23 @@ Windows of separate experiments, ensemble members, the configs of a ``--set`` sw
 do not talk to each other are stacked along a leading batch axis B, padded up to a multiple of
 the device count, placed with ``NamedSharding(mesh, P("batch"))`` on a 1-D mesh, and run through
 one compiled ``vmap`` of the per-item function. XLA splits the program along the batch axis
-(computation follows data), so each device solves B / devices items, and nothing is exchanged
-between devices. With one device it is plain ``jit(vmap(fn))``.
+(computation follows data), so each device solves B / devices items; the only traffic between
+devices is the loops' stop flags (below). With one device it is plain ``jit(vmap(fn))``.
+
+Cost of letting XLA split the program: a minimiser or an ODE solve is a ``while_loop``, and a
+batched ``while_loop`` runs while *any* item is still running, so its predicate becomes a
+cross-device reduction at every iteration (the compiled Lorenz-96 window analysis on 2 devices
+holds two 1-bit all-reduces per LBFGS iteration: the loop's "any still running" and one in its
+body; diffrax's fixed-step loops hold none). On GPUs that should be microseconds against
+milliseconds per iteration (not measured: no GPU was available); on fake CPU devices it
+dominates small batches (benchmarks/batch_windows.py, two runs: one Lorenz-96 window padded to
+2 CPU devices 29 ms, on one device 6.6 ms). ``jax.shard_map`` (or
+``pmap``) would keep each device's loops local, but it fails here inside equinox's
+checkpointed while loop (diffrax's ``RecursiveCheckpointAdjoint``, dacli's default):
+"Closure-converted function called with different dynamic arguments to the example arguments
+provided" (jax 0.10.2, equinox 0.13.8, with ``check_vma=False``; with the check on, diffrax's
+``jnp.polyval`` scan is refused for mixing varying and replicated carries). Per-device dispatch
+of one ``jit`` works but compiles once per device.
 
 Padding repeats the last item (never zeros, which could be an invalid state or a zero
 observation error and turn into NaN); the padded results are dropped before returning.
@@ -130,8 +145,9 @@ def map_sharded(fn: Callable, *batched_args, devices: Sequence[jax.Device] | Non
     static part is part of the compilation key, so pass the *same* function object each call:
     a fresh ``lambda`` per call compiles per call.
 
-    Returns ``fn``'s outputs stacked along axis 0, exactly B of them (padding stripped). With no
-    padding they keep their ``NamedSharding`` over the devices.
+    Returns ``fn``'s outputs stacked along axis 0, exactly B of them. Without padding they keep
+    their ``NamedSharding`` over the devices; stripping the padding gathers them onto every
+    device (bring large outputs to the host, ``np.asarray``, when done).
     """
     mesh = batch_mesh(devices)
     layout = batch_layout(batch_size(batched_args), mesh.size)
