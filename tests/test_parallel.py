@@ -212,6 +212,6 @@ def test_merge_refuses_gaps_overlaps_and_other_configs_naming_the_file(tmp_path)
         merge_analysis_files([first, overlapping])
     with pytest.raises(DataError, match=r"other\.nc: written with another configuration .*\(differs in method\.minimiser\)"):
         merge_analysis_files([first, other])
-    with pytest.raises(DataError, match="not a dacli analysis file"):
-        xr.Dataset({"x": ("time", [1.0])}).to_netcdf(tmp_path / "plain.nc")
+    xr.Dataset({"x": ("time", [1.0])}).to_netcdf(tmp_path / "plain.nc")
+    with pytest.raises(DataError, match=r"plain\.nc: not a dacli analysis file"):
         merge_analysis_files([first, tmp_path / "plain.nc"])

@@ -103,8 +103,8 @@ def allgather_shares(local, count: int):
     """Every process's share of ``count`` items, concatenated in item order, on every process.
 
     ``local``: a pytree of arrays with leading axis ``len(process_share(count, ...))`` for this
-    process. Shares differ by at most one item; each is padded (last item repeated) to the
-    largest, gathered with ``jax.experimental.multihost_utils.process_allgather``, and the
+    process (at least one item per process). Shares differ by at most one item; each is padded
+    (last item repeated) to the largest, gathered with ``jax.experimental.multihost_utils.process_allgather``, and the
     padding dropped. Returns numpy arrays. A collective: every process must call it.
     """
     import jax
@@ -114,10 +114,10 @@ def allgather_shares(local, count: int):
     from dacli.parallel.sharding import pad_batch
 
     processes = jax.process_count()
+    if count < processes:  # every process raises (none is left waiting in the collective)
+        raise ValueError(f"{count} items for {processes} processes: some would have no share; use fewer processes")
     shares = [process_share(count, p, processes) for p in range(processes)]
     largest = max(len(share) for share in shares)
-    if not len(shares[jax.process_index()]):
-        raise ValueError(f"process {jax.process_index()} has no share of {count} items: use fewer processes")
     local = jax.tree_util.tree_map(np.asarray, local)
     gathered = process_allgather(pad_batch(local, largest), tiled=False)  # (processes, largest, ...)
     return jax.tree_util.tree_map(
