@@ -1,0 +1,124 @@
+"""Merging analysis files written for consecutive window ranges into the file of the whole run.
+
+Several processes (Slurm tasks) each assimilate a contiguous range of windows and write their
+own analysis file (:mod:`dacli.parallel.distributed`); this puts them back together. The parts
+must come from the same configuration (apart from :data:`PER_PART_KEYS`) and cover consecutive
+windows: no gap, no overlap. Along ``time`` each part's last window reaches its window end,
+which is the next part's first time (or beyond it, with overlapping windows): those trailing
+times are dropped, so the merged trajectory takes every time from the window that a single
+run would have taken it from. Per-window variables are concatenated along ``window``.
+
+Whole-run statistics in the global attributes: the counts (windows, converged windows,
+observations) are summed; the Desroziers statistics cannot be rebuilt from the files (they need
+every observation) and are dropped. ``history`` gets one line; ``dacli_merged_from`` names the
+parts.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from dacli.errors import DataError
+from dacli.io.analysis import without_fill_on_coordinates
+from dacli.io.netcdf import open_netcdf
+
+# Dotted config keys that may differ between the parts of one run (where each part is written).
+PER_PART_KEYS = ("output.path", "output.overwrite", "output.observation_diagnostics", "window.count")
+
+# Global attributes that are per-part counts: summed.
+SUMMED_ATTRIBUTES = ("dacli_windows", "dacli_converged_windows", "dacli_observations_used",
+                     "dacli_observations_rejected", "dacli_observations_outside_windows")
+DROPPED_PREFIX = "dacli_desroziers_"
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _run_config(dataset: xr.Dataset, path: Path) -> dict:
+    """The file's dacli config, flattened to dotted keys, without :data:`PER_PART_KEYS`."""
+    if "dacli_config" not in dataset.attrs or "window_start" not in dataset or "time" not in dataset.dims:
+        raise DataError(f"analysis file {path}: not a dacli analysis file (no dacli_config attribute, window_start "
+                        "variable or time dimension)")
+    try:
+        config = _flatten(json.loads(dataset.attrs["dacli_config"]))
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"analysis file {path}: unreadable dacli_config attribute ({exc})") from None
+    return {key: value for key, value in config.items() if key not in PER_PART_KEYS}
+
+
+def _window_shift(config: dict) -> float:
+    shift = config.get("window.shift")
+    return float(config["window.length"] if shift is None else shift)
+
+
+def merge_analysis_files(paths: Sequence[str | Path], command: str = "dacli merge") -> xr.Dataset:
+    """One analysis dataset from files of consecutive window ranges of the same run (in any order).
+
+    Raises :class:`DataError` naming the file that is not an analysis file, comes from another
+    configuration, or leaves a gap or an overlap in the windows.
+    """
+    if not paths:
+        raise DataError("merge: no analysis files given")
+    parts = []
+    for path in map(Path, paths):
+        dataset = open_netcdf(path, "analysis")
+        parts.append((path, dataset, _run_config(dataset, path)))
+    first_path, _, config = parts[0]
+    for path, _, other in parts[1:]:
+        differing = sorted(key for key in config.keys() | other.keys() if config.get(key) != other.get(key))
+        if differing:
+            raise DataError(f"analysis file {path}: written with another configuration than {first_path} "
+                            f"(differs in {', '.join(differing[:5])}{', ...' if len(differing) > 5 else ''}); "
+                            "only parts of one run can be merged")
+    parts.sort(key=lambda part: float(part[1]["window_start"][0]))
+    shift = _window_shift(config)
+    tolerance = 1e-6 * min(shift, config.get("model.dt") or shift)
+    trimmed = []
+    for (path, dataset, _), (next_path, following, _) in zip(parts, parts[1:]):
+        expected = float(dataset["window_start"][-1]) + shift
+        found = float(following["window_start"][0])
+        if abs(found - expected) > tolerance:
+            kind = "overlaps" if found < expected else "leaves a gap after"
+            raise DataError(f"analysis file {next_path}: its first window starts at {found:g}, the window after the "
+                            f"last of {path} starts at {expected:g}: it {kind} {path}; merge consecutive window "
+                            "ranges of one run")
+        keep = dataset["time"].values < float(following["time"][0]) - tolerance
+        trimmed.append(dataset.isel(time=np.flatnonzero(keep)))
+    trimmed.append(parts[-1][1])
+
+    variables = {}
+    for name in parts[0][1].data_vars:
+        pieces = [dataset[name] for dataset in trimmed]
+        dim = "time" if "time" in pieces[0].dims else "window" if "window" in pieces[0].dims else None
+        variables[name] = pieces[0] if dim is None else xr.concat(pieces, dim=dim, coords="minimal",
+                                                                  compat="override", join="exact")
+    merged = xr.Dataset(variables, attrs=_merged_attributes([part[1] for part in parts], [part[0] for part in parts],
+                                                            command))
+    for name in merged.variables:
+        merged[name].encoding = {}
+    return without_fill_on_coordinates(merged)
+
+
+def _merged_attributes(datasets: list[xr.Dataset], paths: list[Path], command: str) -> dict:
+    attrs = {key: value for key, value in datasets[0].attrs.items() if not key.startswith(DROPPED_PREFIX)}
+    for key in SUMMED_ATTRIBUTES:
+        if all(key in dataset.attrs for dataset in datasets):
+            attrs[key] = sum(int(dataset.attrs[key]) for dataset in datasets)
+    names = ", ".join(str(path) for path in paths)
+    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    attrs["history"] = f"{attrs.get('history', '')}\n{now}: {command} ({len(paths)} files: {names})".lstrip("\n")
+    attrs["dacli_merged_from"] = names
+    return attrs
