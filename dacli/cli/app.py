@@ -357,6 +357,35 @@ def plot(
         _emit_json(written)
 
 
+@app.command()
+def merge(
+    output: Annotated[Path, typer.Argument(help="The merged analysis file to write.", show_default=False)],
+    inputs: Annotated[list[Path], typer.Argument(help=(
+        "Analysis files of consecutive window ranges of one run (dacli assimilate --windows A:B), any order."),
+        show_default=False)],
+    overwrite: OverwriteOption = False,
+    json_: JsonOption = False,
+    quiet: QuietOption = False,
+    verbose: VerboseOption = False,
+    traceback: TracebackOption = False,
+) -> None:
+    """Put the analysis files of a run's window ranges (job-array tasks) back together as one file."""
+    from dacli.cli.logs import setup_logging
+
+    setup_logging(quiet, verbose)
+
+    def action():
+        from dacli.run.merge import merge as run_merge
+
+        return run_merge(output, inputs, overwrite=overwrite, command=_command_line())
+
+    summary = _guard(traceback, action)
+    logging.getLogger("dacli").info("wrote %s: %d windows from %d files", summary["output"], summary["windows"],
+                                    len(summary["parts"]))
+    if json_:
+        _emit_json(summary)
+
+
 @app.command("check-adjoints")
 def check_adjoints(
     config: Annotated[Optional[Path], typer.Argument(help="TOML configuration; omit to check every built-in model and operator.", show_default=False)] = None,

@@ -29,7 +29,9 @@ from dacli.io.analysis import without_fill_on_coordinates
 from dacli.io.netcdf import open_netcdf
 
 # Dotted config keys that may differ between the parts of one run (where each part is written).
-PER_PART_KEYS = ("output.path", "output.overwrite", "output.observation_diagnostics", "window.count")
+PER_PART_KEYS = ("output.path", "output.overwrite", "output.observation_diagnostics", "window.count", "window.select",
+                 "background.path",
+                 "run.stop_signal", "run.compilation_cache", "run.windows_per_chunk", "run.minimiser_steps_per_chunk")
 
 # Global attributes that are per-part counts: summed.
 SUMMED_ATTRIBUTES = ("dacli_windows", "dacli_converged_windows", "dacli_observations_used",
@@ -37,11 +39,12 @@ SUMMED_ATTRIBUTES = ("dacli_windows", "dacli_converged_windows", "dacli_observat
 DROPPED_PREFIX = "dacli_desroziers_"
 
 
-def _flatten(tree: dict, prefix: str = "") -> dict:
+def flat_keys(tree: dict, prefix: str = "") -> dict:
+    """A nested dict (a dumped config) as {dotted key: value}."""
     flat = {}
     for key, value in tree.items():
         if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
+            flat.update(flat_keys(value, f"{prefix}{key}."))
         else:
             flat[f"{prefix}{key}"] = value
     return flat
@@ -53,7 +56,7 @@ def _run_config(dataset: xr.Dataset, path: Path) -> dict:
         raise DataError(f"analysis file {path}: not a dacli analysis file (no dacli_config attribute, window_start "
                         "variable or time dimension)")
     try:
-        config = _flatten(json.loads(dataset.attrs["dacli_config"]))
+        config = flat_keys(json.loads(dataset.attrs["dacli_config"]))
     except (TypeError, ValueError) as exc:
         raise DataError(f"analysis file {path}: unreadable dacli_config attribute ({exc})") from None
     return {key: value for key, value in config.items() if key not in PER_PART_KEYS}

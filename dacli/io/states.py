@@ -48,8 +48,15 @@ def state_dataset(layout: StateLayout, times: np.ndarray, states: np.ndarray, ti
 
 
 def read_states(path, layout: StateLayout, what: str) -> tuple[np.ndarray, np.ndarray]:
-    """(times (T,), flat states (T, n)) from a state file."""
-    return states_in_dataset(open_netcdf(path, what), path, layout, what)
+    """(times (T,), flat states (T, n)) from a state file, or the analysis trajectory of an analysis file.
+
+    An analysis file (``<name>_analysis`` variables, no ``<name>``) serves as a background file:
+    the previous job-array task's analysis, propagated to the next range's first window start.
+    """
+    dataset = open_netcdf(path, what)
+    analysis = all(name not in dataset.variables and f"{name}_analysis" in dataset.variables
+                   for name in layout.variables)
+    return states_in_dataset(dataset, path, layout, what, suffix="_analysis" if analysis else "")
 
 
 def states_in_dataset(dataset: xr.Dataset, path, layout: StateLayout, what: str, suffix: str = "",

@@ -123,6 +123,7 @@ def _assimilate(config: Config, stop, *, overwrite: bool, resume: bool, command:
     records, analysis_parts, background_parts, time_parts = [], [], [], []
     equivalents, outer_loops, spreads = {"background": [], "analysis": []}, [], []
     window_starts, window_ends = [], []
+    ends_early = selection_ends_early(config, inputs.observations)
     stepwise = config.run.minimiser_steps_per_chunk
     if stepwise is not None:
         check_stepwise(config, problem)
@@ -149,7 +150,11 @@ def _assimilate(config: Config, stop, *, overwrite: bool, resume: bool, command:
             truth_segment = None
             if truth is not None:
                 truth_segment = states_at(*truth, times, config.truth.path, "truth", 0.5 * dt, missing="nan")
-            record = _window_record(k, schedule, packed, analysis, truth_segment, segment)
+            # A range that stops before the run's end (--windows) stores its last window whole (the
+            # next range starts from its end) but scores it, like a whole run, over its shift only.
+            scored = segment if last and not ends_early else slice(0, schedule.steps_per_shift)
+            record = _window_record(k, schedule, packed, analysis,
+                                    None if truth_segment is None else truth_segment[scored], scored)
             records.append(record)
             analysis_parts.append(analysis["analysis_trajectory"][segment])
             background_parts.append(analysis["background_trajectory"][segment])
@@ -349,19 +354,36 @@ def prepare_inputs(config: Config) -> PreparedInputs:
     return PreparedInputs(layout, observations, schedule, packed, background, truth, problem)
 
 
-def schedule_windows(config: Config, observations):
-    """The window schedule and each window's observations padded to one capacity (no JAX)."""
-    from dacli.observations.windows import make_schedule, pack_observations
+def full_schedule(config: Config, observations):
+    """Every window of the run (window.select not applied)."""
+    from dacli.observations.windows import make_schedule
 
     window = config.window
     last_time = float(observations.times.max()) if len(observations) else None
-    schedule = make_schedule(window.start, window.length, window.effective_shift, config.model.dt,
-                             window.assimilate, window.count, last_time)
-    if window.select is not None:
-        schedule = select_windows(schedule, window.select)
+    return make_schedule(window.start, window.length, window.effective_shift, config.model.dt,
+                         window.assimilate, window.count, last_time)
+
+
+def schedule_windows(config: Config, observations):
+    """The window schedule and each window's observations padded to one capacity (no JAX)."""
+    from dacli.observations.windows import pack_observations
+
+    schedule = full_schedule(config, observations)
+    if config.window.select is not None:
+        schedule = select_windows(schedule, config.window.select)
     packed = pack_observations(observations, schedule, config.observations.time_tolerance,
                                dtype=np.float64 if config.run.precision == "float64" else np.float32)
     return schedule, packed
+
+
+def selection_ends_early(config: Config, observations) -> bool:
+    """True when window.select stops before the last window of the whole schedule."""
+    from dacli.config.schema import window_range
+
+    if config.window.select is None:
+        return False
+    stop = window_range(config.window.select)[1]
+    return stop is not None and stop < full_schedule(config, observations).count
 
 
 def select_windows(schedule, select: str):

@@ -20,6 +20,7 @@ import numpy as np
 from dacli.config.schema import Config
 from dacli.errors import ConfigError, DataError, OutputError
 from dacli.io.checkpoints import load_checkpoint, read_header, save_checkpoint
+from dacli.io.merge import flat_keys
 
 FORMAT = "dacli-assimilation-checkpoint"
 # Keys that may differ between the stopped run and its resumption (they change no number).
@@ -40,18 +41,8 @@ def check_resume(path: Path, resume: bool, overwrite: bool) -> None:
                           "to start afresh")
 
 
-def _flat(tree: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(_flat(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
 def _comparable(config: Config) -> dict:
-    return {k: v for k, v in _flat(json.loads(config.model_dump_json())).items() if k not in NEUTRAL_KEYS}
+    return {k: v for k, v in flat_keys(json.loads(config.model_dump_json())).items() if k not in NEUTRAL_KEYS}
 
 
 class ResumeFile:

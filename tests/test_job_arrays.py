@@ -1,0 +1,46 @@
+"""Job arrays: ``--windows A:B`` ranges, chained through their analysis files, merge into the whole run."""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+FOUR = ["--set", "window.count=4", "-q"]
+
+
+def test_window_ranges_chained_and_merged_equal_the_whole_run(workspace, cli):
+    def run(*args):
+        result = cli(["assimilate", "configs/lorenz96.toml", *FOUR, *args], workspace)
+        assert result.exit_code == 0, result.stderr
+
+    run("--set", 'output.path="whole.nc"')
+    run("--windows", "0:2", "--set", 'output.path="part0.nc"')
+    # The second range starts from the first range's analysis file (its trajectory at window 2's start).
+    run("--windows", "2:4", "--set", 'output.path="part1.nc"', "--set", 'background.path="part0.nc"')
+    merged = cli(["merge", "merged.nc", "part1.nc", "part0.nc", "--json"], workspace)
+    assert merged.exit_code == 0, merged.stderr
+    with xr.open_dataset(workspace / "whole.nc") as whole, xr.open_dataset(workspace / "merged.nc") as parts:
+        assert dict(parts.sizes) == dict(whole.sizes)
+        for name in whole.data_vars:  # the per-window RMSE too: a range's last window is scored over its shift
+            np.testing.assert_array_equal(parts[name].values, whole[name].values, err_msg=name)
+        assert parts.attrs["history"].endswith("(2 files: part0.nc, part1.nc)")
+
+    again = cli(["merge", "twice.nc", "part0.nc", "part0.nc"], workspace)
+    assert again.exit_code == 3
+    assert "its first window starts at 0, the window after the last of part0.nc starts at 0.4: it overlaps" in again.stderr
+    assert not (workspace / "twice.nc").exists()
+    exists = cli(["merge", "merged.nc", "part0.nc", "part1.nc"], workspace)
+    assert exists.exit_code == 5
+
+
+def test_a_range_past_the_schedule_and_an_explicit_background_state(workspace, cli):
+    beyond = cli(["validate", "configs/lorenz96.toml", *FOUR, "--set", 'window.select="2:9"'], workspace)
+    assert beyond.exit_code == 2
+    assert "window.select: '2:9' asks for windows up to 8, the schedule has 4 (0 to 3)" in beyond.stderr
+    text = (workspace / "configs/lorenz96.toml").read_text()
+    explicit = text.replace('path = "../sample_data/lorenz96_background.nc"', "state = " + str([0.0] * 40))
+    (workspace / "configs/explicit.toml").write_text(explicit)
+    state = cli(["validate", "configs/explicit.toml", *FOUR, "--set", 'window.select="1:3"'], workspace)
+    assert state.exit_code == 2
+    assert ("window.select: the first selected window starts at 0.2, but background.state is the state at "
+            "window.start (0); give background.path") in state.stderr
