@@ -1,10 +1,9 @@
-"""Child processes of tests/test_parallel.py (the device count is fixed when JAX starts, and the
+"""Child process of tests/test_parallel.py (the device count is fixed when JAX starts, and the
 pytest process has started it already). Prints one JSON line; the test asserts on it.
 
     python tests/parallel_check.py devices       # under JAX_NUM_CPU_DEVICES=4: map_sharded vs vmap
-    python tests/parallel_check.py distributed   # under DACLI_COORDINATOR/NUM_PROCESSES/PROCESS_ID
 
-Both use a batch of independent tiny Lorenz-96 windows (n = 8, 4 RK4 steps, every site
+It uses a batch of independent tiny Lorenz-96 windows (n = 8, 4 RK4 steps, every site
 observed at every step): strong-constraint 4DVar, LBFGS, each window from its own background.
 """
 
@@ -17,11 +16,7 @@ import time
 
 os.environ.setdefault("EQX_ON_ERROR", "nan")  # as dacli's runtime sets it
 
-from dacli.parallel.distributed import initialize_distributed  # noqa: E402  (no JAX imported yet)
-
 MODE = sys.argv[1]
-if MODE == "distributed":
-    PROCESS, PROCESSES = initialize_distributed()  # before anything starts the backend
 
 import jax  # noqa: E402
 
@@ -118,26 +113,5 @@ def check_devices() -> dict:
     return report
 
 
-def check_distributed() -> dict:
-    """Each process maps its share of 6 windows' background forecasts over its local devices; the
-    shares are gathered on every process and compared with the whole batch in this process alone.
-
-    Forecasts, not analyses: what is tested is the launch, the split and the gather, and an
-    analysis program costs each process about 10 s more to compile.
-    """
-    from dacli.parallel.distributed import allgather_shares, process_share
-
-    count = 6
-    method, (backgrounds, starts, _) = windows(count)
-    share = process_share(count, PROCESS, PROCESSES)
-    local = map_sharded(method.trajectory, backgrounds[share.start:share.stop], starts[share.start:share.stop])
-    gathered = allgather_shares(local, count)
-    alone = np.asarray(jax.jit(jax.vmap(method.trajectory))(backgrounds, starts))
-    return {"process": PROCESS, "processes": PROCESSES, "share": [share.start, share.stop],
-            "local_devices": len(jax.local_devices()), "global_devices": len(jax.devices()),
-            "local_output_devices": len(local.sharding.device_set), "gathered_shape": list(gathered.shape),
-            "max_abs_difference": float(np.max(np.abs(gathered - alone)))}
-
-
 if __name__ == "__main__":
-    print(json.dumps(check_devices() if MODE == "devices" else check_distributed()), flush=True)
+    print(json.dumps(check_devices()), flush=True)

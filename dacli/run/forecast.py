@@ -6,7 +6,7 @@ file the analysis at the end of its last window (by default), of every window
 analysis (it has seen observations up to that time only), any other stored time the analysis
 trajectory; a state file (truth, background) gives its state at those times (default: its
 last). Every start time and ensemble member is one item of a single batched, compiled forecast
-(:func:`map_batch`): the model is integrated ``lead_time / interval`` times ``interval`` in one
+(:func:`map_items`, sharded over the local devices and split over processes): the model is integrated ``lead_time / interval`` times ``interval`` in one
 ``lax.scan`` per item. Members start from x0 + B^{1/2} z, z ~ N(0, I) (``run.seed``), B the
 configured background covariance; the unperturbed forecast is always made too. Verification
 (:mod:`dacli.diagnostics.verification`) against a truth file scores every lead time the truth
@@ -113,15 +113,17 @@ def choose_starts(config: Config, layout, initial, start_times: Sequence[float] 
     return Starts(wanted, states, str(initial), description)
 
 
-def map_batch(fn, *batched):
-    """``fn`` on every item along the leading axis of ``batched``: vmapped, compiled once per shape.
+def map_items(fn, x0, t0):
+    """``fn`` on every (x0, t0) item: this process's share (several processes under ``srun``) as one
+    vmapped program over its local devices (:func:`dacli.parallel.map_sharded`), gathered on every process."""
+    import jax
 
-    The one batched evaluation of ``dacli forecast`` (start times x members); it becomes
-    ``dacli.parallel.map_sharded`` to spread the items over devices.
-    """
-    import equinox as eqx
+    from dacli.parallel import allgather_shares, map_sharded, process_share
 
-    return eqx.filter_jit(eqx.filter_vmap(fn))(*batched)
+    if jax.process_count() == 1:
+        return np.asarray(map_sharded(fn, x0, t0))
+    share = process_share(len(x0), jax.process_index(), jax.process_count())
+    return allgather_shares(map_sharded(fn, x0[share.start:share.stop], t0[share.start:share.stop]), len(x0))
 
 
 def forecast(config: Config, *, initial: str | Path | None = None, start_times: Sequence[float] | None = None,
@@ -129,8 +131,10 @@ def forecast(config: Config, *, initial: str | Path | None = None, start_times: 
              truth: str | Path | None = None, output: str | Path | None = None, overwrite: bool = False,
              command: str = "dacli forecast") -> ForecastResult:
     """Forecast ``lead_time`` ahead every ``interval`` (default: model.dt) and write the file."""
+    from dacli.parallel import initialize_distributed
     from dacli.run.runtime import configure, describe_device
 
+    process, processes = initialize_distributed()  # under srun with several tasks: before JAX starts
     platform = configure(config.run.precision, config.run.device, config.run.compilation_cache)
 
     import jax
@@ -169,7 +173,7 @@ def forecast(config: Config, *, initial: str | Path | None = None, start_times: 
         t0 = np.concatenate([t0, np.repeat(t0, members)])
     forecaster = Forecaster(dynamics, SOLVERS.resolve(config.model.solver)(), outputs, stride, dt)
     started = time.perf_counter()
-    trajectories = np.asarray(map_batch(forecaster, jnp.asarray(x0, dtype), jnp.asarray(t0, dtype)))
+    trajectories = np.asarray(map_items(forecaster, jnp.asarray(x0, dtype), jnp.asarray(t0, dtype)))
     seconds = time.perf_counter() - started
     if not np.all(np.isfinite(trajectories)):
         bad = np.argwhere(~np.isfinite(trajectories).all(axis=-1))[0]
@@ -207,7 +211,9 @@ def forecast(config: Config, *, initial: str | Path | None = None, start_times: 
                             scores, reference, provenance)
     title = config.output.title or config.run.name
     dataset = forecast_dataset(record, config.output.time_units, f"{title}: forecast", config.output.institution, command)
-    write_netcdf_atomically(dataset, output, overwrite)
+    if process == 0:  # every process holds every forecast; one writes the file
+        write_netcdf_atomically(dataset, output, overwrite)
+    summary["processes"] = processes
     return ForecastResult(str(output), summary, t0[:count], lead_times, control, ensemble, scores)
 
 
