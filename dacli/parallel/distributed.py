@@ -22,7 +22,6 @@ Slurm auto-detection), https://docs.jax.dev/en/latest/multi_process.html
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 from collections.abc import Mapping
@@ -66,19 +65,14 @@ def launch_arguments(env: Mapping[str, str] | None = None) -> dict | None:
     return None
 
 
-@contextlib.contextmanager
-def stdout_to_stderr():
-    """Send what C++ libraries print on file descriptor 1 (gloo's "Rank 0 is connected ...") to
-    stderr while in the block: stdout carries results only (``--json``)."""
+def results_only_on_stdout() -> None:
+    """From now on, what C++ libraries print on file descriptor 1 (gloo's "Rank 0 is connected ...",
+    from its own threads, at any time) goes to stderr; Python's ``sys.stdout`` keeps the real
+    stdout, which carries results only (``--json``). For multi-process runs."""
     sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        os.dup2(2, 1)
-        yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
+    results = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = os.fdopen(results, "w", buffering=1)
 
 
 def initialize_distributed(env: Mapping[str, str] | None = None) -> tuple[int, int]:
@@ -95,8 +89,8 @@ def initialize_distributed(env: Mapping[str, str] | None = None) -> tuple[int, i
 
     if not jax.distributed.is_initialized():
         try:
-            with stdout_to_stderr():
-                jax.distributed.initialize(**arguments)
+            results_only_on_stdout()
+            jax.distributed.initialize(**arguments)
         except RuntimeError as exc:
             raise DeviceError(f"jax.distributed.initialize() failed ({exc}); it must run before JAX starts its "
                               "backend, and every process of the launch must reach it") from None
@@ -137,7 +131,6 @@ def allgather_shares(local, count: int):
     shares = [process_share(count, p, processes) for p in range(processes)]
     largest = max(len(share) for share in shares)
     local = jax.tree_util.tree_map(np.asarray, local)
-    with stdout_to_stderr():  # the first collective connects gloo, which prints on stdout
-        gathered = process_allgather(pad_batch(local, largest), tiled=False)  # (processes, largest, ...)
+    gathered = process_allgather(pad_batch(local, largest), tiled=False)  # (processes, largest, ...)
     return jax.tree_util.tree_map(
         lambda x: np.concatenate([x[p, : len(share)] for p, share in enumerate(shares)]), gathered)
