@@ -81,6 +81,8 @@ class TrainingWindows:
     y: np.ndarray
     mask: np.ndarray
     truth: np.ndarray
+    initial: np.ndarray  # (count, n): the true state at each window start
+    starts: np.ndarray  # (count,): the window start times
     training: int
     observation_error_std: float
     source: str
@@ -121,7 +123,7 @@ def training_windows(config: Config, layout, steps: int, dtype) -> TrainingWindo
             parts.append(window_pairs(observations, twin.times, twin.truth, layout, start=start, steps=steps, dt=dt,
                                       count=min(per_run, count - run * per_run), source=name, dtype=dtype))
             sigmas.append(float(np.median(observations.std[observations.valid])))
-        y, mask, truth = (np.concatenate(arrays) for arrays in zip(*parts))
+        y, mask, truth, initial, starts = (np.concatenate(arrays) for arrays in zip(*parts))
         source = f"{runs} simulated twin(s) of {per_run} window(s), seeds {first}..{first + runs - 1}"
     else:
         observations = read_observations(config.observations.model_copy(update={"path": settings.observations}),
@@ -136,14 +138,40 @@ def training_windows(config: Config, layout, steps: int, dtype) -> TrainingWindo
                 f"{length:g} from window.start = {start:g}; train.windows ({settings.windows or 'all'}) + "
                 f"train.validation_windows ({settings.validation_windows}) need {max(wanted, settings.validation_windows + 1)}")
         count, windows = wanted, wanted - settings.validation_windows
-        y, mask, truth = window_pairs(observations, times, states, layout, start=start, steps=steps, dt=dt,
-                                      count=count, source=settings.truth, dtype=dtype)
+        y, mask, truth, initial, starts = window_pairs(observations, times, states, layout, start=start, steps=steps,
+                                                       dt=dt, count=count, source=settings.truth, dtype=dtype)
         sigmas.append(float(np.median(observations.std[observations.valid])))
     if settings.batch_size > windows:
         raise ConfigError([f"train.batch_size: {settings.batch_size} exceeds the {windows} training windows"])
     if not np.all(np.isfinite(truth)):
         raise ConfigError(["model.dt: the truth run for the training windows blew up (non-finite values)"])
-    return TrainingWindows(y, mask, truth, windows, float(np.median(sigmas)), source)
+    return TrainingWindows(y, mask, truth, initial, starts, windows, float(np.median(sigmas)), source)
+
+
+def background_error_std(config: Config, observation_error_std: float) -> float:
+    """The training backgrounds' initial error std: train.background_error_std, else simulate's, else sigma_o."""
+    if config.train.background_error_std is not None:
+        return config.train.background_error_std
+    if config.simulate is not None:
+        return config.simulate.background_error_std
+    return observation_error_std
+
+
+def training_backgrounds(config: Config, dynamics, data: TrainingWindows, steps: int, layout):
+    """The windows' backgrounds for network.background (forecasts from perturbed true states), or None."""
+    if not config.network.background:
+        return None, None
+    from dacli.build.registry import SOLVERS
+    from dacli.learned.data import forecast_backgrounds
+
+    std = background_error_std(config, data.observation_error_std)
+    trajectory = forecast_backgrounds(dynamics, SOLVERS.resolve(config.model.solver)(), data.initial,
+                                               data.starts, steps=steps, dt=config.model.dt, error_std=std,
+                                               layout=layout, seed=training_seed(config) + 7919)
+    if not np.all(np.isfinite(trajectory)):
+        raise ConfigError([f"train.background_error_std: the training backgrounds' forecasts (initial error std {std:g}) "
+                           "blew up (non-finite values); lower it"])
+    return trajectory, std
 
 
 def train(config: Config, *, resume: bool = False, overwrite: bool = False, on_epoch=None,
@@ -169,7 +197,7 @@ def train(config: Config, *, resume: bool = False, overwrite: bool = False, on_e
     import jax
     import jax.numpy as jnp
 
-    from dacli.build.network import build_network, network_shape
+    from dacli.build.network import build_model_prior, build_network, network_shape, time_axis
     from dacli.build.problem import build_dynamics
     from dacli.io.checkpoints import load_checkpoint, read_header, save_checkpoint, write_atomically
     from dacli.io.figures import save_figure, training_curves
@@ -200,15 +228,19 @@ def train(config: Config, *, resume: bool = False, overwrite: bool = False, on_e
     y, mask, truth, windows = data.y, data.mask, data.truth, data.training
     count = len(y)
     train_part, valid_part = slice(0, windows), slice(windows, count)
+    backgrounds, background_std = training_backgrounds(config, dynamics, data, length, layout)
+    part = lambda chosen: None if backgrounds is None else backgrounds[chosen]  # noqa: E731
     offset, scale = float(truth[train_part].mean()), float(truth[train_part].std())
-    header = {**identity, "offset": offset, "scale": scale, "observation_error_std": data.observation_error_std}
+    header = {**identity, "offset": offset, "scale": scale, "observation_error_std": data.observation_error_std,
+              "background_error_std": background_std}
     log.info("training data (%s): %d + %d windows of %d steps (%s), %.2g%% of the values observed, in %.1f s",
              data.source, windows, count - windows, length,
              "x".join(map(str, [shape["channels"], *shape["spatial_shape"]])), 100 * mask.mean(),
              time.perf_counter() - started)
 
     network = build_network(config.network, shape, data.observation_error_std, offset, scale,
-                            jax.random.PRNGKey(training_seed(config)), dtype)
+                            jax.random.PRNGKey(training_seed(config)), dtype,
+                            build_model_prior(config.network, config.model, layout), time_axis(layout))
     steps_per_epoch = windows // settings.batch_size
     optimiser = make_optimiser(settings.learning_rate, settings.epochs * steps_per_epoch, settings.warmup_steps,
                                settings.clip_norm)
@@ -221,19 +253,20 @@ def train(config: Config, *, resume: bool = False, overwrite: bool = False, on_e
         history, start_epoch, best = saved["history"], saved["epoch"], saved["best_validation_rmse"]
         log.info("resuming after epoch %d of %d from %s", start_epoch, settings.epochs, files["last"])
 
-    untrained = float(evaluate(network, y[valid_part], mask[valid_part], truth[valid_part])) if not history else None
+    untrained = (float(evaluate(network, y[valid_part], mask[valid_part], truth[valid_part], part(valid_part)))
+                 if not history else None)
     for epoch in range(start_epoch, settings.epochs):
         began = time.perf_counter()
         order = rng.permutation(windows)
         losses = []
         for batch in range(steps_per_epoch):
             chosen = order[batch * settings.batch_size:(batch + 1) * settings.batch_size]
-            network, state, loss = train_step(network, state, y[chosen], mask[chosen], truth[chosen],
+            network, state, loss = train_step(network, state, y[chosen], mask[chosen], truth[chosen], part(chosen),
                                               optimiser=optimiser, prior_loss_weight=settings.prior_loss_weight)
             losses.append(float(loss))
             if on_batch is not None:
                 on_batch(epoch + 1, settings.epochs, batch + 1, steps_per_epoch, losses[-1])
-        rmse = float(evaluate(network, y[valid_part], mask[valid_part], truth[valid_part]))
+        rmse = float(evaluate(network, y[valid_part], mask[valid_part], truth[valid_part], part(valid_part)))
         history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "validation_rmse": rmse,
                         "seconds": time.perf_counter() - began})
         position = {"epoch": epoch + 1, "step": (epoch + 1) * steps_per_epoch, "history": history}
@@ -257,6 +290,7 @@ def train(config: Config, *, resume: bool = False, overwrite: bool = False, on_e
                "best_validation_rmse": best, "observation_error_std": data.observation_error_std,
                "training_windows": windows, "validation_windows": count - windows, "data": data.source,
                "untrained_validation_rmse": untrained, "solver_adjoint": config.network.solver_adjoint,
+               "background_error_std": background_std,
                "files": {k: str(v) for k, v in files.items()}}
     return TrainResult(summary=summary, files={k: str(v) for k, v in files.items()})
 
