@@ -188,7 +188,8 @@ def test_model_prior_is_exact_on_a_model_trajectory_and_the_background_fills_the
     Lorenz-96), and not on a perturbed one. network.background: the first iterate is the
     observation where observed, the background's forecast elsewhere; the background term is
     w_b |x_1 - x^b_1|^2 / (2 sigma_o^2) on the first step; a network trained with backgrounds refuses
-    to run without one, one trained without ignores it."""
+    to run without one, one trained without ignores it; one training step with the model prior
+    (differentiating through the model step twice) reduces the loss."""
     from dacli.build.network import build_model_prior, time_axis
     from dacli.build.problem import build_dynamics
     from dacli.config.schema import ModelConfig, NetworkConfig
@@ -212,6 +213,12 @@ def test_model_prior_is_exact_on_a_model_trajectory_and_the_background_fills_the
         np.testing.assert_allclose(costs, expected, rtol=1e-12)
         with pytest.raises(ValueError, match=r"trained with backgrounds \(network.background = true\): pass"):
             network.initial_iterate(x, mask)
+        if grid:  # training differentiates through grad U, so through the model step twice: it must trace
+            optimiser = make_optimiser(1e-2, total_steps=10)
+            state = optimiser.init(eqx.filter(network, eqx.is_inexact_array))
+            batch = (jnp.where(mask, x, jnp.nan)[None], mask[None], x[None], (x - 0.5)[None])
+            trained, _, loss = train_step(network, state, *batch, optimiser=optimiser, prior_loss_weight=0.5)
+            assert np.isfinite(loss) and batch_loss(trained, *batch[:3], 0.5, batch[3]) < loss
     plain = FourDVarNet(3, 1, periodic=False, hidden=2, modulator_hidden=2, iterations=2, key=jax.random.PRNGKey(0),
                         dtype=jnp.float64)
     y, mask = jnp.zeros((3, 12)), jnp.zeros((3, 12), bool)

@@ -50,7 +50,8 @@ def build_network(config: NetworkConfig, shape: dict, observation_error_std: flo
     from dacli.learned.fourdvarnet import FourDVarNet
 
     if (config.prior == "model") != (model_prior is not None):
-        raise ValueError(f"network.prior = {config.prior!r} {'needs' if model_prior is None else 'takes no'} model_prior")
+        needs = "needs" if model_prior is None else "takes no"
+        raise ValueError(f"network.prior = {config.prior!r} {needs} model_prior")
     return FourDVarNet(shape["channels"], shape["spatial_dims"], periodic=shape["periodic"], hidden=config.hidden,
                        modulator_hidden=config.modulator_hidden, kernel=config.kernel, iterations=config.iterations,
                        observation_error_std=observation_error_std, prior_weight=config.prior_weight,

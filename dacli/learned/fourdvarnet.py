@@ -63,10 +63,11 @@ class FourDVarNet(eqx.Module):
     def __init__(self, channels: int, spatial_dims: int, *, periodic: bool, hidden: int = 16,
                  modulator_hidden: int = 16, kernel: int = 3, iterations: int = 10,
                  observation_error_std: float = 1.0, prior_weight: float = 1.0, solver_adjoint=None,
-                 solver: str = "convlstm", offset: float = 0.0, scale: float = 1.0, model_prior: ModelPrior | None = None,
-                 background: bool = False, background_weight: float = 0.0, time_axis: int = 1, key,
-                 dtype=jnp.float32):
-        """``model_prior``: use it as Phi instead of a learned bilinear prior; ``background``: see the module docstring."""
+                 solver: str = "convlstm", offset: float = 0.0, scale: float = 1.0,
+                 model_prior: ModelPrior | None = None, background: bool = False, background_weight: float = 0.0,
+                 time_axis: int = 1, key, dtype=jnp.float32):
+        """``model_prior``: Phi instead of a learned bilinear prior; ``background``, ``background_weight``:
+        see the module docstring; ``time_axis``: the window's axis in the layout (1 for (n, T), 0 for (T, *grid))."""
         import optimistix as optx
 
         prior_key, modulator_key = jax.random.split(key)
@@ -127,7 +128,8 @@ class FourDVarNet(eqx.Module):
 
     def __call__(self, y, mask, background: jax.Array | None = None):
         """The reconstruction x_K for one window (y, mask shaped (channels, *spatial)); ``background``
-        (the forecast over the window, same shape) is required by a network trained with backgrounds and ignored by one trained without."""
+        (the forecast over the window, same shape) is required by a network trained with backgrounds,
+        ignored by one trained without."""
         background = self._background(background)
         return iterate(_solver_step, self.initial_iterate(y, mask, background), (self, y, mask, background),
                        self.iterations, self.solver_adjoint)[0]

@@ -5,11 +5,13 @@ the window as in training (:func:`dacli.learned.data.grid_observations`: the mea
 observations nearest each grid point at each model step). The network then reconstructs
 steps 1..L of the window (its initial iterate: observed values, elsewhere the climatological
 mean, or the background's forecast for a network trained with backgrounds, ``network.background``,
-which also gets that forecast for its background term). The analysis trajectory is the background state at the window start followed by that
-reconstruction; the background trajectory is the model run from the background, so the output
-file, its diagnostics and the cycling (the analysis at the end of the shift becomes the next
-background) are those of 4DVar. Cost terms: J = U(x) = Jb + Jo with Jb the learned prior term
-w |x - Phi(x)|^2 / (2 sigma_o^2) and Jo the observation term on the gridded observations; "iterations" is K.
+which also gets that forecast for its background term). The analysis trajectory is the
+background state at the window start followed by that reconstruction; the background trajectory
+is the model run from the background, so the output file, its diagnostics and the cycling (the
+analysis at the end of the shift becomes the next background) are those of 4DVar. Cost terms:
+J = U(x) = Jb + Jo with Jb the prior term w |x - Phi(x)|^2 / (2 sigma_o^2) (+ the background term
+of a network using backgrounds) and Jo the observation term on the gridded observations;
+"iterations" is K.
 """
 
 from __future__ import annotations

@@ -169,8 +169,8 @@ def training_backgrounds(config: Config, dynamics, data: TrainingWindows, steps:
                                                data.starts, steps=steps, dt=config.model.dt, error_std=std,
                                                layout=layout, seed=training_seed(config) + 7919)
     if not np.all(np.isfinite(trajectory)):
-        raise ConfigError([f"train.background_error_std: the training backgrounds' forecasts (initial error std {std:g}) "
-                           "blew up (non-finite values); lower it"])
+        raise ConfigError([f"train.background_error_std: the training backgrounds' forecasts (initial error std "
+                           f"{std:g}) blew up (non-finite values); lower it"])
     return trajectory, std
 
 
