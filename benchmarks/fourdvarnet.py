@@ -5,8 +5,9 @@ All in one process, every compared method side by side (the machine is shared: r
 1. **Accuracy and time per window.** For each setup (Lorenz-63 in Fablet et al. 2021's setup,
    Lorenz-96 N = 40 with half the sites observed every 4 steps: ``benchmarks/fourdvarnet_*.toml``)
    ``dacli simulate`` makes a held-out twin (run.seed); ``dacli train`` trains 4DVarNet on its own
-   twin (run.seed + 1); then ``dacli assimilate`` cycles method.kind = 4dvarnet, strong4dvar and
-   weak4dvar over the same held-out windows and observations. Analysis RMSE against the truth
+   twin (run.seed + 1), once per variant (``VARIANTS``: observations only, + the cycled background,
+   + the model as prior); then ``dacli assimilate`` cycles each variant, strong4dvar and weak4dvar
+   over the same held-out windows and observations. Analysis RMSE against the truth
    (every step of every window), and the time per window after the first compiled chunk.
 2. **Training cost per solver adjoint vs K** on the trained Lorenz-63 network (batch 8 windows of
    200 steps): median time of one ``train_step`` after compile, and XLA's temporary memory from
@@ -16,6 +17,7 @@ All in one process, every compared method side by side (the machine is shared: r
 
     python benchmarks/fourdvarnet.py            # full run, 13 min on 2 shared cores
     python benchmarks/fourdvarnet.py --quick    # smoke run, ~5 min there (compilation dominates)
+    python benchmarks/fourdvarnet.py --accuracy-only   # section 1 only; 2 and 3 kept from the existing JSON
 
 The script puts this checkout first on ``sys.path``, so it benchmarks the dacli beside it.
 """
