@@ -165,9 +165,9 @@ def training_backgrounds(config: Config, dynamics, data: TrainingWindows, steps:
     from dacli.learned.data import forecast_backgrounds
 
     std = background_error_std(config, data.observation_error_std)
-    trajectory = forecast_backgrounds(dynamics, SOLVERS.resolve(config.model.solver)(), data.initial,
-                                               data.starts, steps=steps, dt=config.model.dt, error_std=std,
-                                               layout=layout, seed=training_seed(config) + 7919)
+    trajectory = forecast_backgrounds(dynamics, SOLVERS.resolve(config.model.solver)(), data.initial, data.starts,
+                                      steps=steps, dt=config.model.dt, error_std=std, layout=layout,
+                                      seed=training_seed(config) + 7919)  # a stream apart from the batch order's
     if not np.all(np.isfinite(trajectory)):
         raise ConfigError([f"train.background_error_std: the training backgrounds' forecasts (initial error std "
                            f"{std:g}) blew up (non-finite values); lower it"])
