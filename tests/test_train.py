@@ -79,6 +79,18 @@ def test_refusals(tmp_path):
     wider = small_config(tmp_path, "train.epochs=1", "network.hidden=8")
     with pytest.raises(ConfigError, match=r"was written with different network"):
         train(wider, resume=True)
+    # A checkpoint written before network.prior / background and train.background_error_std existed
+    # resumes (its header lacks them: the defaults were in effect), unless the run now uses them.
+    from dacli.run.train import _check_resumable, _identity
+
+    now = _identity(config, {"channels": 3})
+    older = {**now, "network": {k: v for k, v in now["network"].items() if k not in ("prior", "background",
+                                                                                     "background_weight")},
+             "train": {k: v for k, v in now["train"].items() if k != "background_error_std"}}
+    _check_resumable(older, now, tmp_path / "older.eqx")
+    with pytest.raises(ConfigError, match=r"was written with different network"):
+        _check_resumable(older, _identity(small_config(tmp_path, "network.background=true"), {"channels": 3}),
+                         tmp_path / "older.eqx")
     with pytest.raises(ConfigError, match=r"train: section missing; dacli train needs \[train\]"):
         train(config.model_copy(update={"train": None}))  # (a classical method.kind is tuned: test_tuning.py)
 

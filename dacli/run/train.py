@@ -62,7 +62,20 @@ def _identity(config: Config, shape: dict) -> dict:
             "model": config.model.model_dump(), "precision": config.run.precision}
 
 
+def _with_defaults(header: dict) -> dict:
+    """A checkpoint header whose [network] and [train] lack keys added since it was written: their defaults."""
+    from dacli.config.schema import NetworkConfig, TrainConfig
+
+    header = dict(header)
+    for key, section in (("network", NetworkConfig), ("train", TrainConfig)):
+        if isinstance(header.get(key), dict):
+            defaults = {name: field.default for name, field in section.model_fields.items() if not field.is_required()}
+            header[key] = {**{k: v for k, v in defaults.items() if k not in ("checkpoint", "directory")}, **header[key]}
+    return header
+
+
 def _check_resumable(header: dict, expected: dict, path: Path) -> None:
+    header = _with_defaults(header)
     different = [key for key in ("network", "shape", "model", "precision") if header.get(key) != expected[key]]
     if different:
         raise ConfigError([f"train: --resume: {path} was written with different {', '.join(different)} "
