@@ -5,8 +5,9 @@ All in one process, every compared method side by side (the machine is shared: r
 1. **Accuracy and time per window.** For each setup (Lorenz-63 in Fablet et al. 2021's setup,
    Lorenz-96 N = 40 with half the sites observed every 4 steps: ``benchmarks/fourdvarnet_*.toml``)
    ``dacli simulate`` makes a held-out twin (run.seed); ``dacli train`` trains 4DVarNet on its own
-   twin (run.seed + 1); then ``dacli assimilate`` cycles method.kind = 4dvarnet, strong4dvar and
-   weak4dvar over the same held-out windows and observations. Analysis RMSE against the truth
+   twin (run.seed + 1), once per variant (``VARIANTS``: observations only, + the cycled background,
+   + the model as prior); then ``dacli assimilate`` cycles each variant, strong4dvar and weak4dvar
+   over the same held-out windows and observations. Analysis RMSE against the truth
    (every step of every window), and the time per window after the first compiled chunk.
 2. **Training cost per solver adjoint vs K** on the trained Lorenz-63 network (batch 8 windows of
    200 steps): median time of one ``train_step`` after compile, and XLA's temporary memory from
@@ -16,6 +17,7 @@ All in one process, every compared method side by side (the machine is shared: r
 
     python benchmarks/fourdvarnet.py            # full run, 13 min on 2 shared cores
     python benchmarks/fourdvarnet.py --quick    # smoke run, ~5 min there (compilation dominates)
+    python benchmarks/fourdvarnet.py --accuracy-only   # section 1 only; 2 and 3 kept from the existing JSON
 
 The script puts this checkout first on ``sys.path``, so it benchmarks the dacli beside it.
 """
@@ -56,7 +58,7 @@ SETUPS = {
         "config": HERE / "fourdvarnet_lorenz96.toml",
         "title": "Lorenz-96 N = 40: dt 0.05, windows of 20 steps, a random half of the sites every 4 steps, error std 1",
         "duration": (20.0, 10.0),
-        "train": (["train.windows=240", "train.validation_windows=16", "train.epochs=10"],
+        "train": (["train.windows=240", "train.validation_windows=16", "train.epochs=20"],
                   ["train.windows=32", "train.validation_windows=8", "train.epochs=2"]),
     },
 }
@@ -67,17 +69,30 @@ METHODS = {
     "weak4dvar": ['method.kind="weak4dvar"', 'run.precision="float64"'],
 }
 
+# 4DVarNet variants, each trained (same data, same budget) and assimilated on the same windows. The
+# plain one reconstructs a window from its observations alone; "+background" uses the cycled
+# background (forecast as first iterate where unobserved, Jb on the first step with B = sigma_o^2,
+# trained on forecasts from true states + N(0, 1)); "model prior" replaces the learned bilinear
+# prior by one model step (weak-constraint 4DVar's cost, Q = sigma_o^2 / 20 per step).
+BACKGROUND = ["network.background=true", "network.background_weight=1.0"]
+VARIANTS = {
+    "4dvarnet": [],
+    "4dvarnet+background": BACKGROUND,
+    "4dvarnet+model prior+background": ['network.prior="model"', "network.prior_weight=20.0", *BACKGROUND],
+}
+
 ADJOINTS = ["RecursiveCheckpointAdjoint", "DirectAdjoint", "OneStepAdjoint", "KStepAdjoint", "ImplicitAdjoint"]
 
 
-def config_for(setup: str, folder: Path, extra: list[str]):
+def config_for(setup: str, folder: Path, extra: list[str], variant: str = "4dvarnet"):
     from dacli.build.registry import check_names
     from dacli.config.loading import load_config
 
+    tag = "" if variant == "4dvarnet" else "_" + "".join(c if c.isalnum() else "_" for c in variant)
     paths = [f'observations.path="{folder / "obs.nc"}"', f'background.path="{folder / "background.nc"}"',
              f'truth.path="{folder / "truth.nc"}"', f'output.path="{folder / "analysis.nc"}"', "output.overwrite=true",
-             f'network.checkpoint="{folder / "network.eqx"}"', f'train.directory="{folder / "training"}"']
-    items = [*paths, *extra]
+             f'network.checkpoint="{folder / f"network{tag}.eqx"}"', f'train.directory="{folder / f"training{tag}"}"']
+    items = [*paths, *VARIANTS[variant], *extra]
     return load_config(SETUPS[setup]["config"], items, [check_names]), items
 
 
@@ -89,8 +104,7 @@ def method_overrides(setup: str, kind: str) -> list[str]:
 
 
 def accuracy(setup: str, folder: Path, quick: bool) -> dict:
-    """Simulate the held-out twin, train 4DVarNet, assimilate with each method on the same files."""
-    from dacli.run.assimilate import assimilate
+    """Simulate the held-out twin, train each 4DVarNet variant, assimilate with each on the same files, then 4DVar."""
     from dacli.run.simulate import simulate
     from dacli.run.train import train
 
@@ -99,37 +113,47 @@ def accuracy(setup: str, folder: Path, quick: bool) -> dict:
     config, _ = config_for(setup, folder, [f"simulate.duration={duration}"])
     simulated = simulate(config)
     train_items = spec["train"][quick]
-    config, _ = config_for(setup, folder, train_items)
-    started = time.perf_counter()
-    trained = train(config, overwrite=True)
-    training = {"wall_s": time.perf_counter() - started, "overrides": train_items,
-                **{k: trained.summary[k] for k in ("epochs", "steps", "training_windows", "validation_windows",
-                                                   "untrained_validation_rmse", "validation_rmse",
-                                                   "best_validation_rmse", "observation_error_std", "data")},
-                "history": json.loads((folder / "training" / "metrics.json").read_text())["history"]}
-    print(f"{setup}: trained {training['steps']} steps in {training['wall_s']:.0f} s, validation RMSE "
-          f"{training['untrained_validation_rmse']:.3f} -> {training['best_validation_rmse']:.3f}", flush=True)
-    rows = []
-    for kind in METHODS:
-        config, items = config_for(setup, folder, method_overrides(setup, kind))
+    trainings, rows = {}, []
+    for variant in VARIANTS:
+        config, _ = config_for(setup, folder, train_items, variant)
         started = time.perf_counter()
-        result = assimilate(config)
-        total = time.perf_counter() - started
-        s = result.summary
-        rows.append({
-            "setup": setup, "method": kind, "overrides": method_overrides(setup, kind),
-            "precision": s["precision"], "minimiser": s["minimiser"],
-            "analysis_rmse": s["analysis_rmse"], "background_rmse": s["background_rmse"],
-            "windows": s["windows"], "converged_windows": s["converged_windows"],
-            "iterations_mean": s["iterations_mean"], "windows_per_chunk": s["windows_per_compiled_chunk"],
-            "ms_per_window": 1e3 * s["seconds_per_window_after_first_chunk"],
-            "compile_and_first_chunk_s": s["compile_and_first_chunk_seconds"], "total_s": total,
-        })
-        r = rows[-1]
-        print(f"{setup} {kind:12s} RMSE {r['analysis_rmse']:.3f} (background {r['background_rmse']:.3f}), "
-              f"{r['ms_per_window']:.2f} ms/window, compile+1st chunk {r['compile_and_first_chunk_s']:.1f} s", flush=True)
+        trained = train(config, overwrite=True)
+        trainings[variant] = {
+            "wall_s": time.perf_counter() - started, "overrides": [*VARIANTS[variant], *train_items],
+            **{k: trained.summary[k] for k in ("epochs", "steps", "training_windows", "validation_windows",
+                                               "untrained_validation_rmse", "validation_rmse", "best_validation_rmse",
+                                               "observation_error_std", "background_error_std", "data")},
+            "history": json.loads(Path(trained.files["metrics"]).read_text())["history"]}
+        t = trainings[variant]
+        print(f"{setup} {variant}: trained {t['steps']} steps in {t['wall_s']:.0f} s, validation RMSE "
+              f"{t['untrained_validation_rmse']:.3f} -> {t['best_validation_rmse']:.3f}", flush=True)
+        rows.append(assimilated(setup, folder, variant, []))
+    for kind in METHODS:
+        if kind != "4dvarnet":
+            rows.append(assimilated(setup, folder, kind, method_overrides(setup, kind)))
     return {"setup": setup, "title": spec["title"], "held_out_twin": {"duration": duration, **simulated.summary},
-            "training": training, "rows": rows}
+            "training": trainings, "rows": rows}
+
+
+def assimilated(setup: str, folder: Path, label: str, overrides: list[str]) -> dict:
+    """One dacli assimilate over the held-out twin: a 4DVarNet variant (label in VARIANTS) or a 4DVar."""
+    from dacli.run.assimilate import assimilate
+
+    variant = label if label in VARIANTS else "4dvarnet"
+    config, _ = config_for(setup, folder, overrides, variant)
+    started = time.perf_counter()
+    s = assimilate(config).summary
+    total = time.perf_counter() - started
+    r = {"setup": setup, "method": label, "overrides": [*VARIANTS[variant], *overrides] if label in VARIANTS else overrides,
+         "precision": s["precision"], "minimiser": s["minimiser"],
+         "analysis_rmse": s["analysis_rmse"], "background_rmse": s["background_rmse"],
+         "windows": s["windows"], "converged_windows": s["converged_windows"],
+         "iterations_mean": s["iterations_mean"], "windows_per_chunk": s["windows_per_compiled_chunk"],
+         "ms_per_window": 1e3 * s["seconds_per_window_after_first_chunk"],
+         "compile_and_first_chunk_s": s["compile_and_first_chunk_seconds"], "total_s": total}
+    print(f"{setup} {label:32s} RMSE {r['analysis_rmse']:.3f} (background {r['background_rmse']:.3f}), "
+          f"{r['ms_per_window']:.2f} ms/window, compile+1st chunk {r['compile_and_first_chunk_s']:.1f} s", flush=True)
+    return r
 
 
 def adjoint_costs(folder: Path, ks: list[int], repeats: int, quick: bool = False) -> dict:
@@ -264,13 +288,17 @@ def markdown(report: dict) -> str:
              f"Whole run {report['total_s']:.0f} s.", "",
              "## Accuracy and time per window (same held-out windows and observations)", ""]
     for part in report["accuracy"]:
-        t = part["training"]
+        plain = part["training"]["4dvarnet"]
         lines += [f"### {part['title']}", "",
-                  f"Held-out twin: {part['rows'][0]['windows']} windows (seed run.seed). 4DVarNet trained on "
-                  f"{t['training_windows']} windows of its own twin ({t['data']}): {t['epochs']} epochs, {t['steps']} "
-                  f"Adam steps in {t['wall_s']:.0f} s; validation RMSE {t['untrained_validation_rmse']:.3f} "
-                  f"untrained -> {t['best_validation_rmse']:.3f} (observation error std {t['observation_error_std']:.3g}).",
-                  "", "| method | precision | minimiser | analysis RMSE | background RMSE | "
+                  f"Held-out twin: {part['rows'][0]['windows']} windows (seed run.seed). Each 4DVarNet variant trained on "
+                  f"{plain['training_windows']} windows of its own twin ({plain['data']}; observation error std "
+                  f"{plain['observation_error_std']:.3g}), then validated on {plain['validation_windows']}:", ""]
+        for variant, t in part["training"].items():
+            backgrounds = (f", backgrounds from true states + N(0, {t['background_error_std']:g}^2)"
+                           if t.get("background_error_std") else "")
+            lines.append(f"- {variant}: {t['epochs']} epochs, {t['steps']} Adam steps in {t['wall_s']:.0f} s{backgrounds}; "
+                         f"validation RMSE {t['untrained_validation_rmse']:.3f} untrained -> {t['best_validation_rmse']:.3f}")
+        lines += ["", "| method | precision | minimiser | analysis RMSE | background RMSE | "
                       "converged | iterations / window | ms / window | time vs strong4dvar | compile + 1st chunk [s] |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
         strong = next(r for r in part["rows"] if r["method"] == "strong4dvar")
@@ -282,7 +310,12 @@ def markdown(report: dict) -> str:
         lines.append("")
     a = report["adjoints"]
     ks = sorted({r["K"] for r in a["rows"]})
-    lines += ["## Training cost per solver adjoint vs K", "",
+    carried = report.get("carried_over")
+    lines += ["## Training cost per solver adjoint vs K", ""]
+    if carried:
+        lines += [f"(This section and the next are carried over from the run at dacli "
+                  f"{carried['environment']['dacli_commit']}: `--accuracy-only` re-ran the section above only.)", ""]
+    lines += [
               f"One `train_step` (loss, gradient, Adam update) on a batch of {a['batch']} Lorenz-63 windows of "
               f"{a['window_steps']} steps, the trained network (hidden {a['network']['hidden']}, kernel "
               f"{a['network']['kernel']}); median of {a['repeats']} steps after compile. Memory: XLA's "
@@ -324,6 +357,9 @@ def main() -> None:
     parser.add_argument("--ks", default=None, help="K values for the adjoint table (default 2,4,8,16; quick 2,4)")
     parser.add_argument("--out", default=None, help="output prefix (default benchmarks/results/fourdvarnet[_quick])")
     parser.add_argument("--keep", default=None, help="keep the twins, networks and outputs in this folder")
+    parser.add_argument("--accuracy-only", action="store_true", help=(
+        "run only the accuracy section; the adjoint and convolution sections are carried over from the JSON "
+        "already at the output prefix (marked as such in the report)"))
     arguments = parser.parse_args()
     quick = arguments.quick
     ks = [int(k) for k in (arguments.ks or ("2,4" if quick else "2,4,8,16")).split(",")]
@@ -333,6 +369,7 @@ def main() -> None:
     import jax
 
     report = {"quick": quick, "dacli_source": str(Path(dacli.__file__).parent), "accuracy": []}
+    previous = json.loads(prefix.with_suffix(".json").read_text()) if arguments.accuracy_only else None
     with tempfile.TemporaryDirectory() as scratch:
         base = Path(arguments.keep or scratch)
         for setup in arguments.setups.split(","):
@@ -340,9 +377,14 @@ def main() -> None:
             folder.mkdir(parents=True, exist_ok=True)
             report["accuracy"].append(accuracy(setup, folder, quick))
             save(prefix, report)
-        report["adjoints"] = adjoint_costs(base / "lorenz63", ks, 2 if quick else 5, quick)
+        if arguments.accuracy_only:
+            report["adjoints"], report["convolutions"] = previous["adjoints"], previous["convolutions"]
+            report["carried_over"] = {"sections": ["adjoints", "convolutions"], "environment": previous["environment"]}
+        else:
+            report["adjoints"] = adjoint_costs(base / "lorenz63", ks, 2 if quick else 5, quick)
         save(prefix, report)
-    report["convolutions"] = convolutions(2, size=32) if quick else convolutions(3)
+    if not arguments.accuracy_only:
+        report["convolutions"] = convolutions(2, size=32) if quick else convolutions(3)
     report["platform"] = f"jax {jax.__version__} on {jax.devices()[0].platform}"
     report["total_s"] = time.perf_counter() - began
     report["environment"] = environment()

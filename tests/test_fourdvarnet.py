@@ -163,3 +163,63 @@ def test_channels_last_conv_equals_equinox_conv(spatial_dims, periodic):
     theirs = eqx.tree_at(lambda c: (c.weight, c.bias), theirs, (ours.weight, ours.bias.reshape(theirs.bias.shape)))
     x = jax.random.normal(jax.random.PRNGKey(2), (3,) + (7,) * spatial_dims, jnp.float64)
     np.testing.assert_allclose(ours(x), theirs(x), rtol=0, atol=1e-13)
+
+
+
+
+@eqx.filter_jit
+def _model_prior_checks(network, x0, mask):
+    """(a model trajectory x, Phi(x), Phi(x + small) - (x + small), first iterate, U with and without background)."""
+    from dacli.models.integrate import integrate
+
+    prior = network.prior
+    x = prior.unflat(integrate(prior.dynamics, x0, 0.0, 12, prior.dt, prior.solver, diffrax.DirectAdjoint())[1:])
+    perturbed = x + 0.01 * jnp.sin(x)
+    y = jnp.where(mask, x + 1.0, jnp.nan)
+    later = jnp.expand_dims(jnp.arange(12) > 0, 1 - network.time_axis)  # steps 2..12: not in the background term
+    costs = jnp.stack([network.cost(x, y, mask, x - 0.5), network.cost(x, y, mask, jnp.where(later, x + 7.0, x - 0.5))])
+    return (x, network.project(x), network.project(perturbed) - perturbed,
+            network.initial_iterate(y, mask, x - 0.5)[0], costs)
+
+
+def test_model_prior_is_exact_on_a_model_trajectory_and_the_background_fills_the_first_iterate():
+    """network.prior = "model": |x - Phi(x)| vanishes on a true model trajectory (Phi(x)_t is one
+    model step from x_{t-1}), in both layouts (variables x time for Lorenz-63, time x grid for
+    Lorenz-96), and not on a perturbed one. network.background: the first iterate is the
+    observation where observed, the background's forecast elsewhere; the background term is
+    w_b |x_1 - x^b_1|^2 / (2 sigma_o^2) on the first step; a network trained with backgrounds refuses
+    to run without one, one trained without ignores it; one training step with the model prior
+    (differentiating through the model step twice) reduces the loss."""
+    from dacli.build.network import build_model_prior, time_axis
+    from dacli.build.problem import build_dynamics
+    from dacli.config.schema import ModelConfig, NetworkConfig
+
+    for name, parameters, grid in (("lorenz63", {}, False), ("lorenz96", {"n": 8}, True)):
+        model = ModelConfig(name=name, parameters=parameters, solver="RK4", dt=0.01)
+        layout = build_dynamics(model).layout()
+        prior = build_model_prior(NetworkConfig(checkpoint="unused", prior="model", background=True), model, layout)
+        shape = (12, layout.size) if grid else (layout.size, 12)
+        network = FourDVarNet(shape[0], 1, periodic=grid, modulator_hidden=2, iterations=2, model_prior=prior,
+                              background=True, background_weight=3.0, observation_error_std=0.5,
+                              time_axis=time_axis(layout), key=jax.random.PRNGKey(0), dtype=jnp.float64)
+        mask = np.random.default_rng(1).uniform(size=shape) < 0.3
+        x, phi, perturbed, first, costs = _model_prior_checks(network, jnp.linspace(1.0, 2.0, layout.size), mask)
+        assert x.shape == shape
+        np.testing.assert_allclose(phi, x, rtol=0, atol=1e-12)
+        assert np.abs(perturbed).max() > 1e-4
+        np.testing.assert_array_equal(first, jnp.where(mask, x + 1.0, x - 0.5))
+        # U(x) = |m (x - y)|^2 / (2 sigma_o^2) + w_b |x_1 - x^b_1|^2 / (2 sigma_o^2), x^b = x - 0.5 (Phi(x) = x)
+        expected = (mask.sum() + 3.0 * 0.25 * layout.size) / (2 * 0.25)
+        np.testing.assert_allclose(costs, expected, rtol=1e-12)
+        with pytest.raises(ValueError, match=r"trained with backgrounds \(network.background = true\): pass"):
+            network.initial_iterate(x, mask)
+        if grid:  # training differentiates through grad U, so through the model step twice: it must trace
+            optimiser = make_optimiser(1e-2, total_steps=10)
+            state = optimiser.init(eqx.filter(network, eqx.is_inexact_array))
+            batch = (jnp.where(mask, x, jnp.nan)[None], mask[None], x[None], (x - 0.5)[None])
+            trained, _, loss = train_step(network, state, *batch, optimiser=optimiser, prior_loss_weight=0.5)
+            assert np.isfinite(loss) and batch_loss(trained, *batch[:3], 0.5, batch[3]) < loss
+    plain = FourDVarNet(3, 1, periodic=False, hidden=2, modulator_hidden=2, iterations=2, key=jax.random.PRNGKey(0),
+                        dtype=jnp.float64)
+    y, mask = jnp.zeros((3, 12)), jnp.zeros((3, 12), bool)
+    np.testing.assert_array_equal(plain.initial_iterate(y, mask, jnp.ones((3, 12)))[0], jnp.full((3, 12), plain.offset))

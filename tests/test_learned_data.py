@@ -42,6 +42,9 @@ def test_window_pairs_hold_each_observation_at_its_step_and_variable():
                     assert data.y[k, v, j] == pytest.approx(expected, rel=1e-6)  # float32 config
                 assert data.truth[k, v, j] == pytest.approx(twin.truth[step, v], rel=1e-6)
     assert data.mask.sum() == 5 * 3 * 2  # steps 8 and 16 of each window
+    # The true window-start states (step 0, the training backgrounds' unperturbed origin) and start times.
+    np.testing.assert_allclose(data.initial, twin.truth[0:80:16], rtol=1e-6)
+    np.testing.assert_allclose(data.starts - data.starts[0], 0.16 * np.arange(5), atol=1e-6)
 
 
 QG_SMALL = ["model.parameters={nx = 16, ny = 16, length_x = 3.2e5, deformation_radius = 40e3, viscosity = 20.0, "

@@ -99,6 +99,18 @@ def test_refusals(tmp_path):
     wider = small_config(tmp_path, "train.epochs=1", "network.hidden=8")
     with pytest.raises(ConfigError, match=r"was written with different network"):
         train(wider, resume=True)
+    # A checkpoint written before network.prior / background and train.background_error_std existed
+    # resumes (its header lacks them: the defaults were in effect), unless the run now uses them.
+    from dacli.run.train import _check_resumable, _identity
+
+    now = _identity(config, {"channels": 3})
+    older = {**now, "network": {k: v for k, v in now["network"].items() if k not in ("prior", "background",
+                                                                                     "background_weight")},
+             "train": {k: v for k, v in now["train"].items() if k != "background_error_std"}}
+    _check_resumable(older, now, tmp_path / "older.eqx")
+    with pytest.raises(ConfigError, match=r"was written with different network"):
+        _check_resumable(older, _identity(small_config(tmp_path, "network.background=true"), {"channels": 3}),
+                         tmp_path / "older.eqx")
     with pytest.raises(ConfigError, match=r"train: section missing; dacli train needs \[train\]"):
         train(config.model_copy(update={"train": None}))  # (a classical method.kind is tuned: test_tuning.py)
 
@@ -119,7 +131,10 @@ def test_train_command_writes_curves_and_a_json_summary(cli, tmp_path):
 
 def test_assimilate_with_a_trained_network_and_refuse_one_that_does_not_fit(tmp_path):
     """The trained network cycles over the held-out twin and writes the usual CF file; a checkpoint
-    from another architecture or window length is refused, naming what differs."""
+    from another architecture or window length is refused, naming what differs. Trained with
+    backgrounds (forecasts from perturbed true states, network.background) the same network
+    validates better than without (its first iterate is the forecast, not the climatological mean),
+    cycles with dacli's background, and its checkpoint is refused by a run without backgrounds."""
     import xarray as xr
 
     from dacli.run.assimilate import assimilate
@@ -143,6 +158,18 @@ def test_assimilate_with_a_trained_network_and_refuse_one_that_does_not_fit(tmp_
                                           r"\(16 model steps of a state of 3\) need 3 over \[16\]"):
         assimilate(small_config(tmp_path, f'output.path="{tmp_path / "c.nc"}"', "window.length=0.16"))
     assert Path(trained.files["best"]).exists()
+
+    folder = tmp_path / "with_backgrounds"
+    informed = train(small_config(folder, "train.epochs=2", "network.background=true"))
+    assert informed.summary["background_error_std"] == 1.0  # simulate.background_error_std
+    # Measured: 6.5 with backgrounds vs 16.8 without (2 epochs of 3 Adam steps).
+    assert informed.summary["best_validation_rmse"] < 0.5 * trained.summary["best_validation_rmse"]
+    result = assimilate(small_config(folder, f'output.path="{folder / "a.nc"}"', "window.count=2",
+                                     "network.background=true"))
+    assert result.summary["windows"] == 2 and np.isfinite(result.summary["analysis_rmse"])
+    with pytest.raises(ConfigError, match=r"network.background is False here but True in the checkpoint \(a network "
+                                          r"uses the cycled background only if it was trained with backgrounds"):
+        assimilate(small_config(folder, f'output.path="{folder / "b.nc"}"'))
 
 
 def test_validate_needs_the_trained_network(tmp_path):

@@ -26,19 +26,43 @@ def network_shape(layout, window_steps: int) -> dict:
     return {"channels": len(layout.variables), "spatial_shape": [window_steps], "spatial_dims": 1, "periodic": False}
 
 
+def build_model_prior(network: NetworkConfig, model, layout):
+    """network.prior = "model": one step of ``model`` (the [model] section) as Phi; None for a learned prior."""
+    if network.prior != "model":
+        return None
+    from dacli.build.problem import build_dynamics
+    from dacli.build.registry import SOLVERS
+    from dacli.learned.networks import ModelPrior
+
+    return ModelPrior(build_dynamics(model), SOLVERS.resolve(model.solver)(), float(model.dt),
+                      tuple(layout.shape) if layout.axes else ())
+
+
+def time_axis(layout) -> int:
+    """The window's time axis in the networks' layout: (n, T) without a grid, (T, *grid) with one."""
+    return 0 if layout.axes else 1
+
+
 def build_network(config: NetworkConfig, shape: dict, observation_error_std: float, offset: float, scale: float,
-                  key, dtype):
+                  key, dtype, model_prior=None, window_axis: int = 1):
+    """4DVarNet for windows of ``shape``; ``model_prior`` (:func:`build_model_prior`) when network.prior = "model";
+    ``window_axis``: :func:`time_axis` of the layout (where the background term finds the first step)."""
     from dacli.learned.fourdvarnet import FourDVarNet
 
+    if (config.prior == "model") != (model_prior is not None):
+        needs = "needs" if model_prior is None else "takes no"
+        raise ValueError(f"network.prior = {config.prior!r} {needs} model_prior")
     return FourDVarNet(shape["channels"], shape["spatial_dims"], periodic=shape["periodic"], hidden=config.hidden,
                        modulator_hidden=config.modulator_hidden, kernel=config.kernel, iterations=config.iterations,
                        observation_error_std=observation_error_std, prior_weight=config.prior_weight,
                        solver_adjoint=build_solver_adjoint(config), solver=config.solver, offset=offset, scale=scale,
-                       key=key, dtype=dtype)
+                       model_prior=model_prior, background=config.background,
+                       background_weight=config.background_weight, time_axis=window_axis, key=key, dtype=dtype)
 
 
-# [network] keys that fix the architecture (the arrays' shapes); the rest only matter in training.
-ARCHITECTURE_KEYS = ("hidden", "modulator_hidden", "kernel", "solver")
+# [network] keys that fix the architecture (the arrays' shapes) or what the network was trained to use;
+# the rest only matter in training. Checkpoints written before a key existed hold its default.
+ARCHITECTURE_KEYS = ("hidden", "modulator_hidden", "kernel", "solver", "prior", "background")
 
 
 def load_trained_network(config, layout, window_steps: int, dtype):
@@ -67,13 +91,17 @@ def load_trained_network(config, layout, window_steps: int, dtype):
                         f"of {layout.size}) need {expected['channels']} over {expected['spatial_shape']} "
                         "(window.length and the model must be those of the training)")
     for key in ARCHITECTURE_KEYS:
-        trained, configured = header["network"].get(key), getattr(config.network, key)
+        trained = header["network"].get(key, type(config.network).model_fields[key].default)
+        configured = getattr(config.network, key)
         if trained != configured:
-            problems.append(f"network.{key} is {configured!r} here but {trained!r} in the checkpoint")
+            why = (" (a network uses the cycled background only if it was trained with backgrounds: set it as in "
+                   "training, or retrain with dacli train)" if key == "background" else "")
+            problems.append(f"network.{key} is {configured!r} here but {trained!r} in the checkpoint{why}")
     if header["precision"] != config.run.precision:
         problems.append(f"it holds {header['precision']} weights; set run.precision = \"{header['precision']}\"")
     if problems:
         raise ConfigError([f"network.checkpoint: {path} does not fit this configuration: {p}" for p in problems])
     skeleton = build_network(config.network, header["shape"], header["observation_error_std"], header["offset"],
-                             header["scale"], jax.random.PRNGKey(0), jnp.dtype(dtype))
+                             header["scale"], jax.random.PRNGKey(0), jnp.dtype(dtype),
+                             build_model_prior(config.network, config.model, layout), time_axis(layout))
     return load_checkpoint(path, skeleton)[1]

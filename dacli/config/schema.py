@@ -290,6 +290,17 @@ class NetworkConfig(Section):
     prior_weight: PositiveFloat = Field(default=1.0, description=(
         "weight w of |x - Phi(x)|^2 against the observation term: U = [|m(x - y)|^2 + w |x - Phi(x)|^2] / (2 sigma_o^2)"))
     solver: Literal["convlstm", "gradient"] = "convlstm"
+    prior: Literal["bilinear", "model"] = Field(default="bilinear", description=(
+        "Phi: 'bilinear' learns it (a bilinear convolutional auto-encoder); 'model' is one step of the known model "
+        "from the previous state (Fablet et al. 2021), which makes w |x - Phi(x)|^2 weak-constraint 4DVar's "
+        "model-error term with Q = sigma_o^2 / w per step (hidden is then unused)"))
+    background: bool = Field(default=False, description=(
+        "use the cycled background: the first iterate is its forecast x^b where nothing is observed (not the "
+        "climatological mean) and background_weight adds a background term to U; training then feeds forecasts "
+        "from perturbed true states (train.background_error_std)"))
+    background_weight: float = Field(default=0.0, ge=0.0, description=(
+        "w_b of the background term w_b |x_1 - x^b_1|^2 / (2 sigma_o^2) on the window's first step: 4DVar's Jb "
+        "with B = sigma_o^2 / w_b (needs background = true)"))
     solver_adjoint: str = Field(default="RecursiveCheckpointAdjoint", description=(
         "RecursiveCheckpointAdjoint | DirectAdjoint | OneStepAdjoint | KStepAdjoint | ImplicitAdjoint"))
     solver_adjoint_steps: PositiveInt = Field(default=3, description="k of KStepAdjoint")
@@ -299,6 +310,9 @@ class NetworkConfig(Section):
     def _odd_kernel(self) -> "NetworkConfig":
         if self.kernel % 2 == 0:
             raise ValueError(f"kernel must be odd (centred convolutions), found {self.kernel}")
+        if self.background_weight > 0 and not self.background:
+            raise ValueError(f"background_weight = {self.background_weight} needs background = true "
+                             "(the background term uses the cycled background)")
         return self
 
 
@@ -317,6 +331,10 @@ class TrainConfig(Section):
     warmup_steps: int = Field(default=20, ge=0)
     clip_norm: PositiveFloat = Field(default=1.0, description="gradients clipped to this global norm")
     prior_loss_weight: float = Field(default=0.5, ge=0.0, description="weight of |x_t - Phi(x_t)|^2 in the loss")
+    background_error_std: PositiveFloat | None = Field(default=None, description=(
+        "network.background: the training windows' background states are the true window-start states plus "
+        "noise of this std, forecast over the window; default simulate.background_error_std, else the "
+        "observations' error std"))
     directory: str = Field(default="training", description=(
         "per-epoch checkpoint, metrics and loss curve (relative to the working directory)"))
     seed: int | None = Field(default=None, description=(

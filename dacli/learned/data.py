@@ -10,7 +10,9 @@ consecutive windows of ``length`` steps (steps 1..length after each window start
 windows (start, start + length]) for training. :func:`to_channels` lays a window out as the
 networks expect: for a model without a grid (Lorenz-63) the variables are channels over time,
 (n, T); for a gridded model the window's time steps are channels over the grid, (T, *grid) —
-Fablet et al. (2021)'s two layouts.
+Fablet et al. (2021)'s two layouts. :func:`forecast_backgrounds` makes the training windows'
+backgrounds for a network using them (``network.background``): model forecasts over each window
+from a perturbed true initial state, as the cycled backgrounds of assimilation are.
 """
 
 from __future__ import annotations
@@ -54,11 +56,12 @@ def grid_observations(obs, steps: int, size: int):
 
 def window_pairs(observations, truth_times: np.ndarray, truth: np.ndarray, layout, *, start: float, steps: int,
                  dt: float, count: int, source: str, dtype=np.float64):
-    """(y, mask, truth) for ``count`` consecutive windows of ``steps`` model steps from ``start``.
+    """(y, mask, truth, initial, starts) for ``count`` consecutive windows of ``steps`` model steps from ``start``.
 
     ``observations`` is an :class:`~dacli.observations.sets.ObservationSet`; ``truth`` the states
-    (T, n) at ``truth_times``, which must cover every window's steps (``source`` names it in the
-    error). Each returned array is (count, *network layout).
+    (T, n) at ``truth_times``, which must cover every window's steps 0..steps (``source`` names it
+    in the error). y, mask and truth (steps 1..steps) are (count, *network layout); ``initial`` is
+    the true flat state at each window start (count, n), ``starts`` the start times (count,).
     """
     from dacli.io.states import states_at
     from dacli.observations.windows import make_schedule, pack_observations
@@ -68,7 +71,33 @@ def window_pairs(observations, truth_times: np.ndarray, truth: np.ndarray, layou
     packed = pack_observations(observations, schedule, None, dtype)
     grid = jax.vmap(grid_observations, in_axes=(0, None, None))
     y, mask = grid(jax.tree_util.tree_map(jnp.asarray, packed.stacked()), steps, layout.size)
-    wanted = (schedule.starts[:, None] + dt * np.arange(1, steps + 1)).ravel()
-    states = states_at(truth_times, truth, wanted, source, "truth", 0.5 * dt).reshape(count, steps, -1)
+    wanted = (schedule.starts[:, None] + dt * np.arange(0, steps + 1)).ravel()
+    states = states_at(truth_times, truth, wanted, source, "truth", 0.5 * dt).reshape(count, steps + 1, -1)
     return (to_channels(layout, np.asarray(y)).astype(dtype), to_channels(layout, np.asarray(mask)),
-            to_channels(layout, states).astype(dtype))
+            to_channels(layout, states[:, 1:]).astype(dtype), states[:, 0].astype(dtype),
+            np.asarray(schedule.starts, dtype))
+
+
+def forecast_backgrounds(dynamics, solver, initial, starts, *, steps: int, dt: float, error_std: float, layout,
+                         seed: int):
+    """Background forecasts over steps 1..steps, in the network layout, for training windows.
+
+    Each window's background state is its true initial state plus N(0, error_std^2) noise (numpy
+    generator ``seed``); its forecast is the model run from there, all windows in one compiled,
+    vmapped integration. Returns a numpy array (count, *network layout).
+    """
+    import diffrax
+    import equinox as eqx
+
+    from dacli.models.integrate import integrate
+
+    initial = np.asarray(initial)
+    perturbed = initial + error_std * np.random.default_rng(seed).standard_normal(initial.shape).astype(initial.dtype)
+
+    @eqx.filter_jit
+    def forecasts(dynamics, solver, x0, t0):
+        one = lambda x, t: integrate(dynamics, x, t, steps, dt, solver, diffrax.DirectAdjoint())[1:]  # noqa: E731
+        return jax.vmap(one)(x0, t0)
+
+    trajectories = np.asarray(forecasts(dynamics, solver, jnp.asarray(perturbed), jnp.asarray(starts, perturbed.dtype)))
+    return to_channels(layout, trajectories).astype(initial.dtype)

@@ -18,6 +18,19 @@ u_k = alpha g_k: plain gradient descent, which converges to the minimum of U —
 z = (x, h, c), so every solver adjoint of :mod:`dacli.adjoints.unroll` applies to it: training
 differentiates a loss on x_K through the K iterations in the way the configured
 ``solver_adjoint`` says, and the forward value never depends on that choice.
+
+Two options bring 4DVar's information into 4DVarNet (``network.prior`` and ``network.background``):
+
+* ``prior = "model"``: Phi(x)_t = M(x_{t-1}), the known dynamics (:class:`ModelPrior`; Fablet et
+  al. 2021's "4DVarNet with the true ODE"): U is then weak-constraint 4DVar's cost with
+  Q = sigma_o^2 / w per step, minimised by the learned solver, all steps evaluated at once.
+* ``background = true``: the window's background x^b, the forecast over steps 1..T from the state
+  cycled from the previous analysis, enters. The first iterate is x^b where nothing is observed
+  (instead of the climatological mean), and U gains the background term
+  w_b |x_1 - x^b_1|^2 / (2 sigma_o^2) on the window's first step when ``background_weight`` w_b > 0:
+  4DVar's Jb with B = sigma_o^2 / w_b (one model step after the window start). With the model
+  prior, U is then weak-constraint 4DVar's cost. Training feeds backgrounds like those of
+  assimilation: forecasts from perturbed true initial states (:mod:`dacli.learned.data`).
 """
 
 from __future__ import annotations
@@ -29,13 +42,13 @@ import jax
 import jax.numpy as jnp
 
 from dacli.adjoints.unroll import iterate
-from dacli.learned.networks import BilinearPrior, ConvLSTMModulator, GradientStep
+from dacli.learned.networks import BilinearPrior, ConvLSTMModulator, GradientStep, ModelPrior
 
 
 class FourDVarNet(eqx.Module):
-    """Learned prior + ConvLSTM solver for states laid out as (channels, *spatial)."""
+    """Learned (or model) prior + ConvLSTM solver for states laid out as (channels, *spatial)."""
 
-    prior: BilinearPrior
+    prior: BilinearPrior | ModelPrior
     modulator: ConvLSTMModulator | GradientStep
     iterations: int  # Python int and adjoint spec: not arrays, so static under eqx.filter_jit,
     solver_adjoint: Any  # yet replaceable with eqx.tree_at (another K or adjoint, same weights)
@@ -43,15 +56,23 @@ class FourDVarNet(eqx.Module):
     prior_weight: float = eqx.field(static=True)  # w / sigma_o^2
     offset: float = eqx.field(static=True)  # climatological mean and std of the state: the networks
     scale: float = eqx.field(static=True)  # see (x - offset) / scale, O(1) whatever the units
+    uses_background: bool = eqx.field(static=True, default=False)
+    background_weight: float = eqx.field(static=True, default=0.0)  # w_b / sigma_o^2
+    time_axis: int = eqx.field(static=True, default=1)  # of the window in the layout: 1 for (n, T), 0 for (T, *grid)
 
     def __init__(self, channels: int, spatial_dims: int, *, periodic: bool, hidden: int = 16,
                  modulator_hidden: int = 16, kernel: int = 3, iterations: int = 10,
                  observation_error_std: float = 1.0, prior_weight: float = 1.0, solver_adjoint=None,
-                 solver: str = "convlstm", offset: float = 0.0, scale: float = 1.0, key, dtype=jnp.float32):
+                 solver: str = "convlstm", offset: float = 0.0, scale: float = 1.0,
+                 model_prior: ModelPrior | None = None, background: bool = False, background_weight: float = 0.0,
+                 time_axis: int = 1, key, dtype=jnp.float32):
+        """``model_prior``: Phi instead of a learned bilinear prior; ``background``, ``background_weight``:
+        see the module docstring; ``time_axis``: the window's axis in the layout (1 for (n, T), 0 for (T, *grid))."""
         import optimistix as optx
 
         prior_key, modulator_key = jax.random.split(key)
-        self.prior = BilinearPrior(channels, hidden, spatial_dims, kernel, periodic, key=prior_key, dtype=dtype)
+        self.prior = model_prior if model_prior is not None else BilinearPrior(
+            channels, hidden, spatial_dims, kernel, periodic, key=prior_key, dtype=dtype)
         if solver == "convlstm":
             self.modulator = ConvLSTMModulator(channels, modulator_hidden, spatial_dims, kernel, periodic,
                                                key=modulator_key, dtype=dtype)
@@ -63,38 +84,61 @@ class FourDVarNet(eqx.Module):
         self.observation_weight = 1.0 / float(observation_error_std) ** 2
         self.prior_weight = float(prior_weight) * self.observation_weight
         self.offset, self.scale = float(offset), float(scale)
+        self.uses_background = bool(background)
+        self.background_weight = float(background_weight) * self.observation_weight
+        self.time_axis = int(time_axis)
         self.solver_adjoint = optx.RecursiveCheckpointAdjoint() if solver_adjoint is None else solver_adjoint
 
     def project(self, x):
-        """Phi(x) in physical units: the prior network works on the normalised state."""
+        """Phi(x) in physical units: the learned prior works on the normalised state, the model on x."""
+        if isinstance(self.prior, ModelPrior):
+            return self.prior(x)
         return self.offset + self.scale * self.prior((x - self.offset) / self.scale)
 
-    def cost_terms(self, x, y, mask):
-        """(observation term on observed points only, prior term) of U(x)."""
-        misfit = jnp.where(mask, x - jnp.where(mask, y, 0.0), 0.0)  # NaN in y never reaches arithmetic
-        prior = x - self.project(x)
-        return 0.5 * self.observation_weight * jnp.sum(misfit**2), 0.5 * self.prior_weight * jnp.sum(prior**2)
+    def _background(self, background):
+        """The background the network uses: none unless it was built (and trained) with backgrounds."""
+        if not self.uses_background:
+            return None
+        if background is None:
+            raise ValueError("this 4DVarNet was trained with backgrounds (network.background = true): "
+                             "pass the window's background forecast")
+        return background
 
-    def cost(self, x, y, mask):
-        """U(x) = observation term + prior term."""
-        observation, prior = self.cost_terms(x, y, mask)
+    def cost_terms(self, x, y, mask, background: jax.Array | None = None):
+        """(observation term on observed points only, prior term (+ background term)) of U(x)."""
+        background = self._background(background)
+        misfit = jnp.where(mask, x - jnp.where(mask, y, 0.0), 0.0)  # NaN in y never reaches arithmetic
+        prior = 0.5 * self.prior_weight * jnp.sum((x - self.project(x)) ** 2)
+        if background is not None and self.background_weight > 0:
+            first = jnp.take(x - background, 0, axis=self.time_axis)
+            prior = prior + 0.5 * self.background_weight * jnp.sum(first**2)
+        return 0.5 * self.observation_weight * jnp.sum(misfit**2), prior
+
+    def cost(self, x, y, mask, background: jax.Array | None = None):
+        """U(x) = observation term + prior term (+ background term)."""
+        observation, prior = self.cost_terms(x, y, mask, background)
         return observation + prior
 
-    def initial_iterate(self, y, mask):
-        """Observed values where there are observations, the climatological mean elsewhere."""
-        x = jnp.where(mask, y, self.offset)
+    def initial_iterate(self, y, mask, background: jax.Array | None = None):
+        """Observed values where there are observations; elsewhere the background's forecast when the
+        network uses backgrounds, else the climatological mean."""
+        background = self._background(background)
+        x = jnp.where(mask, y, self.offset if background is None else background)
         return (x, *self.modulator.initial_state(x))
 
-    def __call__(self, y, mask):
-        """The reconstruction x_K for one window (y, mask shaped (channels, *spatial))."""
-        return iterate(_solver_step, self.initial_iterate(y, mask), (self, y, mask), self.iterations,
-                       self.solver_adjoint)[0]
+    def __call__(self, y, mask, background: jax.Array | None = None):
+        """The reconstruction x_K for one window (y, mask shaped (channels, *spatial)); ``background``
+        (the forecast over the window, same shape) is required by a network trained with backgrounds,
+        ignored by one trained without."""
+        background = self._background(background)
+        return iterate(_solver_step, self.initial_iterate(y, mask, background), (self, y, mask, background),
+                       self.iterations, self.solver_adjoint)[0]
 
 
 def _solver_step(z, args):
-    """One 4DVarNet iteration z = (x, h, c) -> F(z) for args (network, y, mask)."""
-    network, y, mask = args
+    """One 4DVarNet iteration z = (x, h, c) -> F(z) for args (network, y, mask, background)."""
+    network, y, mask, background = args
     x, h, c = z
-    gradient = jax.grad(network.cost)(x, y, mask)
+    gradient = jax.grad(network.cost)(x, y, mask, background)
     update, (h, c) = network.modulator(gradient, (h, c))
     return x - network.scale * update, h, c

@@ -12,12 +12,17 @@ solvers", JAMES 13). Convolutions pad circularly on periodic grids, with zeros o
   normalised gradient of the variational cost; its output is the update step.
 * :class:`GradientStep` — plain gradient descent with a learned step size: the solver that
   converges to a fixed point (the minimum of the cost), for ``ImplicitAdjoint``.
+* :class:`ModelPrior` — Phi(x)_t = M(x_{t-1}): the known dynamics as the prior, no weights
+  (Fablet et al. 2021's 4DVarNet "with the true ODE"); w |x - Phi(x)|^2 is then weak-constraint
+  4DVar's model-error term with Q = sigma_o^2 / w per step, every step evaluated at once.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
+import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -125,3 +130,49 @@ class GradientStep(eqx.Module):
 
     def __call__(self, gradient, state):
         return jnp.exp(self.log_step) * gradient, state
+
+
+class ModelPrior(eqx.Module):
+    """Phi(x)_t = M(x_{t-1}) for t >= 2, Phi(x)_1 = x_1: one model step from each state, all at once.
+
+    Fablet et al. (2021) use the known ODE as 4DVarNet's prior: with it, w |x - Phi(x)|^2 is the
+    weak-constraint model-error term (Q = sigma_o^2 / w per step) and the learned solver minimises
+    weak-constraint 4DVar's cost. The window's steps 1..T are the states x_1..x_T; the first has no
+    predecessor in the window, so it is left free (the background term of a network using
+    backgrounds constrains it, as weak 4DVar's Jb). The states are vmapped, not integrated one
+    after the other. No trainable weights: the model's own parameters are held out of the
+    gradient. Models are taken as autonomous (the built-in ones are).
+    """
+
+    dynamics: eqx.Module
+    solver: diffrax.AbstractSolver
+    dt: float = eqx.field(static=True)
+    grid_shape: tuple[int, ...] = eqx.field(static=True)  # () -> layout (n, T); else (T, *grid)
+
+    def flat(self, x):
+        """Network layout -> (T, n) states."""
+        return x.T if not self.grid_shape else x.reshape(x.shape[0], -1)
+
+    def unflat(self, states):
+        return states.T if not self.grid_shape else states.reshape(states.shape[0], *self.grid_shape)
+
+    def step(self, states):
+        """One step of the model's solver from each row of ``states`` (m, n): the step dacli's
+        integration takes (``dacli.models.integrate``), without its time loop."""
+        from dacli.models.integrate import _field
+
+        dynamics = jax.tree_util.tree_map(jax.lax.stop_gradient, self.dynamics)
+        term, args = diffrax.ODETerm(_field), (dynamics, jnp.zeros((), states.dtype))
+        solver = self.solver
+        if hasattr(solver, "scan_kind"):  # a bounded loop over the stages, as DirectAdjoint sets it: training
+            solver = dataclasses.replace(solver, scan_kind="bounded")  # differentiates through grad U (2nd order)
+
+        def one(state):
+            solver_state = solver.init(term, 0.0, self.dt, state, args)
+            return solver.step(term, 0.0, self.dt, state, args, solver_state, made_jump=False)[0]
+
+        return jax.vmap(one)(states)
+
+    def __call__(self, x):
+        states = self.flat(x)
+        return self.unflat(jnp.concatenate([states[:1], self.step(states[:-1])]))

@@ -22,9 +22,10 @@ import jax.numpy as jnp
 import optax
 
 
-def batch_loss(network, y, mask, truth, prior_loss_weight: float):
-    """Mean reconstruction error of the batch plus the prior-consistency term (see module docstring)."""
-    reconstruction = jax.vmap(network)(y, mask)
+def batch_loss(network, y, mask, truth, prior_loss_weight: float, background=None):
+    """Mean reconstruction error of the batch plus the prior-consistency term (see module docstring);
+    ``background`` is the batch's :class:`~dacli.learned.fourdvarnet.Background` (for a network using them)."""
+    reconstruction = jax.vmap(network)(y, mask, background)
     prior = jax.vmap(network.project)(truth)
     error = jnp.mean((reconstruction - truth) ** 2) + prior_loss_weight * jnp.mean((truth - prior) ** 2)
     return error / network.scale**2
@@ -41,14 +42,14 @@ def make_optimiser(learning_rate: float, total_steps: int, warmup_steps: int = 0
 
 
 @eqx.filter_jit
-def train_step(network, optimiser_state, y, mask, truth, *, optimiser, prior_loss_weight: float):
+def train_step(network, optimiser_state, y, mask, truth, background=None, *, optimiser, prior_loss_weight: float):
     """One optimiser step on one batch; returns (network, optimiser state, loss before the step)."""
-    loss, grads = eqx.filter_value_and_grad(batch_loss)(network, y, mask, truth, prior_loss_weight)
+    loss, grads = eqx.filter_value_and_grad(batch_loss)(network, y, mask, truth, prior_loss_weight, background)
     updates, optimiser_state = optimiser.update(grads, optimiser_state, eqx.filter(network, eqx.is_inexact_array))
     return eqx.apply_updates(network, updates), optimiser_state, loss
 
 
 @eqx.filter_jit
-def evaluate(network, y, mask, truth):
+def evaluate(network, y, mask, truth, background=None):
     """RMSE of the reconstructions of a batch against the truth."""
-    return jnp.sqrt(jnp.mean((jax.vmap(network)(y, mask) - truth) ** 2))
+    return jnp.sqrt(jnp.mean((jax.vmap(network)(y, mask, background) - truth) ** 2))

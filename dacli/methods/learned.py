@@ -3,12 +3,15 @@
 Each window's observations (any layout dacli reads) are put on the (model step, state) grid of
 the window as in training (:func:`dacli.learned.data.grid_observations`: the mean of the
 observations nearest each grid point at each model step). The network then reconstructs
-steps 1..L of the window (its initial iterate: observed values, the climatological mean
-elsewhere). The analysis trajectory is the background state at the window start followed by that
-reconstruction; the background trajectory is the model run from the background, so the output
-file, its diagnostics and the cycling (the analysis at the end of the shift becomes the next
-background) are those of 4DVar. Cost terms: J = U(x) = Jb + Jo with Jb the learned prior term
-w |x - Phi(x)|^2 / (2 sigma_o^2) and Jo the observation term on the gridded observations; "iterations" is K.
+steps 1..L of the window (its initial iterate: observed values, elsewhere the climatological
+mean, or the background's forecast for a network trained with backgrounds, ``network.background``,
+which also gets that forecast for its background term). The analysis trajectory is the
+background state at the window start followed by that reconstruction; the background trajectory
+is the model run from the background, so the output file, its diagnostics and the cycling (the
+analysis at the end of the shift becomes the next background) are those of 4DVar. Cost terms:
+J = U(x) = Jb + Jo with Jb the prior term w |x - Phi(x)|^2 / (2 sigma_o^2) (+ the background term
+of a network using backgrounds) and Jo the observation term on the gridded observations;
+"iterations" is K.
 """
 
 from __future__ import annotations
@@ -47,9 +50,9 @@ class FourDVarNetMethod(eqx.Module):
     def zero_control(self, background):
         return jnp.zeros((self.nsteps, background.size), background.dtype)
 
-    def _costs(self, x, y, mask):
-        """(J, Jb, Jo, Jq) as the output file names them: Jb is the learned prior term, Jq is 0."""
-        observation, prior = self.network.cost_terms(x, y, mask)
+    def _costs(self, x, y, mask, background):
+        """(J, Jb, Jo, Jq) as the output file names them: Jb is the prior (+ background) term, Jq is 0."""
+        observation, prior = self.network.cost_terms(x, y, mask, background)
         return jnp.stack([observation + prior, prior, observation, jnp.zeros_like(prior)])
 
     def analyse(self, background, t_start, obs: WindowObservations) -> WindowAnalysis:
@@ -57,18 +60,19 @@ class FourDVarNetMethod(eqx.Module):
         background_trajectory = integrate(self.dynamics, background, t_start, self.nsteps, self.dt, self.solver, direct)
         y, mask = grid_observations(obs, self.nsteps, background.size)
         y, mask = self.to_network(y), self.to_network(mask)
-        first = self.network.initial_iterate(y, mask)[0]
-        reconstruction = self.network(y, mask)
+        window_background = self.to_network(background_trajectory[1:])
+        first = self.network.initial_iterate(y, mask, window_background)[0]
+        reconstruction = self.network(y, mask, window_background)
         analysis_trajectory = jnp.concatenate([background[None], self.from_network(reconstruction)])
-        gradient = jax.grad(self.network.cost)(reconstruction, y, mask)
+        gradient = jax.grad(self.network.cost)(reconstruction, y, mask, window_background)
         return WindowAnalysis(
             analysis_initial=background,
             background_trajectory=background_trajectory,
             analysis_trajectory=analysis_trajectory,
             background_equivalents=apply_observation_operator(background_trajectory, obs),
             analysis_equivalents=apply_observation_operator(analysis_trajectory, obs),
-            cost_initial=self._costs(first, y, mask),
-            cost_final=self._costs(reconstruction, y, mask),
+            cost_initial=self._costs(first, y, mask, window_background),
+            cost_final=self._costs(reconstruction, y, mask, window_background),
             gradient_norm=jnp.linalg.norm(gradient),
             iterations=jnp.asarray(self.network.iterations, jnp.int32),
             converged=jnp.asarray(True),

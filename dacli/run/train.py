@@ -63,7 +63,20 @@ def _identity(config: Config, shape: dict) -> dict:
             "model": config.model.model_dump(), "precision": config.run.precision}
 
 
+def _with_defaults(header: dict) -> dict:
+    """A checkpoint header whose [network] and [train] lack keys added since it was written: their defaults."""
+    from dacli.config.schema import NetworkConfig, TrainConfig
+
+    header = dict(header)
+    for key, section in (("network", NetworkConfig), ("train", TrainConfig)):
+        if isinstance(header.get(key), dict):
+            defaults = {name: field.default for name, field in section.model_fields.items() if not field.is_required()}
+            header[key] = {**{k: v for k, v in defaults.items() if k not in ("checkpoint", "directory")}, **header[key]}
+    return header
+
+
 def _check_resumable(header: dict, expected: dict, path: Path) -> None:
+    header = _with_defaults(header)
     different = [key for key in ("network", "shape", "model", "precision") if header.get(key) != expected[key]]
     if different:
         raise ConfigError([f"train: --resume: {path} was written with different {', '.join(different)} "
@@ -82,6 +95,8 @@ class TrainingWindows:
     y: np.ndarray
     mask: np.ndarray
     truth: np.ndarray
+    initial: np.ndarray  # (count, n): the true state at each window start
+    starts: np.ndarray  # (count,): the window start times
     training: int
     observation_error_std: float
     source: str
@@ -122,7 +137,7 @@ def training_windows(config: Config, layout, steps: int, dtype) -> TrainingWindo
             parts.append(window_pairs(observations, twin.times, twin.truth, layout, start=start, steps=steps, dt=dt,
                                       count=min(per_run, count - run * per_run), source=name, dtype=dtype))
             sigmas.append(float(np.median(observations.std[observations.valid])))
-        y, mask, truth = (np.concatenate(arrays) for arrays in zip(*parts))
+        y, mask, truth, initial, starts = (np.concatenate(arrays) for arrays in zip(*parts))
         source = f"{runs} simulated twin(s) of {per_run} window(s), seeds {first}..{first + runs - 1}"
     else:
         observations = read_observations(config.observations.model_copy(update={"path": settings.observations}),
@@ -137,14 +152,40 @@ def training_windows(config: Config, layout, steps: int, dtype) -> TrainingWindo
                 f"{length:g} from window.start = {start:g}; train.windows ({settings.windows or 'all'}) + "
                 f"train.validation_windows ({settings.validation_windows}) need {max(wanted, settings.validation_windows + 1)}")
         count, windows = wanted, wanted - settings.validation_windows
-        y, mask, truth = window_pairs(observations, times, states, layout, start=start, steps=steps, dt=dt,
-                                      count=count, source=settings.truth, dtype=dtype)
+        y, mask, truth, initial, starts = window_pairs(observations, times, states, layout, start=start, steps=steps,
+                                                       dt=dt, count=count, source=settings.truth, dtype=dtype)
         sigmas.append(float(np.median(observations.std[observations.valid])))
     if settings.batch_size > windows:
         raise ConfigError([f"train.batch_size: {settings.batch_size} exceeds the {windows} training windows"])
     if not np.all(np.isfinite(truth)):
         raise ConfigError(["model.dt: the truth run for the training windows blew up (non-finite values)"])
-    return TrainingWindows(y, mask, truth, windows, float(np.median(sigmas)), source)
+    return TrainingWindows(y, mask, truth, initial, starts, windows, float(np.median(sigmas)), source)
+
+
+def background_error_std(config: Config, observation_error_std: float) -> float:
+    """The training backgrounds' initial error std: train.background_error_std, else simulate's, else sigma_o."""
+    if config.train.background_error_std is not None:
+        return config.train.background_error_std
+    if config.simulate is not None:
+        return config.simulate.background_error_std
+    return observation_error_std
+
+
+def training_backgrounds(config: Config, dynamics, data: TrainingWindows, steps: int, layout):
+    """The windows' backgrounds for network.background (forecasts from perturbed true states), or None."""
+    if not config.network.background:
+        return None, None
+    from dacli.build.registry import SOLVERS
+    from dacli.learned.data import forecast_backgrounds
+
+    std = background_error_std(config, data.observation_error_std)
+    trajectory = forecast_backgrounds(dynamics, SOLVERS.resolve(config.model.solver)(), data.initial, data.starts,
+                                      steps=steps, dt=config.model.dt, error_std=std, layout=layout,
+                                      seed=training_seed(config) + 7919)  # a stream apart from the batch order's
+    if not np.all(np.isfinite(trajectory)):
+        raise ConfigError([f"train.background_error_std: the training backgrounds' forecasts (initial error std "
+                           f"{std:g}) blew up (non-finite values); lower it"])
+    return trajectory, std
 
 
 def _stopped(stop: StopSignals, where: str, checkpoint: Path) -> Interrupted:
@@ -175,7 +216,7 @@ def train(config: Config, *, resume: bool = False, overwrite: bool = False, on_e
     import jax
     import jax.numpy as jnp
 
-    from dacli.build.network import build_network, network_shape
+    from dacli.build.network import build_model_prior, build_network, network_shape, time_axis
     from dacli.build.problem import build_dynamics
     from dacli.io.checkpoints import load_checkpoint, read_header, save_checkpoint, write_atomically
     from dacli.io.figures import save_figure, training_curves
@@ -206,15 +247,19 @@ def train(config: Config, *, resume: bool = False, overwrite: bool = False, on_e
     y, mask, truth, windows = data.y, data.mask, data.truth, data.training
     count = len(y)
     train_part, valid_part = slice(0, windows), slice(windows, count)
+    backgrounds, background_std = training_backgrounds(config, dynamics, data, length, layout)
+    part = lambda chosen: None if backgrounds is None else backgrounds[chosen]  # noqa: E731
     offset, scale = float(truth[train_part].mean()), float(truth[train_part].std())
-    header = {**identity, "offset": offset, "scale": scale, "observation_error_std": data.observation_error_std}
+    header = {**identity, "offset": offset, "scale": scale, "observation_error_std": data.observation_error_std,
+              "background_error_std": background_std}
     log.info("training data (%s): %d + %d windows of %d steps (%s), %.2g%% of the values observed, in %.1f s",
              data.source, windows, count - windows, length,
              "x".join(map(str, [shape["channels"], *shape["spatial_shape"]])), 100 * mask.mean(),
              time.perf_counter() - started)
 
     network = build_network(config.network, shape, data.observation_error_std, offset, scale,
-                            jax.random.PRNGKey(training_seed(config)), dtype)
+                            jax.random.PRNGKey(training_seed(config)), dtype,
+                            build_model_prior(config.network, config.model, layout), time_axis(layout))
     steps_per_epoch = windows // settings.batch_size
     optimiser = make_optimiser(settings.learning_rate, settings.epochs * steps_per_epoch, settings.warmup_steps,
                                settings.clip_norm)
@@ -231,7 +276,8 @@ def train(config: Config, *, resume: bool = False, overwrite: bool = False, on_e
                  f" and batch {start_batch} of epoch {start_epoch + 1}" if start_batch else "", settings.epochs,
                  files["last"])
 
-    untrained = None if resume else float(evaluate(network, y[valid_part], mask[valid_part], truth[valid_part]))
+    untrained = None if resume else float(evaluate(network, y[valid_part], mask[valid_part], truth[valid_part],
+                                                    part(valid_part)))
     stop = StopSignals(config.run.stop_signal)
     with stop:
         for epoch in range(start_epoch, settings.epochs):
@@ -241,7 +287,7 @@ def train(config: Config, *, resume: bool = False, overwrite: bool = False, on_e
             losses = list(resumed_losses) if epoch == start_epoch else []
             for batch in range(start_batch if epoch == start_epoch else 0, steps_per_epoch):
                 chosen = order[batch * settings.batch_size:(batch + 1) * settings.batch_size]
-                network, state, loss = train_step(network, state, y[chosen], mask[chosen], truth[chosen],
+                network, state, loss = train_step(network, state, y[chosen], mask[chosen], truth[chosen], part(chosen),
                                                   optimiser=optimiser, prior_loss_weight=settings.prior_loss_weight)
                 losses.append(float(loss))
                 if on_batch is not None:
@@ -252,7 +298,7 @@ def train(config: Config, *, resume: bool = False, overwrite: bool = False, on_e
                                                     "best_validation_rmse": best, "rng": epoch_rng}, (network, state))
                     raise _stopped(stop, f"batch {batch + 1} of {steps_per_epoch} in epoch {epoch + 1} of "
                                          f"{settings.epochs}", files["last"])
-            rmse = float(evaluate(network, y[valid_part], mask[valid_part], truth[valid_part]))
+            rmse = float(evaluate(network, y[valid_part], mask[valid_part], truth[valid_part], part(valid_part)))
             history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "validation_rmse": rmse,
                             "seconds": time.perf_counter() - began})
             position = {"epoch": epoch + 1, "step": (epoch + 1) * steps_per_epoch, "history": history}
@@ -278,6 +324,7 @@ def train(config: Config, *, resume: bool = False, overwrite: bool = False, on_e
                "best_validation_rmse": best, "observation_error_std": data.observation_error_std,
                "training_windows": windows, "validation_windows": count - windows, "data": data.source,
                "untrained_validation_rmse": untrained, "solver_adjoint": config.network.solver_adjoint,
+               "background_error_std": background_std,
                "files": {k: str(v) for k, v in files.items()}}
     return TrainResult(summary=summary, files={k: str(v) for k, v in files.items()})
 
