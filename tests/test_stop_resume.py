@@ -6,6 +6,7 @@ resumed run must write exactly the file an uninterrupted run writes.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -57,6 +58,9 @@ def test_sigterm_checkpoint_then_resume_equals_the_uninterrupted_run(workspace, 
     assert "Traceback" not in stderr
     assert (workspace / "lorenz96_analysis.nc.checkpoint").is_file()
     assert not (workspace / "lorenz96_analysis.nc").exists()
+    with open(workspace / "lorenz96_analysis.nc.checkpoint", "rb") as stream:  # the diagnostics so far, readable
+        header = json.loads(stream.readline())
+    assert (header["windows_done"], header["stopped_by"], len(header["diagnostics"])) == (12, "SIGTERM", 12)
 
     fresh = cli(["assimilate", "configs/lorenz96.toml"], workspace)  # would drop the checkpoint
     assert fresh.exit_code == 5
@@ -73,6 +77,9 @@ def test_sigterm_checkpoint_then_resume_equals_the_uninterrupted_run(workspace, 
     whole = cli(["assimilate", "configs/lorenz96.toml", "--set", 'output.path="whole.nc"'], workspace)
     assert whole.exit_code == 0, whole.stderr
     _same_analysis(workspace / "lorenz96_analysis.nc", workspace / "whole.nc")
+    with xr.open_dataset(workspace / "whole.nc") as whole:  # the checkpoint's diagnostics were the run's
+        for name in ("cost_final", "iterations", "analysis_rmse", "oma_rms"):
+            np.testing.assert_array_equal([w[name] for w in header["diagnostics"]], whole[name].values[:12])
 
 
 def test_resume_without_a_checkpoint(workspace, cli):

@@ -38,6 +38,15 @@ SPREAD_PROBES = 8
 COST_TERMS = ("cost", "cost_background", "cost_observation", "cost_model_error")
 
 
+def _json_records(records: list[dict]) -> list[dict]:
+    """Window records as JSON values (NaN as null)."""
+    import math
+
+    return [{key: (None if isinstance(value, float) and not math.isfinite(value) else
+                   value.item() if hasattr(value, "item") else value) for key, value in record.items()}
+            for record in records]
+
+
 def _window_record(k, schedule, packed, analysis, truth_segment, segment) -> dict:
     from dacli.diagnostics.metrics import departure_stats, rmse_per_time, time_mean
 
@@ -193,7 +202,7 @@ def _assimilate(config: Config, stop, *, overwrite: bool, resume: bool, command:
     def stop_within_window(first):
         def check():
             if stop.requested() is not None:
-                resumable.save(np.asarray(xb), finished, stop.name())
+                resumable.save(np.asarray(xb), finished, stop.name(), _json_records(records))
                 raise Interrupted(
                     f"stopped by {stop.name()} during window {first + 1} of {schedule.count}; checkpoint "
                     f"{resumable.path} written (windows 1 to {first}), no analysis file; rerun the same command "
@@ -215,7 +224,7 @@ def _assimilate(config: Config, stop, *, overwrite: bool, resume: bool, command:
         absorb(first, results)
         finished.append(results)
         if stop.requested() is not None and first + chunk < schedule.count:
-            resumable.save(np.asarray(xb), finished, stop.name())
+            resumable.save(np.asarray(xb), finished, stop.name(), _json_records(records))
             raise Interrupted(
                 f"stopped by {stop.name()} after window {first + chunk} of {schedule.count}; checkpoint "
                 f"{resumable.path} written, no analysis file; rerun the same command with --resume to finish",

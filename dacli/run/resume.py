@@ -2,9 +2,9 @@
 
 A checkpoint (``<output.path>.checkpoint``, one file written atomically) holds the cycled
 background after the last finished chunk and every finished chunk's window results — the
-arrays the analysis file and its diagnostics are made of — with a JSON header: the
-configuration (a resumed run must use the same one), the window count, the windows per chunk
-and the signal that stopped the run. Resuming reloads the chunks, rebuilds their diagnostics and
+arrays the analysis file and its diagnostics are made of — with a JSON header line: the
+configuration (a resumed run must use the same one), the window count, the windows per chunk,
+the signal that stopped the run and the finished windows' diagnostics so far. Resuming reloads the chunks, rebuilds their diagnostics and
 computes the remaining chunks from the saved background, so the final file equals that of an
 uninterrupted run (same compiled programs, same chunking, same arithmetic).
 """
@@ -51,10 +51,12 @@ class ResumeFile:
     def __init__(self, path: Path, config: Config, windows: int, chunk: int):
         self.path, self.config, self.windows, self.chunk = path, config, windows, chunk
 
-    def save(self, background: np.ndarray, finished: list, signal_name: str) -> Path:
+    def save(self, background: np.ndarray, finished: list, signal_name: str, diagnostics: list[dict]) -> Path:
+        """``diagnostics``: the finished windows' records (costs, iterations, O-B/O-A, RMSE), kept
+        readable in the header line (``head -1 <checkpoint>``) for a look at a stopped run."""
         header = {"config": _comparable(self.config), "windows": self.windows, "windows_per_chunk": self.chunk,
                   "chunks_done": len(finished), "windows_done": min(len(finished) * self.chunk, self.windows),
-                  "stopped_by": signal_name}
+                  "stopped_by": signal_name, "diagnostics": diagnostics}
         return save_checkpoint(self.path, header, {"background": background, "chunks": finished}, FORMAT)
 
     def load(self, background_like, chunk_like) -> tuple[np.ndarray, list]:
