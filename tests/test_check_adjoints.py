@@ -126,7 +126,9 @@ def test_strategy_agreement_on_short_windows():
     """Forward adjoints on a short Lorenz-96 window and minimiser adjoints on Lorenz-63."""
     from dacli.diagnostics.adjoint_suite import SuiteTolerances, check_forward_strategies, check_minimiser_strategies
     from dacli.run.check_adjoints import _builtin_cases
+    from dacli.run.runtime import configure
 
+    configure("float64", "cpu")  # x64 on, whatever ran before in this worker (alone it was float32)
     import jax
 
     tolerances = SuiteTolerances.for_dtype(jnp.float64)
@@ -135,8 +137,10 @@ def test_strategy_agreement_on_short_windows():
     method, background, _, obs, truth = cases["lorenz96"]
     forward = check_forward_strategies(method, background, 0.0, obs, jax.random.PRNGKey(0), tolerances, "l96")
     assert all(r.passed for r in forward), forward
-    backsolve = [r for r in forward if "BacksolveAdjoint" in r.component][0]
-    assert 1e-8 < backsolve.value < tolerances.backsolve  # approximate, reported, within its tolerance
+    values = {r.component.split("forward_adjoint ")[1]: r.value for r in forward}
+    assert set(values) == {"RecursiveCheckpointAdjoint", "BacksolveAdjoint", "ForwardMode"}
+    assert values["RecursiveCheckpointAdjoint"] < 1e-11 and values["ForwardMode"] < 1e-11  # exact: round-off
+    assert 1e-8 < values["BacksolveAdjoint"] < tolerances.backsolve  # approximate, reported, within its tolerance
     method, background, _, obs, truth = cases["lorenz63"]
     minimiser = check_minimiser_strategies(method, background, 0.0, obs, truth, tolerances, "l63")
     assert [r.component.split("minimiser_adjoint ")[1] for r in minimiser] == [

@@ -358,6 +358,53 @@ def plot(
 
 
 @app.command()
+def sweep(
+    config: ConfigPath,
+    values: Annotated[str, typer.Option("--values", help=(
+        "KEY=v1,v2,...: the error scale to sweep (background.covariance.std, method.model_error.covariance.std) "
+        "and its values; each is one whole cycled run."), show_default=False)],
+    out: Annotated[Optional[Path], typer.Option("--out", help="Also write the table as CSV.")] = None,
+    set_: SetOption = None,
+    overwrite: OverwriteOption = False,
+    json_: JsonOption = False,
+    quiet: QuietOption = False,
+    verbose: VerboseOption = False,
+    traceback: TracebackOption = False,
+    device: DeviceOption = None,
+    precision: PrecisionOption = None,
+) -> None:
+    """The cycled experiment once per value of an error scale, all values in one program over the devices."""
+    from dacli.cli.logs import setup_logging
+
+    setup_logging(quiet, verbose)
+
+    def action():
+        from dacli.run.sweep import parse_values, sweep as run_sweep, write_table
+
+        cfg = _load(config, set_, device, precision)
+        key, numbers = parse_values(values)
+        if out is not None:
+            from dacli.io.netcdf import check_writable
+
+            check_writable(out, overwrite)
+        result = run_sweep(cfg, key, numbers)
+        if out is not None:
+            write_table(result, out, overwrite)
+            result.summary["table"] = str(out)
+        return result
+
+    result = _guard(traceback, action)
+    log = logging.getLogger("dacli")
+    for row in result.rows:
+        rmse = (f", RMSE background {row['background_rmse']:.4g} -> analysis {row['analysis_rmse']:.4g}"
+                if "analysis_rmse" in row else "")
+        log.info("%s = %g: mean J %.6g, %d/%d converged, %.1f iterations%s", result.key, row[result.key],
+                 row["cost_final_mean"], row["converged_windows"], row["windows"], row["iterations_mean"], rmse)
+    if json_:
+        _emit_json(result.summary)
+
+
+@app.command()
 def merge(
     output: Annotated[Path, typer.Argument(help="The merged analysis file to write.", show_default=False)],
     inputs: Annotated[list[Path], typer.Argument(help=(

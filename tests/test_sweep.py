@@ -1,0 +1,45 @@
+"""dacli sweep: one cycled run per value of an error scale, vmapped and sharded as one program."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+FOUR = ["--set", "window.count=4"]
+
+
+def test_a_sweep_row_is_the_assimilation_with_that_value(workspace, cli):
+    swept = cli(["sweep", "configs/lorenz96.toml", *FOUR, "--values", "background.covariance.std=0.3,1.0,3.0",
+                 "--out", "sweep.csv", "--json"], workspace)
+    assert swept.exit_code == 0, swept.stderr
+    rows = json.loads(swept.stdout)["rows"]
+    assert [row["background.covariance.std"] for row in rows] == [0.3, 1.0, 3.0]
+    with open(workspace / "sweep.csv") as stream:
+        table = list(csv.DictReader(stream))
+    assert [float(row["analysis_rmse"]) for row in table] == pytest.approx([row["analysis_rmse"] for row in rows])
+    for value in (0.3, 1.0):  # each row equals dacli assimilate run with that value (1.0: as configured)
+        single = cli(["assimilate", "configs/lorenz96.toml", *FOUR, "--set", f"background.covariance.std={value}",
+                      "--set", f'output.path="a{value}.nc"', "--json", "-q"], workspace)
+        assert single.exit_code == 0, single.stderr
+        summary = json.loads(single.stdout)
+        row = rows[[0.3, 1.0].index(value)]
+        assert row["analysis_rmse"] == pytest.approx(summary["analysis_rmse"], rel=1e-9)
+        assert row["background_rmse"] == pytest.approx(summary["background_rmse"], rel=1e-9)
+        assert row["cost_final_mean"] == pytest.approx(summary["cost_final_mean"], rel=1e-9)
+        assert row["converged_windows"] == summary["converged_windows"]
+    assert rows[0]["analysis_rmse"] != pytest.approx(rows[1]["analysis_rmse"], rel=1e-3)  # the value matters
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ("model.dt=1,2", "--values: expected KEY=v1,v2,... with KEY one of background.covariance.std, "
+                     "method.model_error.covariance.std, found 'model.dt=1,2'"),
+    ("background.covariance.std=1,-2", "--values background.covariance.std: expected positive finite numbers"),
+    ("method.model_error.covariance.std=1", "--values method.model_error.covariance.std: the configuration has no "
+                                            "method.model_error.covariance"),
+])
+def test_sweep_refusals(workspace, cli, values, message):
+    result = cli(["sweep", "configs/lorenz96.toml", "--values", values], workspace)
+    assert result.exit_code == 2
+    assert message in result.stderr
