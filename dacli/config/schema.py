@@ -8,9 +8,9 @@ an implementation (model, solver, minimiser, adjoints) are plain strings here an
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator, model_validator
 
 
 def signal_number(name: str) -> int:
@@ -41,6 +41,19 @@ def window_range(text: str) -> tuple[int, int | None]:
     return start, stop
 
 
+def _checked_by(parse):
+    """A string type whose values ``parse`` accepts (its ValueError is the validation message)."""
+    def check(value: str) -> str:
+        parse(value)
+        return value
+
+    return Annotated[str, AfterValidator(check)]
+
+
+SignalName = _checked_by(signal_number)
+WindowRange = _checked_by(window_range)
+
+
 class Section(BaseModel):
     """Base record: immutable, unknown keys rejected, nan/inf rejected for every float."""
 
@@ -55,7 +68,7 @@ class RunConfig(Section):
     compilation_cache: str = Field(default="auto", description=(
         "persistent JAX compilation cache: 'auto' ($DACLI_COMPILATION_CACHE, else the user cache folder "
         "$XDG_CACHE_HOME/dacli/jax or ~/.cache/dacli/jax), 'off', or a folder"))
-    stop_signal: str | None = Field(default=None, description=(
+    stop_signal: SignalName | None = Field(default=None, description=(
         "a signal that, like SIGTERM and SIGINT, stops the run cleanly at the next chunk boundary with a "
         "checkpoint (Slurm's early warning: --signal=USR1@300 with stop_signal = 'USR1')"))
     windows_per_chunk: PositiveInt | None = Field(default=None, description=(
@@ -64,13 +77,6 @@ class RunConfig(Section):
     minimiser_steps_per_chunk: PositiveInt | None = Field(default=None, description=(
         "long windows: run each window's minimiser this many iterations per compiled call, so a stop is "
         "honoured within a window (nonlinear formulation; one window per chunk)"))
-
-    @field_validator("stop_signal")
-    @classmethod
-    def _known_signal(cls, value):
-        if value is not None:
-            signal_number(value)
-        return value
 
 
 class ModelConfig(Section):
@@ -86,16 +92,9 @@ class WindowConfig(Section):
     shift: PositiveFloat | None = Field(default=None, description="defaults to length")
     count: PositiveInt | None = Field(default=None, description="defaults to as many as the observations cover")
     assimilate: Literal["newest", "all"] = "newest"
-    select: str | None = Field(default=None, description=(
+    select: WindowRange | None = Field(default=None, description=(
         "'A:B': run only windows A <= k < B of the schedule, counted from 0 (a job-array task's share); the "
         "first selected window's background is background.path's state at its start"))
-
-    @field_validator("select")
-    @classmethod
-    def _window_range(cls, value):
-        if value is not None:
-            window_range(value)
-        return value
 
     @model_validator(mode="after")
     def _shift_not_longer_than_length(self) -> "WindowConfig":
