@@ -121,27 +121,40 @@ def test_all_builtin_models_and_operators_pass_in_float64():
     assert max(dots) < 1e-12
 
 
-@pytest.mark.slow
-def test_strategy_agreement_on_short_windows():
-    """Forward adjoints on a short Lorenz-96 window and minimiser adjoints on Lorenz-63."""
-    from dacli.diagnostics.adjoint_suite import SuiteTolerances, check_forward_strategies, check_minimiser_strategies
+def _builtin_case(name):
     from dacli.run.check_adjoints import _builtin_cases
     from dacli.run.runtime import configure
 
     configure("float64", "cpu")  # x64 on, whatever ran before in this worker (alone it was float32)
+    cases = {case[0].split(" ")[0] + ("-scattered" if "interpolated" in case[0] else ""): case[1:]
+             for case in _builtin_cases(jnp.float64)}
+    return cases[name]
+
+
+@pytest.mark.slow
+def test_forward_strategies_agree_on_a_short_lorenz96_window():
+    """Every forward adjoint's 4DVar gradient against DirectAdjoint: exact ones to round-off."""
     import jax
 
+    from dacli.diagnostics.adjoint_suite import SuiteTolerances, check_forward_strategies
+
     tolerances = SuiteTolerances.for_dtype(jnp.float64)
-    cases = {name.split(" ")[0] + ("-scattered" if "interpolated" in name else ""): case
-             for name, *case in _builtin_cases(jnp.float64)}
-    method, background, _, obs, truth = cases["lorenz96"]
+    method, background, _, obs, _ = _builtin_case("lorenz96")
     forward = check_forward_strategies(method, background, 0.0, obs, jax.random.PRNGKey(0), tolerances, "l96")
     assert all(r.passed for r in forward), forward
     values = {r.component.split("forward_adjoint ")[1]: r.value for r in forward}
     assert set(values) == {"RecursiveCheckpointAdjoint", "BacksolveAdjoint", "ForwardMode"}
     assert values["RecursiveCheckpointAdjoint"] < 1e-11 and values["ForwardMode"] < 1e-11  # exact: round-off
     assert 1e-8 < values["BacksolveAdjoint"] < tolerances.backsolve  # approximate, reported, within its tolerance
-    method, background, _, obs, truth = cases["lorenz63"]
+
+
+@pytest.mark.slow
+def test_minimiser_strategies_agree_on_lorenz63():
+    """d(analysis)/d(B scale) through the minimisation: every minimiser adjoint against the unrolled solve."""
+    from dacli.diagnostics.adjoint_suite import SuiteTolerances, check_minimiser_strategies
+
+    tolerances = SuiteTolerances.for_dtype(jnp.float64)
+    method, background, _, obs, truth = _builtin_case("lorenz63")
     minimiser = check_minimiser_strategies(method, background, 0.0, obs, truth, tolerances, "l63")
     assert [r.component.split("minimiser_adjoint ")[1] for r in minimiser] == [
         "ImplicitAdjoint", "OneStepAdjoint", "KStepAdjoint(3)"]

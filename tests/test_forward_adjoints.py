@@ -3,7 +3,7 @@ measured diffrax trap made its own default checkpoints several percent wrong).
 
 The 4DVar gradient under every forward adjoint against DirectAdjoint (exact ones to round-off,
 BacksolveAdjoint to its own tolerance) is asserted on Lorenz-96 through the check-adjoints suite
-itself: tests/test_check_adjoints.py::test_strategy_agreement_on_short_windows.
+itself: tests/test_check_adjoints.py::test_forward_strategies_agree_on_a_short_lorenz96_window.
 """
 
 import diffrax
