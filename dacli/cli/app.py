@@ -262,10 +262,10 @@ def train(
     device: DeviceOption = None,
     precision: PrecisionOption = None,
 ) -> None:
-    """Train 4DVarNet ([network], [train]) on twin-experiment windows; checkpoint every epoch.
+    """Train 4DVarNet (config sections network and train) on twin-experiment windows; checkpoint every epoch.
 
     With a classical method.kind (strong4dvar, weak4dvar, 3dvar) tune its B, R, Q scales and B's
-    length scale ([tune]) instead, and write the tuned values as a TOML snippet."""
+    length scale (config section tune) instead, and write the tuned values as a TOML snippet."""
     from dacli.cli.logs import setup_logging
 
     setup_logging(quiet, verbose)
