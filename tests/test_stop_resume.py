@@ -166,3 +166,17 @@ def test_stepwise_minimisation_needs_the_nonlinear_formulation(workspace, cli):
     assert result.exit_code == 2
     assert ("run.minimiser_steps_per_chunk: steps an optimistix minimisation (the nonlinear formulation); the "
             "incremental formulation runs each window in one compiled program") in result.stderr
+
+
+def test_a_second_ctrl_c_aborts_at_once():
+    """The first SIGINT only asks for a stop; a second one while it is pending raises at once (the
+    README's "a second Ctrl-C aborts at once"), and the handlers are restored afterwards."""
+    from dacli.run.stopping import StopSignals
+
+    before = signal.getsignal(signal.SIGINT)
+    with StopSignals() as stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop.requested() == signal.SIGINT
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is before

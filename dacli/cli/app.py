@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import shlex
 import sys
 from pathlib import Path
@@ -96,21 +95,10 @@ def _command_line() -> str:
     return "dacli " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
-def _json_safe(value):
-    """Strict JSON: NaN/Inf (not JSON) become null; numpy scalars become Python numbers."""
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def _emit_json(payload: dict) -> None:
-    sys.stdout.write(json.dumps(_json_safe(payload), indent=2, default=str, allow_nan=False) + "\n")
+    from dacli.io.checkpoints import json_safe
+
+    sys.stdout.write(json.dumps(json_safe(payload), indent=2, default=str, allow_nan=False) + "\n")
 
 
 @app.command()

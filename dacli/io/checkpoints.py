@@ -12,6 +12,7 @@ hyperparameters + ``tree_serialise_leaves``).
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -22,6 +23,19 @@ from dacli.errors import DataError, OutputError
 
 FORMAT = "dacli-4dvarnet-checkpoint"
 VERSION = 1
+
+
+def json_safe(value):
+    """Strict JSON: NaN/Inf (not JSON) become null; numpy scalars become Python numbers (recursively)."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def write_atomically(path: str | Path, content: bytes | None = None, write=None) -> Path:

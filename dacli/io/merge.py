@@ -28,10 +28,11 @@ from dacli.errors import DataError
 from dacli.io.analysis import without_fill_on_coordinates
 from dacli.io.netcdf import open_netcdf
 
-# Dotted config keys that may differ between the parts of one run (where each part is written).
-PER_PART_KEYS = ("output.path", "output.overwrite", "output.observation_diagnostics", "window.count", "window.select",
-                 "background.path",
-                 "run.stop_signal", "run.compilation_cache", "run.windows_per_chunk", "run.minimiser_steps_per_chunk")
+# Dotted config keys that change no number of a run (how it is written, stopped, cached).
+NEUTRAL_KEYS = ("output.overwrite", "run.stop_signal", "run.compilation_cache")
+# ... and those that may also differ between the parts of one run (where each part is written, its range).
+PER_PART_KEYS = (*NEUTRAL_KEYS, "output.path", "output.observation_diagnostics", "window.count", "window.select",
+                 "background.path", "run.windows_per_chunk", "run.minimiser_steps_per_chunk")
 
 # Global attributes that are per-part counts: summed.
 SUMMED_ATTRIBUTES = ("dacli_windows", "dacli_converged_windows", "dacli_observations_used",

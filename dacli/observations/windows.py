@@ -40,6 +40,10 @@ class WindowSchedule:
     def steps_per_shift(self) -> int:
         return int(round(self.shift / self.dt))
 
+    def stored_steps(self, k: int) -> int:
+        """States of window k that a cycled run's trajectory keeps: its shift, the last window whole."""
+        return self.steps + 1 if k == self.count - 1 else self.steps_per_shift
+
     def active_range(self, k: int) -> tuple[float, float]:
         """(begin, end] of the observation times window k assimilates."""
         end = float(self.starts[k] + self.length)

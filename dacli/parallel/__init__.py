@@ -7,11 +7,13 @@ imports neither JAX nor equinox (``EQX_ON_ERROR`` must be set before equinox is 
 first use.
 """
 
-from dacli.parallel.distributed import allgather_shares, initialize_distributed, launch_arguments, process_share
+from dacli.parallel.distributed import (allgather_shares, initialize_distributed, launch_arguments, map_over_processes,
+                                        process_share)
 
 _SHARDING = ("BatchLayout", "batch_layout", "batch_mesh", "describe_devices", "map_sharded")
 
-__all__ = ["allgather_shares", "initialize_distributed", "launch_arguments", "process_share", *_SHARDING]
+__all__ = ["allgather_shares", "initialize_distributed", "launch_arguments", "map_over_processes", "process_share",
+           *_SHARDING]
 
 
 def __getattr__(name: str):

@@ -134,3 +134,20 @@ def allgather_shares(local, count: int):
     gathered = process_allgather(pad_batch(local, largest), tiled=False)  # (processes, largest, ...)
     return jax.tree_util.tree_map(
         lambda x: np.concatenate([x[p, : len(share)] for p, share in enumerate(shares)]), gathered)
+
+
+def map_over_processes(fn, *batched):
+    """``fn`` on every item of ``batched`` (leading axis B) over every process of the launch: this
+    process maps its :func:`process_share` over its local devices (:func:`dacli.parallel.map_sharded`)
+    and the shares are all-gathered, so every process returns all B results (numpy)."""
+    import jax
+    import numpy as np
+
+    from dacli.parallel.sharding import map_sharded
+
+    if jax.process_count() == 1:
+        return jax.tree_util.tree_map(np.asarray, map_sharded(fn, *batched))
+    count = len(jax.tree_util.tree_leaves(batched)[0])
+    share = process_share(count, jax.process_index(), jax.process_count())
+    local = jax.tree_util.tree_map(lambda a: a[share.start:share.stop], batched)
+    return allgather_shares(map_sharded(fn, *local), count)

@@ -38,15 +38,6 @@ SPREAD_PROBES = 8
 COST_TERMS = ("cost", "cost_background", "cost_observation", "cost_model_error")
 
 
-def _json_records(records: list[dict]) -> list[dict]:
-    """Window records as JSON values (NaN as null)."""
-    import math
-
-    return [{key: (None if isinstance(value, float) and not math.isfinite(value) else
-                   value.item() if hasattr(value, "item") else value) for key, value in record.items()}
-            for record in records]
-
-
 def _window_record(k, schedule, packed, analysis, truth_segment, segment) -> dict:
     from dacli.diagnostics.metrics import departure_stats, rmse_per_time, time_mean
 
@@ -154,7 +145,7 @@ def _assimilate(config: Config, stop, *, overwrite: bool, resume: bool, command:
                     "Try a smaller model.dt, a smaller background error, or check the observations"
                 )
             last = k == schedule.count - 1
-            segment = slice(0, schedule.steps + 1) if last else slice(0, schedule.steps_per_shift)
+            segment = slice(0, schedule.stored_steps(k))
             times = schedule.starts[k] + dt * np.arange(segment.stop)
             truth_segment = None
             if truth is not None:
@@ -199,14 +190,20 @@ def _assimilate(config: Config, stop, *, overwrite: bool, resume: bool, command:
                  schedule.count, resumable.path)
         for index, results in enumerate(finished):
             absorb(index * chunk, results)
+
+    def stop_now(where: str, kept: str = "", restart: str = ""):
+        """Checkpoint the finished windows and stop (raise); ``where`` says where the run was."""
+        from dacli.io.checkpoints import json_safe
+
+        resumable.save(np.asarray(xb), finished, stop.name(), json_safe(records))
+        raise Interrupted(f"stopped by {stop.name()} {where} of {schedule.count}; checkpoint {resumable.path} "
+                          f"written{kept}, no analysis file; rerun the same command with --resume to finish{restart}",
+                          stop.requested())
+
     def stop_within_window(first):
         def check():
             if stop.requested() is not None:
-                resumable.save(np.asarray(xb), finished, stop.name(), _json_records(records))
-                raise Interrupted(
-                    f"stopped by {stop.name()} during window {first + 1} of {schedule.count}; checkpoint "
-                    f"{resumable.path} written (windows 1 to {first}), no analysis file; rerun the same command "
-                    f"with --resume to finish (window {first + 1} starts again)", stop.requested())
+                stop_now(f"during window {first + 1}", f" (windows 1 to {first})", f" (window {first + 1} starts again)")
         return check
 
     for first in range(len(finished) * chunk, schedule.count, chunk):
@@ -224,11 +221,7 @@ def _assimilate(config: Config, stop, *, overwrite: bool, resume: bool, command:
         absorb(first, results)
         finished.append(results)
         if stop.requested() is not None and first + chunk < schedule.count:
-            resumable.save(np.asarray(xb), finished, stop.name(), _json_records(records))
-            raise Interrupted(
-                f"stopped by {stop.name()} after window {first + chunk} of {schedule.count}; checkpoint "
-                f"{resumable.path} written, no analysis file; rerun the same command with --resume to finish",
-                stop.requested())
+            stop_now(f"after window {first + chunk}")
 
     windows = {name: np.array([r[name] for r in records]) for name in records[0]}
     times = np.concatenate(time_parts)

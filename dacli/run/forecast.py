@@ -6,7 +6,7 @@ file the analysis at the end of its last window (by default), of every window
 analysis (it has seen observations up to that time only), any other stored time the analysis
 trajectory; a state file (truth, background) gives its state at those times (default: its
 last). Every start time and ensemble member is one item of a single batched, compiled forecast
-(:func:`map_items`, sharded over the local devices and split over processes): the model is integrated ``lead_time / interval`` times ``interval`` in one
+(:func:`dacli.parallel.map_over_processes`: sharded over the local devices, split over processes): the model is integrated ``lead_time / interval`` times ``interval`` in one
 ``lax.scan`` per item. Members start from x0 + B^{1/2} z, z ~ N(0, I) (``run.seed``), B the
 configured background covariance; the unperturbed forecast is always made too. Verification
 (:mod:`dacli.diagnostics.verification`) against a truth file scores every lead time the truth
@@ -113,25 +113,12 @@ def choose_starts(config: Config, layout, initial, start_times: Sequence[float] 
     return Starts(wanted, states, str(initial), description)
 
 
-def map_items(fn, x0, t0):
-    """``fn`` on every (x0, t0) item: this process's share (several processes under ``srun``) as one
-    vmapped program over its local devices (:func:`dacli.parallel.map_sharded`), gathered on every process."""
-    import jax
-
-    from dacli.parallel import allgather_shares, map_sharded, process_share
-
-    if jax.process_count() == 1:
-        return np.asarray(map_sharded(fn, x0, t0))
-    share = process_share(len(x0), jax.process_index(), jax.process_count())
-    return allgather_shares(map_sharded(fn, x0[share.start:share.stop], t0[share.start:share.stop]), len(x0))
-
-
 def forecast(config: Config, *, initial: str | Path | None = None, start_times: Sequence[float] | None = None,
              all_windows: bool = False, lead_time: float, interval: float | None = None, members: int = 1,
              truth: str | Path | None = None, output: str | Path | None = None, overwrite: bool = False,
              command: str = "dacli forecast") -> ForecastResult:
     """Forecast ``lead_time`` ahead every ``interval`` (default: model.dt) and write the file."""
-    from dacli.parallel import initialize_distributed
+    from dacli.parallel import initialize_distributed, map_over_processes
     from dacli.run.runtime import configure, describe_device
 
     process, processes = initialize_distributed()  # under srun with several tasks: before JAX starts
@@ -173,7 +160,7 @@ def forecast(config: Config, *, initial: str | Path | None = None, start_times: 
         t0 = np.concatenate([t0, np.repeat(t0, members)])
     forecaster = Forecaster(dynamics, SOLVERS.resolve(config.model.solver)(), outputs, stride, dt)
     started = time.perf_counter()
-    trajectories = np.asarray(map_items(forecaster, jnp.asarray(x0, dtype), jnp.asarray(t0, dtype)))
+    trajectories = np.asarray(map_over_processes(forecaster, jnp.asarray(x0, dtype), jnp.asarray(t0, dtype)))
     seconds = time.perf_counter() - started
     if not np.all(np.isfinite(trajectories)):
         bad = np.argwhere(~np.isfinite(trajectories).all(axis=-1))[0]

@@ -20,11 +20,9 @@ import numpy as np
 from dacli.config.schema import Config
 from dacli.errors import ConfigError, DataError, OutputError
 from dacli.io.checkpoints import load_checkpoint, read_header, save_checkpoint
-from dacli.io.merge import flat_keys
+from dacli.io.merge import NEUTRAL_KEYS, flat_keys  # keys a resumption may change
 
 FORMAT = "dacli-assimilation-checkpoint"
-# Keys that may differ between the stopped run and its resumption (they change no number).
-NEUTRAL_KEYS = ("output.overwrite", "run.stop_signal", "run.compilation_cache")
 
 
 def checkpoint_path(config: Config) -> Path:

@@ -67,8 +67,8 @@ def _use_cache(jax, folder: Path | None) -> None:
         return
     jax.config.update("jax_enable_compilation_cache", True)
     jax.config.update("jax_compilation_cache_dir", str(folder))
-    # Cache every program that took a tenth of a second to compile (JAX's default is one second:
-    # dacli's per-window programs are many and each just under it).
+    # Keep programs that took a tenth of a second to compile (JAX's default threshold is one second),
+    # so the smaller ones (forecasts, the stepwise minimiser's) are kept too; entries are small.
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
 
 

@@ -118,14 +118,12 @@ def sweep(config: Config, key: str, values: list[float]) -> SweepResult:
         raise NumericalError(f"the run with {key} = {values[bad]:g} produced non-finite values (NaN/Inf); "
                              "nothing was written")
 
-    # The analysed trajectory as dacli assimilate writes it: each window's shift, the last window whole.
-    steps, shift = schedule.steps, schedule.steps_per_shift
-    times = np.concatenate([schedule.starts[k] + config.model.dt * np.arange(steps + 1 if k == schedule.count - 1 else shift)
-                            for k in range(schedule.count)])
+    # The analysed trajectory as dacli assimilate writes it (WindowSchedule.stored_steps).
+    kept = [schedule.stored_steps(k) for k in range(schedule.count)]
+    times = np.concatenate([schedule.starts[k] + config.model.dt * np.arange(n) for k, n in enumerate(kept)])
 
     def joined(windows):  # (windows, steps + 1, n) -> (times, n)
-        return np.concatenate([windows[k, : steps + 1 if k == schedule.count - 1 else shift]
-                               for k in range(schedule.count)])
+        return np.concatenate([windows[k, :n] for k, n in enumerate(kept)])
 
     truth = None
     if inputs.truth is not None:

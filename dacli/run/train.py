@@ -278,8 +278,7 @@ def train(config: Config, *, resume: bool = False, overwrite: bool = False, on_e
 
     untrained = None if resume else float(evaluate(network, y[valid_part], mask[valid_part], truth[valid_part],
                                                     part(valid_part)))
-    stop = StopSignals(config.run.stop_signal)
-    with stop:
+    with StopSignals(config.run.stop_signal) as stop:
         for epoch in range(start_epoch, settings.epochs):
             began = time.perf_counter()
             epoch_rng = rng.bit_generator.state  # what a mid-epoch checkpoint stores: the order is drawn again
