@@ -245,8 +245,9 @@ def hyperparameter_gradient(method, background, t_start, obs, reference_state, m
 
 
 def check_minimiser_strategies(method, background, t_start, obs, reference_state, tol: SuiteTolerances,
-                               name: str) -> list[CheckResult]:
-    """The hyperparameter gradient under each minimiser adjoint against full unrolling.
+                               name: str, adjoints: dict | None = None) -> list[CheckResult]:
+    """The hyperparameter gradient under each minimiser adjoint (``adjoints``: label -> factory,
+    default :data:`MINIMISER_ADJOINTS`) against full unrolling.
 
     The reference unrolls Gauss-Newton (optimistix RecursiveCheckpointAdjoint): differentiating
     through BFGS's or NonlinearCG's line searches gave NaN on Lorenz-96 (measured), while the
@@ -262,7 +263,7 @@ def check_minimiser_strategies(method, background, t_start, obs, reference_state
     except (TypeError, NotImplementedError, ValueError) as exc:
         reference, failure = None, exc
     results = []
-    for label, make in MINIMISER_ADJOINTS.items():
+    for label, make in (MINIMISER_ADJOINTS if adjoints is None else adjoints).items():
         component = f"{name}: minimiser_adjoint {label}"
         if reference is None:
             results.append(CheckResult("agreement", component, float("nan"), tol.minimiser_strategy, False,
