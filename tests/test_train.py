@@ -115,11 +115,16 @@ def test_refusals(tmp_path):
         train(config.model_copy(update={"train": None}))  # (a classical method.kind is tuned: test_tuning.py)
 
 
-def test_train_command_writes_curves_and_a_json_summary(cli, tmp_path):
+def test_train_command_writes_curves_and_a_json_summary(cli, tmp_path, monkeypatch):
+    import dacli.learned.training as training
+
+    seen = []  # the instability check sees every epoch's history; its warning is logged once
+    monkeypatch.setattr(training, "unstable_training", lambda history: seen.append(len(history)) or "loss rose: X")
     args = [a for item in [*SMALL, "train.epochs=2", f'train.directory="{tmp_path / "run"}"',
                            f'network.checkpoint="{tmp_path / "best.eqx"}"'] for a in ("--set", item)]
     result = cli(["train", str(CONFIG), "--json", *args], tmp_path)
     assert result.exit_code == 0, result.stderr
+    assert seen == [1, 2] and result.stderr.count("loss rose: X") == 1
     summary = json.loads(result.stdout)
     assert summary["epochs"] == 2 and summary["validation_rmse"] < summary["untrained_validation_rmse"]
     png = (tmp_path / "run" / "loss.png").read_bytes()
@@ -192,3 +197,18 @@ def test_training_progress_bar_on_a_terminal(monkeypatch, capsys):
     with logs.TrainingProgress(quiet=True) as progress:  # -q: nothing on the terminal
         progress.batch(1, 1, 1, 1, 0.5)
     assert capsys.readouterr().err == ""
+
+
+def test_unstable_training_is_told_from_a_falling_or_noisy_loss():
+    from dacli.learned.training import unstable_training
+
+    def history(losses):
+        return [{"epoch": i + 1, "loss": loss} for i, loss in enumerate(losses)]
+
+    diverging = history([0.2647, 0.3463, 0.698, 1.086])  # batch 8, lr 1e-2, 3840 Lorenz-96 windows
+    assert unstable_training(diverging[:2]) is None and unstable_training(diverging[:3]) is None  # one bad epoch
+    assert unstable_training(diverging) == (
+        "the training loss rose from 0.265 (epoch 1) to 1.09 (epoch 4): the optimisation is unstable; lower "
+        "train.learning_rate or raise train.batch_size (the best network so far is kept)")
+    assert unstable_training(history([0.433, 0.237, 0.193, 0.188, 0.176, 0.163])) is None  # converging
+    assert unstable_training(history([0.30, 0.20, 0.26, 0.28, 0.19])) is None  # noisy, below 1.5x the lowest

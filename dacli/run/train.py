@@ -220,7 +220,7 @@ def train(config: Config, *, resume: bool = False, overwrite: bool = False, on_e
     from dacli.build.problem import build_dynamics
     from dacli.io.checkpoints import load_checkpoint, read_header, save_checkpoint, write_atomically
     from dacli.io.figures import save_figure, training_curves
-    from dacli.learned.training import evaluate, make_optimiser, train_step
+    from dacli.learned.training import evaluate, make_optimiser, train_step, unstable_training
 
     settings, dt = config.train, config.model.dt
     directory = Path(settings.directory)
@@ -278,6 +278,7 @@ def train(config: Config, *, resume: bool = False, overwrite: bool = False, on_e
 
     untrained = None if resume else float(evaluate(network, y[valid_part], mask[valid_part], truth[valid_part],
                                                     part(valid_part)))
+    warned = False  # one instability warning per run
     with StopSignals(config.run.stop_signal) as stop:
         for epoch in range(start_epoch, settings.epochs):
             began = time.perf_counter()
@@ -311,6 +312,10 @@ def train(config: Config, *, resume: bool = False, overwrite: bool = False, on_e
                                                            "history": history}, indent=1).encode())
             log.info("epoch %d/%d: loss %.4g, validation RMSE %.4g (best %.4g), %.1f s", epoch + 1, settings.epochs,
                      history[-1]["loss"], rmse, best, history[-1]["seconds"])
+            unstable = unstable_training(history)
+            if unstable and not warned:
+                log.warning("%s", unstable)
+                warned = True
             if on_epoch is not None:
                 on_epoch(history[-1])
             if stop.requested() is not None and epoch + 1 < settings.epochs:
