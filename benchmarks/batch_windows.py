@@ -54,7 +54,7 @@ def independent_windows(device: str, seed: int = 0):
     import numpy as np
 
     from dacli.config.loading import load_config
-    from dacli.io.states import read_states, states_at
+    from dacli.io.states import states_at
     from dacli.run.assimilate import prepare_inputs
     from dacli.run.runtime import configure
 
@@ -62,7 +62,7 @@ def independent_windows(device: str, seed: int = 0):
     configure(config.run.precision, config.run.device)
     inputs = prepare_inputs(config)
     starts = inputs.schedule.starts
-    truth = states_at(*read_states(config.truth.path, inputs.layout, "truth"), starts, config.truth.path, "truth",
+    truth = states_at(*inputs.truth, starts, config.truth.path, "truth",
                       0.5 * config.model.dt)
     rng = np.random.default_rng(seed)
     backgrounds = truth + config.simulate.background_error_std * rng.normal(size=truth.shape)

@@ -239,14 +239,16 @@ def test_missing_observation_variable(cli, ws):
 def test_mapped_observation_variable_missing(cli, ws):
     stderr = fails(cli, ws, ["assimilate", CONFIG, "--set", 'observations.names={ x = "temperature" }'],
                    DATA_ERROR, "mapped_variable")
-    assert "no variable 'temperature' (mapped from model variable 'x'); data variables found: x, x_error" in stderr
+    assert "names maps 'x' to 'temperature', which the file does not have; its variables and dimensions are: " \
+           "site, time, x, x_error" in stderr
 
 
 def test_missing_background_variable(cli, ws):
     stderr = fails(cli, ws, ["assimilate", CONFIG, "--set", "background.path=bad/renamed.nc"], DATA_ERROR,
                    "background_variable")
     assert error_text(stderr) == (
-        f"background file {ws / 'bad' / 'renamed.nc'}: no variable 'x'; data variables found: u, x_error")
+        f"background file {ws / 'bad' / 'renamed.nc'}: no variable 'x'; data variables found: u, x_error. "
+        'Map names with names = { x = "..." }')
 
 
 def test_all_nan_observations(cli, ws):

@@ -19,20 +19,20 @@ def test_exact_on_bilinear_fields_inside_a_non_periodic_grid():
     y, x = rng.uniform(Y[0], Y[-1], 50), rng.uniform(X[0], X[-1], 50)
     yy, xx = np.meshgrid(Y, X, indexing="ij")
     field = lambda y, x: 1.5 - 0.2 * x + 0.7 * y + 0.03 * x * y  # noqa: E731
-    index, weight, inside = bilinear_weights(y, x, Y, X, periodic=(False, False))
+    index, weight, inside = bilinear_weights(y, x, Y, X, wraps=(False, False))
     assert inside.all()
     np.testing.assert_allclose(weight.sum(axis=1), 1.0)
     np.testing.assert_allclose(np.sum(field(yy, xx).ravel()[index] * weight, axis=1), field(y, x), rtol=1e-12)
 
 
 def test_grid_points_are_read_exactly_and_outside_is_flagged():
-    index, weight, inside = bilinear_weights(np.array([20.0, 75.0]), np.array([35.0, 0.0]), Y, X, periodic=(False, False))
+    index, weight, inside = bilinear_weights(np.array([20.0, 75.0]), np.array([35.0, 0.0]), Y, X, wraps=(False, False))
     assert inside.tolist() == [True, False]  # y = 75 is beyond the last row (70)
     assert index[0, np.argmax(weight[0])] == 2 * len(X) + 4 and weight[0].max() == 1.0
 
 
 def test_periodic_axes_wrap_between_the_last_and_first_points():
-    index, weight, inside = bilinear_weights(np.array([75.0]), np.array([90.0]), Y, X, periodic=(True, True))
+    index, weight, inside = bilinear_weights(np.array([75.0]), np.array([90.0]), Y, X, wraps=(True, True))
     assert inside.all()
     corners = {int(i): float(w) for i, w in zip(index[0], weight[0])}
     # y = 75: halfway between row 7 (70) and row 0 (80 = 0); x = 90: halfway between column 9 (85) and 0.

@@ -172,9 +172,12 @@ def test_validate_good_config(cli, workspace):
     with xr.open_dataset(workspace / "sample_data" / "lorenz96_obs.nc", decode_times=False) as obs:
         finite = int(np.isfinite(obs["x"].values).sum())
         total = obs["x"].size
-    assert summary == {"config": "lorenz96-4dvar", "state_size": 40, "observations": total,
-                       "valid_observations": finite, "background_times": 1, "truth_times": 201,
-                       "windows": 50, "observations_assimilated": finite, "method": "strong4dvar",
+    assert summary == {"config": "lorenz96-4dvar", "state_size": 40,
+                       "time_axis": "days since 2000-01-01 00:00:00 (standard)", "observations": total,
+                       "valid_observations": finite, "observations_outside_domain": 0, "observations_duplicate": 0,
+                       "observation_times": "0.05 (2000-01-01 01:12:00) .. 10 (2000-01-11 00:00:00)",
+                       "background_times": 1, "truth_times": 201, "windows": 50, "observations_in_windows": finite,
+                       "windows_without_observations": 0, "method": "strong4dvar",
                        "formulation": "nonlinear", "minimiser": "LBFGS"}
     assert finite < total  # the sample has a few holes
     assert "configs/lorenz96.toml is valid" in result.stderr

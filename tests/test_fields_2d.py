@@ -25,6 +25,7 @@ from dacli.io.states import read_states, state_dataset  # noqa: E402
 from dacli.models.base import GridAxis, StateLayout  # noqa: E402
 from dacli.models.qg import QuasiGeostrophic  # noqa: E402
 from dacli.observations.tracks import cycle_stride, track_positions  # noqa: E402
+from dacli.io.times import TimeAxis
 
 LAT = np.array([30.0, 31.0, 32.0, 33.0])
 LON = np.array([-70.0, -69.5, -69.0, -68.5, -68.0])
@@ -59,11 +60,12 @@ def test_gridded_2d_observations_with_descending_latitudes_and_mapped_names(tmp_
     values = np.stack([field(lat2, lon2), 2 * field(lat2, lon2)])  # two times
     values[1, 2, 3] = np.nan
     file = xr.Dataset({"zos": (("valid_time", "latitude", "longitude"), values[:, ::-1, :])},
-                      coords={"valid_time": [0.25, 0.5], "latitude": LAT[::-1], "longitude": LON})
+                      coords={"valid_time": ("valid_time", [0.25, 0.5], {"units": "days since 2000-01-01"}),
+                              "latitude": LAT[::-1], "longitude": LON})
     file.to_netcdf(tmp_path / "obs.nc")
     config = ObservationsConfig(path=str(tmp_path / "obs.nc"), variables=["ssh"], names={"ssh": "zos"},
                                 dims={"time": "valid_time", "lat": "latitude", "lon": "longitude"}, error_std=0.1)
-    observations = read_observations(config, layout)
+    observations = read_observations(config, layout, TimeAxis())
     assert len(observations) == 40
     state = np.concatenate([values[0].ravel(), np.zeros(20)])
     read = np.sum(state[observations.index[:20]] * observations.weight[:20], axis=1)
@@ -71,18 +73,18 @@ def test_gridded_2d_observations_with_descending_latitudes_and_mapped_names(tmp_
     np.testing.assert_array_equal(observations.location[:5], np.stack([np.full(5, 30.0), LON], -1))
     assert np.isnan(observations.values[20 + 2 * 5 + 3]) and observations.valid.sum() == 39
     file.assign_coords(latitude=LAT[::-1] + 0.5).to_netcdf(tmp_path / "shifted.nc")
-    with pytest.raises(DataError, match=r"coordinate 'latitude' runs 33.5 .. 30.5; the model grid's 'lat' runs 30 .. 33"):
-        read_observations(config.model_copy(update={"path": str(tmp_path / "shifted.nc")}), layout)
+    with pytest.raises(DataError, match=r"coordinate 'latitude' \(model axis 'lat'\) runs 33.5 .. 30.5 \(4 values\); the model grid's 'lat' runs 30 .. 33"):
+        read_observations(config.model_copy(update={"path": str(tmp_path / "shifted.nc")}), layout, TimeAxis())
 
 
 def test_scattered_2d_observations_are_bilinear_and_outside_points_dropped(tmp_path):
     layout = latlon_layout()
     lat = np.array([30.5, 32.25, 33.0, 34.0, 31.0])
     lon = np.array([-69.75, -68.2, -70.0, -69.0, -67.0])  # 4th: north of the grid; 5th: east of it
-    xr.Dataset({"sst": ("obs", field(lat, lon)), "time": ("obs", np.full(5, 0.25)), "lat": ("obs", lat),
+    xr.Dataset({"sst": ("obs", field(lat, lon)), "time": ("obs", np.full(5, 0.25), {"units": "days since 2000-01-01"}), "lat": ("obs", lat),
                 "lon": ("obs", lon)}).to_netcdf(tmp_path / "points.nc")
     config = ObservationsConfig(path=str(tmp_path / "points.nc"), layout="scattered", variables=["sst"], error_std=0.2)
-    observations = read_observations(config, layout)
+    observations = read_observations(config, layout, TimeAxis())
     assert len(observations) == 3 and observations.rejected_outside_domain == 2
     lat2, lon2 = np.meshgrid(LAT, LON, indexing="ij")
     state = np.concatenate([np.zeros(20), field(lat2, lon2).ravel()])
@@ -92,7 +94,7 @@ def test_scattered_2d_observations_are_bilinear_and_outside_points_dropped(tmp_p
 
 
 def test_ioda_observations_of_a_2d_model_through_the_reader(tmp_path):
-    """IODA v3 -> model times via output.time_units, lat/lon -> bilinear rows, PreQC and sentinels."""
+    """IODA v3 -> model times via [time] units, lat/lon -> bilinear rows, PreQC and sentinels."""
     from dacli.io.ioda import FLOAT_MISSING
 
     layout = latlon_layout()
@@ -115,7 +117,7 @@ def test_ioda_observations_of_a_2d_model_through_the_reader(tmp_path):
                 variable.units = "seconds since 1970-01-01T00:00:00Z"
     config = ObservationsConfig(path=str(tmp_path / "ioda.nc"), layout="ioda", variables=["sst"],
                                 names={"sst": "sea_surface_temperature"})
-    observations = read_observations(config, layout, "days since 2020-01-01 00:00:00")
+    observations = read_observations(config, layout, TimeAxis("days since 2020-01-01 00:00:00"))
     assert observations.rejected_preqc == 1 and observations.rejected_outside_domain == 1
     np.testing.assert_allclose(observations.times, [0.0, 0.25, 0.5])
     assert observations.valid.tolist() == [True, True, False]
@@ -135,16 +137,17 @@ def test_ioda_observations_of_a_2d_model_through_the_reader(tmp_path):
 def test_state_files_of_a_2d_model_are_cf_and_round_trip(tmp_path):
     layout = QuasiGeostrophic(nx=8, ny=8, coordinates="latlon").layout()
     states = np.random.default_rng(0).normal(size=(3, 64))
-    state_dataset(layout, np.arange(3.0), states, "days since 2020-01-01").to_netcdf(tmp_path / "s.nc")
+    state_dataset(layout, np.arange(3.0), states, TimeAxis("days since 2020-01-01")).to_netcdf(tmp_path / "s.nc")
     with xr.open_dataset(tmp_path / "s.nc", decode_times=False) as ds:
         assert ds["ssh"].dims == ("time", "lat", "lon")
         assert ds["lat"].attrs["standard_name"] == "latitude" and ds["lat"].attrs["units"] == "degrees_north"
         assert ds["lon"].attrs["axis"] == "X" and ds["ssh"].attrs["units"] == "m"
         assert ds["ssh"].attrs["standard_name"] == "sea_surface_height_above_mean_sea_level"
-    times, read = read_states(tmp_path / "s.nc", layout, "truth")
+    times, read = read_states(tmp_path / "s.nc", layout, "truth", TimeAxis("days since 2020-01-01"))
     np.testing.assert_array_equal(read, states)
-    with pytest.raises(DataError, match=r"grid of shape \(8, 8\) over \('lat', 'lon'\); the model's is \(8, 16\)"):
-        read_states(tmp_path / "s.nc", QuasiGeostrophic(nx=16, ny=8, coordinates="latlon").layout(), "truth")
+    with pytest.raises(DataError, match=r"coordinate 'lat' runs .* \(8 values\); the model grid's 'lat' runs"):
+        read_states(tmp_path / "s.nc", QuasiGeostrophic(nx=16, ny=8, coordinates="latlon").layout(), "truth",
+                    TimeAxis("days since 2020-01-01"))
 
 
 def test_latlon_box_spacing_and_beta_plane_parameters():

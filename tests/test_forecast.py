@@ -13,6 +13,7 @@ import pytest
 import xarray as xr
 
 from dacli.errors import DATA_ERROR, OUTPUT_ERROR, SUCCESS, USAGE_ERROR
+from dacli.io.times import TimeAxis
 
 LEAD = ["--lead-time", "1", "--interval", "0.2"]
 TRUTH = "sample_data/lorenz96_truth.nc"
@@ -202,7 +203,7 @@ def analysis_file(module_workspace):
                             {"analysis_window_start": states[[0, 4, 8]], "analysis_window_end": end_states},
                             {"config": json.dumps({"model": {"name": "lorenz96"}})})
     path = module_workspace / "analysis.nc"
-    analysis_dataset(record, "days since 2000-01-01", "test", "tests", "test").to_netcdf(path)
+    analysis_dataset(record, TimeAxis("days since 2000-01-01"), "test", "tests", "test").to_netcdf(path)
     return path, states, end_states
 
 
@@ -315,8 +316,9 @@ def test_a_forecast_that_blows_up_writes_nothing(cli, from_truth):
 
     workspace = from_truth[2]
     layout = Lorenz96(n=40).layout()
-    xr.Dataset({"x": (("time", "site"), 1e200 * np.random.default_rng(0).normal(size=(2, 40)))},
-               coords={"time": [0.0, 0.05], "site": layout.axes[0].values}).to_netcdf(workspace / "huge.nc")
+    xr.Dataset({"x": (("time", "site"), 1e200 * np.random.default_rng(0).normal(size=(2, 40)), {"units": "1"})},
+               coords={"time": ("time", [0.0, 0.05], {"units": "days since 2000-01-01 00:00:00"}),
+                       "site": layout.axes[0].values}).to_netcdf(workspace / "huge.nc")
     result = cli(["forecast", "configs/lorenz96.toml", "--from", "huge.nc", "--start-time", "0", "--start-time", "0.05",
                   *LEAD, "--out", "huge_forecast.nc", "-q"], workspace)
     assert result.exit_code == NUMERICAL_ERROR

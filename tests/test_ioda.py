@@ -8,12 +8,13 @@ import netCDF4
 import numpy as np
 import pytest
 
-from dacli.errors import ConfigError, DataError
-from dacli.io.ioda import FLOAT_MISSING, INT32_MISSING, INT64_MISSING, model_times, read_ioda
+from dacli.errors import DataError
+from dacli.io.ioda import FLOAT_MISSING, INT32_MISSING, INT64_MISSING, read_ioda
+from dacli.io.times import TimeAxis
 
 T2020 = 1577836800  # 2020-01-01T00:00:00Z in seconds since 1970
 DAY = 86400
-UNITS = "days since 2020-01-01T00:00:00Z"
+AXIS = TimeAxis("days since 2020-01-01 00:00:00")
 EPOCH_UNITS = "seconds since 1970-01-01T00:00:00Z"
 NAN = np.nan
 
@@ -34,7 +35,8 @@ def write_ioda(path, variables: dict, dims: tuple[str, ...] = ("Location",), uni
 
 
 #  index:        0    1              2       3    4    5              6              7              8              9
-DATETIME = [T2020, T2020 + DAY // 2, T2020 + DAY, T2020, T2020, INT64_MISSING, T2020 + 2 * DAY, T2020, T2020, T2020 + 9 * DAY // 4]
+DATETIME = [T2020, T2020 + DAY // 2, T2020 + DAY, T2020, T2020, INT64_MISSING, T2020 + 2 * DAY, T2020, T2020,
+            T2020 + 9 * DAY // 4]
 SST = [1.0, FLOAT_MISSING, -999.0, NAN, 5.0, 6.0, 7.0, 8.0, 9.0, 10.5]
 SST_ERROR = [0.25, 0.5, 0.5, 0.5, 0.5, 0.5, FLOAT_MISSING, 0.75, 0.5, 1.5]
 PREQC = [0, 0, 0, 0, 1, 0, 0, 0, INT32_MISSING, 0]
@@ -60,7 +62,7 @@ def ioda_file(tmp_path):
 
 
 def test_missing_values_qc_and_times(ioda_file):
-    (sst,) = read_ioda(ioda_file, ["sst"], error_std=None, time_units=UNITS)
+    (sst,) = read_ioda(ioda_file, ["sst"], error_std=None, time_axis=AXIS)
     # dropped: 4 (PreQC 1), 5 (no dateTime), 8 (PreQC missing)
     assert sst.name == "sst"
     assert sst.rejected_time == 1 and sst.rejected_preqc == 2
@@ -75,7 +77,7 @@ def test_missing_values_qc_and_times(ioda_file):
 
 
 def test_accept_preqc_and_variable_without_preqc(ioda_file):
-    sst, ssh = read_ioda(ioda_file, ["sst", "ssh"], error_std=2.0, accept_preqc=(0, 1), time_units=UNITS)
+    sst, ssh = read_ioda(ioda_file, ["sst", "ssh"], error_std=2.0, accept_preqc=(0, 1), time_axis=AXIS)
     assert (sst.rejected_preqc, sst.rejected_time) == (1, 1)  # only the missing flag (8) is refused
     np.testing.assert_array_equal(sst.values, [1.0, NAN, NAN, NAN, 5.0, 7.0, 8.0, 10.5])
     assert (ssh.rejected_preqc, ssh.rejected_time) == (0, 1)  # no PreQC/ssh: all kept but 5
@@ -87,7 +89,7 @@ def test_missing_obs_error(tmp_path):
     variables = typical_variables()
     del variables["ObsError/sst"]
     path = write_ioda(tmp_path / "obs.nc", variables)
-    (sst,) = read_ioda(path, ["sst"], error_std=0.5, time_units=UNITS)
+    (sst,) = read_ioda(path, ["sst"], error_std=0.5, time_axis=AXIS)
     np.testing.assert_array_equal(sst.errors, np.full(7, 0.5))
     with pytest.raises(DataError) as info:
         read_ioda(path, ["sst"], error_std=None)
@@ -113,10 +115,12 @@ def test_flat_v1_v2_layout_refused(tmp_path):
 @pytest.mark.parametrize(
     ("edit", "pattern"),
     [
-        (lambda v: v.pop("ObsValue/sst") and v.pop("ObsValue/ssh"), r"no group 'ObsValue'; groups found: MetaData, ObsError, PreQC"),
+        (lambda v: v.pop("ObsValue/sst") and v.pop("ObsValue/ssh"),
+         r"no group 'ObsValue'; groups found: MetaData, ObsError, PreQC"),
         (lambda v: None, r"no variable 'ObsValue/sla'; variables found: ssh, sst"),
         (lambda v: v.pop("MetaData/dateTime"), r"no 'MetaData/dateTime'"),
-        (lambda v: v.pop("MetaData/latitude"), r"no variable 'MetaData/latitude'; variables found: dateTime, longitude"),
+        (lambda v: v.pop("MetaData/latitude"),
+         r"no variable 'MetaData/latitude'; variables found: dateTime, longitude"),
     ],
 )
 def test_missing_pieces(tmp_path, edit, pattern):
@@ -135,8 +139,10 @@ def test_wrong_dims_and_v2_dims(tmp_path):
         meta = nc.createGroup("MetaData")
         for name in ("dateTime", "latitude", "longitude"):
             meta.createVariable(name, "i8" if name == "dateTime" else "f4", ("Location",))[:] = [0, 1]
-    with pytest.raises(DataError, match=r"variable 'ObsValue/tb' has dimensions \('Location', 'Channel'\); expected \('Location',\)$"):
-        read_ioda(tmp_path / "2d.nc", ["tb"], error_std=1.0)
+    with pytest.raises(DataError, match=r"variable 'ObsValue/tb' has dimensions \('Location', 'Channel'\); dacli "
+                                        r"reads one Channel of it, chosen by the root variable 'Channel' .* the file "
+                                        r"does not have$"):
+        read_ioda(tmp_path / "2d.nc", ["tb"], error_std=1.0, select={"Channel": 1})
     path = write_ioda(tmp_path / "v2.nc", typical_variables(), dims=("nlocs",))
     with pytest.raises(DataError, match=r"'ObsValue/sst' has dimensions \('nlocs',\).*ioda-upgrade-v2-to-v3"):
         read_ioda(path, ["sst"], error_std=1.0)
@@ -149,8 +155,9 @@ def test_other_epoch_and_extra_coordinate(tmp_path):
         "MetaData/depth": ([5.0, INT32_MISSING], "i4", None),
     }
     path = write_ioda(tmp_path / "obs.nc", variables, units="seconds since 2020-01-02T00:00:00Z")
-    (sst,) = read_ioda(path, ["sst"], error_std=1.0, time_units="hours since 2020-01-01", coordinates=("depth",))
-    np.testing.assert_array_equal(sst.times, [24.0, 25.0])
+    (sst,) = read_ioda(path, ["sst"], error_std=1.0, time_axis=TimeAxis("hours since 2020-01-01"),
+                       coordinates=("depth",))
+    np.testing.assert_allclose(sst.times, [24.0, 25.0], rtol=0, atol=1e-9)
     np.testing.assert_array_equal(sst.coordinates["depth"], [5.0, NAN])
     assert list(sst.coordinates) == ["depth"]
 
@@ -163,15 +170,30 @@ def test_unreadable_files(tmp_path):
         read_ioda(tmp_path / "garbage.nc", ["sst"], error_std=1.0)
 
 
-def test_model_times():
-    seconds = np.array([0, 3600, 5400, -7200, T2020, T2020 + DAY // 4 * 3])
-    np.testing.assert_array_equal(model_times(seconds, "hours since 1970-01-01"), [0.0, 1.0, 1.5, -2.0, T2020 / 3600, T2020 / 3600 + 18])
-    np.testing.assert_array_equal(model_times(seconds[4:], "days since 2020-01-01 00:00:00"), [0.0, 0.75])
-    np.testing.assert_array_equal(model_times(seconds[4:], "minutes since 2020-01-01T01:00:00Z"), [-60.0, 1020.0])
-    np.testing.assert_array_equal(model_times(seconds[4:], "seconds since 2020-01-01T06:00:00+05:00"), [-3600.0, 61200.0])
+@pytest.mark.parametrize(
+    ("file_units", "axis", "expected"),
+    [
+        (EPOCH_UNITS, TimeAxis("hours since 1970-01-01"), [T2020 / 3600, T2020 / 3600 + 18]),
+        (EPOCH_UNITS, TimeAxis("days since 2020-01-01 00:00:00"), [0.0, 0.75]),
+        (EPOCH_UNITS, TimeAxis("minutes since 2020-01-01T01:00:00Z"), [-60.0, 1020.0]),
+        (EPOCH_UNITS, TimeAxis("seconds since 2020-01-01T06:00:00+05:00"), [-3600.0, 61200.0]),
+        (EPOCH_UNITS, TimeAxis("seconds since 1970-01-01T00:00:00Z"), [T2020, T2020 + 64800]),
+        ("hours since 2019-12-31T00:00:00Z", TimeAxis("days since 2020-01-01"), [0.0, 0.75]),
+    ],
+)
+def test_model_times_through_time_axis(tmp_path, file_units, axis, expected):
+    """dateTime numbers in the file's units -> model times on the axis, to 1e-6 of a model unit."""
+    numbers = [24, 42] if file_units.startswith("hours") else [T2020, T2020 + 64800]
+    variables = {"ObsValue/sst": ([1.0, 2.0], "f4", None), "MetaData/dateTime": (numbers, "i8", None)}
+    path = write_ioda(tmp_path / "obs.nc", variables, units=file_units)
+    (sst,) = read_ioda(path, ["sst"], error_std=1.0, time_axis=axis, coordinates=())
+    np.testing.assert_allclose(sst.times, expected, rtol=0, atol=1e-6)
+    assert sst.coordinates == {}
 
 
-@pytest.mark.parametrize("units", ["days", "fortnights since 2000-01-01", "days since", "days since yesterday", "days since 2000-13-01"])
-def test_model_times_bad_units(units):
-    with pytest.raises(ConfigError, match=r"output\.time_units: "):
-        model_times(np.zeros(1), units)
+@pytest.mark.parametrize("units", ["days", "fortnights since 2000-01-01", "days since", "days since yesterday",
+                                   "days since 2000-13-01"])
+def test_bad_datetime_units(tmp_path, units):
+    path = write_ioda(tmp_path / "obs.nc", typical_variables(), units=units)
+    with pytest.raises(DataError, match=rf"^observations file {re.escape(str(path))}: variable 'MetaData/dateTime'"):
+        read_ioda(path, ["sst"], error_std=1.0, time_axis=AXIS)

@@ -20,6 +20,7 @@ import xarray as xr
 
 from dacli.errors import ConfigError, DataError
 from dacli.parallel import launch_arguments, process_share
+from dacli.io.times import TimeAxis
 
 REPO = Path(__file__).resolve().parents[1]
 CHECK = REPO / "tests" / "parallel_check.py"
@@ -164,7 +165,7 @@ def analysis_file(path: Path) -> xr.Dataset:
                   "observations_used": 7 * WINDOWS, "desroziers_r_ratio": 0.9}
     record = AnalysisRecord(layout, times, rng.normal(size=(times.size, SITES)), rng.normal(size=(times.size, SITES)),
                             windows, states, provenance, outer)
-    dataset = analysis_dataset(record, "days since 2000-01-01", "test", "nowhere", "dacli assimilate lorenz96.toml")
+    dataset = analysis_dataset(record, TimeAxis("days since 2000-01-01"), "test", "nowhere", "dacli assimilate lorenz96.toml")
     write_netcdf_atomically(dataset, path, overwrite=False)
     return xr.open_dataset(path, decode_times=False).load()
 

@@ -108,8 +108,8 @@ def test_simulate_writes_2d_observations_the_reader_takes_back(cli, tmp_path, la
     overrides = [a for a in (*SMALL_QG, *args, *extra) if a != "--set"]
     config = load_config(REPO / "configs" / "qg.toml", overrides, [check_names])
     layout_ = QuasiGeostrophic(nx=16, ny=16, length_x=3.2e5, deformation_radius=40e3).layout()
-    observations = read_observations(config.observations, layout_, config.output.time_units)
-    times, truth = read_states(tmp_path / "t.nc", layout_, "truth")
+    observations = read_observations(config.observations, layout_, config.time.axis())
+    times, truth = read_states(tmp_path / "t.nc", layout_, "truth", config.time.axis())
     step = np.rint(observations.times / 0.25).astype(int)
     equivalent = np.sum(truth[step[:, None], observations.index] * observations.weight, axis=1)
     valid = observations.valid
@@ -119,6 +119,6 @@ def test_simulate_writes_2d_observations_the_reader_takes_back(cli, tmp_path, la
         assert 0.35 < valid.mean() < 0.65  # observed_fraction = 0.5 of the grid points at each time
     else:
         with xr.open_datatree(tmp_path / "obs.nc", decode_times=False) as tree:
-            assert set(tree.children) == {"ObsValue", "ObsError", "MetaData"}
-            assert tree["MetaData/dateTime"].dtype == np.int64
+            assert set(tree.children) == {"ObsValue", "ObsError", "MetaData", "PreQC"}
+            assert tree["MetaData/dateTime"].encoding["dtype"] == np.int64
             assert tree["MetaData/y"].size == observations.times.size

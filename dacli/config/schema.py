@@ -90,7 +90,8 @@ class WindowConfig(Section):
     start: float = 0.0
     length: PositiveFloat
     shift: PositiveFloat | None = Field(default=None, description="defaults to length")
-    count: PositiveInt | None = Field(default=None, description="defaults to as many as the observations cover")
+    count: PositiveInt | None = Field(default=None, le=1_000_000, description=(
+        "defaults to as many as the observations cover (at most 1,000,000)"))
     assimilate: Literal["newest", "all"] = "newest"
     select: WindowRange | None = Field(default=None, description=(
         "'A:B': run only windows A <= k < B of the schedule, counted from 0 (a job-array task's share); the "
@@ -110,12 +111,72 @@ class WindowConfig(Section):
         return self.length if self.shift is None else self.shift
 
 
-class ObservationsConfig(Section):
+class TimeConfig(Section):
+    """The model's time axis: model times (window.start, model.dt, ...) are numbers of ``units`` in ``calendar``.
+
+    Lorenz models have a dimensionless time: it is written with these units too (one model
+    time unit labelled as one day by default), which keeps their files CF-valid.
+    """
+
+    units: str = Field(default="days since 2000-01-01 00:00:00", description=(
+        "CF time units '<unit> since <epoch>' of model time; also the units of every time written"))
+    calendar: str = Field(default="standard", description=(
+        "CF calendar of model time: standard, proleptic_gregorian, julian, noleap, all_leap or 360_day"))
+
+    @field_validator("calendar")
+    @classmethod
+    def _cf_calendar(cls, calendar: str) -> str:
+        from dacli.io.times import canonical_calendar
+
+        canonical_calendar(calendar)
+        return calendar
+
+    @field_validator("units")
+    @classmethod
+    def _cf_units(cls, units: str) -> str:
+        from dacli.io.times import check_time_units
+
+        check_time_units(units, "standard")  # the form; the calendar's own rules are checked with it below
+        return units
+
+    @model_validator(mode="after")
+    def _units_in_calendar(self) -> "TimeConfig":
+        from dacli.io.times import canonical_calendar, check_time_units
+
+        check_time_units(self.units, canonical_calendar(self.calendar))
+        return self
+
+    def axis(self):
+        """The :class:`dacli.io.times.TimeAxis` these keys define."""
+        from dacli.io.times import TimeAxis
+
+        return TimeAxis(self.units, self.calendar)
+
+
+ScalarValue = float | int | str
+
+
+class InputFileConfig(Section):
+    """How to read one input file: the keys every input (observations, background, truth) shares."""
+
+    names: dict[str, str] = Field(default_factory=dict, description="model variable -> file variable")
+    dims: dict[str, str] = Field(default_factory=dict, description=(
+        "dacli dimension or coordinate (time, obs, and the model's grid axes, e.g. lat, lon) -> the file's name"))
+    select: dict[str, ScalarValue] = Field(default_factory=dict, description=(
+        "file dimension -> coordinate value kept (e.g. { level = 500 }): the value must be present within 1e-6 of "
+        "its magnitude (nearest otherwise refused); the dimension is dropped"))
+    model_time: bool = Field(default=False, description=(
+        "the file's time numbers are model times already (needed when its time coordinate has no units)"))
+
+
+class ObservationsConfig(InputFileConfig):
     path: str
     layout: Literal["gridded", "scattered", "ioda"] = "gridded"
     variables: list[str] | None = Field(default=None, description="model variables observed; default all")
-    names: dict[str, str] = Field(default_factory=dict, description="model variable -> file variable")
-    dims: dict[str, str] = Field(default_factory=dict, description="dacli dimension -> file dimension")
+    duplicates: Literal["first", "independent", "refuse"] = Field(default="first", description=(
+        "observations repeated at the same time, place and variable: 'first' keeps the first and counts the "
+        "others as rejected (with a warning), 'independent' assimilates all as independent observations, "
+        "'refuse' stops with an error"))
     error_std: PositiveFloat | None = Field(
         default=None, description="observation error std used where the file has no <var>_error"
     )
@@ -149,8 +210,11 @@ class CovarianceConfig(Section):
         return self
 
 
-class BackgroundConfig(Section):
+class BackgroundConfig(InputFileConfig):
     path: str | None = None
+    interpolate_time: bool = Field(default=False, description=(
+        "background.path: interpolate linearly in time between the file's states when it holds no state at the "
+        "first window's start (within model.dt / 2); otherwise such a file is refused"))
     state: list[float] | None = Field(default=None, description="explicit background state (flat)")
     covariance: CovarianceConfig = Field(default_factory=CovarianceConfig)
 
@@ -230,11 +294,18 @@ class OutputConfig(Section):
     path: str = "analysis.nc"
     title: str | None = None
     institution: str = "unknown"
-    time_units: str = "days since 2000-01-01 00:00:00"
     overwrite: bool = False
     observation_diagnostics: str | None = Field(
         default=None, description="observation-space diagnostics file (O-B, O-A, QC per observation); relative to the working directory"
     )
+
+    time_units: str | None = Field(default=None, exclude=True, description="moved to [time] units (refused)")
+
+    @field_validator("time_units")
+    @classmethod
+    def _moved(cls, value):
+        raise ValueError(f"{value!r}: output.time_units has moved: the model's time axis is the [time] section now "
+                         f"(units = {value!r}, calendar = ...)")
 
     @model_validator(mode="after")
     def _two_files(self) -> "OutputConfig":
@@ -244,7 +315,7 @@ class OutputConfig(Section):
         return self
 
 
-class TruthConfig(Section):
+class TruthConfig(InputFileConfig):
     path: str
 
 
@@ -399,6 +470,7 @@ class ChecksConfig(Section):
 
 class Config(Section):
     run: RunConfig = Field(default_factory=RunConfig)
+    time: TimeConfig = Field(default_factory=TimeConfig)
     model: ModelConfig
     window: WindowConfig
     observations: ObservationsConfig

@@ -78,7 +78,7 @@ class AnalysisRecord:
     outer_loops: dict[str, np.ndarray] = field(default_factory=dict)  # OUTER_LOOP_DIAGNOSTICS keys -> (K, L)
 
 
-def analysis_dataset(record: AnalysisRecord, time_units: str, title: str, institution: str,
+def analysis_dataset(record: AnalysisRecord, time_axis, title: str, institution: str,
                      command: str) -> xr.Dataset:
     layout = record.layout
     dims = ("time", *layout.dims)
@@ -101,7 +101,9 @@ def analysis_dataset(record: AnalysisRecord, time_units: str, title: str, instit
                 layout, name, f"{WINDOW_STATES[kind]} of {name}"))
     for name, values in record.windows.items():
         long_name, units = WINDOW_DIAGNOSTICS[name]
-        attrs = {"long_name": long_name, "units": time_units if name in ("window_start", "window_end") else (units or layout.units)}
+        attrs = {"long_name": long_name, "units": time_axis.units if name in ("window_start", "window_end") else (units or layout.units)}
+        if name in ("window_start", "window_end"):
+            attrs["calendar"] = time_axis.calendar
         array = np.asarray(values)
         if name == "converged":
             array = array.astype(np.int8)
@@ -121,7 +123,7 @@ def analysis_dataset(record: AnalysisRecord, time_units: str, title: str, instit
             array = array.astype(np.int32)
         data_vars[name] = xr.Variable(("window", "outer_loop"), array, attrs)
     attrs = global_attributes(title, institution, command, record.provenance)
-    dataset = xr.Dataset(data_vars, coords=coordinates(layout, record.times, time_units), attrs=attrs)
+    dataset = xr.Dataset(data_vars, coords=coordinates(layout, record.times, time_axis), attrs=attrs)
     return without_fill_on_coordinates(dataset)
 
 

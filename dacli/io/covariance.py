@@ -1,16 +1,18 @@
-"""Covariance matrices from NetCDF (e.g. a climatological or NMC-method B)."""
+"""Covariance matrices from NetCDF (e.g. a climatological or NMC-method B), through the one input reader."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from dacli.errors import DataError
-from dacli.io.netcdf import open_netcdf
+from dacli.io.inputs import FileMapping, open_input
+from dacli.io.times import TimeAxis
 
 
 def read_covariance_matrix(path, variable: str) -> np.ndarray:
-    """The 2-D variable ``variable`` of ``path`` as a float array, finite and square."""
-    dataset = open_netcdf(path, "covariance")
+    """The 2-D variable ``variable`` of ``path`` as a float array, finite and square (no time, no grid)."""
+    file = open_input(path, "covariance", FileMapping(), TimeAxis(), time=False, grid=False)
+    dataset = file.dataset
     if variable not in dataset.variables:
         found = ", ".join(sorted(map(str, dataset.data_vars))) or "none"
         raise DataError(f"covariance file {path}: no variable {variable!r}; data variables found: {found}")

@@ -32,7 +32,7 @@ def location_variables(location: np.ndarray, layout) -> dict[str, xr.Variable]:
 
 
 def feedback_dataset(observations, packed, schedule_starts, background_equivalents, analysis_equivalents,
-                     flags, layout, time_units: str, title: str, command: str, attrs: dict) -> xr.Dataset:
+                     flags, layout, time_axis, title: str, command: str, attrs: dict) -> xr.Dataset:
     """Rows for every (window, observation) use, then every observation not assimilated."""
     windows, slots = np.nonzero(packed.mask)
     source = packed.source[windows, slots]
@@ -47,7 +47,7 @@ def feedback_dataset(observations, packed, schedule_starts, background_equivalen
             "long_name": "index of the assimilation window that used the observation (-1: not assimilated)",
             "units": "1"}),
         "window_start": xr.Variable(("obs",), np.concatenate([schedule_starts[windows], nan]), {
-            "long_name": "start time of that window", "units": time_units}),
+            "long_name": "start time of that window", **time_axis.attributes()}),
         "variable": xr.Variable(("obs",), observations.variable[rows].astype(str), {
             "long_name": "observed model variable"}),
         "obs_value": xr.Variable(("obs",), values, {"long_name": "observed value (ObsValue)"}),
@@ -64,8 +64,7 @@ def feedback_dataset(observations, packed, schedule_starts, background_equivalen
     data_vars.update(location_variables(observations.location[rows], layout))
     coords = {
         "time": xr.Variable(("obs",), observations.times[rows].astype(float), {
-            "standard_name": "time", "long_name": "observation time", "units": time_units, "axis": "T",
-            "calendar": "standard"}),
+            "standard_name": "time", "long_name": "observation time", **time_axis.attributes(), "axis": "T"}),
     }
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     dataset = xr.Dataset(data_vars, coords=coords, attrs={

@@ -22,7 +22,8 @@ import xarray as xr
 from dacli.errors import DataError
 from dacli.io.analysis import global_attributes, without_fill_on_coordinates
 from dacli.io.netcdf import open_netcdf
-from dacli.io.states import coordinates, states_in_dataset, variable_attributes
+from dacli.io.states import coordinates, read_states, states_in_dataset, variable_attributes
+from dacli.io.times import TimeAxis
 from dacli.models.base import StateLayout
 
 REFERENCES = (
@@ -56,7 +57,7 @@ class StartingStates:
     window_end_states: np.ndarray | None = None  # (K, n): the analysis there (observations up to it only)
 
 
-def read_starting_states(path, layout: StateLayout, model_name: str) -> StartingStates:
+def read_starting_states(path, layout: StateLayout, model_name: str, time_axis: TimeAxis) -> StartingStates:
     """The analysis trajectory and window-end analyses of an analysis file, or a state file's states.
 
     An analysis file written for another model (its ``dacli_config``) is refused, naming both; a
@@ -72,18 +73,28 @@ def read_starting_states(path, layout: StateLayout, model_name: str) -> Starting
                             f"{model_name!r}")
         what = f"{what} analysis"
         times, states = states_in_dataset(dataset, path, layout, what, suffix="_analysis")
+        times = _model_times(dataset, "time", times, time_axis, f"{what} file {path}")
         ends, end_states = None, None
         if f"{first}_analysis_window_end" in dataset.variables and "window_end" in dataset.variables:
             ends, end_states = states_in_dataset(dataset, path, layout, what, suffix="_analysis_window_end",
                                                  time_dim="window", time_variable="window_end")
+            ends = _model_times(dataset, "window_end", ends, time_axis, f"{what} file {path}")
         return StartingStates(str(path), "analysis", times, states, ends, end_states)
-    if first in dataset.variables:
-        times, states = states_in_dataset(dataset, path, layout, f"{what} state")
+    if first in dataset.variables:  # a state file of any tool: the one input reader
+        times, states = read_states(path, layout, f"{what} state", time_axis)
         return StartingStates(str(path), "state", times, states)
     found = ", ".join(sorted(map(str, dataset.data_vars))) or "none"
     raise DataError(f"{what} file {path}: neither an analysis file (no variable {first + '_analysis'!r}) nor a "
                     f"state file (no variable {first!r}) of the config's model {model_name!r}; data variables "
                     f"found: {found}")
+
+
+def _model_times(dataset: xr.Dataset, name: str, values: np.ndarray, time_axis: TimeAxis, where: str) -> np.ndarray:
+    """An analysis file's times (its own CF units and calendar) on the run's time axis."""
+    variable = dataset[name]
+    times, _ = time_axis.from_file(values, variable.attrs.get("units"), variable.attrs.get("calendar"),
+                                   f"{where}, variable {name!r}")
+    return times
 
 
 def _model_name(dataset: xr.Dataset) -> str | None:
@@ -109,12 +120,7 @@ class ForecastRecord:
     provenance: dict[str, str | int | float]
 
 
-def lead_time_units(time_units: str) -> str:
-    """'days since 2000-01-01' -> 'days' (a lead time is a duration)."""
-    return time_units.split(" since ")[0].strip() or time_units
-
-
-def forecast_dataset(record: ForecastRecord, time_units: str, title: str, institution: str,
+def forecast_dataset(record: ForecastRecord, time_axis, title: str, institution: str,
                      command: str) -> xr.Dataset:
     layout = record.layout
     grid = layout.dims
@@ -142,15 +148,15 @@ def forecast_dataset(record: ForecastRecord, time_units: str, title: str, instit
             array = array.astype(np.int32)
         data_vars[name] = xr.Variable(("lead_time",), array, {"long_name": long_name, "units": units or layout.units})
 
-    coords = coordinates(layout, record.start_times, time_units)
+    coords = coordinates(layout, record.start_times, time_axis)
     # The initial times: not the T axis (the valid time is time + lead_time), so no axis attribute.
     coords["time"].attrs.update(standard_name="forecast_reference_time", long_name="forecast initial time")
     coords["time"].attrs.pop("axis")
     coords["lead_time"] = xr.Variable(("lead_time",), np.asarray(record.lead_times, float), {
-        "standard_name": "forecast_period", "long_name": "forecast lead time", "units": lead_time_units(time_units)})
+        "standard_name": "forecast_period", "long_name": "forecast lead time", "units": time_axis.unit})
     valid = np.asarray(record.start_times, float)[:, None] + np.asarray(record.lead_times, float)[None, :]
     coords["valid_time"] = xr.Variable(("time", "lead_time"), valid, {
-        "standard_name": "time", "long_name": "forecast valid time", "units": time_units, "calendar": "standard",
+        "standard_name": "time", "long_name": "forecast valid time", **time_axis.attributes(),
         "units_metadata": "leap_seconds: none"})
     if record.ensemble is not None:
         coords["member"] = xr.Variable(("member",), np.arange(1, record.ensemble.shape[1] + 1, dtype=np.int32), {

@@ -1,35 +1,45 @@
-"""Read observations from a JCSDA IODA v3 file (the subset dacli understands).
+"""Read and write observations as JCSDA IODA v3 files (the subset dacli understands).
 
 IODA (Interface for Observation Data Access) is the observation-file format of JCSDA's JEDI
-data-assimilation system. A v3 file is NetCDF-4 with groups, all along the root dimension
-``Location``:
+data-assimilation system. A v3 file, as JCSDA's ioda-converters write it, is NetCDF-4 with groups,
+all along the root dimension ``Location`` (with, usually, a root variable ``Location`` and the root
+attributes ``_ioda_layout = "ObsGroup"``, ``_ioda_layout_version = 3``):
 
-- ``ObsValue/<var>``: the observed values;
+- ``ObsValue/<var>``: the observed values (``units`` attribute);
 - ``ObsError/<var>``: their error standard deviations (else ``observations.error_std``);
 - ``PreQC/<var>`` (optional): the provider's quality flags, 0 = good;
-- ``MetaData/dateTime``: int64 seconds since 1970-01-01T00:00:00Z (the ``units`` attribute;
-  another ``<unit> since <date>`` epoch is honoured), ``MetaData/latitude``,
-  ``MetaData/longitude`` and any other 1-D MetaData asked for as a coordinate.
+- ``MetaData/dateTime``: int64 seconds since 1970-01-01T00:00:00Z (its ``units`` attribute,
+  ``calendar`` if any; without units IODA's default is assumed only in a file that declares the
+  IODA layout), ``MetaData/latitude``, ``MetaData/longitude`` and any other 1-D MetaData asked
+  for as a coordinate;
+- radiances: ``ObsValue/<var>`` along (``Location``, ``Channel``), the channel numbers in the root
+  variable ``Channel``; one channel is read, chosen with ``select`` (``observations.select``,
+  e.g. ``{ Channel = 7 }``). The same holds for any other second dimension with a root variable.
 
 Missing values are the variable's ``_FillValue`` (or ``missing_value``), NaN, or IODA's
 sentinels (float -3.3687953e+38, int64 -9223372036854775801, int32 -2147483643). Locations
 without a time, or whose PreQC flag is not accepted, are dropped and counted; missing values
-and errors stay NaN (dacli flags them later). Times are converted to model time
-(``output.time_units``); which window a time falls in (half-open windows) is decided elsewhere.
-Old flat IODA v1/v2 files (``sst@ObsValue``) and v2 files (dimension ``nlocs``) are refused
-with a hint to upgrade them.
+and errors stay NaN (dacli flags them later). Times are converted to model time with
+:class:`dacli.io.times.TimeAxis` (the ``[time]`` section), values and errors to the model
+variable's units with :mod:`dacli.io.units`; which window a time falls in is decided elsewhere.
 
-:func:`ioda_tree` writes the same subset (``dacli simulate`` with ``observations.layout = "ioda"``).
+:func:`ioda_tree` writes the same layout (``dacli simulate`` with ``observations.layout = "ioda"``).
 
-Reference: JCSDA IODA documentation,
-https://jointcenterforsatellitedataassimilation-jedi-docs.readthedocs-hosted.com/
+Not for: old flat IODA v1/v2 files (``sst@ObsValue``) and v2 files (dimension ``nlocs``), which
+are refused with a hint to upgrade them; ObsGroups other than the ones above (hofx, ombg, ... are
+ignored when reading; :mod:`dacli.io.ioda_feedback` writes them); model calendars that are not
+real-world ones (``noleap``, ``360_day``: IODA's dateTime is a real date); several channels at once.
+
+Reference: JCSDA JEDI documentation, "IODA" (file format, v3 conventions and missing values),
+https://jointcenterforsatellitedataassimilation-jedi-docs.readthedocs-hosted.com/ ; the
+ioda-converters (https://github.com/JCSDA/ioda-converters) for the layout written.
 """
 
 from __future__ import annotations
 
-import re
+import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import cftime
@@ -38,22 +48,22 @@ import xarray as xr
 
 from dacli.errors import ConfigError, DataError
 from dacli.io.netcdf import check_netcdf_file
+from dacli.io.times import CALENDARS, DEFAULT_CALENDAR, REAL_WORLD, TimeAxis, canonical_calendar, check_time_units
+from dacli.io.units import to_model_units
+
+log = logging.getLogger("dacli")
 
 LOCATION = "Location"
 FLOAT_MISSING = -3.3687953e38
 INT64_MISSING = -9223372036854775801
 INT32_MISSING = -2147483643
+EPOCH_UNITS = "seconds since 1970-01-01T00:00:00Z"  # IODA's dateTime units (and its default)
+LAYOUT_ATTRIBUTES = ("_ioda_layout", "ioda_layout")  # a root attribute that marks an IODA file
 # Compared after conversion to float64: a float32 sentinel, a float64 one, and the integer ones
 # (int64 -> float64 rounds the same way for the data and for the sentinel).
 _SENTINELS = np.array(
     [FLOAT_MISSING, float(np.float32(FLOAT_MISSING)), float(np.int64(INT64_MISSING)), float(INT32_MISSING)]
 )
-_UNIT_SECONDS = {
-    **dict.fromkeys(("seconds", "second", "secs", "sec", "s"), 1.0),
-    **dict.fromkeys(("minutes", "minute", "mins", "min"), 60.0),
-    **dict.fromkeys(("hours", "hour", "hrs", "hr", "h"), 3600.0),
-    **dict.fromkeys(("days", "day", "d"), 86400.0),
-}
 _V3 = "dacli reads IODA v3 (groups ObsValue, ObsError, MetaData along dimension 'Location')"
 _UPGRADE_HINT = (
     f"{_V3}; convert the file with JEDI's ioda-upgrade tools (ioda-upgrade-v1-to-v2, then ioda-upgrade-v2-to-v3)"
@@ -65,47 +75,46 @@ class IodaVariable:
     """One ObsValue variable's kept locations (P of them), in file order."""
 
     name: str  # the file's variable name (under ObsValue/)
-    times: np.ndarray  # (P,) model times, see model_times
-    values: np.ndarray  # (P,) NaN where missing
-    errors: np.ndarray  # (P,) error std, NaN where missing
+    times: np.ndarray  # (P,) model times (TimeAxis)
+    values: np.ndarray  # (P,) in the model's units when asked, NaN where missing
+    errors: np.ndarray  # (P,) error std, same units, NaN where missing
     coordinates: dict[str, np.ndarray]  # name -> (P,) float, NaN where missing
     rejected_preqc: int  # dropped: PreQC not in accept_preqc (among locations with a time)
     rejected_time: int  # dropped: dateTime missing
-
-
-def _parse_units(units: str) -> tuple[float, float]:
-    """``"<unit> since <date>"`` -> (seconds of one unit, the date in seconds since 1970 UTC)."""
-    match = re.fullmatch(r"\s*(\w+)\s+since\s+(\S.*?)\s*", str(units))
-    if not match:
-        raise ValueError(f"{units!r} is not of the form '<unit> since <date>'")
-    unit, date = match.group(1).lower(), match.group(2)
-    if unit not in _UNIT_SECONDS:
-        raise ValueError(f"{units!r}: unknown unit {unit!r}; use seconds, minutes, hours or days")
-    try:
-        epoch = -float(cftime.date2num(datetime(1970, 1, 1), f"seconds since {date}", calendar="standard"))
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"{units!r}: cannot read the date {date!r} ({exc})") from None
-    return _UNIT_SECONDS[unit], epoch
-
-
-def model_times(seconds_since_1970: np.ndarray, time_units: str) -> np.ndarray:
-    """Seconds since 1970-01-01T00:00:00Z -> float times in ``time_units`` (a CF "<unit> since <date>")."""
-    try:
-        unit, epoch = _parse_units(time_units)
-    except ValueError as exc:
-        raise ConfigError([f"output.time_units: {exc}"]) from None
-    return (np.asarray(seconds_since_1970, dtype=float) - epoch) / unit
+    notes: tuple[str, ...] = ()  # conversions made (times, units), for the caller to log; the time note is in each
 
 
 def _missing(values: np.ndarray) -> np.ndarray:
     return np.isnan(values) | np.isin(values, _SENTINELS)
 
 
+def _listing(values) -> str:
+    """Coordinate values for messages: integer runs as ranges ('1-5, 7, 9-10'), at most 40 items."""
+    values = list(values)
+    numbers = np.asarray(values) if values else np.zeros(0)
+    items: list[str] = []
+    if numbers.dtype.kind in "iu" or (numbers.dtype.kind == "f" and np.all(np.isfinite(numbers))
+                                      and np.all(numbers == np.round(numbers))):
+        ints = [int(v) for v in numbers]
+        start = previous = None
+        for value in ints + [None]:
+            if start is not None and value == previous + 1:
+                previous = value
+                continue
+            if start is not None:
+                items.append(str(start) if start == previous else f"{start}-{previous}")
+            start = previous = value
+    else:
+        items = [f"{v:g}" if isinstance(v, (float, np.floating)) else str(v) for v in values]
+    text = ", ".join(items[:40]) + (f", ... ({len(values)} values)" if len(items) > 40 else "")
+    return text or "none"
+
+
 def _open_groups(path: Path) -> dict[str, xr.Dataset]:
     what = "observations"
     check_netcdf_file(path, what)
     try:
-        groups = xr.open_groups(path, engine="netcdf4", decode_times=False)
+        groups = xr.open_groups(path, engine="netcdf4", decode_times=False, decode_timedelta=False)
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise DataError(f"{what} file {path}: not a readable NetCDF file ({reason})") from None
@@ -119,19 +128,25 @@ def _open_groups(path: Path) -> dict[str, xr.Dataset]:
 
 
 class _File:
-    """The loaded groups of one IODA file, with checked access to its 1-D variables."""
+    """The loaded groups of one IODA file, with checked access to its variables along Location."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, select: Mapping[str, float | int | str]):
         self.path = path
         self.groups = _open_groups(path)
-        root = self.groups.get("", xr.Dataset())
-        if "ObsValue" not in self.groups and any("@" in str(name) for name in root.variables):
+        self.root = self.groups.get("", xr.Dataset())
+        self.select = dict(select)
+        self.used: set[str] = set()  # select keys some variable read needed
+        if "ObsValue" not in self.groups and any("@" in str(name) for name in self.root.variables):
             raise DataError(
                 f"observations file {path}: this is an IODA v1/v2 layout (flat variables such as "
-                f"{next(str(n) for n in root.variables if '@' in str(n))!r}, no groups); {_UPGRADE_HINT}"
+                f"{next(str(n) for n in self.root.variables if '@' in str(n))!r}, no groups); {_UPGRADE_HINT}"
             )
         for group in ("ObsValue", "MetaData"):
             self.group(group)
+
+    @property
+    def declares_ioda(self) -> bool:
+        return any(name in self.root.attrs for name in LAYOUT_ATTRIBUTES)
 
     def group(self, group: str) -> xr.Dataset:
         if group not in self.groups:
@@ -142,45 +157,116 @@ class _File:
     def has(self, group: str, name: str) -> bool:
         return group in self.groups and name in self.groups[group].data_vars
 
-    def read(self, group: str, name: str) -> np.ndarray:
-        """``group/name`` as float64 along Location, NaN where missing."""
+    def array(self, group: str, name: str) -> xr.DataArray:
         dataset = self.group(group)
         if name not in dataset.data_vars:
             found = ", ".join(sorted(map(str, dataset.data_vars))) or "none"
             raise DataError(f"observations file {self.path}: no variable '{group}/{name}'; variables found: {found}")
-        array = dataset[name]
-        if array.dims != (LOCATION,):
+        return dataset[name]
+
+    def read(self, group: str, name: str) -> np.ndarray:
+        """``group/name`` as float64 along Location (one index of each other dimension, by ``select``), NaN where
+        missing."""
+        array = self.array(group, name)
+        where = f"observations file {self.path}: variable '{group}/{name}'"
+        if not array.dims or array.dims[0] != LOCATION:
             hint = f". {_UPGRADE_HINT}" if "nlocs" in array.dims else ""
-            raise DataError(
-                f"observations file {self.path}: variable '{group}/{name}' has dimensions {tuple(array.dims)}; "
-                f"expected ({LOCATION!r},){hint}"
-            )
+            raise DataError(f"{where} has dimensions {tuple(array.dims)}; expected ({LOCATION!r},) or "
+                            f"({LOCATION!r}, 'Channel'){hint}")
         if array.dtype.kind not in "biuf":
-            raise DataError(
-                f"observations file {self.path}: variable '{group}/{name}' holds {array.dtype} values; expected numbers"
-            )
+            raise DataError(f"{where} holds {array.dtype} values; expected numbers")
+        if len(array.dims) > 1:
+            array = array.isel({dim: self.index(dim, where, array.dims) for dim in array.dims[1:]})
         values = np.asarray(array.values, dtype=float)
         values[_missing(values)] = np.nan
         return values
 
-    def seconds_since_1970(self) -> np.ndarray:
+    def index(self, dim: str, where: str, dims: tuple) -> int:
+        """The index along ``dim`` whose root coordinate equals ``select[dim]``; DataError naming the values present."""
+        if dim not in self.root.variables:
+            raise DataError(f"{where} has dimensions {tuple(dims)}; dacli reads one {dim} of it, chosen by the "
+                            f"root variable {dim!r} holding the {dim} values, which the file does not have")
+        coordinate = self.root[dim].values
+        present = _listing(coordinate)
+        if dim not in self.select:
+            raise DataError(f"{where} has dimensions {tuple(dims)}: choose one {dim} with observations.select = "
+                            f"{{ {dim} = <value> }}; {dim} values present: {present}")
+        self.used.add(dim)
+        wanted = self.select[dim]
+        if coordinate.dtype.kind in "biuf" and isinstance(wanted, (int, float)) and not isinstance(wanted, bool):
+            numbers = coordinate.astype(float)
+            matches = np.flatnonzero(np.abs(numbers - float(wanted)) <= 1e-6 * max(1.0, abs(float(wanted))))
+        else:
+            matches = np.flatnonzero(coordinate.astype(str) == str(wanted))
+        if matches.size == 0:
+            raise DataError(f"{where}: observations.select asks for {dim} {wanted!r}, which the file does not hold; "
+                            f"{dim} values present: {present}")
+        return int(matches[0])
+
+    def model_times(self, time_axis: TimeAxis) -> tuple[np.ndarray, str | None]:
+        """MetaData/dateTime as model times (NaN where missing) and the conversion note."""
         metadata = self.group("MetaData")
+        where = f"observations file {self.path}: variable 'MetaData/dateTime'"
         if "dateTime" not in metadata.data_vars:
             hint = f". {_UPGRADE_HINT}" if "datetime" in metadata.data_vars else ""
-            raise DataError(
-                f"observations file {self.path}: no 'MetaData/dateTime' (int64 seconds since "
-                f"1970-01-01T00:00:00Z){hint}"
-            )
-        seconds = self.read("MetaData", "dateTime")
-        units = metadata["dateTime"].attrs.get("units", "seconds since 1970-01-01T00:00:00Z")
-        try:
-            unit, epoch = _parse_units(units)
-        except ValueError as exc:
-            raise DataError(
-                f"observations file {self.path}: 'MetaData/dateTime' has unusable units ({exc}); "
-                "expected 'seconds since 1970-01-01T00:00:00Z'"
-            ) from None
-        return seconds * unit + epoch
+            raise DataError(f"observations file {self.path}: no 'MetaData/dateTime' (int64 {EPOCH_UNITS}); "
+                            f"MetaData variables found: {', '.join(sorted(map(str, metadata.data_vars))) or 'none'}"
+                            f"{hint}")
+        values = self.read("MetaData", "dateTime")
+        if not np.isfinite(values).any():
+            if values.size:
+                raise DataError(f"{where}: all {values.size} values are missing (_FillValue or IODA's "
+                                f"{INT64_MISSING}); expected int64 {EPOCH_UNITS}: there is nothing to assimilate")
+            return values, None  # no locations at all: the caller reports an empty file
+        attrs = metadata["dateTime"].attrs
+        units, calendar = attrs.get("units"), attrs.get("calendar")
+        if units is None:
+            if not self.declares_ioda:
+                raise DataError(
+                    f"{where} has no 'units' attribute, and the file does not declare the IODA layout (no root "
+                    f"attribute '_ioda_layout'), so IODA's default {EPOCH_UNITS!r} cannot be assumed; expected "
+                    f"units such as {EPOCH_UNITS!r}: add them to the file")
+            units = EPOCH_UNITS
+        if str(units).strip() == time_axis.units.strip() and \
+                CALENDARS.get(str(calendar or DEFAULT_CALENDAR).strip().lower()) == time_axis.calendar:
+            return time_axis.from_file(values, str(units), calendar, where)
+        shifted, shifted_units = _counted_from_first(values, str(units), calendar, where)
+        times, note = time_axis.from_file(shifted, shifted_units, calendar, where)
+        if note is not None:
+            note = f"'MetaData/dateTime' ({units!r}, counted from its first time for precision): {note}"
+        return times, note
+
+
+def _counted_from_first(values: np.ndarray, units: str, calendar: str | None, where: str) -> tuple[np.ndarray, str]:
+    """The same instants counted from the first one (``<unit> since <first date>``), for precision.
+
+    :meth:`TimeAxis.from_file` converts affinely, its scale being the difference of the model
+    times of 0 and 1 file units; with IODA's epoch decades before the data (seconds since 1970,
+    ~1.6e9) that scale's rounding, times 1.6e9, is ~1e-3 day for a model axis in days since 2020
+    (and the file is refused as not linear). Counted from the first time, the numbers are small.
+    """
+    finite = values[np.isfinite(values)]
+    if not finite.size:
+        return values, units
+    try:
+        unit, _ = check_time_units(units, calendar or DEFAULT_CALENDAR)
+        first = float(np.floor(finite.min()))
+        date = cftime.num2date(first, units, canonical_calendar(calendar or DEFAULT_CALENDAR),
+                               only_use_cftime_datetimes=True)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise DataError(f"{where}: unusable time units {units!r} (calendar {calendar or DEFAULT_CALENDAR!r}): {exc}; "
+                        f"expected e.g. {EPOCH_UNITS!r}") from None
+    return values - first, f"{unit} since {date.isoformat()}"
+
+
+def _check_select(file: _File, variables: list[str], select: Mapping) -> None:
+    unused = [key for key in select if key not in file.used]
+    if unused:
+        dims = {name: tuple(file.array("ObsValue", name).dims) for name in variables}
+        raise DataError(f"observations file {file.path}: observations.select names {', '.join(map(repr, unused))}, "
+                        f"which is not a dimension of the variables read ("
+                        + ", ".join(f"'ObsValue/{name}' {d}" for name, d in dims.items())
+                        + "); remove it from observations.select")
 
 
 def read_ioda(
@@ -189,26 +275,43 @@ def read_ioda(
     *,
     error_std: float | None,
     accept_preqc: tuple[int, ...] = (0,),
-    time_units: str = "days since 2000-01-01 00:00:00",
+    time_axis: TimeAxis = TimeAxis(),
+    units: str | None = None,
     coordinates: tuple[str, ...] = ("latitude", "longitude"),
+    select: dict[str, float | int | str] | None = None,
 ) -> list[IodaVariable]:
-    """Read ``ObsValue/<var>`` for each of ``variables`` with errors, times and MetaData ``coordinates``.
+    """Read ``ObsValue/<var>`` for each of ``variables`` with errors, model times and MetaData ``coordinates``.
 
     Locations with a missing dateTime are dropped first, then those whose PreQC flag (when the
     file has ``PreQC/<var>``) is not in ``accept_preqc``; a missing PreQC flag is not accepted.
+    ``units`` (the model variable's units) converts ObsValue and ObsError (as a spread) from their
+    ``units`` attributes; None leaves them as they are. ``select`` picks one value of a second
+    dimension (``{"Channel": 7}``). A variable whose every location with a time fails PreQC, or a
+    file whose every dateTime is missing, is a :class:`DataError`.
     """
-    model_times(np.empty(0), time_units)  # a bad output.time_units is reported before any file is read
-    file = _File(Path(path))
+    file = _File(Path(path), select or {})
+    prefix = f"observations file {file.path}: "
     observed = {name: file.read("ObsValue", name) for name in variables}
-    seconds = file.seconds_since_1970()
-    times = model_times(seconds, time_units)
+    times, time_note = file.model_times(time_axis)
     coordinate_values = {name: file.read("MetaData", name) for name in coordinates}
-    has_time = ~np.isnan(seconds)
+    _check_select(file, variables, select or {})
+    has_time = ~np.isnan(times)
     result = []
     for name in variables:
+        label = f"'ObsValue/{name}'" + "".join(f" ({dim} {file.select[dim]!r})"
+                                                 for dim in file.array("ObsValue", name).dims[1:])
         values = observed[name]
+        notes = [time_note] if time_note else []
+        if units is not None:
+            values, note = to_model_units(values, file.array("ObsValue", name).attrs.get("units"), units,
+                                          f"{prefix}variable 'ObsValue/{name}'")
+            notes += [note.removeprefix(prefix)] if note else []
         if file.has("ObsError", name):
             errors = file.read("ObsError", name)
+            if units is not None:
+                errors, note = to_model_units(errors, file.array("ObsError", name).attrs.get("units"), units,
+                                              f"{prefix}variable 'ObsError/{name}'", difference=True)
+                notes += [note.removeprefix(prefix)] if note else []
         elif error_std is None:
             raise DataError(
                 f"observations file {file.path}: no variable 'ObsError/{name}' and observations.error_std is not set; "
@@ -218,7 +321,10 @@ def read_ioda(
             errors = np.full(values.shape, float(error_std))
         accepted = np.ones(values.shape, dtype=bool)
         if file.has("PreQC", name):
-            accepted = np.isin(file.read("PreQC", name), np.asarray(accept_preqc, dtype=float))
+            flags = file.read("PreQC", name)
+            accepted = np.isin(flags, np.asarray(accept_preqc, dtype=float))
+            if has_time.any() and not (has_time & accepted).any():
+                raise DataError(_all_rejected(prefix, name, label, flags[has_time], accept_preqc))
         keep = has_time & accepted
         result.append(
             IodaVariable(
@@ -229,38 +335,107 @@ def read_ioda(
                 coordinates={key: value[keep] for key, value in coordinate_values.items()},
                 rejected_preqc=int(np.count_nonzero(has_time & ~accepted)),
                 rejected_time=int(np.count_nonzero(~has_time)),
+                notes=tuple(notes),
             )
         )
     return result
 
 
-def ioda_tree(variables: dict[str, tuple[np.ndarray, np.ndarray]], model_time: np.ndarray, time_units: str,
-              coordinates: dict[str, np.ndarray], attrs: dict | None = None) -> xr.DataTree:
-    """An IODA v3 file as groups: ObsValue/ObsError per variable, MetaData/dateTime and coordinates.
+def _all_rejected(prefix: str, name: str, label: str, flags: np.ndarray, accept_preqc) -> str:
+    found, counts = np.unique(flags[~np.isnan(flags)], return_counts=True)
+    parts = [f"{int(flag) if flag == int(flag) else flag} ({count} location{'s' if count != 1 else ''})"
+             for flag, count in zip(found, counts)]
+    missing = int(np.count_nonzero(np.isnan(flags)))
+    if missing:
+        parts.append(f"missing ({missing} location{'s' if missing != 1 else ''})")
+    suggestion = sorted({*map(int, accept_preqc), *(int(f) for f in found if f == int(f))})
+    return (f"{prefix}all {flags.size} locations of {label} with a time are rejected by their PreQC flag: "
+            f"PreQC/{name} flags found: {', '.join(parts)}; accepted (observations.accept_preqc): "
+            f"{list(map(int, accept_preqc))}. To assimilate them, add their flags to observations.accept_preqc "
+            f"(e.g. accept_preqc = {suggestion}), if the provider's flags say they are usable")
 
-    ``variables`` maps a name to (values, error std) along the P locations; ``model_time`` (in
-    ``time_units``) becomes int64 ``dateTime`` seconds since 1970; NaN values become IODA's
-    float sentinel, also declared as ``_FillValue``.
+
+def ioda_datetimes(model_time: np.ndarray, time_axis: TimeAxis) -> np.ndarray:
+    """Model times -> IODA dateTime: int64 seconds since 1970-01-01T00:00:00Z (NaN -> IODA's int64 sentinel).
+
+    Through cftime dates; a model calendar that is not a real-world one is a :class:`ConfigError`.
+    Times are rounded to whole seconds (IODA's resolution); a rounding over 1 ms is logged.
     """
-    unit, epoch = _parse_units(time_units)
-    seconds = np.rint(np.asarray(model_time, float) * unit + epoch).astype(np.int64)
-    fill = {"_FillValue": np.float32(FLOAT_MISSING)}
+    if time_axis.calendar not in REAL_WORLD:
+        raise ConfigError([
+            f"time.calendar = {time_axis.calendar!r}: IODA's MetaData/dateTime is a real date ({EPOCH_UNITS}, "
+            f"standard calendar), which a {time_axis.calendar} model time has not; use a real-world calendar "
+            f"({', '.join(sorted(REAL_WORLD))}) or observations.layout = 'scattered' (CF points)"])
+    model_time = np.asarray(model_time, dtype=float)
+    seconds = np.full(model_time.shape, INT64_MISSING, dtype=np.int64)
+    finite = np.isfinite(model_time)
+    if finite.any():
+        unique, inverse = np.unique(model_time[finite], return_inverse=True)
+        dates = [d if time_axis.calendar == "standard" else d.change_calendar("standard")
+                 for d in time_axis.dates(unique).ravel()]
+        exact = np.asarray(cftime.date2num(dates, EPOCH_UNITS, "standard"), dtype=float)
+        rounded = np.rint(exact)
+        if np.max(np.abs(rounded - exact)) > 1e-3:
+            log.warning("IODA dateTime: model times rounded to whole seconds (by up to %.3g s)",
+                        float(np.max(np.abs(rounded - exact))))
+        seconds[finite] = rounded.astype(np.int64)[inverse.ravel()]
+    return seconds
 
-    def floats(values) -> np.ndarray:
-        return np.where(np.isfinite(values), values, FLOAT_MISSING).astype(np.float32)
 
-    groups = {
-        "/": xr.Dataset(attrs={"ioda_layout": "ObsGroup", "ioda_layout_version": np.int32(0), **(attrs or {})}),
-        "/ObsValue": xr.Dataset({name: (LOCATION, floats(v)) for name, (v, _) in variables.items()}),
-        "/ObsError": xr.Dataset({name: (LOCATION, floats(e)) for name, (_, e) in variables.items()}),
+def float_variable(values, units: str | None = None) -> xr.Variable:
+    """float32 along Location, NaN written as IODA's float sentinel (also its ``_FillValue``)."""
+    data = np.asarray(values, dtype=float)
+    data = np.where(np.isfinite(data), data, FLOAT_MISSING).astype(np.float32)
+    return xr.Variable((LOCATION,), data, {"units": units} if units else {}, {"_FillValue": np.float32(FLOAT_MISSING)})
+
+
+def int_variable(values, missing=None) -> xr.Variable:
+    """int32 along Location (``missing``: where True, IODA's int32 sentinel, its ``_FillValue``)."""
+    data = np.asarray(values).astype(np.int32)
+    if missing is not None:
+        data = np.where(missing, np.int32(INT32_MISSING), data)
+    return xr.Variable((LOCATION,), data, {}, {"_FillValue": np.int32(INT32_MISSING)})
+
+
+def root_and_metadata(model_time: np.ndarray, time_axis: TimeAxis, coordinates: dict[str, np.ndarray],
+                      attrs: dict | None = None,
+                      coordinate_units: dict[str, str] | None = None) -> dict[str, xr.Dataset]:
+    """The root group (Location, layout attributes, ``attrs``) and MetaData (dateTime, coordinates) of a file."""
+    seconds = ioda_datetimes(model_time, time_axis)
+    coordinate_units = {"latitude": "degrees_north", "longitude": "degrees_east", **(coordinate_units or {})}
+    for name, values in coordinates.items():
+        if np.shape(values) != seconds.shape:
+            raise ValueError(f"IODA MetaData/{name}: shape {np.shape(values)} does not match the {seconds.size} times")
+    date_time = xr.Variable((LOCATION,), seconds, {"units": EPOCH_UNITS}, {"_FillValue": np.int64(INT64_MISSING)})
+    return {
+        "/": xr.Dataset(coords={LOCATION: xr.Variable((LOCATION,), np.arange(seconds.size, dtype=np.int32))},
+                        attrs={"_ioda_layout": "ObsGroup", "_ioda_layout_version": np.int32(3), **(attrs or {})}),
         "/MetaData": xr.Dataset({
-            "dateTime": (LOCATION, seconds, {"units": "seconds since 1970-01-01T00:00:00Z"}),
-            **{name: (LOCATION, floats(values)) for name, values in coordinates.items()},
+            "dateTime": date_time,
+            **{name: float_variable(values, coordinate_units.get(name)) for name, values in coordinates.items()},
         }),
     }
-    tree = xr.DataTree.from_dict(groups)
-    for group in ("ObsValue", "ObsError", "MetaData"):
-        for name in tree[group].data_vars:
-            if tree[group][name].dtype == np.float32:
-                tree[group][name].encoding.update(fill)
-    return tree
+
+
+def ioda_tree(variables: dict[str, tuple[np.ndarray, np.ndarray]], model_time: np.ndarray, time_axis: TimeAxis,
+              coordinates: dict[str, np.ndarray], units: str, attrs: dict | None = None,
+              coordinate_units: dict[str, str] | None = None) -> xr.DataTree:
+    """An IODA v3 file as JCSDA's converters lay it out, as groups to write with ``to_netcdf``.
+
+    ``variables`` maps a name to (values, error std) along the P locations, in ``units``;
+    ``model_time`` (on ``time_axis``) becomes int64 ``MetaData/dateTime`` seconds since 1970;
+    ``coordinates`` become float32 MetaData (units: ``coordinate_units``, else degrees_north /
+    degrees_east for latitude / longitude). PreQC is 0 everywhere. NaN becomes IODA's float
+    sentinel, declared as ``_FillValue``. Root: dimension and int32 variable ``Location``,
+    ``_ioda_layout = "ObsGroup"``, ``_ioda_layout_version = 3``, then ``attrs``.
+    """
+    size = np.size(model_time)
+    for name, (values, errors) in variables.items():
+        if np.shape(values) != (size,) or np.shape(errors) != (size,):
+            raise ValueError(f"ioda_tree: {name}: values {np.shape(values)} and errors {np.shape(errors)} "
+                             f"do not match the {size} times")
+    groups = root_and_metadata(model_time, time_axis, coordinates, attrs, coordinate_units)
+    groups["/ObsValue"] = xr.Dataset({name: float_variable(v, units) for name, (v, _) in variables.items()})
+    groups["/ObsError"] = xr.Dataset({name: float_variable(e, units) for name, (_, e) in variables.items()})
+    groups["/PreQC"] = xr.Dataset({name: int_variable(np.zeros(size)) for name in variables})
+    return xr.DataTree.from_dict({key: groups[key] for key in ("/", "/ObsValue", "/ObsError", "/PreQC", "/MetaData")})

@@ -1,80 +1,84 @@
 """Read observations from NetCDF (gridded, CF point or IODA v3) into an :class:`ObservationSet`.
 
-Gridded: ``<var>(time, *grid dims)`` on the model grid (NaN or ``_FillValue`` = missing; grid
-dimensions stored in reverse, e.g. descending latitudes, are flipped), optional ``<var>_error``
-(std, same dims or fewer). Scattered (CF discrete sampling geometry, point): an ``obs``
+Gridded and CF point files go through the one input reader (:mod:`dacli.io.inputs`: names,
+dims, select, CF time decoding, grid alignment). Gridded: ``<var>(time, *grid dims)`` on the
+model grid or a larger one (NaN or ``_FillValue`` = missing), optional ``<var>_error`` (std, same
+dims or fewer). Scattered (CF discrete sampling geometry, ``featureType = "point"``): an ``obs``
 dimension with ``time(obs)``, one location coordinate per grid dimension (``x(obs)``, or
 ``y(obs)``/``x(obs)``, ``lat(obs)``/``lon(obs)``) and ``<var>(obs)``, ``<var>_error(obs)``;
-locations are interpolated linearly (1-D grids) or bilinearly (2-D grids). IODA v3: see
-:mod:`dacli.io.ioda`; its ``dateTime`` is converted to model time through ``output.time_units``.
-File names of variables and dimensions are mapped through ``observations.names`` /
-``observations.dims``. Times of the NetCDF layouts are read undecoded: they are model times.
+locations are interpolated linearly (1-D grids) or bilinearly (2-D grids), and those outside
+the model domain are dropped and counted. IODA v3: see :mod:`dacli.io.ioda`. Values and errors
+are converted to the model's units (:mod:`dacli.io.units`); times to model time
+(:mod:`dacli.io.times`).
 """
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import xarray as xr
 
-from dacli.config.schema import ObservationsConfig
 from dacli.errors import ConfigError, DataError
-from dacli.io.netcdf import open_netcdf
+from dacli.io.inputs import FileMapping, InputFile, open_input
+from dacli.io.times import TimeAxis
+from dacli.io.units import to_model_units
 from dacli.models.base import StateLayout
-from dacli.observations.sets import POINTS, ObservationSet, interpolation_weights
+from dacli.observations.duplicates import resolve_duplicates
+from dacli.observations.sets import POINTS, ObservationSet, coordinate_period, interpolation_weights
+
+log = logging.getLogger("dacli")
 
 
-def _variable(dataset: xr.Dataset, path, name: str, model_variable: str) -> xr.DataArray:
-    if name not in dataset.variables:
-        found = ", ".join(sorted(map(str, dataset.data_vars))) or "none"
-        mapped = "" if name == model_variable else f" (mapped from model variable {model_variable!r})"
+def _variable(file: InputFile, variable: str, config) -> xr.DataArray:
+    if variable not in file.dataset.variables:
+        name = config.names.get(variable, variable)
+        found = ", ".join(sorted(map(str, file.dataset.data_vars))) or "none"
+        mapped = "" if name == variable else f" (mapped from model variable {variable!r})"
         raise DataError(
-            f"observations file {path}: no variable {name!r}{mapped}; data variables found: {found}. "
-            f"Map names with observations.names = {{ {model_variable} = \"...\" }}"
+            f"{file.what} file {file.source}: no variable {name!r}{mapped}; data variables found: {found}. "
+            f"Map names with observations.names = {{ {variable} = \"...\" }}"
         )
-    return dataset[name]
+    return file.dataset[variable]
 
 
-def _require_dims(array: xr.DataArray, path, allowed: set[str], required: set[str]) -> None:
+def _require_dims(array: xr.DataArray, file: InputFile, allowed: set[str], required: set[str]) -> None:
     dims = set(map(str, array.dims))
     if not required <= dims or not dims <= allowed:
+        extra = sorted(dims - allowed)
+        hint = (f"; select one value along {extra} with select = {{ {extra[0]} = ... }}" if extra else
+                "; map file dimensions with dims = { ... }")
         raise DataError(
-            f"observations file {path}: variable {array.name!r} has dimensions {tuple(array.dims)}; "
-            f"expected {tuple(sorted(required))}. Map file dimensions with observations.dims"
+            f"{file.what} file {file.source}: variable {array.name!r} has dimensions {tuple(array.dims)}; "
+            f"expected {tuple(sorted(required))}{hint}"
         )
 
 
-def _errors(dataset, path, name: str, like: xr.DataArray, config: ObservationsConfig) -> np.ndarray:
-    error_name = f"{name}_error"
-    if error_name in dataset.variables:
-        return np.asarray(dataset[error_name].broadcast_like(like).transpose(*like.dims), dtype=float)
-    if config.error_std is None:
+def _values_and_errors(file: InputFile, variable: str, array: xr.DataArray, config, layout: StateLayout):
+    """(values, error std) in the model's units, errors broadcast like ``array``."""
+    values, note = to_model_units(array.values, array.attrs.get("units"), layout.units, file.where(str(array.name)))
+    notes = [note] if note else []
+    error_name = f"{variable}_error"
+    if error_name in file.dataset.variables:
+        error = file.dataset[error_name]
+        missing = set(map(str, error.dims)) - set(map(str, array.dims))
+        if missing:
+            raise DataError(f"{file.what} file {file.source}: {error_name!r} has dimensions {tuple(error.dims)}, "
+                            f"not found on {array.name!r} {tuple(array.dims)}")
+        broadcast = error.broadcast_like(array).transpose(*array.dims)
+        errors, note = to_model_units(broadcast.values, error.attrs.get("units", array.attrs.get("units")),
+                                      layout.units, file.where(error_name), difference=True)
+        notes += [note] if note else []
+    elif config.error_std is None:
         raise DataError(
-            f"observations file {path}: no variable {error_name!r} and observations.error_std is not set; "
-            "give one of them"
+            f"{file.what} file {file.source}: no variable {config.names.get(variable, variable) + '_error'!r} and "
+            "observations.error_std is not set; give one of them"
         )
-    return np.full(like.shape, float(config.error_std))
-
-
-def _align_grid(dataset: xr.Dataset, path, config: ObservationsConfig, layout: StateLayout) -> xr.Dataset:
-    """Flip grid dimensions the file stores in reverse order (e.g. descending latitudes).
-
-    A file coordinate that is neither the model's nor its reverse is an error naming both.
-    """
-    for axis in layout.axes:
-        dim = config.dims.get(axis.name, axis.name)
-        if dim not in dataset.variables or dataset[dim].ndim != 1 or dataset.sizes.get(dim) != len(axis.values):
-            continue
-        found = np.asarray(dataset[dim].values, float)
-        scale = max(1e-12, abs(axis.spacing))
-        if np.allclose(found[::-1], axis.values, atol=1e-6 * scale, rtol=0) and len(found) > 1:
-            dataset = dataset.isel({dim: slice(None, None, -1)})
-        elif not np.allclose(found, axis.values, atol=1e-6 * scale, rtol=0):
-            raise DataError(
-                f"observations file {path}: coordinate {dim!r} runs {found[0]:g} .. {found[-1]:g}; "
-                f"the model grid's {axis.name!r} runs {axis.values[0]:g} .. {axis.values[-1]:g} "
-                "(gridded observations must be on the model grid; use the scattered layout otherwise)"
-            )
-    return dataset
+    else:
+        errors = np.full(array.shape, float(config.error_std))
+    for line in notes:
+        log.info("%s", line)
+    return values, errors
 
 
 def grid_coordinates(layout: StateLayout) -> np.ndarray:
@@ -85,34 +89,30 @@ def grid_coordinates(layout: StateLayout) -> np.ndarray:
     return np.stack([m.ravel() for m in mesh], axis=-1)
 
 
-def _read_gridded(dataset, path, config: ObservationsConfig, layout: StateLayout, variables) -> ObservationSet:
-    time_dim = config.dims.get("time", "time")
-    grid_dims = [config.dims.get(dim, dim) for dim in layout.dims]
-    dataset = _align_grid(dataset, path, config, layout)
+def _read_gridded(file: InputFile, config, layout: StateLayout, variables) -> ObservationSet:
+    grid_dims = list(layout.dims)
     parts = []
     for variable in variables:
-        name = config.names.get(variable, variable)
-        array = _variable(dataset, path, name, variable)
-        wanted = {time_dim, *grid_dims}
-        _require_dims(array, path, wanted, wanted)
-        array = array.transpose(time_dim, *grid_dims)
+        array = _variable(file, variable, config)
+        wanted = {"time", *grid_dims}
+        _require_dims(array, file, wanted, wanted)
+        array = array.transpose("time", *grid_dims)
         found = tuple(array.sizes[dim] for dim in grid_dims)
         if found != layout.shape:
             raise DataError(
-                f"observations file {path}: dimensions {tuple(grid_dims)} have sizes {found}; "
+                f"{file.what} file {file.source}: dimensions {tuple(grid_dims)} have sizes {found}; "
                 f"the model grid has {layout.shape}"
             )
         ntime, ngrid = array.shape[0], layout.grid_size
-        values = np.asarray(array.values, dtype=float).reshape(ntime, ngrid)
-        errors = _errors(dataset, path, name, array, config).reshape(ntime, ngrid)
-        times = np.asarray(dataset[time_dim].values if time_dim in dataset.variables else np.arange(ntime), float)
+        values, errors = _values_and_errors(file, variable, array, config, layout)
+        values, errors = values.reshape(ntime, ngrid), errors.reshape(ntime, ngrid)
         grid_index = np.tile(np.arange(ngrid), ntime)
         index = np.zeros((ntime * ngrid, POINTS), dtype=int)
         index[:, 0] = layout.index(variable, 0) + grid_index
         weight = np.zeros((ntime * ngrid, POINTS))
         weight[:, 0] = 1.0
         parts.append(ObservationSet(
-            times=np.repeat(times, ngrid), values=values.ravel(), std=errors.ravel(), index=index,
+            times=np.repeat(file.times, ngrid), values=values.ravel(), std=errors.ravel(), index=index,
             weight=weight, variable=np.full(ntime * ngrid, variable), location=grid_coordinates(layout)[grid_index],
         ))
     return _concatenate(parts)
@@ -123,6 +123,14 @@ def _located(variable: str, times, values, errors, positions, layout: StateLayou
     if layout.axes:
         grid_index, weight, inside = interpolation_weights(positions, layout)
         index = grid_index + layout.index(variable, 0)
+        positions = np.array(positions, dtype=float)
+        for column, axis in enumerate(layout.axes):  # longitudes stored in the model's convention (300 -> -60)
+            period = coordinate_period(axis)
+            if period is not None:
+                middle = 0.5 * (axis.values[0] + axis.values[-1])
+                moved = middle + np.mod(positions[:, column] - middle + 0.5 * period, period) - 0.5 * period
+                turned = np.abs(moved - positions[:, column]) > 0.5 * period  # only whole turns, no round-off
+                positions[turned, column] = moved[turned]
     else:
         index = np.full((len(values), POINTS), layout.index(variable))
         weight = np.tile([1.0] + [0.0] * (POINTS - 1), (len(values), 1))
@@ -134,28 +142,23 @@ def _located(variable: str, times, values, errors, positions, layout: StateLayou
     )
 
 
-def _read_scattered(dataset, path, config: ObservationsConfig, layout: StateLayout, variables) -> ObservationSet:
-    obs_dim = config.dims.get("obs", "obs")
-    time_name = config.dims.get("time", "time")
-    if time_name not in dataset.variables:
-        raise DataError(f"observations file {path}: no time coordinate {time_name!r} along {obs_dim!r}")
-    times = np.asarray(dataset[time_name].values, dtype=float)
-    location_names = [config.dims.get(dim, dim) for dim in layout.dims]
-    for location_name in location_names:
-        if location_name not in dataset.variables:
+def _read_scattered(file: InputFile, config, layout: StateLayout, variables) -> ObservationSet:
+    dataset = file.dataset
+    times = file.times
+    for name in layout.dims:
+        if name not in dataset.variables:
             raise DataError(
-                f"observations file {path}: no location coordinate {location_name!r} (grid position of each "
-                f"observation along {obs_dim!r}); map it with observations.dims"
+                f"{file.what} file {file.source}: no location coordinate {config.dims.get(name, name)!r} (grid "
+                f"position of each observation along 'obs'); map it with observations.dims = {{ {name} = \"...\" }}"
             )
-    positions = np.stack([np.asarray(dataset[n].values, float) for n in location_names], axis=-1) \
-        if location_names else np.zeros((len(times), 0))
+    positions = np.stack([np.asarray(dataset[n].values, float) for n in layout.dims], axis=-1) \
+        if layout.dims else np.zeros((len(times), 0))
     parts = []
     for variable in variables:
-        name = config.names.get(variable, variable)
-        array = _variable(dataset, path, name, variable)
-        _require_dims(array, path, {obs_dim}, {obs_dim})
-        values = np.asarray(array.values, dtype=float)
-        parts.append(_located(variable, times, values, _errors(dataset, path, name, array, config), positions, layout))
+        array = _variable(file, variable, config)
+        _require_dims(array, file, {"obs"}, {"obs"})
+        values, errors = _values_and_errors(file, variable, array, config, layout)
+        parts.append(_located(variable, times, values, errors, positions, layout))
     return _concatenate(parts)
 
 
@@ -168,15 +171,17 @@ def ioda_coordinates(config: ObservationsConfig, layout: StateLayout) -> tuple[s
     return tuple(config.dims.get(dim, IODA_COORDINATES.get(dim, dim)) for dim in layout.dims)
 
 
-def _read_ioda(path, config: ObservationsConfig, layout: StateLayout, variables, time_units: str) -> ObservationSet:
+def _read_ioda(config, layout: StateLayout, variables, time_axis: TimeAxis) -> ObservationSet:
     from dacli.io.ioda import read_ioda
 
     coordinates = ioda_coordinates(config, layout)
     names = [config.names.get(v, v) for v in variables]
-    records = read_ioda(path, names, error_std=config.error_std, accept_preqc=tuple(config.accept_preqc),
-                        time_units=time_units, coordinates=coordinates)
+    records = read_ioda(config.path, names, error_std=config.error_std, accept_preqc=tuple(config.accept_preqc),
+                        time_axis=time_axis, units=layout.units, coordinates=coordinates, select=dict(config.select))
     parts = []
     for variable, record in zip(variables, records):
+        for note in record.notes:
+            log.info("observations file %s: %s", config.path, note)
         positions = np.stack([record.coordinates[c] for c in coordinates], axis=-1) if coordinates \
             else np.zeros((len(record.times), 0))
         parts.append(_located(variable, record.times, record.values, record.errors, positions, layout,
@@ -198,21 +203,34 @@ def _concatenate(parts: list[ObservationSet]) -> ObservationSet:
     )
 
 
-def observations_in_dataset(dataset: xr.Dataset, source: str, config: ObservationsConfig,
-                            layout: StateLayout) -> ObservationSet:
-    """The observations of an open gridded or CF point dataset (``config.layout`` says which).
+def observations_in_dataset(dataset: xr.Dataset | str, source: str, config, layout: StateLayout,
+                            time_axis: TimeAxis) -> ObservationSet:
+    """The observations of a gridded or CF point file or open dataset (``config.layout`` says which).
 
-    The reader of :func:`read_observations` without the file: ``dacli train`` reads the twin
-    experiment it simulates in memory with it; ``source`` names the data in error messages.
+    ``dacli train`` reads the twin experiment it simulates in memory with it; ``source`` names
+    the data in error messages. Duplicates are not resolved here (see :func:`read_observations`).
     """
     variables = config.variables or list(layout.variables)
-    reader = _read_gridded if config.layout == "gridded" else _read_scattered
-    return reader(dataset, source, config, layout, variables)
+    gridded = config.layout == "gridded"
+    file = open_input(dataset, "observations", FileMapping.of(config), time_axis, layout=layout, grid=gridded,
+                      name=source)
+    if not np.all(np.isfinite(file.times)):
+        missing = int(np.sum(~np.isfinite(file.times)))
+        raise DataError(f"observations file {source}: time coordinate {config.dims.get('time', 'time')!r} has "
+                        f"{missing} missing value(s) (_FillValue or NaN); every observation needs a time")
+    if not gridded and "obs" not in file.dataset.dims:
+        found = ", ".join(f"{d} ({n})" for d, n in file.dataset.sizes.items()) or "none"
+        raise DataError(f"observations file {source}: no dimension 'obs' (one entry per observation in a CF point "
+                        f"file); its dimensions are: {found}. Map it with observations.dims = {{ obs = \"...\" }}")
+    return (_read_gridded if gridded else _read_scattered)(file, config, layout, variables)
 
 
-def read_observations(config: ObservationsConfig, layout: StateLayout,
-                      time_units: str = "days since 2000-01-01 00:00:00") -> ObservationSet:
-    """Read the configured observation file; raise :class:`DataError` naming what is wrong."""
+def read_observations(config, layout: StateLayout, time_axis: TimeAxis) -> ObservationSet:
+    """Read the configured observation file; raise :class:`DataError` naming what is wrong.
+
+    Observations repeated at the same time, place and variable are resolved as
+    ``observations.duplicates`` says (:mod:`dacli.observations.duplicates`).
+    """
     variables = config.variables or list(layout.variables)
     unknown = [v for v in variables if v not in layout.variables]
     if unknown:
@@ -220,9 +238,9 @@ def read_observations(config: ObservationsConfig, layout: StateLayout,
             f"observations.variables: {unknown} are not model variables (the model has {list(layout.variables)})"
         ])
     if config.layout == "ioda":
-        observations = _read_ioda(config.path, config, layout, variables, time_units)
+        observations = _read_ioda(config, layout, variables, time_axis)
     else:
-        observations = observations_in_dataset(open_netcdf(config.path, "observations"), config.path, config, layout)
+        observations = observations_in_dataset(config.path, config.path, config, layout, time_axis)
     names = ", ".join(repr(config.names.get(v, v)) for v in variables)
     if len(observations) == 0 and observations.rejected_outside_domain:
         raise DataError(
@@ -236,4 +254,7 @@ def read_observations(config: ObservationsConfig, layout: StateLayout,
             f"observations file {config.path}: all {len(observations)} observations of {names} are missing "
             "(NaN, Inf or _FillValue) or have a non-positive error; there is nothing to assimilate"
         )
-    return observations
+    if observations.rejected_outside_domain:
+        log.warning("observations file %s: %d observation(s) outside the model domain dropped", config.path,
+                    observations.rejected_outside_domain)
+    return resolve_duplicates(observations, config.duplicates, config.path)

@@ -1,27 +1,36 @@
 """State files: model states over time as CF NetCDF (truth runs, backgrounds, forecasts).
 
 Layout: one variable per model variable, dims ``(time, *grid dims)`` (``(time,)`` without a
-grid; ``(time, y, x)`` or ``(time, lat, lon)`` for 2-D models), a ``time`` coordinate in model
-time and one CF coordinate variable per grid axis. ``dacli simulate`` writes
-them; the background and truth readers read them back.
+grid; ``(time, y, x)`` or ``(time, lat, lon)`` for 2-D models), a CF ``time`` coordinate (the
+model's units and calendar when dacli writes it) and one CF coordinate variable per grid axis.
+``dacli simulate`` writes them. Background and truth files from any tool are read through the
+one input reader (:mod:`dacli.io.inputs`: names, dims, select, CF times, flipped or cropped
+grids) and converted to the model's units; a state is taken at a time only where the file holds
+one (within a tolerance), or interpolated in time where the user asks for it.
 """
 
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 import xarray as xr
 
 from dacli.errors import DataError
-from dacli.io.netcdf import open_netcdf
+from dacli.io.inputs import FileMapping, open_input
+from dacli.io.times import TimeAxis
+from dacli.io.units import to_model_units
 from dacli.models.base import StateLayout
 
+log = logging.getLogger("dacli")
 
-def coordinates(layout: StateLayout, times: np.ndarray, time_units: str) -> dict[str, xr.Variable]:
-    """CF coordinate variables for ``times`` and the model grid."""
+
+def coordinates(layout: StateLayout, times: np.ndarray, time_axis: TimeAxis) -> dict[str, xr.Variable]:
+    """CF coordinate variables for ``times`` (model times) and the model grid."""
     coords = {
         "time": xr.Variable(("time",), np.asarray(times, float), {
-            "standard_name": "time", "long_name": "model time", "units": time_units, "axis": "T",
-            "calendar": "standard", "units_metadata": "leap_seconds: none"}),
+            "standard_name": "time", "long_name": "model time", **time_axis.attributes(), "axis": "T",
+            "units_metadata": "leap_seconds: none"}),
     }
     for axis in layout.axes:
         coords[axis.name] = xr.Variable((axis.name,), np.asarray(axis.values, float), axis.attributes())
@@ -36,7 +45,7 @@ def variable_attributes(layout: StateLayout, name: str, long_name: str) -> dict[
     return attrs
 
 
-def state_dataset(layout: StateLayout, times: np.ndarray, states: np.ndarray, time_units: str,
+def state_dataset(layout: StateLayout, times: np.ndarray, states: np.ndarray, time_axis: TimeAxis,
                   attrs: dict | None = None, suffix: str = "", long_name: str = "state") -> xr.Dataset:
     """Flat states (T, n) -> Dataset of one variable per model variable."""
     dims = ("time", *layout.dims)
@@ -44,19 +53,72 @@ def state_dataset(layout: StateLayout, times: np.ndarray, states: np.ndarray, ti
         f"{name}{suffix}": xr.Variable(dims, values, variable_attributes(layout, name, f"{long_name} of {name}"))
         for name, values in layout.split(states).items()
     }
-    return xr.Dataset(data_vars, coords=coordinates(layout, times, time_units), attrs=attrs or {})
+    return xr.Dataset(data_vars, coords=coordinates(layout, times, time_axis), attrs=attrs or {})
 
 
-def read_states(path, layout: StateLayout, what: str) -> tuple[np.ndarray, np.ndarray]:
-    """(times (T,), flat states (T, n)) from a state file, or the analysis trajectory of an analysis file.
+def read_states(path, layout: StateLayout, what: str, time_axis: TimeAxis,
+                mapping: FileMapping = FileMapping()) -> tuple[np.ndarray, np.ndarray]:
+    """(model times (T,), flat states (T, n) in the model's units) from a state file of any CF tool.
 
     An analysis file (``<name>_analysis`` variables, no ``<name>``) serves as a background file:
     the previous job-array task's analysis, propagated to the next range's first window start.
+    A single state may carry its time as a scalar ``time`` coordinate.
     """
-    dataset = open_netcdf(path, what)
+    file = open_input(path, what, mapping, time_axis, layout=layout)
+    dataset = file.dataset
     analysis = all(name not in dataset.variables and f"{name}_analysis" in dataset.variables
                    for name in layout.variables)
-    return states_in_dataset(dataset, path, layout, what, suffix="_analysis" if analysis else "")
+    suffix = "_analysis" if analysis else ""
+    if dataset["time"].ndim == 0:
+        dataset = dataset.expand_dims("time")
+    elif dataset["time"].dims != ("time",):
+        raise DataError(f"{what} file {file.source}: time coordinate has dimensions {dataset['time'].dims}; "
+                        "expected ('time',)")
+    times = np.atleast_1d(file.times).astype(float)
+    if not np.all(np.isfinite(times)):
+        raise DataError(f"{what} file {file.source}: time coordinate has missing values")
+    if len(np.unique(times)) != len(times):
+        raise DataError(f"{what} file {file.source}: time coordinate repeats a time; each state needs its own time")
+    fields = _fields(dataset, file.source, layout, what, suffix, "time")
+    for name in layout.variables:
+        stored = f"{name}{suffix}"
+        fields[name], note = to_model_units(fields[name], dataset[stored].attrs.get("units"), layout.units,
+                                            file.where(stored))
+        if note:
+            log.info("%s", note)
+    states = layout.join(fields)
+    if not np.all(np.isfinite(states)):
+        raise DataError(f"{what} file {file.source}: contains NaN or Inf values")
+    return times, states
+
+
+def _fields(dataset: xr.Dataset, path, layout: StateLayout, what: str, suffix: str, time_dim: str) -> dict:
+    """{variable: array (T, *grid)} of the variables ``<name><suffix>(time_dim, *grid)``, shapes checked."""
+    fields = {}
+    for name in layout.variables:
+        stored = f"{name}{suffix}"
+        if stored not in dataset.variables:
+            found = ", ".join(sorted(map(str, dataset.data_vars))) or "none"
+            raise DataError(f"{what} file {path}: no variable {stored!r}; data variables found: {found}. Map names "
+                            f"with names = {{ {name} = \"...\" }}")
+        array = dataset[stored]
+        expected = (time_dim, *layout.dims)
+        if time_dim not in array.dims:
+            array = array.expand_dims(time_dim)
+        if set(array.dims) != set(expected):
+            extra = sorted(set(map(str, array.dims)) - set(expected))
+            hint = f"; select one value along {extra} with select = {{ {extra[0]} = ... }}" if extra else ""
+            raise DataError(f"{what} file {path}: variable {stored!r} has dims {tuple(array.dims)}; "
+                            f"expected {expected}{hint}")
+        array = array.transpose(*expected)
+        found = tuple(array.sizes[dim] for dim in layout.dims)
+        if found != layout.shape:
+            raise DataError(
+                f"{what} file {path}: {stored!r} has a grid of shape {found} over {layout.dims}; "
+                f"the model's is {layout.shape}"
+            )
+        fields[name] = np.asarray(array.values, float)
+    return fields
 
 
 def states_in_dataset(dataset: xr.Dataset, path, layout: StateLayout, what: str, suffix: str = "",
@@ -66,26 +128,7 @@ def states_in_dataset(dataset: xr.Dataset, path, layout: StateLayout, what: str,
     ``suffix`` and the time names read other files' states: an analysis file's ``x_analysis(time, site)``
     or its ``x_analysis_window_end(window, site)`` at ``window_end(window)``.
     """
-    fields = {}
-    for name in layout.variables:
-        stored = f"{name}{suffix}"
-        if stored not in dataset.variables:
-            found = ", ".join(sorted(map(str, dataset.data_vars))) or "none"
-            raise DataError(f"{what} file {path}: no variable {stored!r}; data variables found: {found}")
-        array = dataset[stored]
-        expected = (time_dim, *layout.dims)
-        if time_dim not in array.dims:
-            array = array.expand_dims(time_dim)
-        if set(array.dims) != set(expected):
-            raise DataError(f"{what} file {path}: variable {stored!r} has dims {tuple(array.dims)}; expected {expected}")
-        array = array.transpose(*expected)
-        found = tuple(array.sizes[dim] for dim in layout.dims)
-        if found != layout.shape:
-            raise DataError(
-                f"{what} file {path}: {stored!r} has a grid of shape {found} over {layout.dims}; "
-                f"the model's is {layout.shape}"
-            )
-        fields[name] = np.asarray(array.values, float)
+    fields = _fields(dataset, path, layout, what, suffix, time_dim)
     times = np.asarray(dataset[time_variable].values, float) if time_variable in dataset.variables else np.zeros(1)
     states = layout.join(fields)
     if not np.all(np.isfinite(states)):
@@ -93,11 +136,29 @@ def states_in_dataset(dataset: xr.Dataset, path, layout: StateLayout, what: str,
     return times, states
 
 
-def state_at(times: np.ndarray, states: np.ndarray, time: float, path, what: str, tolerance: float) -> np.ndarray:
-    """The state at ``time`` (within ``tolerance``); a single-time file is taken as it is."""
-    if len(times) == 1:
-        return states[0]
-    return states_at(times, states, np.array([time]), path, what, tolerance)[0]
+def state_at(times: np.ndarray, states: np.ndarray, time: float, path, what: str, tolerance: float, *,
+             interpolate: bool = False, time_axis: TimeAxis | None = None) -> np.ndarray:
+    """The state at ``time``: the file's state within ``tolerance``, else (``interpolate``) the linear
+    interpolation between the two states around it, else a :class:`DataError` naming the time
+    asked and the times present (as dates where ``time_axis`` is given)."""
+    times = np.asarray(times, float)
+    distance = np.abs(times - time)
+    if distance.min() <= tolerance:
+        return states[int(np.argmin(distance))]
+    show = time_axis.describe if time_axis is not None else (lambda t: f"{t:g}")
+    if interpolate and times.min() < time < times.max():
+        order = np.argsort(times)
+        right = int(np.searchsorted(times[order], time))
+        before, after = order[right - 1], order[right]
+        fraction = (time - times[before]) / (times[after] - times[before])
+        log.info("%s file %s: state at %s interpolated in time between %s and %s (weight %.3g on the later)", what,
+                 path, show(time), show(times[before]), show(times[after]), fraction)
+        return (1.0 - fraction) * states[before] + fraction * states[after]
+    present = ", ".join(show(t) for t in times[:5]) + (f", ... ({len(times)} times)" if len(times) > 5 else "")
+    hint = ("; set background.interpolate_time = true to interpolate between its states" if interpolate is False
+            and what == "background" and times.min() < time < times.max() else "")
+    raise DataError(f"{what} file {path}: holds no state at model time {show(time)} (within {tolerance:g}); "
+                    f"its times are: {present}{hint}")
 
 
 def states_at(times: np.ndarray, states: np.ndarray, wanted: np.ndarray, path, what: str,

@@ -20,9 +20,22 @@ import equinox as eqx
 import numpy as np
 
 
+FULL_CIRCLE = 360.0  # degrees of longitude round the globe
+
+# CF units of latitude and longitude (CF Conventions 1.11, sections 4.1 and 4.2), compared in lower case.
+LATITUDE_UNITS = frozenset({"degrees_north", "degree_north", "degree_n", "degrees_n", "degreen", "degreesn"})
+LONGITUDE_UNITS = frozenset({"degrees_east", "degree_east", "degree_e", "degrees_e", "degreee", "degreese"})
+
+
 @dataclass(frozen=True)
 class GridAxis:
-    """One regular axis of the model grid, written to files as a CF coordinate variable."""
+    """One regular axis of the model grid, written to files as a CF coordinate variable.
+
+    ``periodic`` is a property of the *dynamics* and of the covariances on the grid (the field
+    beyond the last point continues from the first: FFTs, circular padding); :attr:`wraps` is a
+    property of *locations* (a position beyond the last point is the same place as one at the start),
+    which is what the observation operator and simulated observations use.
+    """
 
     name: str
     values: np.ndarray
@@ -34,6 +47,40 @@ class GridAxis:
     @property
     def spacing(self) -> float:
         return float(self.values[1] - self.values[0]) if len(self.values) > 1 else 1.0
+
+    @property
+    def is_latitude(self) -> bool:
+        """Latitude by its CF units (degrees_north and spellings) or standard name (latitude, grid_latitude)."""
+        return (str(self.units).strip().lower() in LATITUDE_UNITS
+                or self.standard_name in ("latitude", "grid_latitude"))
+
+    @property
+    def is_longitude(self) -> bool:
+        """Longitude by its CF units (degrees_east and spellings) or standard name (longitude, grid_longitude)."""
+        return (str(self.units).strip().lower() in LONGITUDE_UNITS
+                or self.standard_name in ("longitude", "grid_longitude"))
+
+    @property
+    def wraps(self) -> bool:
+        """Whether a *location* beyond the last grid point is the same place as one at the start.
+
+        * a longitude axis wraps only when it is periodic and spans the whole circle
+          (``len(values) * |spacing|`` = 360 degrees within 1e-6 relative): a global grid;
+        * a latitude axis never wraps (a pole is no way round);
+        * any other axis wraps exactly when it is ``periodic`` (the Lorenz-96 ring, a doubly
+          periodic box in metres).
+
+        So a regional lat-lon box whose dynamics are doubly periodic (:class:`dacli.models.qg.QuasiGeostrophic`
+        with ``coordinates = "latlon"``) does not wrap: an observation beyond its bounds is elsewhere on
+        the Earth, not at the opposite edge. Use ``periodic``, not this, for the dynamics and for FFT
+        covariances. Reference: CF Conventions 1.11, sections 4.1-4.2 (latitude and longitude units).
+        """
+        if self.is_latitude:
+            return False
+        if self.is_longitude:
+            span = len(self.values) * abs(self.spacing)
+            return bool(self.periodic) and abs(span - FULL_CIRCLE) <= 1e-6 * FULL_CIRCLE
+        return bool(self.periodic)
 
     def attributes(self) -> dict[str, str]:
         attrs = {"long_name": f"{self.name} coordinate", "units": self.units, "axis": self.cf_axis}

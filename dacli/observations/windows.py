@@ -19,6 +19,11 @@ import numpy as np
 from dacli.errors import ConfigError, DataError
 from dacli.observations.sets import POINTS, ObservationSet
 
+# The most windows one run schedules. Checked before anything is allocated per window: a count
+# beyond it comes from times in the wrong units (seconds read as days) or a mistyped length,
+# and would exhaust memory (a CF point file in seconds since 1970 once asked for 1.4e9 windows).
+MAX_WINDOWS = 1_000_000
+
 
 @dataclass(frozen=True)
 class WindowSchedule:
@@ -69,7 +74,28 @@ def make_schedule(start: float, length: float, shift: float, dt: float, assimila
             count = 1
         else:
             count = max(1, math.ceil((last_time - (start + length)) / shift - 1e-9) + 1)
+            if count > MAX_WINDOWS:
+                raise ConfigError([
+                    f"window: the last observation is at model time {last_time:.6g}; windows of length {length:g} "
+                    f"shifted by {shift:g} from window.start = {start:g} would number {count:.4g}, more than "
+                    f"{MAX_WINDOWS:,} (dacli's bound). Check that the observation times and window.length are in the "
+                    "model's time units ([time] units), or set window.count"])
+    if count > MAX_WINDOWS:
+        raise ConfigError([f"window.count: {count} windows is more than {MAX_WINDOWS:,} (dacli's bound)"])
     return WindowSchedule(np.asarray(start + shift * np.arange(count), float), length, shift, dt, assimilate)
+
+
+def observations_per_window(observations: ObservationSet, schedule: WindowSchedule) -> np.ndarray:
+    """(K,) valid observations inside each window's active range, without packing (nothing per window but the counts).
+
+    What ``dacli validate`` reports; :func:`pack_observations` also drops observations off the
+    model's time grid, so its ``used`` can be smaller.
+    """
+    times = np.sort(observations.times[observations.valid])
+    ends = schedule.starts + schedule.length
+    begins = ends - (schedule.shift if schedule.assimilate == "newest" else schedule.length)  # as active_range
+    tol = 1e-9 * np.maximum(1.0, np.abs(ends))
+    return np.searchsorted(times, ends + tol, side="right") - np.searchsorted(times, begins + tol, side="right")
 
 
 @dataclass(frozen=True)

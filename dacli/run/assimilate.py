@@ -236,6 +236,7 @@ def _assimilate(config: Config, stop, *, overwrite: bool, resume: bool, command:
         "observations_outside_windows": int(packed.outside),
         "observations_outside_domain": int(inputs.observations.rejected_outside_domain),
         "observations_rejected_preqc": int(inputs.observations.rejected_preqc),
+        "observations_duplicate": int(inputs.observations.rejected_duplicate),
         "cost_initial_mean": float(windows["cost_initial"].mean()),
         "cost_final_mean": float(windows["cost_final"].mean()),
         "iterations_mean": float(windows["iterations"].mean()),
@@ -274,12 +275,12 @@ def _assimilate(config: Config, stop, *, overwrite: bool, resume: bool, command:
     record = AnalysisRecord(layout, times, analysis_states, background_states, windows, window_states, provenance,
                             outer_loop_diagnostics(outer))
     title = config.output.title or config.run.name
-    dataset = analysis_dataset(record, config.output.time_units, title, config.output.institution, command)
+    dataset = analysis_dataset(record, config.time.axis(), title, config.output.institution, command)
     write_netcdf_atomically(dataset, config.output.path, overwrite)
     if feedback_path is not None:
         flags = qc_flags(inputs.observations, packed)
         feedback = feedback_dataset(inputs.observations, packed, schedule.starts, equivalents["background"],
-                                    equivalents["analysis"], flags, layout, config.output.time_units,
+                                    equivalents["analysis"], flags, layout, config.time.axis(),
                                     title, command, {**{f"desroziers_{k}": v for k, v in consistency.as_dict().items()},
                                                      "method": config.method.kind})
         write_netcdf_atomically(feedback, feedback_path, overwrite)
@@ -337,17 +338,16 @@ def prepare_inputs(config: Config) -> PreparedInputs:
     """Read observations, background and truth; schedule and pack windows; build the method."""
     from dacli.build.problem import build_dynamics, build_problem
     from dacli.io.observations import read_observations
-    from dacli.io.states import read_states
 
     layout = build_dynamics(config.model).layout()
-    observations = read_observations(config.observations, layout, config.output.time_units)
+    observations = read_observations(config.observations, layout, config.time.axis())
     schedule, packed = schedule_windows(config, observations)
     log.info("observations: %d read, %d assimilated over %d window(s), %d rejected by QC, %d outside every "
-             "window, %d outside the model domain%s", len(observations), packed.used.sum(), schedule.count,
-             packed.rejected.sum(), packed.outside, observations.rejected_outside_domain,
+             "window, %d outside the model domain, %d repeated%s", len(observations), packed.used.sum(), schedule.count,
+             packed.rejected.sum(), packed.outside, observations.rejected_outside_domain, observations.rejected_duplicate,
              f", {observations.rejected_preqc} dropped by the file's PreQC" if config.observations.layout == "ioda" else "")
     background = initial_background(config, layout, float(schedule.starts[0]))
-    truth = read_states(config.truth.path, layout, "truth") if config.truth else None
+    truth = read_truth(config, layout)
     # The Desroziers background check costs SPREAD_PROBES tangent-linear runs per window and a
     # second compiled linearisation (Lorenz-96 sample: +3.8 s compile, 0-6 % per window): done
     # when the observation-space diagnostics are asked for.
@@ -437,6 +437,7 @@ def warn_forward_mode(config: Config, control_size: int) -> None:
 def initial_background(config: Config, layout, start: float | None = None) -> np.ndarray:
     """The first window's background: ``background.state`` or the file's state at ``start`` (window.start)."""
     from dacli.errors import ConfigError
+    from dacli.io.inputs import FileMapping
     from dacli.io.states import read_states, state_at
 
     start = config.window.start if start is None else start
@@ -449,8 +450,21 @@ def initial_background(config: Config, layout, start: float | None = None) -> np
         if state.size != layout.size:
             raise ConfigError([f"background.state: expected {layout.size} values (the model state size), found {state.size}"])
         return state
-    times, states = read_states(config.background.path, layout, "background")
-    return state_at(times, states, start, config.background.path, "background", 0.5 * config.model.dt)
+    time_axis = config.time.axis()
+    times, states = read_states(config.background.path, layout, "background", time_axis,
+                                FileMapping.of(config.background))
+    return state_at(times, states, start, config.background.path, "background", 0.5 * config.model.dt,
+                    interpolate=config.background.interpolate_time, time_axis=time_axis)
+
+
+def read_truth(config: Config, layout):
+    """(times, states) of the [truth] file read with its names/dims/select, or None without [truth]."""
+    from dacli.io.inputs import FileMapping
+    from dacli.io.states import read_states
+
+    if config.truth is None:
+        return None
+    return read_states(config.truth.path, layout, "truth", config.time.axis(), FileMapping.of(config.truth))
 
 
 def _provenance(config: Config, summary: dict, jax) -> dict:
@@ -473,5 +487,8 @@ def _provenance(config: Config, summary: dict, jax) -> dict:
         "observations_used": summary["observations_used"],
         "observations_rejected": summary["observations_rejected"],
         "observations_outside_windows": summary["observations_outside_windows"],
+        "observations_outside_domain": summary["observations_outside_domain"],
+        "observations_rejected_preqc": summary["observations_rejected_preqc"],
+        "observations_duplicate": summary["observations_duplicate"],
         **{f"desroziers_{key}": value for key, value in summary["desroziers"].items()},
     }

@@ -87,7 +87,7 @@ def choose_starts(config: Config, layout, initial, start_times: Sequence[float] 
         where = config.background.path or "background.state"
         return Starts(np.array([config.window.start]), initial_background(config, layout)[None], "background",
                       f"background ({where}) at window.start")
-    source = read_starting_states(initial, layout, config.model.name)
+    source = read_starting_states(initial, layout, config.model.name, config.time.axis())
     ends = source.window_ends
     if all_windows:
         if ends is None:
@@ -197,7 +197,7 @@ def forecast(config: Config, *, initial: str | Path | None = None, start_times: 
     record = ForecastRecord(layout, t0[:count], lead_times, control, ensemble, ensemble_mean, ensemble_spread,
                             scores, reference, provenance)
     title = config.output.title or config.run.name
-    dataset = forecast_dataset(record, config.output.time_units, f"{title}: forecast", config.output.institution, command)
+    dataset = forecast_dataset(record, config.time.axis(), f"{title}: forecast", config.output.institution, command)
     if process == 0:  # every process holds every forecast; one writes the file
         write_netcdf_atomically(dataset, output, overwrite)
     summary["processes"] = processes
@@ -215,7 +215,10 @@ def verify(config: Config, layout, truth_path, start_times, lead_times, control,
         scores["spread"] = v.ensemble_spread_by_lead(ensemble)
     if truth_path is None:
         return scores, None
-    truth_times, truth_states = read_states(truth_path, layout, "truth")
+    from dacli.io.inputs import FileMapping
+
+    mapping = FileMapping.of(config.truth) if config.truth is not None else FileMapping()  # [truth]'s names, dims
+    truth_times, truth_states = read_states(truth_path, layout, "truth", config.time.axis(), mapping)
     valid = (start_times[:, None] + lead_times[None, :]).ravel()
     truth = states_at(truth_times, truth_states, valid, truth_path, "truth", 0.5 * config.model.dt, missing="nan")
     truth = truth.reshape(len(start_times), len(lead_times), layout.size)

@@ -7,8 +7,8 @@ points, then ``missing_fraction`` holes written as missing values) or scattered 
 random off-grid locations, or satellite-like tracks over a 2-D grid (``sampling = "tracks"``,
 :mod:`dacli.observations.tracks`), interpolated linearly on 1-D grids and bilinearly on 2-D
 grids), written as a CF point file or, with ``observations.layout = "ioda"``, as IODA v3 (the
-ObsValue, ObsError and MetaData groups; times as seconds since 1970 through
-``output.time_units``). The background is the truth at ``window.start`` plus an error of std
+ObsValue, ObsError and MetaData groups; times as seconds since 1970 from model time,
+``[time]``). The background is the truth at ``window.start`` plus an error of std
 ``background_error_std``: white, or correlated like the configured B when that is a Gaussian or
 Matern correlation. Files go where the config's
 ``observations.path``, ``background.path`` and ``truth.path`` point.
@@ -58,7 +58,7 @@ def simulate(config: Config, *, overwrite: bool = False) -> SimulationResult:
         check_writable(path, overwrite)
 
     twin = make_twin(config, config.run.seed, config.simulate.duration)
-    layout, truth, times, units = twin.layout, twin.truth, twin.times, config.output.time_units
+    layout, truth, times, units = twin.layout, twin.truth, twin.times, config.time.axis()
     obs_dataset = twin.observations
     if config.observations.layout == "ioda":
         obs_dataset = _as_ioda(obs_dataset, config, layout, twin.variables)
@@ -126,7 +126,7 @@ def make_twin(config: Config, seed: int, duration: float) -> Twin:
     stride = whole_steps(sim.obs_interval, dt, "simulate.obs_interval")
     obs_steps = np.arange(stride, nsteps + 1, stride)
     variables = config.observations.variables or list(layout.variables)
-    units = config.output.time_units
+    units = config.time.axis()
     fields = layout.split(truth)
     if config.observations.layout == "gridded":
         observations = _gridded_observations(layout, fields, variables, obs_steps, times, units, sim, rng)
@@ -143,7 +143,8 @@ def twin_observations(config: Config, twin: Twin, source: str):
 
     layout_read = "gridded" if config.observations.layout == "gridded" else "scattered"
     return observations_in_dataset(twin.observations, source, config.observations.model_copy(
-        update={"path": source, "layout": layout_read, "names": {}, "dims": {}}), twin.layout)
+        update={"path": source, "layout": layout_read, "names": {}, "dims": {}, "select": {}, "model_time": False}),
+        twin.layout, config.time.axis())
 
 
 def _solver(config: Config):
@@ -212,16 +213,23 @@ def _locations(layout, obs_steps, sim, rng) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _as_ioda(points, config: Config, layout, variables):
-    """The CF point observations rewritten as an IODA v3 tree (file names from ``observations.names``)."""
+    """The CF point observations rewritten as an IODA v3 tree (file names from ``observations.names``).
+
+    Times go through the model's time axis (``[time]``) to IODA's seconds since 1970; values and
+    errors are in the model's units, coordinates in their grid axes' units.
+    """
     from dacli.io.ioda import ioda_tree
     from dacli.io.observations import ioda_coordinates
+    from dacli.io.times import TimeAxis
 
     names = {v: config.observations.names.get(v, v) for v in variables}
+    coordinate_names = ioda_coordinates(config.observations, layout)
     return ioda_tree(
         {names[v]: (points[v].values, points[f"{v}_error"].values) for v in variables},
-        points["time"].values, config.output.time_units,
-        {name: points[dim].values for name, dim in zip(ioda_coordinates(config.observations, layout), layout.dims)},
-        {"title": "dacli synthetic observations (IODA v3)"})
+        points["time"].values, TimeAxis(config.time.units, config.time.calendar),
+        {name: points[dim].values for name, dim in zip(coordinate_names, layout.dims)},
+        layout.units, {"title": "dacli synthetic observations (IODA v3)"},
+        {name: axis.units for name, axis in zip(coordinate_names, layout.axes)})
 
 
 def _scattered_observations(layout, fields, variables, obs_steps, times, units, sim, rng):
@@ -244,7 +252,7 @@ def _scattered_observations(layout, fields, variables, obs_steps, times, units, 
                                                    "coordinates": f"time {location_names}".strip()})
         data[f"{name}_error"] = xr.Variable(("obs",), np.full(clean.shape, sim.obs_error_std), {
             "long_name": f"observation error standard deviation of {name}", "units": layout.units})
-    coords = {"time": xr.Variable(("obs",), times[steps], {"standard_name": "time", "units": units, "axis": "T"})}
+    coords = {"time": xr.Variable(("obs",), times[steps], {"standard_name": "time", **units.attributes(), "axis": "T"})}
     for column, axis in enumerate(layout.axes):
         coords[axis.name] = xr.Variable(("obs",), positions[:, column], {**axis.attributes(), "long_name": f"observation {axis.name}"})
         coords[axis.name].attrs.pop("axis")

@@ -114,6 +114,7 @@ def training_windows(config: Config, layout, steps: int, dtype) -> TrainingWindo
     The network's observation error is the observations' median error std.
     """
     from dacli.io.observations import read_observations
+    from dacli.io.inputs import FileMapping
     from dacli.io.states import read_states
     from dacli.learned.data import window_pairs
     from dacli.run.simulate import make_twin, twin_observations
@@ -141,8 +142,10 @@ def training_windows(config: Config, layout, steps: int, dtype) -> TrainingWindo
         source = f"{runs} simulated twin(s) of {per_run} window(s), seeds {first}..{first + runs - 1}"
     else:
         observations = read_observations(config.observations.model_copy(update={"path": settings.observations}),
-                                         layout, config.output.time_units)
-        times, states = read_states(settings.truth, layout, "training truth")
+                                         layout, config.time.axis())
+        # the training truth is a state file read like [truth] (its names, dims, select) when that table is given
+        mapping = FileMapping.of(config.truth) if config.truth is not None else FileMapping()
+        times, states = read_states(settings.truth, layout, "training truth", config.time.axis(), mapping)
         source = f"{settings.observations} and {settings.truth}"
         available = int(np.floor((times.max() - start) / length + 1e-9))
         wanted = (settings.windows or max(available - settings.validation_windows, 0)) + settings.validation_windows
