@@ -54,7 +54,7 @@ def main() -> None:
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "input_checks"))
     options = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="dacli-input-checks-"))
-    before_tree = scratch / "before"
+    before_tree = scratch / "tree-before"
     subprocess.run(["git", "worktree", "add", "--detach", str(before_tree), options.before], cwd=ROOT, check=True,
                    capture_output=True)
     try:
