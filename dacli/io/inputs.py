@@ -127,8 +127,10 @@ def _rename(dataset: xr.Dataset, label: str, what: str, mapping: FileMapping) ->
     return dataset.rename(renames)
 
 
-def _matches(values: np.ndarray, wanted) -> np.ndarray:
-    if values.dtype.kind in "biuf" and not isinstance(wanted, str):
+def matching_values(values: np.ndarray, wanted) -> np.ndarray:
+    """(N,) True where a coordinate value is ``wanted``: numbers within SELECT_TOLERANCE, strings equal (``select``)."""
+    values = np.asarray(values)
+    if values.dtype.kind in "biuf" and isinstance(wanted, (int, float)) and not isinstance(wanted, bool):
         return np.abs(values.astype(float) - float(wanted)) <= SELECT_TOLERANCE * max(1.0, abs(float(wanted)))
     return values.astype(str) == str(wanted)
 
@@ -143,7 +145,7 @@ def _select(dataset: xr.Dataset, label: str, what: str, select: dict, notes: lis
             raise DataError(f"{what} file {label}: select = {{ {dim} = {wanted!r} }} selects by coordinate value, but "
                             f"dimension {dim!r} has no coordinate variable")
         values = np.asarray(dataset[dim].values)
-        hits = np.flatnonzero(_matches(values, wanted))
+        hits = np.flatnonzero(matching_values(values, wanted))
         if hits.size == 0:
             shown = ", ".join(map(str, values[:20])) + (", ..." if values.size > 20 else "")
             raise DataError(f"{what} file {label}: select = {{ {dim} = {wanted!r} }}: no {dim!r} value within "

@@ -48,7 +48,8 @@ import xarray as xr
 
 from dacli.errors import ConfigError, DataError
 from dacli.io.netcdf import check_netcdf_file
-from dacli.io.times import CALENDARS, DEFAULT_CALENDAR, REAL_WORLD, TimeAxis, canonical_calendar, check_time_units
+from dacli.io.inputs import matching_values
+from dacli.io.times import REAL_WORLD, TimeAxis
 from dacli.io.units import to_model_units
 
 log = logging.getLogger("dacli")
@@ -193,11 +194,7 @@ class _File:
                             f"{{ {dim} = <value> }}; {dim} values present: {present}")
         self.used.add(dim)
         wanted = self.select[dim]
-        if coordinate.dtype.kind in "biuf" and isinstance(wanted, (int, float)) and not isinstance(wanted, bool):
-            numbers = coordinate.astype(float)
-            matches = np.flatnonzero(np.abs(numbers - float(wanted)) <= 1e-6 * max(1.0, abs(float(wanted))))
-        else:
-            matches = np.flatnonzero(coordinate.astype(str) == str(wanted))
+        matches = np.flatnonzero(matching_values(coordinate, wanted))
         if matches.size == 0:
             raise DataError(f"{where}: observations.select asks for {dim} {wanted!r}, which the file does not hold; "
                             f"{dim} values present: {present}")
@@ -227,36 +224,8 @@ class _File:
                     f"attribute '_ioda_layout'), so IODA's default {EPOCH_UNITS!r} cannot be assumed; expected "
                     f"units such as {EPOCH_UNITS!r}: add them to the file")
             units = EPOCH_UNITS
-        if str(units).strip() == time_axis.units.strip() and \
-                CALENDARS.get(str(calendar or DEFAULT_CALENDAR).strip().lower()) == time_axis.calendar:
-            return time_axis.from_file(values, str(units), calendar, where)
-        shifted, shifted_units = _counted_from_first(values, str(units), calendar, where)
-        times, note = time_axis.from_file(shifted, shifted_units, calendar, where)
-        if note is not None:
-            note = f"'MetaData/dateTime' ({units!r}, counted from its first time for precision): {note}"
-        return times, note
-
-
-def _counted_from_first(values: np.ndarray, units: str, calendar: str | None, where: str) -> tuple[np.ndarray, str]:
-    """The same instants counted from the first one (``<unit> since <first date>``), for precision.
-
-    :meth:`TimeAxis.from_file` converts affinely, its scale being the difference of the model
-    times of 0 and 1 file units; with IODA's epoch decades before the data (seconds since 1970,
-    ~1.6e9) that scale's rounding, times 1.6e9, is ~1e-3 day for a model axis in days since 2020
-    (and the file is refused as not linear). Counted from the first time, the numbers are small.
-    """
-    finite = values[np.isfinite(values)]
-    if not finite.size:
-        return values, units
-    try:
-        unit, _ = check_time_units(units, calendar or DEFAULT_CALENDAR)
-        first = float(np.floor(finite.min()))
-        date = cftime.num2date(first, units, canonical_calendar(calendar or DEFAULT_CALENDAR),
-                               only_use_cftime_datetimes=True)
-    except (ValueError, TypeError, OverflowError) as exc:
-        raise DataError(f"{where}: unusable time units {units!r} (calendar {calendar or DEFAULT_CALENDAR!r}): {exc}; "
-                        f"expected e.g. {EPOCH_UNITS!r}") from None
-    return values - first, f"{unit} since {date.isoformat()}"
+        times, note = time_axis.from_file(values, str(units), calendar, where)
+        return times, (f"'MetaData/dateTime' ({units!r}): {note}" if note else None)
 
 
 def _check_select(file: _File, variables: list[str], select: Mapping) -> None:

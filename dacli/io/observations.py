@@ -166,7 +166,7 @@ def _read_scattered(file: InputFile, config, layout: StateLayout, variables) -> 
 IODA_COORDINATES = {"lat": "latitude", "lon": "longitude", "latitude": "latitude", "longitude": "longitude"}
 
 
-def ioda_coordinates(config: ObservationsConfig, layout: StateLayout) -> tuple[str, ...]:
+def ioda_coordinates(config, layout: StateLayout) -> tuple[str, ...]:
     """The MetaData variable holding each grid coordinate (``observations.dims`` overrides)."""
     return tuple(config.dims.get(dim, IODA_COORDINATES.get(dim, dim)) for dim in layout.dims)
 

@@ -85,6 +85,11 @@ def make_schedule(start: float, length: float, shift: float, dt: float, assimila
     return WindowSchedule(np.asarray(start + shift * np.arange(count), float), length, shift, dt, assimilate)
 
 
+def padded_capacity(most: int, bucket: int = 8) -> int:
+    """Observation slots per window: the most any window holds, rounded up to a multiple of ``bucket``."""
+    return max(bucket, int(math.ceil(most / bucket) * bucket))
+
+
 def observations_per_window(observations: ObservationSet, schedule: WindowSchedule) -> np.ndarray:
     """(K,) valid observations inside each window's active range, without packing (nothing per window but the counts).
 
@@ -156,7 +161,7 @@ def pack_observations(observations: ObservationSet, schedule: WindowSchedule, to
             f"the {schedule.count} window(s) cover ({first:g}, {last:g}]; "
             f"{int((~valid).sum())} observation(s) were NaN/Inf or had a non-positive error"
         )
-    capacity = max(bucket, int(math.ceil(used.max() / bucket) * bucket))
+    capacity = padded_capacity(int(used.max()), bucket)
     shape = (schedule.count, capacity)
     packed = dict(
         values=np.zeros(shape, dtype), std=np.ones(shape, dtype), slot=np.zeros(shape, np.int32),

@@ -12,15 +12,13 @@ def validate(config: Config) -> dict:
     (:data:`dacli.observations.windows.MAX_WINDOWS`) and observations are counted per window,
     not packed.
     """
-    import math
-
     import numpy as np
 
     from dacli.build.problem import build_dynamics, plan_method
     from dacli.io.inputs import FileMapping
     from dacli.io.observations import read_observations
     from dacli.io.states import read_states
-    from dacli.observations.windows import observations_per_window
+    from dacli.observations.windows import observations_per_window, padded_capacity
     from dacli.run.assimilate import full_schedule, initial_background, read_truth, select_windows
 
     layout = build_dynamics(config.model).layout()
@@ -45,8 +43,7 @@ def validate(config: Config) -> dict:
     # size of background.state, or the file's state at the first (selected) window's start
     initial_background(config, layout, float(schedule.starts[0]))
     method = config.method
-    capacity = max(8, int(math.ceil(max(int(counts.max()), 1) / 8) * 8))  # pack_observations' bucket of 8
-    plan = plan_method(config, layout.size, schedule.steps, capacity)
+    plan = plan_method(config, layout.size, schedule.steps, padded_capacity(int(counts.max())))
     covariances = [config.background.covariance]
     if plan.subwindows is not None:
         covariances.append(method.model_error.covariance)
