@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,20 +31,15 @@ def _same_analysis(path_a, path_b):
 
 
 def _stop_a_real_process(cwd, cache):
-    """A real ``dacli assimilate`` process sent SIGTERM while it compiles its first chunk."""
+    """A real ``dacli assimilate`` process sent SIGTERM as its first chunk starts compiling
+    (tests/signal_child.py signals it when the chunk program is called)."""
     env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "COLUMNS")}
     env["DACLI_COMPILATION_CACHE"] = str(cache)
-    process = subprocess.Popen([sys.executable, "-m", "dacli", "assimilate", "configs/lorenz96.toml"],
-                               cwd=cwd, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                               stdin=subprocess.DEVNULL, text=True)
-    lines = []
-    for line in process.stderr:
-        lines.append(line)
-        if " method strong4dvar" in line:  # logged just before the first chunk is compiled and run
-            process.send_signal(signal.SIGTERM)
-            break
-    lines.append(process.stderr.read())
-    return process.wait(timeout=300), "".join(lines)
+    child = Path(__file__).with_name("signal_child.py")
+    process = subprocess.run([sys.executable, str(child), "dacli.methods.variational:analyse_windows", "before",
+                              "SIGTERM", "--", "assimilate", "configs/lorenz96.toml"], cwd=cwd, env=env,
+                             capture_output=True, stdin=subprocess.DEVNULL, text=True, timeout=300)
+    return process.returncode, process.stderr
 
 
 def test_sigterm_checkpoint_then_resume_equals_the_uninterrupted_run(workspace, cli):
@@ -52,7 +48,7 @@ def test_sigterm_checkpoint_then_resume_equals_the_uninterrupted_run(workspace, 
     # The persistent compilation cache took the diffrax + optimistix window program (EQX_ON_ERROR=nan
     # keeps host callbacks out of it; with them JAX would not cache it).
     assert any((workspace / "cache").iterdir())
-    assert "received SIGTERM: stopping at the next chunk boundary" in stderr
+    assert "received SIGTERM: stopping at the next safe point" in stderr
     assert ("dacli: stopped by SIGTERM after window 12 of 50; checkpoint lorenz96_analysis.nc.checkpoint written, "
             "no analysis file; rerun the same command with --resume to finish") in stderr
     assert "Traceback" not in stderr

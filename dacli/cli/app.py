@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from dacli import __version__
+from dacli import __version__, stop_signals
 from dacli.errors import CHECK_FAILED, INTERNAL_ERROR, INTERRUPTED_SIGINT, DacliError
 
 app = typer.Typer(
@@ -69,6 +69,9 @@ def _guard(traceback: bool, action):
 
             tb.print_exc()
         _fail(str(exc), exc.exit_code)
+    except stop_signals.SignalReceived as received:  # in a command with no safe point to stop at
+        typer.echo(f"dacli: {received}", err=True)
+        raise typer.Exit(received.exit_code) from None
     except KeyboardInterrupt:
         _fail("interrupted", INTERRUPTED_SIGINT)
     except Exception as exc:  # a bug: say so, keep the exit code distinct
@@ -461,10 +464,14 @@ def check_adjoints(
 
 
 def main() -> None:
-    # OpenBLAS's spinning threads (used by jaxlib's LAPACK calls on CPU) fight XLA's own thread
-    # pool: measured 15-844 ms per window instead of 5 ms on 2 cores (benchmarks/README.md).
-    # Must be set before numpy loads; a user's own setting wins.
-    import os
+    """Run the command line; :func:`dacli.__main__.main` installed the stop-signal handlers before."""
+    try:
+        app()
+    except SystemExit as finished:
+        received = stop_signals.requested()
+        if finished.code in (0, None) and received is not None:
+            import signal
 
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    app()
+            logging.getLogger("dacli").warning("received %s after the work was done: ended normally",
+                                               signal.Signals(received).name)
+        raise

@@ -206,6 +206,12 @@ def _assimilate(config: Config, stop, *, overwrite: bool, resume: bool, command:
                 stop_now(f"during window {first + 1}", f" (windows 1 to {first})", f" (window {first + 1} starts again)")
         return check
 
+    if finished:
+        stop.raise_if_requested(f"before window {len(finished) * chunk + 1} of {schedule.count}",
+                                f"checkpoint {resumable.path} unchanged; rerun the same command with --resume to finish")
+    else:
+        stop.raise_if_requested(f"before window 1 of {schedule.count}",
+                                "nothing computed, nothing to resume: rerun the same command")
     for first in range(len(finished) * chunk, schedule.count, chunk):
         started = time.perf_counter()
         if stepwise is None:

@@ -117,7 +117,21 @@ def forecast(config: Config, *, initial: str | Path | None = None, start_times: 
              all_windows: bool = False, lead_time: float, interval: float | None = None, members: int = 1,
              truth: str | Path | None = None, output: str | Path | None = None, overwrite: bool = False,
              command: str = "dacli forecast") -> ForecastResult:
-    """Forecast ``lead_time`` ahead every ``interval`` (default: model.dt) and write the file."""
+    """Forecast ``lead_time`` ahead every ``interval`` (default: model.dt) and write the file.
+
+    A stop signal before the forecasts are computed ends it (exit 143, nothing to resume); one that
+    arrives later lets it finish and write the file (:mod:`dacli.run.stopping`).
+    """
+    from dacli.run.stopping import StopSignals
+
+    with StopSignals(config.run.stop_signal) as stop:
+        return _forecast(config, stop, initial=initial, start_times=start_times, all_windows=all_windows,
+                         lead_time=lead_time, interval=interval, members=members, truth=truth, output=output,
+                         overwrite=overwrite, command=command)
+
+
+def _forecast(config: Config, stop, *, initial, start_times, all_windows, lead_time, interval, members, truth,
+              output, overwrite, command) -> ForecastResult:
     from dacli.parallel import initialize_distributed, map_over_processes
     from dacli.run.runtime import configure, describe_device
 
@@ -159,6 +173,8 @@ def forecast(config: Config, *, initial: str | Path | None = None, start_times: 
         x0 = np.concatenate([x0, (x0[:, None] + perturbations).reshape(count * members, n)])
         t0 = np.concatenate([t0, np.repeat(t0, members)])
     forecaster = Forecaster(dynamics, SOLVERS.resolve(config.model.solver)(), outputs, stride, dt)
+    stop.raise_if_requested(f"before the forecasts from {count} start time(s)",
+                            "nothing computed, nothing to resume: rerun the same command")
     started = time.perf_counter()
     trajectories = np.asarray(map_over_processes(forecaster, jnp.asarray(x0, dtype), jnp.asarray(t0, dtype)))
     seconds = time.perf_counter() - started

@@ -1,79 +1,79 @@
-"""Clean stops for batch jobs: signals set a flag, the run stops at its next chunk boundary.
+"""Clean stops for batch jobs: signals set a flag, the run stops at its next safe point.
 
 Slurm sends SIGTERM at a job's time limit (after ``--signal=USR1@300``, the chosen signal that
 many seconds before), Ctrl-C sends SIGINT. A handler that raised inside a compiled JAX call
-would lose the work in flight and could leave half-written files, so :class:`StopSignals` only
-records the signal; ``dacli assimilate`` and ``dacli train`` look at :meth:`StopSignals.requested`
-between compiled chunks (windows, training batches), write a checkpoint and the diagnostics so
-far atomically, and raise :class:`Interrupted` — exit 130 for SIGINT, 143 otherwise (Slurm's
+would lose the work in flight and could leave half-written files, so the handlers
+(:mod:`dacli.stop_signals`, installed when the process starts) only record the signal; the
+commands look at :meth:`StopSignals.requested` before their first window and between compiled
+chunks (windows, training batches), write a checkpoint and the diagnostics so far atomically when
+windows are done, and raise :class:`Interrupted` — exit 130 for SIGINT, 143 otherwise (Slurm's
 early-warning signal included: the job is being ended by its scheduler). ``--resume`` continues
-from the checkpoint to the same final output as an uninterrupted run.
-
-A second SIGINT while a stop is pending restores Python's default behaviour (KeyboardInterrupt),
-so an impatient Ctrl-C Ctrl-C still ends a run stuck in one long compiled call.
+from the checkpoint to the same final output as an uninterrupted run. A signal that arrives after
+the output was written changes nothing: the run ends normally (exit 0).
 """
 
 from __future__ import annotations
 
 import logging
 import signal
-import threading
 
+from dacli import stop_signals
 from dacli.config.schema import signal_number
-from dacli.errors import INTERRUPTED_SIGINT, INTERRUPTED_SIGTERM, DacliError
+from dacli.errors import DacliError
 
 log = logging.getLogger("dacli")
 
-# Signals that always request a clean stop; run.stop_signal adds one (e.g. "USR1" for Slurm's --signal).
-DEFAULT_SIGNALS = ("SIGTERM", "SIGINT")
-
 
 class Interrupted(DacliError):
-    """The run stopped on a signal after writing its checkpoint; ``--resume`` continues it."""
+    """The run stopped on a signal: after writing its checkpoint (``--resume`` continues it), or
+    before its first window with nothing to resume (run the same command again)."""
 
     def __init__(self, message: str, number: int):
         super().__init__(message)
         self.signal_number = number
-        self.exit_code = INTERRUPTED_SIGINT if number == signal.SIGINT else INTERRUPTED_SIGTERM
+        self.exit_code = stop_signals.exit_code(number)
 
 
 class StopSignals:
-    """While in the ``with`` block, SIGTERM, SIGINT and ``extra`` signals request a stop.
+    """For one run: the stop signals (:data:`dacli.stop_signals.STOP_SIGNALS` and ``extra``) are recorded.
 
-    Outside the main thread (where Python cannot install handlers, e.g. under some test runners)
-    nothing is installed and :meth:`requested` stays None.
+    Under the ``dacli`` command the handlers were installed at process start and, from the
+    ``with`` block on, only record signals until the process exits (a signal after the output
+    was written changes nothing). Called as a library, the handlers are installed for the
+    ``with`` block only and a request from an earlier run is forgotten. Off the main thread
+    (where Python cannot install handlers) nothing is installed and :meth:`requested` stays None.
     """
 
     def __init__(self, extra: str | None = None):
-        self.numbers = [int(getattr(signal.Signals, name)) for name in DEFAULT_SIGNALS]
+        self.numbers = [*stop_signals.STOP_SIGNALS]
         if extra is not None and signal_number(extra) not in self.numbers:
             self.numbers.append(signal_number(extra))
-        self.received: int | None = None
-        self._previous: dict[int, object] = {}
-
-    def _handle(self, number, frame):
-        if self.received is not None and number == signal.SIGINT:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            raise KeyboardInterrupt
-        self.received = number
-        log.warning("received %s: stopping at the next chunk boundary (checkpoint, then exit %d); send SIGINT again "
-                    "to abort at once", signal.Signals(number).name,
-                    INTERRUPTED_SIGINT if number == signal.SIGINT else INTERRUPTED_SIGTERM)
+        self._added: list[int] = []
+        self._outermost = False
 
     def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for number in self.numbers:
-                self._previous[number] = signal.signal(number, self._handle)
+        self._added = stop_signals.install(self.numbers)
+        self._outermost = signal.SIGTERM in self._added  # a library caller's run (not the dacli process)
+        if self._outermost:
+            stop_signals.forget()
+        stop_signals.defer()
         return self
 
     def __exit__(self, *exc):
-        for number, previous in self._previous.items():
-            signal.signal(number, previous)
-        self._previous.clear()
+        stop_signals.uninstall(self._added)
+        if self._outermost:
+            stop_signals.defer(False)
+        self._added = []
 
     def requested(self) -> int | None:
         """The signal number received, or None."""
-        return self.received
+        return stop_signals.requested()
 
     def name(self) -> str:
-        return signal.Signals(self.received).name if self.received is not None else ""
+        number = self.requested()
+        return signal.Signals(number).name if number is not None else ""
+
+    def raise_if_requested(self, where: str, what_remains: str) -> None:
+        """Raise :class:`Interrupted` now if a stop was requested (``where``: "before window 1 of 50")."""
+        if self.requested() is not None:
+            raise Interrupted(f"stopped by {self.name()} {where}; {what_remains}", self.requested())

@@ -66,7 +66,18 @@ def _log_factors(config: Config, key: str, values: list[float]) -> np.ndarray:
 
 
 def sweep(config: Config, key: str, values: list[float]) -> SweepResult:
-    """Run the configured cycled experiment once per value of ``key`` (see the module docstring)."""
+    """Run the configured cycled experiment once per value of ``key`` (see the module docstring).
+
+    A stop signal ends it before its first chunk of windows or between chunks (exit 143; a sweep
+    keeps no checkpoint: rerun it); one during the last chunk lets it finish (:mod:`dacli.run.stopping`).
+    """
+    from dacli.run.stopping import StopSignals
+
+    with StopSignals(config.run.stop_signal) as stop:
+        return _sweep(config, stop, key, values)
+
+
+def _sweep(config: Config, stop, key: str, values: list[float]) -> SweepResult:
     from dacli.run.runtime import configure, describe_device
 
     configure(config.run.precision, config.run.device, config.run.compilation_cache)
@@ -98,6 +109,8 @@ def sweep(config: Config, key: str, values: list[float]) -> SweepResult:
     trajectories, background_trajectories, costs, iterations, converged = [], [], [], [], []
     stacked = packed.stacked()
     for first in range(0, schedule.count, chunk):
+        stop.raise_if_requested(f"before window {first + 1} of {schedule.count}",
+                                "a sweep keeps no checkpoint: rerun the same command")
         indices = np.minimum(np.arange(first, first + chunk), schedule.count - 1)
         starts = np.broadcast_to(schedule.starts[indices], (count, chunk))
         obs = jax.tree_util.tree_map(lambda a: np.broadcast_to(a[indices], (count, *a[indices].shape)), stacked)

@@ -204,8 +204,6 @@ def train(config: Config, *, resume: bool = False, overwrite: bool = False, on_e
     A classical method (strong4dvar, weak4dvar, 3dvar) has no network: its hyperparameters are
     tuned instead (:mod:`dacli.run.tune`).
     """
-    from dacli.run.runtime import configure
-
     if config.method.kind != "4dvarnet":
         from dacli.run.tune import tune
 
@@ -214,6 +212,13 @@ def train(config: Config, *, resume: bool = False, overwrite: bool = False, on_e
                                f"{config.method.kind}'s hyperparameters starts afresh (--overwrite replaces its snippet)"])
         return tune(config, overwrite=overwrite)
     _require(config)
+    with StopSignals(config.run.stop_signal) as stop:  # from the start: a signal while compiling counts too
+        return _train(config, stop, resume=resume, overwrite=overwrite, on_epoch=on_epoch, on_batch=on_batch)
+
+
+def _train(config: Config, stop: StopSignals, *, resume: bool, overwrite: bool, on_epoch, on_batch) -> TrainResult:
+    from dacli.run.runtime import configure
+
     configure(config.run.precision, config.run.device, config.run.compilation_cache)
     import equinox as eqx
     import jax
@@ -279,50 +284,53 @@ def train(config: Config, *, resume: bool = False, overwrite: bool = False, on_e
                  f" and batch {start_batch} of epoch {start_epoch + 1}" if start_batch else "", settings.epochs,
                  files["last"])
 
+    where = (f"before epoch {start_epoch + 1}" + (f" batch {start_batch + 1}" if start_batch else "")
+             + f" of {settings.epochs}")
+    stop.raise_if_requested(where, f"checkpoint {files['last']} unchanged; rerun the same command with --resume to "
+                                   "finish" if resume else "nothing trained, nothing to resume: rerun the same command")
     untrained = None if resume else float(evaluate(network, y[valid_part], mask[valid_part], truth[valid_part],
                                                     part(valid_part)))
     warned = False  # one instability warning per run
-    with StopSignals(config.run.stop_signal) as stop:
-        for epoch in range(start_epoch, settings.epochs):
-            began = time.perf_counter()
-            epoch_rng = rng.bit_generator.state  # what a mid-epoch checkpoint stores: the order is drawn again
-            order = rng.permutation(windows)
-            losses = list(resumed_losses) if epoch == start_epoch else []
-            for batch in range(start_batch if epoch == start_epoch else 0, steps_per_epoch):
-                chosen = order[batch * settings.batch_size:(batch + 1) * settings.batch_size]
-                network, state, loss = train_step(network, state, y[chosen], mask[chosen], truth[chosen], part(chosen),
-                                                  optimiser=optimiser, prior_loss_weight=settings.prior_loss_weight)
-                losses.append(float(loss))
-                if on_batch is not None:
-                    on_batch(epoch + 1, settings.epochs, batch + 1, steps_per_epoch, losses[-1])
-                if stop.requested() is not None and batch + 1 < steps_per_epoch:
-                    save_checkpoint(files["last"], {**header, "epoch": epoch, "step": epoch * steps_per_epoch + batch + 1,
-                                                    "batch": batch + 1, "losses": losses, "history": history,
-                                                    "best_validation_rmse": best, "rng": epoch_rng}, (network, state))
-                    raise _stopped(stop, f"batch {batch + 1} of {steps_per_epoch} in epoch {epoch + 1} of "
-                                         f"{settings.epochs}", files["last"])
-            rmse = float(evaluate(network, y[valid_part], mask[valid_part], truth[valid_part], part(valid_part)))
-            history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "validation_rmse": rmse,
-                            "seconds": time.perf_counter() - began})
-            position = {"epoch": epoch + 1, "step": (epoch + 1) * steps_per_epoch, "history": history}
-            if rmse < best:
-                best = rmse
-                save_checkpoint(files["best"], {**header, **position, "best_validation_rmse": best, "rng": None},
-                                network)
-            save_checkpoint(files["last"], {**header, **position, "best_validation_rmse": best,
-                                            "rng": rng.bit_generator.state}, (network, state))
-            write_atomically(files["metrics"], json.dumps({"observation_error_std": data.observation_error_std,
-                                                           "history": history}, indent=1).encode())
-            log.info("epoch %d/%d: loss %.4g, validation RMSE %.4g (best %.4g), %.1f s", epoch + 1, settings.epochs,
-                     history[-1]["loss"], rmse, best, history[-1]["seconds"])
-            unstable = unstable_training(history)
-            if unstable and not warned:
-                log.warning("%s", unstable)
-                warned = True
-            if on_epoch is not None:
-                on_epoch(history[-1])
-            if stop.requested() is not None and epoch + 1 < settings.epochs:
-                raise _stopped(stop, f"epoch {epoch + 1} of {settings.epochs}", files["last"])
+    for epoch in range(start_epoch, settings.epochs):
+        began = time.perf_counter()
+        epoch_rng = rng.bit_generator.state  # what a mid-epoch checkpoint stores: the order is drawn again
+        order = rng.permutation(windows)
+        losses = list(resumed_losses) if epoch == start_epoch else []
+        for batch in range(start_batch if epoch == start_epoch else 0, steps_per_epoch):
+            chosen = order[batch * settings.batch_size:(batch + 1) * settings.batch_size]
+            network, state, loss = train_step(network, state, y[chosen], mask[chosen], truth[chosen], part(chosen),
+                                              optimiser=optimiser, prior_loss_weight=settings.prior_loss_weight)
+            losses.append(float(loss))
+            if on_batch is not None:
+                on_batch(epoch + 1, settings.epochs, batch + 1, steps_per_epoch, losses[-1])
+            if stop.requested() is not None and batch + 1 < steps_per_epoch:
+                save_checkpoint(files["last"], {**header, "epoch": epoch, "step": epoch * steps_per_epoch + batch + 1,
+                                                "batch": batch + 1, "losses": losses, "history": history,
+                                                "best_validation_rmse": best, "rng": epoch_rng}, (network, state))
+                raise _stopped(stop, f"batch {batch + 1} of {steps_per_epoch} in epoch {epoch + 1} of "
+                                     f"{settings.epochs}", files["last"])
+        rmse = float(evaluate(network, y[valid_part], mask[valid_part], truth[valid_part], part(valid_part)))
+        history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "validation_rmse": rmse,
+                        "seconds": time.perf_counter() - began})
+        position = {"epoch": epoch + 1, "step": (epoch + 1) * steps_per_epoch, "history": history}
+        if rmse < best:
+            best = rmse
+            save_checkpoint(files["best"], {**header, **position, "best_validation_rmse": best, "rng": None},
+                            network)
+        save_checkpoint(files["last"], {**header, **position, "best_validation_rmse": best,
+                                        "rng": rng.bit_generator.state}, (network, state))
+        write_atomically(files["metrics"], json.dumps({"observation_error_std": data.observation_error_std,
+                                                       "history": history}, indent=1).encode())
+        log.info("epoch %d/%d: loss %.4g, validation RMSE %.4g (best %.4g), %.1f s", epoch + 1, settings.epochs,
+                 history[-1]["loss"], rmse, best, history[-1]["seconds"])
+        unstable = unstable_training(history)
+        if unstable and not warned:
+            log.warning("%s", unstable)
+            warned = True
+        if on_epoch is not None:
+            on_epoch(history[-1])
+        if stop.requested() is not None and epoch + 1 < settings.epochs:
+            raise _stopped(stop, f"epoch {epoch + 1} of {settings.epochs}", files["last"])
 
     save_figure(training_curves(history, data.observation_error_std, f"4DVarNet training: {config.run.name}"),
                 files["curves"], overwrite=True)
