@@ -115,7 +115,8 @@ def test_dacli_forecast_over_two_processes_equals_one_process(workspace, cli):
     """``dacli forecast`` launched as two processes on localhost (DACLI_COORDINATOR/NUM_PROCESSES/
     PROCESS_ID, as srun would with Slurm's variables; JAX's gloo CPU collectives), 2 fake devices
     each: every process forecasts its share of the 4 items (control + 3 members), the shares are
-    all-gathered, process 0 writes the file — equal to the one-process file; stdout stays JSON."""
+    all-gathered, process 0 writes the file — equal to the one-process file — and alone prints
+    the JSON summary and the "wrote" line."""
     args = ["forecast", "configs/lorenz96.toml", "--lead-time", "1", "--interval", "0.2", "--members", "3", "--json"]
     alone = cli([*args, "--out", "alone.nc"], workspace)
     assert alone.exit_code == 0, alone.stderr
@@ -132,7 +133,10 @@ def test_dacli_forecast_over_two_processes_equals_one_process(workspace, cli):
             child.kill()
     for child, (stdout, stderr) in zip(children, outputs):
         assert child.returncode == 0, stderr[-3000:]
-        assert json.loads(stdout)["processes"] == 2  # gloo's connection line went to stderr
+    (first, first_log), (second, second_log) = outputs
+    assert json.loads(first)["processes"] == 2  # gloo's connection line went to stderr
+    assert second == ""  # process 0 alone reports (stdout of the job step is one JSON document)
+    assert "wrote two.nc" in first_log and "wrote" not in second_log
     with xr.open_dataset(workspace / "alone.nc") as one, xr.open_dataset(workspace / "two.nc") as two:
         for name in one.data_vars:
             np.testing.assert_array_equal(two[name].values, one[name].values, err_msg=name)

@@ -226,6 +226,10 @@ def forecast(
 
     result = _guard(traceback, action)
     s = result.summary
+    if result.process != 0:  # a multi-process launch: process 0 reports and wrote the file
+        logging.getLogger("dacli").debug("process %d of %d: computed its share of the forecasts; process 0 wrote %s",
+                                         result.process, s["processes"], result.output)
+        return
     leads = s["lead_times"]
     picks = sorted({len(leads) // 4, len(leads) // 2, len(leads) - 1} - {0}) or [len(leads) - 1]
     scores = ""

@@ -38,6 +38,7 @@ class ForecastResult:
     forecast: np.ndarray = field(repr=False)  # (S, L, n) from the unperturbed initial states
     ensemble: np.ndarray | None = field(repr=False)  # (S, N, L, n), or None for one member
     scores: dict[str, np.ndarray] = field(repr=False)  # per lead time (see dacli.io.forecast.SCORES)
+    process: int = 0  # this process's index in a multi-process launch; process 0 wrote the file
 
 
 def default_output(config: Config) -> str:
@@ -217,7 +218,7 @@ def _forecast(config: Config, stop, *, initial, start_times, all_windows, lead_t
     if process == 0:  # every process holds every forecast; one writes the file
         write_netcdf_atomically(dataset, output, overwrite)
     summary["processes"] = processes
-    return ForecastResult(str(output), summary, t0[:count], lead_times, control, ensemble, scores)
+    return ForecastResult(str(output), summary, t0[:count], lead_times, control, ensemble, scores, process)
 
 
 def verify(config: Config, layout, truth_path, start_times, lead_times, control, ensemble):
