@@ -15,7 +15,7 @@ from typing import Annotated, Optional
 import typer
 
 from dacli import __version__, stop_signals
-from dacli.errors import CHECK_FAILED, INTERNAL_ERROR, INTERRUPTED_SIGINT, DacliError
+from dacli.errors import CHECK_FAILED, INTERNAL_ERROR, INTERRUPTED_SIGINT, USAGE_ERROR, DacliError
 
 app = typer.Typer(
     name="dacli",
@@ -401,20 +401,25 @@ def sweep(
 
 @app.command()
 def merge(
-    output: Annotated[Path, typer.Argument(help="The merged analysis file to write.", show_default=False)],
     inputs: Annotated[list[Path], typer.Argument(help=(
-        "Analysis files of consecutive window ranges of one run (dacli assimilate --windows A:B), any order."),
-        show_default=False)],
+        "Analysis files of consecutive window ranges of one run (dacli assimilate --windows A:B), any order; "
+        "at least two."), show_default=False)],
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="The merged analysis file to write.",
+                                                   show_default=False)] = None,
     overwrite: OverwriteOption = False,
     json_: JsonOption = False,
     quiet: QuietOption = False,
     verbose: VerboseOption = False,
     traceback: TracebackOption = False,
 ) -> None:
-    """Put the analysis files of a run's window ranges (job-array tasks) back together as one file."""
+    """Put the analysis files of a run's window ranges (job-array tasks) back together as one file:
+    dacli merge -o OUT PART PART..."""
     from dacli.cli.logs import setup_logging
 
     setup_logging(quiet, verbose)
+    if output is None:  # never from the positional arguments: neither order can then replace a part
+        _fail(f"merge: give the merged file with -o/--output: dacli merge -o OUT PART PART... (found no -o; the "
+              f"arguments {' '.join(map(str, inputs))} are all taken as parts)", USAGE_ERROR)
 
     def action():
         from dacli.run.merge import merge as run_merge

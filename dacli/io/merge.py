@@ -8,16 +8,19 @@ which is the next part's first time (or beyond it, with overlapping windows): th
 times are dropped, so the merged trajectory takes every time from the window that a single
 run would have taken it from. Per-window variables are concatenated along ``window``.
 
-Whole-run statistics in the global attributes: the counts (windows, converged windows,
-observations) are summed; the Desroziers statistics cannot be rebuilt from the files (they need
-every observation) and are dropped. ``history`` gets one line; ``dacli_merged_from`` names the
-parts.
+Whole-run statistics in the global attributes: the per-window counts (windows, converged windows,
+observations used and rejected) are summed; the counts over the whole observation file and
+schedule (outside every window, outside the domain, PreQC, duplicates) are the same in every
+part and kept; the Desroziers statistics cannot be rebuilt from the files (they need every
+observation) and are dropped. ``dacli_config`` is the whole run's: no ``window.select``, the
+merged file as ``output.path``. ``history`` gets one line; ``dacli_merged_from`` names the parts.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,6 +31,8 @@ from dacli.errors import DataError
 from dacli.io.analysis import without_fill_on_coordinates
 from dacli.io.netcdf import open_netcdf
 
+log = logging.getLogger("dacli")
+
 # Dotted config keys that change no number of a run (how it is written, stopped, cached).
 NEUTRAL_KEYS = ("output.overwrite", "run.stop_signal", "run.compilation_cache")
 # ... and those that may also differ between the parts of one run (where each part is written, its range).
@@ -36,7 +41,11 @@ PER_PART_KEYS = (*NEUTRAL_KEYS, "output.path", "output.observation_diagnostics",
 
 # Global attributes that are per-part counts: summed.
 SUMMED_ATTRIBUTES = ("dacli_windows", "dacli_converged_windows", "dacli_observations_used",
-                     "dacli_observations_rejected", "dacli_observations_outside_windows")
+                     "dacli_observations_rejected")
+# Global attributes that count over the whole observation file or the whole run's schedule (every
+# part states the same number): kept when the parts agree, dropped with a warning otherwise.
+COMMON_ATTRIBUTES = ("dacli_observations_outside_windows", "dacli_observations_outside_domain",
+                     "dacli_observations_rejected_preqc", "dacli_observations_duplicate")
 DROPPED_PREFIX = "dacli_desroziers_"
 
 
@@ -68,11 +77,13 @@ def _window_shift(config: dict) -> float:
     return float(config["window.length"] if shift is None else shift)
 
 
-def merge_analysis_files(paths: Sequence[str | Path], command: str = "dacli merge") -> xr.Dataset:
+def merge_analysis_files(paths: Sequence[str | Path], command: str = "dacli merge",
+                         output: str | Path | None = None) -> xr.Dataset:
     """One analysis dataset from files of consecutive window ranges of the same run (in any order).
 
     Raises :class:`DataError` naming the file that is not an analysis file, comes from another
-    configuration, or leaves a gap or an overlap in the windows.
+    configuration, or leaves a gap or an overlap in the windows. ``output`` (the merged file's
+    path) goes into the merged ``dacli_config``.
     """
     if not paths:
         raise DataError("merge: no analysis files given")
@@ -110,17 +121,30 @@ def merge_analysis_files(paths: Sequence[str | Path], command: str = "dacli merg
         variables[name] = pieces[0] if dim is None else xr.concat(pieces, dim=dim, coords="minimal",
                                                                   compat="override", join="exact")
     merged = xr.Dataset(variables, attrs=_merged_attributes([part[1] for part in parts], [part[0] for part in parts],
-                                                            command))
+                                                            command, output))
     for name in merged.variables:
         merged[name].encoding = {}
     return without_fill_on_coordinates(merged)
 
 
-def _merged_attributes(datasets: list[xr.Dataset], paths: list[Path], command: str) -> dict:
+def _merged_attributes(datasets: list[xr.Dataset], paths: list[Path], command: str,
+                       output: str | Path | None) -> dict:
+    """The first part's attributes with the whole run's counts, configuration and history."""
     attrs = {key: value for key, value in datasets[0].attrs.items() if not key.startswith(DROPPED_PREFIX)}
     for key in SUMMED_ATTRIBUTES:
         if all(key in dataset.attrs for dataset in datasets):
             attrs[key] = sum(int(dataset.attrs[key]) for dataset in datasets)
+    for key in COMMON_ATTRIBUTES:
+        values = {int(dataset.attrs[key]) for dataset in datasets if key in dataset.attrs}
+        if len(values) > 1:
+            log.warning("merge: the parts disagree on %s (%s; files written by an older dacli count per range): "
+                        "left out of the merged file", key, ", ".join(map(str, sorted(values))))
+            attrs.pop(key, None)
+    config = json.loads(attrs["dacli_config"])
+    config["window"]["select"] = None
+    if output is not None:
+        config["output"]["path"] = str(output)
+    attrs["dacli_config"] = json.dumps(config)
     names = ", ".join(str(path) for path in paths)
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     attrs["history"] = f"{attrs.get('history', '')}\n{now}: {command} ({len(paths)} files: {names})".lstrip("\n")

@@ -132,6 +132,25 @@ class PackedObservations:
         return WindowObservations(self.values[k], self.std[k], self.slot[k], self.index[k], self.weight[k], self.mask[k])
 
 
+def _in_active_range(times: np.ndarray, schedule: WindowSchedule, k: int) -> np.ndarray:
+    """Which ``times`` lie in window k's active range (begin, end] (a round-off tolerance on both ends)."""
+    begin, end = schedule.active_range(k)
+    tol = 1e-9 * max(1.0, abs(end))
+    return (times > begin + tol) & (times <= end + tol)
+
+
+def outside_every_window(observations: ObservationSet, schedule: WindowSchedule) -> int:
+    """How many observations lie in no window's active range of ``schedule``.
+
+    A run cut into window ranges (job-array tasks) reports this for the whole schedule, so every
+    part states the same number and a merged file keeps it.
+    """
+    assigned = np.zeros(len(observations), bool)
+    for k in range(schedule.count):
+        assigned |= _in_active_range(observations.times, schedule, k)
+    return int((~assigned).sum())
+
+
 def pack_observations(observations: ObservationSet, schedule: WindowSchedule, tolerance: float | None,
                       dtype=np.float64, bucket: int = 8) -> PackedObservations:
     """Split observations by window and pad to one capacity (a multiple of ``bucket``)."""
@@ -140,10 +159,9 @@ def pack_observations(observations: ObservationSet, schedule: WindowSchedule, to
     chosen, slots, rejected = [], [], []
     assigned = np.zeros(len(observations), bool)
     for k in range(schedule.count):
-        begin, end = schedule.active_range(k)
-        tol = 1e-9 * max(1.0, abs(end))
-        inside = (observations.times > begin + tol) & (observations.times <= end + tol)
+        inside = _in_active_range(observations.times, schedule, k)
         assigned |= inside
+        tol = 1e-9 * max(1.0, abs(schedule.active_range(k)[1]))  # as _in_active_range's
         relative = (observations.times - schedule.starts[k]) / schedule.dt
         slot = np.rint(relative).astype(int)
         on_grid = np.abs(relative - slot) * schedule.dt <= tolerance + tol

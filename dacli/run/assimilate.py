@@ -373,14 +373,18 @@ def full_schedule(config: Config, observations):
 
 
 def schedule_windows(config: Config, observations):
-    """The window schedule and each window's observations padded to one capacity (no JAX)."""
-    from dacli.observations.windows import pack_observations
+    """The window schedule (window.select's range of it) and each window's observations padded to one
+    capacity (no JAX); ``packed.outside`` counts the observations outside every window of the whole run."""
+    import dataclasses
 
-    schedule = full_schedule(config, observations)
-    if config.window.select is not None:
-        schedule = select_windows(schedule, config.window.select)
+    from dacli.observations.windows import outside_every_window, pack_observations
+
+    whole = full_schedule(config, observations)
+    schedule = whole if config.window.select is None else select_windows(whole, config.window.select)
     packed = pack_observations(observations, schedule, config.observations.time_tolerance,
                                dtype=np.float64 if config.run.precision == "float64" else np.float32)
+    if schedule is not whole:  # outside every window of the run, not of this range: the same in every part
+        packed = dataclasses.replace(packed, outside=outside_every_window(observations, whole))
     return schedule, packed
 
 
