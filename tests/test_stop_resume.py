@@ -58,10 +58,13 @@ def test_sigterm_checkpoint_then_resume_equals_the_uninterrupted_run(workspace, 
         header = json.loads(stream.readline())
     assert (header["windows_done"], header["stopped_by"], len(header["diagnostics"])) == (12, "SIGTERM", 12)
 
-    fresh = cli(["assimilate", "configs/lorenz96.toml"], workspace)  # would drop the checkpoint
-    assert fresh.exit_code == 5
-    assert ("lorenz96_analysis.nc.checkpoint holds a stopped run's progress; pass --resume to continue it or "
-            "--overwrite to start afresh") in fresh.stderr
+    for fresh_start in ([], ["--overwrite"]):  # would drop the checkpoint (--overwrite is about output files)
+        fresh = cli(["assimilate", "configs/lorenz96.toml", *fresh_start], workspace)
+        assert fresh.exit_code == 5
+        assert ("lorenz96_analysis.nc.checkpoint holds a stopped run's progress (12 of 50 windows done); pass --resume "
+                "to continue it or --restart to discard it and start afresh") in fresh.stderr
+    both = cli(["assimilate", "configs/lorenz96.toml", "--resume", "--restart"], workspace)
+    assert both.exit_code == 2 and "give one" in both.stderr
     other = cli(["assimilate", "configs/lorenz96.toml", "--set", "method.max_steps=7", "--resume"], workspace)
     assert other.exit_code == 2
     assert "was written with a different configuration (method.max_steps: 100 then, 7 now)" in other.stderr
@@ -76,6 +79,17 @@ def test_sigterm_checkpoint_then_resume_equals_the_uninterrupted_run(workspace, 
     with xr.open_dataset(workspace / "whole.nc") as whole:  # the checkpoint's diagnostics were the run's
         for name in ("cost_final", "iterations", "analysis_rmse", "oma_rms"):
             np.testing.assert_array_equal([w[name] for w in header["diagnostics"]], whole[name].values[:12])
+
+
+def test_restart_discards_a_checkpoint_and_says_so(workspace, cli):
+    checkpoint = workspace / "lorenz96_analysis.nc.checkpoint"
+    checkpoint.write_text("not a checkpoint\n")
+    refused = cli(["assimilate", "configs/lorenz96.toml", "--set", "window.count=4", "--overwrite"], workspace)
+    assert refused.exit_code == 5 and checkpoint.read_text() == "not a checkpoint\n"
+    restarted = cli(["assimilate", "configs/lorenz96.toml", "--set", "window.count=4", "--restart"], workspace)
+    assert restarted.exit_code == 0, restarted.stderr
+    assert "--restart: discarding the checkpoint lorenz96_analysis.nc.checkpoint (unreadable: " in restarted.stderr
+    assert not checkpoint.exists() and (workspace / "lorenz96_analysis.nc").is_file()
 
 
 def test_resume_without_a_checkpoint(workspace, cli):

@@ -118,6 +118,9 @@ def assimilate(
     strict: StrictOption = False,
     resume: Annotated[bool, typer.Option("--resume", help=(
         "Continue a run stopped by a signal from its checkpoint (<output.path>.checkpoint)."))] = False,
+    restart: Annotated[bool, typer.Option("--restart", help=(
+        "Discard a stopped run's checkpoint and start afresh (without it, an existing checkpoint is refused; "
+        "--overwrite replaces output files, never a checkpoint)."))] = False,
     windows: Annotated[Optional[str], typer.Option("--windows", help=(
         "Run only windows A <= k < B (from 0), e.g. one job-array task's share: --windows 100:200 "
         "(sets window.select)."))] = None,
@@ -136,8 +139,8 @@ def assimilate(
         overrides = [*(set_ or []), *([f'window.select="{windows}"'] if windows is not None else [])]
         cfg = _load(config, overrides, device, precision)
         with WindowProgress(quiet) as progress:
-            result = run_assimilate(cfg, overwrite=overwrite, resume=resume, command=_command_line(),
-                                    on_window=progress)
+            result = run_assimilate(cfg, overwrite=overwrite, resume=resume, restart=restart,
+                                    command=_command_line(), on_window=progress)
         return result
 
     result = _guard(traceback, action)

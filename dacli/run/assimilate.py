@@ -63,20 +63,22 @@ def _window_record(k, schedule, packed, analysis, truth_segment, segment) -> dic
     return record
 
 
-def assimilate(config: Config, *, overwrite: bool = False, resume: bool = False, command: str = "dacli assimilate",
-               on_window: WindowCallback | None = None) -> AssimilationResult:
+def assimilate(config: Config, *, overwrite: bool = False, resume: bool = False, restart: bool = False,
+               command: str = "dacli assimilate", on_window: WindowCallback | None = None) -> AssimilationResult:
     """Run the configured assimilation over every window and write the analysis file.
 
     SIGTERM, SIGINT and ``run.stop_signal`` stop the run at the next chunk boundary with a
-    checkpoint (:mod:`dacli.run.stopping`); ``resume=True`` continues from it to the same output.
+    checkpoint (:mod:`dacli.run.stopping`); ``resume=True`` continues from it to the same output,
+    ``restart=True`` discards it (:func:`dacli.run.resume.check_resume`).
     """
     from dacli.run.stopping import StopSignals
 
     with StopSignals(config.run.stop_signal) as stop:  # from the start: a signal while compiling counts too
-        return _assimilate(config, stop, overwrite=overwrite, resume=resume, command=command, on_window=on_window)
+        return _assimilate(config, stop, overwrite=overwrite, resume=resume, restart=restart, command=command,
+                           on_window=on_window)
 
 
-def _assimilate(config: Config, stop, *, overwrite: bool, resume: bool, command: str,
+def _assimilate(config: Config, stop, *, overwrite: bool, resume: bool, restart: bool, command: str,
                 on_window: WindowCallback | None) -> AssimilationResult:
     from dacli.run.runtime import configure, describe_device
 
@@ -98,7 +100,7 @@ def _assimilate(config: Config, stop, *, overwrite: bool, resume: bool, command:
 
     overwrite = overwrite or config.output.overwrite
     check_writable(config.output.path, overwrite)
-    check_resume(checkpoint_path(config), resume, overwrite)
+    check_resume(checkpoint_path(config), resume, restart)
     feedback_path = config.output.observation_diagnostics
     if feedback_path is not None:
         check_writable(feedback_path, overwrite)

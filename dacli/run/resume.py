@@ -12,6 +12,7 @@ uninterrupted run (same compiled programs, same chunking, same arithmetic).
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import jax
@@ -24,19 +25,41 @@ from dacli.io.merge import NEUTRAL_KEYS, flat_keys  # keys a resumption may chan
 
 FORMAT = "dacli-assimilation-checkpoint"
 
+log = logging.getLogger("dacli")
+
 
 def checkpoint_path(config: Config) -> Path:
     return Path(f"{config.output.path}.checkpoint")
 
 
-def check_resume(path: Path, resume: bool, overwrite: bool) -> None:
-    """Before any work: --resume needs a checkpoint; a fresh start must not silently drop one."""
+def check_resume(path: Path, resume: bool, restart: bool) -> None:
+    """Before any work: --resume needs a checkpoint; a fresh start never drops one silently.
+
+    A checkpoint is kept unless ``restart`` (``--restart``) asks to discard it, which is logged;
+    ``--overwrite`` replaces output files, never a checkpoint (a batch script with ``--overwrite``
+    resubmitted after a stop would otherwise lose the stopped run's windows).
+    """
+    if resume and restart:
+        raise ConfigError(["--resume continues the stopped run from its checkpoint, --restart discards it: give one"])
     if resume and not path.is_file():
         raise DataError(f"--resume: no checkpoint {path} to continue from (a stopped run writes it beside "
                         "output.path)")
-    if not resume and path.exists() and not overwrite:
-        raise OutputError(f"{path} holds a stopped run's progress; pass --resume to continue it or --overwrite "
-                          "to start afresh")
+    if resume or not path.exists():
+        return
+    if not restart:
+        raise OutputError(f"{path} holds a stopped run's progress ({_progress(path)}); pass --resume to continue it or "
+                          "--restart to discard it and start afresh (--overwrite replaces output files, not a checkpoint)")
+    log.warning("--restart: discarding the checkpoint %s (%s) and starting afresh", path, _progress(path))
+    path.unlink()
+
+
+def _progress(path: Path) -> str:
+    """'12 of 50 windows done' from a checkpoint's header, or why it cannot be read."""
+    try:
+        header = read_header(path, FORMAT)
+        return f"{header['windows_done']} of {header['windows']} windows done"
+    except (DataError, OSError, KeyError, TypeError) as exc:
+        return f"unreadable: {exc}"
 
 
 def _comparable(config: Config) -> dict:
