@@ -410,7 +410,7 @@ def _dataset():
 def test_write_is_atomic_via_a_temporary_file_and_replace(tmp_path, monkeypatch):
     import os
 
-    from dacli.io import netcdf
+    from dacli.io import atomic, netcdf
 
     target = tmp_path / "out.nc"
     calls = []
@@ -420,7 +420,7 @@ def test_write_is_atomic_via_a_temporary_file_and_replace(tmp_path, monkeypatch)
         calls.append((Path(src), Path(dst), Path(src).exists(), Path(dst).exists()))
         return real_replace(src, dst)
 
-    monkeypatch.setattr(netcdf.os, "replace", spy)
+    monkeypatch.setattr(atomic.os, "replace", spy)
     netcdf.write_netcdf_atomically(_dataset(), target, overwrite=False)
     ((src, dst, src_existed, dst_existed),) = calls
     assert dst == target and not dst_existed and src_existed
@@ -450,7 +450,7 @@ def test_failed_write_leaves_nothing(tmp_path):
 
 
 def test_failed_replace_keeps_the_old_file_and_removes_the_temporary(tmp_path, monkeypatch):
-    from dacli.io import netcdf
+    from dacli.io import atomic, netcdf
 
     target = tmp_path / "out.nc"
     target.write_bytes(b"old")
@@ -458,7 +458,7 @@ def test_failed_replace_keeps_the_old_file_and_removes_the_temporary(tmp_path, m
     def broken(src, dst):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(netcdf.os, "replace", broken)
+    monkeypatch.setattr(atomic.os, "replace", broken)
     with pytest.raises(OutputError) as info:
         netcdf.write_netcdf_atomically(_dataset(), target, overwrite=True)
     assert info.value.exit_code == OUTPUT_ERROR
@@ -468,7 +468,7 @@ def test_failed_replace_keeps_the_old_file_and_removes_the_temporary(tmp_path, m
 
 
 def test_interrupted_write_removes_the_temporary(tmp_path, monkeypatch):
-    from dacli.io import netcdf
+    from dacli.io import atomic, netcdf
 
     def interrupted(self, path, *args, **kwargs):
         Path(path).write_bytes(b"partial")

@@ -4,22 +4,22 @@ Two formats share it. 4DVarNet's (``dacli train``): the header holds everything 
 rebuild the skeleton the arrays load into and to refuse a mismatched file: the architecture
 ([network] keys), the window layout (channels, spatial shape), the normalisation, the training
 position (epoch, optimiser step, the batch RNG's state) and the metrics history. A stopped
-cycling run's (``dacli assimilate``, :mod:`dacli.run.resume`): its configuration and position. Written to a temporary file beside the target and renamed into place, so an
-interrupted write never leaves a partial checkpoint (equinox's documented pattern for
-hyperparameters + ``tree_serialise_leaves``).
+cycling run's (``dacli assimilate``, :mod:`dacli.run.resume`): its configuration and position. Written
+through :mod:`dacli.io.atomic` (a temporary file beside the target, renamed into place), so a failed
+or interrupted write never leaves a partial checkpoint nor a temporary file (equinox's documented
+pattern for hyperparameters + ``tree_serialise_leaves``).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import equinox as eqx
 
-from dacli.errors import DataError, OutputError
+from dacli.errors import DataError
+from dacli.io import atomic
 
 FORMAT = "dacli-4dvarnet-checkpoint"
 VERSION = 1
@@ -38,19 +38,10 @@ def json_safe(value):
     return value
 
 
-def write_atomically(path: str | Path, content: bytes | None = None, write=None) -> Path:
-    """``content`` (or what ``write(stream)`` writes) to a temporary file beside ``path``, renamed into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(content) if write is None else write(stream)
-        os.replace(temporary, path)
-    except OSError as exc:
-        Path(temporary).unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {exc}") from None
-    return path
+def write_atomically(path: str | Path, content: bytes) -> Path:
+    """``content`` to ``path`` whole or not at all, replacing it, its folder made if missing (metrics, snippets,
+    tables: their callers refuse an existing file before computing). See :func:`dacli.io.atomic.write_atomically`."""
+    return atomic.write_atomically(path, content, overwrite=True, make_folder=True)
 
 
 def _describe(kind: str) -> str:
@@ -58,11 +49,13 @@ def _describe(kind: str) -> str:
 
 
 def save_checkpoint(path: str | Path, header: dict, tree, kind: str = FORMAT) -> Path:
-    def write(stream):
-        stream.write((json.dumps({"format": kind, "version": VERSION, **header}) + "\n").encode())
-        eqx.tree_serialise_leaves(stream, eqx.filter(tree, eqx.is_array))
+    """The header line and the arrays of ``tree`` to ``path``, replacing it, whole or not at all."""
+    def write(temporary: Path) -> None:
+        with open(temporary, "wb") as stream:
+            stream.write((json.dumps({"format": kind, "version": VERSION, **header}) + "\n").encode())
+            eqx.tree_serialise_leaves(stream, eqx.filter(tree, eqx.is_array))
 
-    return write_atomically(path, write=write)
+    return atomic.write_atomically(path, write, overwrite=True, make_folder=True)
 
 
 def read_header(path: str | Path, kind: str = FORMAT) -> dict:

@@ -11,14 +11,12 @@ incremental formulation, the nonlinear cost over the outer loops.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
-from dacli.errors import OutputError
+from dacli.io.atomic import write_atomically
 
 
 def _figure():
@@ -31,21 +29,12 @@ def _figure():
 
 
 def save_figure(figure, path: Path, overwrite: bool) -> Path:
-    """PNG via a temporary file and an atomic rename (never a partial or clobbered file)."""
-    if path.exists() and not overwrite:
-        raise OutputError(f"output file {path} exists; pass --overwrite to replace it")
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(handle)
+    """PNG, whole or not at all (:mod:`dacli.io.atomic`); the figure is closed either way."""
     try:
-        figure.savefig(temporary, dpi=110)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except OSError as exc:
-        Path(temporary).unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {exc}") from None
+        return write_atomically(path, lambda temporary: figure.savefig(temporary, dpi=110, format="png"),
+                                overwrite=overwrite)
     finally:
         _figure().close(figure)
-    return path
 
 
 def _label(variable: xr.DataArray, fallback: str) -> str:

@@ -1,20 +1,21 @@
 """Opening NetCDF inputs and writing outputs safely.
 
 Opening: a missing or unreadable file becomes a :class:`DataError` naming the file.
-Writing: refuse to clobber an existing file without ``overwrite``; write to a temporary file
-in the target folder and ``os.replace`` it, so a failed or interrupted write never leaves a
-partial file under the final name.
+Writing: through :mod:`dacli.io.atomic` (refuse to clobber an existing file without
+``overwrite``, a temporary file in the target folder renamed into place; a failed or interrupted
+write never leaves a partial file under the final name, nor a temporary one).
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import xarray as xr
 
-from dacli.errors import DataError, OutputError
+from dacli.errors import DataError
+from dacli.io.atomic import check_writable, write_atomically
+
+__all__ = ["check_netcdf_file", "check_writable", "open_netcdf", "write_netcdf_atomically"]
 
 
 def check_netcdf_file(path: str | Path, what: str) -> Path:
@@ -66,39 +67,6 @@ def _has_netcdf_signature(path: Path) -> bool:
     return False
 
 
-def check_writable(path: str | Path, overwrite: bool) -> Path:
-    """Fail early (before any computing) if ``path`` cannot be written."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise OutputError(f"output file {path} exists; pass --overwrite (or output.overwrite = true) to replace it")
-    if path.is_dir():
-        raise OutputError(f"output path {path} is a directory")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise OutputError(f"output folder {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise OutputError(f"output folder {parent} is not writable")
-    return path
-
-
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
-
-
 def write_netcdf_atomically(dataset: xr.Dataset | xr.DataTree, path: str | Path, overwrite: bool) -> Path:
-    """Write ``dataset`` (or a tree of groups) to ``path`` via a temporary file and an atomic rename."""
-    path = check_writable(path, overwrite)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    os.close(handle)
-    try:
-        dataset.to_netcdf(temporary, format="NETCDF4")
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-        os.replace(temporary, path)
-    except BaseException as exc:
-        Path(temporary).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise OutputError(f"cannot write {path}: {exc}") from None
-        raise
-    return path
+    """Write ``dataset`` (or a tree of groups) to ``path`` whole or not at all (:mod:`dacli.io.atomic`)."""
+    return write_atomically(path, lambda temporary: dataset.to_netcdf(temporary, format="NETCDF4"), overwrite=overwrite)
