@@ -239,7 +239,7 @@ def test_simulate_then_assimilate(cli, workspace):
 # --- exit codes 1, 70 and 130 (the run function replaced: only the mapping is under test) -------
 
 def _fake_run(summary=None, error=None):
-    def run(config, *, overwrite=False, resume=False, command="", on_window=None):
+    def run(config, *, overwrite=False, resume=False, restart=False, command="", on_window=None):
         from dacli.run.assimilate import AssimilationResult
 
         if error is not None:

@@ -433,3 +433,48 @@ def test_byte_order_mark_and_home_in_output_path(tmp_path, monkeypatch):
     path.write_bytes(b"\xef\xbb\xbf" + MINIMAL.replace('"out/analysis.nc"', '"~/results/a.nc"').encode())
     config = load_config(path)
     assert config.output.path == str(tmp_path / "home" / "results" / "a.nc")
+
+
+# --- limits ----------------------------------------------------------------------------------
+
+def _records(model, seen=None):
+    """Every pydantic record reachable from ``model`` (the schema's sections)."""
+    from pydantic import BaseModel
+
+    from dacli.config.loading import _members
+
+    seen = {} if seen is None else seen
+    seen[model.__name__] = model
+    for field in model.model_fields.values():
+        for member in _members(field.annotation):
+            if isinstance(member, type) and issubclass(member, BaseModel) and member.__name__ not in seen:
+                _records(member, seen)
+    return seen
+
+
+def test_every_integer_key_has_a_finite_bound_stated_in_its_description():
+    import annotated_types
+
+    from dacli.config.loading import _members
+    from dacli.config.schema import Config
+
+    unbounded = []
+    for record in _records(Config).values():
+        for name, field in record.model_fields.items():
+            if int not in _members(field.annotation):
+                continue
+            upper = [m.le for m in field.metadata if isinstance(m, annotated_types.Le)]
+            lower = [getattr(m, "ge", getattr(m, "gt", None)) for m in field.metadata
+                     if isinstance(m, (annotated_types.Ge, annotated_types.Gt))]
+            if not upper or not lower or f"{upper[0]:,}" not in (field.description or ""):
+                unbounded.append(f"{record.__name__}.{name}")
+    assert unbounded == []
+
+
+def test_locate_keys_does_not_recurse_into_deep_values():
+    import sys
+
+    depth = sys.getrecursionlimit() * 2
+    text = f"a = {'[' * depth}1{']' * depth}\nb = {'{ c = ' * depth}1{' }' * depth}\n[t]\nd = 2\n"
+    # keys of inline tables are recorded down to the nesting bound (16 levels), then skipped
+    assert locate_keys(text) == {"a": 1, "b": 2, **{"b" + ".c" * k: 2 for k in range(1, 17)}, "t": 3, "t.d": 4}

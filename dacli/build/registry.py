@@ -3,11 +3,20 @@
 Entries are ``"module:attribute"`` strings resolved on first use, so checking names (during
 config validation, or ``dacli --help``) never imports JAX. Lookups are case-insensitive and
 unknown names get a "did you mean" suggestion.
+
+:func:`resolve_model_factory` is the one place a configuration loads code: ``model.name =
+"package.module:attribute"`` imports that module (running its top-level code, as any plug-in
+mechanism does) and accepts the attribute only when it is a :class:`dacli.models.Dynamics`
+subclass or a function marked with :func:`dacli.models.model_factory`; anything else is refused
+before it is called. Names registered in the ``dacli.models`` entry-point group are trusted as
+their package's registration.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
+import re
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
@@ -109,12 +118,16 @@ def _plugin_models() -> dict[str, Any]:
     return {ep.name: ep for ep in entry_points(group=MODEL_ENTRY_POINT_GROUP)}
 
 
+_MODULE_PATH = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+_ATTRIBUTE = re.compile(r"[A-Za-z_]\w*")
+
+
 def model_problem(name: str) -> str | None:
     """None when the model name can be resolved without importing it."""
     if ":" in name:
         module, _, attribute = name.partition(":")
-        if not module or not attribute:
-            return f"expected 'package.module:factory', found {name!r}"
+        if not _MODULE_PATH.fullmatch(module) or not _ATTRIBUTE.fullmatch(attribute):
+            return f"expected 'package.module:factory' (a module path and an attribute name), found {name!r}"
         return None
     if MODELS.canonical(name) is not None or name in _plugin_models():
         return None
@@ -125,24 +138,80 @@ def model_problem(name: str) -> str | None:
     )
 
 
+def _described(target: Any) -> str:
+    """What an import path resolved to, in words (e.g. 'function subprocess.run'), without calling it."""
+    if inspect.ismodule(target):
+        return f"module {target.__name__}"
+    module, name = getattr(target, "__module__", None), getattr(target, "__qualname__", None)
+    if isinstance(target, type):
+        kind = "abstract class" if inspect.isabstract(target) else "class"
+    elif inspect.isfunction(target):
+        kind = "function"
+    elif inspect.isbuiltin(target):
+        kind = "built-in function"
+    elif inspect.ismethod(target):
+        kind = "method"
+    else:
+        cls = type(target)
+        return f"a {cls.__module__}.{cls.__qualname__} object"
+    return f"{kind} {module}.{name}" if isinstance(module, str) and isinstance(name, str) else f"{kind} {target!r}"
+
+
+def _import_path_factory(name: str) -> Any:
+    """The Dynamics subclass or marked factory at ``name`` ('module:attribute'); ConfigError otherwise.
+
+    Importing the module runs its top-level code (the plug-in's own, or a library's); the
+    attribute itself is only inspected here, never called, unless it passes.
+    """
+    from dacli.errors import ConfigError
+    from dacli.models.base import Dynamics, is_dynamics_class, is_model_factory
+
+    problem = model_problem(name)
+    if problem is not None:
+        raise ConfigError([f"model.name: {problem}"])
+    module_name, _, attribute = name.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError([f"model.name: cannot import module {module_name!r}: {exc}"]) from None
+    except Exception as exc:  # the plug-in's own code failed at import (a bug in the user's module)
+        raise ConfigError([f"model.name: importing module {module_name!r} failed: {type(exc).__name__}: {exc}"]) from None
+    try:  # read, not called: only a module-level __getattr__ (the module's own code) may run
+        target = vars(module)[attribute] if attribute in vars(module) else getattr(module, attribute)
+    except AttributeError:
+        raise ConfigError([f"model.name: module {module_name!r} has no attribute {attribute!r}"]) from None
+    except Exception as exc:
+        raise ConfigError([f"model.name: module {module_name!r} failed to give {attribute!r}: "
+                           f"{type(exc).__name__}: {exc}"]) from None
+    if is_dynamics_class(target) or is_model_factory(target):
+        return target
+    if isinstance(target, type) and issubclass(target, Dynamics):
+        missing = ", ".join(sorted(getattr(target, "__abstractmethods__", ()))) or "vector_field, layout"
+        raise ConfigError([f"model.name: {name} resolved to {_described(target)}, which does not implement "
+                           f"{missing} (a dacli.models.Dynamics subclass must)"])
+    raise ConfigError([
+        f"model.name: {name} resolved to {_described(target)}, which is neither a dacli.models.Dynamics subclass "
+        "nor a factory marked with @dacli.models.model_factory; a config calls only those (see README, "
+        "'Bring your own model')"
+    ])
+
+
 def resolve_model_factory(name: str) -> Any:
-    """The callable that builds the model: built-in, entry point, or import path."""
+    """The callable that builds the model: built-in, entry point, or import path (checked, not called)."""
     from dacli.errors import ConfigError
 
     if ":" in name:
-        module, _, attribute = name.partition(":")
-        try:
-            return getattr(importlib.import_module(module), attribute)
-        except ImportError as exc:
-            raise ConfigError([f"model.name: cannot import module {module!r}: {exc}"]) from None
-        except AttributeError:
-            raise ConfigError([f"model.name: module {module!r} has no attribute {attribute!r}"]) from None
+        return _import_path_factory(name)
     if MODELS.canonical(name) is not None:
         return MODELS.resolve(name)
     plugin = _plugin_models().get(name)
     if plugin is None:
         raise ConfigError([f"model.name: {model_problem(name)}"])
-    return plugin.load()
+    try:
+        return plugin.load()  # a registration by the installed package: trusted
+    except Exception as exc:
+        raise ConfigError([f"model.name: entry point {name!r} ({plugin.value}) failed to load: "
+                           f"{type(exc).__name__}: {exc}"]) from None
 
 
 def check_names(config: Config) -> list[tuple[str, str]]:

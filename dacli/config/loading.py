@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from dacli.config.schema import Config
+from dacli.config.schema import MAX_SIMULATED_STEPS, MAX_STEPS_PER_WINDOW, Config
 from dacli.errors import ConfigError
 
 # Input paths are resolved relative to the config file's folder (or, when set with ``--set``, to
@@ -27,6 +27,11 @@ from dacli.errors import ConfigError
 PATH_KEYS = (("observations", "path"), ("background", "path"), ("truth", "path"),
              ("background", "covariance", "path"), ("method", "model_error", "covariance", "path"),
              ("train", "observations"), ("train", "truth"))
+
+# Tables, inline tables and arrays nested deeper than this are refused (dacli's own keys nest at
+# most 5 levels: [method.model_error.covariance] std = [...]). tomllib recurses per level and would
+# raise RecursionError a few hundred levels down; the check names the key instead.
+MAX_NESTING = 16
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_\-]+")
 _TOML_LINE = re.compile(r"\(at line (\d+), column (\d+)\)")
@@ -38,6 +43,9 @@ class _KeyScanner:
     It understands tables, arrays of tables, dotted and quoted keys, inline tables (nested),
     multi-line arrays and all four string forms, so an ``=`` or ``{`` inside a string or a
     comment is never mistaken for a key. On text that is not valid TOML it stops quietly.
+    Tables and values nested deeper than :data:`MAX_NESTING` are skipped without recursion; the
+    first such place is kept in :attr:`too_deep` as (dotted key, line, levels found), so the text
+    can be refused before tomllib recurses into it.
     """
 
     def __init__(self, text: str):
@@ -45,6 +53,8 @@ class _KeyScanner:
         self.pos = 0
         self.newlines = [i for i, c in enumerate(text) if c == "\n"]
         self.lines: dict[str, int] = {}
+        self.statement: list[str] = []  # the key of the value being read
+        self.too_deep: tuple[str, int, int] | None = None
 
     def line(self, pos: int | None = None) -> int:
         import bisect
@@ -123,11 +133,42 @@ class _KeyScanner:
                 return parts
             self.pos += 1
 
-    def value(self, prefix: list[str] | None) -> None:
-        """Skip one value; inside inline tables record keys under ``prefix``."""
+    def deep(self, parts: list[str], levels: int, pos: int) -> None:
+        """Note (the first) place nested deeper than :data:`MAX_NESTING`."""
+        if self.too_deep is None:
+            self.too_deep = (_dotted(parts), self.line(pos), levels)
+
+    def skip_nested(self, depth: int) -> None:
+        """Skip one array or inline table without recursion, noting how deep it goes (from ``depth``)."""
+        start, level, deepest = self.pos, 0, depth
+        while self.pos < len(self.text):
+            c = self.text[self.pos]
+            if c in ('"', "'"):
+                self.string()
+                continue
+            if c == "#":
+                self.skip_blank(newlines=False)
+                continue
+            self.pos += 1
+            if c in "[{":
+                level += 1
+                deepest = max(deepest, depth + level - 1)
+            elif c in "]}":
+                level -= 1
+                if level <= 0:
+                    break
+        self.deep(self.statement, deepest, start)
+
+    def value(self, prefix: list[str] | None, depth: int = 1) -> None:
+        """Skip one value; inside inline tables record keys under ``prefix``.
+
+        ``depth`` counts the tables and arrays around the value, this one included if it is one.
+        """
         self.skip_blank(newlines=False)
         c = self.peek()
-        if c in ('"', "'"):
+        if c in ("[", "{") and depth > MAX_NESTING:
+            self.skip_nested(depth)
+        elif c in ('"', "'"):
             self.string()
         elif c == "[":
             self.pos += 1
@@ -137,7 +178,7 @@ class _KeyScanner:
                     self.pos += 1
                     return
                 before = self.pos
-                self.value(None)
+                self.value(None, depth + 1)
                 self.skip_blank(newlines=True)
                 if self.peek() == ",":
                     self.pos += 1
@@ -159,7 +200,10 @@ class _KeyScanner:
                 self.pos += 1
                 if prefix is not None:
                     self.record(prefix + parts, start)
-                self.value(None if prefix is None else prefix + parts)
+                    self.statement = prefix + parts
+                if depth + len(parts) - 1 > MAX_NESTING:  # dotted keys: implicit tables
+                    self.deep(self.statement, depth + len(parts) - 1, start)
+                self.value(None if prefix is None else prefix + parts, depth + len(parts))
                 self.skip_blank(newlines=True)
                 if self.peek() == ",":
                     self.pos += 1
@@ -179,6 +223,8 @@ class _KeyScanner:
                 self.pos += 2 if text.startswith("[[", self.pos) else 1
                 table = self.key()
                 self.record(table, start)
+                if len(table) > MAX_NESTING:
+                    self.deep(table, len(table), start)
                 self.skip_line()
                 continue
             parts = self.key()
@@ -188,7 +234,10 @@ class _KeyScanner:
                 continue
             self.pos += 1
             self.record(table + parts, start)
-            self.value(table + parts)
+            self.statement = table + parts
+            if len(self.statement) - 1 > MAX_NESTING:  # dotted keys: implicit tables
+                self.deep(self.statement, len(self.statement) - 1, start)
+            self.value(table + parts, len(table) + len(parts))
             if self.pos == start:
                 self.pos += 1
 
@@ -211,18 +260,70 @@ def locate_keys(text: str) -> dict[str, int]:
     return _KeyScanner(text).scan()
 
 
+def _shown(text: str, limit: int = 80) -> str:
+    """``text`` as typed, shortened in the middle when longer than ``limit`` (a message stays readable)."""
+    return text if len(text) <= limit else f"{text[:limit - 25]}...{text[-22:]}"
+
+
+def _nesting(data: Any) -> tuple[list[Any], int] | None:
+    """(path, levels) of the deepest table or array when they nest deeper than :data:`MAX_NESTING`.
+
+    Levels count the tables and arrays from the top (``[method]`` is 1); walked without recursion,
+    each node linked to its parent so a long path is built once, for the answer.
+    """
+    stack: list[tuple[Any, int, tuple | None]] = [(data, 0, None)]  # (node, levels, (key, parent link))
+    deepest: tuple[int, tuple | None] = (0, None)
+    while stack:
+        node, levels, link = stack.pop()
+        if levels > deepest[0]:
+            deepest = (levels, link)
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        stack.extend((child, levels + 1, (key, link)) for key, child in items if isinstance(child, (dict, list)))
+    if deepest[0] <= MAX_NESTING:
+        return None
+    path, link = [], deepest[1]
+    while link is not None:
+        path.append(link[0])
+        link = link[1]
+    return path[::-1], deepest[0]
+
+
+def _dotted(path: Sequence[Any], limit: int = MAX_NESTING + 1) -> str:
+    """The dotted key of ``path``: its table keys up to the first array index, cut after ``limit`` parts."""
+    keys = []
+    for part in path:
+        if not isinstance(part, str):
+            return ".".join(keys)
+        if len(keys) == limit:
+            return ".".join(keys) + "..."
+        keys.append(part)
+    return ".".join(keys)
+
+
+def _too_deep(levels: int | str) -> str:
+    return (f"tables, inline tables and arrays nested {levels} levels deep; expected at most {MAX_NESTING} "
+            "(dacli's keys need 5)")
+
+
 def parse_override(item: str) -> tuple[list[str], Any]:
     """Parse one ``--set key.path=value``; the value is read as TOML, else as a plain string."""
     if "=" not in item:
-        raise ConfigError([f"--set {item!r}: expected KEY.PATH=VALUE, found no '='"])
+        raise ConfigError([f"--set {_shown(item)!r}: expected KEY.PATH=VALUE, found no '='"])
     key, raw = item.split("=", 1)
     key = key.strip()
     if not key or any(not part.strip() for part in key.split(".")):
-        raise ConfigError([f"--set {item!r}: expected a dotted key such as method.max_steps"])
+        raise ConfigError([f"--set {_shown(item)!r}: expected a dotted key such as method.max_steps"])
+    scanner = _KeyScanner(f"v = {raw.strip()}")
+    scanner.scan()
     try:
+        if scanner.too_deep is not None:  # tomllib would recurse (a few hundred levels: RecursionError)
+            raise RecursionError
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw.strip()
+    except RecursionError:
+        levels = scanner.too_deep[2] + key.count(".") if scanner.too_deep else "too many"
+        raise ConfigError([f"--set {_shown(item)}: {_dotted(key.split('.'))}: {_too_deep(levels)}"]) from None
     return [part.strip() for part in key.split(".")], value
 
 
@@ -243,7 +344,7 @@ def _apply(data: dict[str, Any], overrides: Iterable[str]) -> tuple[dict[str, An
         for part in path[:-1]:
             child = node.setdefault(part, {})
             if not isinstance(child, dict):
-                problems.append(f"--set {item!r}: {part!r} is a value, not a table")
+                problems.append(f"--set {_shown(item)!r}: {part!r} is a value, not a table")
                 break
             node = child
         else:
@@ -430,17 +531,45 @@ def _whole_steps(value: float, dt: float) -> bool:
     return abs(steps - round(steps)) <= 1e-6 * max(1.0, steps) and round(steps) >= 1
 
 
+def _too_many_steps(value: float, dt: float, maximum: int, what: str) -> str | None:
+    """A message when ``value / dt`` model steps exceed ``maximum`` (inf included), else None."""
+    steps = value / dt
+    if steps <= maximum:  # False for inf (and nan, which the schema refuses)
+        return None
+    return f"expected at most {maximum:,} model steps {what}, found {value} ({steps:.3g} steps of model.dt = {dt})"
+
+
 def check_window_steps(config: Config) -> list[tuple[str, str]]:
-    """Window length and shift must be whole numbers of model steps (one compiled program)."""
+    """Window length and shift must be whole numbers of model steps (one compiled program), and at
+    most :data:`~dacli.config.schema.MAX_STEPS_PER_WINDOW` of them."""
     dt = config.model.dt
-    values = (("window.length", config.window.length), ("window.shift", config.window.shift))
-    return [(key, f"{value} is not a whole number of model steps (model.dt = {dt})")
-            for key, value in values if value is not None and not _whole_steps(value, dt)]
+    problems = []
+    for key, value in (("window.length", config.window.length), ("window.shift", config.window.shift)):
+        if value is None:
+            continue
+        message = _too_many_steps(value, dt, MAX_STEPS_PER_WINDOW, "per window")
+        if message is None and not _whole_steps(value, dt):
+            message = f"{value} is not a whole number of model steps (model.dt = {dt})"
+        if message:
+            problems.append((key, message))
+    return problems
+
+
+def check_simulated_steps(config: Config) -> list[tuple[str, str]]:
+    """``dacli simulate`` stores every step of the spin-up and of the run: at most
+    :data:`~dacli.config.schema.MAX_SIMULATED_STEPS` of each."""
+    if config.simulate is None:
+        return []
+    dt = config.model.dt
+    values = (("simulate.spinup", config.simulate.spinup), ("simulate.duration", config.simulate.duration))
+    return [(key, message) for key, value in values
+            if (message := _too_many_steps(value, dt, MAX_SIMULATED_STEPS, "simulated"))]
 
 
 # check -> the keys it reads: skipped when one of them was rejected by the schema (its default
 # would stand in for the user's value and the message would be about a value nobody wrote).
-BUILTIN_CHECKS = {check_window_steps: ("model.dt", "window.length", "window.shift")}
+BUILTIN_CHECKS = {check_window_steps: ("model.dt", "window.length", "window.shift"),
+                  check_simulated_steps: ("model.dt", "simulate.spinup", "simulate.duration")}
 
 
 # --- paths -----------------------------------------------------------------------------------
@@ -489,12 +618,27 @@ def load_config(
         raise ConfigError([f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})"]) from None
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+    scanner = _KeyScanner(text)
+    lines = scanner.scan()
     try:
+        if scanner.too_deep is not None:  # tomllib would recurse (RecursionError) or take long on it
+            raise RecursionError
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         line = _TOML_LINE.search(str(exc))
         where = f"{path}:{line.group(1)}" if line else str(path)
         raise ConfigError([f"{where}: not valid TOML: {exc}"], source=source) from None
+    except RecursionError:
+        key, line, levels = scanner.too_deep or ("", 0, "too many")
+        where = f"{path}:{line}" if line else str(path)
+        raise ConfigError([f"{where}: {key or '(top level)'}: {_too_deep(levels)}"], source=source) from None
+    nested = _nesting(data)
+    if nested is not None:  # before anything copies or validates it (recursively)
+        dotted = ".".join(str(p) for p in nested[0])
+        located = [k for k in lines if dotted == k or dotted.startswith(k + ".")]
+        line = lines[max(located, key=len)] if located else scanner.too_deep[1] if scanner.too_deep else None
+        where = f"{path}:{line}" if line else str(path)
+        raise ConfigError([f"{where}: {_dotted(nested[0])}: {_too_deep(nested[1])}"], source=source)
     _resolve_paths(data, path.resolve().parent)
     data, problems_set, applied = _apply(data, overrides)
     _resolve_paths(data, Path.cwd(), only=applied)
@@ -502,13 +646,12 @@ def load_config(
     for key in ("path", "observation_diagnostics"):  # still relative to the working directory otherwise
         if isinstance(output, dict) and isinstance(output.get(key), str) and output[key].startswith("~"):
             output[key] = os.path.expanduser(output[key])
-    lines = locate_keys(text)
 
     def origin(key: str) -> tuple[tuple[int, int], str]:
         """(sort key, where the value came from): --set, file:line, or the file."""
         matches = [k for k in applied if key == k or key.startswith(k + ".")]
         if matches:
-            return (2, 0), f"--set {applied[max(matches, key=len)]}"
+            return (2, 0), f"--set {_shown(applied[max(matches, key=len)])}"
         parts = key.split(".")
         for end in range(len(parts), 0, -1):
             line = lines.get(".".join(parts[:end]))
@@ -517,6 +660,13 @@ def load_config(
         return (1, 0), str(path)
 
     found: list[tuple[tuple[int, int], str]] = [((2, -1), p) for p in problems_set]
+    nested = _nesting(data)
+    if nested is not None:  # deep values or keys given with --set: refused before validation recurses
+        key = ".".join(str(p) for p in nested[0])
+        longer = [k for k in applied if k.startswith(key + ".")]  # a long --set key: its tables are the deep ones
+        rank, where = origin(min(longer, key=len) if longer else key)
+        found.append((rank, f"{where}: {_dotted(nested[0])}: {_too_deep(nested[1])}"))
+        raise ConfigError([text for _, text in sorted(found, key=lambda item: item[0])], source=source)
     reported: set[str] = set()
     try:
         config = Config.model_validate(data)

@@ -10,7 +10,41 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PositiveFloat,
+                      field_validator, model_validator)
+
+# --- bounds --------------------------------------------------------------------------------------
+# Every integer key has a finite bound, stated in its description: a value beyond it is a typo or a
+# unit mistake (1e20 written as an integer, seconds read as steps) that would overflow JAX's int64
+# or exhaust memory, and is refused here naming the key instead of failing later.
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # integers that reach JAX (model.parameters)
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1  # IODA's integer flags
+MAX_SEED = 2**32 - 2  # JAX's PRNGKey keeps 32 bits without x64; run.seed + 1 seeds the training twin
+MAX_WINDOWS = 1_000_000  # assimilation windows in one run (as dacli.observations.windows.MAX_WINDOWS)
+MAX_ITERATIONS = 1_000_000  # minimiser, CG, optimiser steps; epochs
+MAX_STEPS_PER_WINDOW = 1_000_000  # window.length / model.dt: the window's trajectory is stored
+MAX_SIMULATED_STEPS = 10_000_000  # simulate.spinup or simulate.duration / model.dt: every step is stored
+MAX_CHANNELS = 4096  # network channels
+MAX_KERNEL = 255  # network convolution width
+MAX_SOLVER_ITERATIONS = 10_000  # 4DVarNet solver iterations per window (unrolled through by training)
+MAX_OBSERVATIONS_PER_TIME = 10_000_000  # simulated observation locations per time
+MAX_TRACKS_PER_TIME = 10_000  # simulated satellite passes per observation time
+
+
+def _count(maximum: int, description: str = "", default=..., minimum: int = 1, **kwargs):
+    """A bounded integer field: ``minimum <= value <= maximum``, the bound stated in the description."""
+    bound = f"{minimum:,} to {maximum:,}"
+    lower = {"gt": 0} if minimum == 1 else {"ge": minimum}  # 'greater than 0' reads better than '>= 1'
+    return Field(default, le=maximum, description=f"{description} ({bound})" if description else bound,
+                 **lower, **kwargs)
+
+
+def _fits_int64(value):
+    """Refuse a TOML integer outside int64 (JAX's widest): it would be read as a float or overflow later."""
+    if isinstance(value, int) and not isinstance(value, bool) and not INT64_MIN <= value <= INT64_MAX:
+        raise ValueError(f"expected an integer from {INT64_MIN:,} to {INT64_MAX:,} (int64), found {value}")
+    return value
 
 
 def signal_number(name: str) -> int:
@@ -62,7 +96,7 @@ class Section(BaseModel):
 
 class RunConfig(Section):
     name: str = "dacli-run"
-    seed: int = 0
+    seed: int = _count(MAX_SEED, "random seed; 32 bits", default=0, minimum=0)
     precision: Literal["float32", "float64"] = "float64"
     device: Literal["auto", "cpu", "gpu"] = "auto"
     compilation_cache: str = Field(default="auto", description=(
@@ -71,27 +105,36 @@ class RunConfig(Section):
     stop_signal: SignalName | None = Field(default=None, description=(
         "a signal that, like SIGTERM and SIGINT, stops the run cleanly at the next chunk boundary with a "
         "checkpoint (Slurm's early warning: --signal=USR1@300 with stop_signal = 'USR1')"))
-    windows_per_chunk: PositiveInt | None = Field(default=None, description=(
+    windows_per_chunk: int | None = _count(MAX_WINDOWS, default=None, description=(
         "windows per compiled chunk (default: up to 32, at least four chunks): a stop is honoured and "
         "progress reported at chunk boundaries"))
-    minimiser_steps_per_chunk: PositiveInt | None = Field(default=None, description=(
+    minimiser_steps_per_chunk: int | None = _count(MAX_ITERATIONS, default=None, description=(
         "long windows: run each window's minimiser this many iterations per compiled call, so a stop is "
         "honoured within a window (nonlinear formulation; one window per chunk)"))
 
 
+ModelParameter = Annotated[float | int | str | bool | list[float], BeforeValidator(_fits_int64)]
+
+
 class ModelConfig(Section):
-    name: str = Field(description="built-in model name, entry point name, or 'package.module:factory'")
-    parameters: dict[str, float | int | str | bool | list[float]] = Field(default_factory=dict)
+    name: str = Field(description=(
+        "built-in model name, entry point name, or 'package.module:attribute' naming a dacli.models.Dynamics "
+        "subclass or a factory marked with @dacli.models.model_factory (the one place a config loads code)"))
+    parameters: dict[str, ModelParameter] = Field(default_factory=dict, description=(
+        "passed to the model's factory; integers within int64; the model bounds its own sizes "
+        "(dacli.models.MAX_STATE_SIZE state elements at most)"))
     solver: str = "Tsit5"
     dt: PositiveFloat = 0.05
 
 
 class WindowConfig(Section):
     start: float = 0.0
-    length: PositiveFloat
-    shift: PositiveFloat | None = Field(default=None, description="defaults to length")
-    count: PositiveInt | None = Field(default=None, le=1_000_000, description=(
-        "defaults to as many as the observations cover (at most 1,000,000)"))
+    length: PositiveFloat = Field(description=(
+        f"model time per window: a whole number of model.dt steps, at most {MAX_STEPS_PER_WINDOW:,}"))
+    shift: PositiveFloat | None = Field(default=None, description=(
+        f"defaults to length; a whole number of model.dt steps, at most {MAX_STEPS_PER_WINDOW:,}"))
+    count: int | None = _count(MAX_WINDOWS, default=None, description=(
+        "defaults to as many as the observations cover"))
     assimilate: Literal["newest", "all"] = "newest"
     select: WindowRange | None = Field(default=None, description=(
         "'A:B': run only windows A <= k < B of the schedule, counted from 0 (a job-array task's share); the "
@@ -183,7 +226,8 @@ class ObservationsConfig(InputFileConfig):
     time_tolerance: PositiveFloat | None = Field(
         default=None, description="max distance of an observation time from a model time step; default dt/2"
     )
-    accept_preqc: list[int] = Field(default_factory=lambda: [0], description="ioda: PreQC flag values kept")
+    accept_preqc: list[Annotated[int, Field(ge=INT32_MIN, le=INT32_MAX)]] = Field(
+        default_factory=lambda: [0], description=f"ioda: PreQC flag values kept (int32: {INT32_MIN:,} to {INT32_MAX:,})")
 
 
 class CovarianceConfig(Section):
@@ -228,8 +272,8 @@ class BackgroundConfig(InputFileConfig):
 class IncrementalConfig(Section):
     """Incremental formulation: outer loops (nonlinear re-runs) and CG inner loops per outer loop."""
 
-    outer_loops: PositiveInt = 3
-    inner_steps: PositiveInt = Field(default=50, description="maximum CG iterations per outer loop")
+    outer_loops: int = _count(MAX_ITERATIONS, "outer loops: nonlinear re-runs per window", default=3)
+    inner_steps: int = _count(MAX_ITERATIONS, "maximum CG iterations per outer loop", default=50)
     gradient_reduction: float = Field(
         default=1e-3, gt=0.0, lt=1.0, description="inner loop stops when |grad| has fallen by this factor"
     )
@@ -238,7 +282,7 @@ class IncrementalConfig(Section):
 class ModelErrorConfig(Section):
     """Weak-constraint 4DVar: sub-windows and the model-error covariance Q (same forms as B)."""
 
-    subwindows: PositiveInt | None = Field(default=None, description="number of sub-windows per window")
+    subwindows: int | None = _count(MAX_ITERATIONS, "number of sub-windows per window", default=None)
     subwindow_length: PositiveFloat | None = Field(default=None, description="or their length in model time")
     covariance: CovarianceConfig
 
@@ -258,14 +302,13 @@ class MethodConfig(Section):
     minimiser: str = Field(default="auto", description="auto, an optimistix minimiser (nonlinear), or CG (incremental)")
     rtol: PositiveFloat = 1e-6
     atol: PositiveFloat = 1e-6
-    max_steps: PositiveInt = 200
+    max_steps: int = _count(MAX_ITERATIONS, "minimiser iterations per window at most", default=200)
     learning_rate: PositiveFloat = 0.1
     forward_adjoint: str = "RecursiveCheckpointAdjoint"
-    checkpoints: PositiveInt | None = Field(
-        default=None, description="RecursiveCheckpointAdjoint checkpoints; default = steps per window"
-    )
+    checkpoints: int | None = _count(MAX_ITERATIONS, "RecursiveCheckpointAdjoint checkpoints; default = steps per window",
+                                     default=None)
     minimiser_adjoint: str = "ImplicitAdjoint"
-    minimiser_adjoint_steps: PositiveInt = Field(default=3, description="k of KStepAdjoint")
+    minimiser_adjoint_steps: int = _count(MAX_ITERATIONS, "k of KStepAdjoint", default=3)
     incremental: IncrementalConfig = Field(default_factory=IncrementalConfig)
     model_error: ModelErrorConfig | None = Field(default=None, description="weak4dvar only")
 
@@ -322,17 +365,18 @@ class TruthConfig(InputFileConfig):
 class SimulateConfig(Section):
     """Twin-experiment generator (``dacli simulate``); writes the files the other sections name."""
 
-    spinup: float = Field(default=10.0, ge=0.0)
-    duration: PositiveFloat
+    spinup: float = Field(default=10.0, ge=0.0, description=(
+        f"model time run before the truth starts; at most {MAX_SIMULATED_STEPS:,} model.dt steps"))
+    duration: PositiveFloat = Field(description=f"model time of the truth run; at most {MAX_SIMULATED_STEPS:,} model.dt steps")
     initial_perturbation: PositiveFloat = 1.0
     obs_interval: PositiveFloat
     obs_error_std: PositiveFloat = 1.0
     observed_fraction: float = Field(default=1.0, gt=0.0, le=1.0)
     missing_fraction: float = Field(default=0.0, ge=0.0, lt=1.0)
-    obs_per_time: PositiveInt | None = Field(default=None, description="scattered layout: locations per time")
+    obs_per_time: int | None = _count(MAX_OBSERVATIONS_PER_TIME, "scattered layout: locations per time", default=None)
     sampling: Literal["uniform", "tracks"] = Field(
         default="uniform", description="scattered layout: uniform random locations, or satellite-like tracks")
-    tracks_per_time: PositiveInt = Field(default=1, description="tracks: passes observed at each observation time")
+    tracks_per_time: int = _count(MAX_TRACKS_PER_TIME, "tracks: passes observed at each observation time", default=1)
     track_angle: float = Field(default=60.0, gt=0.0, lt=90.0, description="tracks: degrees from the x (lon) axis")
     repeat_period: PositiveFloat | None = Field(
         default=None, description="tracks: the ground tracks repeat after this model time; default 10 obs_interval")
@@ -353,10 +397,10 @@ class NetworkConfig(Section):
 
     checkpoint: str = Field(description="the trained model file: dacli train writes its best epoch there "
                                         "(relative to the working directory)")
-    hidden: PositiveInt = Field(default=16, description="channels of the bilinear prior")
-    modulator_hidden: PositiveInt = Field(default=16, description="channels of the ConvLSTM solver")
-    kernel: PositiveInt = Field(default=3, description="convolution width (odd)")
-    iterations: PositiveInt = Field(default=10, description="K, solver iterations per window")
+    hidden: int = _count(MAX_CHANNELS, "channels of the bilinear prior", default=16)
+    modulator_hidden: int = _count(MAX_CHANNELS, "channels of the ConvLSTM solver", default=16)
+    kernel: int = _count(MAX_KERNEL, "convolution width (odd)", default=3)
+    iterations: int = _count(MAX_SOLVER_ITERATIONS, "K, solver iterations per window", default=10)
     prior_weight: PositiveFloat = Field(default=1.0, description=(
         "weight w of |x - Phi(x)|^2 against the observation term: U = [|m(x - y)|^2 + w |x - Phi(x)|^2] / (2 sigma_o^2)"))
     solver: Literal["convlstm", "gradient"] = "convlstm"
@@ -373,8 +417,8 @@ class NetworkConfig(Section):
         "with B = sigma_o^2 / w_b (needs background = true)"))
     solver_adjoint: str = Field(default="RecursiveCheckpointAdjoint", description=(
         "RecursiveCheckpointAdjoint | DirectAdjoint | OneStepAdjoint | KStepAdjoint | ImplicitAdjoint"))
-    solver_adjoint_steps: PositiveInt = Field(default=3, description="k of KStepAdjoint")
-    checkpoints: PositiveInt | None = Field(default=None, description="RecursiveCheckpointAdjoint: stored iterates")
+    solver_adjoint_steps: int = _count(MAX_SOLVER_ITERATIONS, "k of KStepAdjoint", default=3)
+    checkpoints: int | None = _count(MAX_SOLVER_ITERATIONS, "RecursiveCheckpointAdjoint: stored iterates", default=None)
 
     @model_validator(mode="after")
     def _odd_kernel(self) -> "NetworkConfig":
@@ -392,13 +436,13 @@ class TrainConfig(Section):
     observations: str | None = Field(default=None, description=(
         "training observations from a file (read as [observations] says: layout, names, dims); with truth"))
     truth: str | None = Field(default=None, description="the truth run those observations were taken from")
-    windows: PositiveInt | None = Field(default=None, description=(
+    windows: int | None = _count(MAX_WINDOWS, default=None, description=(
         "training windows; default 200 from the simulator, or every window the files hold but the validation ones"))
-    validation_windows: PositiveInt = Field(default=20, description="held-out windows for the validation RMSE")
-    epochs: PositiveInt = 10
-    batch_size: PositiveInt = 8
+    validation_windows: int = _count(MAX_WINDOWS, "held-out windows for the validation RMSE", default=20)
+    epochs: int = _count(MAX_ITERATIONS, "passes over the training windows", default=10)
+    batch_size: int = _count(MAX_WINDOWS, "windows per optimiser step", default=8)
     learning_rate: PositiveFloat = 1e-2
-    warmup_steps: int = Field(default=20, ge=0)
+    warmup_steps: int = _count(MAX_ITERATIONS, "optimiser steps of linear learning-rate warm-up", default=20, minimum=0)
     clip_norm: PositiveFloat = Field(default=1.0, description="gradients clipped to this global norm")
     prior_loss_weight: float = Field(default=0.5, ge=0.0, description="weight of |x_t - Phi(x_t)|^2 in the loss")
     background_error_std: PositiveFloat | None = Field(default=None, description=(
@@ -407,7 +451,7 @@ class TrainConfig(Section):
         "observations' error std"))
     directory: str = Field(default="training", description=(
         "per-epoch checkpoint, metrics and loss curve (relative to the working directory)"))
-    seed: int | None = Field(default=None, description=(
+    seed: int | None = _count(MAX_SEED + 1, minimum=0, default=None, description=(
         "seed of the training truth run; default run.seed + 1, so that dacli simulate's twin is held-out data"))
 
     @model_validator(mode="after")
@@ -429,16 +473,17 @@ class TuneConfig(Section):
     parameters: list[str] | None = Field(default=None, description=(
         "log factors tuned, from " + ", ".join(TUNABLE) + "; default background_std (+ length_scale when B is "
         "correlated, + model_error_std for weak4dvar)"))
-    windows: PositiveInt = Field(default=8, description="training windows (one batch: every step sees them all)")
-    validation_windows: PositiveInt = Field(default=8, description="held-out windows for the before/after RMSE")
-    steps: PositiveInt = Field(default=40, description="optax Adam steps")
+    windows: int = _count(MAX_WINDOWS, "training windows (one batch: every step sees them all)", default=8)
+    validation_windows: int = _count(MAX_WINDOWS, "held-out windows for the before/after RMSE", default=8)
+    steps: int = _count(MAX_ITERATIONS, "optax Adam steps", default=40)
     learning_rate: PositiveFloat = Field(default=0.1, description="peak Adam step on the log factors")
     background_error_length_scale: PositiveFloat | None = Field(default=None, description=(
         "correlation length of the twin's true background errors (kind as background.covariance); "
         "default uncorrelated"))
     output: str = Field(default="tuned.toml", description="the TOML snippet of tuned values (relative to the "
                                                           "working directory)")
-    seed: int | None = Field(default=None, description="seed of the tuning truth run; default run.seed + 1")
+    seed: int | None = _count(MAX_SEED + 1, "seed of the tuning truth run; default run.seed + 1", default=None,
+                              minimum=0)
 
     @field_validator("parameters")
     @classmethod

@@ -1,5 +1,5 @@
 """Dynamics: the model contract, built-in models and the diffrax integration wrapper."""
 
-from dacli.models.base import Dynamics, GridAxis, StateLayout
+from dacli.models.base import MAX_STATE_SIZE, Dynamics, GridAxis, StateLayout, model_factory, size_parameter
 
-__all__ = ["Dynamics", "GridAxis", "StateLayout"]
+__all__ = ["MAX_STATE_SIZE", "Dynamics", "GridAxis", "StateLayout", "model_factory", "size_parameter"]

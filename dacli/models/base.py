@@ -9,18 +9,32 @@ A model is an :class:`equinox.Module` subclassing :class:`Dynamics`:
   (none, one, or more, each a :class:`GridAxis` with coordinate values, units and periodicity)
   and the variables' units. The flat state is the variables concatenated, each flattened in C
   order over the grid (for a 2-D model: over (y, x), x fastest).
+
+A configuration names a model by import path (``model.name = "package.module:attribute"``); that
+attribute must be a :class:`Dynamics` subclass or a function marked with :func:`model_factory`,
+so a config can call nothing that was not written for dacli (see
+:func:`dacli.build.registry.resolve_model_factory`, the one place a config loads code).
 """
 
 from __future__ import annotations
 
 import abc
+import inspect
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import equinox as eqx
 import numpy as np
 
 
 FULL_CIRCLE = 360.0  # degrees of longitude round the globe
+
+# The largest state a model may have (elements of the flat state vector: 800 MB in float64). A
+# model checks its size parameters against it in ``__init__``, before ``layout()`` allocates its
+# grid, so a mistyped size (n = 1e12) is a configuration error, not an exhausted memory.
+MAX_STATE_SIZE = 100_000_000
 
 # CF units of latitude and longitude (CF Conventions 1.11, sections 4.1 and 4.2), compared in lower case.
 LATITUDE_UNITS = frozenset({"degrees_north", "degree_north", "degree_n", "degrees_n", "degreen", "degreesn"})
@@ -175,3 +189,57 @@ class Dynamics(eqx.Module):
         import jax
 
         return jax.random.normal(key, (self.layout().size,))
+
+
+def size_parameter(name: str, value: Any, minimum: int, maximum: int = MAX_STATE_SIZE) -> int:
+    """``value`` as an int in [``minimum``, ``maximum``]: for a model's grid-size parameters.
+
+    Raises a ValueError naming the parameter (reported as ``model.parameters``) for a non-integer
+    or a value out of range; the default maximum is :data:`MAX_STATE_SIZE`.
+    """
+    whole = isinstance(value, int) or (isinstance(value, float) and math.isfinite(value) and value.is_integer())
+    if isinstance(value, bool) or not whole:
+        raise ValueError(f"{name} must be an integer from {minimum:,} to {maximum:,}, found {value!r}")
+    if not minimum <= value <= maximum:
+        limit = " (dacli.models.MAX_STATE_SIZE)" if maximum == MAX_STATE_SIZE else ""
+        raise ValueError(f"{name} must be an integer from {minimum:,} to {maximum:,}{limit}, found {int(value)}")
+    return int(value)
+
+
+# --- plug-in factories ---------------------------------------------------------------------------
+
+_FACTORY_MARK = object()  # identity-checked: only model_factory sets it
+_FACTORY_ATTRIBUTE = "__dacli_model_factory__"
+
+Factory = TypeVar("Factory", bound=Callable[..., Any])
+
+
+def model_factory(function: Factory) -> Factory:
+    """Mark ``function`` as a dacli model factory: a config may name it as ``model.name = "module:function"``.
+
+    dacli calls a plug-in named by import path only when it is a :class:`Dynamics` subclass or a
+    function marked with this decorator, so a configuration (data) can never call an arbitrary
+    function such as ``subprocess.run``. The factory gets ``model.parameters`` as keyword
+    arguments and returns a :class:`Dynamics`. A :class:`Dynamics` subclass needs no mark, and
+    neither does a factory registered in the ``dacli.models`` entry-point group::
+
+        @model_factory
+        def make_ring(n=32, speed=1.0, diffusion=0.1):
+            return AdvectionDiffusionRing(n=int(n), speed=float(speed), diffusion=float(diffusion))
+    """
+    if not inspect.isfunction(function):
+        raise TypeError(f"@model_factory marks a function, not {type(function).__name__}; a Dynamics subclass "
+                        "needs no mark")
+    setattr(function, _FACTORY_ATTRIBUTE, _FACTORY_MARK)
+    return function
+
+
+def is_model_factory(candidate: Any) -> bool:
+    """Whether ``candidate`` is a function marked with :func:`model_factory` (read without calling anything)."""
+    return inspect.isfunction(candidate) and candidate.__dict__.get(_FACTORY_ATTRIBUTE) is _FACTORY_MARK
+
+
+def is_dynamics_class(candidate: Any) -> bool:
+    """Whether ``candidate`` is a concrete :class:`Dynamics` subclass (one a config may instantiate)."""
+    return (isinstance(candidate, type) and issubclass(candidate, Dynamics) and candidate is not Dynamics
+            and not inspect.isabstract(candidate))

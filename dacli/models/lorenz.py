@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dacli.models.base import Dynamics, StateLayout
+from dacli.models.base import Dynamics, StateLayout, size_parameter
 
 
 class Lorenz63(Dynamics):
@@ -38,9 +38,7 @@ class Lorenz96(Dynamics):
     forcing: float = 8.0
 
     def __init__(self, n: int = 40, forcing: float = 8.0):
-        if int(n) != n or n < 4:
-            raise ValueError(f"Lorenz-96 needs an integer n >= 4, found {n!r}")
-        self.n = int(n)
+        self.n = size_parameter("n", n, minimum=4)  # at most MAX_STATE_SIZE sites
         self.forcing = float(forcing)
 
     def vector_field(self, t, x, args):

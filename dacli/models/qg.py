@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dacli.models.base import Dynamics, GridAxis, StateLayout
+from dacli.models.base import MAX_STATE_SIZE, Dynamics, GridAxis, StateLayout, size_parameter
 
 SECONDS_PER_DAY = 86400.0
 EARTH_RADIUS = 6.371e6  # m
@@ -71,8 +71,12 @@ class QuasiGeostrophic(Dynamics):
         ny = nx if ny is None else ny
         length_y = length_x * ny / nx if length_y is None else length_y
         for name, value in (("nx", nx), ("ny", ny)):
-            if int(value) != value or value < 8 or value % 2:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value % 2 or value < 8:
                 raise ValueError(f"{name} must be an even integer >= 8, found {value!r}")
+            size_parameter(name, value, minimum=8)
+        if nx * ny > MAX_STATE_SIZE:
+            raise ValueError(f"nx * ny must be at most {MAX_STATE_SIZE:,} grid points (dacli.models.MAX_STATE_SIZE), "
+                             f"found {nx} * {ny} = {int(nx * ny):,}")
         if deformation_radius <= 0 or length_x <= 0 or length_y <= 0:
             raise ValueError("deformation_radius, length_x and length_y must be positive")
         if coordinates not in ("xy", "latlon"):

@@ -8,7 +8,7 @@ in kelvin, so a reanalysis file in degrees Celsius is converted on reading.
 import jax.numpy as jnp
 import numpy as np
 
-from dacli.models import Dynamics, GridAxis, StateLayout
+from dacli.models import Dynamics, GridAxis, StateLayout, model_factory
 
 
 class RegionalTemperature(Dynamics):
@@ -47,6 +47,7 @@ class RegionalTemperature(Dynamics):
         return field.reshape(-1)
 
 
+@model_factory
 def make_regional(ny: int = 12, nx: int = 16, south: float = 35.0, west: float = -20.0, speed: float = 0.5,
                   diffusion: float = 0.2, relaxation: float = 0.05) -> RegionalTemperature:
     return RegionalTemperature(int(ny), int(nx), float(south), float(west), float(speed), float(diffusion),

@@ -1,13 +1,14 @@
 """A user model living outside dacli — the README's worked example ("Bring your own model").
 
 Linear advection-diffusion on a periodic ring, du/dt = -c du/ds + nu d2u/ds2 (centred
-differences), plus a deliberately broken factory for the error path.
+differences), plus a deliberately broken factory for the error path. A config may name a
+factory only when it is marked with ``@model_factory`` (or name a Dynamics subclass directly).
 """
 
 import jax.numpy as jnp
 import numpy as np
 
-from dacli.models import Dynamics, StateLayout
+from dacli.models import Dynamics, StateLayout, model_factory
 
 
 class AdvectionDiffusionRing(Dynamics):
@@ -27,10 +28,12 @@ class AdvectionDiffusionRing(Dynamics):
         return jnp.sin(2 * jnp.pi * s / self.n) + 0.5 * jnp.cos(6 * jnp.pi * s / self.n)
 
 
+@model_factory
 def make_ring(n: int = 32, speed: float = 1.0, diffusion: float = 0.1) -> AdvectionDiffusionRing:
     return AdvectionDiffusionRing(n=int(n), speed=float(speed), diffusion=float(diffusion))
 
 
+@model_factory
 def not_a_model(**parameters):
     return {"parameters": parameters}
 
@@ -69,9 +72,16 @@ class RoundedRing(AdvectionDiffusionRing):
         return super().vector_field(t, jnp.round(x * 100.0) / 100.0, args)
 
 
+@model_factory
 def make_ring_custom_rule(n: int = 32, speed: float = 1.0, diffusion: float = 0.1, adjoint_scale: float = 1.0):
     return CustomRuleRing(n=int(n), speed=float(speed), diffusion=float(diffusion), adjoint_scale=float(adjoint_scale))
 
 
+@model_factory
 def make_ring_rounded(n: int = 32, speed: float = 1.0, diffusion: float = 0.1):
     return RoundedRing(n=int(n), speed=float(speed), diffusion=float(diffusion))
+
+
+def unmarked_factory(n: int = 32, speed: float = 1.0, diffusion: float = 0.1) -> AdvectionDiffusionRing:
+    """A factory without ``@model_factory``: refused by import path, accepted through an entry point."""
+    return AdvectionDiffusionRing(n=int(n), speed=float(speed), diffusion=float(diffusion))
