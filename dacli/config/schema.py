@@ -103,8 +103,8 @@ class RunConfig(Section):
         "persistent JAX compilation cache: 'auto' ($DACLI_COMPILATION_CACHE, else the user cache folder "
         "$XDG_CACHE_HOME/dacli/jax or ~/.cache/dacli/jax), 'off', or a folder"))
     stop_signal: SignalName | None = Field(default=None, description=(
-        "a signal that, like SIGTERM and SIGINT, stops the run cleanly at the next chunk boundary with a "
-        "checkpoint (Slurm's early warning: --signal=USR1@300 with stop_signal = 'USR1')"))
+        "a signal that, like SIGTERM, SIGINT, SIGUSR1 and SIGUSR2 (always), stops the run cleanly at the "
+        "next safe point (dacli.stop_signals), e.g. 'HUP'; Slurm's --signal=USR1@300 needs no setting"))
     windows_per_chunk: int | None = _count(MAX_WINDOWS, default=None, description=(
         "windows per compiled chunk (default: up to 32, at least four chunks): a stop is honoured and "
         "progress reported at chunk boundaries"))
