@@ -42,6 +42,8 @@ def test_checkpoint_round_trips_and_resume_equals_an_uninterrupted_run(tmp_path)
 
     with pytest.raises(Interrupt):
         train(small_config(tmp_path / "parts"), on_epoch=stop_after_two)
+    with pytest.raises(OutputError, match=r"run/last.eqx holds a stopped training \(epoch 2 of 3 done\); pass --resume"):
+        train(small_config(tmp_path / "parts"), overwrite=True)  # --overwrite alone never drops a checkpoint
     resumed = train(small_config(tmp_path / "parts"), resume=True)
     assert Path(whole.files["last"]).read_bytes().split(b"\n", 1)[1] == Path(resumed.files["last"]).read_bytes().split(b"\n", 1)[1]
     assert whole.summary["validation_rmse"] == resumed.summary["validation_rmse"]
@@ -96,6 +98,14 @@ def test_refusals(tmp_path):
     train(config)
     with pytest.raises(OutputError, match="exist; pass --overwrite to start afresh or --resume to continue"):
         train(config)
+    train(config, overwrite=True)  # a finished training's files: --overwrite replaces them
+    (tmp_path / "run" / "last.eqx").write_text("a stopped run's checkpoint, damaged\n")
+    with pytest.raises(OutputError, match=r"holds a stopped training \(unreadable: checkpoint .*"):
+        train(config, overwrite=True)
+    with pytest.raises(ConfigError, match="give one"):
+        train(config, resume=True, restart=True)
+    train(config, overwrite=True, restart=True)
+    assert (tmp_path / "run" / "last.eqx").read_bytes().startswith(b"{")
     wider = small_config(tmp_path, "train.epochs=1", "network.hidden=8")
     with pytest.raises(ConfigError, match=r"was written with different network"):
         train(wider, resume=True)

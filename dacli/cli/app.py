@@ -252,6 +252,8 @@ def train(
     config: ConfigPath,
     set_: SetOption = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from <train.directory>/last.eqx.")] = False,
+    restart: Annotated[bool, typer.Option("--restart", help=(
+        "Discard a stopped training's checkpoint (<train.directory>/last.eqx) and start afresh."))] = False,
     overwrite: OverwriteOption = False,
     json_: JsonOption = False,
     quiet: QuietOption = False,
@@ -274,7 +276,7 @@ def train(
 
         with TrainingProgress(quiet) as progress:
             return run_train(_load(config, set_, device, precision), resume=resume, overwrite=overwrite,
-                             on_batch=progress.batch, on_epoch=progress.epoch)
+                             restart=restart, on_batch=progress.batch, on_epoch=progress.epoch)
 
     result = _guard(traceback, action)
     s = result.summary

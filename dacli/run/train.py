@@ -196,7 +196,7 @@ def _stopped(stop: StopSignals, where: str, checkpoint: Path) -> Interrupted:
                        "command with --resume to finish", stop.requested())
 
 
-def train(config: Config, *, resume: bool = False, overwrite: bool = False, on_epoch=None,
+def train(config: Config, *, resume: bool = False, overwrite: bool = False, restart: bool = False, on_epoch=None,
           on_batch=None) -> TrainResult:
     """Train (see the module docstring); ``on_epoch(record)`` is called after each epoch's checkpoint,
     ``on_batch(epoch, epochs, batch, batches, loss)`` after each optimiser step (1-based counts).
@@ -213,10 +213,29 @@ def train(config: Config, *, resume: bool = False, overwrite: bool = False, on_e
         return tune(config, overwrite=overwrite)
     _require(config)
     with StopSignals(config.run.stop_signal) as stop:  # from the start: a signal while compiling counts too
-        return _train(config, stop, resume=resume, overwrite=overwrite, on_epoch=on_epoch, on_batch=on_batch)
+        return _train(config, stop, resume=resume, overwrite=overwrite, restart=restart, on_epoch=on_epoch,
+                      on_batch=on_batch)
 
 
-def _train(config: Config, stop: StopSignals, *, resume: bool, overwrite: bool, on_epoch, on_batch) -> TrainResult:
+def _stopped_training(path: Path) -> str | None:
+    """'epoch 2 of 3 done' when ``path`` is a stopped training's checkpoint, None when absent or finished."""
+    from dacli.io.checkpoints import read_header
+
+    if not path.exists():
+        return None
+    try:
+        header = read_header(path)
+        epochs = header["train"]["epochs"]
+        done, batch = header["epoch"], header.get("batch", 0)
+    except (DataError, KeyError, TypeError) as exc:
+        return f"unreadable: {exc}"
+    if done >= epochs and not batch:
+        return None
+    return f"epoch {done} of {epochs} done" + (f" and batch {batch} of epoch {done + 1}" if batch else "")
+
+
+def _train(config: Config, stop: StopSignals, *, resume: bool, overwrite: bool, restart: bool, on_epoch,
+           on_batch) -> TrainResult:
     from dacli.run.runtime import configure
 
     configure(config.run.precision, config.run.device, config.run.compilation_cache)
@@ -234,11 +253,20 @@ def _train(config: Config, stop: StopSignals, *, resume: bool, overwrite: bool, 
     directory = Path(settings.directory)
     files = {"last": directory / "last.eqx", "metrics": directory / "metrics.json", "curves": directory / "loss.png",
              "best": Path(config.network.checkpoint)}
+    if resume and restart:
+        raise ConfigError(["--resume continues the stopped training from its checkpoint, --restart discards it: give one"])
     if not resume:
         existing = [str(p) for p in files.values() if p.exists()]
         if existing and not overwrite:
             raise OutputError(f"output file(s) {', '.join(existing)} exist; pass --overwrite to start afresh or "
                               "--resume to continue the training")
+        stopped = _stopped_training(files["last"])
+        if stopped is not None and not restart:
+            raise OutputError(f"{files['last']} holds a stopped training ({stopped}); pass --resume to continue it or "
+                              "--restart to discard it and start afresh (--overwrite replaces a finished training's "
+                              "files, not a checkpoint)")
+        if stopped is not None:
+            log.warning("--restart: discarding the checkpoint %s (%s) and starting afresh", files["last"], stopped)
     elif not files["last"].exists():
         raise DataError(f"--resume: no checkpoint {files['last']} to continue from (train.directory = {directory})")
 
