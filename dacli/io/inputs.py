@@ -12,7 +12,9 @@ same way for every kind of input:
 3. **time**: the ``time`` coordinate is decoded with its own CF ``units`` and ``calendar`` and
    converted to model time (:mod:`dacli.io.times`); without units it is refused unless the
    file is declared ``model_time = true``; a file without a time coordinate is refused when
-   one is needed;
+   one is needed. A ``time`` of standard name ``forecast_reference_time`` (a forecast file:
+   the forecasts' start times) is replaced by the valid time over the same dimensions (after
+   selecting one lead time), which is said in a note; without one the file is refused;
 4. **grid** (gridded files): each model grid axis is looked up in the file's coordinate by
    value — within 1e-3 of the grid spacing, longitudes modulo 360 — so that descending axes
    (reanalysis latitudes 90 .. -90) are flipped and a larger (e.g. global) grid is cropped to
@@ -42,6 +44,7 @@ from dacli.io.times import TimeAxis
 log = logging.getLogger("dacli")
 
 SELECT_TOLERANCE = 1e-6  # relative (absolute below 1) distance of a select value from the coordinate value
+FORECAST_REFERENCE_TIME = "forecast_reference_time"  # CF standard name of a forecast's start time
 GRID_TOLERANCE = 1e-3  # fraction of the grid spacing within which a file coordinate is a model grid point
 
 
@@ -164,10 +167,15 @@ def _decode_time(dataset: xr.Dataset, label: str, what: str, mapping: FileMappin
         found = ", ".join(sorted(map(str, dataset.variables))) or "none"
         raise DataError(f"{what} file {label}: no time coordinate 'time'; the file has: {found}. Map the file's time "
                         "with dims = { time = \"valid_time\" } (its name in the file)")
-    variable = dataset["time"]
+    name = "time"
+    if dataset["time"].attrs.get("standard_name") == FORECAST_REFERENCE_TIME:
+        name = _valid_time(dataset, label, what, mapping)
+        notes.append(f"time coordinate {mapping.dims.get('time', 'time')!r} holds the forecasts' reference (start) "
+                     f"times; each field is dated by its valid time {name!r} instead")
+    variable = dataset[name]
     if variable.dtype.kind not in "biuf":
-        raise DataError(f"{what} file {label}: time coordinate 'time' holds {variable.dtype} values; expected numbers "
-                        "with CF units ('<unit> since <date>')")
+        raise DataError(f"{what} file {label}: time coordinate {name!r} holds {variable.dtype} values; expected "
+                        "numbers with CF units ('<unit> since <date>')")
     values = np.asarray(variable.values, dtype=float)
     units, calendar = variable.attrs.get("units"), variable.attrs.get("calendar")
     if mapping.model_time:
@@ -176,10 +184,39 @@ def _decode_time(dataset: xr.Dataset, label: str, what: str, mapping: FileMappin
                         what, label, units, time_axis.units)
         notes.append("time numbers taken as model time (model_time = true)")
         return values
-    times, note = time_axis.from_file(values, units, calendar, f"{what} file {label}, time coordinate 'time'")
+    times, note = time_axis.from_file(values, units, calendar, f"{what} file {label}, time coordinate {name!r}")
     if note:
         notes.append(note)
     return times
+
+
+def _valid_time(dataset: xr.Dataset, label: str, what: str, mapping: FileMapping) -> str:
+    """The name of the valid time of a file whose ``time`` is a forecast reference time, or a DataError.
+
+    A forecast file (dacli forecast's, or any CF tool's) stores ``time`` = the forecasts' start times
+    and the valid time (start + lead) as another coordinate of standard name ``time``; once one lead
+    time is selected (``select = { lead_time = ... }``) that valid time runs along ``time`` too. Taking
+    the start times instead would date every field a lead time too early.
+    """
+    shape = dataset["time"].dims
+    candidates = [str(name) for name, variable in dataset.variables.items()
+                  if name != "time" and variable.attrs.get("standard_name") == "time"]
+    usable = [name for name in candidates if dataset[name].dims == shape]
+    if usable:
+        return "valid_time" if "valid_time" in usable else usable[0]
+    leads = sorted({str(dim) for name in candidates for dim in dataset[name].dims if dim not in shape}
+                   | {str(name) for name, variable in dataset.variables.items()
+                      if variable.attrs.get("standard_name") == "forecast_period" and variable.ndim == 1})
+    reference = mapping.dims.get("time", "time")
+    if leads:
+        hint = (f"select one lead time with select = {{ {leads[0]} = ... }}: the valid time "
+                f"({', '.join(candidates) or 'reference time + lead time'}) then dates each field")
+    else:
+        hint = ("the file has no valid time (a coordinate of standard name 'time' over the same dimensions) to take "
+                "instead; add one, or map the valid time with dims = { time = \"...\" }")
+    raise DataError(f"{what} file {label}: time coordinate {reference!r} holds forecast reference times (standard "
+                    f"name {FORECAST_REFERENCE_TIME!r}): the forecasts' start times, not the times their fields are "
+                    f"valid at; {hint}")
 
 
 def _align_grid(dataset: xr.Dataset, label: str, what: str, layout, notes: list[str], dims: dict) -> xr.Dataset:

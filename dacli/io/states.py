@@ -24,6 +24,10 @@ from dacli.models.base import StateLayout
 
 log = logging.getLogger("dacli")
 
+# A stored time this fraction of the tolerance (half a model step) away from the time asked is that
+# time (round-off of CF conversions, float32 files); farther, the nearest state is another time: said.
+SAME_TIME = 1e-3
+
 
 def coordinates(layout: StateLayout, times: np.ndarray, time_axis: TimeAxis) -> dict[str, xr.Variable]:
     """CF coordinate variables for ``times`` (model times) and the model grid."""
@@ -140,12 +144,17 @@ def state_at(times: np.ndarray, states: np.ndarray, time: float, path, what: str
              interpolate: bool = False, time_axis: TimeAxis | None = None) -> np.ndarray:
     """The state at ``time``: the file's state within ``tolerance``, else (``interpolate``) the linear
     interpolation between the two states around it, else a :class:`DataError` naming the time
-    asked and the times present (as dates where ``time_axis`` is given)."""
+    asked and the times present (as dates where ``time_axis`` is given). A state that is not at
+    ``time`` itself (farther than round-off) is logged as a warning, naming both times."""
     times = np.asarray(times, float)
     distance = np.abs(times - time)
-    if distance.min() <= tolerance:
-        return states[int(np.argmin(distance))]
     show = time_axis.describe if time_axis is not None else (lambda t: f"{t:g}")
+    nearest = int(np.argmin(distance))
+    if distance[nearest] <= tolerance:
+        if distance[nearest] > SAME_TIME * tolerance:
+            log.warning("%s file %s: holds no state at exactly model time %s; its state at %s is used, %.6g away "
+                        "(within %g)", what, path, show(time), show(times[nearest]), distance[nearest], tolerance)
+        return states[nearest]
     if interpolate and times.min() < time < times.max():
         order = np.argsort(times)
         right = int(np.searchsorted(times[order], time))

@@ -75,7 +75,7 @@ class Starts:
 def choose_starts(config: Config, layout, initial, start_times: Sequence[float] | None, all_windows: bool) -> Starts:
     """The initial times and states (see the module docstring)."""
     from dacli.io.forecast import read_starting_states
-    from dacli.io.states import states_at
+    from dacli.io.states import SAME_TIME, states_at
     from dacli.run.assimilate import initial_background
 
     tolerance = 0.5 * config.model.dt
@@ -102,6 +102,15 @@ def choose_starts(config: Config, layout, initial, start_times: Sequence[float] 
     wanted = np.array(start_times, float)  # a copy: window ends replace the times they stand for
     what = "--from analysis" if source.kind == "analysis" else "--from state"
     states = states_at(source.times, source.states, wanted, initial, what, tolerance)
+    # A stored time up to half a model step away stands for the time asked: the forecast starts at
+    # the stored time (its state's time), and says so, rather than relabel that state.
+    stored = states_at(source.times, source.times[:, None], wanted, initial, what, tolerance)[:, 0]
+    moved = np.abs(stored - wanted) > SAME_TIME * tolerance
+    describe = config.time.axis().describe
+    for asked, used in zip(wanted[moved], stored[moved]):
+        log.warning("%s file %s: holds no state at exactly --start-time %s; starting from its state at %s, %.6g away",
+                    what, initial, describe(asked), describe(used), abs(used - asked))
+    wanted[moved] = stored[moved]
     at_end = np.zeros(len(wanted), bool)
     if ends is not None:
         nearest = np.argmin(np.abs(ends[None, :] - wanted[:, None]), axis=1)

@@ -42,6 +42,8 @@ def validate(config: Config) -> dict:
     counts = observations_per_window(observations, schedule)
     # size of background.state, or the file's state at the first (selected) window's start
     initial_background(config, layout, float(schedule.starts[0]))
+    if config.window.select is not None and config.background.path is not None:
+        summary["background_start"] = time_axis.describe(float(schedule.starts[0]))  # the state read, of a range
     method = config.method
     plan = plan_method(config, layout.size, schedule.steps, padded_capacity(int(counts.max())))
     covariances = [config.background.covariance]
