@@ -19,6 +19,7 @@ import fcntl
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -301,3 +302,24 @@ def test_srun_two_tasks_forecast_through_jax_distributed_equals_one_process(slur
     assert (summary["processes"], summary["output"]) == (2, "two.nc")
     assert stderr.count("wrote two.nc") == 1, stderr[-4000:]
     assert_same_variables(workspace / "two.nc", workspace / "one.nc")
+
+
+def test_srun_two_tasks_sweep_through_jax_distributed_equals_one_process(slurm, tmp_path):
+    """``srun -n 2 dacli sweep``: each task runs its share of the values (jax.distributed from Slurm's
+    variables), the results are all-gathered, and only process 0 writes the table and prints the one
+    JSON document — the rows of a one-process sweep."""
+    workspace = copy_workspace(tmp_path)
+    sweep = ["dacli", "sweep", "configs/lorenz96.toml", "--set", "window.count=4", "--values",
+             "background.covariance.std=0.5,1.0,2.0", "--json"]
+    job = slurm.sbatch("--ntasks=2", *SMALL, "--output=sweep-%j.out", "--error=sweep-%j.err",
+                       "--wrap", shlex.join(["srun", *sweep, "--out", "two.csv"]), cwd=workspace)
+    alone = json.loads(slurm.dacli(*sweep[1:], "--out", "one.csv", "-q", cwd=workspace).stdout)
+    [record] = slurm.wait(job, timeout=JOB_SECONDS)
+    stderr = (workspace / f"sweep-{job}.err").read_text()
+    assert (record["JobState"], record["ExitCode"]) == ("COMPLETED", "0:0"), stderr[-4000:]
+    together = json.loads((workspace / f"sweep-{job}.out").read_text())  # one document, from process 0
+    assert together["processes"] == 2 and "process 1 of 2 runs values 3 to 3" in stderr
+    for row_two, row_one in zip(together["rows"], alone["rows"], strict=True):  # see test_parallel.py's sweep test
+        assert row_two["analysis_rmse"] == pytest.approx(row_one["analysis_rmse"], rel=1e-6)
+        assert row_two["cost_final_mean"] == pytest.approx(row_one["cost_final_mean"], rel=1e-6)
+    assert (workspace / "two.csv").is_file()

@@ -388,13 +388,17 @@ def sweep(
 
             check_writable(out, overwrite)
         result = run_sweep(cfg, key, numbers)
-        if out is not None:
+        if out is not None and result.process == 0:  # a multi-process launch: process 0 writes the table
             write_table(result, out, overwrite)
             result.summary["table"] = str(out)
         return result
 
     result = _guard(traceback, action)
     log = logging.getLogger("dacli")
+    if result.process != 0:  # a multi-process launch: process 0 reports
+        log.debug("process %d of %d: ran its share of the values; process 0 reports", result.process,
+                  result.summary["processes"])
+        return
     for row in result.rows:
         rmse = (f", RMSE background {row['background_rmse']:.4g} -> analysis {row['analysis_rmse']:.4g}"
                 if "analysis_rmse" in row else "")

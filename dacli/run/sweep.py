@@ -3,7 +3,9 @@
 The DAPPER habit of judging a method by a table of RMSE over its parameters: every value of the
 swept key is one whole cycled run (its own backgrounds, window after window), and the runs are
 independent, so they go through one compiled program — vmapped over the values and sharded over
-the local devices (:func:`dacli.parallel.map_sharded`), chunk of windows by chunk of windows.
+the local devices (:func:`dacli.parallel.map_sharded`), chunk of windows by chunk of windows;
+launched as several processes (``srun -n N``), each runs its share of the values and the results
+are all-gathered (:mod:`dacli.parallel.distributed`), process 0 reporting.
 A value enters the method as a log factor on the configured scale (the same mechanism as
 ``dacli train``'s tuning, :class:`dacli.tuning.hyperparameters.Tunable`), so one compilation
 serves every value. Swept keys: ``background.covariance.std`` and
@@ -39,6 +41,7 @@ class SweepResult:
     key: str
     rows: list[dict]
     summary: dict
+    process: int = 0  # this process's index in a multi-process launch; process 0 reports and writes the table
 
 
 def parse_values(text: str) -> tuple[str, list[float]]:
@@ -78,15 +81,16 @@ def sweep(config: Config, key: str, values: list[float]) -> SweepResult:
 
 
 def _sweep(config: Config, stop, key: str, values: list[float]) -> SweepResult:
+    from dacli.parallel import allgather_shares, initialize_distributed, map_sharded, process_share
     from dacli.run.runtime import configure, describe_device
 
+    process, processes = initialize_distributed()  # under srun with several tasks: before JAX starts
     configure(config.run.precision, config.run.device, config.run.compilation_cache)
     import jax
     import jax.numpy as jnp
 
     from dacli.diagnostics.metrics import rmse_per_time, time_mean
     from dacli.io.states import states_at
-    from dacli.parallel import map_sharded
     from dacli.run.assimilate import chunk_size, prepare_inputs
     from dacli.tuning.hyperparameters import Tunable
 
@@ -100,21 +104,27 @@ def _sweep(config: Config, stop, key: str, values: list[float]) -> SweepResult:
     tunable = Tunable(problem.method, (parameter,))  # the method as configured, one scale exposed
     step = sweep_step(tunable, parameter, schedule.steps_per_shift)
     count = len(values)
+    if count < processes:
+        raise ConfigError([f"--values: {count} value(s) for {processes} processes; each process runs at least one "
+                           "value: give more values or launch fewer tasks"])
+    share = process_share(count, process, processes)  # this process's values (all of them in one process)
     chunk = chunk_size(schedule.count, config.run.windows_per_chunk)
-    log.info("sweep of %s over %s: %d cycled runs of %d windows as one program (%s)", key,
-             ", ".join(f"{v:g}" for v in values), count, schedule.count, describe_device())
+    log.info("sweep of %s over %s: %d cycled runs of %d windows as one program (%s)%s", key,
+             ", ".join(f"{v:g}" for v in values), count, schedule.count, describe_device(),
+             f"; process {process} of {processes} runs values {share.start + 1} to {share.stop}" if processes > 1 else "")
 
-    backgrounds = jnp.tile(jnp.asarray(inputs.background, dtype), (count, 1))
-    thetas = jnp.asarray(factors, dtype)
+    local = len(share)
+    backgrounds = jnp.tile(jnp.asarray(inputs.background, dtype), (local, 1))
+    thetas = jnp.asarray(factors[share.start:share.stop], dtype)
     trajectories, background_trajectories, costs, iterations, converged = [], [], [], [], []
     stacked = packed.stacked()
     for first in range(0, schedule.count, chunk):
         stop.raise_if_requested(f"before window {first + 1} of {schedule.count}",
                                 "a sweep keeps no checkpoint: rerun the same command")
         indices = np.minimum(np.arange(first, first + chunk), schedule.count - 1)
-        starts = np.broadcast_to(schedule.starts[indices], (count, chunk))
-        obs = jax.tree_util.tree_map(lambda a: np.broadcast_to(a[indices], (count, *a[indices].shape)), stacked)
-        active = np.broadcast_to(np.arange(first, first + chunk) < schedule.count, (count, chunk))
+        starts = np.broadcast_to(schedule.starts[indices], (local, chunk))
+        obs = jax.tree_util.tree_map(lambda a: np.broadcast_to(a[indices], (local, *a[indices].shape)), stacked)
+        active = np.broadcast_to(np.arange(first, first + chunk) < schedule.count, (local, chunk))
         backgrounds, results = map_sharded(step, backgrounds, thetas, jnp.asarray(starts, dtype),
                                            jax.tree_util.tree_map(jnp.asarray, obs), jnp.asarray(active))
         kept = slice(0, min(chunk, schedule.count - first))
@@ -126,6 +136,9 @@ def _sweep(config: Config, stop, key: str, values: list[float]) -> SweepResult:
         converged.append(results.converged)
     trajectories, background_trajectories = np.concatenate(trajectories, 1), np.concatenate(background_trajectories, 1)
     costs, iterations, converged = (np.concatenate(a, 1) for a in (costs, iterations, converged))
+    if processes > 1:  # every process gets every value's results (a collective: all processes call it)
+        trajectories, background_trajectories, costs, iterations, converged = allgather_shares(
+            (trajectories, background_trajectories, costs, iterations, converged), count)
     if not (np.all(np.isfinite(trajectories)) and np.all(np.isfinite(costs))):
         bad = int(np.argwhere(~np.isfinite(costs).all(axis=1) | ~np.isfinite(trajectories).reshape(count, -1).all(1))[0, 0])
         raise NumericalError(f"the run with {key} = {values[bad]:g} produced non-finite values (NaN/Inf); "
@@ -151,8 +164,8 @@ def _sweep(config: Config, stop, key: str, values: list[float]) -> SweepResult:
         rows.append(row)
     best = min(rows, key=lambda r: r.get("analysis_rmse", r["cost_final_mean"]))
     summary = {"key": key, "values": values, "rows": rows, "best": best, "device": describe_device(),
-               "devices": len(jax.local_devices()), "precision": config.run.precision}
-    return SweepResult(key, rows, summary)
+               "devices": len(jax.local_devices()), "processes": processes, "precision": config.run.precision}
+    return SweepResult(key, rows, summary, process)
 
 
 def write_table(result: SweepResult, path, overwrite: bool) -> None:
