@@ -230,6 +230,9 @@ class ObservationsConfig(InputFileConfig):
         default_factory=lambda: [0], description=f"ioda: PreQC flag values kept (int32: {INT32_MIN:,} to {INT32_MAX:,})")
 
 
+CORRELATED_KINDS = ("gaussian", "matern32")  # covariance kinds with a correlation length (dacli.covariances.spectral.SHAPES)
+
+
 class CovarianceConfig(Section):
     """B = D C D with D = diag(std): C = I (diagonal), Gaussian correlation, or a matrix from a file."""
 
@@ -242,7 +245,7 @@ class CovarianceConfig(Section):
 
     @model_validator(mode="after")
     def _fields_match_kind(self) -> "CovarianceConfig":
-        correlated = self.kind in ("gaussian", "matern32")
+        correlated = self.kind in CORRELATED_KINDS
         if correlated and self.length_scale is None:
             raise ValueError(f"kind = {self.kind!r} needs length_scale (in the grid coordinates' units)")
         if not correlated and self.length_scale is not None:

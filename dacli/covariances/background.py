@@ -14,6 +14,7 @@ from __future__ import annotations
 import lineax as lx
 import numpy as np
 
+from dacli.covariances.spectral import SHAPES
 from dacli.models.base import StateLayout
 
 
@@ -81,7 +82,7 @@ def background_sqrt_operator(
     sigma = std_vector(std, layout)
     if kind == "diagonal":
         return lx.DiagonalLinearOperator(np.asarray(sigma, dtype=dtype))
-    if kind in ("gaussian", "matern32"):
+    if kind in SHAPES:
         if len(layout.axes) == 2:
             return _spectral_sqrt(layout, float(length_scale), kind, sigma, dtype)
         if not layout.axes:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dacli.config.schema import Config
+from dacli.config.schema import CORRELATED_KINDS, Config
 from dacli.errors import ConfigError
 from dacli.observations.windows import whole_steps
 
@@ -157,7 +157,7 @@ def _background_error(config: Config, layout, rng, dtype) -> np.ndarray:
     """A unit-variance error draw: white, or correlated like the configured B (C^{1/2} xi)."""
     covariance = config.background.covariance
     noise = rng.normal(0.0, 1.0, layout.size)
-    if covariance.kind not in ("gaussian", "matern32"):
+    if covariance.kind not in CORRELATED_KINDS:
         return noise
     from dacli.covariances.background import background_sqrt_operator
 

@@ -22,19 +22,18 @@ from pathlib import Path
 
 import numpy as np
 
-from dacli.config.schema import Config, TuneConfig
+from dacli.config.schema import CORRELATED_KINDS, Config, TuneConfig
 from dacli.errors import ConfigError, NumericalError, OutputError
 from dacli.observations.windows import whole_steps
 
 log = logging.getLogger("dacli")
 
 CLASSICAL = ("strong4dvar", "weak4dvar", "3dvar")
-CORRELATED = ("gaussian", "matern32")
 
 
 def default_parameters(config: Config) -> list[str]:
     names = ["background_std"]
-    if config.background.covariance.kind in CORRELATED:
+    if config.background.covariance.kind in CORRELATED_KINDS:
         names.append("length_scale")
     if config.method.kind == "weak4dvar":
         names.append("model_error_std")
@@ -54,7 +53,7 @@ def check_tunable(config: Config) -> list[str]:
     if config.simulate is None:
         problems.append("simulate: section missing; dacli train needs [simulate] (how the tuning windows are observed)")
     covariance = config.background.covariance
-    if "length_scale" in names and covariance.kind not in CORRELATED:
+    if "length_scale" in names and covariance.kind not in CORRELATED_KINDS:
         problems.append(f"tune.parameters: length_scale needs a correlated B (background.covariance.kind = "
                         f"'gaussian' or 'matern32'), not {covariance.kind!r}")
     if "model_error_std" in names and config.method.kind != "weak4dvar":
@@ -155,7 +154,7 @@ def prepare(config: Config) -> Prepared:
             raise ConfigError([f"tune.parameters: {exc}"]) from None
     true_kind = "diagonal"  # the twin's true B: uncorrelated, or correlated with B's shape (gaussian by default)
     if settings.background_error_length_scale is not None:
-        true_kind = covariance.kind if covariance.kind in CORRELATED else "gaussian"
+        true_kind = covariance.kind if covariance.kind in CORRELATED_KINDS else "gaussian"
     true_root = np.asarray(background_sqrt_operator(true_kind, sim.background_error_std, layout,
                                                     settings.background_error_length_scale, np.float64).as_matrix())
     seed = settings.seed if settings.seed is not None else config.run.seed + 1
