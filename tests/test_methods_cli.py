@@ -119,6 +119,8 @@ BASE = "configs/lorenz96.toml"
      "method.model_error.subwindows: 3 sub-windows do not divide the window's 4 model steps"),
     (['method.kind="weak4dvar"', 'method.model_error={subwindow_length=0.15, covariance={std=0.1}}'],
      "method.model_error.subwindow_length: 0.15 does not divide the window (4 steps of 0.05)"),
+    (['method.kind="weak4dvar"', 'method.model_error={subwindow_length=0.07, covariance={std=0.1}}'],
+     "method.model_error.subwindow_length: 0.07 is not a whole number of model steps (model.dt = 0.05)"),
     (['method.incremental={outer_loops=2}'],
      "method: [method.incremental] only applies to the incremental formulation; set formulation = 'incremental' "
      "or remove the table"),

@@ -76,15 +76,15 @@ def build_covariance_sqrt(covariance, key: str, layout, dtype):
 
 def subwindow_count(config: MethodConfig, window_steps: int, dt: float) -> int:
     """Weak constraint: the number of sub-windows, which must divide the window's model steps."""
+    from dacli.observations.windows import whole_steps
+
     model_error = config.model_error
     if model_error.subwindows is not None:
         count, key = model_error.subwindows, "method.model_error.subwindows"
     else:
-        steps = model_error.subwindow_length / dt
         key = "method.model_error.subwindow_length"
-        if abs(steps - round(steps)) > 1e-6 * max(1.0, steps) or round(steps) < 1:
-            raise ConfigError([f"{key}: {model_error.subwindow_length} is not a whole number of model steps (model.dt = {dt})"])
-        count = window_steps // round(steps) if window_steps % round(steps) == 0 else 0
+        steps = whole_steps(model_error.subwindow_length, dt, key)
+        count = window_steps // steps if window_steps % steps == 0 else 0
         if count == 0:
             raise ConfigError([f"{key}: {model_error.subwindow_length} does not divide the window "
                                f"({window_steps} steps of {dt})"])
