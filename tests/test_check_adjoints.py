@@ -108,6 +108,7 @@ def test_non_differentiable_model_fails_the_tangent_linear_test(ring_data):
     assert "tangent-linear test of ring_models:make_ring_rounded: model window" in done.stderr
 
 
+@pytest.mark.slow
 def test_all_builtin_models_and_operators_pass_in_float64():
     from dacli.run.check_adjoints import check_adjoints
 

@@ -172,6 +172,7 @@ def assert_same_variables(path: Path, expected: Path, attributes=()) -> None:
 
 
 # The long pole first: under pytest-xdist it starts while the other worker takes the next tests.
+@pytest.mark.slow
 def test_a_run_longer_than_its_time_limit_is_stopped_requeued_and_resumed(slurm, tmp_path):
     """requeue.sbatch with a real one-minute limit: Slurm's own early signal (--signal=USR1@5)
     stops dacli at a chunk boundary with a checkpoint (exit 143), the script requeues the job, the

@@ -75,6 +75,7 @@ def small_config(tmp_path: Path, covariance: str = GAUSSIAN) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_tuning_recovers_b_and_its_gradient_is_the_implicit_one(cli, tmp_path):
     """B's std configured 3x and its length scale 2x the truth: the tuning lowers the validation
     analysis RMSE and moves both toward the truth; the snippet parses and holds them; a second run
