@@ -21,7 +21,7 @@ def main() -> None:
         from dacli.cli.app import main as run_command_line
 
         run_command_line()
-    except stop_signals.SignalReceived as received:  # while importing or parsing, before any command began
+    except stop_signals.SignalReceived as received:  # while importing, or in a command with no safe point
         sys.stderr.write(f"dacli: {received}\n")
         sys.exit(received.exit_code)
 

@@ -101,3 +101,15 @@ def test_a_signal_after_the_file_was_written(workspace, arguments, target, writt
     assert result.returncode == 0, result.stderr
     assert "received SIGUSR1 after the work was done: ended normally" in result.stderr
     assert (workspace / written).is_file()
+
+
+def test_a_signal_in_a_command_without_a_safe_point(workspace):
+    """dacli simulate has no checkpoint: a stop ends it at once (exit 143, nothing written, no traceback)."""
+    files = lambda: {p: p.stat().st_mtime_ns for p in workspace.rglob("*")}  # noqa: E731
+    before = files()
+    result = _signalled(workspace, "dacli.run.simulate:simulate", "before",
+                        ["simulate", "configs/lorenz96.toml", "--overwrite"])
+    assert result.returncode == 143, result.stderr
+    assert "dacli: stopped by SIGUSR1 before the command finished (nothing to resume: run it again)" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert files() == before  # simulate's three files (in sample_data/) untouched, nothing added

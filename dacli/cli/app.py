@@ -69,9 +69,6 @@ def _guard(traceback: bool, action):
 
             tb.print_exc()
         _fail(str(exc), exc.exit_code)
-    except stop_signals.SignalReceived as received:  # in a command with no safe point to stop at
-        typer.echo(f"dacli: {received}", err=True)
-        raise typer.Exit(received.exit_code) from None
     except KeyboardInterrupt:
         _fail("interrupted", INTERRUPTED_SIGINT)
     except Exception as exc:  # a bug: say so, keep the exit code distinct

@@ -313,17 +313,18 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     key = key.strip()
     if not key or any(not part.strip() for part in key.split(".")):
         raise ConfigError([f"--set {_shown(item)!r}: expected a dotted key such as method.max_steps"])
-    scanner = _KeyScanner(f"v = {raw.strip()}")
-    scanner.scan()
+    text = f"v = {raw.strip()}"
+    scanner = _KeyScanner(text)
+    scanner.scan()  # refuses deep nesting before tomllib recurses into it (RecursionError a few hundred down)
+    levels = scanner.too_deep[2] + key.count(".") if scanner.too_deep else None
     try:
-        if scanner.too_deep is not None:  # tomllib would recurse (a few hundred levels: RecursionError)
-            raise RecursionError
-        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+        value = None if levels is not None else tomllib.loads(text)["v"]
     except tomllib.TOMLDecodeError:
         value = raw.strip()
-    except RecursionError:
-        levels = scanner.too_deep[2] + key.count(".") if scanner.too_deep else "too many"
-        raise ConfigError([f"--set {_shown(item)}: {_dotted(key.split('.'))}: {_too_deep(levels)}"]) from None
+    except RecursionError:  # the scanner's count stopped short (text it could not follow)
+        levels = "too many"
+    if levels is not None:
+        raise ConfigError([f"--set {_shown(item)}: {_dotted(key.split('.'))}: {_too_deep(levels)}"])
     return [part.strip() for part in key.split(".")], value
 
 
