@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dacli.build.registry import MINIMISERS, capabilities
 from dacli.config.schema import MethodConfig
 
 # Gauss-Newton (optimistix) forms the dense Jacobian of the residuals: residuals x controls.
@@ -25,7 +26,7 @@ class Choice:
 def choose_formulation(method: MethodConfig) -> Choice:
     if method.formulation != "auto":
         return Choice(method.formulation, "as configured")
-    if method.kind == "4dvarnet":
+    if capabilities(method.kind).learned:
         return Choice("learned", "4DVarNet: a trained network's solver iterations replace the minimiser")
     if method.kind == "3dfgat":
         return Choice("incremental", "3D-FGAT is defined by its identity tangent-linear model, which only the "
@@ -35,7 +36,6 @@ def choose_formulation(method: MethodConfig) -> Choice:
 
 def choose_minimiser(method: MethodConfig, control_size: int, residual_size: int) -> Choice:
     """The minimiser for ``method`` given the control size and the number of residuals (control + observations)."""
-    from dacli.build.registry import MINIMISERS
 
     formulation = choose_formulation(method).name
     if method.minimiser.lower() != "auto":

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dacli.build.choices import Choice, choose_formulation, choose_minimiser
+from dacli.build.registry import capabilities
 from dacli.build.registry import (
     FORWARD_ADJOINTS,
     METHODS,
@@ -106,7 +107,7 @@ class MethodPlan:
 def plan_method(config: Config, state_size: int, window_steps: int, observation_capacity: int) -> MethodPlan:
     """Formulation, minimiser (sized by control and padded observations) and sub-windows of ``config``."""
     method = config.method
-    if method.kind == "4dvarnet":
+    if capabilities(method.kind).learned:
         network = config.network
         return MethodPlan(choose_formulation(method), Choice(
             f"{network.solver} x {network.iterations}", f"4DVarNet's learned {network.solver} solver, "
@@ -148,7 +149,7 @@ def build_problem(config: Config, window_steps: int, observation_capacity: int =
                                                             "method.model_error.covariance", layout, dtype),
                      subwindows=plan.subwindows)
     formulation, minimiser = plan.formulation, plan.minimiser
-    if method_config.kind == "4dvarnet":
+    if capabilities(method_config.kind).learned:
         from dacli.build.network import load_trained_network
         from dacli.methods.learned import FourDVarNetMethod
 

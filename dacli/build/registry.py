@@ -90,6 +90,34 @@ METHODS = Registry("method kind", {
     "3dfgat": "dacli.methods.threedvar:ThreeDFGAT",
 })
 
+@dataclass(frozen=True)
+class MethodCapabilities:
+    """What a method kind is and can do: commands ask this record, never the kind's name.
+
+    ``learned``: the analysis is a trained network's solver iterations (4DVarNet): it needs
+    ``[network]`` and its trained network file, ``dacli train`` trains it, and it has no
+    minimiser, minimiser adjoint or error scales to sweep. ``label``: how logs and messages
+    name the method.
+    """
+
+    label: str
+    learned: bool = False
+
+
+METHOD_CAPABILITIES = {
+    "strong4dvar": MethodCapabilities("strong-constraint 4DVar"),
+    "weak4dvar": MethodCapabilities("weak-constraint 4DVar"),
+    "3dvar": MethodCapabilities("3DVar"),
+    "3dfgat": MethodCapabilities("3D-FGAT"),
+    "4dvarnet": MethodCapabilities("4DVarNet", learned=True),
+}
+
+
+def capabilities(kind: str) -> MethodCapabilities:
+    """The capability record of the method kind ``kind`` (a validated ``method.kind``)."""
+    return METHOD_CAPABILITIES[kind]
+
+
 FORWARD_ADJOINTS = Registry("forward_adjoint", {
     "RecursiveCheckpointAdjoint": "diffrax:RecursiveCheckpointAdjoint",
     "BacksolveAdjoint": "diffrax:BacksolveAdjoint",

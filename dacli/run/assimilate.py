@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dacli.build.registry import capabilities
 from dacli.config.schema import Config
 from dacli.errors import NumericalError
 
@@ -420,8 +421,9 @@ def check_stepwise(config: Config, problem) -> None:
     from dacli.adjoints.stepping import KStepAdjoint
     from dacli.errors import ConfigError
 
-    if config.method.kind == "4dvarnet" or problem.formulation.name != "nonlinear":
-        what = "4DVarNet" if config.method.kind == "4dvarnet" else f"the {problem.formulation.name} formulation"
+    learned = capabilities(config.method.kind).learned
+    if learned or problem.formulation.name != "nonlinear":
+        what = "4DVarNet" if learned else f"the {problem.formulation.name} formulation"
         raise ConfigError([f"run.minimiser_steps_per_chunk: steps an optimistix minimisation (the nonlinear "
                            f"formulation); {what} runs each window in one compiled program — use "
                            "run.windows_per_chunk = 1 to bound the wait for a stop instead"])

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dacli.build.registry import capabilities
 from dacli.config.schema import Config
 from dacli.errors import ConfigError
 
@@ -119,7 +120,7 @@ def check_adjoints(config: Config | None, *, precision: str = "float64", device:
     cache = "auto"
     if config is not None:
         precision, device, cache = config.run.precision, config.run.device, config.run.compilation_cache
-        if config.method.kind == "4dvarnet":
+        if capabilities(config.method.kind).learned:
             raise ConfigError(["method.kind: check-adjoints checks the variational methods' gradients; 4DVarNet's "
                                "(its solver adjoints) are checked by dacli's tests — use a 4DVar config of the same model"])
     configure(precision, device, cache)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dacli.build.registry import capabilities
 from dacli.config.schema import Config
 from dacli.errors import ConfigError, NumericalError
 
@@ -94,7 +95,7 @@ def _sweep(config: Config, stop, key: str, values: list[float]) -> SweepResult:
     from dacli.run.assimilate import chunk_size, prepare_inputs
     from dacli.tuning.hyperparameters import Tunable
 
-    if config.method.kind == "4dvarnet":
+    if capabilities(config.method.kind).learned:
         raise ConfigError(["dacli sweep: sweeps the error scales of a variational method; 4DVarNet has none"])
     factors = _log_factors(config, key, values)
     inputs = prepare_inputs(config)

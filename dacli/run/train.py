@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dacli.build.registry import capabilities
 from dacli.config.schema import Config
 from dacli.errors import ConfigError, DataError, OutputError
 from dacli.observations.windows import whole_steps
@@ -204,7 +205,7 @@ def train(config: Config, *, resume: bool = False, overwrite: bool = False, rest
     A classical method (strong4dvar, weak4dvar, 3dvar) has no network: its hyperparameters are
     tuned instead (:mod:`dacli.run.tune`).
     """
-    if config.method.kind != "4dvarnet":
+    if not capabilities(config.method.kind).learned:
         from dacli.run.tune import tune
 
         if resume:

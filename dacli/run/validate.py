@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dacli.build.registry import capabilities
 from dacli.config.schema import Config
 
 
@@ -63,7 +64,7 @@ def validate(config: Config) -> dict:
                                                       FileMapping.of(config.background))[0])
     if config.truth is not None:
         summary["truth_times"] = len(read_truth(config, layout)[0])
-    if method.kind == "4dvarnet":  # the trained network must exist (it is checked against the run when loaded)
+    if capabilities(method.kind).learned:  # the trained network must exist (it is checked against the run when loaded)
         from dacli.io.checkpoints import read_header
 
         header = read_header(config.network.checkpoint)
