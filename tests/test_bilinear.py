@@ -7,7 +7,7 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from dacli.observations.bilinear import bilinear_weights  # noqa: E402
+from dacli.io.interpolation import bilinear_weights  # noqa: E402
 from dacli.observations.operator import WindowObservations, apply_observation_operator  # noqa: E402
 
 Y = np.linspace(0.0, 70.0, 8)  # spacing 10

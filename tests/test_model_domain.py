@@ -17,7 +17,7 @@ from dacli.build.problem import build_dynamics
 from dacli.config.schema import ModelConfig
 from dacli.models.base import GridAxis, StateLayout
 from dacli.models.qg import METRES_PER_DEGREE, QuasiGeostrophic
-from dacli.observations.sets import interpolation_weights
+from dacli.io.interpolation import interpolation_weights
 from dacli.observations.tracks import axis_extent, track_positions
 
 CENTER_LAT, CENTER_LON = 38.0, -60.0

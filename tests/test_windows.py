@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from dacli.errors import ConfigError, DataError
+from dacli.io.interpolation import interpolation_weights
+from dacli.io.observation_set import POINTS, ObservationSet
 from dacli.models.base import StateLayout
-from dacli.observations.sets import POINTS, ObservationSet, interpolation_weights
 from dacli.observations.windows import make_schedule, pack_observations
 
 

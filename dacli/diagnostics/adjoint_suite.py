@@ -74,7 +74,7 @@ class SuiteTolerances:
             checks=Tolerances.for_dtype(dtype),
             exact_strategy=1e-10 if float64 else 1e-4,
             # BacksolveAdjoint re-solves the dynamics backwards: approximate by design
-            # (measured 1.4e-3 on a 20-step Lorenz-96 window, ../shared/CONVENTIONS.md).
+            # (measured 1.4e-3 on a 20-step Lorenz-96 window).
             backsolve=1e-2 if float64 else 5e-2,
             # Full unrolling is limited by the minimiser's own convergence; implicit, one-step and
             # k-step are exact only at the optimum.

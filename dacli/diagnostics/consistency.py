@@ -17,16 +17,13 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-# qc_flag values of the observation-space diagnostics file
-QC_FLAGS = {
-    0: "assimilated",
-    1: "missing_value_or_invalid_error",
-    2: "off_model_time_grid",
-    3: "outside_every_window",
-}
+from dacli.io.observation_set import QC_FLAGS, ObservationSet
+from dacli.observations.windows import PackedObservations
+
+__all__ = ["QC_FLAGS", "Desroziers", "desroziers", "qc_flags"]
 
 
-def qc_flags(observations, packed) -> np.ndarray:
+def qc_flags(observations: ObservationSet, packed: PackedObservations) -> np.ndarray:
     """One flag per observation of the set (see :data:`QC_FLAGS`)."""
     used = np.zeros(len(observations), bool)
     used[packed.source[packed.mask]] = True

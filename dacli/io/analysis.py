@@ -10,7 +10,7 @@ import xarray as xr
 
 from dacli import __version__
 from dacli.io.states import coordinates, variable_attributes
-from dacli.models.base import StateLayout
+from dacli.layout import StateLayout
 
 REFERENCES = (
     "Le Dimet & Talagrand (1986) Tellus 38A; Courtier, Thepaut & Hollingsworth (1994) QJRMS 120; "

@@ -16,7 +16,7 @@ import numpy as np
 import xarray as xr
 
 from dacli import __version__
-from dacli.diagnostics.consistency import QC_FLAGS
+from dacli.io.observation_set import QC_FLAGS
 
 
 def location_variables(location: np.ndarray, layout) -> dict[str, xr.Variable]:

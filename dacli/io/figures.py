@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
@@ -20,11 +22,8 @@ from dacli.io.atomic import write_atomically
 
 
 def _figure():
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, no display
-    import matplotlib.pyplot as plt
-
+    """pyplot, drawing with the Agg backend: files only, no display (set at first use, not on import)."""
+    matplotlib.use("Agg")
     return plt
 
 

@@ -24,7 +24,7 @@ from dacli.io.analysis import global_attributes, without_fill_on_coordinates
 from dacli.io.netcdf import open_netcdf
 from dacli.io.states import coordinates, read_states, states_in_dataset, variable_attributes
 from dacli.io.times import TimeAxis
-from dacli.models.base import StateLayout
+from dacli.layout import StateLayout
 
 REFERENCES = (
     "Jolliffe & Stephenson (2012) Forecast Verification, 2nd ed., Wiley (RMSE, anomaly correlation); "

@@ -28,8 +28,8 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
-from dacli.diagnostics.consistency import QC_FLAGS
 from dacli.io.ioda import float_variable, int_variable, root_and_metadata
+from dacli.io.observation_set import QC_FLAGS
 from dacli.io.times import TimeAxis
 
 GROUPS = ("ObsValue", "ObsError", "hofx0", "hofx1", "ombg", "oman", "EffectiveQC", "EffectiveError")

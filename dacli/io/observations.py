@@ -20,12 +20,14 @@ import numpy as np
 import xarray as xr
 
 from dacli.errors import ConfigError, DataError
+from dacli.io.duplicates import resolve_duplicates
 from dacli.io.inputs import FileMapping, InputFile, open_input
+from dacli.io.interpolation import coordinate_period, interpolation_weights
+from dacli.io.ioda import read_ioda
+from dacli.io.observation_set import POINTS, ObservationSet
 from dacli.io.times import TimeAxis
 from dacli.io.units import to_model_units
-from dacli.models.base import StateLayout
-from dacli.observations.duplicates import resolve_duplicates
-from dacli.observations.sets import POINTS, ObservationSet, coordinate_period, interpolation_weights
+from dacli.layout import StateLayout
 
 log = logging.getLogger("dacli")
 
@@ -172,8 +174,6 @@ def ioda_coordinates(config, layout: StateLayout) -> tuple[str, ...]:
 
 
 def _read_ioda(config, layout: StateLayout, variables, time_axis: TimeAxis) -> ObservationSet:
-    from dacli.io.ioda import read_ioda
-
     coordinates = ioda_coordinates(config, layout)
     names = [config.names.get(v, v) for v in variables]
     records = read_ioda(config.path, names, error_std=config.error_std, accept_preqc=tuple(config.accept_preqc),
@@ -229,7 +229,7 @@ def read_observations(config, layout: StateLayout, time_axis: TimeAxis) -> Obser
     """Read the configured observation file; raise :class:`DataError` naming what is wrong.
 
     Observations repeated at the same time, place and variable are resolved as
-    ``observations.duplicates`` says (:mod:`dacli.observations.duplicates`).
+    ``observations.duplicates`` says (:mod:`dacli.io.duplicates`).
     """
     variables = config.variables or list(layout.variables)
     unknown = [v for v in variables if v not in layout.variables]

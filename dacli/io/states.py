@@ -20,7 +20,7 @@ from dacli.errors import DataError
 from dacli.io.inputs import FileMapping, open_input
 from dacli.io.times import TimeAxis
 from dacli.io.units import to_model_units
-from dacli.models.base import StateLayout
+from dacli.layout import StateLayout
 
 log = logging.getLogger("dacli")
 

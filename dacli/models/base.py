@@ -7,8 +7,9 @@ A model is an :class:`equinox.Module` subclassing :class:`Dynamics`:
   that it can be differentiated (tangent-linear and adjoint models come from autodiff).
 * ``layout()`` returns a :class:`StateLayout`: the variable names, the grid axes they live on
   (none, one, or more, each a :class:`GridAxis` with coordinate values, units and periodicity)
-  and the variables' units. The flat state is the variables concatenated, each flattened in C
-  order over the grid (for a 2-D model: over (y, x), x fastest).
+  and the variables' units (plain records defined in :mod:`dacli.layout`, re-exported here). The
+  flat state is the variables concatenated, each flattened in C order over the grid (for a 2-D
+  model: over (y, x), x fastest).
 
 A configuration names a model by import path (``model.name = "package.module:attribute"``); that
 attribute must be a :class:`Dynamics` subclass or a function marked with :func:`model_factory`,
@@ -22,155 +23,21 @@ import abc
 import inspect
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import equinox as eqx
+import jax
 import numpy as np
 
+from dacli.layout import FULL_CIRCLE, LATITUDE_UNITS, LONGITUDE_UNITS, GridAxis, StateLayout
 
-FULL_CIRCLE = 360.0  # degrees of longitude round the globe
+__all__ = ["FULL_CIRCLE", "LATITUDE_UNITS", "LONGITUDE_UNITS", "MAX_STATE_SIZE", "Dynamics", "GridAxis",
+           "StateLayout", "is_dynamics_class", "is_model_factory", "model_factory", "size_parameter"]
 
 # The largest state a model may have (elements of the flat state vector: 800 MB in float64). A
 # model checks its size parameters against it in ``__init__``, before ``layout()`` allocates its
 # grid, so a mistyped size (n = 1e12) is a configuration error, not an exhausted memory.
 MAX_STATE_SIZE = 100_000_000
-
-# CF units of latitude and longitude (CF Conventions 1.11, sections 4.1 and 4.2), compared in lower case.
-LATITUDE_UNITS = frozenset({"degrees_north", "degree_north", "degree_n", "degrees_n", "degreen", "degreesn"})
-LONGITUDE_UNITS = frozenset({"degrees_east", "degree_east", "degree_e", "degrees_e", "degreee", "degreese"})
-
-
-@dataclass(frozen=True)
-class GridAxis:
-    """One regular axis of the model grid, written to files as a CF coordinate variable.
-
-    ``periodic`` is a property of the *dynamics* and of the covariances on the grid (the field
-    beyond the last point continues from the first: FFTs, circular padding); :attr:`wraps` is a
-    property of *locations* (a position beyond the last point is the same place as one at the start),
-    which is what the observation operator and simulated observations use.
-    """
-
-    name: str
-    values: np.ndarray
-    units: str = "1"
-    periodic: bool = False
-    standard_name: str | None = None
-    cf_axis: str = "X"  # CF ``axis`` attribute: X, Y or Z
-
-    @property
-    def spacing(self) -> float:
-        return float(self.values[1] - self.values[0]) if len(self.values) > 1 else 1.0
-
-    @property
-    def is_latitude(self) -> bool:
-        """Latitude by its CF units (degrees_north and spellings) or standard name (latitude, grid_latitude)."""
-        return (str(self.units).strip().lower() in LATITUDE_UNITS
-                or self.standard_name in ("latitude", "grid_latitude"))
-
-    @property
-    def is_longitude(self) -> bool:
-        """Longitude by its CF units (degrees_east and spellings) or standard name (longitude, grid_longitude)."""
-        return (str(self.units).strip().lower() in LONGITUDE_UNITS
-                or self.standard_name in ("longitude", "grid_longitude"))
-
-    @property
-    def wraps(self) -> bool:
-        """Whether a *location* beyond the last grid point is the same place as one at the start.
-
-        * a longitude axis wraps only when it is periodic and spans the whole circle
-          (``len(values) * |spacing|`` = 360 degrees within 1e-6 relative): a global grid;
-        * a latitude axis never wraps (a pole is no way round);
-        * any other axis wraps exactly when it is ``periodic`` (the Lorenz-96 ring, a doubly
-          periodic box in metres).
-
-        So a regional lat-lon box whose dynamics are doubly periodic (:class:`dacli.models.qg.QuasiGeostrophic`
-        with ``coordinates = "latlon"``) does not wrap: an observation beyond its bounds is elsewhere on
-        the Earth, not at the opposite edge. Use ``periodic``, not this, for the dynamics and for FFT
-        covariances. Reference: CF Conventions 1.11, sections 4.1-4.2 (latitude and longitude units).
-        """
-        if self.is_latitude:
-            return False
-        if self.is_longitude:
-            span = len(self.values) * abs(self.spacing)
-            return bool(self.periodic) and abs(span - FULL_CIRCLE) <= 1e-6 * FULL_CIRCLE
-        return bool(self.periodic)
-
-    def attributes(self) -> dict[str, str]:
-        attrs = {"long_name": f"{self.name} coordinate", "units": self.units, "axis": self.cf_axis}
-        if self.standard_name:
-            attrs["standard_name"] = self.standard_name
-        return attrs
-
-
-@dataclass(frozen=True)
-class StateLayout:
-    """How a flat state vector maps to named variables on a grid of zero, one or more axes.
-
-    A 1-D layout can be given the short way, ``StateLayout(("u",), "site", coordinates,
-    periodic=True)``; grids of any dimension through ``axes``.
-    """
-
-    variables: tuple[str, ...]
-    grid_name: str | None = None
-    grid: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    periodic: bool = False
-    units: str = "1"
-    grid_units: str = "1"
-    axes: tuple[GridAxis, ...] = ()
-    standard_names: tuple[str | None, ...] = ()  # CF standard name per variable, where one exists
-
-    def __post_init__(self):
-        if self.grid_name and not self.axes:
-            object.__setattr__(self, "axes", (GridAxis(self.grid_name, np.asarray(self.grid, float), self.grid_units,
-                                                       self.periodic),))
-        elif self.axes and len(self.axes) == 1 and not self.grid_name:
-            axis = self.axes[0]
-            for name, value in (("grid_name", axis.name), ("grid", axis.values), ("periodic", axis.periodic),
-                                ("grid_units", axis.units)):
-                object.__setattr__(self, name, value)
-
-    @property
-    def dims(self) -> tuple[str, ...]:
-        """Names of the grid dimensions, slowest first (empty without a grid)."""
-        return tuple(axis.name for axis in self.axes)
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return tuple(len(axis.values) for axis in self.axes)
-
-    @property
-    def grid_size(self) -> int:
-        return max(1, int(np.prod(self.shape))) if self.axes else 1
-
-    @property
-    def size(self) -> int:
-        return len(self.variables) * self.grid_size
-
-    def standard_name(self, variable: str) -> str | None:
-        index = self.variables.index(variable)
-        return self.standard_names[index] if index < len(self.standard_names) else None
-
-    def index(self, variable: str, grid_index: int = 0) -> int:
-        """Flat index of ``variable`` at the flat (C-order) grid index."""
-        return self.variables.index(variable) * self.grid_size + grid_index
-
-    def split(self, states: np.ndarray) -> dict[str, np.ndarray]:
-        """Flat states ``(..., size)`` -> {variable: array (..., *shape)} (no grid axes without a grid)."""
-        states = np.asarray(states)
-        lead = states.shape[:-1]
-        return {name: states[..., k * self.grid_size:(k + 1) * self.grid_size].reshape(*lead, *self.shape)
-                for k, name in enumerate(self.variables)}
-
-    def join(self, fields: dict[str, np.ndarray]) -> np.ndarray:
-        """Inverse of :meth:`split`."""
-        ndim = len(self.axes)
-        parts = []
-        for name in self.variables:
-            part = np.asarray(fields[name])
-            lead = part.shape[: part.ndim - ndim]
-            parts.append(part.reshape(*lead, self.grid_size))
-        return np.concatenate(parts, axis=-1)
 
 
 class Dynamics(eqx.Module):
@@ -186,8 +53,6 @@ class Dynamics(eqx.Module):
 
     def default_state(self, key) -> "np.ndarray":
         """A generic initial state for spin-up in twin experiments (override for realism)."""
-        import jax
-
         return jax.random.normal(key, (self.layout().size,))
 
 

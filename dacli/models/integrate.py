@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import diffrax
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 
 from dacli.models.base import Dynamics
@@ -45,8 +46,8 @@ def integrate(
     """States at ``t_start + k dt`` for k = 0..nsteps, shape ``(nsteps + 1, n)``.
 
     ``t_start`` may be traced (one compiled program serves every window). Errors inside the
-    solve do not raise: the caller checks finiteness (see ../shared/CONVENTIONS.md on
-    EQX_ON_ERROR and the compilation cache).
+    solve do not raise (``throw=False``; ``EQX_ON_ERROR=nan``, set by :mod:`dacli.__main__`): the
+    caller checks finiteness.
     """
     if nsteps == 0:
         return x0[None]
@@ -84,8 +85,6 @@ def integrate_every(
     not with the steps. Forward only (no adjoint is stored for). The states equal one long
     :func:`integrate` sampled every ``stride`` steps, to round-off (tested).
     """
-    import jax
-
     adjoint = diffrax.RecursiveCheckpointAdjoint()
     dtype = x0.dtype
 

@@ -16,15 +16,15 @@ import math
 
 import numpy as np
 
-from dacli.models.base import GridAxis
+from dacli.layout import GridAxis
 
 
 def axis_extent(axis: GridAxis) -> tuple[float, float]:
     """(start, length) of the domain of locations along ``axis``.
 
-    An axis that wraps (:attr:`dacli.models.base.GridAxis.wraps`) includes the wrap-around cell; any
+    An axis that wraps (:attr:`dacli.layout.GridAxis.wraps`) includes the wrap-around cell; any
     other axis, a regional lat-lon box with periodic dynamics included, runs from its first to its
-    last grid point, the domain :func:`dacli.observations.sets.interpolation_weights` accepts.
+    last grid point, the domain :func:`dacli.io.interpolation.interpolation_weights` accepts.
     """
     values = np.asarray(axis.values, float)
     if axis.wraps:

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from dacli.errors import ConfigError, DataError
-from dacli.observations.sets import POINTS, ObservationSet
+from dacli.io.observation_set import POINTS, ObservationSet
+from dacli.observations.operator import WindowObservations
 
 # The most windows one run schedules. Checked before anything is allocated per window: a count
 # beyond it comes from times in the wrong units (seconds read as days) or a mistyped length,
@@ -121,14 +122,10 @@ class PackedObservations:
 
     def stacked(self):
         """All windows as one WindowObservations with a leading window axis (numpy)."""
-        from dacli.observations.operator import WindowObservations
-
         return WindowObservations(self.values, self.std, self.slot, self.index, self.weight, self.mask)
 
     def window(self, k: int):
         """The padded arrays of window k, as a jax-ready WindowObservations."""
-        from dacli.observations.operator import WindowObservations
-
         return WindowObservations(self.values[k], self.std[k], self.slot[k], self.index[k], self.weight[k], self.mask[k])
 
 

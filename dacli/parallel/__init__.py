@@ -2,23 +2,13 @@
 
 See :mod:`dacli.parallel.sharding` (one process, all its devices) and
 :mod:`dacli.parallel.distributed` (several processes, e.g. Slurm tasks). Importing this package
-imports neither JAX nor equinox (``EQX_ON_ERROR`` must be set before equinox is imported, and
-``initialize_distributed`` must run before JAX's backend starts); the sharding names load on
-first use.
+imports JAX but does not start its backend, so :func:`initialize_distributed` may still run after
+it (it must run before anything asks JAX for a device).
 """
 
 from dacli.parallel.distributed import (allgather_shares, initialize_distributed, launch_arguments, map_over_processes,
                                         process_share)
+from dacli.parallel.sharding import BatchLayout, batch_layout, batch_mesh, describe_devices, map_sharded
 
-_SHARDING = ("BatchLayout", "batch_layout", "batch_mesh", "describe_devices", "map_sharded")
-
-__all__ = ["allgather_shares", "initialize_distributed", "launch_arguments", "map_over_processes", "process_share",
-           *_SHARDING]
-
-
-def __getattr__(name: str):
-    if name in _SHARDING:
-        from dacli.parallel import sharding
-
-        return getattr(sharding, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__ = ["BatchLayout", "allgather_shares", "batch_layout", "batch_mesh", "describe_devices",
+           "initialize_distributed", "launch_arguments", "map_over_processes", "map_sharded", "process_share"]

@@ -26,7 +26,12 @@ import os
 import sys
 from collections.abc import Mapping
 
+import jax
+import numpy as np
+from jax.experimental.multihost_utils import process_allgather
+
 from dacli.errors import ConfigError, DeviceError
+from dacli.parallel.sharding import map_sharded, pad_batch
 
 ENV_COORDINATOR = "DACLI_COORDINATOR"
 ENV_NUM_PROCESSES = "DACLI_NUM_PROCESSES"
@@ -85,8 +90,6 @@ def initialize_distributed(env: Mapping[str, str] | None = None) -> tuple[int, i
     arguments = launch_arguments(env)
     if arguments is None:
         return 0, 1
-    import jax
-
     if not jax.distributed.is_initialized():
         try:
             results_only_on_stdout()
@@ -119,12 +122,6 @@ def allgather_shares(local, count: int):
     (last item repeated) to the largest, gathered with ``jax.experimental.multihost_utils.process_allgather``, and the
     padding dropped. Returns numpy arrays. A collective: every process must call it.
     """
-    import jax
-    import numpy as np
-    from jax.experimental.multihost_utils import process_allgather
-
-    from dacli.parallel.sharding import pad_batch
-
     processes = jax.process_count()
     if count < processes:  # every process raises (none is left waiting in the collective)
         raise ValueError(f"{count} items for {processes} processes: some would have no share; use fewer processes")
@@ -140,11 +137,6 @@ def map_over_processes(fn, *batched):
     """``fn`` on every item of ``batched`` (leading axis B) over every process of the launch: this
     process maps its :func:`process_share` over its local devices (:func:`dacli.parallel.map_sharded`)
     and the shares are all-gathered, so every process returns all B results (numpy)."""
-    import jax
-    import numpy as np
-
-    from dacli.parallel.sharding import map_sharded
-
     if jax.process_count() == 1:
         return jax.tree_util.tree_map(np.asarray, map_sharded(fn, *batched))
     count = len(jax.tree_util.tree_leaves(batched)[0])

@@ -1,8 +1,10 @@
-"""Process-wide JAX set-up: precision, device, error handling, compilation cache. Call before importing JAX.
+"""Process-wide JAX set-up from the configuration: precision, device, compilation cache.
 
-``EQX_ON_ERROR=nan`` turns equinox/diffrax/optimistix runtime checks into NaNs instead of host
-callbacks (which would keep programs out of JAX's persistent compilation cache); every method
-checks its results for finiteness itself (../shared/CONVENTIONS.md).
+Call :func:`configure` once per command, before the first computation (JAX reads these settings
+when its backend starts, not when it is imported, so the computing modules may be imported
+before). What the libraries read at import time (``EQX_ON_ERROR=nan``: equinox/diffrax/optimistix
+runtime checks become NaNs, every method checks its results for finiteness itself) is set
+earlier, by the entry point (:func:`dacli.__main__.set_process_environment`).
 
 The persistent compilation cache (JAX's ``jax_compilation_cache_dir``) is on by default in the
 user cache folder: a second run of the same configuration loads its compiled programs instead
@@ -15,6 +17,8 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+
+import jax
 
 from dacli.errors import DeviceError
 
@@ -35,11 +39,8 @@ def cache_folder(setting: str = "auto") -> Path | None:
 
 def configure(precision: str = "float64", device: str = "auto", compilation_cache: str = "auto") -> str:
     """Apply precision, device and cache choices; return the platform JAX will use ("cpu", "gpu")."""
-    os.environ.setdefault("EQX_ON_ERROR", "nan")
-    import jax
-
     jax.config.update("jax_enable_x64", precision == "float64")
-    _use_cache(jax, cache_folder(compilation_cache))
+    _use_cache(cache_folder(compilation_cache))
     if device == "cpu":
         jax.config.update("jax_platforms", "cpu")
     try:
@@ -54,7 +55,7 @@ def configure(precision: str = "float64", device: str = "auto", compilation_cach
     return platform
 
 
-def _use_cache(jax, folder: Path | None) -> None:
+def _use_cache(folder: Path | None) -> None:
     """Point JAX's persistent cache at ``folder`` (None: off); an unusable folder only warns."""
     if folder is None:
         jax.config.update("jax_enable_compilation_cache", False)
@@ -73,7 +74,6 @@ def _use_cache(jax, folder: Path | None) -> None:
 
 
 def describe_device() -> str:
-    import jax
-
+    """The first device JAX computes on, as "platform:kind" (e.g. "gpu:NVIDIA H100 80GB HBM3")."""
     device = jax.devices()[0]
     return f"{device.platform}:{getattr(device, 'device_kind', device.platform)}"

@@ -13,7 +13,8 @@ concatenated twice), so a repeat of the same (variable, time, location) is resol
 
 Times and coordinates are compared after rounding to 1e-9 (relative to their magnitude), so
 the same value written twice matches and distinct ones do not. Only valid observations (finite
-value and error) are compared: missing values are no observations.
+value and error) are compared: missing values are no observations. Host-side numpy, applied by
+the file reader (:func:`dacli.io.observations.read_observations`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import logging
 import numpy as np
 
 from dacli.errors import DataError
-from dacli.observations.sets import ObservationSet
+from dacli.io.observation_set import ObservationSet
 
 log = logging.getLogger("dacli")
 
