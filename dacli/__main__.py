@@ -30,7 +30,7 @@ PROCESS_ENVIRONMENT = {
 
 
 def set_process_environment() -> None:
-    """Set :data:`PROCESS_ENVIRONMENT` where the user has not: call before numpy or equinox is imported.
+    """Set :data:`PROCESS_ENVIRONMENT` where the user has not; call before numpy or equinox loads.
 
     Not for library use inside a process that imported them already (the values would be read
     too late); such a caller sets the variables itself before its first import.
@@ -48,7 +48,9 @@ def main() -> None:
         from dacli.cli.app import main as run_command_line
 
         run_command_line()
-    except stop_signals.SignalReceived as received:  # while importing, or in a command with no safe point
+    except (
+        stop_signals.SignalReceived
+    ) as received:  # while importing, or in a command with no safe point
         sys.stderr.write(f"dacli: {received}\n")
         sys.exit(received.exit_code)
 

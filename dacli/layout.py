@@ -19,9 +19,14 @@ import numpy as np
 
 FULL_CIRCLE = 360.0  # degrees of longitude round the globe
 
-# CF units of latitude and longitude (CF Conventions 1.11, sections 4.1 and 4.2), compared in lower case.
-LATITUDE_UNITS = frozenset({"degrees_north", "degree_north", "degree_n", "degrees_n", "degreen", "degreesn"})
-LONGITUDE_UNITS = frozenset({"degrees_east", "degree_east", "degree_e", "degrees_e", "degreee", "degreese"})
+# CF units of latitude and longitude (CF Conventions 1.11, sections 4.1 and 4.2), compared in lower
+# case.
+LATITUDE_UNITS = frozenset(
+    {"degrees_north", "degree_north", "degree_n", "degrees_n", "degreen", "degreesn"}
+)
+LONGITUDE_UNITS = frozenset(
+    {"degrees_east", "degree_east", "degree_e", "degrees_e", "degreee", "degreese"}
+)
 
 
 @dataclass(frozen=True)
@@ -30,8 +35,8 @@ class GridAxis:
 
     ``periodic`` is a property of the *dynamics* and of the covariances on the grid (the field
     beyond the last point continues from the first: FFTs, circular padding); :attr:`wraps` is a
-    property of *locations* (a position beyond the last point is the same place as one at the start),
-    which is what the observation operator and simulated observations use.
+    property of *locations* (a position beyond the last point is the same place as one at the
+    start), which is what the observation operator and simulated observations use.
     """
 
     name: str
@@ -47,15 +52,17 @@ class GridAxis:
 
     @property
     def is_latitude(self) -> bool:
-        """Latitude by its CF units (degrees_north and spellings) or standard name (latitude, grid_latitude)."""
-        return (str(self.units).strip().lower() in LATITUDE_UNITS
-                or self.standard_name in ("latitude", "grid_latitude"))
+        """Latitude by its CF units (degrees_north and spellings) or standard name (latitude,
+        grid_latitude)."""
+        units = str(self.units).strip().lower()
+        return units in LATITUDE_UNITS or self.standard_name in ("latitude", "grid_latitude")
 
     @property
     def is_longitude(self) -> bool:
-        """Longitude by its CF units (degrees_east and spellings) or standard name (longitude, grid_longitude)."""
-        return (str(self.units).strip().lower() in LONGITUDE_UNITS
-                or self.standard_name in ("longitude", "grid_longitude"))
+        """Longitude by its CF units (degrees_east and spellings) or standard name (longitude,
+        grid_longitude)."""
+        units = str(self.units).strip().lower()
+        return units in LONGITUDE_UNITS or self.standard_name in ("longitude", "grid_longitude")
 
     @property
     def wraps(self) -> bool:
@@ -67,10 +74,11 @@ class GridAxis:
         * any other axis wraps exactly when it is ``periodic`` (the Lorenz-96 ring, a doubly
           periodic box in metres).
 
-        So a regional lat-lon box whose dynamics are doubly periodic (:class:`dacli.models.qg.QuasiGeostrophic`
-        with ``coordinates = "latlon"``) does not wrap: an observation beyond its bounds is elsewhere on
-        the Earth, not at the opposite edge. Use ``periodic``, not this, for the dynamics and for FFT
-        covariances. Reference: CF Conventions 1.11, sections 4.1-4.2 (latitude and longitude units).
+        So a regional lat-lon box whose dynamics are doubly periodic
+        (:class:`dacli.models.qg.QuasiGeostrophic` with ``coordinates = "latlon"``) does not
+        wrap: an observation beyond its bounds is elsewhere on the Earth, not at the opposite
+        edge. Use ``periodic``, not this, for the dynamics and for FFT covariances. Reference: CF
+        Conventions 1.11, sections 4.1-4.2 (latitude and longitude units).
         """
         if self.is_latitude:
             return False
@@ -105,12 +113,23 @@ class StateLayout:
 
     def __post_init__(self):
         if self.grid_name and not self.axes:
-            object.__setattr__(self, "axes", (GridAxis(self.grid_name, np.asarray(self.grid, float), self.grid_units,
-                                                       self.periodic),))
+            object.__setattr__(
+                self,
+                "axes",
+                (
+                    GridAxis(
+                        self.grid_name, np.asarray(self.grid, float), self.grid_units, self.periodic
+                    ),
+                ),
+            )
         elif self.axes and len(self.axes) == 1 and not self.grid_name:
             axis = self.axes[0]
-            for name, value in (("grid_name", axis.name), ("grid", axis.values), ("periodic", axis.periodic),
-                                ("grid_units", axis.units)):
+            for name, value in (
+                ("grid_name", axis.name),
+                ("grid", axis.values),
+                ("periodic", axis.periodic),
+                ("grid_units", axis.units),
+            ):
                 object.__setattr__(self, name, value)
 
     @property
@@ -139,11 +158,16 @@ class StateLayout:
         return self.variables.index(variable) * self.grid_size + grid_index
 
     def split(self, states: np.ndarray) -> dict[str, np.ndarray]:
-        """Flat states ``(..., size)`` -> {variable: array (..., *shape)} (no grid axes without a grid)."""
+        """Flat states ``(..., size)`` -> {variable: array (..., *shape)} (no grid axes without a
+        grid)."""
         states = np.asarray(states)
         lead = states.shape[:-1]
-        return {name: states[..., k * self.grid_size:(k + 1) * self.grid_size].reshape(*lead, *self.shape)
-                for k, name in enumerate(self.variables)}
+        return {
+            name: states[..., k * self.grid_size : (k + 1) * self.grid_size].reshape(
+                *lead, *self.shape
+            )
+            for k, name in enumerate(self.variables)
+        }
 
     def join(self, fields: dict[str, np.ndarray]) -> np.ndarray:
         """Inverse of :meth:`split`."""

@@ -7,7 +7,10 @@ mapped to its layer by the first name under ``dacli``, and the test fails with a
 * an upward import: a module importing one of a higher layer (``io`` importing the engine);
 * an import cycle between modules (function-level imports included: a lazy import hides a cycle
   from the file headers, not from Python);
-* a library a layer must not use (the engine never imports typer, rich, tomllib or xarray).
+* a library a layer must not use (the engine never imports typer, rich, tomllib or xarray);
+* an import inside a function in ``build``, the engine, ``io`` or the bottom: their dependencies are
+  read from the file headers (the process environment the libraries read on import is set once, by
+  :mod:`dacli.__main__`; lazy imports belong in the command bodies, for an instant ``--help``).
 
 Layers, top to bottom (a module may import its own layer or lower ones)::
 
@@ -29,8 +32,17 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "dacli"
 
-ENGINE = ("models", "observations", "covariances", "methods", "learned", "adjoints", "diagnostics", "tuning",
-          "parallel")
+ENGINE = (
+    "models",
+    "observations",
+    "covariances",
+    "methods",
+    "learned",
+    "adjoints",
+    "diagnostics",
+    "tuning",
+    "parallel",
+)
 
 # Top to bottom: (layer name, first names under the package that belong to it).
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -50,6 +62,9 @@ FORBIDDEN_LIBRARIES: dict[str, frozenset[str]] = {
     "io": INTERFACE_LIBRARIES,
     "bottom": INTERFACE_LIBRARIES | {"xarray", "jax", "equinox", "diffrax", "optimistix", "lineax"},
 }
+
+# Layers whose modules import only at their heads (module level, ``if TYPE_CHECKING`` included).
+HEAD_IMPORTS_ONLY = ("build", "engine", "io", "bottom")
 
 
 @dataclass(frozen=True)
@@ -89,7 +104,8 @@ def _resolved_base(node: ast.ImportFrom, module: str, path: Path) -> str:
 
 
 def imports_of(module: str, path: Path, modules: dict[str, Path]) -> list[Import]:
-    """Every import in ``path``, at any depth: package modules by dotted name, libraries by top name."""
+    """Every import in ``path``, at any depth: package modules by dotted name, libraries by their
+    top-level name."""
     root = module.split(".")[0]
     found = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
@@ -97,8 +113,13 @@ def imports_of(module: str, path: Path, modules: dict[str, Path]) -> list[Import
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             base = _resolved_base(node, module, path)
-            if base.split(".")[0] == root:  # a name may be a submodule (from dacli.io import atomic)
-                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
+            if (
+                base.split(".")[0] == root
+            ):  # a name may be a submodule (from dacli.io import atomic)
+                targets = [
+                    f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base
+                    for a in node.names
+                ]
             else:
                 targets = [base]
         else:
@@ -193,23 +214,53 @@ def layer_violations(package: Path, layers=LAYERS, forbidden=FORBIDDEN_LIBRARIES
     for module, path in modules.items():
         layer = layer_of(module, layers)
         if layer is None:
-            problems.append(f"no layer: {module} ({path.name}); add its first name to LAYERS in tests/test_layers.py")
+            problems.append(
+                f"no layer: {module} ({path.name}); give its first name a layer in LAYERS "
+                "(tests/test_layers.py)"
+            )
             continue
         for found in imports_of(module, path, modules):
             if found.target not in modules:
                 if found.target in forbidden.get(layer, ()):
-                    problems.append(f"forbidden library: {found.where()} {module} ({layer}) imports {found.target}")
+                    problems.append(
+                        f"forbidden library: {found.where()} {module} ({layer}) imports "
+                            f"{found.target}"
+                    )
                 continue
             graph[module].add(found.target)
             lines.setdefault((module, found.target), found)
             target_layer = layer_of(found.target, layers)
             if target_layer is not None and order[target_layer] < order[layer]:
-                problems.append(f"upward import: {found.where()} {module} ({layer}) -> {found.target} "
-                                f"({target_layer})")
+                problems.append(
+                    f"upward import: {found.where()} {module} ({layer}) -> {found.target} "
+                    f"({target_layer})"
+                )
     for component in _cycles(graph):
         path = _cycle_path(component, graph)
         steps = ", ".join(f"{lines[a, b].where()} imports {b}" for a, b in zip(path, path[1:]))
         problems.append(f"import cycle: {' -> '.join(path)} ({steps})")
+    return problems
+
+
+def imports_inside_functions(package: Path, layers=LAYERS, strict=HEAD_IMPORTS_ONLY) -> list[str]:
+    """Readable lines, one per import statement inside a function or class of a ``strict`` layer."""
+    problems = []
+    for module, path in module_names(package).items():
+        if layer_of(module, layers) not in strict:
+            continue
+        tree = ast.parse(path.read_text(), str(path))
+        nested = [
+            node
+            for statement in tree.body
+            if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+            for node in ast.walk(statement)
+            if isinstance(node, (ast.Import, ast.ImportFrom))
+        ]
+        problems += [
+            f"import inside a function: {Import(module, '', path, node.lineno).where()} "
+            f"{ast.unparse(node)}"
+            for node in nested
+        ]
     return problems
 
 
@@ -218,7 +269,12 @@ def test_dacli_imports_point_down_without_cycles():
     assert not problems, f"{len(problems)} layer violation(s) in dacli/:\n" + "\n".join(problems)
 
 
-# --- self-tests: the checker catches what it must --------------------------------------------------
+def test_dacli_imports_at_file_heads_below_the_commands():
+    problems = imports_inside_functions(PACKAGE)
+    assert not problems, f"{len(problems)} import(s) hidden in functions:\n" + "\n".join(problems)
+
+
+# --- self-tests: the checker catches what it must ---------------------------------------------
 
 FAKE_LAYERS = (("top", ("front",)), ("middle", ("engine",)), ("bottom", ("__init__", "errors")))
 FAKE_FORBIDDEN = {"middle": frozenset({"xarray"})}
@@ -226,48 +282,90 @@ FAKE_FORBIDDEN = {"middle": frozenset({"xarray"})}
 
 def _fake_package(root: Path, files: dict[str, str]) -> Path:
     package = root / "fakepkg"
-    for name, text in {"__init__.py": "", "errors.py": "", "front/__init__.py": "",
-                       "engine/__init__.py": "", **files}.items():
+    for name, text in {
+        "__init__.py": "",
+        "errors.py": "",
+        "front/__init__.py": "",
+        "engine/__init__.py": "",
+        **files,
+    }.items():
         (package / name).parent.mkdir(parents=True, exist_ok=True)
         (package / name).write_text(text)
     return package
 
 
 def test_checker_passes_a_clean_package(tmp_path):
-    package = _fake_package(tmp_path, {
-        "front/app.py": "from fakepkg.engine import solver\nfrom fakepkg import errors\n",
-        "engine/solver.py": "from . import helpers\nfrom ..errors import *\n",
-        "engine/helpers.py": "import numpy\n\ndef lazy():\n    from fakepkg.errors import x\n",
-    })
+    package = _fake_package(
+        tmp_path,
+        {
+            "front/app.py": "from fakepkg.engine import solver\nfrom fakepkg import errors\n",
+            "engine/solver.py": "from . import helpers\nfrom ..errors import *\n",
+            "engine/helpers.py": "import numpy\n\ndef lazy():\n    from fakepkg.errors import x\n",
+        },
+    )
     assert layer_violations(package, FAKE_LAYERS, FAKE_FORBIDDEN) == []
 
 
 def test_checker_catches_an_upward_import_inside_a_function(tmp_path):
-    package = _fake_package(tmp_path, {
-        "front/app.py": "from fakepkg.engine import solver\n",
-        "engine/solver.py": "def run():\n    from ..front import app\n",
-    })
+    package = _fake_package(
+        tmp_path,
+        {
+            "front/app.py": "from fakepkg.engine import solver\n",
+            "engine/solver.py": "def run():\n    from ..front import app\n",
+        },
+    )
     problems = layer_violations(package, FAKE_LAYERS, FAKE_FORBIDDEN)
-    assert any(p.startswith("upward import: fakepkg/engine/solver.py:2 fakepkg.engine.solver (middle) -> "
-                            "fakepkg.front.app (top)") for p in problems), problems
+    assert any(
+        p.startswith(
+            "upward import: fakepkg/engine/solver.py:2 fakepkg.engine.solver (middle) -> "
+            "fakepkg.front.app (top)"
+        )
+        for p in problems
+    ), problems
 
 
 def test_checker_catches_a_cycle_hidden_by_a_lazy_import(tmp_path):
-    package = _fake_package(tmp_path, {
-        "engine/a.py": "from fakepkg.engine.b import thing\n",
-        "engine/b.py": "import numpy\n\ndef thing():\n    from fakepkg.engine import a\n",
-    })
+    package = _fake_package(
+        tmp_path,
+        {
+            "engine/a.py": "from fakepkg.engine.b import thing\n",
+            "engine/b.py": "import numpy\n\ndef thing():\n    from fakepkg.engine import a\n",
+        },
+    )
     problems = layer_violations(package, FAKE_LAYERS, FAKE_FORBIDDEN)
     assert [p for p in problems if p.startswith("import cycle:")] == [
         "import cycle: fakepkg.engine.a -> fakepkg.engine.b -> fakepkg.engine.a "
-        "(fakepkg/engine/a.py:1 imports fakepkg.engine.b, fakepkg/engine/b.py:4 imports fakepkg.engine.a)"], problems
+        "(fakepkg/engine/a.py:1 imports fakepkg.engine.b, "
+        "fakepkg/engine/b.py:4 imports fakepkg.engine.a)"
+    ], problems
 
 
 def test_checker_catches_a_forbidden_library_and_a_module_without_layer(tmp_path):
-    package = _fake_package(tmp_path, {
-        "engine/plot.py": "import xarray as xr\n",
-        "stray.py": "",
-    })
+    package = _fake_package(
+        tmp_path,
+        {
+            "engine/plot.py": "import xarray as xr\n",
+            "stray.py": "",
+        },
+    )
     problems = layer_violations(package, FAKE_LAYERS, FAKE_FORBIDDEN)
-    assert "forbidden library: fakepkg/engine/plot.py:1 fakepkg.engine.plot (middle) imports xarray" in problems
+    assert (
+        "forbidden library: fakepkg/engine/plot.py:1 fakepkg.engine.plot (middle) imports xarray"
+        in problems
+    )
     assert any(p.startswith("no layer: fakepkg.stray") for p in problems), problems
+
+
+def test_checker_catches_an_import_inside_a_function(tmp_path):
+    package = _fake_package(
+        tmp_path,
+        {
+            "front/app.py": "def command():\n    from fakepkg.engine import solver\n",
+            "engine/solver.py": (
+                "import numpy\n\n\nclass Solver:\n    def run(self):\n        import math\n"
+            ),
+        },
+    )
+    assert imports_inside_functions(package, FAKE_LAYERS, ("middle",)) == [
+        "import inside a function: fakepkg/engine/solver.py:6 import math"
+    ]

@@ -1,4 +1,5 @@
-"""Observations repeated at the same time, place and variable: kept, dropped or refused, never silently doubled.
+"""Observations repeated at the same time, place and variable: kept, dropped or refused, never
+silently doubled.
 
 Two copies of one observation assimilated as independent give it twice the weight (half the
 error variance). Real files hold such repeats (a report received through two channels, a file
@@ -37,7 +38,7 @@ def _rounded(values: np.ndarray) -> np.ndarray:
 
 
 def duplicate_mask(observations: ObservationSet) -> np.ndarray:
-    """(P,) True for every valid observation that repeats an earlier one's (variable, time, location)."""
+    """(P,) True for each valid observation repeating an earlier (variable, time, location)."""
     valid = np.flatnonzero(observations.valid)
     if valid.size < 2:
         return np.zeros(len(observations), bool)
@@ -55,7 +56,7 @@ def duplicate_mask(observations: ObservationSet) -> np.ndarray:
 
 
 def resolve_duplicates(observations: ObservationSet, policy: str, source: str) -> ObservationSet:
-    """Apply ``policy`` ('first', 'independent' or 'refuse') to repeated observations of ``source``."""
+    """Apply ``policy`` ('first', 'independent' or 'refuse') to the repeats in ``source``'s file."""
     repeated = duplicate_mask(observations)
     count = int(repeated.sum())
     if count == 0:
@@ -65,18 +66,22 @@ def resolve_duplicates(observations: ObservationSet, policy: str, source: str) -
              + (f", location {tuple(float(v) for v in observations.location[first])}"
                 if observations.location.shape[1] else ""))
     if policy == "refuse":
-        raise DataError(f"observations file {source}: {count} observation(s) repeat an earlier one's time, location "
-                        f"and variable (first: {where}); observations.duplicates = 'refuse'. Use 'first' to keep one "
+        raise DataError(f"observations file {source}: {count} observation(s) repeat an earlier "
+                        f"one's time, location and variable (first: {where}); "
+                        "observations.duplicates = 'refuse'. Use 'first' to keep one "
                         "of each, or 'independent' if the repeats are independent measurements")
     if policy == "independent":
-        log.info("observations file %s: %d repeated observation(s) (same time, location and variable) kept as "
-                 "independent (observations.duplicates = 'independent')", source, count)
+        log.info("observations file %s: %d repeated observation(s) (same time, location and "
+                 "variable) kept as independent (observations.duplicates = 'independent')",
+                 source, count)
         return observations
-    log.warning("observations file %s: %d observation(s) repeat an earlier one's time, location and variable (first: "
-                "%s); the first of each is kept, the repeats dropped (observations.duplicates = 'first')", source,
-                count, where)
+    log.warning("observations file %s: %d observation(s) repeat an earlier one's time, location "
+                "and variable (first: %s); the first of each is kept, the repeats dropped "
+                "(observations.duplicates = 'first')", source, count, where)
     keep = ~repeated
     return dataclasses.replace(
-        observations, times=observations.times[keep], values=observations.values[keep], std=observations.std[keep],
-        index=observations.index[keep], weight=observations.weight[keep], variable=observations.variable[keep],
-        location=observations.location[keep], rejected_duplicate=observations.rejected_duplicate + count)
+        observations, times=observations.times[keep], values=observations.values[keep],
+        std=observations.std[keep], index=observations.index[keep],
+        weight=observations.weight[keep], variable=observations.variable[keep],
+        location=observations.location[keep],
+        rejected_duplicate=observations.rejected_duplicate + count)

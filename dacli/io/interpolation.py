@@ -26,11 +26,11 @@ def axis_interpolation(positions, coordinates, wraps: bool, period: float | None
 
     On an axis that wraps (:attr:`dacli.layout.GridAxis.wraps`) every finite position is inside,
     taken modulo ``len(coordinates) * spacing``; otherwise positions beyond the first or last grid
-    point are outside and flagged (the caller drops and counts them). ``period`` is the period of the
-    coordinate itself, whatever the grid covers (360 for longitude, None otherwise): positions are
-    first brought within half a period of the grid's middle, so a box spanning -72..-48 reads an
-    observation at 300 as -60 and a global grid 0..357.5 reads -10 as 350. Never give a period for
-    latitude. Positions exactly on a grid point get fraction 0.
+    point are outside and flagged (the caller drops and counts them). ``period`` is the period of
+    the coordinate itself, whatever the grid covers (360 for longitude, None otherwise): positions
+    are first brought within half a period of the grid's middle, so a box spanning -72..-48 reads
+    an observation at 300 as -60 and a global grid 0..357.5 reads -10 as 350. Never give a period
+    for latitude. Positions exactly on a grid point get fraction 0.
     """
     coordinates = np.asarray(coordinates, dtype=float)
     n = len(coordinates)
@@ -54,12 +54,18 @@ def axis_interpolation(positions, coordinates, wraps: bool, period: float | None
 
 
 def coordinate_period(axis: GridAxis) -> float | None:
-    """The period of ``axis``'s coordinate values: 360 degrees for longitude, None for any other axis."""
+    """The period of ``axis``'s coordinate values: 360 degrees for longitude, else None."""
     return FULL_CIRCLE if axis.is_longitude else None
 
 
-def bilinear_weights(y, x, y_coordinates, x_coordinates, wraps: tuple[bool, bool] = (True, True),
-                     periods: tuple[float | None, float | None] = (None, None)):
+def bilinear_weights(
+    y,
+    x,
+    y_coordinates,
+    x_coordinates,
+    wraps: tuple[bool, bool] = (True, True),
+    periods: tuple[float | None, float | None] = (None, None),
+):
     """(index (P, 4) into the flat (y, x) state, weight (P, 4), inside (P,)) for locations (y, x).
 
     ``wraps`` says, per axis, whether locations wrap round (:attr:`dacli.layout.GridAxis.wraps`,
@@ -91,15 +97,23 @@ def interpolation_weights(
     positions = positions[:, None] if positions.ndim == 1 else positions
     axes = layout.axes
     if positions.shape[1] != len(axes) or len(axes) not in (1, 2):
-        raise ValueError(f"locations with {positions.shape[1]} coordinates on a grid of {len(axes)} dimensions")
+        raise ValueError(
+            f"locations with {positions.shape[1]} coordinates on a grid of {len(axes)} dimensions"
+        )
     if len(axes) == 1:
-        left, right, fraction, inside = axis_interpolation(positions[:, 0], axes[0].values, axes[0].wraps,
-                                                           coordinate_period(axes[0]))
+        left, right, fraction, inside = axis_interpolation(
+            positions[:, 0], axes[0].values, axes[0].wraps, coordinate_period(axes[0])
+        )
         index = np.stack([left, right], axis=-1)
         weight = np.stack([1.0 - fraction, fraction], axis=-1)
     else:
-        index, weight, inside = bilinear_weights(positions[:, 0], positions[:, 1], axes[0].values, axes[1].values,
-                                                 (axes[0].wraps, axes[1].wraps),
-                                                 (coordinate_period(axes[0]), coordinate_period(axes[1])))
+        index, weight, inside = bilinear_weights(
+            positions[:, 0],
+            positions[:, 1],
+            axes[0].values,
+            axes[1].values,
+            (axes[0].wraps, axes[1].wraps),
+            (coordinate_period(axes[0]), coordinate_period(axes[1])),
+        )
     pad = POINTS - index.shape[1]
     return np.pad(index, ((0, 0), (0, pad))), np.pad(weight, ((0, 0), (0, pad))), inside

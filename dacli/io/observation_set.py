@@ -20,8 +20,8 @@ import numpy as np
 
 POINTS = 4  # interpolation points per observation (bilinear on 2-D grids)
 
-# qc_flag values of the observation-space diagnostics files (dacli.io.feedback, dacli.io.ioda_feedback),
-# computed by dacli.diagnostics.consistency.qc_flags
+# qc_flag values of the observation-space diagnostics files (dacli.io.feedback,
+# dacli.io.ioda_feedback), computed by dacli.diagnostics.consistency.qc_flags
 QC_FLAGS = {
     0: "assimilated",
     1: "missing_value_or_invalid_error",
@@ -40,10 +40,14 @@ class ObservationSet:
     index: np.ndarray  # (P, K) int
     weight: np.ndarray  # (P, K)
     variable: np.ndarray  # (P,) str, the model variable observed
-    location: np.ndarray  # (P, D) coordinates along the D grid axes (NaN: on a grid point read directly)
+    location: (
+        np.ndarray
+    )  # (P, D) coordinates along the D grid axes (NaN: on a grid point read directly)
     rejected_outside_domain: int = 0
     rejected_preqc: int = 0  # dropped by the file's own quality control (IODA PreQC)
-    rejected_duplicate: int = 0  # dropped as repeats of an earlier observation (dacli.io.duplicates)
+    rejected_duplicate: int = (
+        0  # dropped as repeats of an earlier observation (dacli.io.duplicates)
+    )
 
     @property
     def valid(self) -> np.ndarray:

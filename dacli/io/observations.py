@@ -10,11 +10,16 @@ locations are interpolated linearly (1-D grids) or bilinearly (2-D grids), and t
 the model domain are dropped and counted. IODA v3: see :mod:`dacli.io.ioda`. Values and errors
 are converted to the model's units (:mod:`dacli.io.units`); times to model time
 (:mod:`dacli.io.times`).
+
+The reader takes plain parameters (:class:`ObservationFileOptions`); a config section with the same
+keys (``[observations]``) is converted at the door by :meth:`ObservationFileOptions.of`.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import xarray as xr
@@ -32,9 +37,42 @@ from dacli.layout import StateLayout
 log = logging.getLogger("dacli")
 
 
-def _variable(file: InputFile, variable: str, config) -> xr.DataArray:
+@dataclass(frozen=True)
+class ObservationFileOptions:
+    """Which observation file to read, and how: the reader's plain parameters.
+
+    ``file_layout`` is the file's organisation (``observations.layout``): values on the model grid
+    ("gridded"), a CF point file ("scattered") or IODA v3 ("ioda"). ``variables`` are the model
+    variables read (empty: every model variable); ``mapping`` the file's names, dimensions and
+    selections; ``error_std`` the error where the file has none; ``accept_preqc`` the IODA PreQC
+    values kept; ``duplicates`` the policy for repeats (:mod:`dacli.io.duplicates`).
+    """
+
+    path: str
+    file_layout: Literal["gridded", "scattered", "ioda"] = "gridded"
+    variables: tuple[str, ...] = ()
+    mapping: FileMapping = field(default_factory=FileMapping)
+    error_std: float | None = None
+    accept_preqc: tuple[int, ...] = (0,)
+    duplicates: Literal["first", "independent", "refuse"] = "first"
+
+    @classmethod
+    def of(cls, section) -> ObservationFileOptions:
+        """``section`` itself when it is one, else the options of an ``[observations]`` section.
+
+        The config record's keys are read here, not in the reader's functions.
+        """
+        if isinstance(section, cls):
+            return section
+        return cls(path=section.path, file_layout=section.layout,
+                   variables=tuple(section.variables or ()), mapping=FileMapping.of(section),
+                   error_std=section.error_std, accept_preqc=tuple(section.accept_preqc),
+                   duplicates=section.duplicates)
+
+
+def _variable(file: InputFile, variable: str, options: ObservationFileOptions) -> xr.DataArray:
     if variable not in file.dataset.variables:
-        name = config.names.get(variable, variable)
+        name = options.mapping.names.get(variable, variable)
         found = ", ".join(sorted(map(str, file.dataset.data_vars))) or "none"
         mapped = "" if name == variable else f" (mapped from model variable {variable!r})"
         raise DataError(
@@ -56,7 +94,8 @@ def _require_dims(array: xr.DataArray, file: InputFile, allowed: set[str], requi
         )
 
 
-def _values_and_errors(file: InputFile, variable: str, array: xr.DataArray, config, layout: StateLayout):
+def _values_and_errors(file: InputFile, variable: str, array: xr.DataArray,
+                       options: ObservationFileOptions, layout: StateLayout):
     """(values, error std) in the model's units, errors broadcast like ``array``."""
     values, note = to_model_units(array.values, array.attrs.get("units"), layout.units, file.where(str(array.name)))
     notes = [note] if note else []
@@ -71,13 +110,14 @@ def _values_and_errors(file: InputFile, variable: str, array: xr.DataArray, conf
         errors, note = to_model_units(broadcast.values, error.attrs.get("units", array.attrs.get("units")),
                                       layout.units, file.where(error_name), difference=True)
         notes += [note] if note else []
-    elif config.error_std is None:
+    elif options.error_std is None:
         raise DataError(
-            f"{file.what} file {file.source}: no variable {config.names.get(variable, variable) + '_error'!r} and "
+            f"{file.what} file {file.source}: no variable "
+            f"{options.mapping.names.get(variable, variable) + '_error'!r} and "
             "observations.error_std is not set; give one of them"
         )
     else:
-        errors = np.full(array.shape, float(config.error_std))
+        errors = np.full(array.shape, float(options.error_std))
     for line in notes:
         log.info("%s", line)
     return values, errors
@@ -91,11 +131,12 @@ def grid_coordinates(layout: StateLayout) -> np.ndarray:
     return np.stack([m.ravel() for m in mesh], axis=-1)
 
 
-def _read_gridded(file: InputFile, config, layout: StateLayout, variables) -> ObservationSet:
+def _read_gridded(file: InputFile, options: ObservationFileOptions, layout: StateLayout,
+                  variables) -> ObservationSet:
     grid_dims = list(layout.dims)
     parts = []
     for variable in variables:
-        array = _variable(file, variable, config)
+        array = _variable(file, variable, options)
         wanted = {"time", *grid_dims}
         _require_dims(array, file, wanted, wanted)
         array = array.transpose("time", *grid_dims)
@@ -106,7 +147,7 @@ def _read_gridded(file: InputFile, config, layout: StateLayout, variables) -> Ob
                 f"the model grid has {layout.shape}"
             )
         ntime, ngrid = array.shape[0], layout.grid_size
-        values, errors = _values_and_errors(file, variable, array, config, layout)
+        values, errors = _values_and_errors(file, variable, array, options, layout)
         values, errors = values.reshape(ntime, ngrid), errors.reshape(ntime, ngrid)
         grid_index = np.tile(np.arange(ngrid), ntime)
         index = np.zeros((ntime * ngrid, POINTS), dtype=int)
@@ -144,22 +185,24 @@ def _located(variable: str, times, values, errors, positions, layout: StateLayou
     )
 
 
-def _read_scattered(file: InputFile, config, layout: StateLayout, variables) -> ObservationSet:
+def _read_scattered(file: InputFile, options: ObservationFileOptions, layout: StateLayout,
+                    variables) -> ObservationSet:
     dataset = file.dataset
     times = file.times
     for name in layout.dims:
         if name not in dataset.variables:
             raise DataError(
-                f"{file.what} file {file.source}: no location coordinate {config.dims.get(name, name)!r} (grid "
-                f"position of each observation along 'obs'); map it with observations.dims = {{ {name} = \"...\" }}"
+                f"{file.what} file {file.source}: no location coordinate "
+                f"{options.mapping.dims.get(name, name)!r} (grid position of each observation "
+                f"along 'obs'); map it with observations.dims = {{ {name} = \"...\" }}"
             )
     positions = np.stack([np.asarray(dataset[n].values, float) for n in layout.dims], axis=-1) \
         if layout.dims else np.zeros((len(times), 0))
     parts = []
     for variable in variables:
-        array = _variable(file, variable, config)
+        array = _variable(file, variable, options)
         _require_dims(array, file, {"obs"}, {"obs"})
-        values, errors = _values_and_errors(file, variable, array, config, layout)
+        values, errors = _values_and_errors(file, variable, array, options, layout)
         parts.append(_located(variable, times, values, errors, positions, layout))
     return _concatenate(parts)
 
@@ -168,20 +211,27 @@ def _read_scattered(file: InputFile, config, layout: StateLayout, variables) -> 
 IODA_COORDINATES = {"lat": "latitude", "lon": "longitude", "latitude": "latitude", "longitude": "longitude"}
 
 
-def ioda_coordinates(config, layout: StateLayout) -> tuple[str, ...]:
-    """The MetaData variable holding each grid coordinate (``observations.dims`` overrides)."""
-    return tuple(config.dims.get(dim, IODA_COORDINATES.get(dim, dim)) for dim in layout.dims)
+def ioda_coordinates(options, layout: StateLayout) -> tuple[str, ...]:
+    """The MetaData variable holding each grid coordinate (``observations.dims`` overrides).
+
+    ``options``: :class:`ObservationFileOptions` (or an ``[observations]`` config section).
+    """
+    options = ObservationFileOptions.of(options)
+    dims = options.mapping.dims
+    return tuple(dims.get(dim, IODA_COORDINATES.get(dim, dim)) for dim in layout.dims)
 
 
-def _read_ioda(config, layout: StateLayout, variables, time_axis: TimeAxis) -> ObservationSet:
-    coordinates = ioda_coordinates(config, layout)
-    names = [config.names.get(v, v) for v in variables]
-    records = read_ioda(config.path, names, error_std=config.error_std, accept_preqc=tuple(config.accept_preqc),
-                        time_axis=time_axis, units=layout.units, coordinates=coordinates, select=dict(config.select))
+def _read_ioda(options: ObservationFileOptions, layout: StateLayout, variables,
+               time_axis: TimeAxis) -> ObservationSet:
+    coordinates = ioda_coordinates(options, layout)
+    names = [options.mapping.names.get(v, v) for v in variables]
+    records = read_ioda(options.path, names, error_std=options.error_std,
+                        accept_preqc=options.accept_preqc, time_axis=time_axis, units=layout.units,
+                        coordinates=coordinates, select=dict(options.mapping.select))
     parts = []
     for variable, record in zip(variables, records):
         for note in record.notes:
-            log.info("observations file %s: %s", config.path, note)
+            log.info("observations file %s: %s", options.path, note)
         positions = np.stack([record.coordinates[c] for c in coordinates], axis=-1) if coordinates \
             else np.zeros((len(record.times), 0))
         parts.append(_located(variable, record.times, record.values, record.errors, positions, layout,
@@ -203,58 +253,67 @@ def _concatenate(parts: list[ObservationSet]) -> ObservationSet:
     )
 
 
-def observations_in_dataset(dataset: xr.Dataset | str, source: str, config, layout: StateLayout,
+def observations_in_dataset(dataset: xr.Dataset | str, source: str, options, layout: StateLayout,
                             time_axis: TimeAxis) -> ObservationSet:
-    """The observations of a gridded or CF point file or open dataset (``config.layout`` says which).
+    """The observations of a gridded or CF point file or open dataset (``options.file_layout``).
 
     ``dacli train`` reads the twin experiment it simulates in memory with it; ``source`` names
-    the data in error messages. Duplicates are not resolved here (see :func:`read_observations`).
+    the data in error messages. ``options``: :class:`ObservationFileOptions` (or an
+    ``[observations]`` config section); its path is not used. Duplicates are not resolved here
+    (see :func:`read_observations`).
     """
-    variables = config.variables or list(layout.variables)
-    gridded = config.layout == "gridded"
-    file = open_input(dataset, "observations", FileMapping.of(config), time_axis, layout=layout, grid=gridded,
-                      name=source)
+    options = ObservationFileOptions.of(options)
+    variables = list(options.variables) or list(layout.variables)
+    gridded = options.file_layout == "gridded"
+    file = open_input(dataset, "observations", options.mapping, time_axis, layout=layout,
+                      grid=gridded, name=source)
     if not np.all(np.isfinite(file.times)):
         missing = int(np.sum(~np.isfinite(file.times)))
-        raise DataError(f"observations file {source}: time coordinate {config.dims.get('time', 'time')!r} has "
-                        f"{missing} missing value(s) (_FillValue or NaN); every observation needs a time")
+        time_name = options.mapping.dims.get("time", "time")
+        raise DataError(f"observations file {source}: time coordinate {time_name!r} has {missing} "
+                        "missing value(s) (_FillValue or NaN); every observation needs a time")
     if not gridded and "obs" not in file.dataset.dims:
         found = ", ".join(f"{d} ({n})" for d, n in file.dataset.sizes.items()) or "none"
         raise DataError(f"observations file {source}: no dimension 'obs' (one entry per observation in a CF point "
                         f"file); its dimensions are: {found}. Map it with observations.dims = {{ obs = \"...\" }}")
-    return (_read_gridded if gridded else _read_scattered)(file, config, layout, variables)
+    return (_read_gridded if gridded else _read_scattered)(file, options, layout, variables)
 
 
-def read_observations(config, layout: StateLayout, time_axis: TimeAxis) -> ObservationSet:
-    """Read the configured observation file; raise :class:`DataError` naming what is wrong.
+def read_observations(options, layout: StateLayout, time_axis: TimeAxis) -> ObservationSet:
+    """Read the observation file ``options`` names; raise :class:`DataError` naming what is wrong.
 
+    ``options``: :class:`ObservationFileOptions` (or an ``[observations]`` config section).
     Observations repeated at the same time, place and variable are resolved as
-    ``observations.duplicates`` says (:mod:`dacli.io.duplicates`).
+    ``options.duplicates`` says (:mod:`dacli.io.duplicates`).
     """
-    variables = config.variables or list(layout.variables)
+    options = ObservationFileOptions.of(options)
+    variables = list(options.variables) or list(layout.variables)
     unknown = [v for v in variables if v not in layout.variables]
     if unknown:
         raise ConfigError([
             f"observations.variables: {unknown} are not model variables (the model has {list(layout.variables)})"
         ])
-    if config.layout == "ioda":
-        observations = _read_ioda(config, layout, variables, time_axis)
+    if options.file_layout == "ioda":
+        observations = _read_ioda(options, layout, variables, time_axis)
     else:
-        observations = observations_in_dataset(config.path, config.path, config, layout, time_axis)
-    names = ", ".join(repr(config.names.get(v, v)) for v in variables)
+        observations = observations_in_dataset(options.path, options.path, options, layout,
+                                               time_axis)
+    names = ", ".join(repr(options.mapping.names.get(v, v)) for v in variables)
     if len(observations) == 0 and observations.rejected_outside_domain:
         raise DataError(
-            f"observations file {config.path}: all {observations.rejected_outside_domain} observations of {names} "
-            "lie outside the model domain"
+            f"observations file {options.path}: all {observations.rejected_outside_domain} "
+            f"observations of {names} lie outside the model domain"
         )
     if len(observations) == 0:
-        raise DataError(f"observations file {config.path}: holds no observations of {names} (zero-length dimensions)")
+        raise DataError(f"observations file {options.path}: holds no observations of {names} "
+                        "(zero-length dimensions)")
     if not observations.valid.any():
         raise DataError(
-            f"observations file {config.path}: all {len(observations)} observations of {names} are missing "
-            "(NaN, Inf or _FillValue) or have a non-positive error; there is nothing to assimilate"
+            f"observations file {options.path}: all {len(observations)} observations of {names} "
+            "are missing (NaN, Inf or _FillValue) or have a non-positive error; "
+            "there is nothing to assimilate"
         )
     if observations.rejected_outside_domain:
-        log.warning("observations file %s: %d observation(s) outside the model domain dropped", config.path,
-                    observations.rejected_outside_domain)
-    return resolve_duplicates(observations, config.duplicates, config.path)
+        log.warning("observations file %s: %d observation(s) outside the model domain dropped",
+                    options.path, observations.rejected_outside_domain)
+    return resolve_duplicates(observations, options.duplicates, options.path)

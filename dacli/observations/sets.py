@@ -8,4 +8,10 @@ from :mod:`dacli.io`.
 from dacli.io.interpolation import axis_interpolation, coordinate_period, interpolation_weights
 from dacli.io.observation_set import POINTS, ObservationSet
 
-__all__ = ["POINTS", "ObservationSet", "axis_interpolation", "coordinate_period", "interpolation_weights"]
+__all__ = [
+    "POINTS",
+    "ObservationSet",
+    "axis_interpolation",
+    "coordinate_period",
+    "interpolation_weights",
+]

@@ -6,9 +6,30 @@ imports JAX but does not start its backend, so :func:`initialize_distributed` ma
 it (it must run before anything asks JAX for a device).
 """
 
-from dacli.parallel.distributed import (allgather_shares, initialize_distributed, launch_arguments, map_over_processes,
-                                        process_share)
-from dacli.parallel.sharding import BatchLayout, batch_layout, batch_mesh, describe_devices, map_sharded
+from dacli.parallel.distributed import (
+    allgather_shares,
+    initialize_distributed,
+    launch_arguments,
+    map_over_processes,
+    process_share,
+)
+from dacli.parallel.sharding import (
+    BatchLayout,
+    batch_layout,
+    batch_mesh,
+    describe_devices,
+    map_sharded,
+)
 
-__all__ = ["BatchLayout", "allgather_shares", "batch_layout", "batch_mesh", "describe_devices",
-           "initialize_distributed", "launch_arguments", "map_over_processes", "map_sharded", "process_share"]
+__all__ = [
+    "BatchLayout",
+    "allgather_shares",
+    "batch_layout",
+    "batch_mesh",
+    "describe_devices",
+    "initialize_distributed",
+    "launch_arguments",
+    "map_over_processes",
+    "map_sharded",
+    "process_share",
+]
