@@ -25,6 +25,7 @@ The script puts this checkout first on ``sys.path``, so it benchmarks the dacli 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shlex
@@ -131,10 +132,10 @@ def accuracy(setup: str, folder: Path, quick: bool, variants: list[str] | None =
         trained = train(config, overwrite=True)
         trainings[variant] = {
             "wall_s": time.perf_counter() - started, "overrides": [*VARIANTS[variant], *train_items],
-            **{k: trained.summary[k] for k in ("epochs", "steps", "training_windows", "validation_windows",
+            **{k: getattr(trained, k) for k in ("epochs", "steps", "training_windows", "validation_windows",
                                                "untrained_validation_rmse", "validation_rmse", "best_validation_rmse",
                                                "observation_error_std", "background_error_std", "data")},
-            "history": json.loads(Path(trained.files["metrics"]).read_text())["history"]}
+            "history": json.loads(Path(trained.files.metrics).read_text())["history"]}
         t = trainings[variant]
         print(f"{setup} {variant}: trained {t['steps']} steps in {t['wall_s']:.0f} s, validation RMSE "
               f"{t['untrained_validation_rmse']:.3f} -> {t['best_validation_rmse']:.3f}", flush=True)
@@ -142,7 +143,7 @@ def accuracy(setup: str, folder: Path, quick: bool, variants: list[str] | None =
     for kind in METHODS:
         if kind != "4dvarnet":
             rows.append(assimilated(setup, folder, kind, [*method_overrides(setup, kind), *fourdvar_extra]))
-    return {"setup": setup, "title": spec["title"], "held_out_twin": {"duration": duration, **simulated.summary},
+    return {"setup": setup, "title": spec["title"], "held_out_twin": {"duration": duration, **dataclasses.asdict(simulated)},
             "training": trainings, "rows": rows}
 
 

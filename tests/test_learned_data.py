@@ -73,10 +73,10 @@ def test_qg_network_trained_from_track_files_cycles_into_a_cf_lat_lon_file(tmp_p
            f'output.path="{tmp_path / "analysis.nc"}"']
     config = load_config(CONFIGS / "qg_4dvarnet.toml", own, [check_names])
     simulate(config)
-    summary = train(config).summary
-    assert summary["training_windows"] == 4 and summary["validation_windows"] == 2
-    assert summary["data"].endswith("obs.nc and " + str(tmp_path / "truth.nc"))
-    assert summary["best_validation_rmse"] < summary["untrained_validation_rmse"]
+    trained = train(config)
+    assert trained.training_windows == 4 and trained.validation_windows == 2
+    assert trained.data.endswith("obs.nc and " + str(tmp_path / "truth.nc"))
+    assert trained.best_validation_rmse < trained.untrained_validation_rmse
     s = assimilate(config).summary
     assert s["method"] == "4dvarnet" and s["windows"] == 6 and np.isfinite(s["analysis_rmse"])
     with xr.open_dataset(tmp_path / "analysis.nc", decode_times=False) as ds:

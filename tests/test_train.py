@@ -34,7 +34,7 @@ def test_checkpoint_round_trips_and_resume_equals_an_uninterrupted_run(tmp_path)
     batches = []
     whole = train(small_config(tmp_path / "whole"), on_batch=lambda *counts: batches.append(counts[:4]))
     assert batches == [(e, 3, b, 3) for e in (1, 2, 3) for b in (1, 2, 3)]  # 24 windows in batches of 8, 3 epochs
-    assert [row["epoch"] for row in json.loads(Path(whole.files["metrics"]).read_text())["history"]] == [1, 2, 3]
+    assert [row["epoch"] for row in json.loads(Path(whole.files.metrics).read_text())["history"]] == [1, 2, 3]
 
     def stop_after_two(record):
         if record["epoch"] == 2:
@@ -45,8 +45,8 @@ def test_checkpoint_round_trips_and_resume_equals_an_uninterrupted_run(tmp_path)
     with pytest.raises(OutputError, match=r"run/last.eqx holds a stopped training \(epoch 2 of 3 done\); pass --resume"):
         train(small_config(tmp_path / "parts"), overwrite=True)  # --overwrite alone never drops a checkpoint
     resumed = train(small_config(tmp_path / "parts"), resume=True)
-    assert Path(whole.files["last"]).read_bytes().split(b"\n", 1)[1] == Path(resumed.files["last"]).read_bytes().split(b"\n", 1)[1]
-    assert whole.summary["validation_rmse"] == resumed.summary["validation_rmse"]
+    assert Path(whole.files.last).read_bytes().split(b"\n", 1)[1] == Path(resumed.files.last).read_bytes().split(b"\n", 1)[1]
+    assert whole.validation_rmse == resumed.validation_rmse
 
     # A signal mid-epoch (SIGTERM after epoch 2's first batch): a checkpoint at that batch, exit 143,
     # and --resume redraws epoch 2's batch order and goes on from batch 2 to the same weights.
@@ -64,9 +64,9 @@ def test_checkpoint_round_trips_and_resume_equals_an_uninterrupted_run(tmp_path)
         train(small_config(tmp_path / "signal"), on_batch=terminate_mid_epoch)
     assert stop.value.exit_code == 143
     signalled = train(small_config(tmp_path / "signal"), resume=True)
-    assert Path(whole.files["last"]).read_bytes().split(b"\n", 1)[1] == Path(signalled.files["last"]).read_bytes().split(b"\n", 1)[1]
-    assert json.loads(Path(signalled.files["metrics"]).read_text())["history"][1]["loss"] == pytest.approx(
-        json.loads(Path(whole.files["metrics"]).read_text())["history"][1]["loss"], rel=1e-12)
+    assert Path(whole.files.last).read_bytes().split(b"\n", 1)[1] == Path(signalled.files.last).read_bytes().split(b"\n", 1)[1]
+    assert json.loads(Path(signalled.files.metrics).read_text())["history"][1]["loss"] == pytest.approx(
+        json.loads(Path(whole.files.metrics).read_text())["history"][1]["loss"], rel=1e-12)
 
     # Round trip: what was saved loads back bit for bit into a fresh skeleton.
     import equinox as eqx
@@ -75,12 +75,12 @@ def test_checkpoint_round_trips_and_resume_equals_an_uninterrupted_run(tmp_path)
     from dacli.build.network import build_network
     from dacli.io.checkpoints import load_checkpoint, read_header, save_checkpoint
 
-    header = read_header(whole.files["best"])
+    header = read_header(whole.files.best)
     skeleton = build_network(small_config(tmp_path).network, header["shape"], header["observation_error_std"],
                              header["offset"], header["scale"], jax.random.PRNGKey(99), np.float32)
-    _, network = load_checkpoint(whole.files["best"], skeleton)
+    _, network = load_checkpoint(whole.files.best, skeleton)
     save_checkpoint(tmp_path / "again.eqx", header, network)
-    assert (tmp_path / "again.eqx").read_bytes() == Path(whole.files["best"]).read_bytes()
+    assert (tmp_path / "again.eqx").read_bytes() == Path(whole.files.best).read_bytes()
     leaves = jax.tree_util.tree_leaves(eqx.filter(network, eqx.is_array))
     assert not all(np.array_equal(a, b) for a, b in zip(leaves, jax.tree_util.tree_leaves(eqx.filter(skeleton, eqx.is_array))))
 
@@ -172,13 +172,13 @@ def test_assimilate_with_a_trained_network_and_refuse_one_that_does_not_fit(tmp_
     with pytest.raises(ConfigError, match=r"reconstructs windows of 3 channels over \[32\]; this run's windows "
                                           r"\(16 model steps of a state of 3\) need 3 over \[16\]"):
         assimilate(small_config(tmp_path, f'output.path="{tmp_path / "c.nc"}"', "window.length=0.16"))
-    assert Path(trained.files["best"]).exists()
+    assert Path(trained.files.best).exists()
 
     folder = tmp_path / "with_backgrounds"
     informed = train(small_config(folder, "train.epochs=2", "network.background=true"))
-    assert informed.summary["background_error_std"] == 1.0  # simulate.background_error_std
+    assert informed.background_error_std == 1.0  # simulate.background_error_std
     # Measured: 6.5 with backgrounds vs 16.8 without (2 epochs of 3 Adam steps).
-    assert informed.summary["best_validation_rmse"] < 0.5 * trained.summary["best_validation_rmse"]
+    assert informed.best_validation_rmse < 0.5 * trained.best_validation_rmse
     result = assimilate(small_config(folder, f'output.path="{folder / "a.nc"}"', "window.count=2",
                                      "network.background=true"))
     assert result.summary["windows"] == 2 and np.isfinite(result.summary["analysis_rmse"])

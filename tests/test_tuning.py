@@ -146,12 +146,13 @@ def test_unknown_parameter_is_a_config_error(cli, tmp_path):
 ])
 def test_inapplicable_or_unidentifiable_choices_are_refused(tmp_path, overrides, message):
     from dacli.run.train import train
+    from dacli.run.tune import tune
 
     diagonal = "length_scale" in overrides[0]
     config = load_config(small_config(tmp_path, 'kind = "diagonal"\nstd = 3.0' if diagonal else GAUSSIAN),
                          overrides, [check_names])
     with pytest.raises(ConfigError) as raised:
-        train(config)
+        tune(config)
     assert message in str(raised.value)
     with pytest.raises(ConfigError, match=r"--resume continues a 4DVarNet training"):
         train(load_config(small_config(tmp_path), [], [check_names]), resume=True)

@@ -4,17 +4,31 @@ The analysis is sought as x0 = xb + B^{1/2} v, so Jb = 1/2 v^T v and the Hessian
 I + (GB^{1/2})^T R^{-1} (GB^{1/2}) — well conditioned (Lorenc 1988; Bannister 2008, QJRMS 134).
 Forms: diagonal (B = diag(std^2)); correlated, B = D C D with C a Gaussian or Matern-3/2
 correlation of distance on the model grid (periodic distance on periodic grids); or a matrix
-read from a file. On 1-D grids C is dense and its square root the symmetric one,
-C^{1/2} = V diag(sqrt(lambda)) V^T; on doubly periodic 2-D grids C is applied by FFT
-(:mod:`dacli.covariances.spectral`) and never formed.
+read from a file.
+
+Correlated B has one implementation, :class:`CorrelatedRoot`, in JAX and differentiable in its
+length scale, used by assimilation (:func:`background_sqrt_operator`), twin experiments and
+hyperparameter tuning (:mod:`dacli.tuning.hyperparameters`). On 1-D grids C is dense and its
+square root the symmetric one, C^{1/2} = V diag(sqrt(lambda)) V^T (:func:`symmetric_sqrt`); on
+doubly periodic 2-D grids C is applied by FFT (:mod:`dacli.covariances.spectral`) and never
+formed.
 """
 
 from __future__ import annotations
 
+import equinox as eqx
+import jax
+import jax.numpy as jnp
 import lineax as lx
 import numpy as np
+from jaxtyping import Array, ArrayLike, Float
 
-from dacli.covariances.spectral import SHAPES
+from dacli.covariances.spectral import (
+    SHAPES,
+    correlation_function,
+    nonnegative_sqrt,
+    spectral_correlation_sqrt,
+)
 from dacli.models.base import StateLayout
 
 
@@ -33,73 +47,149 @@ def std_vector(std: float | list[float], layout: StateLayout) -> np.ndarray:
     )
 
 
-def grid_correlation(layout: StateLayout, length_scale: float, shape: str = "gaussian") -> np.ndarray:
-    """Block-diagonal (one block per variable) dense correlation matrix on a 1-D grid."""
-    from dacli.covariances.spectral import correlation_function
-
-    if len(layout.axes) != 1:
-        raise ValueError("a dense correlation matrix needs a model on a 1-D grid")
-    grid = np.asarray(layout.axes[0].values, dtype=float)
-    distance = np.abs(grid[:, None] - grid[None, :])
-    if layout.axes[0].periodic:
-        period = len(grid) * layout.axes[0].spacing
-        distance = np.minimum(distance, period - distance)
-    block = correlation_function(distance, length_scale, shape)
-    return np.kron(np.eye(len(layout.variables)), block)
+@jax.custom_jvp
+def symmetric_sqrt(matrix: Float[Array, "n n"]) -> Float[Array, "n n"]:
+    """Symmetric square root of a symmetric positive semi-definite matrix (negative eigenvalues,
+    rounding errors, clipped at 0). Differentiable: its derivative solves the Sylvester equation
+    S dS + dS S = dM, in the eigenbasis dS_ij = dM_ij / (s_i + s_j) (Higham 2008, *Functions of
+    Matrices*, 6.1), so no eigenvector is differentiated (infinite at repeated eigenvalues)."""
+    eigenvalues, eigenvectors = jnp.linalg.eigh(matrix)
+    return (eigenvectors * nonnegative_sqrt(eigenvalues)) @ eigenvectors.T
 
 
-def _spectral_sqrt(layout: StateLayout, length_scale: float, shape: str, sigma: np.ndarray, dtype):
-    """D C^{1/2} on a doubly periodic 2-D grid, matrix-free."""
-    from dacli.covariances.spectral import spectral_correlation_sqrt
+@symmetric_sqrt.defjvp
+def _symmetric_sqrt_jvp(primals, tangents):
+    (matrix,), (tangent,) = primals, tangents
+    eigenvalues, eigenvectors = jnp.linalg.eigh(matrix)
+    roots = nonnegative_sqrt(eigenvalues)
+    total = roots[:, None] + roots[None, :]
+    inverse = jnp.where(total > 0, 1.0 / jnp.where(total > 0, total, 1.0), 0.0)
+    rotated = eigenvectors.T @ tangent @ eigenvectors
+    return (eigenvectors * roots) @ eigenvectors.T, eigenvectors @ (
+        rotated * inverse
+    ) @ eigenvectors.T
 
+
+def _grid_distances(layout: StateLayout, shape: str) -> np.ndarray:
+    """1-D grid: the (g, g) distances (periodic: the shorter way round). 2-D: none (the FFT root
+    samples its own), but the grid must be doubly periodic (C is circulant there)."""
+    if not layout.axes:
+        raise ValueError(f"a {shape} correlation needs a model with a spatial grid")
+    if len(layout.axes) == 1:
+        axis = layout.axes[0]
+        grid = np.asarray(axis.values, dtype=float)
+        distance = np.abs(grid[:, None] - grid[None, :])
+        if axis.periodic:
+            distance = np.minimum(distance, len(grid) * axis.spacing - distance)
+        return distance
+    if len(layout.axes) > 2:
+        raise ValueError(f"a {shape} correlation needs a model on a 1-D or 2-D grid")
     if not all(axis.periodic for axis in layout.axes):
-        raise ValueError(f"a {shape} correlation on a 2-D grid is applied by FFT and needs a doubly periodic grid; "
-                         f"the axes {[a.name for a in layout.axes if not a.periodic]} are not periodic")
-    (ny, nx), (y_axis, x_axis) = layout.shape, layout.axes
-    root = spectral_correlation_sqrt(ny, nx, abs(y_axis.spacing), abs(x_axis.spacing), length_scale, shape,
-                                     dtype, fields=len(layout.variables))
-    return lx.DiagonalLinearOperator(np.asarray(sigma, dtype=dtype)) @ root
+        raise ValueError(
+            f"a {shape} correlation on a 2-D grid is applied by FFT and needs a doubly periodic "
+            "grid; the axes "
+            f"{[a.name for a in layout.axes if not a.periodic]} are not periodic"
+        )
+    return np.zeros(0)
 
 
-def symmetric_sqrt(matrix: np.ndarray) -> np.ndarray:
-    """Symmetric square root of a symmetric positive semi-definite matrix."""
-    eigenvalues, eigenvectors = np.linalg.eigh(matrix)
-    eigenvalues = np.clip(eigenvalues, 0.0, None)
-    return (eigenvectors * np.sqrt(eigenvalues)) @ eigenvectors.T
+class CorrelatedRoot(eqx.Module):
+    """B^{1/2} = D C(L)^{1/2}, D = diag(std), C a correlation of
+    :data:`~dacli.covariances.spectral.SHAPES`
+    on the model grid, as a function of log(L / configured L): differentiable in L.
+
+    1-D grid: the dense symmetric root (:func:`symmetric_sqrt`), one block per variable. Doubly
+    periodic 2-D grid: the FFT root, matrix-free. Not for a grid without axes, a 2-D grid that
+    is not periodic both ways, or more than two axes (ValueError from :meth:`for_layout`).
+    """
+
+    sigma: Float[Array, " n"]  # the std per state element
+    distance: Float[Array, "..."]  # 1-D: (g, g) grid distances; 2-D: unused
+    length_scale: float = eqx.field(static=True)
+    shape: str = eqx.field(static=True)
+    variables: int = eqx.field(static=True)
+    grid_shape: tuple[int, ...] = eqx.field(static=True)
+    spacing: tuple[float, ...] = eqx.field(static=True)
+
+    @classmethod
+    def for_layout(
+        cls, layout: StateLayout, std: float | list[float], length_scale: float, shape: str, dtype
+    ) -> "CorrelatedRoot":
+        if shape not in SHAPES:
+            raise ValueError(
+                f"unknown correlation shape {shape!r} (choose from: {', '.join(SHAPES)})"
+            )
+        distance = _grid_distances(layout, shape)
+        return cls(
+            jnp.asarray(std_vector(std, layout), dtype),
+            jnp.asarray(distance, dtype),
+            float(length_scale),
+            shape,
+            len(layout.variables),
+            tuple(layout.shape),
+            tuple(abs(a.spacing) for a in layout.axes),
+        )
+
+    def correlation_root(self, length_scale: ArrayLike) -> Float[Array, "g g"]:
+        """C^{1/2} of one variable's block on a 1-D grid, (g, g)."""
+        return symmetric_sqrt(correlation_function(self.distance, length_scale, self.shape))
+
+    def __call__(self, log_factor: ArrayLike = 0.0) -> lx.AbstractLinearOperator:
+        """B^{1/2} with the length scale times exp(``log_factor``)."""
+        length_scale = self.length_scale * jnp.exp(log_factor)
+        dtype = self.sigma.dtype
+        if len(self.grid_shape) == 1:
+            root = jnp.kron(
+                jnp.eye(self.variables, dtype=dtype), self.correlation_root(length_scale)
+            )
+            return lx.MatrixLinearOperator(self.sigma[:, None] * root)
+        (ny, nx), (dy, dx) = self.grid_shape, self.spacing
+        root = spectral_correlation_sqrt(
+            ny, nx, dy, dx, length_scale, self.shape, dtype, fields=self.variables
+        )
+        return lx.DiagonalLinearOperator(self.sigma) @ root
+
+
+def _matrix_sqrt(
+    matrix: np.ndarray, sigma: np.ndarray, size: int, dtype
+) -> lx.MatrixLinearOperator:
+    """D M^{1/2} for a covariance matrix M read from a file, checked symmetric positive
+    semi-definite."""
+    correlation = np.asarray(matrix, dtype=float)
+    if correlation.shape != (size, size):
+        raise ValueError(f"the matrix has shape {correlation.shape}; expected ({size}, {size})")
+    if not np.allclose(
+        correlation, correlation.T, rtol=1e-8, atol=1e-12 * np.abs(correlation).max()
+    ):
+        raise ValueError("the matrix is not symmetric")
+    if np.linalg.eigvalsh(correlation).min() < -1e-8 * np.abs(correlation).max():
+        raise ValueError("the matrix is not positive semi-definite")
+    root = symmetric_sqrt(jnp.asarray(correlation, dtype))
+    return lx.MatrixLinearOperator(jnp.asarray(sigma, dtype)[:, None] * root)
 
 
 def background_sqrt_operator(
-    kind: str, std: float | list[float], layout: StateLayout, length_scale: float | None, dtype,
+    kind: str,
+    std: float | list[float],
+    layout: StateLayout,
+    length_scale: float | None,
+    dtype,
     matrix: np.ndarray | None = None,
 ) -> lx.AbstractLinearOperator:
     """B^{1/2} as a lineax operator, for B = D C D with D = diag(std).
 
     ``kind``: "diagonal" (C = I), "gaussian" or "matern32" (C from ``length_scale``, in the grid
-    coordinates' units) or "matrix" (C = ``matrix``, e.g. a climatological or NMC covariance;
-    ``std`` then scales it, e.g. DAPPER's xB). The non-diagonal root is D C^{1/2}:
-    (D C^{1/2})(D C^{1/2})^T = D C D.
+    coordinates' units: :class:`CorrelatedRoot`) or "matrix" (C = ``matrix``, e.g. a
+    climatological or NMC covariance; ``std`` then scales it, e.g. DAPPER's xB). The
+    non-diagonal root is D C^{1/2}: (D C^{1/2})(D C^{1/2})^T = D C D.
     """
-    sigma = std_vector(std, layout)
     if kind == "diagonal":
-        return lx.DiagonalLinearOperator(np.asarray(sigma, dtype=dtype))
+        return lx.DiagonalLinearOperator(np.asarray(std_vector(std, layout), dtype=dtype))
     if kind in SHAPES:
-        if len(layout.axes) == 2:
-            return _spectral_sqrt(layout, float(length_scale), kind, sigma, dtype)
-        if not layout.axes:
-            raise ValueError(f"a {kind} correlation needs a model with a spatial grid")
-        correlation = grid_correlation(layout, float(length_scale), kind)
-    elif kind == "matrix":
-        correlation = np.asarray(matrix, dtype=float)
-        if correlation.shape != (layout.size, layout.size):
-            raise ValueError(f"the matrix has shape {correlation.shape}; expected ({layout.size}, {layout.size})")
-        if not np.allclose(correlation, correlation.T, rtol=1e-8, atol=1e-12 * np.abs(correlation).max()):
-            raise ValueError("the matrix is not symmetric")
-        if np.linalg.eigvalsh(correlation).min() < -1e-8 * np.abs(correlation).max():
-            raise ValueError("the matrix is not positive semi-definite")
-    else:
-        raise ValueError(f"unknown covariance kind {kind!r}")
-    root = symmetric_sqrt(correlation)
-    return lx.MatrixLinearOperator(np.asarray(sigma[:, None] * root, dtype=dtype))
+        return CorrelatedRoot.for_layout(layout, std, float(length_scale), kind, dtype)()
+    if kind == "matrix":
+        return _matrix_sqrt(matrix, std_vector(std, layout), layout.size, dtype)
+    raise ValueError(f"unknown covariance kind {kind!r}")
 
 
 def covariance_matrix(sqrt_operator: lx.AbstractLinearOperator) -> np.ndarray:

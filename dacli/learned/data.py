@@ -17,18 +17,27 @@ from a perturbed true initial state, as the cycled backgrounds of assimilation a
 
 from __future__ import annotations
 
+import diffrax
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dacli.io.states import states_at
+from dacli.models.integrate import integrate
+from dacli.observations.windows import make_schedule, pack_observations
+
 
 def to_channels(layout, windows: np.ndarray) -> np.ndarray:
-    """Flat-state windows (B, T, n) -> network layout: (B, n, T) without a grid, (B, T, *grid) with one."""
+    """Flat-state windows (B, T, n) -> network layout: (B, n, T) without a grid, (B, T, *grid) with
+    one."""
     windows = np.asarray(windows)
     if not layout.axes:
         return np.swapaxes(windows, 1, 2)
     if len(layout.variables) != 1:
-        raise ValueError("4DVarNet on a grid needs a single-variable model (time steps are the channels)")
+        raise ValueError(
+            "4DVarNet on a grid needs a single-variable model (time steps are the channels)"
+        )
     return windows.reshape(*windows.shape[:2], *layout.shape)
 
 
@@ -41,63 +50,91 @@ def is_periodic(layout) -> bool:
 
 
 def grid_observations(obs, steps: int, size: int):
-    """(y, mask) over (steps, size) for model steps 1..steps: the mean of the observations per point.
+    """(y, mask) over (steps, size) for model steps 1..steps: the mean of the observations per
+    point.
 
     ``obs`` is one window's :class:`~dacli.observations.operator.WindowObservations`; y is 0
     where nothing was observed.
     """
-    nearest = jnp.take_along_axis(obs.index, jnp.argmax(obs.weight, axis=-1)[:, None], axis=-1)[:, 0]
+    nearest = jnp.take_along_axis(obs.index, jnp.argmax(obs.weight, axis=-1)[:, None], axis=-1)[
+        :, 0
+    ]
     row = jnp.clip(obs.slot - 1, 0, steps - 1)
     used = obs.mask & (obs.slot >= 1)
-    total = jnp.zeros((steps, size), obs.values.dtype).at[row, nearest].add(jnp.where(used, obs.values, 0.0))
-    count = jnp.zeros((steps, size), obs.values.dtype).at[row, nearest].add(used.astype(obs.values.dtype))
+    total = (
+        jnp.zeros((steps, size), obs.values.dtype)
+        .at[row, nearest]
+        .add(jnp.where(used, obs.values, 0.0))
+    )
+    count = (
+        jnp.zeros((steps, size), obs.values.dtype)
+        .at[row, nearest]
+        .add(used.astype(obs.values.dtype))
+    )
     return jnp.where(count > 0, total / jnp.maximum(count, 1.0), 0.0), count > 0
 
 
-def window_pairs(observations, truth_times: np.ndarray, truth: np.ndarray, layout, *, start: float, steps: int,
-                 dt: float, count: int, source: str, dtype=np.float64):
-    """(y, mask, truth, initial, starts) for ``count`` consecutive windows of ``steps`` model steps from ``start``.
+def window_pairs(
+    observations,
+    truth_times: np.ndarray,
+    truth: np.ndarray,
+    layout,
+    *,
+    start: float,
+    steps: int,
+    dt: float,
+    count: int,
+    source: str,
+    dtype=np.float64,
+):
+    """(y, mask, truth, initial, starts) for ``count`` consecutive windows of ``steps`` model steps
+    from ``start``.
 
     ``observations`` is an :class:`~dacli.observations.sets.ObservationSet`; ``truth`` the states
     (T, n) at ``truth_times``, which must cover every window's steps 0..steps (``source`` names it
     in the error). y, mask and truth (steps 1..steps) are (count, *network layout); ``initial`` is
     the true flat state at each window start (count, n), ``starts`` the start times (count,).
     """
-    from dacli.io.states import states_at
-    from dacli.observations.windows import make_schedule, pack_observations
-
     length = steps * dt
     schedule = make_schedule(start, length, length, dt, "newest", count, None)
     packed = pack_observations(observations, schedule, None, dtype)
     grid = jax.vmap(grid_observations, in_axes=(0, None, None))
     y, mask = grid(jax.tree_util.tree_map(jnp.asarray, packed.stacked()), steps, layout.size)
     wanted = (schedule.starts[:, None] + dt * np.arange(0, steps + 1)).ravel()
-    states = states_at(truth_times, truth, wanted, source, "truth", 0.5 * dt).reshape(count, steps + 1, -1)
-    return (to_channels(layout, np.asarray(y)).astype(dtype), to_channels(layout, np.asarray(mask)),
-            to_channels(layout, states[:, 1:]).astype(dtype), states[:, 0].astype(dtype),
-            np.asarray(schedule.starts, dtype))
+    states = states_at(truth_times, truth, wanted, source, "truth", 0.5 * dt).reshape(
+        count, steps + 1, -1
+    )
+    return (
+        to_channels(layout, np.asarray(y)).astype(dtype),
+        to_channels(layout, np.asarray(mask)),
+        to_channels(layout, states[:, 1:]).astype(dtype),
+        states[:, 0].astype(dtype),
+        np.asarray(schedule.starts, dtype),
+    )
 
 
-def forecast_backgrounds(dynamics, solver, initial, starts, *, steps: int, dt: float, error_std: float, layout,
-                         seed: int):
+def forecast_backgrounds(
+    dynamics, solver, initial, starts, *, steps: int, dt: float, error_std: float, layout, seed: int
+):
     """Background forecasts over steps 1..steps, in the network layout, for training windows.
 
     Each window's background state is its true initial state plus N(0, error_std^2) noise (numpy
     generator ``seed``); its forecast is the model run from there, all windows in one compiled,
     vmapped integration. Returns a numpy array (count, *network layout).
     """
-    import diffrax
-    import equinox as eqx
-
-    from dacli.models.integrate import integrate
-
     initial = np.asarray(initial)
-    perturbed = initial + error_std * np.random.default_rng(seed).standard_normal(initial.shape).astype(initial.dtype)
+    perturbed = initial + error_std * np.random.default_rng(seed).standard_normal(
+        initial.shape
+    ).astype(initial.dtype)
 
     @eqx.filter_jit
     def forecasts(dynamics, solver, x0, t0):
-        one = lambda x, t: integrate(dynamics, x, t, steps, dt, solver, diffrax.DirectAdjoint())[1:]  # noqa: E731
+        def one(x, t):
+            return integrate(dynamics, x, t, steps, dt, solver, diffrax.DirectAdjoint())[1:]
+
         return jax.vmap(one)(x0, t0)
 
-    trajectories = np.asarray(forecasts(dynamics, solver, jnp.asarray(perturbed), jnp.asarray(starts, perturbed.dtype)))
+    trajectories = np.asarray(
+        forecasts(dynamics, solver, jnp.asarray(perturbed), jnp.asarray(starts, perturbed.dtype))
+    )
     return to_channels(layout, trajectories).astype(initial.dtype)

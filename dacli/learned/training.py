@@ -23,29 +23,60 @@ import optax
 
 
 def batch_loss(network, y, mask, truth, prior_loss_weight: float, background=None):
-    """Mean reconstruction error of the batch plus the prior-consistency term (see module docstring);
-    ``background`` is the batch's :class:`~dacli.learned.fourdvarnet.Background` (for a network using them)."""
+    """Mean reconstruction error of the batch plus the prior-consistency term (see module
+    docstring);
+    ``background`` is the batch's :class:`~dacli.learned.fourdvarnet.Background` (for a network
+    using them)."""
     reconstruction = jax.vmap(network)(y, mask, background)
     prior = jax.vmap(network.project)(truth)
-    error = jnp.mean((reconstruction - truth) ** 2) + prior_loss_weight * jnp.mean((truth - prior) ** 2)
+    error = jnp.mean((reconstruction - truth) ** 2) + prior_loss_weight * jnp.mean(
+        (truth - prior) ** 2
+    )
     return error / network.scale**2
 
 
-@functools.lru_cache(maxsize=8)  # one object per setting: train_step's compiled program is reused (resume, tests)
-def make_optimiser(learning_rate: float, total_steps: int, warmup_steps: int = 0, clip_norm: float = 1.0,
-                   max_skipped: int = 10) -> optax.GradientTransformation:
+@functools.lru_cache(
+    maxsize=8
+)  # one object per setting: train_step's compiled program is reused (resume, tests)
+def make_optimiser(
+    learning_rate: float,
+    total_steps: int,
+    warmup_steps: int = 0,
+    clip_norm: float = 1.0,
+    max_skipped: int = 10,
+) -> optax.GradientTransformation:
     schedule = optax.warmup_cosine_decay_schedule(
-        init_value=0.0 if warmup_steps else learning_rate, peak_value=learning_rate, warmup_steps=warmup_steps,
-        decay_steps=max(total_steps, warmup_steps + 1), end_value=0.05 * learning_rate)
-    return optax.apply_if_finite(optax.chain(optax.clip_by_global_norm(clip_norm), optax.adam(schedule)),
-                                 max_consecutive_errors=max_skipped)
+        init_value=0.0 if warmup_steps else learning_rate,
+        peak_value=learning_rate,
+        warmup_steps=warmup_steps,
+        decay_steps=max(total_steps, warmup_steps + 1),
+        end_value=0.05 * learning_rate,
+    )
+    return optax.apply_if_finite(
+        optax.chain(optax.clip_by_global_norm(clip_norm), optax.adam(schedule)),
+        max_consecutive_errors=max_skipped,
+    )
 
 
 @eqx.filter_jit
-def train_step(network, optimiser_state, y, mask, truth, background=None, *, optimiser, prior_loss_weight: float):
+def train_step(
+    network,
+    optimiser_state,
+    y,
+    mask,
+    truth,
+    background=None,
+    *,
+    optimiser,
+    prior_loss_weight: float,
+):
     """One optimiser step on one batch; returns (network, optimiser state, loss before the step)."""
-    loss, grads = eqx.filter_value_and_grad(batch_loss)(network, y, mask, truth, prior_loss_weight, background)
-    updates, optimiser_state = optimiser.update(grads, optimiser_state, eqx.filter(network, eqx.is_inexact_array))
+    loss, grads = eqx.filter_value_and_grad(batch_loss)(
+        network, y, mask, truth, prior_loss_weight, background
+    )
+    updates, optimiser_state = optimiser.update(
+        grads, optimiser_state, eqx.filter(network, eqx.is_inexact_array)
+    )
     return eqx.apply_updates(network, updates), optimiser_state, loss
 
 
@@ -66,6 +97,10 @@ def unstable_training(history: list[dict], rise: float = 1.5, epochs: int = 2) -
     lowest = min(range(len(losses) - epochs), key=losses.__getitem__)
     if not all(loss > rise * losses[lowest] for loss in losses[-epochs:]):
         return None
-    return (f"the training loss rose from {losses[lowest]:.3g} (epoch {history[lowest]['epoch']}) to {losses[-1]:.3g} "
-            f"(epoch {history[-1]['epoch']}): the optimisation is unstable; lower train.learning_rate or raise "
-            "train.batch_size (the best network so far is kept)")
+    return (
+        f"the training loss rose from {losses[lowest]:.3g} (epoch {history[lowest]['epoch']}) to "
+        f"{losses[-1]:.3g} "
+        f"(epoch {history[-1]['epoch']}): the optimisation is unstable; lower train.learning_rate "
+        "or raise "
+        "train.batch_size (the best network so far is kept)"
+    )

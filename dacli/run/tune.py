@@ -1,4 +1,4 @@
-"""``dacli train`` on a classical variational method: tune its B, R, Q scales and B's length scale.
+"""``dacli tune``: tune a classical variational method's B, R, Q scales and B's length scale.
 
 Data (:mod:`dacli.tuning.twins`): the twin ``dacli simulate`` makes (observed as ``[simulate]``
 says: gridded, random points or satellite tracks), seeded with ``tune.seed`` (default run.seed +
@@ -10,7 +10,7 @@ set). Every step is one optax Adam step on the log factors with the gradient of 
 analysis error over all training windows, taken through the converged minimiser
 (:mod:`dacli.tuning.hyperparameters`). Before and after, the validation windows' analysis RMSE is
 measured. The tuned values are written as a TOML snippet (``tune.output``) in the configuration's
-own keys.
+own keys. A method with a network (4DVarNet) is trained instead (:mod:`dacli.run.train`).
 """
 
 from __future__ import annotations
@@ -20,15 +20,77 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
+from numpy.typing import DTypeLike
 
+from dacli.build.problem import build_dynamics, build_problem
 from dacli.config.schema import CORRELATED_KINDS, Config, TuneConfig
+from dacli.covariances.background import CorrelatedRoot, background_sqrt_operator
 from dacli.errors import ConfigError, NumericalError, OutputError
+from dacli.io.checkpoints import write_atomically
+from dacli.learned.training import make_optimiser
 from dacli.observations.windows import whole_steps
+from dacli.run.runtime import configure
+from dacli.run.simulate import make_twin, twin_observations
+from dacli.tuning.hyperparameters import (
+    Tunable,
+    analysis_rmse,
+    identifiability_problem,
+    tuning_step,
+)
+from dacli.tuning.twins import TwinWindows, twin_windows
 
 log = logging.getLogger("dacli")
 
 CLASSICAL = ("strong4dvar", "weak4dvar", "3dvar")
+
+Theta = dict[str, jax.Array]  # log factor per tuned parameter (0: as configured)
+
+
+@dataclass(frozen=True)
+class TwinTruth:
+    """The twin's true error statistics, which the tuned values should approach."""
+
+    background_error_std: float
+    observation_error_std: float
+    background_error_length_scale: float | None
+
+
+@dataclass(frozen=True)
+class TuningStep:
+    """One optimiser step: the loss before it, the fraction of minimisations converged, the factors
+    after."""
+
+    step: int
+    loss: float
+    converged: float
+    factors: dict[str, float]
+    seconds: float
+
+
+@dataclass(frozen=True)
+class TuneFiles:
+    snippet: str
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    """What ``dacli tune`` did: the tuned keys and values, the validation RMSE before and after."""
+
+    method: str
+    parameters: tuple[str, ...]
+    steps: int
+    validation_rmse_before: float
+    validation_rmse_after: float
+    factors: dict[str, float]  # exp(theta) per parameter
+    tuned: dict[str, float | list[float]]  # dotted config key -> tuned value
+    truth: TwinTruth
+    snippet: str
+    history: tuple[TuningStep, ...]
+    files: TuneFiles
 
 
 def default_parameters(config: Config) -> list[str]:
@@ -42,22 +104,29 @@ def default_parameters(config: Config) -> list[str]:
 
 def check_tunable(config: Config) -> list[str]:
     """The parameters to tune, or a ConfigError naming every key that stands in the way."""
-    from dacli.tuning.hyperparameters import identifiability_problem
-
-    settings = config.tune or TuneConfig()
-    names = settings.parameters or default_parameters(config)
+    names = (config.tune or TuneConfig()).parameters or default_parameters(config)
     problems = []
     if config.method.kind not in CLASSICAL:
-        problems.append(f"method.kind: {config.method.kind!r} has no hyperparameters dacli train can tune "
-                        f"(tuning needs one of {', '.join(CLASSICAL)}; 3dfgat exists only incrementally)")
+        problems.append(
+            f"method.kind: {config.method.kind!r} has no hyperparameters dacli tune can tune "
+            f"(tuning needs one of {', '.join(CLASSICAL)}; 3dfgat exists only incrementally)"
+        )
     if config.simulate is None:
-        problems.append("simulate: section missing; dacli train needs [simulate] (how the tuning windows are observed)")
+        problems.append(
+            "simulate: section missing; dacli tune needs [simulate] (how the tuning windows are "
+            "observed)"
+        )
     covariance = config.background.covariance
     if "length_scale" in names and covariance.kind not in CORRELATED_KINDS:
-        problems.append(f"tune.parameters: length_scale needs a correlated B (background.covariance.kind = "
-                        f"'gaussian' or 'matern32'), not {covariance.kind!r}")
+        problems.append(
+            f"tune.parameters: length_scale needs a correlated B (background.covariance.kind = "
+            f"'gaussian' or 'matern32'), not {covariance.kind!r}"
+        )
     if "model_error_std" in names and config.method.kind != "weak4dvar":
-        problems.append(f"tune.parameters: model_error_std needs method.kind = 'weak4dvar' (Q), not {config.method.kind!r}")
+        problems.append(
+            "tune.parameters: model_error_std needs method.kind = 'weak4dvar' (Q), not "
+            f"{config.method.kind!r}"
+        )
     message = identifiability_problem(names, config.method.kind == "weak4dvar")
     if message:
         problems.append(f"tune.parameters: {message}")
@@ -76,71 +145,134 @@ def _round(value: float) -> float:
     return float(f"{value:.4g}")
 
 
-def tuned_values(config: Config, theta: dict, assumed_obs_std: float) -> dict:
+def tuned_values(
+    config: Config, theta: Theta, assumed_obs_std: float
+) -> dict[str, float | list[float]]:
     """{dotted config key: tuned value} for every tuned parameter."""
     factor = {name: float(np.exp(value)) for name, value in theta.items()}
     values = {}
     if "background_std" in factor:
-        values["background.covariance.std"] = _scaled(config.background.covariance.std, factor["background_std"])
+        values["background.covariance.std"] = _scaled(
+            config.background.covariance.std, factor["background_std"]
+        )
     if "length_scale" in factor:
-        values["background.covariance.length_scale"] = _scaled(config.background.covariance.length_scale,
-                                                               factor["length_scale"])
+        values["background.covariance.length_scale"] = _scaled(
+            config.background.covariance.length_scale, factor["length_scale"]
+        )
     if "observation_std" in factor:
         values["observations.error_std"] = _scaled(assumed_obs_std, factor["observation_std"])
     if "model_error_std" in factor:
-        values["method.model_error.covariance.std"] = _scaled(config.method.model_error.covariance.std,
-                                                             factor["model_error_std"])
+        values["method.model_error.covariance.std"] = _scaled(
+            config.method.model_error.covariance.std, factor["model_error_std"]
+        )
     return values
 
 
-def snippet(values: dict, before: float, after: float, windows: int) -> str:
+def snippet(
+    values: dict[str, float | list[float]], before: float, after: float, windows: int
+) -> str:
     """TOML text: the tuned keys under their tables, with a comment saying where they came from."""
     tables: dict[str, list[str]] = {}
     for dotted, value in values.items():
         table, key = dotted.rsplit(".", 1)
         tables.setdefault(table, []).append(f"{key} = {value!r}")
-    lines = [f"# dacli train (tuning): validation analysis RMSE {before:.4g} -> {after:.4g} over {windows} windows.",
-             "# Replace these keys in the configuration (or pass them as --set overrides)."]
+    lines = [
+        f"# dacli train (tuning): validation analysis RMSE {before:.4g} -> {after:.4g} over "
+        f"{windows} windows.",
+        "# Replace these keys in the configuration (or pass them as --set overrides).",
+    ]
     for table, keys in tables.items():
         lines += ["", f"[{table}]", *keys]
     return "\n".join(lines) + "\n"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Prepared:
     """What a tuning run optimises: the parameters, the method set up for them, the twin windows."""
 
     names: list[str]
-    tunable: object
-    training: object
-    validation: object
+    tunable: Tunable
+    training: TwinWindows
+    validation: TwinWindows
     assumed_obs_std: float
-    dtype: object
+    dtype: DTypeLike
+
+
+def _nonlinear(config: Config) -> Config:
+    """The configuration with the nonlinear formulation (the one whose minimiser is
+    differentiated)."""
+    if config.method.effective_formulation != "incremental":
+        return config
+    log.info(
+        "tuning minimises the nonlinear formulation (the incremental one's CG inner loops are not "
+        "differentiated implicitly); the tuned values apply to both"
+    )
+    method = config.method.model_copy(update={"formulation": "nonlinear", "minimiser": "auto"})
+    return config.model_copy(update={"method": method})
+
+
+def _tuning_windows(
+    config: Config, nsteps: int, assumed_obs_std: float, layout, dtype
+) -> TwinWindows:
+    """The twin's windows, backgrounds drawn from the true B (correlated as
+    tune.background_error_length_scale)."""
+    settings, sim, covariance = (
+        config.tune or TuneConfig(),
+        config.simulate,
+        config.background.covariance,
+    )
+    # the twin's true B: uncorrelated, or correlated with B's shape (gaussian by default)
+    true_kind = "diagonal"
+    if settings.background_error_length_scale is not None:
+        true_kind = covariance.kind if covariance.kind in CORRELATED_KINDS else "gaussian"
+    true_root = np.asarray(
+        background_sqrt_operator(
+            true_kind,
+            sim.background_error_std,
+            layout,
+            settings.background_error_length_scale,
+            np.float64,
+        ).as_matrix()
+    )
+    seed = settings.seed if settings.seed is not None else config.run.seed + 1
+    count = settings.windows + settings.validation_windows
+    twin = make_twin(config, seed, count * nsteps * config.model.dt)
+    observations = twin_observations(config, twin, f"tuning twin, seed {seed}")
+    return twin_windows(
+        observations,
+        twin.truth,
+        start=config.window.start,
+        dt=config.model.dt,
+        count=count,
+        nsteps=nsteps,
+        assumed_std=assumed_obs_std,
+        background_error_sqrt=true_root,
+        seed=seed,
+        dtype=dtype,
+    )
 
 
 def prepare(config: Config) -> Prepared:
-    """Check the configuration, build the method and make the twin windows (JAX configured by the caller)."""
-    from dacli.build.problem import build_dynamics, build_problem
-    from dacli.covariances.background import background_sqrt_operator, std_vector
-    from dacli.tuning.hyperparameters import CorrelatedRoot, Tunable
-    from dacli.tuning.twins import twin_windows
-
+    """Check the configuration, build the method and make the twin windows (JAX configured by the
+    caller)."""
     names = check_tunable(config)
     settings, sim, dt = config.tune or TuneConfig(), config.simulate, config.model.dt
     nsteps = whole_steps(config.window.length, dt, "window.length")
     obs_every = whole_steps(sim.obs_interval, dt, "simulate.obs_interval")
     if obs_every > nsteps:
-        raise ConfigError([f"simulate.obs_interval: {sim.obs_interval} is longer than window.length "
-                           f"({config.window.length}): the tuning windows would hold no observations"])
-    method_config = config.method
-    if method_config.effective_formulation == "incremental":
-        log.info("tuning minimises the nonlinear formulation (the incremental one's CG inner loops are not "
-                 "differentiated implicitly); the tuned values apply to both")
-        method_config = method_config.model_copy(update={"formulation": "nonlinear", "minimiser": "auto"})
-    config = config.model_copy(update={"method": method_config})
+        raise ConfigError(
+            [
+                f"simulate.obs_interval: {sim.obs_interval} is longer than window.length "
+                f"({config.window.length}): the tuning windows would hold no observations"
+            ]
+        )
+    config = _nonlinear(config)
     assumed_obs_std = config.observations.error_std or sim.obs_error_std
     if config.observations.error_std is None:
-        log.info("observations.error_std is unset: the tuning starts from simulate.obs_error_std = %g", assumed_obs_std)
+        log.info(
+            "observations.error_std is unset: the tuning starts from simulate.obs_error_std = %g",
+            assumed_obs_std,
+        )
 
     layout = build_dynamics(config.model).layout()
     dtype = np.float64 if config.run.precision == "float64" else np.float32
@@ -148,83 +280,124 @@ def prepare(config: Config) -> Prepared:
     correlated = None
     if "length_scale" in names:
         try:
-            correlated = CorrelatedRoot.for_layout(layout, std_vector(covariance.std, layout), covariance.length_scale,
-                                                   covariance.kind, dtype)
+            correlated = CorrelatedRoot.for_layout(
+                layout, covariance.std, covariance.length_scale, covariance.kind, dtype
+            )
         except ValueError as exc:
             raise ConfigError([f"tune.parameters: {exc}"]) from None
-    true_kind = "diagonal"  # the twin's true B: uncorrelated, or correlated with B's shape (gaussian by default)
-    if settings.background_error_length_scale is not None:
-        true_kind = covariance.kind if covariance.kind in CORRELATED_KINDS else "gaussian"
-    true_root = np.asarray(background_sqrt_operator(true_kind, sim.background_error_std, layout,
-                                                    settings.background_error_length_scale, np.float64).as_matrix())
-    seed = settings.seed if settings.seed is not None else config.run.seed + 1
     started = time.perf_counter()
-    windows = twin_windows(config, settings.windows + settings.validation_windows, nsteps, assumed_obs_std,
-                           true_root, seed, dtype)
+    windows = _tuning_windows(config, nsteps, assumed_obs_std, layout, dtype)
     made = time.perf_counter() - started
 
     capacity = windows.obs.values.shape[-1]  # sizes the auto minimiser
     problem = build_problem(config, nsteps, observation_capacity=capacity)
     tunable = Tunable.prepare(problem.method, names, correlated)
-    training, validation = windows[:settings.windows], windows[settings.windows:]
-    log.info("tuning data (%s observations): %d + %d windows of %d steps, up to %d observations each, made in %.1f s; "
-             "tuning %s", config.observations.layout, settings.windows, settings.validation_windows, nsteps, capacity,
-             made, ", ".join(names))
-
+    training, validation = windows[: settings.windows], windows[settings.windows :]
+    log.info(
+        "tuning data (%s observations): %d + %d windows of %d steps, up to %d observations each, "
+        "made in %.1f s; "
+        "tuning %s",
+        config.observations.layout,
+        settings.windows,
+        settings.validation_windows,
+        nsteps,
+        capacity,
+        made,
+        ", ".join(names),
+    )
     return Prepared(names, tunable, training, validation, assumed_obs_std, problem.dtype)
 
 
-def tune(config: Config, *, overwrite: bool = False):
-    """Tune (see the module docstring); returns a :class:`dacli.run.train.TrainResult`."""
-    from dacli.run.runtime import configure
-    from dacli.run.train import TrainResult
+def _optimise(
+    prepared: Prepared,
+    optimiser: optax.GradientTransformation,
+    steps: int,
+) -> tuple[Theta, list[TuningStep]]:
+    """``steps`` optimiser steps on the training windows from theta = 0; the tuned theta and the
+    history."""
+    theta = prepared.tunable.initial(prepared.dtype)
+    state = optimiser.init(theta)
+    history = []
+    for step in range(steps):
+        began = time.perf_counter()
+        theta, state, loss, converged = tuning_step(
+            theta, state, prepared.tunable, prepared.training, optimiser=optimiser
+        )
+        factors = {name: float(jnp.exp(value)) for name, value in theta.items()}
+        if not np.isfinite(float(loss)) or not all(np.isfinite(list(factors.values()))):
+            raise NumericalError(
+                f"tuning step {step + 1}: the loss or the parameters became non-finite; "
+                "lower tune.learning_rate or tighten method.rtol/atol"
+            )
+        history.append(
+            TuningStep(
+                step + 1, float(loss), float(converged), factors, time.perf_counter() - began
+            )
+        )
+        log.info(
+            "step %d/%d: loss %.4g (RMSE %.4g), factors %s, %.0f%% converged, %.1f s",
+            step + 1,
+            steps,
+            float(loss),
+            float(np.sqrt(loss)),
+            ", ".join(f"{k} x{v:.3g}" for k, v in factors.items()),
+            100 * float(converged),
+            history[-1].seconds,
+        )
+    return theta, history
 
+
+def tune(config: Config, *, overwrite: bool = False) -> TuneResult:
+    """Tune (see the module docstring). Not for a method with a network:
+    :func:`dacli.run.train.train`."""
     check_tunable(config)
     settings, sim = config.tune or TuneConfig(), config.simulate
     output = Path(settings.output)
     if output.exists() and not overwrite:
-        raise OutputError(f"output file {output} exists (tune.output); pass --overwrite to replace it")
+        raise OutputError(
+            f"output file {output} exists (tune.output); pass --overwrite to replace it"
+        )
     configure(config.run.precision, config.run.device, config.run.compilation_cache)
-    import jax.numpy as jnp
-
-    from dacli.io.checkpoints import write_atomically
-    from dacli.learned.training import make_optimiser
-    from dacli.tuning.hyperparameters import analysis_rmse, tuning_step
 
     prepared = prepare(config)
-    names, tunable, training, validation = prepared.names, prepared.tunable, prepared.training, prepared.validation
-    dtype, assumed_obs_std = prepared.dtype, prepared.assumed_obs_std
-    theta = tunable.initial(dtype)
-    optimiser = make_optimiser(settings.learning_rate, settings.steps)
-    state = optimiser.init(theta)
-    before, converged = map(float, analysis_rmse(theta, tunable, validation))
-    log.info("before: validation analysis RMSE %.4g (%.0f%% of the minimisations converged)", before, 100 * converged)
-    history = []
-    for step in range(settings.steps):
-        began = time.perf_counter()
-        theta, state, loss, converged = tuning_step(theta, state, tunable, training, optimiser=optimiser)
-        factors = {name: float(jnp.exp(value)) for name, value in theta.items()}
-        if not np.isfinite(float(loss)) or not all(np.isfinite(list(factors.values()))):
-            raise NumericalError(f"tuning step {step + 1}: the loss or the parameters became non-finite; "
-                                 "lower tune.learning_rate or tighten method.rtol/atol")
-        history.append({"step": step + 1, "loss": float(loss), "converged": float(converged), "factors": factors,
-                        "seconds": time.perf_counter() - began})
-        log.info("step %d/%d: loss %.4g (RMSE %.4g), factors %s, %.0f%% converged, %.1f s", step + 1, settings.steps,
-                 float(loss), float(np.sqrt(loss)), ", ".join(f"{k} x{v:.3g}" for k, v in factors.items()),
-                 100 * float(converged), history[-1]["seconds"])
-    after, converged = map(float, analysis_rmse(theta, tunable, validation))
+    before, converged = map(
+        float,
+        analysis_rmse(
+            prepared.tunable.initial(prepared.dtype), prepared.tunable, prepared.validation
+        ),
+    )
+    log.info(
+        "before: validation analysis RMSE %.4g (%.0f%% of the minimisations converged)",
+        before,
+        100 * converged,
+    )
+    theta, history = _optimise(
+        prepared, make_optimiser(settings.learning_rate, settings.steps), settings.steps
+    )
+    after, converged = map(float, analysis_rmse(theta, prepared.tunable, prepared.validation))
     log.info("after: validation analysis RMSE %.4g (%.0f%% converged)", after, 100 * converged)
     if not np.isfinite(after):
-        raise NumericalError(f"the validation analyses with the tuned values are non-finite; nothing written to "
-                             f"{output} (tighten method.rtol/atol, raise method.max_steps or lower tune.learning_rate)")
+        raise NumericalError(
+            f"the validation analyses with the tuned values are non-finite; nothing written to "
+            f"{output} (tighten method.rtol/atol, raise method.max_steps or lower "
+            "tune.learning_rate)"
+        )
 
-    values = tuned_values(config, theta, assumed_obs_std)
+    values = tuned_values(config, theta, prepared.assumed_obs_std)
     text = snippet(values, before, after, settings.validation_windows)
     write_atomically(output, text.encode())
-    summary = {"mode": "tune", "method": config.method.kind, "parameters": names, "steps": settings.steps,
-               "validation_rmse_before": before, "validation_rmse_after": after,
-               "factors": {name: float(np.exp(float(v))) for name, v in theta.items()}, "tuned": values,
-               "truth": {"background_error_std": sim.background_error_std, "observation_error_std": sim.obs_error_std,
-                         "background_error_length_scale": settings.background_error_length_scale},
-               "snippet": text, "history": history, "files": {"snippet": str(output)}}
-    return TrainResult(summary=summary, files={"snippet": str(output)})
+    return TuneResult(
+        method=config.method.kind,
+        parameters=tuple(prepared.names),
+        steps=settings.steps,
+        validation_rmse_before=before,
+        validation_rmse_after=after,
+        factors={name: float(np.exp(float(v))) for name, v in theta.items()},
+        tuned=values,
+        truth=TwinTruth(
+            sim.background_error_std, sim.obs_error_std, settings.background_error_length_scale
+        ),
+        snippet=text,
+        history=tuple(history),
+        files=TuneFiles(str(output)),
+    )

@@ -1,1 +1,2 @@
-"""Tuning classical hyperparameters (B, R, Q scales, B's length scale) through the converged minimiser."""
+"""Tuning classical hyperparameters (B, R, Q scales, B's length scale) through the converged
+minimiser."""

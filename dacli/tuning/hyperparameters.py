@@ -5,8 +5,9 @@ The parameters are log factors theta on the configured values (0 = as configured
 * ``background_std`` scales B^{1/2} by exp(theta) (the method's ``log_background_scale``);
 * ``observation_std`` scales every observation's error std sigma by exp(theta);
 * ``model_error_std`` scales Q^{1/2} by exp(theta) (weak-constraint 4DVar);
-* ``length_scale`` multiplies B's correlation length by exp(theta); B^{1/2} is rebuilt in JAX,
-  differentiably, on 1-D grids (:class:`CorrelatedRoot`).
+* ``length_scale`` multiplies B's correlation length by exp(theta); B^{1/2} is rebuilt,
+  differentiably, by the one correlated-B implementation
+  (:class:`dacli.covariances.background.CorrelatedRoot`).
 
 The loss is the mean squared error of the analysis trajectory against the truth over a batch of
 windows. The analysis is the minimiser v*(theta) of the nonlinear 4DVar cost; its derivative comes
@@ -30,73 +31,26 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import lineax as lx
-import numpy as np
 import optimistix as optx
+
+from dacli.covariances.background import CorrelatedRoot
 
 PARAMETERS = ("background_std", "observation_std", "model_error_std", "length_scale")
 SCALES = ("background_std", "observation_std", "model_error_std")
 
 
 def identifiability_problem(names, weak: bool) -> str | None:
-    """A message when every error scale of the cost is tuned (only their ratios are identifiable)."""
+    """A message when every error scale of the cost is tuned (only their ratios are
+    identifiable)."""
     present = [s for s in SCALES if weak or s != "model_error_std"]
     if all(s in names for s in present):
-        return (f"{', '.join(present)} are all tuned, but the analysis depends on them only through their "
-                "ratios (J times a constant has the same minimiser); keep one as configured, usually "
-                "observation_std (instrument errors are the best known)")
+        return (
+            f"{', '.join(present)} are all tuned, but the analysis depends on them only through "
+            "their "
+            "ratios (J times a constant has the same minimiser); keep one as configured, usually "
+            "observation_std (instrument errors are the best known)"
+        )
     return None
-
-
-class CorrelatedRoot(eqx.Module):
-    """B^{1/2} = D C(L)^{1/2} for a Gaussian or Matern-3/2 correlation on a 1-D grid, differentiable in L.
-
-    Periodic grid: C is circulant, so its symmetric square root is too, from the FFT of C's first
-    row (negative eigenvalues clipped, as the configured root clips them: the wrapped distance
-    makes C slightly indefinite on short rings). Otherwise: a Cholesky factor of C + eps I. Either
-    way no eigenvector is differentiated (its derivative is infinite at repeated eigenvalues).
-    """
-
-    sigma: jax.Array  # (n,) the configured std
-    distance: jax.Array  # (g, g) grid distances, or (g,) from the first point on a periodic grid
-    length_scale: float = eqx.field(static=True)
-    kind: str = eqx.field(static=True)
-    variables: int = eqx.field(static=True)
-    periodic: bool = eqx.field(static=True)
-
-    @classmethod
-    def for_layout(cls, layout, sigma, length_scale: float, kind: str, dtype) -> "CorrelatedRoot":
-        if len(layout.axes) != 1:
-            raise ValueError("tuning length_scale needs a model on a 1-D grid")
-        axis = layout.axes[0]
-        grid = np.asarray(axis.values, float)
-        if axis.periodic:
-            distance = np.abs(grid - grid[0])
-            distance = np.minimum(distance, len(grid) * abs(axis.spacing) - distance)
-        else:
-            distance = np.abs(grid[:, None] - grid[None, :])
-        return cls(jnp.asarray(sigma, dtype), jnp.asarray(distance, dtype), float(length_scale), kind,
-                   len(layout.variables), bool(axis.periodic))
-
-    def correlation(self, log_factor):
-        r = self.distance / (self.length_scale * jnp.exp(log_factor))
-        if self.kind == "gaussian":
-            return jnp.exp(-0.5 * r**2)
-        return (1.0 + jnp.sqrt(3.0) * r) * jnp.exp(-jnp.sqrt(3.0) * r)
-
-    def block_root(self, log_factor):
-        """C^{1/2} of one variable's block, (g, g)."""
-        correlation = self.correlation(log_factor)
-        tiny = 1e-12 if correlation.dtype == jnp.float64 else 1e-6
-        if self.periodic:
-            g = correlation.shape[0]
-            eigenvalues = jnp.fft.fft(correlation).real
-            row = jnp.fft.ifft(jnp.sqrt(jnp.maximum(eigenvalues, tiny))).real
-            return row[(jnp.arange(g)[None, :] - jnp.arange(g)[:, None]) % g]
-        return jnp.linalg.cholesky(correlation + tiny * jnp.eye(correlation.shape[0], dtype=correlation.dtype))
-
-    def __call__(self, log_factor) -> lx.MatrixLinearOperator:
-        root = jnp.kron(jnp.eye(self.variables, dtype=self.sigma.dtype), self.block_root(log_factor))
-        return lx.MatrixLinearOperator(self.sigma[:, None] * root)
 
 
 class Tunable(eqx.Module):
@@ -108,9 +62,13 @@ class Tunable(eqx.Module):
 
     @classmethod
     def prepare(cls, method, names, correlated: CorrelatedRoot | None = None) -> "Tunable":
-        """Nonlinear formulation, DirectAdjoint through the dynamics, ImplicitAdjoint through the minimiser."""
-        changes = dict(forward_adjoint=diffrax.DirectAdjoint(), minimiser_adjoint=optx.ImplicitAdjoint(),
-                       incremental=None)
+        """Nonlinear formulation, DirectAdjoint through the dynamics, ImplicitAdjoint through the
+        minimiser."""
+        changes = dict(
+            forward_adjoint=diffrax.DirectAdjoint(),
+            minimiser_adjoint=optx.ImplicitAdjoint(),
+            incremental=None,
+        )
         if "length_scale" in names:
             changes["background_sqrt"] = correlated(0.0)
         method = dataclasses.replace(method, **changes)
@@ -120,14 +78,19 @@ class Tunable(eqx.Module):
         return {name: jnp.zeros((), dtype) for name in self.names}
 
     def configured(self, theta: dict, obs):
-        """The method and observations with the hyperparameters ``theta`` (missing names: as configured)."""
+        """The method and observations with the hyperparameters ``theta`` (missing names: as
+        configured)."""
         method = self.method
         if "background_std" in theta:
             method = eqx.tree_at(lambda m: m.log_background_scale, method, theta["background_std"])
         if "length_scale" in theta:
-            method = eqx.tree_at(lambda m: m.background_sqrt, method, self.correlated(theta["length_scale"]))
+            method = eqx.tree_at(
+                lambda m: m.background_sqrt, method, self.correlated(theta["length_scale"])
+            )
         if "model_error_std" in theta:
-            scaled = lx.MulLinearOperator(method.model_error_sqrt, jnp.exp(theta["model_error_std"]))
+            scaled = lx.MulLinearOperator(
+                method.model_error_sqrt, jnp.exp(theta["model_error_std"])
+            )
             method = eqx.tree_at(lambda m: m.model_error_sqrt, method, scaled)
         if "observation_std" in theta:
             obs = eqx.tree_at(lambda o: o.std, obs, obs.std * jnp.exp(theta["observation_std"]))
@@ -145,19 +108,24 @@ def analysis(tunable: Tunable, theta, background, t_start, obs):
 def loss(theta, tunable: Tunable, windows):
     """Mean squared analysis error over the windows' trajectories; aux: the fraction converged."""
     trajectories, converged = jax.vmap(lambda b, t, o: analysis(tunable, theta, b, t, o))(
-        windows.backgrounds, windows.starts, windows.obs)
-    return jnp.mean((trajectories - windows.truths) ** 2), jnp.mean(converged.astype(trajectories.dtype))
+        windows.backgrounds, windows.starts, windows.obs
+    )
+    return jnp.mean((trajectories - windows.truths) ** 2), jnp.mean(
+        converged.astype(trajectories.dtype)
+    )
 
 
 @eqx.filter_jit
 def loss_and_gradient(theta, tunable: Tunable, windows):
-    """((loss, fraction converged), d loss / d theta) — compiled once per tunable and batch shape."""
+    """((loss, fraction converged), d loss / d theta) — compiled once per tunable and batch
+    shape."""
     return jax.value_and_grad(loss, has_aux=True)(theta, tunable, windows)
 
 
 def analysis_rmse(theta, tunable: Tunable, windows):
     """(RMSE of the analysis trajectories, fraction converged), through :func:`loss_and_gradient`:
-    the gradient is not needed, but a batch shaped like the training batch reuses its compilation."""
+    the gradient is not needed, but a batch shaped like the training batch reuses its
+    compilation."""
     (value, converged), _ = loss_and_gradient(theta, tunable, windows)
     return jnp.sqrt(value), converged
 
@@ -169,8 +137,10 @@ def _update(gradient, state, theta, *, optimiser):
 
 
 def tuning_step(theta, state, tunable: Tunable, windows, *, optimiser):
-    """One optax step on the log factors; returns (theta, state, loss before the step, fraction converged).
-    Two compiled pieces (loss and gradient; the update) so the first is shared with :func:`analysis_rmse`."""
+    """One optax step on the log factors; returns (theta, state, loss before the step, fraction
+    converged).
+    Two compiled pieces (loss and gradient; the update) so the first is shared with
+    :func:`analysis_rmse`."""
     (value, converged), gradient = loss_and_gradient(theta, tunable, windows)
     theta, state = _update(gradient, state, theta, optimiser=optimiser)
     return theta, state, value, converged

@@ -1,13 +1,13 @@
-"""Twin-experiment windows for tuning: truth, observations and backgrounds with known error statistics.
+"""Twin-experiment windows for tuning: truth, observations and backgrounds with known error
+statistics.
 
-The twin ``dacli simulate`` makes (:func:`dacli.run.simulate.make_twin`: a truth run after the
-spin-up, observed as ``[simulate]`` says — gridded, random points or satellite tracks) over
-``count`` back-to-back windows of ``nsteps`` steps from ``window.start``, seeded with ``seed``.
-Its observations are read and packed per window as ``dacli assimilate`` and ``dacli train`` see
-them (padded, masked :class:`WindowObservations`), but with the *assumed* error std
-``assumed_std`` (what the configuration says R is) in place of the true one. Window k's truth
-holds its ``nsteps + 1`` states (consecutive windows share their end and start states). Its
-background is the true initial state plus a draw from the *true* background-error covariance,
+A twin (a truth run and its synthetic observations, e.g. what ``dacli simulate`` makes) is cut
+into ``count`` back-to-back windows of ``nsteps`` steps from ``start``. Its observations are
+packed per window as ``dacli assimilate`` and ``dacli train`` see them (padded, masked
+:class:`WindowObservations`), but with the *assumed* error std ``assumed_std`` (what the
+configuration says R is) in place of the true one. Window k's truth holds its ``nsteps + 1``
+states (consecutive windows share their end and start states). Its background is the true
+initial state plus a draw from the *true* background-error covariance,
 ``background_error_sqrt @ z``, so the statistics the tuning should recover are known.
 """
 
@@ -19,10 +19,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from dacli.observations.operator import WindowObservations
+from dacli.observations.sets import ObservationSet
+from dacli.observations.windows import make_schedule, pack_observations
 
 
 class TwinWindows(eqx.Module):
-    """``W`` windows: backgrounds (W, n), start times (W,), observations (leading W), truths (W, T+1, n)."""
+    """``W`` windows: backgrounds (W, n), start times (W,), observations (leading W), truths (W,
+    T+1, n)."""
 
     backgrounds: jax.Array
     starts: jax.Array
@@ -33,23 +36,38 @@ class TwinWindows(eqx.Module):
         return jax.tree_util.tree_map(lambda a: a[part], self)
 
 
-def twin_windows(config, count: int, nsteps: int, assumed_std: float, background_error_sqrt: np.ndarray,
-                 seed: int, dtype=jnp.float64) -> TwinWindows:
-    """See the module docstring; ``background_error_sqrt`` is a dense (n, n) square root of the true B."""
-    from dacli.observations.windows import make_schedule, pack_observations
-    from dacli.run.simulate import make_twin, twin_observations
-
-    dt = config.model.dt
+def twin_windows(
+    observations: ObservationSet,
+    truth: np.ndarray,
+    *,
+    start: float,
+    dt: float,
+    count: int,
+    nsteps: int,
+    assumed_std: float,
+    background_error_sqrt: np.ndarray,
+    seed: int,
+    dtype=jnp.float64,
+) -> TwinWindows:
+    """See the module docstring. ``truth`` (at least count * nsteps + 1, n) starts at ``start``;
+    ``background_error_sqrt`` is a dense (n, n) square root of the true B; ``seed`` the twin's
+    (the backgrounds draw from a stream of their own, spawned from it)."""
     length = nsteps * dt
-    twin = make_twin(config, seed, count * length)
-    observations = twin_observations(config, twin, f"tuning twin, seed {seed}")
-    schedule = make_schedule(config.window.start, length, length, dt, "newest", count, None)
+    schedule = make_schedule(start, length, length, dt, "newest", count, None)
     floats = np.dtype(dtype)
     obs = pack_observations(observations, schedule, None, floats).stacked()
-    obs = WindowObservations(obs.values, np.full_like(obs.std, assumed_std), obs.slot, obs.index, obs.weight, obs.mask)
-    truths = np.stack([twin.truth[k * nsteps:(k + 1) * nsteps + 1] for k in range(count)])
-    # a stream of its own: make_twin's draws come from default_rng(seed)
+    obs = WindowObservations(
+        obs.values, np.full_like(obs.std, assumed_std), obs.slot, obs.index, obs.weight, obs.mask
+    )
+    truths = np.stack([truth[k * nsteps : (k + 1) * nsteps + 1] for k in range(count)])
     rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
-    backgrounds = truths[:, 0] + rng.standard_normal(truths[:, 0].shape) @ np.asarray(background_error_sqrt, float).T
-    return TwinWindows(backgrounds=jnp.asarray(backgrounds, floats), starts=jnp.asarray(schedule.starts, floats),
-                       obs=jax.tree_util.tree_map(jnp.asarray, obs), truths=jnp.asarray(truths, floats))
+    backgrounds = (
+        truths[:, 0]
+        + rng.standard_normal(truths[:, 0].shape) @ np.asarray(background_error_sqrt, float).T
+    )
+    return TwinWindows(
+        backgrounds=jnp.asarray(backgrounds, floats),
+        starts=jnp.asarray(schedule.starts, floats),
+        obs=jax.tree_util.tree_map(jnp.asarray, obs),
+        truths=jnp.asarray(truths, floats),
+    )
