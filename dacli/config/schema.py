@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PositiveFloat,
                       field_validator, model_validator)
 
+from dacli.covariances.shapes import SHAPES
+
 # --- bounds --------------------------------------------------------------------------------------
 # Every integer key has a finite bound, stated in its description: a value beyond it is a typo or a
 # unit mistake (1e20 written as an integer, seconds read as steps) that would overflow JAX's int64
@@ -230,13 +232,13 @@ class ObservationsConfig(InputFileConfig):
         default_factory=lambda: [0], description=f"ioda: PreQC flag values kept (int32: {INT32_MIN:,} to {INT32_MAX:,})")
 
 
-CORRELATED_KINDS = ("gaussian", "matern32")  # covariance kinds with a correlation length (dacli.covariances.spectral.SHAPES)
+CORRELATED_KINDS = SHAPES  # the covariance kinds with a correlation length
 
 
 class CovarianceConfig(Section):
     """B = D C D with D = diag(std): C = I (diagonal), Gaussian correlation, or a matrix from a file."""
 
-    kind: Literal["diagonal", "gaussian", "matern32", "matrix"] = "diagonal"
+    kind: Literal[("diagonal", *CORRELATED_KINDS, "matrix")] = "diagonal"
     std: PositiveFloat | list[PositiveFloat] = 1.0
     length_scale: PositiveFloat | None = Field(
         default=None, description="gaussian and matern32: correlation length in the grid coordinates' units")

@@ -21,7 +21,8 @@ import lineax as lx
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-SHAPES = ("gaussian", "matern32")  # the correlated covariance kinds (the config's CORRELATED_KINDS)
+from dacli.covariances.shapes import SHAPES
+
 
 
 def correlation_function(distance: ArrayLike, length_scale: ArrayLike, shape: str) -> Array:
