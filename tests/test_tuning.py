@@ -134,6 +134,18 @@ def test_unknown_parameter_is_a_config_error(cli, tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_tune_is_its_own_command_and_train_refuses_a_method_without_a_network(cli, tmp_path):
+    """dacli tune checks the tuning settings as dacli train does on the same file; the run layer's
+    train refuses a method without a network (the command line dispatches it to tune)."""
+    from dacli.run.train import train
+
+    config = small_config(tmp_path)
+    result = cli(["tune", config, "--set", 'tune.parameters=["background_std", "obs_std"]'], tmp_path)
+    assert result.exit_code == 2 and "tune.parameters: unknown parameter(s) 'obs_std'" in result.stderr
+    with pytest.raises(ConfigError, match=r"method.kind: 'strong4dvar' has no network to train; dacli tune tunes"):
+        train(load_config(config, [], [check_names]))
+
+
 @pytest.mark.parametrize("overrides, message", [
     (['tune.parameters=["length_scale"]'],
      "tune.parameters: length_scale needs a correlated B (background.covariance.kind = 'gaussian' or 'matern32'), "
