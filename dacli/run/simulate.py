@@ -277,19 +277,13 @@ def _as_ioda(points: xr.Dataset, config: Config, layout: StateLayout, variables:
     )
 
 
-def _scattered_observations(
-    layout: StateLayout,
-    fields: dict[str, np.ndarray],
-    variables: list[str],
-    obs_steps: np.ndarray,
-    times: np.ndarray,
-    config: Config,
-    rng: np.random.Generator,
-) -> xr.Dataset:
-    """A CF point file: off-grid locations, interpolated from the truth (linear / bilinear)."""
-    sim, units = config.simulate, config.time.axis()
+def _locations(
+    layout: StateLayout, obs_steps: np.ndarray, config: Config, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """(model step, position) of every scattered observation, as ``[simulate]`` samples them."""
+    sim = config.simulate
     try:
-        steps, positions = observation_locations(
+        return observation_locations(
             layout,
             obs_steps,
             sampling=sim.sampling,
@@ -303,6 +297,20 @@ def _scattered_observations(
         )
     except ValueError as exc:
         raise ConfigError([f"simulate.sampling: {exc}"]) from None
+
+
+def _scattered_observations(
+    layout: StateLayout,
+    fields: dict[str, np.ndarray],
+    variables: list[str],
+    obs_steps: np.ndarray,
+    times: np.ndarray,
+    config: Config,
+    rng: np.random.Generator,
+) -> xr.Dataset:
+    """A CF point file: off-grid locations, interpolated from the truth (linear / bilinear)."""
+    sim, units = config.simulate, config.time.axis()
+    steps, positions = _locations(layout, obs_steps, config, rng)
     samples = scattered_samples(
         layout,
         fields,
