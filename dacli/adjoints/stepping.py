@@ -33,16 +33,21 @@ class KStepAdjoint(eqx.Module):
         # CG cannot reach a tolerance below the precision's round-off: there, float32 iterations break
         # down into NaN (measured on Lorenz-96 in dacli check-adjoints --precision float32).
         floor = 100 * float(jnp.finfo(v.dtype).eps)
-        solver = lx.CG(rtol=max(self.rtol, floor), atol=max(self.atol, floor), max_steps=10 * v.size)
+        solver = lx.CG(
+            rtol=max(self.rtol, floor), atol=max(self.atol, floor), max_steps=10 * v.size
+        )
         structure = jax.eval_shape(lambda: v)
 
         def newton_step(_, u):
             def hessian_times(direction):
                 return jax.jvp(lambda w: gradient(w, args), (u,), (direction,))[1]
 
-            hessian = lx.FunctionLinearOperator(hessian_times, structure,
-                                                tags=(lx.symmetric_tag, lx.positive_semidefinite_tag))
-            return u + lx.linear_solve(hessian, -gradient(u, args), solver=solver, throw=False).value
+            hessian = lx.FunctionLinearOperator(
+                hessian_times, structure, tags=(lx.symmetric_tag, lx.positive_semidefinite_tag)
+            )
+            return (
+                u + lx.linear_solve(hessian, -gradient(u, args), solver=solver, throw=False).value
+            )
 
         # One compiled step body, differentiated k times, from a point with no gradient.
         return jax.lax.fori_loop(0, self.k, newton_step, jax.lax.stop_gradient(v))

@@ -8,62 +8,54 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dacli.build.registry import MINIMISERS, capabilities
+from dacli.build.registry import INNER_SOLVER, MINIMISERS, capabilities
 from dacli.config.schema import MethodConfig
 
 # Gauss-Newton (optimistix) forms the dense Jacobian of the residuals: residuals x controls.
 DENSE_JACOBIAN_LIMIT = 4_000_000
 
-INNER_SOLVER = "CG"
-
 
 @dataclass(frozen=True)
 class Choice:
+    """What was chosen (a registry name, or a formulation) and why, for the log and the file."""
+
     name: str
     reason: str
 
 
 def choose_formulation(method: MethodConfig) -> Choice:
+    """The formulation: as configured, or the method kind's own for "auto" (its capabilities)."""
     if method.formulation != "auto":
         return Choice(method.formulation, "as configured")
-    if capabilities(method.kind).learned:
-        return Choice("learned", "4DVarNet: a trained network's solver iterations replace the minimiser")
-    if method.kind == "3dfgat":
-        return Choice("incremental", "3D-FGAT is defined by its identity tangent-linear model, which only the "
-                                     "incremental formulation's inner loops use")
-    return Choice("nonlinear", f"{method.kind} minimised directly (set formulation = 'incremental' for outer/inner loops)")
+    kind = capabilities(method.kind)
+    return Choice(kind.formulation, kind.why)
 
 
 def choose_minimiser(method: MethodConfig, control_size: int, residual_size: int) -> Choice:
-    """The minimiser for ``method`` given the control size and the number of residuals (control + observations)."""
+    """The minimiser for ``method`` given the control size and the number of residuals
+    (control + observations)."""
 
     formulation = choose_formulation(method).name
     if method.minimiser.lower() != "auto":
         return Choice(MINIMISERS.canonical(method.minimiser) or method.minimiser, "as configured")
     if formulation == "incremental":
-        return Choice(INNER_SOLVER, "the inner problem is quadratic with a symmetric positive-definite Hessian "
-                                    "I + L^T R^-1 L in the B^1/2-preconditioned control space: conjugate gradients "
-                                    "(lineax.CG), matrix-free, as in operational incremental 4DVar")
+        return Choice(
+            INNER_SOLVER,
+            "the inner problem is quadratic with a symmetric positive-definite Hessian "
+            "I + L^T R^-1 L in the B^1/2-preconditioned control space: conjugate gradients "
+            "(lineax.CG), matrix-free, as in operational incremental 4DVar",
+        )
     jacobian = control_size * residual_size
     if jacobian <= DENSE_JACOBIAN_LIMIT:
-        return Choice("GaussNewton", f"the cost is a sum of squares and its dense Jacobian is small ({residual_size} "
-                                     f"residuals x {control_size} controls <= {DENSE_JACOBIAN_LIMIT:,} elements): "
-                                     "Gauss-Newton needs few iterations")
-    return Choice("LBFGS", f"the dense Jacobian Gauss-Newton would form is too large ({residual_size} residuals x "
-                           f"{control_size} controls > {DENSE_JACOBIAN_LIMIT:,} elements): limited-memory BFGS, "
-                           "matrix-free")
-
-
-def minimiser_problem(method: MethodConfig) -> str | None:
-    """None when the minimiser fits the formulation, else what is wrong and what to do."""
-    name = method.minimiser.lower()
-    formulation = choose_formulation(method).name
-    if name == "auto":
-        return None
-    if formulation == "incremental" and name != INNER_SOLVER.lower():
-        return (f"{method.minimiser!r} minimises the nonlinear cost; the incremental formulation's inner loops use "
-                f"'{INNER_SOLVER}' (set minimiser = 'auto' or '{INNER_SOLVER}')")
-    if formulation == "nonlinear" and name == INNER_SOLVER.lower():
-        return (f"'{INNER_SOLVER}' is the incremental formulation's inner-loop solver; set formulation = 'incremental', "
-                "or choose a nonlinear minimiser")
-    return None
+        return Choice(
+            "GaussNewton",
+            f"the cost is a sum of squares and its dense Jacobian is small ({residual_size} "
+            f"residuals x {control_size} controls <= {DENSE_JACOBIAN_LIMIT:,} elements): "
+            "Gauss-Newton needs few iterations",
+        )
+    return Choice(
+        "LBFGS",
+        f"the dense Jacobian Gauss-Newton would form is too large ({residual_size} residuals x "
+        f"{control_size} controls > {DENSE_JACOBIAN_LIMIT:,} elements): limited-memory BFGS, "
+        "matrix-free",
+    )

@@ -2,62 +2,106 @@
 
 from __future__ import annotations
 
-from dacli.build.registry import SOLVER_ADJOINTS
-from dacli.config.schema import NetworkConfig
+import jax
+import jax.numpy as jnp
+from jax.typing import DTypeLike
+
+from dacli.build.dynamics import build_dynamics
+from dacli.build.factories import build_ode_solver, build_solver_adjoint
+from dacli.config.schema import Config, ModelConfig, NetworkConfig
+from dacli.errors import ConfigError
+from dacli.io.checkpoints import load_checkpoint, read_header
+from dacli.learned.data import is_periodic, spatial_dims
+from dacli.learned.fourdvarnet import FourDVarNet
+from dacli.learned.networks import ModelPrior
+from dacli.models.base import StateLayout
+
+__all__ = [
+    "ARCHITECTURE_KEYS",
+    "build_model_prior",
+    "build_network",
+    "build_solver_adjoint",
+    "load_trained_network",
+    "network_shape",
+    "time_axis",
+]
 
 
-def build_solver_adjoint(config: NetworkConfig):
-    name = SOLVER_ADJOINTS.canonical(config.solver_adjoint)
-    factory = SOLVER_ADJOINTS.resolve(name)
-    if name == "KStepAdjoint":
-        return factory(k=config.solver_adjoint_steps)
-    if name == "RecursiveCheckpointAdjoint":
-        return factory(checkpoints=config.checkpoints)
-    return factory()
-
-
-def network_shape(layout, window_steps: int) -> dict:
-    """Channels and spatial shape of a window in the networks' layout (dacli.learned.data.to_channels)."""
-    from dacli.learned.data import is_periodic, spatial_dims
-
+def network_shape(layout: StateLayout, window_steps: int) -> dict:
+    """Channels and spatial shape of a window in the networks' layout
+    (dacli.learned.data.to_channels), as the network file's header records it."""
     if layout.axes:
-        return {"channels": window_steps, "spatial_shape": list(layout.shape), "spatial_dims": spatial_dims(layout),
-                "periodic": is_periodic(layout)}
-    return {"channels": len(layout.variables), "spatial_shape": [window_steps], "spatial_dims": 1, "periodic": False}
+        return {
+            "channels": window_steps,
+            "spatial_shape": list(layout.shape),
+            "spatial_dims": spatial_dims(layout),
+            "periodic": is_periodic(layout),
+        }
+    return {
+        "channels": len(layout.variables),
+        "spatial_shape": [window_steps],
+        "spatial_dims": 1,
+        "periodic": False,
+    }
 
 
-def build_model_prior(network: NetworkConfig, model, layout):
-    """network.prior = "model": one step of ``model`` (the [model] section) as Phi; None for a learned prior."""
+def build_model_prior(
+    network: NetworkConfig, model: ModelConfig, layout: StateLayout
+) -> ModelPrior | None:
+    """network.prior = "model": one step of ``model`` (the [model] section) as Phi; None for a
+    learned prior."""
     if network.prior != "model":
         return None
-    from dacli.build.problem import build_dynamics
-    from dacli.build.registry import SOLVERS
-    from dacli.learned.networks import ModelPrior
+    return ModelPrior(
+        build_dynamics(model),
+        build_ode_solver(model),
+        float(model.dt),
+        tuple(layout.shape) if layout.axes else (),
+    )
 
-    return ModelPrior(build_dynamics(model), SOLVERS.resolve(model.solver)(), float(model.dt),
-                      tuple(layout.shape) if layout.axes else ())
 
-
-def time_axis(layout) -> int:
-    """The window's time axis in the networks' layout: (n, T) without a grid, (T, *grid) with one."""
+def time_axis(layout: StateLayout) -> int:
+    """The window's time axis in the networks' layout: (n, T) without a grid, (T, *grid) with it."""
     return 0 if layout.axes else 1
 
 
-def build_network(config: NetworkConfig, shape: dict, observation_error_std: float, offset: float, scale: float,
-                  key, dtype, model_prior=None, window_axis: int = 1):
+def build_network(
+    config: NetworkConfig,
+    shape: dict,
+    observation_error_std: float,
+    offset: float,
+    scale: float,
+    key: jax.Array,
+    dtype: DTypeLike,
+    model_prior: ModelPrior | None = None,
+    window_axis: int = 1,
+) -> FourDVarNet:
     """4DVarNet for windows of ``shape``; ``model_prior`` (:func:`build_model_prior`) when network.prior = "model";
     ``window_axis``: :func:`time_axis` of the layout (where the background term finds the first step)."""
-    from dacli.learned.fourdvarnet import FourDVarNet
-
     if (config.prior == "model") != (model_prior is not None):
         needs = "needs" if model_prior is None else "takes no"
         raise ValueError(f"network.prior = {config.prior!r} {needs} model_prior")
-    return FourDVarNet(shape["channels"], shape["spatial_dims"], periodic=shape["periodic"], hidden=config.hidden,
-                       modulator_hidden=config.modulator_hidden, kernel=config.kernel, iterations=config.iterations,
-                       observation_error_std=observation_error_std, prior_weight=config.prior_weight,
-                       solver_adjoint=build_solver_adjoint(config), solver=config.solver, offset=offset, scale=scale,
-                       model_prior=model_prior, background=config.background,
-                       background_weight=config.background_weight, time_axis=window_axis, key=key, dtype=dtype)
+    return FourDVarNet(
+        shape["channels"],
+        shape["spatial_dims"],
+        periodic=shape["periodic"],
+        hidden=config.hidden,
+        modulator_hidden=config.modulator_hidden,
+        kernel=config.kernel,
+        iterations=config.iterations,
+        observation_error_std=observation_error_std,
+        prior_weight=config.prior_weight,
+        solver_adjoint=build_solver_adjoint(config),
+        solver=config.solver,
+        offset=offset,
+        scale=scale,
+        model_prior=model_prior,
+        background=config.background,
+        background_weight=config.background_weight,
+        time_axis=window_axis,
+        key=key,
+        dtype=dtype,
+    )
 
 
 # [network] keys that fix the architecture (the arrays' shapes) or what the network was trained to use;
@@ -65,43 +109,64 @@ def build_network(config: NetworkConfig, shape: dict, observation_error_std: flo
 ARCHITECTURE_KEYS = ("hidden", "modulator_hidden", "kernel", "solver", "prior", "background")
 
 
-def load_trained_network(config, layout, window_steps: int, dtype):
+def load_trained_network(
+    config: Config, layout: StateLayout, window_steps: int, dtype: DTypeLike
+) -> FourDVarNet:
     """The network of ``network.checkpoint``, refused (naming what differs) unless it fits this run.
 
     The checkpoint must come from the same model (name and parameters), the same window layout
     (channels and grid, i.e. window length and state size), the same architecture and the same
     precision; ``network.iterations`` (K) may differ from training's.
     """
-    import jax
-    import jax.numpy as jnp
-
-    from dacli.errors import ConfigError
-    from dacli.io.checkpoints import load_checkpoint, read_header
-
     path = config.network.checkpoint
     header = read_header(path)
     problems = []
-    if header["model"]["name"] != config.model.name or header["model"]["parameters"] != config.model.parameters:
-        problems.append(f"it was trained on model {header['model']['name']!r} with parameters "
-                        f"{header['model']['parameters']}; this run has {config.model.name!r} with {config.model.parameters}")
+    if (
+        header["model"]["name"] != config.model.name
+        or header["model"]["parameters"] != config.model.parameters
+    ):
+        problems.append(
+            f"it was trained on model {header['model']['name']!r} with parameters "
+            f"{header['model']['parameters']}; this run has {config.model.name!r} with {config.model.parameters}"
+        )
     expected = network_shape(layout, window_steps)
     if header["shape"] != expected:
-        problems.append(f"it reconstructs windows of {header['shape']['channels']} channels over "
-                        f"{header['shape']['spatial_shape']}; this run's windows ({window_steps} model steps of a state "
-                        f"of {layout.size}) need {expected['channels']} over {expected['spatial_shape']} "
-                        "(window.length and the model must be those of the training)")
+        problems.append(
+            f"it reconstructs windows of {header['shape']['channels']} channels over "
+            f"{header['shape']['spatial_shape']}; this run's windows ({window_steps} model steps of a state "
+            f"of {layout.size}) need {expected['channels']} over {expected['spatial_shape']} "
+            "(window.length and the model must be those of the training)"
+        )
     for key in ARCHITECTURE_KEYS:
         trained = header["network"].get(key, type(config.network).model_fields[key].default)
         configured = getattr(config.network, key)
         if trained != configured:
-            why = (" (a network uses the cycled background only if it was trained with backgrounds: set it as in "
-                   "training, or retrain with dacli train)" if key == "background" else "")
-            problems.append(f"network.{key} is {configured!r} here but {trained!r} in the checkpoint{why}")
+            why = (
+                " (a network uses the cycled background only if it was trained with backgrounds: set it as in "
+                "training, or retrain with dacli train)"
+                if key == "background"
+                else ""
+            )
+            problems.append(
+                f"network.{key} is {configured!r} here but {trained!r} in the checkpoint{why}"
+            )
     if header["precision"] != config.run.precision:
-        problems.append(f"it holds {header['precision']} weights; set run.precision = \"{header['precision']}\"")
+        problems.append(
+            f'it holds {header["precision"]} weights; set run.precision = "{header["precision"]}"'
+        )
     if problems:
-        raise ConfigError([f"network.checkpoint: {path} does not fit this configuration: {p}" for p in problems])
-    skeleton = build_network(config.network, header["shape"], header["observation_error_std"], header["offset"],
-                             header["scale"], jax.random.PRNGKey(0), jnp.dtype(dtype),
-                             build_model_prior(config.network, config.model, layout), time_axis(layout))
+        raise ConfigError(
+            [f"network.checkpoint: {path} does not fit this configuration: {p}" for p in problems]
+        )
+    skeleton = build_network(
+        config.network,
+        header["shape"],
+        header["observation_error_std"],
+        header["offset"],
+        header["scale"],
+        jax.random.PRNGKey(0),
+        jnp.dtype(dtype),
+        build_model_prior(config.network, config.model, layout),
+        time_axis(layout),
+    )
     return load_checkpoint(path, skeleton)[1]

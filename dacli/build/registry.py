@@ -1,115 +1,161 @@
-"""Closed registries: the only place that maps configuration names to implementations.
+"""Closed registries: the names a configuration may use, checked without JAX.
 
-Entries are ``"module:attribute"`` strings resolved on first use, so checking names (during
-config validation, or ``dacli --help``) never imports JAX. Lookups are case-insensitive and
-unknown names get a "did you mean" suggestion.
+A :class:`Registry` holds one kind's names (case-insensitive, with "did you mean" suggestions);
+the factory that builds each name's engine object from its configuration record lives in
+:mod:`dacli.build.factories`, under the same name. Checking names (config validation,
+``dacli validate``, ``dacli --help``) imports only this module, so it never imports JAX.
+:class:`MethodCapabilities` says what each method kind is and can do: commands ask it, never
+the kind's name.
 
-:func:`resolve_model_factory` is the one place a configuration loads code: ``model.name =
-"package.module:attribute"`` imports that module (running its top-level code, as any plug-in
-mechanism does) and accepts the attribute only when it is a :class:`dacli.models.Dynamics`
-subclass or a function marked with :func:`dacli.models.model_factory`; anything else is refused
-before it is called. Names registered in the ``dacli.models`` entry-point group are trusted as
-their package's registration.
+Models are also found outside the registry: an installed package's entry point in the
+``dacli.models`` group, or an import path ``"package.module:attribute"`` (resolved, and checked
+before anything is called, by :func:`dacli.build.dynamics.resolve_model_factory`).
 """
 
 from __future__ import annotations
 
 import importlib
-import inspect
 import re
 from dataclasses import dataclass
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from dacli.config.loading import suggest
-from dacli.config.schema import Config
+from dacli.config.schema import Config, MethodConfig
 
 MODEL_ENTRY_POINT_GROUP = "dacli.models"
+FACTORIES_MODULE = "dacli.build.factories"  # where each registry's factories live (imports JAX)
 
 
 @dataclass(frozen=True)
 class Registry:
-    """Named implementations of one kind (e.g. 'minimiser')."""
+    """The names of one kind of implementation (e.g. 'minimiser'); ``special`` names (e.g.
+    "auto") are accepted but decided elsewhere (:mod:`dacli.build.choices`)."""
 
     kind: str
-    entries: dict[str, str]
-    special: tuple[str, ...] = ()  # names accepted but resolved elsewhere (e.g. "auto")
+    names: tuple[str, ...]
+    special: tuple[str, ...] = ()
 
     def canonical(self, name: str) -> str | None:
-        lowered = {key.lower(): key for key in (*self.special, *self.entries)}
+        lowered = {key.lower(): key for key in (*self.special, *self.names)}
         return lowered.get(name.lower())
 
     def problem(self, name: str) -> str | None:
         """None when ``name`` is known, else a message with the choices and a suggestion."""
         if self.canonical(name) is not None:
             return None
-        choices = [*self.special, *self.entries]
+        choices = [*self.special, *self.names]
         return f"unknown {self.kind} {name!r}{suggest(name, choices)} (choose from: {', '.join(choices)})"
 
     def resolve(self, name: str) -> Any:
+        """The factory of ``name`` in :mod:`dacli.build.factories` (imported now, with JAX).
+
+        Commands build through the ``build_*`` functions there; this lookup serves callers
+        that hold only a name (e.g. an ODE solver name: ``SOLVERS.resolve(name)()``).
+        """
         canonical = self.canonical(name)
-        if canonical is None:
+        if canonical is None or canonical in self.special:
             raise KeyError(self.problem(name))
-        module, attribute = self.entries[canonical].split(":")
-        return getattr(importlib.import_module(module), attribute)
+        return importlib.import_module(FACTORIES_MODULE).FACTORIES[self.kind][canonical]
 
 
-MODELS = Registry("model", {
-    "lorenz63": "dacli.models.lorenz:Lorenz63",
-    "lorenz96": "dacli.models.lorenz:Lorenz96",
-    "qg": "dacli.models.qg:QuasiGeostrophic",
-})
+MODELS = Registry("model", ("lorenz63", "lorenz96", "qg"))
 
-SOLVERS = Registry("solver", {
-    "Tsit5": "diffrax:Tsit5",
-    "Dopri5": "diffrax:Dopri5",
-    "Dopri8": "diffrax:Dopri8",
-    "Bosh3": "diffrax:Bosh3",
-    "RK4": "dacli.models.solvers:RK4",
-    "Heun": "diffrax:Heun",
-    "Midpoint": "diffrax:Midpoint",
-    "Ralston": "diffrax:Ralston",
-    "Euler": "diffrax:Euler",
-})
+SOLVERS = Registry(
+    "solver", ("Tsit5", "Dopri5", "Dopri8", "Bosh3", "RK4", "Heun", "Midpoint", "Ralston", "Euler")
+)
 
-MINIMISERS = Registry("minimiser", {
-    "LBFGS": "optimistix:LBFGS",
-    "BFGS": "optimistix:BFGS",
-    "NonlinearCG": "optimistix:NonlinearCG",
-    "GradientDescent": "optimistix:GradientDescent",
-    "GaussNewton": "optimistix:GaussNewton",
-    "LevenbergMarquardt": "optimistix:LevenbergMarquardt",
-    "CG": "lineax:CG",  # the incremental formulation's inner loops
-}, special=("auto",))
+INNER_SOLVER = "CG"  # the incremental formulation's inner loops: lineax's conjugate gradients
 
+MINIMISERS = Registry(
+    "minimiser",
+    (
+        "LBFGS",
+        "BFGS",
+        "NonlinearCG",
+        "GradientDescent",
+        "GaussNewton",
+        "LevenbergMarquardt",
+        INNER_SOLVER,
+    ),
+    special=("auto",),
+)
 
-METHODS = Registry("method kind", {
-    "strong4dvar": "dacli.methods.strong4dvar:StrongConstraint4DVar",
-    "weak4dvar": "dacli.methods.weak4dvar:WeakConstraint4DVar",
-    "3dvar": "dacli.methods.threedvar:ThreeDVar",
-    "3dfgat": "dacli.methods.threedvar:ThreeDFGAT",
-})
+METHODS = Registry(
+    "method kind", ("strong4dvar", "weak4dvar", "3dvar", "3dfgat")
+)  # variational ones
+
+FORWARD_ADJOINTS = Registry(
+    "forward_adjoint",
+    ("RecursiveCheckpointAdjoint", "BacksolveAdjoint", "DirectAdjoint", "ForwardMode"),
+)
+
+MINIMISER_ADJOINTS = Registry(
+    "minimiser_adjoint",
+    ("ImplicitAdjoint", "RecursiveCheckpointAdjoint", "OneStepAdjoint", "KStepAdjoint"),
+)
+
+SOLVER_ADJOINTS = Registry(
+    "solver_adjoint",
+    (
+        "RecursiveCheckpointAdjoint",
+        "DirectAdjoint",
+        "OneStepAdjoint",
+        "KStepAdjoint",
+        "ImplicitAdjoint",
+    ),
+)  # across 4DVarNet's iterations
+
 
 @dataclass(frozen=True)
 class MethodCapabilities:
     """What a method kind is and can do: commands ask this record, never the kind's name.
 
-    ``learned``: the analysis is a trained network's solver iterations (4DVarNet): it needs
-    ``[network]`` and its trained network file, ``dacli train`` trains it, and it has no
-    minimiser, minimiser adjoint or error scales to sweep. ``label``: how logs and messages
-    name the method.
+    ``label``: how logs and messages name the method. ``learned``: the analysis is a trained
+    network's solver iterations (4DVarNet): it needs ``[network]`` and its trained network
+    file, ``dacli train`` trains it, and it has no minimiser, minimiser adjoint or error scales
+    to sweep. ``formulation``: what ``formulation = "auto"`` means for it, and ``why``.
+    ``model_error``: the control includes model-error forcings (``[method.model_error]``:
+    sub-windows and Q). ``tunable``: ``dacli tune`` can fit its B, R (and Q) scales by differentiating
+    through the minimisation.
     """
 
     label: str
+    formulation: str
+    why: str
     learned: bool = False
+    model_error: bool = False
+    tunable: bool = False
+
+
+def _minimised_directly(kind: str) -> str:
+    return f"{kind} minimised directly (set formulation = 'incremental' for outer/inner loops)"
 
 
 METHOD_CAPABILITIES = {
-    "strong4dvar": MethodCapabilities("strong-constraint 4DVar"),
-    "weak4dvar": MethodCapabilities("weak-constraint 4DVar"),
-    "3dvar": MethodCapabilities("3DVar"),
-    "3dfgat": MethodCapabilities("3D-FGAT"),
-    "4dvarnet": MethodCapabilities("4DVarNet", learned=True),
+    "strong4dvar": MethodCapabilities(
+        "strong-constraint 4DVar", "nonlinear", _minimised_directly("strong4dvar"), tunable=True
+    ),
+    "weak4dvar": MethodCapabilities(
+        "weak-constraint 4DVar",
+        "nonlinear",
+        _minimised_directly("weak4dvar"),
+        model_error=True,
+        tunable=True,
+    ),
+    "3dvar": MethodCapabilities("3DVar", "nonlinear", _minimised_directly("3dvar"), tunable=True),
+    "3dfgat": MethodCapabilities(
+        "3D-FGAT",
+        "incremental",
+        "3D-FGAT is defined by its identity tangent-linear "
+        "model, which only the incremental formulation's inner loops use",
+    ),
+    "4dvarnet": MethodCapabilities(
+        "4DVarNet",
+        "learned",
+        "4DVarNet: a trained network's solver iterations replace the minimiser",
+        learned=True,
+    ),
 }
 
 
@@ -118,31 +164,36 @@ def capabilities(kind: str) -> MethodCapabilities:
     return METHOD_CAPABILITIES[kind]
 
 
-FORWARD_ADJOINTS = Registry("forward_adjoint", {
-    "RecursiveCheckpointAdjoint": "diffrax:RecursiveCheckpointAdjoint",
-    "BacksolveAdjoint": "diffrax:BacksolveAdjoint",
-    "DirectAdjoint": "diffrax:DirectAdjoint",
-    "ForwardMode": "diffrax:ForwardMode",
-})
-
-MINIMISER_ADJOINTS = Registry("minimiser_adjoint", {
-    "ImplicitAdjoint": "optimistix:ImplicitAdjoint",
-    "RecursiveCheckpointAdjoint": "optimistix:RecursiveCheckpointAdjoint",
-    "OneStepAdjoint": "dacli.adjoints.stepping:OneStepAdjoint",
-    "KStepAdjoint": "dacli.adjoints.stepping:KStepAdjoint",
-})
+def formulation_of(method: MethodConfig) -> str:
+    """The formulation ``method`` runs: as configured, or its kind's default for "auto"."""
+    return (
+        method.formulation
+        if method.formulation != "auto"
+        else capabilities(method.kind).formulation
+    )
 
 
-SOLVER_ADJOINTS = Registry("solver_adjoint", {  # how gradients cross 4DVarNet's solver iterations
-    "RecursiveCheckpointAdjoint": "optimistix:RecursiveCheckpointAdjoint",
-    "DirectAdjoint": "diffrax:DirectAdjoint",
-    "OneStepAdjoint": "dacli.adjoints.stepping:OneStepAdjoint",
-    "KStepAdjoint": "dacli.adjoints.stepping:KStepAdjoint",
-    "ImplicitAdjoint": "dacli.adjoints.unroll:implicit_adjoint",
-})
+def minimiser_problem(method: MethodConfig) -> str | None:
+    """None when the minimiser fits the formulation, else what is wrong and what to do."""
+    name = method.minimiser.lower()
+    formulation = formulation_of(method)
+    if name == "auto":
+        return None
+    if formulation == "incremental" and name != INNER_SOLVER.lower():
+        return (
+            f"{method.minimiser!r} minimises the nonlinear cost; the incremental formulation's inner loops use "
+            f"'{INNER_SOLVER}' (set minimiser = 'auto' or '{INNER_SOLVER}')"
+        )
+    if formulation == "nonlinear" and name == INNER_SOLVER.lower():
+        return (
+            f"'{INNER_SOLVER}' is the incremental formulation's inner-loop solver; set formulation = 'incremental', "
+            "or choose a nonlinear minimiser"
+        )
+    return None
 
 
-def _plugin_models() -> dict[str, Any]:
+def plugin_models() -> dict[str, EntryPoint]:
+    """The models installed packages register in the ``dacli.models`` entry-point group."""
     return {ep.name: ep for ep in entry_points(group=MODEL_ENTRY_POINT_GROUP)}
 
 
@@ -157,89 +208,13 @@ def model_problem(name: str) -> str | None:
         if not _MODULE_PATH.fullmatch(module) or not _ATTRIBUTE.fullmatch(attribute):
             return f"expected 'package.module:factory' (a module path and an attribute name), found {name!r}"
         return None
-    if MODELS.canonical(name) is not None or name in _plugin_models():
+    if MODELS.canonical(name) is not None or name in plugin_models():
         return None
-    choices = list(MODELS.entries) + list(_plugin_models())
+    choices = list(MODELS.names) + list(plugin_models())
     return (
         f"unknown model {name!r}{suggest(name, choices)} (choose from: {', '.join(choices)}, "
         "or give 'package.module:factory')"
     )
-
-
-def _described(target: Any) -> str:
-    """What an import path resolved to, in words (e.g. 'function subprocess.run'), without calling it."""
-    if inspect.ismodule(target):
-        return f"module {target.__name__}"
-    module, name = getattr(target, "__module__", None), getattr(target, "__qualname__", None)
-    if isinstance(target, type):
-        kind = "abstract class" if inspect.isabstract(target) else "class"
-    elif inspect.isfunction(target):
-        kind = "function"
-    elif inspect.isbuiltin(target):
-        kind = "built-in function"
-    elif inspect.ismethod(target):
-        kind = "method"
-    else:
-        cls = type(target)
-        return f"a {cls.__module__}.{cls.__qualname__} object"
-    return f"{kind} {module}.{name}" if isinstance(module, str) and isinstance(name, str) else f"{kind} {target!r}"
-
-
-def _import_path_factory(name: str) -> Any:
-    """The Dynamics subclass or marked factory at ``name`` ('module:attribute'); ConfigError otherwise.
-
-    Importing the module runs its top-level code (the plug-in's own, or a library's); the
-    attribute itself is only inspected here, never called, unless it passes.
-    """
-    from dacli.errors import ConfigError
-    from dacli.models.base import Dynamics, is_dynamics_class, is_model_factory
-
-    problem = model_problem(name)
-    if problem is not None:
-        raise ConfigError([f"model.name: {problem}"])
-    module_name, _, attribute = name.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError([f"model.name: cannot import module {module_name!r}: {exc}"]) from None
-    except Exception as exc:  # the plug-in's own code failed at import (a bug in the user's module)
-        raise ConfigError([f"model.name: importing module {module_name!r} failed: {type(exc).__name__}: {exc}"]) from None
-    try:  # read, not called: only a module-level __getattr__ (the module's own code) may run
-        target = vars(module)[attribute] if attribute in vars(module) else getattr(module, attribute)
-    except AttributeError:
-        raise ConfigError([f"model.name: module {module_name!r} has no attribute {attribute!r}"]) from None
-    except Exception as exc:
-        raise ConfigError([f"model.name: module {module_name!r} failed to give {attribute!r}: "
-                           f"{type(exc).__name__}: {exc}"]) from None
-    if is_dynamics_class(target) or is_model_factory(target):
-        return target
-    if isinstance(target, type) and issubclass(target, Dynamics):
-        missing = ", ".join(sorted(getattr(target, "__abstractmethods__", ()))) or "vector_field, layout"
-        raise ConfigError([f"model.name: {name} resolved to {_described(target)}, which does not implement "
-                           f"{missing} (a dacli.models.Dynamics subclass must)"])
-    raise ConfigError([
-        f"model.name: {name} resolved to {_described(target)}, which is neither a dacli.models.Dynamics subclass "
-        "nor a factory marked with @dacli.models.model_factory; a config calls only those (see README, "
-        "'Bring your own model')"
-    ])
-
-
-def resolve_model_factory(name: str) -> Any:
-    """The callable that builds the model: built-in, entry point, or import path (checked, not called)."""
-    from dacli.errors import ConfigError
-
-    if ":" in name:
-        return _import_path_factory(name)
-    if MODELS.canonical(name) is not None:
-        return MODELS.resolve(name)
-    plugin = _plugin_models().get(name)
-    if plugin is None:
-        raise ConfigError([f"model.name: {model_problem(name)}"])
-    try:
-        return plugin.load()  # a registration by the installed package: trusted
-    except Exception as exc:
-        raise ConfigError([f"model.name: entry point {name!r} ({plugin.value}) failed to load: "
-                           f"{type(exc).__name__}: {exc}"]) from None
 
 
 def check_names(config: Config) -> list[tuple[str, str]]:
@@ -252,13 +227,21 @@ def check_names(config: Config) -> list[tuple[str, str]]:
         ("method.minimiser_adjoint", MINIMISER_ADJOINTS.problem(config.method.minimiser_adjoint)),
     ]
     if config.network is not None:
-        checks.append(("network.solver_adjoint", SOLVER_ADJOINTS.problem(config.network.solver_adjoint)))
-        if SOLVER_ADJOINTS.canonical(config.network.solver_adjoint) == "ImplicitAdjoint" and config.network.solver == "convlstm":
-            checks.append(("network.solver_adjoint", "ImplicitAdjoint differentiates at a fixed point, and the ConvLSTM "
-                           "solver's normalised updates never settle (its linear solve stagnates); use solver = "
-                           "\"gradient\" with it, or another solver_adjoint"))
+        checks.append(
+            ("network.solver_adjoint", SOLVER_ADJOINTS.problem(config.network.solver_adjoint))
+        )
+        if (
+            SOLVER_ADJOINTS.canonical(config.network.solver_adjoint) == "ImplicitAdjoint"
+            and config.network.solver == "convlstm"
+        ):
+            checks.append(
+                (
+                    "network.solver_adjoint",
+                    "ImplicitAdjoint differentiates at a fixed point, and the ConvLSTM "
+                    "solver's normalised updates never settle (its linear solve stagnates); use solver = "
+                    '"gradient" with it, or another solver_adjoint',
+                )
+            )
     if checks[2][1] is None:
-        from dacli.build.choices import minimiser_problem
-
         checks.append(("method.minimiser", minimiser_problem(config.method)))
     return [(key, message) for key, message in checks if message]

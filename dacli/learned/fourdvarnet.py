@@ -15,7 +15,7 @@ x_0 = m y, K iterations of
 give the reconstruction x_K (``solver = "gradient"`` replaces the LSTM by a learned step size,
 u_k = alpha g_k: plain gradient descent, which converges to the minimum of U — the fixed point
 ``ImplicitAdjoint`` differentiates; the LSTM's normalised updates never settle). The iteration is a fixed map z -> F(z; theta, y, m) of
-z = (x, h, c), so every solver adjoint of :mod:`dacli.adjoints.unroll` applies to it: training
+z = (x, h, c), so every iteration adjoint of :mod:`dacli.adjoints.unroll` applies to it: training
 differentiates a loss on x_K through the K iterations in the way the configured
 ``solver_adjoint`` says, and the forward value never depends on that choice.
 
@@ -35,47 +35,83 @@ Two options bring 4DVar's information into 4DVarNet (``network.prior`` and ``net
 
 from __future__ import annotations
 
-from typing import Any
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from dacli.adjoints.unroll import iterate
-from dacli.learned.networks import BilinearPrior, ConvLSTMModulator, GradientStep, ModelPrior
+from dacli.adjoints.unroll import AbstractIterationAdjoint, Checkpointed
+from dacli.learned.networks import (
+    AbstractModulator,
+    AbstractPrior,
+    BilinearPrior,
+    ConvLSTMModulator,
+    GradientStep,
+    ModelPrior,
+)
 
 
 class FourDVarNet(eqx.Module):
     """Learned (or model) prior + ConvLSTM solver for states laid out as (channels, *spatial)."""
 
-    prior: BilinearPrior | ModelPrior
-    modulator: ConvLSTMModulator | GradientStep
-    iterations: int  # Python int and adjoint spec: not arrays, so static under eqx.filter_jit,
-    solver_adjoint: Any  # yet replaceable with eqx.tree_at (another K or adjoint, same weights)
+    prior: AbstractPrior
+    modulator: AbstractModulator
+    iterations: int  # Python int and adjoint strategy: not arrays, so static under eqx.filter_jit,
+    solver_adjoint: AbstractIterationAdjoint  # yet replaceable with eqx.tree_at (another K, adjoint)
     observation_weight: float = eqx.field(static=True)
     prior_weight: float = eqx.field(static=True)  # w / sigma_o^2
     offset: float = eqx.field(static=True)  # climatological mean and std of the state: the networks
     scale: float = eqx.field(static=True)  # see (x - offset) / scale, O(1) whatever the units
     uses_background: bool = eqx.field(static=True, default=False)
     background_weight: float = eqx.field(static=True, default=0.0)  # w_b / sigma_o^2
-    time_axis: int = eqx.field(static=True, default=1)  # of the window in the layout: 1 for (n, T), 0 for (T, *grid)
+    time_axis: int = eqx.field(
+        static=True, default=1
+    )  # of the window in the layout: 1 for (n, T), 0 for (T, *grid)
 
-    def __init__(self, channels: int, spatial_dims: int, *, periodic: bool, hidden: int = 16,
-                 modulator_hidden: int = 16, kernel: int = 3, iterations: int = 10,
-                 observation_error_std: float = 1.0, prior_weight: float = 1.0, solver_adjoint=None,
-                 solver: str = "convlstm", offset: float = 0.0, scale: float = 1.0,
-                 model_prior: ModelPrior | None = None, background: bool = False, background_weight: float = 0.0,
-                 time_axis: int = 1, key, dtype=jnp.float32):
+    def __init__(
+        self,
+        channels: int,
+        spatial_dims: int,
+        *,
+        periodic: bool,
+        hidden: int = 16,
+        modulator_hidden: int = 16,
+        kernel: int = 3,
+        iterations: int = 10,
+        observation_error_std: float = 1.0,
+        prior_weight: float = 1.0,
+        solver_adjoint: AbstractIterationAdjoint | None = None,
+        solver: str = "convlstm",
+        offset: float = 0.0,
+        scale: float = 1.0,
+        model_prior: ModelPrior | None = None,
+        background: bool = False,
+        background_weight: float = 0.0,
+        time_axis: int = 1,
+        key,
+        dtype=jnp.float32,
+    ):
         """``model_prior``: Phi instead of a learned bilinear prior; ``background``, ``background_weight``:
-        see the module docstring; ``time_axis``: the window's axis in the layout (1 for (n, T), 0 for (T, *grid))."""
-        import optimistix as optx
-
+        see the module docstring; ``time_axis``: the window's axis in the layout (1 for (n, T), 0 for
+        (T, *grid)); ``solver_adjoint``: how training differentiates the iterations (default
+        :class:`~dacli.adjoints.unroll.Checkpointed`)."""
         prior_key, modulator_key = jax.random.split(key)
-        self.prior = model_prior if model_prior is not None else BilinearPrior(
-            channels, hidden, spatial_dims, kernel, periodic, key=prior_key, dtype=dtype)
+        self.prior = (
+            model_prior
+            if model_prior is not None
+            else BilinearPrior(
+                channels, hidden, spatial_dims, kernel, periodic, key=prior_key, dtype=dtype
+            )
+        )
         if solver == "convlstm":
-            self.modulator = ConvLSTMModulator(channels, modulator_hidden, spatial_dims, kernel, periodic,
-                                               key=modulator_key, dtype=dtype)
+            self.modulator = ConvLSTMModulator(
+                channels,
+                modulator_hidden,
+                spatial_dims,
+                kernel,
+                periodic,
+                key=modulator_key,
+                dtype=dtype,
+            )
         elif solver == "gradient":
             self.modulator = GradientStep(dtype=dtype)
         else:
@@ -87,27 +123,29 @@ class FourDVarNet(eqx.Module):
         self.uses_background = bool(background)
         self.background_weight = float(background_weight) * self.observation_weight
         self.time_axis = int(time_axis)
-        self.solver_adjoint = optx.RecursiveCheckpointAdjoint() if solver_adjoint is None else solver_adjoint
+        self.solver_adjoint = Checkpointed() if solver_adjoint is None else solver_adjoint
 
     def project(self, x):
         """Phi(x) in physical units: the learned prior works on the normalised state, the model on x."""
-        if isinstance(self.prior, ModelPrior):
-            return self.prior(x)
-        return self.offset + self.scale * self.prior((x - self.offset) / self.scale)
+        return self.prior.project(x, self.offset, self.scale)
 
     def _background(self, background):
         """The background the network uses: none unless it was built (and trained) with backgrounds."""
         if not self.uses_background:
             return None
         if background is None:
-            raise ValueError("this 4DVarNet was trained with backgrounds (network.background = true): "
-                             "pass the window's background forecast")
+            raise ValueError(
+                "this 4DVarNet was trained with backgrounds (network.background = true): "
+                "pass the window's background forecast"
+            )
         return background
 
     def cost_terms(self, x, y, mask, background: jax.Array | None = None):
         """(observation term on observed points only, prior term (+ background term)) of U(x)."""
         background = self._background(background)
-        misfit = jnp.where(mask, x - jnp.where(mask, y, 0.0), 0.0)  # NaN in y never reaches arithmetic
+        misfit = jnp.where(
+            mask, x - jnp.where(mask, y, 0.0), 0.0
+        )  # NaN in y never reaches arithmetic
         prior = 0.5 * self.prior_weight * jnp.sum((x - self.project(x)) ** 2)
         if background is not None and self.background_weight > 0:
             first = jnp.take(x - background, 0, axis=self.time_axis)
@@ -131,8 +169,12 @@ class FourDVarNet(eqx.Module):
         (the forecast over the window, same shape) is required by a network trained with backgrounds,
         ignored by one trained without."""
         background = self._background(background)
-        return iterate(_solver_step, self.initial_iterate(y, mask, background), (self, y, mask, background),
-                       self.iterations, self.solver_adjoint)[0]
+        return self.solver_adjoint.iterate(
+            _solver_step,
+            self.initial_iterate(y, mask, background),
+            (self, y, mask, background),
+            self.iterations,
+        )[0]
 
 
 def _solver_step(z, args):

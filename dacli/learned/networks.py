@@ -19,6 +19,7 @@ solvers", JAMES 13). Convolutions pad circularly on periodic grids, with zeros o
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import itertools
 
@@ -26,6 +27,10 @@ import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+from jaxtyping import Array
+
+from dacli.models.base import Dynamics
+from dacli.models.integrate import _field
 
 
 class Conv(eqx.Module):
@@ -36,19 +41,30 @@ class Conv(eqx.Module):
     channels-last array: XLA's CPU backend runs channels-first convolutions *inside a loop* (the
     solver's scan) through a slow generic path — five ConvLSTM gate convolutions (32 -> 64
     channels) on four 64 x 64 maps in a scan: 9.7x slower forward, 13.7x slower gradient
-    (benchmarks/FOURDVARNET.md) — while outside loops both are fast. Padding is circular on periodic grids, zeros otherwise.
+    (benchmarks/FOURDVARNET.md) — while outside loops both are fast. Padding is circular on
+    periodic grids, zeros otherwise.
     """
 
     weight: jax.Array
     bias: jax.Array
     periodic: bool = eqx.field(static=True)
 
-    def __init__(self, spatial_dims: int, channels_in: int, channels_out: int, kernel: int, periodic: bool, *,
-                 key, dtype=jnp.float32):
+    def __init__(
+        self,
+        spatial_dims: int,
+        channels_in: int,
+        channels_out: int,
+        kernel: int,
+        periodic: bool,
+        *,
+        key,
+        dtype=jnp.float32,
+    ):
         weight_key, bias_key = jax.random.split(key)
         limit = 1.0 / (channels_in * kernel**spatial_dims) ** 0.5
-        self.weight = jax.random.uniform(weight_key, (channels_out, channels_in, *(kernel,) * spatial_dims), dtype,
-                                         -limit, limit)
+        self.weight = jax.random.uniform(
+            weight_key, (channels_out, channels_in, *(kernel,) * spatial_dims), dtype, -limit, limit
+        )
         self.bias = jax.random.uniform(bias_key, (channels_out,), dtype, -limit, limit)
         self.periodic = periodic
 
@@ -56,15 +72,47 @@ class Conv(eqx.Module):
         pad = [(0, 0), *((k // 2, k // 2) for k in self.weight.shape[2:])]
         z = jnp.pad(x, pad, mode="wrap" if self.periodic else "constant")
         shape = x.shape[1:]
-        patches = [z[(slice(None), *(slice(o, o + n) for o, n in zip(offset, shape)))]
-                   for offset in itertools.product(*(range(k) for k in self.weight.shape[2:]))]
+        patches = [
+            z[(slice(None), *(slice(o, o + n) for o, n in zip(offset, shape)))]
+            for offset in itertools.product(*(range(k) for k in self.weight.shape[2:]))
+        ]
         # (in, kernel points, *spatial) x (out, in, kernel points) -> (out, *spatial): one matrix product
         kernel = self.weight.reshape(*self.weight.shape[:2], -1)
-        return jnp.einsum("ik...,oik->o...", jnp.stack(patches, axis=1), kernel) + self.bias.reshape(-1, *(1,) * len(shape))
+        return jnp.einsum(
+            "ik...,oik->o...", jnp.stack(patches, axis=1), kernel
+        ) + self.bias.reshape(-1, *(1,) * len(shape))
 
 
-class BilinearPrior(eqx.Module):
-    """Phi(x) = x + D([L(E x), B1(E x) * B2(E x)]): a residual bilinear convolutional auto-encoder."""
+class AbstractPrior(eqx.Module):
+    """Phi, the prior of 4DVarNet's cost: learned (:class:`BilinearPrior`) or the model's
+    (:class:`ModelPrior`)."""
+
+    @abc.abstractmethod
+    def project(self, x: Array, offset: float, scale: float) -> Array:
+        """Phi(x) in physical units, for a state of climatological mean ``offset``, std ``scale``.
+        """
+
+
+class AbstractModulator(eqx.Module):
+    """The solver's update rule: (cost gradient, recurrent state) -> (update, recurrent state)."""
+
+    @abc.abstractmethod
+    def initial_state(self, x: Array) -> tuple[Array, Array]:
+        """The recurrent state before the first iteration from the first iterate ``x``."""
+
+    @abc.abstractmethod
+    def __call__(
+        self, gradient: Array, state: tuple[Array, Array]
+    ) -> tuple[Array, tuple[Array, Array]]:
+        """The update (subtracted from the iterate, in units of the state's std), the next state."""
+
+
+class BilinearPrior(AbstractPrior, strict=True):
+    """Phi(x) = x + D([L(E x), B1(E x) * B2(E x)]): a residual bilinear convolutional auto-encoder.
+
+    Works on the normalised state (x - offset) / scale. When the dynamics are known and trusted,
+    :class:`ModelPrior` needs no training.
+    """
 
     encode: Conv
     linear: Conv
@@ -72,10 +120,21 @@ class BilinearPrior(eqx.Module):
     right: Conv
     decode: Conv
 
-    def __init__(self, channels: int, hidden: int, spatial_dims: int, kernel: int, periodic: bool, *, key,
-                 dtype=jnp.float32):
+    def __init__(
+        self,
+        channels: int,
+        hidden: int,
+        spatial_dims: int,
+        kernel: int,
+        periodic: bool,
+        *,
+        key,
+        dtype=jnp.float32,
+    ):
         keys = jax.random.split(key, 5)
-        self.encode = Conv(spatial_dims, channels, hidden, kernel, periodic, key=keys[0], dtype=dtype)
+        self.encode = Conv(
+            spatial_dims, channels, hidden, kernel, periodic, key=keys[0], dtype=dtype
+        )
         self.linear = Conv(spatial_dims, hidden, hidden, kernel, periodic, key=keys[1], dtype=dtype)
         self.left = Conv(spatial_dims, hidden, hidden, kernel, periodic, key=keys[2], dtype=dtype)
         self.right = Conv(spatial_dims, hidden, hidden, kernel, periodic, key=keys[3], dtype=dtype)
@@ -87,18 +146,36 @@ class BilinearPrior(eqx.Module):
         z = self.encode(x)
         return x + self.decode(jnp.concatenate([self.linear(z), self.left(z) * self.right(z)]))
 
+    def project(self, x, offset, scale):
+        return offset + scale * self((x - offset) / scale)
 
-class ConvLSTMModulator(eqx.Module):
-    """One ConvLSTM cell: (gradient, (h, c)) -> (update, (h, c)); the update has the state's shape."""
+
+class ConvLSTMModulator(AbstractModulator, strict=True):
+    """One ConvLSTM cell: (gradient, (h, c)) -> (update, (h, c)); the update has the state's shape.
+
+    Its normalised updates never settle to a fixed point: not for the ``ImplicitAdjoint`` solver
+    adjoint (use :class:`GradientStep`).
+    """
 
     gates: Conv
     output: Conv
     hidden: int = eqx.field(static=True)
 
-    def __init__(self, channels: int, hidden: int, spatial_dims: int, kernel: int, periodic: bool, *, key,
-                 dtype=jnp.float32):
+    def __init__(
+        self,
+        channels: int,
+        hidden: int,
+        spatial_dims: int,
+        kernel: int,
+        periodic: bool,
+        *,
+        key,
+        dtype=jnp.float32,
+    ):
         keys = jax.random.split(key, 2)
-        self.gates = Conv(spatial_dims, channels + hidden, 4 * hidden, kernel, periodic, key=keys[0], dtype=dtype)
+        self.gates = Conv(
+            spatial_dims, channels + hidden, 4 * hidden, kernel, periodic, key=keys[0], dtype=dtype
+        )
         self.output = Conv(spatial_dims, hidden, channels, 1, periodic, key=keys[1], dtype=dtype)
         self.hidden = hidden
 
@@ -116,7 +193,7 @@ class ConvLSTMModulator(eqx.Module):
         return self.output(h), (h, c)
 
 
-class GradientStep(eqx.Module):
+class GradientStep(AbstractModulator, strict=True):
     """update = exp(log_step) * gradient: a fixed-point solver (no recurrent state)."""
 
     log_step: jax.Array
@@ -132,7 +209,7 @@ class GradientStep(eqx.Module):
         return jnp.exp(self.log_step) * gradient, state
 
 
-class ModelPrior(eqx.Module):
+class ModelPrior(AbstractPrior, strict=True):
     """Phi(x)_t = M(x_{t-1}) for t >= 2, Phi(x)_1 = x_1: one model step from each state, all at once.
 
     Fablet et al. (2021) use the known ODE as 4DVarNet's prior: with it, w |x - Phi(x)|^2 is the
@@ -144,7 +221,7 @@ class ModelPrior(eqx.Module):
     gradient. Models are taken as autonomous (the built-in ones are).
     """
 
-    dynamics: eqx.Module
+    dynamics: Dynamics
     solver: diffrax.AbstractSolver
     dt: float = eqx.field(static=True)
     grid_shape: tuple[int, ...] = eqx.field(static=True)  # () -> layout (n, T); else (T, *grid)
@@ -154,18 +231,22 @@ class ModelPrior(eqx.Module):
         return x.T if not self.grid_shape else x.reshape(x.shape[0], -1)
 
     def unflat(self, states):
-        return states.T if not self.grid_shape else states.reshape(states.shape[0], *self.grid_shape)
+        return (
+            states.T if not self.grid_shape else states.reshape(states.shape[0], *self.grid_shape)
+        )
 
     def step(self, states):
         """One step of the model's solver from each row of ``states`` (m, n): the step dacli's
         integration takes (``dacli.models.integrate``), without its time loop."""
-        from dacli.models.integrate import _field
-
         dynamics = jax.tree_util.tree_map(jax.lax.stop_gradient, self.dynamics)
         term, args = diffrax.ODETerm(_field), (dynamics, jnp.zeros((), states.dtype))
         solver = self.solver
-        if hasattr(solver, "scan_kind"):  # a bounded loop over the stages, as DirectAdjoint sets it: training
-            solver = dataclasses.replace(solver, scan_kind="bounded")  # differentiates through grad U (2nd order)
+        if hasattr(
+            solver, "scan_kind"
+        ):  # a bounded loop over the stages, as DirectAdjoint sets it: training
+            solver = dataclasses.replace(
+                solver, scan_kind="bounded"
+            )  # differentiates through grad U (2nd order)
 
         def one(state):
             solver_state = solver.init(term, 0.0, self.dt, state, args)
@@ -176,3 +257,6 @@ class ModelPrior(eqx.Module):
     def __call__(self, x):
         states = self.flat(x)
         return self.unflat(jnp.concatenate([states[:1], self.step(states[:-1])]))
+
+    def project(self, x, offset, scale):
+        return self(x)  # the model works in physical units

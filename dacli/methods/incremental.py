@@ -36,7 +36,7 @@ class OuterLoops(eqx.Module):
     """What each outer loop reports (JEDI/OOPS's per-iteration lines); leading axis = outer loop."""
 
     cost: jax.Array  # (L, 4) nonlinear (J, Jb, Jo, Jq) at the loop's linearisation state
-    quadratic_initial: jax.Array  # (L,) quadratic cost at the inner loop's start (= nonlinear J there)
+    quadratic_initial: jax.Array  # (L,) quadratic cost at the inner loop's start (= nonlinear J)
     quadratic_final: jax.Array  # (L,) quadratic cost at the inner loop's end
     inner_iterations: jax.Array  # (L,) CG iterations used
     gradient_reduction: jax.Array  # (L,) |grad Jq| at the end / at the start of the inner loop
@@ -46,14 +46,21 @@ class OuterLoops(eqx.Module):
     def none(cls, dtype) -> "OuterLoops":
         """Zero outer loops: what the nonlinear formulation reports."""
         empty = jnp.zeros((0,), dtype)
-        return cls(jnp.zeros((0, 4), dtype), empty, empty, jnp.zeros((0,), jnp.int32), empty, jnp.zeros((0,), bool))
+        return cls(
+            jnp.zeros((0, 4), dtype),
+            empty,
+            empty,
+            jnp.zeros((0,), jnp.int32),
+            empty,
+            jnp.zeros((0,), bool),
+        )
 
 
 def minimise_incrementally(method, v0, args, settings: IncrementalSettings):
     """Run ``settings.outer_loops`` outer loops from ``v0``; returns (final control, :class:`OuterLoops`).
 
     ``method`` supplies ``linearised_departures(v, args)`` and ``penalties(v)`` (see
-    :class:`dacli.methods.variational.VariationalMethod`).
+    :class:`dacli.methods.variational.AbstractVariationalMethod`).
     """
     structure = jax.eval_shape(lambda: v0)
 
@@ -66,8 +73,9 @@ def minimise_incrementally(method, v0, args, settings: IncrementalSettings):
         def hessian_times(direction):
             return direction + adjoint(tangent_linear(direction))
 
-        hessian = lx.FunctionLinearOperator(hessian_times, structure,
-                                            tags=(lx.symmetric_tag, lx.positive_semidefinite_tag))
+        hessian = lx.FunctionLinearOperator(
+            hessian_times, structure, tags=(lx.symmetric_tag, lx.positive_semidefinite_tag)
+        )
         start_norm = jnp.linalg.norm(rhs)
         # Absolute tolerance on the two-norm of the residual = the quadratic's gradient; floored at
         # round-off, so that a loop starting at an already converged control counts as converged.
@@ -78,8 +86,14 @@ def minimise_incrementally(method, v0, args, settings: IncrementalSettings):
         increment = solution.value
         change = tangent_linear(increment)
         gradient_end = (v + increment) + adjoint(departures + change)
-        quadratic_final = 0.5 * jnp.sum((v + increment) ** 2) + 0.5 * jnp.sum((departures + change) ** 2)
-        reduction = jnp.where(start_norm > 0, jnp.linalg.norm(gradient_end) / jnp.where(start_norm > 0, start_norm, 1.0), 0.0)
+        quadratic_final = 0.5 * jnp.sum((v + increment) ** 2) + 0.5 * jnp.sum(
+            (departures + change) ** 2
+        )
+        reduction = jnp.where(
+            start_norm > 0,
+            jnp.linalg.norm(gradient_end) / jnp.where(start_norm > 0, start_norm, 1.0),
+            0.0,
+        )
         record = (
             jnp.stack([jb + jq + jo, jb, jo, jq]),
             jb + jq + jo,

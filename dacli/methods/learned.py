@@ -24,13 +24,13 @@ import jax.numpy as jnp
 from dacli.learned.data import grid_observations
 from dacli.learned.fourdvarnet import FourDVarNet
 from dacli.methods.incremental import OuterLoops
-from dacli.methods.variational import WindowAnalysis
+from dacli.methods.variational import AbstractMethod, WindowAnalysis
 from dacli.models.base import Dynamics
 from dacli.models.integrate import integrate
 from dacli.observations.operator import WindowObservations, apply_observation_operator
 
 
-class FourDVarNetMethod(eqx.Module):
+class FourDVarNetMethod(AbstractMethod, strict=True):
     """The window analysis of a trained :class:`FourDVarNet` (see the module docstring)."""
 
     network: FourDVarNet
@@ -42,7 +42,9 @@ class FourDVarNetMethod(eqx.Module):
 
     def to_network(self, window):
         """(L, n) -> the network's layout: (n, L) without a grid, (L, *grid) with one."""
-        return window.T if not self.grid_shape else window.reshape(window.shape[0], *self.grid_shape)
+        return (
+            window.T if not self.grid_shape else window.reshape(window.shape[0], *self.grid_shape)
+        )
 
     def from_network(self, window):
         return window.T if not self.grid_shape else window.reshape(window.shape[0], -1)
@@ -57,7 +59,9 @@ class FourDVarNetMethod(eqx.Module):
 
     def analyse(self, background, t_start, obs: WindowObservations) -> WindowAnalysis:
         direct = diffrax.DirectAdjoint()
-        background_trajectory = integrate(self.dynamics, background, t_start, self.nsteps, self.dt, self.solver, direct)
+        background_trajectory = integrate(
+            self.dynamics, background, t_start, self.nsteps, self.dt, self.solver, direct
+        )
         y, mask = grid_observations(obs, self.nsteps, background.size)
         y, mask = self.to_network(y), self.to_network(mask)
         window_background = self.to_network(background_trajectory[1:])

@@ -6,24 +6,65 @@
 * **3D-FGAT** (first guess at appropriate time) computes the departures against the nonlinear
   model trajectory, y - H(M_t(x0)), but its tangent-linear model is the identity: the increment
   is constant in time (Lawless 2010, QJRMS 136; Fisher & Andersson 2001). It exists only in the
-  incremental formulation, whose inner loops use that identity tangent-linear model.
+  incremental formulation, whose inner loops use that identity tangent-linear model: it wraps a
+  strong-constraint 4DVar and replaces only its linearisation.
 """
 
 from __future__ import annotations
 
+import diffrax
+import equinox as eqx
 import jax
 import jax.numpy as jnp
+import lineax as lx
+import optimistix as optx
 
+from dacli.adjoints.stepping import KStepAdjoint
+from dacli.methods.incremental import IncrementalSettings
 from dacli.methods.strong4dvar import StrongConstraint4DVar
+from dacli.methods.variational import AbstractVariationalMethod, linearise_departures
+from dacli.models.base import Dynamics
 from dacli.observations.operator import whitened_departures
 
 
-class ThreeDVar(StrongConstraint4DVar):
-    """3DVar: observations compared with the analysis-time state (see the module docstring)."""
+class ThreeDVar(AbstractVariationalMethod, strict=True):
+    """3DVar: observations compared with the analysis-time state (see the module docstring).
+
+    Same fields as :class:`~dacli.methods.strong4dvar.StrongConstraint4DVar`. Not for
+    observations spread over a window in which the state changes: that is what 4DVar
+    (or 3D-FGAT, its cheap approximation) is for.
+    """
+
+    dynamics: Dynamics
+    solver: diffrax.AbstractSolver
+    forward_adjoint: diffrax.AbstractAdjoint
+    background_sqrt: lx.AbstractLinearOperator
+    minimiser: optx.AbstractMinimiser | optx.AbstractLeastSquaresSolver | None
+    minimiser_adjoint: optx.AbstractAdjoint | KStepAdjoint
+    nsteps: int = eqx.field(static=True)
+    dt: float = eqx.field(static=True)
+    max_steps: int = eqx.field(static=True)
+    log_background_scale: jax.Array | float = 0.0
+    incremental: IncrementalSettings | None = None
+    spread_probes: int = eqx.field(static=True, default=0)
 
     def persisted(self, v, args):
+        """The analysis-time state x0 of ``v`` at every step of the window (no model run)."""
         x0 = self.initial_state(v, args[0])
         return jnp.broadcast_to(x0, (self.nsteps + 1,) + x0.shape)
+
+    def zero_control(self, background):
+        return jnp.zeros_like(background)
+
+    def background_control(self, v):
+        return v
+
+    def penalties(self, v):
+        return 0.5 * jnp.sum(v**2), jnp.zeros((), v.dtype)
+
+    def forecast(self, v, args):
+        background, t_start, _ = args
+        return self.trajectory(self.initial_state(v, background), t_start)
 
     def observed(self, forecast, v, args):
         return self.persisted(v, args)
@@ -31,12 +72,90 @@ class ThreeDVar(StrongConstraint4DVar):
     def departures(self, v, args):
         return whitened_departures(self.persisted(v, args), args[2])  # no model run
 
+    def linearised_departures(self, v, args):
+        return linearise_departures(self, v, args)
 
-class ThreeDFGAT(StrongConstraint4DVar):
-    """3D-FGAT: 4DVar departures, identity tangent-linear model (incremental formulation only)."""
+
+class ThreeDFGAT(AbstractVariationalMethod, strict=True):
+    """3D-FGAT: the wrapped 4DVar's departures, identity tangent-linear model.
+
+    Everything but the linearisation is ``strong``'s. Meaningful only in the incremental
+    formulation (the nonlinear one never linearises, and then is ``strong`` itself).
+    """
+
+    strong: StrongConstraint4DVar
+
+    @property
+    def dynamics(self) -> Dynamics:
+        return self.strong.dynamics
+
+    @property
+    def solver(self) -> diffrax.AbstractSolver:
+        return self.strong.solver
+
+    @property
+    def forward_adjoint(self) -> diffrax.AbstractAdjoint:
+        return self.strong.forward_adjoint
+
+    @property
+    def background_sqrt(self) -> lx.AbstractLinearOperator:
+        return self.strong.background_sqrt
+
+    @property
+    def minimiser(self) -> optx.AbstractMinimiser | optx.AbstractLeastSquaresSolver | None:
+        return self.strong.minimiser
+
+    @property
+    def minimiser_adjoint(self) -> optx.AbstractAdjoint | KStepAdjoint:
+        return self.strong.minimiser_adjoint
+
+    @property
+    def nsteps(self) -> int:
+        return self.strong.nsteps
+
+    @property
+    def dt(self) -> float:
+        return self.strong.dt
+
+    @property
+    def max_steps(self) -> int:
+        return self.strong.max_steps
+
+    @property
+    def log_background_scale(self) -> jax.Array | float:
+        return self.strong.log_background_scale
+
+    @property
+    def incremental(self) -> IncrementalSettings | None:
+        return self.strong.incremental
+
+    @property
+    def spread_probes(self) -> int:
+        return self.strong.spread_probes
+
+    def zero_control(self, background):
+        return self.strong.zero_control(background)
+
+    def background_control(self, v):
+        return self.strong.background_control(v)
+
+    def penalties(self, v):
+        return self.strong.penalties(v)
+
+    def forecast(self, v, args):
+        return self.strong.forecast(v, args)
+
+    def observed(self, forecast, v, args):
+        return self.strong.observed(forecast, v, args)
+
+    def departures(self, v, args):
+        return self.strong.departures(v, args)
 
     def linearised_departures(self, v, args):
-        persistence = ThreeDVar(**{name: getattr(self, name) for name in self.__dataclass_fields__})
+        """4DVar's departures with 3DVar's (persistence) tangent-linear model and its transpose."""
+        persistence = ThreeDVar(
+            **{name: getattr(self.strong, name) for name in self.strong.__dataclass_fields__}
+        )
         value = self.departures(v, args)
         _, tangent_linear = jax.linearize(lambda u: persistence.departures(u, args), v)
         transpose = jax.linear_transpose(tangent_linear, v)

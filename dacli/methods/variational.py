@@ -1,14 +1,15 @@
-"""What every variational method shares: the cost, its gradient, the two solves, one window's analysis.
+"""What every variational method shares: the cost, its gradient, both solves, a window's analysis.
 
 A method is a control vector v, the transform from v to the trajectory the observations are
 compared with, and penalty terms on v. With the control-variable transform x0 = xb + B^{1/2} v0
 (and, weak-constraint, model-error forcings eta_k = Q^{1/2} w_k) the cost is always
 
-    J(v) = Jb + Jq + Jo = 1/2 |v0|^2 + 1/2 sum_k |w_k|^2 + 1/2 sum_p ((y_p - H_p(x(t_p))) / sigma_p)^2
+    J(v) = Jb + Jq + Jo
+         = 1/2 |v0|^2 + 1/2 sum_k |w_k|^2 + 1/2 sum_p ((y_p - H_p(x(t_p))) / sigma_p)^2
 
-(Lorenc 1988; Bannister 2008 for the transform). Subclasses (:mod:`.strong4dvar`,
-:mod:`.weak4dvar`, :mod:`.threedvar`) only say how v becomes the trajectory; this module does
-the rest:
+(Lorenc 1988; Bannister 2008 for the transform). The final methods (:mod:`.strong4dvar`,
+:mod:`.weak4dvar`, :mod:`.threedvar`) only say how v becomes the trajectory; the abstract
+:class:`AbstractVariationalMethod` does the rest:
 
 * the **nonlinear** formulation minimises J directly with an optimistix minimiser (or its
   least-squares form with Gauss-Newton / Levenberg-Marquardt);
@@ -16,14 +17,15 @@ the rest:
   re-run the nonlinear model and inner loops that minimise the quadratic cost with conjugate
   gradients (:mod:`.incremental`).
 
-Two adjoint slots (../shared/seeds/000, Table 3): ``forward_adjoint`` is the diffrax strategy for
+Two adjoint slots: ``forward_adjoint`` is the diffrax strategy for
 gradients through the dynamics, ``minimiser_adjoint`` the optimistix one for gradients *through*
 the minimisation (hyperparameter tuning). With ``ForwardMode`` the minimiser is told to build
 gradients in forward mode, so that strategy is really the one used. Non-convergence does not
 raise: the better of the final iterate and the background is kept and flagged.
 """
 
-from __future__ import annotations
+import abc
+from typing import Callable
 
 import diffrax
 import equinox as eqx
@@ -31,12 +33,17 @@ import jax
 import jax.numpy as jnp
 import lineax as lx
 import optimistix as optx
+from jaxtyping import Array, Float
 
 from dacli.adjoints.stepping import KStepAdjoint
 from dacli.methods.incremental import IncrementalSettings, OuterLoops, minimise_incrementally
 from dacli.models.base import Dynamics
 from dacli.models.integrate import integrate
-from dacli.observations.operator import WindowObservations, apply_observation_operator, whitened_departures
+from dacli.observations.operator import (
+    WindowObservations,
+    apply_observation_operator,
+    whitened_departures,
+)
 
 
 class WindowAnalysis(eqx.Module):
@@ -53,47 +60,81 @@ class WindowAnalysis(eqx.Module):
     iterations: jax.Array  # minimiser iterations (incremental: inner iterations, all outer loops)
     converged: jax.Array
     outer: OuterLoops  # per outer loop (incremental formulation); zero loops otherwise
-    background_spread: jax.Array  # tr(H B H^T) over the valid observations, estimated (NaN if not asked)
+    background_spread: jax.Array  # estimated tr(H B H^T) over valid observations (NaN if not asked)
 
 
-class VariationalMethod(eqx.Module):
-    """Base of every variational method; see the module docstring. Not used directly."""
+class AbstractMethod(eqx.Module):
+    """An assimilation method: a window's analysis from a background and the window's observations.
 
-    dynamics: Dynamics
-    solver: diffrax.AbstractSolver
-    forward_adjoint: diffrax.AbstractAdjoint
-    background_sqrt: lx.AbstractLinearOperator
-    minimiser: optx.AbstractMinimiser | optx.AbstractLeastSquaresSolver | None
-    minimiser_adjoint: optx.AbstractAdjoint | KStepAdjoint
-    nsteps: int = eqx.field(static=True)
-    dt: float = eqx.field(static=True)
-    max_steps: int = eqx.field(static=True)
-    log_background_scale: jax.Array | float = 0.0  # B^{1/2} scaled by exp(.): a tunable hyperparameter
-    incremental: IncrementalSettings | None = None  # None: the nonlinear formulation
-    spread_probes: int = eqx.field(static=True, default=0)  # random probes for tr(H B H^T); 0 = skip
+    :class:`AbstractVariationalMethod` minimises a cost;
+    :class:`dacli.methods.learned.FourDVarNetMethod` runs a trained network. Cycling
+    (:func:`analyse_windows`) takes either.
+    """
+
+    @abc.abstractmethod
+    def analyse(
+        self, background: Float[Array, " n"], t_start, obs: WindowObservations
+    ) -> WindowAnalysis:
+        """Assimilate one window's observations starting from ``background`` at ``t_start``."""
+
+
+class AbstractVariationalMethod(AbstractMethod):
+    """A variational method: what v is, how it becomes the observed trajectory, its penalties.
+
+    Final subclasses (:class:`~dacli.methods.strong4dvar.StrongConstraint4DVar`,
+    :class:`~dacli.methods.weak4dvar.WeakConstraint4DVar`,
+    :class:`~dacli.methods.threedvar.ThreeDVar`, :class:`~dacli.methods.threedvar.ThreeDFGAT`)
+    implement the abstract methods; the cost, its gradient, both formulations' solves and the
+    window's analysis are shared here and never overridden (equinox's abstract/final pattern).
+    Not for 4DVarNet, whose analysis is a network's iterations
+    (:class:`dacli.methods.learned.FourDVarNetMethod`).
+    """
+
+    dynamics: eqx.AbstractVar[Dynamics]
+    solver: eqx.AbstractVar[diffrax.AbstractSolver]
+    forward_adjoint: eqx.AbstractVar[diffrax.AbstractAdjoint]
+    background_sqrt: eqx.AbstractVar[lx.AbstractLinearOperator]
+    minimiser: eqx.AbstractVar[optx.AbstractMinimiser | optx.AbstractLeastSquaresSolver | None]
+    minimiser_adjoint: eqx.AbstractVar[optx.AbstractAdjoint | KStepAdjoint]
+    nsteps: eqx.AbstractVar[int]
+    dt: eqx.AbstractVar[float]
+    max_steps: eqx.AbstractVar[int]
+    log_background_scale: eqx.AbstractVar[jax.Array | float]  # B^{1/2} scaled by exp(.): tunable
+    incremental: eqx.AbstractVar[IncrementalSettings | None]  # None: the nonlinear formulation
+    spread_probes: eqx.AbstractVar[int]  # random probes for tr(H B H^T); 0 = skip
 
     # --- what a method defines -------------------------------------------------------------
 
-    def zero_control(self, background):
+    @abc.abstractmethod
+    def zero_control(self, background: Float[Array, " n"]) -> Array:
         """The control vector of the background (all zeros)."""
-        return jnp.zeros_like(background)
 
-    def background_control(self, v):
+    @abc.abstractmethod
+    def background_control(self, v: Array) -> Float[Array, " n"]:
         """The part of the control that B^{1/2} acts on (v0)."""
-        return v
 
-    def penalties(self, v):
+    @abc.abstractmethod
+    def penalties(self, v: Array) -> tuple[Float[Array, ""], Float[Array, ""]]:
         """(Jb, Jq) of the control vector."""
-        return 0.5 * jnp.sum(self.background_control(v) ** 2), jnp.zeros((), v.dtype)
 
-    def forecast(self, v, args):
+    @abc.abstractmethod
+    def forecast(self, v: Array, args) -> Float[Array, "steps n"]:
         """The model trajectory of control ``v`` over the window, shape (nsteps + 1, n)."""
-        background, t_start, _ = args
-        return self.trajectory(self.initial_state(v, background), t_start)
 
-    def observed(self, forecast, v, args):
+    @abc.abstractmethod
+    def observed(
+        self, forecast: Float[Array, "steps n"], v: Array, args
+    ) -> Float[Array, "steps n"]:
         """The trajectory the observations are compared with (the forecast, except in 3DVar)."""
-        return forecast
+
+    @abc.abstractmethod
+    def departures(self, v: Array, args) -> Float[Array, " p"]:
+        """Whitened departures (y - H(x)) / sigma of control ``v`` (0 on padding)."""
+
+    @abc.abstractmethod
+    def linearised_departures(self, v: Array, args) -> tuple[Array, Callable, Callable]:
+        """(departures d(v), tangent-linear map dv -> dd, its adjoint dd -> dv) at ``v``:
+        what the incremental formulation's inner loops use."""
 
     # --- shared machinery --------------------------------------------------------------------
 
@@ -108,14 +149,14 @@ class VariationalMethod(eqx.Module):
         return "fwd" if isinstance(self.forward_adjoint, diffrax.ForwardMode) else "bwd"
 
     def trajectory(self, x0, t_start):
-        return integrate(self.dynamics, x0, t_start, self.nsteps, self.dt, self.solver, self.forward_adjoint)
+        return integrate(
+            self.dynamics, x0, t_start, self.nsteps, self.dt, self.solver, self.forward_adjoint
+        )
 
     def initial_state(self, v, background):
-        return background + jnp.exp(self.log_background_scale) * self.background_sqrt.mv(self.background_control(v))
-
-    def departures(self, v, args):
-        """Whitened departures (y - H(x)) / sigma of control ``v`` (0 on padding)."""
-        return whitened_departures(self.observed(self.forecast(v, args), v, args), args[2])
+        return background + jnp.exp(self.log_background_scale) * self.background_sqrt.mv(
+            self.background_control(v)
+        )
 
     def residuals(self, v, args):
         """The least-squares form: J = 1/2 |r|^2 with r = (v, whitened departures)."""
@@ -135,11 +176,13 @@ class VariationalMethod(eqx.Module):
         return total, (jnp.stack([total, jb, jo, jq]), forecast, observed)
 
     def evaluate(self, v, args):
-        """(J, Jb, Jo, Jq), dJ/dv through the configured forward adjoint, the trajectories — one pass."""
+        """(J, Jb, Jo, Jq), dJ/dv through the forward adjoint, and the trajectories: one pass."""
         if self.autodiff_mode == "fwd":
             gradient, aux = jax.jacfwd(self._cost_with_trajectory, has_aux=True)(v, args)
         else:
-            (_, aux), gradient = jax.value_and_grad(self._cost_with_trajectory, has_aux=True)(v, args)
+            (_, aux), gradient = jax.value_and_grad(self._cost_with_trajectory, has_aux=True)(
+                v, args
+            )
         terms, forecast, observed = aux
         return terms, gradient, forecast, observed
 
@@ -147,41 +190,39 @@ class VariationalMethod(eqx.Module):
         """dJ/dv through the configured forward adjoint."""
         return self.evaluate(v, args)[1]
 
-    def linearised_departures(self, v, args):
-        """(departures d(v), tangent-linear map dv -> dd, its adjoint dd -> dv) at ``v``.
-
-        The tangent-linear model comes from :func:`jax.linearize` (forward mode, so the dynamics
-        are linearised with ``DirectAdjoint``). The adjoint follows ``forward_adjoint``:
-        ``DirectAdjoint`` / ``ForwardMode`` transpose the stored linearisation
-        (:func:`jax.linear_transpose`), ``RecursiveCheckpointAdjoint`` / ``BacksolveAdjoint`` run
-        reverse mode through the dynamics with that strategy. Matrix-free: nothing dense is formed.
-        """
-        linearisable = eqx.tree_at(lambda m: m.forward_adjoint, self, diffrax.DirectAdjoint())
-        value, tangent_linear = jax.linearize(lambda u: linearisable.departures(u, args), v)
-        if isinstance(self.forward_adjoint, (diffrax.DirectAdjoint, diffrax.ForwardMode)):
-            transpose = jax.linear_transpose(tangent_linear, v)
-            return value, tangent_linear, lambda dd: transpose(dd)[0]
-        _, pullback = jax.vjp(lambda u: self.departures(u, args), v)
-        return value, tangent_linear, lambda dd: pullback(dd)[0]
-
     def solve_control(self, v0, args):
-        """The minimising control vector, nonlinear formulation (differentiable through ``minimiser_adjoint``).
+        """The minimising control vector, nonlinear formulation (differentiable through
+        ``minimiser_adjoint``).
 
         Returns the optimistix solution; with a :class:`KStepAdjoint` its ``value`` is the
         converged control refined by k differentiable Newton steps.
         """
         if isinstance(self.minimiser_adjoint, KStepAdjoint):
-            inner = eqx.tree_at(lambda m: m.minimiser_adjoint, self, optx.ImplicitAdjoint())
-            solution = inner.solve_control(v0, args)  # its gradient is cut in refine()
+            solution = self._minimise(
+                v0, args, optx.ImplicitAdjoint()
+            )  # its gradient is cut in refine()
             value = self.minimiser_adjoint.refine(self.gradient, solution.value, args)
             return eqx.tree_at(lambda s: s.value, solution, value)
-        common = dict(max_steps=self.max_steps, adjoint=self.minimiser_adjoint, throw=False)
+        return self._minimise(v0, args, self.minimiser_adjoint)
+
+    def _minimise(self, v0, args, adjoint: optx.AbstractAdjoint):
+        common = dict(max_steps=self.max_steps, adjoint=adjoint, throw=False)
         if self.least_squares:
             return optx.least_squares(
-                self.residuals, self.minimiser, v0, args, options={"jac": self.autodiff_mode}, **common
+                self.residuals,
+                self.minimiser,
+                v0,
+                args,
+                options={"jac": self.autodiff_mode},
+                **common,
             )
         return optx.minimise(
-            self.cost, self.minimiser, v0, args, options={"autodiff_mode": self.autodiff_mode}, **common
+            self.cost,
+            self.minimiser,
+            v0,
+            args,
+            options={"autodiff_mode": self.autodiff_mode},
+            **common,
         )
 
     def background_spread(self, v0, args):
@@ -214,16 +255,23 @@ class VariationalMethod(eqx.Module):
         return self.window_analysis(v0, candidate, iterations, converged, outer, args)
 
     def window_analysis(self, v0, candidate, iterations, converged, outer, args) -> WindowAnalysis:
-        """The window's analysis from the minimiser's ``candidate`` control (the background's if better)."""
+        """The window's analysis from the minimiser's ``candidate`` control (or the background's,
+        if better)."""
         background, _, obs = args
         # Costs of background and final iterate forward-only (one vmapped pass), then the
         # gradient once, at the control kept.
         controls = jnp.stack([v0, candidate])
-        terms, forecasts, observed = jax.vmap(lambda v: self._cost_with_trajectory(v, args)[1])(controls)
+        terms, forecasts, observed = jax.vmap(lambda v: self._cost_with_trajectory(v, args)[1])(
+            controls
+        )
         better = jnp.isfinite(terms[1, 0]) & (terms[1, 0] <= terms[0, 0])
         kept = jnp.where(better, controls[1], controls[0])
         cost_final, gradient, analysis_trajectory, analysis_observed = self.evaluate(kept, args)
-        spread = self.background_spread(v0, args) if self.spread_probes else jnp.asarray(jnp.nan, background.dtype)
+        spread = (
+            self.background_spread(v0, args)
+            if self.spread_probes
+            else jnp.asarray(jnp.nan, background.dtype)
+        )
         return WindowAnalysis(
             analysis_initial=self.initial_state(kept, background),
             background_trajectory=forecasts[0],
@@ -240,15 +288,49 @@ class VariationalMethod(eqx.Module):
         )
 
 
+def model_departures(method: AbstractVariationalMethod, v, args) -> Float[Array, " p"]:
+    """Whitened departures of ``method``'s observed model trajectory (the model is run)."""
+    return whitened_departures(method.observed(method.forecast(v, args), v, args), args[2])
+
+
+def linearise_departures(method: AbstractVariationalMethod, v, args):
+    """(departures d(v), tangent-linear map, adjoint map) of ``method.departures`` at ``v``.
+
+    The tangent-linear model comes from :func:`jax.linearize` (forward mode, so the dynamics
+    are linearised with ``DirectAdjoint``). The adjoint follows ``forward_adjoint``:
+    ``DirectAdjoint`` / ``ForwardMode`` transpose the stored linearisation
+    (:func:`jax.linear_transpose`), ``RecursiveCheckpointAdjoint`` / ``BacksolveAdjoint`` run
+    reverse mode through the dynamics with that strategy. Matrix-free: nothing dense is formed.
+    """
+    linearisable = eqx.tree_at(lambda m: m.forward_adjoint, method, diffrax.DirectAdjoint())
+    value, tangent_linear = jax.linearize(lambda u: linearisable.departures(u, args), v)
+    if isinstance(method.forward_adjoint, (diffrax.DirectAdjoint, diffrax.ForwardMode)):
+        transpose = jax.linear_transpose(tangent_linear, v)
+        return value, tangent_linear, lambda dd: transpose(dd)[0]
+    _, pullback = jax.vjp(lambda u: method.departures(u, args), v)
+    return value, tangent_linear, lambda dd: pullback(dd)[0]
+
+
+VariationalMethod = AbstractVariationalMethod  # the name used before the abstract/final split
+
+
 @eqx.filter_jit
-def analyse_window(method: VariationalMethod, background, t_start, obs: WindowObservations) -> WindowAnalysis:
+def analyse_window(
+    method: AbstractMethod, background, t_start, obs: WindowObservations
+) -> WindowAnalysis:
     """Jitted entry point: compiled once per method and observation capacity, reused per window."""
     return method.analyse(background, t_start, obs)
 
 
 @eqx.filter_jit
-def analyse_windows(method: VariationalMethod, background, starts, obs: WindowObservations, active,
-                    steps_per_shift: int):
+def analyse_windows(
+    method: AbstractMethod,
+    background,
+    starts,
+    obs: WindowObservations,
+    active,
+    steps_per_shift: int,
+):
     """Cycle a chunk of windows in one compiled scan (no Python between windows).
 
     ``starts`` (C,), ``obs`` (leading axis C) and ``active`` (C,) describe the chunk; inactive

@@ -16,18 +16,44 @@ method (:mod:`dacli.methods.variational`).
 
 from __future__ import annotations
 
+import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import lineax as lx
+import optimistix as optx
 
-from dacli.methods.variational import VariationalMethod
+from dacli.adjoints.stepping import KStepAdjoint
+from dacli.methods.incremental import IncrementalSettings
+from dacli.methods.variational import (
+    AbstractVariationalMethod,
+    linearise_departures,
+    model_departures,
+)
+from dacli.models.base import Dynamics
 from dacli.models.integrate import integrate
 
 
-class WeakConstraint4DVar(VariationalMethod):
-    """Weak-constraint 4DVar with ``subwindows`` forcings of covariance Q = Q^{1/2} Q^{1/2}^T."""
+class WeakConstraint4DVar(AbstractVariationalMethod, strict=True):
+    """Weak-constraint 4DVar with ``subwindows`` forcings of covariance Q = Q^{1/2} Q^{1/2}^T.
 
+    The fields are strong-constraint 4DVar's plus ``model_error_sqrt`` (Q^{1/2}) and
+    ``subwindows`` (K, dividing ``nsteps``). With a perfect model use
+    :class:`~dacli.methods.strong4dvar.StrongConstraint4DVar`: the forcings only add controls.
+    """
+
+    dynamics: Dynamics
+    solver: diffrax.AbstractSolver
+    forward_adjoint: diffrax.AbstractAdjoint
+    background_sqrt: lx.AbstractLinearOperator
+    minimiser: optx.AbstractMinimiser | optx.AbstractLeastSquaresSolver | None
+    minimiser_adjoint: optx.AbstractAdjoint | KStepAdjoint
+    nsteps: int = eqx.field(static=True)
+    dt: float = eqx.field(static=True)
+    max_steps: int = eqx.field(static=True)
+    log_background_scale: jax.Array | float = 0.0
+    incremental: IncrementalSettings | None = None
+    spread_probes: int = eqx.field(static=True, default=0)
     model_error_sqrt: lx.AbstractLinearOperator | None = None
     subwindows: int = eqx.field(static=True, default=1)
 
@@ -35,7 +61,9 @@ class WeakConstraint4DVar(VariationalMethod):
         if self.model_error_sqrt is None:
             raise ValueError("weak-constraint 4DVar needs model_error_sqrt (Q^{1/2})")
         if self.subwindows < 1 or self.nsteps % self.subwindows:
-            raise ValueError(f"{self.subwindows} sub-windows do not divide the window's {self.nsteps} model steps")
+            raise ValueError(
+                f"{self.subwindows} sub-windows do not divide the window's {self.nsteps} model steps"
+            )
 
     def zero_control(self, background):
         return jnp.zeros((self.subwindows + 1,) + background.shape, background.dtype)
@@ -57,10 +85,26 @@ class WeakConstraint4DVar(VariationalMethod):
 
         def subwindow(state, inputs):
             k, forcing = inputs
-            segment = integrate(self.dynamics, state, t_start + k * steps * self.dt, steps, self.dt,
-                                self.solver, self.forward_adjoint)[1:]
+            segment = integrate(
+                self.dynamics,
+                state,
+                t_start + k * steps * self.dt,
+                steps,
+                self.dt,
+                self.solver,
+                self.forward_adjoint,
+            )[1:]
             segment = segment.at[-1].add(forcing)
             return segment[-1], segment
 
         _, segments = jax.lax.scan(subwindow, x0, (jnp.arange(self.subwindows), self.forcings(v)))
         return jnp.concatenate([x0[None], segments.reshape(self.nsteps, -1)])
+
+    def observed(self, forecast, v, args):
+        return forecast
+
+    def departures(self, v, args):
+        return model_departures(self, v, args)
+
+    def linearised_departures(self, v, args):
+        return linearise_departures(self, v, args)
