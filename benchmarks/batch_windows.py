@@ -55,7 +55,7 @@ def independent_windows(device: str, seed: int = 0):
 
     from dacli.config.loading import load_config
     from dacli.io.states import states_at
-    from dacli.run.assimilate import prepare_inputs
+    from dacli.run.inputs import prepare_inputs
     from dacli.run.runtime import configure
 
     config = load_config(CONFIG, [f'run.device="{device}"'])

@@ -149,12 +149,13 @@ def accuracy(setup: str, folder: Path, quick: bool, variants: list[str] | None =
 
 def assimilated(setup: str, folder: Path, label: str, overrides: list[str]) -> dict:
     """One dacli assimilate over the held-out twin: a 4DVarNet variant (label in VARIANTS) or a 4DVar."""
+    from dacli.cli.render import result_json
     from dacli.run.assimilate import assimilate
 
     variant = label if label in VARIANTS else "4dvarnet"
     config, _ = config_for(setup, folder, overrides, variant)
     started = time.perf_counter()
-    s = assimilate(config).summary
+    s = result_json(assimilate(config).summary)
     total = time.perf_counter() - started
     r = {"setup": setup, "method": label, "overrides": [*VARIANTS[variant], *overrides] if label in VARIANTS else overrides,
          "precision": s["precision"], "minimiser": s["minimiser"],

@@ -167,6 +167,7 @@ def child_env() -> dict:
 def run_child(config_path: str, device: str, precision: str, overrides: list[str]) -> None:
     """Assimilate one config in this process; print one JSON object on stdout."""
     from dacli.build.registry import check_names
+    from dacli.cli.render import result_json
     from dacli.config.loading import load_config
     from dacli.run.assimilate import assimilate
 
@@ -189,7 +190,7 @@ def run_child(config_path: str, device: str, precision: str, overrides: list[str
         stats = dev.memory_stats() or {}
     record = {
         "n": int(config.model.parameters["n"]),
-        "summary": result.summary,
+        "summary": result_json(result.summary),
         "assimilate_wall_seconds": round(wall, 3),
         "gpu_peak_bytes_in_use": stats.get("peak_bytes_in_use"),
         "gpu_bytes_limit": stats.get("bytes_limit"),

@@ -225,6 +225,7 @@ def run_dacli(overrides: list[str], xx: np.ndarray, burn_in: float, repeat: int)
 
     from dacli.build.registry import check_names
     from dacli.config.loading import load_config
+    from dacli.cli.render import result_json
     from dacli.run.assimilate import assimilate
 
     config = load_config(CONFIG, overrides, extra_checks=[check_names])
@@ -234,7 +235,7 @@ def run_dacli(overrides: list[str], xx: np.ndarray, burn_in: float, repeat: int)
         started = time.perf_counter()
         result = assimilate(config, overwrite=True)
         walls.append(time.perf_counter() - started)
-        summaries.append(result.summary)
+        summaries.append(result_json(result.summary))
     summary = summaries[0]
     with xr.open_dataset(result.output, decode_times=False) as out:
         ends = out["window_end"].values

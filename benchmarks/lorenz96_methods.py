@@ -106,6 +106,7 @@ def model_runs(label: str, windows: dict, outer: dict, observations: int) -> dic
 
 def run_method(folder: Path, label: str, scenario: str, overrides: list[str]) -> dict:
     from dacli.build.registry import check_names
+    from dacli.cli.render import result_json
     from dacli.config.loading import load_config
     from dacli.run.assimilate import assimilate
 
@@ -120,7 +121,7 @@ def run_method(folder: Path, label: str, scenario: str, overrides: list[str]) ->
 
     with xr.open_dataset(folder / "analysis.nc", decode_times=False) as ds:
         outer = {name: ds[name].values for name in ds.data_vars if name.startswith("outer_")}
-    summary = result.summary
+    summary = result_json(result.summary)
     observations = summary["observations_used"] / summary["windows"]
     runs = model_runs(label, result.windows, outer, observations)
     row = {

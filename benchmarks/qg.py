@@ -252,34 +252,34 @@ def run_child(config_path: str, device: str, precision: str, overrides: list[str
     """Assimilate one config in this process; print one JSON object on stdout."""
     from dacli.build.registry import check_names
     from dacli.config.loading import load_config
+    from dacli.cli.render import result_json
+    from dacli.methods.cycling import chunk_inputs
+    from dacli.methods.variational import analyse_windows
     from dacli.run.assimilate import assimilate
+    from dacli.run.inputs import prepare_inputs
     from dacli.run.runtime import configure
 
     sets = [f'run.device="{device}"', f'run.precision="{precision}"', *overrides]
     config = load_config(config_path, sets, extra_checks=[check_names])
     configure(config.run.precision, config.run.device)
     import jax
-
-    import dacli.methods.variational as variational
+    import jax.numpy as jnp
 
     jax.devices()  # backend up: the baseline RSS includes JAX and XLA themselves
     baseline_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
-    # assimilate() imports analyse_windows (the compiled chunk of windows) at call time: wrap it to
-    # keep the last call's arguments, for XLA's memory analysis of that program afterwards.
-    compiled_chunk, last_call = variational.analyse_windows, {}
-
-    def remembering(*args, **kwargs):
-        last_call["args"] = (args, kwargs)
-        return compiled_chunk(*args, **kwargs)
-
-    variational.analyse_windows = remembering
     started = time.perf_counter()
     result = assimilate(config, overwrite=True)
     wall = time.perf_counter() - started
     xla_memory = {}
     with contextlib.suppress(Exception):  # the executable is in JAX's cache: no second compilation
-        args, kwargs = last_call["args"]
-        analysis = compiled_chunk.lower(*args, **kwargs).compile().compiled.memory_analysis()
+        # XLA's memory analysis of the compiled chunk of windows the run used (the engine's own
+        # chunk arguments: dacli.methods.cycling.chunk_inputs).
+        inputs = prepare_inputs(config)
+        background = jnp.asarray(inputs.background, inputs.problem.dtype)
+        chunk = chunk_inputs(inputs.schedule, inputs.packed.stacked(), 0, result.summary.windows_per_compiled_chunk,
+                             background.dtype)
+        analysis = analyse_windows.lower(inputs.problem.method, background, *chunk,
+                                         inputs.schedule.steps_per_shift).compile().compiled.memory_analysis()
         xla_memory = {name: int(getattr(analysis, name)) for name in (
             "temp_size_in_bytes", "argument_size_in_bytes", "output_size_in_bytes", "alias_size_in_bytes",
             "generated_code_size_in_bytes")}
@@ -293,7 +293,7 @@ def run_child(config_path: str, device: str, precision: str, overrides: list[str
     with contextlib.suppress(OSError):
         Path(config.output.path).unlink()  # up to 1024^2 x 27 states: not kept
     record = {
-        "summary": result.summary,
+        "summary": result_json(result.summary),
         "assimilate_wall_seconds": round(wall, 3),
         "gpu_peak_bytes_in_use": stats.get("peak_bytes_in_use"),
         "gpu_bytes_limit": stats.get("bytes_limit"),

@@ -10,41 +10,49 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
+import diffrax
+import jax
+import jax.numpy as jnp
 import numpy as np
+import optimistix as optx
 
 from dacli.build.registry import capabilities
 from dacli.config.schema import Config
+from dacli.covariances.background import background_sqrt_operator
+from dacli.diagnostics.adjoint_checks import CheckResult
+from dacli.diagnostics.adjoint_suite import SuiteTolerances, run_suite
 from dacli.errors import ConfigError
+from dacli.io.states import state_at
+from dacli.methods.strong4dvar import StrongConstraint4DVar
+from dacli.models.integrate import integrate
+from dacli.models.lorenz import Lorenz63, Lorenz96
+from dacli.models.solvers import RK4
+from dacli.io.interpolation import interpolation_weights
+from dacli.io.observation_set import POINTS, ObservationSet
+from dacli.observations.windows import make_schedule, pack_observations
+from dacli.run.inputs import prepare_inputs
+from dacli.run.runtime import configure, describe_device
 
 log = logging.getLogger("dacli")
 
 
-@dataclass
+@dataclass(frozen=True)
 class CheckReport:
-    results: list  # of dacli.diagnostics.adjoint_checks.CheckResult
+    """The suite's verdict and every check's result (the ``--json`` report, in this order)."""
+
+    passed: bool
     precision: str
     device: str
+    results: tuple[CheckResult, ...] = field(metadata={"json_name": "checks"})
 
     @property
-    def passed(self) -> bool:
-        return all(r.passed for r in self.results)
-
-    @property
-    def failures(self) -> list:
+    def failures(self) -> list[CheckResult]:
         return [r for r in self.results if not r.passed]
-
-    def as_dict(self) -> dict:
-        return {"passed": self.passed, "precision": self.precision, "device": self.device,
-                "checks": [r.as_dict() for r in self.results]}
 
 
 def _tolerances(config: Config | None, dtype):
-    from dataclasses import replace
-
-    from dacli.diagnostics.adjoint_suite import SuiteTolerances
-
     tolerances = SuiteTolerances.for_dtype(dtype)
     if config is None or config.checks is None:
         return tolerances
@@ -56,19 +64,6 @@ def _tolerances(config: Config | None, dtype):
 
 def _builtin_cases(dtype):
     """(name, method, background, start time, obs, truth) per built-in model and observation operator."""
-    import diffrax
-    import jax
-    import jax.numpy as jnp
-    import optimistix as optx
-
-    from dacli.covariances.background import background_sqrt_operator
-    from dacli.methods.strong4dvar import StrongConstraint4DVar
-    from dacli.models.integrate import integrate
-    from dacli.models.lorenz import Lorenz63, Lorenz96
-    from dacli.models.solvers import RK4
-    from dacli.observations.sets import POINTS, ObservationSet, interpolation_weights
-    from dacli.observations.windows import make_schedule, pack_observations
-
     rng = np.random.default_rng(0)
     specs = [
         ("lorenz63 (x, z observed; diagonal B)", Lorenz63(), diffrax.Tsit5(), 0.01, 10, ("x", "z"), "grid", "diagonal"),
@@ -115,8 +110,6 @@ def _builtin_cases(dtype):
 def check_adjoints(config: Config | None, *, precision: str = "float64", device: str = "auto",
                    strategies: bool = True, on_result: Callable | None = None) -> CheckReport:
     """Run the gradient-check suite; never raises for a failing check (see ``report.passed``)."""
-    from dacli.run.runtime import configure, describe_device
-
     cache = "auto"
     if config is not None:
         precision, device, cache = config.run.precision, config.run.device, config.run.compilation_cache
@@ -124,26 +117,17 @@ def check_adjoints(config: Config | None, *, precision: str = "float64", device:
             raise ConfigError(["method.kind: check-adjoints checks the variational methods' gradients; 4DVarNet's "
                                "(its solver adjoints) are checked by dacli's tests — use a 4DVar config of the same model"])
     configure(precision, device, cache)
-    import jax
-    import jax.numpy as jnp
-
-    from dacli.diagnostics.adjoint_suite import run_suite
-
     jax.config.update("jax_default_matmul_precision", "highest")  # no TF32 on GPUs for the checks
     dtype = jnp.float64 if precision == "float64" else jnp.float32
     tolerances = _tolerances(config, dtype)
     if config is None:
         cases = _builtin_cases(dtype)
     else:
-        from dacli.run.assimilate import prepare_inputs
-
         inputs = prepare_inputs(config)
         obs = jax.tree_util.tree_map(jnp.asarray, inputs.packed.window(0))
         start = float(inputs.schedule.starts[0])
         truth = None
         if inputs.truth is not None:
-            from dacli.io.states import state_at
-
             truth = jnp.asarray(state_at(*inputs.truth, start, config.truth.path, "truth", 0.5 * config.model.dt), dtype)
         cases = [(config.model.name, inputs.problem.method, jnp.asarray(inputs.background, dtype), start, obs, truth)]
     results, models_checked = [], set()
@@ -157,4 +141,4 @@ def check_adjoints(config: Config | None, *, precision: str = "float64", device:
             models_checked.add(model_key)
             if on_result is not None:
                 on_result(result)
-    return CheckReport(results=results, precision=precision, device=describe_device())
+    return CheckReport(all(r.passed for r in results), precision, describe_device(), tuple(results))

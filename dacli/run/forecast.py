@@ -21,23 +21,79 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import diffrax
+import jax
+import jax.numpy as jnp
 import numpy as np
 
+from dacli.build.problem import build_covariance_sqrt, build_dynamics
+from dacli.build.registry import SOLVERS
 from dacli.config.schema import Config
+from dacli.diagnostics import verification as v
+from dacli.diagnostics.verification import ensemble_statistics
 from dacli.errors import ConfigError, DataError, NumericalError
+from dacli.io.forecast import ForecastRecord, forecast_dataset, read_starting_states
+from dacli.io.inputs import FileMapping
+from dacli.io.netcdf import check_writable, write_netcdf_atomically
+from dacli.io.states import SAME_TIME, read_states, states_at
+from dacli.models.integrate import Forecaster
+from dacli.observations.windows import whole_steps
+from dacli.parallel import initialize_distributed, map_over_processes
+from dacli.run.inputs import initial_background
+from dacli.run.runtime import configure, describe_device
+from dacli.run.stopping import StopSignals
 
 log = logging.getLogger("dacli")
 
+# A field left out of the JSON summary when it is None (the CLI's dacli.cli.render.result_json).
+OPTIONAL = {"json": "optional"}
 
-@dataclass
+
+@dataclass(frozen=True)
+class ForecastScores:
+    """Scores per lead time (L,); None where not computed: the spread needs an ensemble, the
+    rest a truth."""
+
+    spread: tuple[float, ...] | None = field(default=None, metadata=OPTIONAL)
+    verified_starts: tuple[int, ...] | None = field(default=None, metadata=OPTIONAL)
+    rmse: tuple[float, ...] | None = field(default=None, metadata=OPTIONAL)
+    anomaly_correlation: tuple[float, ...] | None = field(default=None, metadata=OPTIONAL)
+    rmse_ensemble_mean: tuple[float, ...] | None = field(default=None, metadata=OPTIONAL)
+    anomaly_correlation_ensemble_mean: tuple[float, ...] | None = field(default=None,
+                                                                        metadata=OPTIONAL)
+
+
+@dataclass(frozen=True)
+class ForecastSummary:
+    """The forecast's numbers (the ``--json`` summary, in this order)."""
+
+    output: str
+    source: str = field(metadata={"json_name": "from"})  # the --from file, or "background"
+    initial_states: str
+    start_times: tuple[float, ...]
+    lead_time: float
+    interval: float
+    lead_times: tuple[float, ...]
+    model_steps: int
+    members: int
+    seed: int
+    truth: str | None
+    scores: ForecastScores = field(metadata={"json": "inline"})
+    forecast_seconds: float
+    device: str
+    precision: str
+    processes: int  # processes of a multi-process launch (1 otherwise)
+
+
+@dataclass(frozen=True)
 class ForecastResult:
     output: str
-    summary: dict
+    summary: ForecastSummary
     start_times: np.ndarray = field(repr=False)  # (S,)
     lead_times: np.ndarray = field(repr=False)  # (L,) 0 included
     forecast: np.ndarray = field(repr=False)  # (S, L, n) from the unperturbed initial states
     ensemble: np.ndarray | None = field(repr=False)  # (S, N, L, n), or None for one member
-    scores: dict[str, np.ndarray] = field(repr=False)  # per lead time (see dacli.io.forecast.SCORES)
+    scores: dict[str, np.ndarray] = field(repr=False)  # per lead time (dacli.io.forecast.SCORES)
     process: int = 0  # this process's index in a multi-process launch; process 0 wrote the file
 
 
@@ -51,8 +107,6 @@ def default_output(config: Config) -> str:
 def lead_steps(lead_time: float, interval: float, dt: float) -> tuple[int, int]:
     """(outputs, model steps per output) for ``--lead-time`` and ``--interval``; ConfigError (exit 2) unless
     the interval is a whole number of model steps and the lead time a whole number of intervals."""
-    from dacli.observations.windows import whole_steps
-
     if not (np.isfinite(lead_time) and lead_time > 0):
         raise ConfigError([f"--lead-time: must be a positive number of model time units, found {lead_time}"])
     if not (np.isfinite(interval) and interval > 0):
@@ -74,10 +128,6 @@ class Starts:
 
 def choose_starts(config: Config, layout, initial, start_times: Sequence[float] | None, all_windows: bool) -> Starts:
     """The initial times and states (see the module docstring)."""
-    from dacli.io.forecast import read_starting_states
-    from dacli.io.states import SAME_TIME, states_at
-    from dacli.run.assimilate import initial_background
-
     tolerance = 0.5 * config.model.dt
     if start_times and all_windows:
         raise ConfigError(["--start-time and --all-windows: give one or the other"])
@@ -132,31 +182,16 @@ def forecast(config: Config, *, initial: str | Path | None = None, start_times: 
     A stop signal before the forecasts are computed ends it (exit 143, nothing to resume); one that
     arrives later lets it finish and write the file (:mod:`dacli.run.stopping`).
     """
-    from dacli.run.stopping import StopSignals
-
     with StopSignals(config.run.stop_signal) as stop:
         return _forecast(config, stop, initial=initial, start_times=start_times, all_windows=all_windows,
                          lead_time=lead_time, interval=interval, members=members, truth=truth, output=output,
                          overwrite=overwrite, command=command)
 
 
-def _forecast(config: Config, stop, *, initial, start_times, all_windows, lead_time, interval, members, truth,
-              output, overwrite, command) -> ForecastResult:
-    from dacli.parallel import initialize_distributed, map_over_processes
-    from dacli.run.runtime import configure, describe_device
-
-    process, processes = initialize_distributed()  # under srun with several tasks: before JAX starts
+def _forecast(config: Config, stop: StopSignals, *, initial, start_times, all_windows, lead_time,
+              interval, members, truth, output, overwrite, command) -> ForecastResult:
+    process, processes = initialize_distributed()  # under srun with several tasks: before JAX
     platform = configure(config.run.precision, config.run.device, config.run.compilation_cache)
-
-    import jax
-    import jax.numpy as jnp
-
-    from dacli.build.problem import build_covariance_sqrt, build_dynamics
-    from dacli.build.registry import SOLVERS
-    from dacli.io.forecast import ForecastRecord, forecast_dataset
-    from dacli.io.netcdf import check_writable, write_netcdf_atomically
-    from dacli.models.integrate import Forecaster
-
     dt = config.model.dt
     interval = dt if interval is None else interval
     if members < 1:
@@ -169,80 +204,103 @@ def _forecast(config: Config, stop, *, initial, start_times, all_windows, lead_t
     dynamics = build_dynamics(config.model)
     layout = dynamics.layout()
     starts = choose_starts(config, layout, initial, start_times, all_windows)
-    count, n = len(starts.times), layout.size
+    count = len(starts.times)
     truth_path = truth if truth is not None else (config.truth.path if config.truth else None)
-    log.info("forecast from %s: %d start time(s), lead %g every %g (%d model steps of %g), %d member(s), %s on %s",
-             starts.description, count, lead_time, interval, outputs * stride, dt, members, config.run.precision, platform)
-
-    x0 = np.asarray(starts.states, float)
-    t0 = np.asarray(starts.times, float)
-    if members > 1:  # perturbed members: x0 + B^{1/2} z, z ~ N(0, I), independent per start time
-        root = build_covariance_sqrt(config.background.covariance, "background.covariance", layout, dtype)
-        z = np.random.default_rng(config.run.seed).normal(size=(count * members, n))
-        perturbations = np.asarray(jax.vmap(root.mv)(jnp.asarray(z, dtype))).reshape(count, members, n)
-        x0 = np.concatenate([x0, (x0[:, None] + perturbations).reshape(count * members, n)])
-        t0 = np.concatenate([t0, np.repeat(t0, members)])
+    log.info("forecast from %s: %d start time(s), lead %g every %g (%d model steps of %g), "
+             "%d member(s), %s on %s", starts.description, count, lead_time, interval,
+             outputs * stride, dt, members, config.run.precision, platform)
+    x0, t0 = _initial_states(config, layout, starts, members, dtype)
     forecaster = Forecaster(dynamics, SOLVERS.resolve(config.model.solver)(), outputs, stride, dt)
     stop.raise_if_requested(f"before the forecasts from {count} start time(s)",
                             "nothing computed, nothing to resume: rerun the same command")
     started = time.perf_counter()
-    trajectories = np.asarray(map_over_processes(forecaster, jnp.asarray(x0, dtype), jnp.asarray(t0, dtype)))
+    trajectories = _run(forecaster, x0, t0, dtype, interval)
     seconds = time.perf_counter() - started
-    if not np.all(np.isfinite(trajectories)):
-        bad = np.argwhere(~np.isfinite(trajectories).all(axis=-1))[0]
-        raise NumericalError(f"the forecast from time {t0[bad[0]]:g} became non-finite (NaN/Inf) at lead "
-                             f"{bad[1] * interval:g}; no output was written. Try a smaller model.dt")
     lead_times = np.round(interval * np.arange(outputs + 1), 12)  # 0.6, not 0.6000000000000001
     control = trajectories[:count]
-    ensemble = trajectories[count:].reshape(count, members, outputs + 1, n) if members > 1 else None
+    ensemble = (trajectories[count:].reshape(count, members, outputs + 1, layout.size)
+                if members > 1 else None)
     scores, reference = verify(config, layout, truth_path, t0[:count], lead_times, control, ensemble)
-
-    summary = {
-        "output": str(output),
-        "from": starts.source,
-        "initial_states": starts.description,
-        "start_times": t0[:count].tolist(),
-        "lead_time": lead_time,
-        "interval": interval,
-        "lead_times": lead_times.tolist(),
-        "model_steps": outputs * stride,
-        "members": members,
-        "seed": config.run.seed,
-        "truth": str(truth_path) if truth_path is not None else None,
-        **{name: values.tolist() for name, values in scores.items()},
-        "forecast_seconds": round(seconds, 3),
-        "device": describe_device(),
-        "precision": config.run.precision,
-    }
-    provenance = _provenance(config, summary, jax)
-    ensemble_mean = ensemble_spread = None
-    if ensemble is not None:
-        from dacli.diagnostics.verification import ensemble_statistics
-
-        ensemble_mean, ensemble_spread = ensemble_statistics(ensemble)
-    record = ForecastRecord(layout, t0[:count], lead_times, control, ensemble, ensemble_mean, ensemble_spread,
-                            scores, reference, provenance)
-    title = config.output.title or config.run.name
-    dataset = forecast_dataset(record, config.time.axis(), f"{title}: forecast", config.output.institution, command)
+    summary = ForecastSummary(
+        output=str(output), source=starts.source, initial_states=starts.description,
+        start_times=tuple(t0[:count].tolist()), lead_time=lead_time, interval=interval,
+        lead_times=tuple(lead_times.tolist()), model_steps=outputs * stride, members=members,
+        seed=config.run.seed, truth=str(truth_path) if truth_path is not None else None,
+        scores=ForecastScores(**{name: tuple(values.tolist()) for name, values in scores.items()}),
+        forecast_seconds=round(seconds, 3), device=describe_device(),
+        precision=config.run.precision, processes=processes)
     if process == 0:  # every process holds every forecast; one writes the file
-        write_netcdf_atomically(dataset, output, overwrite)
-    summary["processes"] = processes
-    return ForecastResult(str(output), summary, t0[:count], lead_times, control, ensemble, scores, process)
+        _write(config, layout, summary, ForecastArrays(t0[:count], lead_times, control, ensemble,
+                                                       scores, reference), command, overwrite)
+    return ForecastResult(str(output), summary, t0[:count], lead_times, control, ensemble, scores,
+                          process)
+
+
+def _run(forecaster: Forecaster, x0: np.ndarray, t0: np.ndarray, dtype, interval: float
+         ) -> np.ndarray:
+    """Every forecast, (items, L, n), in one batched program; a NumericalError if one blew up."""
+    trajectories = np.asarray(map_over_processes(forecaster, jnp.asarray(x0, dtype),
+                                                 jnp.asarray(t0, dtype)))
+    if not np.all(np.isfinite(trajectories)):
+        bad = np.argwhere(~np.isfinite(trajectories).all(axis=-1))[0]
+        raise NumericalError(f"the forecast from time {t0[bad[0]]:g} became non-finite (NaN/Inf) at "
+                             f"lead {bad[1] * interval:g}; no output was written. Try a smaller "
+                             "model.dt")
+    return trajectories
+
+
+def _initial_states(config: Config, layout, starts: Starts, members: int, dtype
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """(states, times) of every forecast: the starts, then ``members`` perturbed copies of each,
+    x0 + B^{1/2} z with z ~ N(0, I) (``run.seed``), independent per start time."""
+    x0 = np.asarray(starts.states, float)
+    t0 = np.asarray(starts.times, float)
+    if members == 1:
+        return x0, t0
+    count, n = len(t0), layout.size
+    root = build_covariance_sqrt(config.background.covariance, "background.covariance", layout,
+                                 dtype)
+    z = np.random.default_rng(config.run.seed).normal(size=(count * members, n))
+    perturbations = np.asarray(jax.vmap(root.mv)(jnp.asarray(z, dtype))).reshape(count, members, n)
+    return (np.concatenate([x0, (x0[:, None] + perturbations).reshape(count * members, n)]),
+            np.concatenate([t0, np.repeat(t0, members)]))
+
+
+@dataclass(frozen=True)
+class ForecastArrays:
+    """What the forecast file holds besides its provenance."""
+
+    start_times: np.ndarray  # (S,)
+    lead_times: np.ndarray  # (L,)
+    control: np.ndarray  # (S, L, n)
+    ensemble: np.ndarray | None  # (S, N, L, n)
+    scores: dict[str, np.ndarray]  # per lead time
+    reference: np.ndarray | None  # the climatology of the anomaly correlation
+
+
+def _write(config: Config, layout, summary: ForecastSummary, arrays: ForecastArrays, command: str,
+           overwrite: bool) -> None:
+    """The forecast file, with the ensemble statistics when there are members."""
+    ensemble_mean = ensemble_spread = None
+    if arrays.ensemble is not None:
+        ensemble_mean, ensemble_spread = ensemble_statistics(arrays.ensemble)
+    record = ForecastRecord(layout, arrays.start_times, arrays.lead_times, arrays.control,
+                            arrays.ensemble, ensemble_mean, ensemble_spread, arrays.scores,
+                            arrays.reference, _provenance(config, summary))
+    title = config.output.title or config.run.name
+    dataset = forecast_dataset(record, config.time.axis(), f"{title}: forecast",
+                               config.output.institution, command)
+    write_netcdf_atomically(dataset, summary.output, overwrite)
 
 
 def verify(config: Config, layout, truth_path, start_times, lead_times, control, ensemble):
     """Scores per lead time (and the climatology used for anomalies): spread for an ensemble; RMSE and
     anomaly correlation of the forecast (and ensemble mean) where the truth reaches."""
-    from dacli.diagnostics import verification as v
-    from dacli.io.states import read_states, states_at
-
     scores = {}
     if ensemble is not None:
         scores["spread"] = v.ensemble_spread_by_lead(ensemble)
     if truth_path is None:
         return scores, None
-    from dacli.io.inputs import FileMapping
-
     mapping = FileMapping.of(config.truth) if config.truth is not None else FileMapping()  # [truth]'s names, dims
     truth_times, truth_states = read_states(truth_path, layout, "truth", config.time.axis(), mapping)
     valid = (start_times[:, None] + lead_times[None, :]).ravel()
@@ -265,27 +323,27 @@ def verify(config: Config, layout, truth_path, start_times, lead_times, control,
     return scores, reference
 
 
-def _provenance(config: Config, summary: dict, jax) -> dict:
-    import diffrax
-
+def _provenance(config: Config, summary: ForecastSummary) -> dict:
     provenance = {
         "engine": f"jax {jax.__version__}, diffrax {diffrax.__version__}",
         "config": config.model_dump_json(),
         "model": config.model.name,
         "solver": config.model.solver,
         "model_dt": config.model.dt,
-        "initial_source": summary["from"],
-        "initial_states": summary["initial_states"],
-        "lead_time": summary["lead_time"],
-        "interval": summary["interval"],
-        "members": summary["members"],
-        "precision": summary["precision"],
-        "device": summary["device"],
-        "climatology": "time mean of the truth file per grid point" if summary["truth"] else "none (no truth file)",
+        "initial_source": summary.source,
+        "initial_states": summary.initial_states,
+        "lead_time": summary.lead_time,
+        "interval": summary.interval,
+        "members": summary.members,
+        "precision": summary.precision,
+        "device": summary.device,
+        "climatology": ("time mean of the truth file per grid point" if summary.truth
+                        else "none (no truth file)"),
     }
-    if summary["members"] > 1:
-        provenance.update(seed=summary["seed"], perturbations=(
-            f"x0 + B^(1/2) z, z ~ N(0, I); B from background.covariance ({config.background.covariance.kind})"))
-    if summary["truth"]:
-        provenance["truth"] = summary["truth"]
+    if summary.members > 1:
+        provenance.update(seed=summary.seed, perturbations=(
+            "x0 + B^(1/2) z, z ~ N(0, I); B from background.covariance "
+            f"({config.background.covariance.kind})"))
+    if summary.truth:
+        provenance["truth"] = summary.truth
     return provenance
