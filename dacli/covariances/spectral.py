@@ -24,7 +24,6 @@ from jaxtyping import Array, ArrayLike, Float
 from dacli.covariances.shapes import SHAPES
 
 
-
 def correlation_function(distance: ArrayLike, length_scale: ArrayLike, shape: str) -> Array:
     """c(distance / length_scale) for one of :data:`SHAPES`; differentiable in ``length_scale``."""
     r = jnp.asarray(distance) / length_scale

@@ -46,9 +46,9 @@ from dacli.io.figures import save_figure, training_curves
 from dacli.io.inputs import FileMapping
 from dacli.io.observations import read_observations
 from dacli.io.states import read_states
+from dacli.learned import training
 from dacli.learned.data import forecast_backgrounds, window_pairs
 from dacli.learned.fourdvarnet import FourDVarNet
-from dacli.learned import training
 from dacli.models.base import Dynamics, StateLayout
 from dacli.observations.windows import whole_steps
 from dacli.run.runtime import configure
