@@ -19,7 +19,7 @@ import lineax as lx
 
 
 class KStepAdjoint(eqx.Module):
-    """Differentiate only the last ``k`` Newton steps after a converged, non-differentiated solve."""
+    """Differentiate only the last ``k`` Newton steps after a converged, undifferentiated solve."""
 
     k: int = eqx.field(static=True, default=1)
     rtol: float = eqx.field(static=True, default=1e-10)

@@ -22,7 +22,7 @@ from dacli.models.base import Dynamics, is_dynamics_class, is_model_factory
 
 
 def _described(target: Any) -> str:
-    """What an import path resolved to, in words (e.g. 'function subprocess.run'), without calling it."""
+    """What an import path resolved to, in words ('function subprocess.run'), without calling it."""
     if inspect.ismodule(target):
         return f"module {target.__name__}"
     module, name = getattr(target, "__module__", None), getattr(target, "__qualname__", None)
@@ -45,7 +45,7 @@ def _described(target: Any) -> str:
 
 
 def _import_path_factory(name: str) -> Callable[..., Dynamics]:
-    """The Dynamics subclass or marked factory at ``name`` ('module:attribute'); ConfigError otherwise.
+    """The Dynamics subclass or marked factory at ``name`` ('module:attribute'); else ConfigError.
 
     Importing the module runs its top-level code (the plug-in's own, or a library's); the
     attribute itself is only inspected here, never called, unless it passes.
@@ -99,7 +99,8 @@ def _import_path_factory(name: str) -> Callable[..., Dynamics]:
 
 
 def resolve_model_factory(name: str) -> Callable[..., Dynamics]:
-    """The callable that builds the model: built-in, entry point, or import path (checked, not called)."""
+    """The callable that builds the model: built-in, entry point or import path (checked, not
+    called)."""
     if ":" in name:
         return _import_path_factory(name)
     if MODELS.canonical(name) is not None:

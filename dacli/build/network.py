@@ -76,8 +76,9 @@ def build_network(
     model_prior: ModelPrior | None = None,
     window_axis: int = 1,
 ) -> FourDVarNet:
-    """4DVarNet for windows of ``shape``; ``model_prior`` (:func:`build_model_prior`) when network.prior = "model";
-    ``window_axis``: :func:`time_axis` of the layout (where the background term finds the first step)."""
+    """4DVarNet for windows of ``shape``; ``model_prior`` (:func:`build_model_prior`) when
+    network.prior = "model"; ``window_axis``: :func:`time_axis` of the layout (where the
+    background term finds the first step)."""
     if (config.prior == "model") != (model_prior is not None):
         needs = "needs" if model_prior is None else "takes no"
         raise ValueError(f"network.prior = {config.prior!r} {needs} model_prior")
@@ -104,8 +105,8 @@ def build_network(
     )
 
 
-# [network] keys that fix the architecture (the arrays' shapes) or what the network was trained to use;
-# the rest only matter in training. Checkpoints written before a key existed hold its default.
+# [network] keys that fix the architecture (the arrays' shapes) or what the network was trained to
+# use; the rest only matter in training. Checkpoints written before a key existed hold its default.
 ARCHITECTURE_KEYS = ("hidden", "modulator_hidden", "kernel", "solver", "prior", "background")
 
 

@@ -137,9 +137,9 @@ class Problem:
 def build_problem(
     config: Config, window_steps: int, observation_capacity: int = 0, spread_probes: int = 0
 ) -> Problem:
-    """Everything for ``config``; ``window_steps`` = model steps per window, ``observation_capacity`` =
-    padded observations per window (sizes the automatic minimiser choice), ``spread_probes`` = random
-    probes for the Desroziers background check (0 = skip)."""
+    """Everything for ``config``; ``window_steps`` = model steps per window,
+    ``observation_capacity`` = padded observations per window (sizes the automatic minimiser
+    choice), ``spread_probes`` = random probes for the Desroziers background check (0 = skip)."""
     dtype = jnp.float64 if config.run.precision == "float64" else jnp.float32
     dynamics = build_dynamics(config.model)
     layout = dynamics.layout()

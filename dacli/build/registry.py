@@ -116,8 +116,8 @@ class MethodCapabilities:
     file, ``dacli train`` trains it, and it has no minimiser, minimiser adjoint or error scales
     to sweep. ``formulation``: what ``formulation = "auto"`` means for it, and ``why``.
     ``model_error``: the control includes model-error forcings (``[method.model_error]``:
-    sub-windows and Q). ``tunable``: ``dacli tune`` can fit its B, R (and Q) scales by differentiating
-    through the minimisation.
+    sub-windows and Q). ``tunable``: ``dacli tune`` can fit its B, R (and Q) scales by
+    differentiating through the minimisation.
     """
 
     label: str

@@ -56,7 +56,7 @@ class FourDVarNet(eqx.Module):
     prior: AbstractPrior
     modulator: AbstractModulator
     iterations: int  # Python int and adjoint strategy: not arrays, so static under eqx.filter_jit,
-    solver_adjoint: AbstractIterationAdjoint  # yet replaceable with eqx.tree_at (another K, adjoint)
+    solver_adjoint: AbstractIterationAdjoint  # yet replaceable with eqx.tree_at (other K, adjoint)
     observation_weight: float = eqx.field(static=True)
     prior_weight: float = eqx.field(static=True)  # w / sigma_o^2
     offset: float = eqx.field(static=True)  # climatological mean and std of the state: the networks
@@ -126,11 +126,11 @@ class FourDVarNet(eqx.Module):
         self.solver_adjoint = Checkpointed() if solver_adjoint is None else solver_adjoint
 
     def project(self, x):
-        """Phi(x) in physical units: the learned prior works on the normalised state, the model on x."""
+        """Phi(x) in physical units (the learned prior works on the normalised state)."""
         return self.prior.project(x, self.offset, self.scale)
 
     def _background(self, background):
-        """The background the network uses: none unless it was built (and trained) with backgrounds."""
+        """The background the network uses: none unless built (and trained) with backgrounds."""
         if not self.uses_background:
             return None
         if background is None:

@@ -1,4 +1,4 @@
-"""Incremental variational assimilation: outer loops of Gauss-Newton, inner loops of conjugate gradients.
+"""Incremental variational assimilation: Gauss-Newton outer loops, conjugate-gradient inner loops.
 
 Courtier, Thepaut & Hollingsworth (1994), QJRMS 120; Lawless, Gratton & Nichols (2005) show it is
 a Gauss-Newton method. Outer loop k re-runs the nonlinear model from the current control v_k
@@ -57,7 +57,8 @@ class OuterLoops(eqx.Module):
 
 
 def minimise_incrementally(method, v0, args, settings: IncrementalSettings):
-    """Run ``settings.outer_loops`` outer loops from ``v0``; returns (final control, :class:`OuterLoops`).
+    """Run ``settings.outer_loops`` outer loops from ``v0``; returns (final control,
+    :class:`OuterLoops`).
 
     ``method`` supplies ``linearised_departures(v, args)`` and ``penalties(v)`` (see
     :class:`dacli.methods.variational.AbstractVariationalMethod`).

@@ -53,7 +53,8 @@ class FourDVarNetMethod(AbstractMethod, strict=True):
         return jnp.zeros((self.nsteps, background.size), background.dtype)
 
     def _costs(self, x, y, mask, background):
-        """(J, Jb, Jo, Jq) as the output file names them: Jb is the prior (+ background) term, Jq is 0."""
+        """(J, Jb, Jo, Jq) as the output file names them: Jb is the prior (+ background) term,
+        Jq is 0."""
         observation, prior = self.network.cost_terms(x, y, mask, background)
         return jnp.stack([observation + prior, prior, observation, jnp.zeros_like(prior)])
 
