@@ -1,7 +1,12 @@
-"""Shared fixtures for the command-line tests: a scratch copy of configs/ and sample_data/.
+"""Test-session setup: float64 JAX, and fixtures for the command-line tests.
 
-The configs refer to ``../sample_data`` and write their output in the working directory, so
-a copy of both folders side by side behaves like the repository without touching it.
+JAX's x64 mode is switched on here, once, before any test module imports JAX: the closed-form
+tests compare against dense float64 linear algebra. A command run in float32 switches it off for
+its process; the autouse fixture below switches it back after that test.
+
+The command-line fixtures give a scratch copy of configs/ and sample_data/: the configs refer to
+``../sample_data`` and write their output in the working directory, so a copy of both folders
+side by side behaves like the repository without touching it.
 """
 
 from __future__ import annotations
@@ -15,7 +20,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+import jax
 import pytest
+
+jax.config.update("jax_enable_x64", True)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -95,7 +103,6 @@ def dacli_process():
 def _restore_jax_precision():
     """A command run in float32 switches JAX's x64 mode off for the whole process; restore it so the
     float64 tests that follow in the same worker keep their precision."""
-    before = sys.modules["jax"].config.jax_enable_x64 if "jax" in sys.modules else None
+    before = jax.config.jax_enable_x64
     yield
-    if before is not None:
-        sys.modules["jax"].config.update("jax_enable_x64", before)
+    jax.config.update("jax_enable_x64", before)

@@ -1,21 +1,19 @@
-"""Shared test fixtures: a small linear-Gaussian problem with a closed-form answer."""
+"""Shared test fixtures: a small linear-Gaussian problem with a closed-form answer (float64: x64 is
+switched on in conftest.py)."""
 
 from __future__ import annotations
 
+import diffrax
+import equinox as eqx
 import jax
+import jax.numpy as jnp
+import numpy as np
+import optimistix as optx
 
-jax.config.update("jax_enable_x64", True)
-
-import diffrax  # noqa: E402
-import equinox as eqx  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import optimistix as optx  # noqa: E402
-
-from dacli.covariances.background import background_sqrt_operator, covariance_matrix  # noqa: E402
-from dacli.methods.strong4dvar import StrongConstraint4DVar  # noqa: E402
-from dacli.models.base import Dynamics, StateLayout  # noqa: E402
-from dacli.observations.operator import WindowObservations  # noqa: E402
+from dacli.covariances.background import background_sqrt_operator, covariance_matrix
+from dacli.methods.strong4dvar import StrongConstraint4DVar
+from dacli.models.base import Dynamics, StateLayout
+from dacli.observations.operator import WindowObservations
 
 
 class LinearDynamics(Dynamics):

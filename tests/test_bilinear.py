@@ -1,14 +1,11 @@
 """Bilinear interpolation (the 2-D observation operator's rows): exact on bilinear fields, adjoint-consistent."""
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 
-jax.config.update("jax_enable_x64", True)
-
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-
-from dacli.io.interpolation import bilinear_weights  # noqa: E402
-from dacli.observations.operator import WindowObservations, apply_observation_operator  # noqa: E402
+from dacli.io.interpolation import bilinear_weights
+from dacli.observations.operator import WindowObservations, apply_observation_operator
 
 Y = np.linspace(0.0, 70.0, 8)  # spacing 10
 X = np.linspace(-5.0, 85.0, 10)  # spacing 10

@@ -126,7 +126,7 @@ def _builtin_case(name):
     from dacli.run.check_adjoints import _builtin_cases
     from dacli.run.runtime import configure
 
-    configure("float64", "cpu")  # x64 on, whatever ran before in this worker (alone it was float32)
+    configure("float64", "cpu")  # the runtime a float64 run sets (x64 is on already: conftest.py)
     cases = {case[0].split(" ")[0] + ("-scattered" if "interpolated" in case[0] else ""): case[1:]
              for case in _builtin_cases(jnp.float64)}
     return cases[name]
@@ -165,6 +165,18 @@ def test_minimiser_strategies_agree_on_lorenz63():
     minimiser = check_minimiser_strategies(method, background, 0.0, obs, truth, tolerances, "l63", chosen)
     assert [r.component.split("minimiser_adjoint ")[1] for r in minimiser] == ["ImplicitAdjoint", "KStepAdjoint(3)"]
     assert all(r.passed and r.value < 1e-6 for r in minimiser), minimiser
+
+
+def test_the_suite_checks_every_registered_adjoint():
+    """Every registered forward adjoint is held to DirectAdjoint (the reference, not checked against
+    itself) and every minimiser adjoint to unrolling (optimistix's RecursiveCheckpointAdjoint, the
+    reference): a new registry entry is checked by the suite, or this fails."""
+    from dacli.build import registry
+    from dacli.diagnostics.adjoint_suite import FORWARD_ADJOINTS, MINIMISER_ADJOINTS
+
+    assert set(FORWARD_ADJOINTS) == set(registry.FORWARD_ADJOINTS.names) - {"DirectAdjoint"}
+    assert {label.split("(")[0] for label in MINIMISER_ADJOINTS} == (
+        set(registry.MINIMISER_ADJOINTS.names) - {"RecursiveCheckpointAdjoint"})
 
 
 def test_minimiser_adjoints_are_selectable_by_name():

@@ -9,22 +9,18 @@ from __future__ import annotations
 
 import math
 
-import jax
+import netCDF4
+import numpy as np
+import pytest
+import xarray as xr
 
-jax.config.update("jax_enable_x64", True)
-
-import netCDF4  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import xarray as xr  # noqa: E402
-
-from dacli.config.schema import ObservationsConfig  # noqa: E402
-from dacli.errors import DataError  # noqa: E402
-from dacli.io.observations import read_observations  # noqa: E402
-from dacli.io.states import read_states, state_dataset  # noqa: E402
-from dacli.models.base import GridAxis, StateLayout  # noqa: E402
-from dacli.models.qg import QuasiGeostrophic  # noqa: E402
-from dacli.observations.tracks import cycle_stride, track_positions  # noqa: E402
+from dacli.config.schema import ObservationsConfig
+from dacli.errors import DataError
+from dacli.io.observations import read_observations
+from dacli.io.states import read_states, state_dataset
+from dacli.models.base import GridAxis, StateLayout
+from dacli.models.qg import QuasiGeostrophic
+from dacli.observations.tracks import cycle_stride, track_positions
 from dacli.io.times import TimeAxis
 
 LAT = np.array([30.0, 31.0, 32.0, 33.0])

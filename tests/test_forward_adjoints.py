@@ -11,7 +11,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import make_method  # noqa: F401  (sets x64)
 
 from dacli.models.integrate import integrate
 from dacli.models.lorenz import Lorenz96

@@ -6,23 +6,19 @@ loop to the next on a mildly nonlinear window, and the B^{1/2} preconditioning m
 inner conjugate gradients need far fewer iterations than the control dimension.
 """
 
-import jax
+import diffrax
+import jax.numpy as jnp
+import numpy as np
+import optimistix as optx
 
-jax.config.update("jax_enable_x64", True)
-
-import diffrax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import optimistix as optx  # noqa: E402
-
-from dacli.covariances.background import background_sqrt_operator  # noqa: E402
-from dacli.methods.incremental import IncrementalSettings  # noqa: E402
-from dacli.methods.strong4dvar import StrongConstraint4DVar  # noqa: E402
-from dacli.methods.variational import analyse_window  # noqa: E402
-from dacli.models.integrate import integrate  # noqa: E402
-from dacli.models.lorenz import Lorenz96  # noqa: E402
-from dacli.models.solvers import RK4  # noqa: E402
-from dacli.observations.operator import WindowObservations  # noqa: E402
+from dacli.covariances.background import background_sqrt_operator
+from dacli.methods.incremental import IncrementalSettings
+from dacli.methods.strong4dvar import StrongConstraint4DVar
+from dacli.methods.variational import analyse_window
+from dacli.models.integrate import integrate
+from dacli.models.lorenz import Lorenz96
+from dacli.models.solvers import RK4
+from dacli.observations.operator import WindowObservations
 
 N, STEPS, DT = 40, 8, 0.05
 

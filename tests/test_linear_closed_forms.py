@@ -16,14 +16,28 @@ import numpy as np
 import pytest
 from helpers import blue_analysis, linear_problem, make_method
 
+from dacli.build.registry import METHODS
 from dacli.covariances.background import background_sqrt_operator, covariance_matrix
 from dacli.methods.incremental import IncrementalSettings
+from dacli.methods.strong4dvar import StrongConstraint4DVar
 from dacli.methods.threedvar import ThreeDFGAT, ThreeDVar
 from dacli.methods.variational import analyse_window
 from dacli.methods.weak4dvar import WeakConstraint4DVar
 
 
 SUBWINDOWS = 4
+
+# Every registered method kind -> the tests here that hold it to its closed form (a new kind fails
+# test_every_registered_method_kind_has_a_closed_form until it has one). Strong constraint's
+# nonlinear formulation, every minimiser x forward adjoint: tests/test_strong4dvar_blue.py.
+CLOSED_FORM_TESTS = {
+    "strong4dvar": ("test_incremental_4dvar_reaches_the_blue_in_one_outer_loop",
+                    "test_weak_constraint_tends_to_strong_as_q_vanishes"),
+    "weak4dvar": ("test_weak_constraint_equals_the_augmented_blue",
+                  "test_weak_constraint_tends_to_strong_as_q_vanishes"),
+    "3dvar": ("test_threedvar_and_fgat_equal_their_closed_forms",),
+    "3dfgat": ("test_threedvar_and_fgat_equal_their_closed_forms",),
+}
 
 
 @pytest.fixture(scope="module")
@@ -136,8 +150,14 @@ def test_threedvar_and_fgat_equal_their_closed_forms(problem):
     steps = propagators(method, background)
     innovations = y - np.array([row @ steps[s] @ xb for row, s in zip(rows, slots)])
     increment = b_matrix @ rows.T @ np.linalg.solve(rows @ b_matrix @ rows.T + np.diag(r_variance), innovations)
-    fgat = analyse_window(ThreeDFGAT(**fields(method, incremental=IncrementalSettings(1, 100, 1e-12))),
-                          background, 0.0, obs)
+    strong = StrongConstraint4DVar(**fields(method, incremental=IncrementalSettings(1, 100, 1e-12)))
+    fgat = analyse_window(ThreeDFGAT(strong), background, 0.0, obs)
     np.testing.assert_allclose(fgat.analysis_initial, xb + increment, rtol=0, atol=1e-9)
     # FGAT's departures use the model: its O-B differs from 3DVar's whenever the model moves.
     assert not np.allclose(fgat.background_equivalents, threedvar.background_equivalents)
+
+
+def test_every_registered_method_kind_has_a_closed_form():
+    assert set(CLOSED_FORM_TESTS) == set(METHODS.names)
+    named = [test for tests in CLOSED_FORM_TESTS.values() for test in tests]
+    assert all(callable(globals().get(test)) for test in named), named

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
+from test_shipped_configs import check_pinned_rmse
 
 from dacli.build.registry import check_names
 from dacli.config.loading import load_config
@@ -42,6 +43,8 @@ def test_imperfect_model_twin_weak_constraint_beats_strong(tmp_path):
     weak, output = run_config("lorenz96_weak", tmp_path, "window.count=5")
     assert strong.summary["converged_windows"] == strong.summary["windows"] == 5
     assert weak.summary["converged_windows"] == weak.summary["windows"] == 5
+    check_pinned_rmse("lorenz96_imperfect", strong.summary.analysis_rmse, strong.summary.background_rmse)
+    check_pinned_rmse("lorenz96_weak", weak.summary.analysis_rmse, weak.summary.background_rmse)
     # Measured over these 5 windows: strong 0.281, weak 0.240 (background 1.4); all 10: 0.276, 0.235.
     assert weak.summary["analysis_rmse"] < 0.9 * strong.summary["analysis_rmse"], (weak.summary, strong.summary)
     assert weak.summary["analysis_rmse"] < 0.3
@@ -65,6 +68,7 @@ def test_incremental_run_reports_outer_loops_and_writes_observation_diagnostics(
     assert len(summary["outer_cost_mean"]) == 4 and np.all(np.diff(summary["outer_cost_mean"]) <= 0)
     assert "outer loops, mean over windows: nonlinear J " in result.stderr
     assert summary["analysis_rmse"] < 0.8 * summary["background_rmse"]
+    check_pinned_rmse("lorenz96_incremental", summary["analysis_rmse"], summary["background_rmse"])
 
     with xr.open_dataset(workspace / "lorenz96_incremental_analysis.nc", decode_times=False) as ds:
         assert ds["outer_cost"].dims == ("window", "outer_loop") and ds.sizes["outer_loop"] == 3

@@ -6,24 +6,21 @@ of the discrete model; the FFT correlation equals the dense periodic correlation
 square root squares to it.
 """
 
+import diffrax
 import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
 
-jax.config.update("jax_enable_x64", True)
-
-import diffrax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-from dacli.covariances.spectral import (  # noqa: E402
+from dacli.covariances.spectral import (
     correlation_function,
     periodic_distances,
     spectral_correlation_sqrt,
 )
-from dacli.diagnostics.adjoint_checks import Tolerances, dot_product_check  # noqa: E402
-from dacli.models.integrate import integrate  # noqa: E402
-from dacli.models.qg import QuasiGeostrophic  # noqa: E402
-from dacli.models.solvers import RK4  # noqa: E402
+from dacli.diagnostics.adjoint_checks import Tolerances, dot_product_check
+from dacli.models.integrate import integrate
+from dacli.models.qg import QuasiGeostrophic
+from dacli.models.solvers import RK4
 
 LENGTH = 1.0e6
 

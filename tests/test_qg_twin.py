@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
+from test_shipped_configs import check_pinned_rmse
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -31,6 +32,7 @@ def qg_run(tmp_path_factory, cli):
 def test_analysis_beats_the_background_in_every_window(qg_run):
     summary, workspace = qg_run
     assert summary["windows"] == 2 and summary["converged_windows"] == 2
+    check_pinned_rmse("qg", summary["analysis_rmse"], summary["background_rmse"])  # the table's row
     with xr.open_dataset(workspace / "qg_analysis.nc", decode_times=False) as ds:
         background, analysis = ds["background_rmse"].values, ds["analysis_rmse"].values
         # Measured: background 0.049, 0.030 m -> analysis 0.030, 0.018 m (obs error 0.02 m).

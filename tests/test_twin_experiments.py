@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
+from test_shipped_configs import check_pinned_rmse
 
 from dacli.build.registry import check_names
 from dacli.config.loading import load_config
@@ -28,6 +29,7 @@ def test_cycled_4dvar_beats_background_and_observations(name, tmp_path):
     result, output = run(name, tmp_path)
     summary = result.summary
     assert summary["converged_windows"] == summary["windows"] > 10
+    check_pinned_rmse(name, summary.analysis_rmse, summary.background_rmse)  # the table's row
     assert summary["analysis_rmse"] < 0.8 * summary["background_rmse"], summary
     assert summary["analysis_rmse"] < 0.5 * OBS_ERROR_STD, summary
     # Every window decreased its cost; O-A is closer to the observations than O-B.
