@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the dacli command does
+os.environ.setdefault("EQX_ON_ERROR", "nan")  # as the dacli command does, before equinox loads
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the dacli command does (see benchmarks/README.md)
+os.environ.setdefault("EQX_ON_ERROR", "nan")  # as the dacli command does, before equinox loads
 
 HERE = Path(__file__).resolve().parent
 CONFIG = HERE.parent / "configs" / "lorenz96.toml"
