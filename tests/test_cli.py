@@ -7,6 +7,7 @@ gets; the simulate -> assimilate round trip runs in this process.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import subprocess
@@ -244,9 +245,17 @@ def _fake_run(summary=None, error=None):
 
         if error is not None:
             raise error
-        return AssimilationResult(output=str(config.output.path), summary=summary, windows={})
+        return AssimilationResult(output=str(config.output.path), summary=_fake_summary(summary), windows={})
 
     return run
+
+
+def _fake_summary(values):
+    """A summary record with exactly ``values``' fields (the RMSE left out of the JSON when absent)."""
+    optional = [(name, float, dataclasses.field(default=None, metadata={"json": "optional"}))
+                for name in ("background_rmse", "analysis_rmse") if name not in values]
+    fields = [(name, type(value)) for name, value in values.items()]
+    return dataclasses.make_dataclass("FakeSummary", fields + optional, frozen=True)(**values)
 
 
 SUMMARY = {"output": "a.nc", "windows": 4, "converged_windows": 3}

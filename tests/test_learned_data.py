@@ -78,7 +78,7 @@ def test_qg_network_trained_from_track_files_cycles_into_a_cf_lat_lon_file(tmp_p
     assert trained.data.endswith("obs.nc and " + str(tmp_path / "truth.nc"))
     assert trained.best_validation_rmse < trained.untrained_validation_rmse
     s = assimilate(config).summary
-    assert s["method"] == "4dvarnet" and s["windows"] == 6 and np.isfinite(s["analysis_rmse"])
+    assert s.method == "4dvarnet" and s.windows == 6 and np.isfinite(s.analysis_rmse)
     with xr.open_dataset(tmp_path / "analysis.nc", decode_times=False) as ds:
         assert ds["ssh_analysis"].dims == ("time", "lat", "lon") and ds["ssh_analysis"].shape == (6 * 4 + 1, 16, 16)
         assert ds["lat"].attrs["units"] == "degrees_north"

@@ -41,13 +41,13 @@ def test_shipped_method_configs_validate(cli, module_workspace, name):
 def test_imperfect_model_twin_weak_constraint_beats_strong(tmp_path):
     strong, _ = run_config("lorenz96_imperfect", tmp_path, "window.count=5")
     weak, output = run_config("lorenz96_weak", tmp_path, "window.count=5")
-    assert strong.summary["converged_windows"] == strong.summary["windows"] == 5
-    assert weak.summary["converged_windows"] == weak.summary["windows"] == 5
+    assert strong.summary.converged_windows == strong.summary.windows == 5
+    assert weak.summary.converged_windows == weak.summary.windows == 5
     check_pinned_rmse("lorenz96_imperfect", strong.summary.analysis_rmse, strong.summary.background_rmse)
     check_pinned_rmse("lorenz96_weak", weak.summary.analysis_rmse, weak.summary.background_rmse)
     # Measured over these 5 windows: strong 0.281, weak 0.240 (background 1.4); all 10: 0.276, 0.235.
-    assert weak.summary["analysis_rmse"] < 0.9 * strong.summary["analysis_rmse"], (weak.summary, strong.summary)
-    assert weak.summary["analysis_rmse"] < 0.3
+    assert weak.summary.analysis_rmse < 0.9 * strong.summary.analysis_rmse, (weak.summary, strong.summary)
+    assert weak.summary.analysis_rmse < 0.3
     assert np.all(weak.windows["cost_model_error_final"] > 0)
     assert np.allclose(weak.windows["cost_final"], weak.windows["cost_background_final"]
                        + weak.windows["cost_observation_final"] + weak.windows["cost_model_error_final"])
@@ -148,7 +148,7 @@ def test_check_adjoints_covers_q_and_the_incremental_linearisation(tmp_path):
     import jax.numpy as jnp
 
     from dacli.diagnostics.adjoint_suite import run_suite
-    from dacli.run.assimilate import prepare_inputs
+    from dacli.run.inputs import prepare_inputs
     from dacli.run.runtime import configure
 
     configure("float64", "cpu")

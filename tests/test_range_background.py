@@ -19,7 +19,7 @@ import xarray as xr
 
 from dacli.build.problem import build_dynamics
 from dacli.config.loading import load_config
-from dacli.run.assimilate import initial_background
+from dacli.run.inputs import initial_background
 from dacli.run.forecast import choose_starts
 
 CONFIG = "configs/lorenz96.toml"

@@ -248,7 +248,7 @@ def test_background_at_zero_does_not_serve_a_later_start(cli, ws):
 
 
 def test_background_interpolated_in_time_only_when_asked(cli, ws, x0):
-    from dacli.run.assimilate import initial_background
+    from dacli.run.inputs import initial_background
 
     x1 = np.roll(x0, 7) + 0.5
     path = ws / "real" / "l96_background_days01.nc"

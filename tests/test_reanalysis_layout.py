@@ -224,7 +224,7 @@ def test_reanalysis_layout_gives_the_same_analysis(tmp_path, monkeypatch, model,
     files = twin_files(tmp_path, model, layout, std)
     native = assimilate(load_config(files["native"]))
     mapped = assimilate(load_config(files["mapped"]))
-    assert mapped.summary["observations_used"] == native.summary["observations_used"] > 0
+    assert mapped.summary.observations_used == native.summary.observations_used > 0
     variable = files["variable"]
     with xr.open_dataset(native.output, decode_times=CFTIME) as expected, \
             xr.open_dataset(mapped.output, decode_times=CFTIME) as found:
@@ -242,4 +242,4 @@ def test_reanalysis_layout_gives_the_same_analysis(tmp_path, monkeypatch, model,
             found["time"].values[1] - first)  # every model step of dt = 6 h
         assert found["time"].values[1] - first == cftime.DatetimeGregorian(2020, 1, 1, 6) - first
     # the analysis improves on the background: the run assimilated the right observations
-    assert mapped.summary["analysis_rmse"] < mapped.summary["background_rmse"]
+    assert mapped.summary.analysis_rmse < mapped.summary.background_rmse

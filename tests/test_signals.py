@@ -68,9 +68,9 @@ def test_a_signal_while_python_imports(workspace):
 
 
 @pytest.mark.parametrize(("arguments", "target", "message"), [
-    (["assimilate", *L96], "dacli.run.assimilate:prepare_inputs",
+    (["assimilate", *L96], "dacli.run.inputs:prepare_inputs",
      "dacli: stopped by SIGUSR1 before window 1 of 4; nothing computed, nothing to resume: rerun the same command"),
-    (SWEEP, "dacli.run.assimilate:prepare_inputs",
+    (SWEEP, "dacli.run.inputs:prepare_inputs",
      "dacli: stopped by SIGUSR1 before window 1 of 4; a sweep keeps no checkpoint: rerun the same command"),
     (FORECAST, "dacli.run.forecast:choose_starts",
      "dacli: stopped by SIGUSR1 before the forecasts from 1 start time(s); nothing computed, nothing to resume"),

@@ -159,8 +159,8 @@ def test_assimilate_with_a_trained_network_and_refuse_one_that_does_not_fit(tmp_
     output = tmp_path / "analysis.nc"
     result = assimilate(small_config(tmp_path, f'output.path="{output}"', "window.count=3"))
     s = result.summary
-    assert s["method"] == "4dvarnet" and s["formulation"] == "learned" and s["windows"] == 3
-    assert s["minimiser"] == "convlstm x 3" and np.isfinite(s["analysis_rmse"])
+    assert s.method == "4dvarnet" and s.formulation == "learned" and s.windows == 3
+    assert s.minimiser == "convlstm x 3" and np.isfinite(s.analysis_rmse)
     with xr.open_dataset(output, decode_times=False) as ds:
         assert ds["x_analysis"].sizes["time"] == 3 * 32 + 1 and int(ds["iterations"][0]) == 3
         assert ds.attrs["dacli_method"] == "4dvarnet"
@@ -181,7 +181,7 @@ def test_assimilate_with_a_trained_network_and_refuse_one_that_does_not_fit(tmp_
     assert informed.best_validation_rmse < 0.5 * trained.best_validation_rmse
     result = assimilate(small_config(folder, f'output.path="{folder / "a.nc"}"', "window.count=2",
                                      "network.background=true"))
-    assert result.summary["windows"] == 2 and np.isfinite(result.summary["analysis_rmse"])
+    assert result.summary.windows == 2 and np.isfinite(result.summary.analysis_rmse)
     with pytest.raises(ConfigError, match=r"network.background is False here but True in the checkpoint \(a network "
                                           r"uses the cycled background only if it was trained with backgrounds"):
         assimilate(small_config(folder, f'output.path="{folder / "b.nc"}"'))

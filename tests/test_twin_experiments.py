@@ -28,10 +28,10 @@ def run(name: str, tmp_path: Path, *overrides: str):
 def test_cycled_4dvar_beats_background_and_observations(name, tmp_path):
     result, output = run(name, tmp_path)
     summary = result.summary
-    assert summary["converged_windows"] == summary["windows"] > 10
+    assert summary.converged_windows == summary.windows > 10
     check_pinned_rmse(name, summary.analysis_rmse, summary.background_rmse)  # the table's row
-    assert summary["analysis_rmse"] < 0.8 * summary["background_rmse"], summary
-    assert summary["analysis_rmse"] < 0.5 * OBS_ERROR_STD, summary
+    assert summary.analysis_rmse < 0.8 * summary.background_rmse, summary
+    assert summary.analysis_rmse < 0.5 * OBS_ERROR_STD, summary
     # Every window decreased its cost; O-A is closer to the observations than O-B.
     windows = result.windows
     assert np.all(windows["cost_final"] <= windows["cost_initial"])
@@ -40,7 +40,7 @@ def test_cycled_4dvar_beats_background_and_observations(name, tmp_path):
     with xr.open_dataset(output, decode_times=False) as ds:
         times = ds["time"].values
         assert np.allclose(np.diff(times), np.diff(times)[0])
-        assert ds.sizes["window"] == summary["windows"]
+        assert ds.sizes["window"] == summary.windows
         first = [v for v in ds.data_vars if v.endswith("_analysis")][0]
         variable = first.removesuffix("_analysis")
         np.testing.assert_allclose(ds[f"{variable}_increment"], ds[first] - ds[f"{variable}_background"])
@@ -54,7 +54,7 @@ def test_overlapping_windows_use_each_observation_once(tmp_path):
     used = cycled.windows["observations_used"]
     assert np.all(used > 0) and np.all(used <= 80)  # at most 2 times (one shift) of 40 sites
     assert np.all(every.windows["observations_used"][3:] > 3.5 * used[3:])  # 8 times, not 2
-    assert cycled.summary["analysis_rmse"] < cycled.summary["background_rmse"]
+    assert cycled.summary.analysis_rmse < cycled.summary.background_rmse
 
 
 def test_window_solve_is_compiled_once_for_all_windows(tmp_path, monkeypatch):
@@ -70,7 +70,7 @@ def test_window_solve_is_compiled_once_for_all_windows(tmp_path, monkeypatch):
 
     monkeypatch.setattr(StrongConstraint4DVar, "analyse", counting)
     result, _ = run("lorenz96", tmp_path, "window.count=12", "method.max_steps=37")
-    assert result.summary["windows"] == 12
+    assert result.summary.windows == 12
     # max_steps=37 is used by no other test, so this run must trace exactly once.
     assert len(traces) == 1, f"the window solve was traced {len(traces)} times for 12 windows"
 
@@ -83,5 +83,5 @@ def test_truth_shorter_than_the_windows_gives_rmse_where_it_reaches(tmp_path, ca
     result, _ = run("lorenz96", tmp_path, "window.count=4", f'truth.path="{tmp_path / "short_truth.nc"}"')
     rmse = result.windows["analysis_rmse"]
     assert np.all(np.isfinite(rmse[:2])) and np.all(np.isnan(rmse[2:]))
-    assert np.isfinite(result.summary["analysis_rmse"])
+    assert np.isfinite(result.summary.analysis_rmse)
     assert "RMSE only where the truth reaches" in caplog.text

@@ -91,7 +91,7 @@ def test_validate_catches_what_assimilate_would_reject_before_computing():
     from dacli.run.validate import validate
 
     config = Path(__file__).resolve().parents[1] / "configs" / "lorenz96.toml"
-    assert validate(load_config(config, [], [check_names]))["state_size"] == 40
+    assert validate(load_config(config, [], [check_names])).state_size == 40
     wrong_size = load_config(config, ['background={state=[1.0, 2.0]}'], [check_names])
     with pytest.raises(ConfigError, match="background.state: expected 40 values .* found 2"):
         validate(wrong_size)

@@ -95,6 +95,13 @@ def _command_line() -> str:
     return "dacli " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
+def _result_json(result) -> dict:
+    """:func:`dacli.cli.render.result_json`, imported when a command prints JSON."""
+    from dacli.cli.render import result_json
+
+    return result_json(result)
+
+
 def _emit_json(payload: dict) -> None:
     from dacli.io.checkpoints import json_safe
 
@@ -131,10 +138,10 @@ def assimilate(
     setup_logging(quiet, verbose)
 
     def action():
+        overrides = [*(set_ or []), *([f'window.select="{windows}"'] if windows is not None else [])]
+        cfg = _load(config, overrides, device, precision)  # before the run module imports JAX
         from dacli.run.assimilate import assimilate as run_assimilate
 
-        overrides = [*(set_ or []), *([f'window.select="{windows}"'] if windows is not None else [])]
-        cfg = _load(config, overrides, device, precision)
         with WindowProgress(quiet) as progress:
             result = run_assimilate(cfg, overwrite=overwrite, resume=resume, restart=restart,
                                     command=_command_line(), on_window=progress)
@@ -143,13 +150,15 @@ def assimilate(
     result = _guard(traceback, action)
     log = logging.getLogger("dacli")
     s = result.summary
-    rmse = f", RMSE background {s['background_rmse']:.4g} -> analysis {s['analysis_rmse']:.4g}" if "analysis_rmse" in s else ""
-    log.info("wrote %s: %d window(s), %d/%d converged%s", result.output, s["windows"], s["converged_windows"], s["windows"], rmse)
+    rmse = (f", RMSE background {s.background_rmse:.4g} -> analysis {s.analysis_rmse:.4g}"
+            if s.analysis_rmse is not None else "")
+    log.info("wrote %s: %d window(s), %d/%d converged%s", result.output, s.windows, s.converged_windows,
+             s.windows, rmse)
     if json_:
-        _emit_json(s)
-    if strict and s["converged_windows"] < s["windows"]:
-        typer.echo(f"dacli: check failed: the minimiser did not converge in {s['windows'] - s['converged_windows']} "
-                   f"of {s['windows']} window(s) (--strict); the output was written", err=True)
+        _emit_json(_result_json(s))
+    if strict and s.converged_windows < s.windows:
+        typer.echo(f"dacli: check failed: the minimiser did not converge in {s.windows - s.converged_windows} "
+                   f"of {s.windows} window(s) (--strict); the output was written", err=True)
         raise typer.Exit(CHECK_FAILED)
 
 
@@ -176,10 +185,13 @@ def simulate(
         return run_simulate(_load(config, set_, device, precision), overwrite=overwrite)
 
     result = _guard(traceback, action)
-    for kind, path in result.files.items():
+    from dacli.cli.render import result_json
+
+    summary = result_json(result)
+    for kind, path in summary["files"].items():
         logging.getLogger("dacli").info("wrote %s: %s", kind, path)
     if json_:
-        _emit_json(result.summary)
+        _emit_json(summary)
 
 
 @app.command()
@@ -218,9 +230,10 @@ def forecast(
     setup_logging(quiet, verbose)
 
     def action():
+        cfg = _load(config, set_, device, precision)  # before the run module imports JAX
         from dacli.run.forecast import forecast as run_forecast
 
-        return run_forecast(_load(config, set_, device, precision), initial=from_, start_times=start_time,
+        return run_forecast(cfg, initial=from_, start_times=start_time,
                             all_windows=all_windows, lead_time=lead_time, interval=interval, members=members,
                             truth=truth, output=out, overwrite=overwrite, command=_command_line())
 
@@ -228,20 +241,20 @@ def forecast(
     s = result.summary
     if result.process != 0:  # a multi-process launch: process 0 reports and wrote the file
         logging.getLogger("dacli").debug("process %d of %d: computed its share of the forecasts; process 0 wrote %s",
-                                         result.process, s["processes"], result.output)
+                                         result.process, s.processes, result.output)
         return
-    leads = s["lead_times"]
+    leads, measured = s.lead_times, s.scores
     picks = sorted({len(leads) // 4, len(leads) // 2, len(leads) - 1} - {0}) or [len(leads) - 1]
     scores = ""
-    if s.get("rmse") is not None:
-        scores = "; RMSE " + ", ".join(f"{s['rmse'][i]:.3g} at {leads[i]:g}" for i in picks)
-        scores += "; anomaly correlation " + ", ".join(f"{s['anomaly_correlation'][i]:.3g}" for i in picks)
-    if s.get("spread") is not None:
-        scores += "; spread " + ", ".join(f"{s['spread'][i]:.3g}" for i in picks)
+    if measured.rmse is not None:
+        scores = "; RMSE " + ", ".join(f"{measured.rmse[i]:.3g} at {leads[i]:g}" for i in picks)
+        scores += "; anomaly correlation " + ", ".join(f"{measured.anomaly_correlation[i]:.3g}" for i in picks)
+    if measured.spread is not None:
+        scores += "; spread " + ", ".join(f"{measured.spread[i]:.3g}" for i in picks)
     logging.getLogger("dacli").info("wrote %s: %d start time(s), %d member(s), lead %g every %g%s", result.output,
-                                    len(s["start_times"]), s["members"], s["lead_time"], s["interval"], scores)
+                                    len(s.start_times), s.members, s.lead_time, s.interval, scores)
     if json_:
-        _emit_json(s)
+        _emit_json(_result_json(s))
 
 
 @app.command()
@@ -259,39 +272,86 @@ def train(
     device: DeviceOption = None,
     precision: PrecisionOption = None,
 ) -> None:
-    """Train 4DVarNet (config sections network and train) on twin-experiment windows; checkpoint every epoch.
+    """Train 4DVarNet (config sections network and train) on twin windows; checkpoint every epoch.
 
-    With a classical method.kind (strong4dvar, weak4dvar, 3dvar) tune its B, R, Q scales and B's
-    length scale (config section tune) instead, and write the tuned values as a TOML snippet."""
+    With a method without a network (strong4dvar, weak4dvar, 3dvar) tune its hyperparameters
+    instead, as dacli tune does."""
     from dacli.cli.logs import setup_logging
 
     setup_logging(quiet, verbose)
 
     def action():
+        from dacli.build.registry import capabilities
         from dacli.cli.logs import TrainingProgress
         from dacli.run.train import train as run_train
+        from dacli.run.tune import tune as run_tune
 
+        cfg = _load(config, set_, device, precision)
+        if not capabilities(cfg.method.kind).learned and not resume:  # --resume: run_train refuses
+            logging.getLogger("dacli").info(
+                "method.kind = %r has no network: dacli train tunes its hyperparameters, "
+                "as dacli tune does", cfg.method.kind)
+            return run_tune(cfg, overwrite=overwrite)
         with TrainingProgress(quiet) as progress:
-            return run_train(_load(config, set_, device, precision), resume=resume, overwrite=overwrite,
-                             restart=restart, on_batch=progress.batch, on_epoch=progress.epoch)
+            return run_train(cfg, resume=resume, overwrite=overwrite, restart=restart,
+                             on_batch=progress.batch, on_epoch=progress.epoch)
 
     result = _guard(traceback, action)
-    s = result.summary
-    if s.get("mode") == "tune":
-        logging.getLogger("dacli").info(
-            "tuned %s of %s in %d step(s): validation analysis RMSE %.4g -> %.4g; wrote %s",
-            ", ".join(s["parameters"]), s["method"], s["steps"], s["validation_rmse_before"],
-            s["validation_rmse_after"], s["files"]["snippet"])
-        if json_:
-            _emit_json(s)
-        else:
-            typer.echo(s["snippet"], nl=False)
+    from dacli.run.tune import TuneResult
+
+    if isinstance(result, TuneResult):
+        _report_tuning(result, json_)
         return
+    from dacli.cli.render import result_json
+
     logging.getLogger("dacli").info(
-        "trained %d epoch(s): validation RMSE %.4g (best %.4g; observation error %.4g); best model %s",
-        s["epochs"], s["validation_rmse"], s["best_validation_rmse"], s["observation_error_std"], s["files"]["best"])
+        "trained %d epoch(s): validation RMSE %.4g (best %.4g; observation error %.4g); "
+        "best model %s", result.epochs, result.validation_rmse, result.best_validation_rmse,
+        result.observation_error_std, result.files.best)
     if json_:
-        _emit_json(s)
+        _emit_json(result_json(result))
+
+
+def _report_tuning(result, json_: bool) -> None:
+    """A tuning's log line, and its JSON summary or TOML snippet on stdout."""
+    from dacli.cli.render import result_json
+
+    logging.getLogger("dacli").info(
+        "tuned %s of %s in %d step(s): validation analysis RMSE %.4g -> %.4g; wrote %s",
+        ", ".join(result.parameters), result.method, result.steps, result.validation_rmse_before,
+        result.validation_rmse_after, result.files.snippet)
+    if json_:
+        _emit_json({"mode": "tune", **result_json(result)})
+    else:
+        typer.echo(result.snippet, nl=False)
+
+
+@app.command()
+def tune(
+    config: ConfigPath,
+    set_: SetOption = None,
+    overwrite: OverwriteOption = False,
+    json_: JsonOption = False,
+    quiet: QuietOption = False,
+    verbose: VerboseOption = False,
+    traceback: TracebackOption = False,
+    device: DeviceOption = None,
+    precision: PrecisionOption = None,
+) -> None:
+    """Tune a variational method's B, R, Q scales and B's length scale on twin-experiment windows.
+
+    Settings in config section tune; the tuned values are written as a TOML snippet
+    (tune.output)."""
+    from dacli.cli.logs import setup_logging
+
+    setup_logging(quiet, verbose)
+
+    def action():
+        from dacli.run.tune import tune as run_tune
+
+        return run_tune(_load(config, set_, device, precision), overwrite=overwrite)
+
+    _report_tuning(_guard(traceback, action), json_)
 
 
 @app.command()
@@ -309,11 +369,12 @@ def validate(
     setup_logging(quiet, verbose)
 
     def action():
+        cfg = _load(config, set_, None, None)  # before the run module imports JAX
         from dacli.run.validate import validate as run_validate
 
-        return run_validate(_load(config, set_, None, None))
+        return run_validate(cfg)
 
-    summary = _guard(traceback, action)
+    summary = _result_json(_guard(traceback, action))
     logging.getLogger("dacli").info("%s is valid: %s", config, ", ".join(f"{k} {v}" for k, v in summary.items() if k != "config"))
     if json_:
         _emit_json(summary)
@@ -376,9 +437,11 @@ def sweep(
     setup_logging(quiet, verbose)
 
     def action():
+        import dataclasses
+
+        cfg = _load(config, set_, device, precision)  # before the run module imports JAX
         from dacli.run.sweep import parse_values, sweep as run_sweep, write_table
 
-        cfg = _load(config, set_, device, precision)
         key, numbers = parse_values(values)
         if out is not None:
             from dacli.io.netcdf import check_writable
@@ -387,22 +450,23 @@ def sweep(
         result = run_sweep(cfg, key, numbers)
         if out is not None and result.process == 0:  # a multi-process launch: process 0 writes the table
             write_table(result, out, overwrite)
-            result.summary["table"] = str(out)
+            result = dataclasses.replace(result, table=str(out))
         return result
 
     result = _guard(traceback, action)
     log = logging.getLogger("dacli")
     if result.process != 0:  # a multi-process launch: process 0 reports
         log.debug("process %d of %d: ran its share of the values; process 0 reports", result.process,
-                  result.summary["processes"])
+                  result.processes)
         return
     for row in result.rows:
-        rmse = (f", RMSE background {row['background_rmse']:.4g} -> analysis {row['analysis_rmse']:.4g}"
-                if "analysis_rmse" in row else "")
-        log.info("%s = %g: mean J %.6g, %d/%d converged, %.1f iterations%s", result.key, row[result.key],
-                 row["cost_final_mean"], row["converged_windows"], row["windows"], row["iterations_mean"], rmse)
-    if json_:
-        _emit_json(result.summary)
+        rmse = (f", RMSE background {row.background_rmse:.4g} -> analysis {row.analysis_rmse:.4g}"
+                if row.analysis_rmse is not None else "")
+        log.info("%s = %g: mean J %.6g, %d/%d converged, %.1f iterations%s", result.key, row.value,
+                 row.cost_final_mean, row.converged_windows, row.windows, row.iterations_mean, rmse)
+    if json_:  # each row's value named after the swept key, as in the table
+        _emit_json({**_result_json(result), "rows": [row.named(result.key) for row in result.rows],
+                    "best": result.best.named(result.key)})
 
 
 @app.command()
@@ -432,11 +496,11 @@ def merge(
 
         return run_merge(output, inputs, overwrite=overwrite, command=_command_line())
 
-    summary = _guard(traceback, action)
-    logging.getLogger("dacli").info("wrote %s: %d windows from %d files", summary["output"], summary["windows"],
-                                    len(summary["parts"]))
+    merged = _guard(traceback, action)
+    logging.getLogger("dacli").info("wrote %s: %d windows from %d files", merged.output, merged.windows,
+                                    len(merged.parts))
     if json_:
-        _emit_json(summary)
+        _emit_json(_result_json(merged))
 
 
 @app.command("check-adjoints")
@@ -458,20 +522,21 @@ def check_adjoints(
     setup_logging(quiet, verbose)
 
     def action():
+        if config is None and set_:
+            _fail("--set needs a configuration file", 2)
+        cfg = None if config is None else _load(config, set_, device, precision)  # before JAX is imported
         from dacli.run.check_adjoints import check_adjoints as run_checks
 
-        if config is None:
-            if set_:
-                _fail("--set needs a configuration file", 2)
+        if cfg is None:
             return run_checks(None, precision=precision or "float64", device=device or "auto",
                               strategies=not no_strategies)
-        return run_checks(_load(config, set_, device, precision), strategies=not no_strategies)
+        return run_checks(cfg, strategies=not no_strategies)
 
     report = _guard(traceback, action)
     if not quiet:
         render_checks(report.results, is_terminal())
     if json_:
-        _emit_json(report.as_dict())
+        _emit_json(_result_json(report))
     if not report.passed:
         render_failures(report.results)
         raise typer.Exit(CHECK_FAILED)

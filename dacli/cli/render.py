@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 
@@ -36,3 +37,36 @@ def render_failures(results) -> None:
         if not r.passed:
             sys.stderr.write(f"dacli: check failed: {r.check} test of {r.component}: {_format(r.value)} > "
                              f"tolerance {_format(r.tolerance)} ({r.detail})\n")
+
+
+def result_json(result) -> dict:
+    """A command's result record (a dataclass) as the dict ``--json`` prints, fields in order.
+
+    Nested records become dicts, tuples lists, numpy arrays and scalars Python values (NaN stays
+    a float: the printer makes it null). A field's ``metadata["json"]`` changes its treatment:
+    ``"optional"`` leaves it out when None; ``"inline"`` merges its record's fields into this
+    level (left out when None); ``"skip"`` never prints it; ``metadata["json_name"]`` renames it.
+    Not for arbitrary objects: only dataclasses, containers, numbers and strings are converted.
+    """
+    payload = {}
+    for item in dataclasses.fields(result):
+        value, how = getattr(result, item.name), item.metadata.get("json")
+        if how == "skip" or (value is None and how in ("optional", "inline")):
+            continue
+        if how == "inline":
+            payload.update(result_json(value))
+            continue
+        payload[item.metadata.get("json_name", item.name)] = _plain(value)
+    return payload
+
+
+def _plain(value):
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return result_json(value)
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if callable(getattr(value, "tolist", None)):  # a numpy array or scalar (no numpy import here)
+        return value.tolist()
+    return value
