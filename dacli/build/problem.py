@@ -52,7 +52,7 @@ def build_covariance_sqrt(
         matrix = read_covariance_matrix(covariance.path, covariance.variable)
     try:
         return background_sqrt_operator(
-            covariance.kind, covariance.std, layout, covariance.length_scale, dtype, matrix
+            covariance.kind, covariance.std, layout, getattr(covariance, "length_scale", None), dtype, matrix
         )
     except ValueError as exc:
         where = (

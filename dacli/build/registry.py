@@ -14,17 +14,14 @@ before anything is called, by :func:`dacli.build.dynamics.resolve_model_factory`
 
 from __future__ import annotations
 
-import importlib
 import re
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any
 
 from dacli.config.loading import suggest
 from dacli.config.schema import Config, MethodConfig
 
 MODEL_ENTRY_POINT_GROUP = "dacli.models"
-FACTORIES_MODULE = "dacli.build.factories"  # where each registry's factories live (imports JAX)
 
 
 @dataclass(frozen=True)
@@ -46,17 +43,6 @@ class Registry:
             return None
         choices = [*self.special, *self.names]
         return f"unknown {self.kind} {name!r}{suggest(name, choices)} (choose from: {', '.join(choices)})"
-
-    def resolve(self, name: str) -> Any:
-        """The factory of ``name`` in :mod:`dacli.build.factories` (imported now, with JAX).
-
-        Commands build through the ``build_*`` functions there; this lookup serves callers
-        that hold only a name (e.g. an ODE solver name: ``SOLVERS.resolve(name)()``).
-        """
-        canonical = self.canonical(name)
-        if canonical is None or canonical in self.special:
-            raise KeyError(self.problem(name))
-        return importlib.import_module(FACTORIES_MODULE).FACTORIES[self.kind][canonical]
 
 
 MODELS = Registry("model", ("lorenz63", "lorenz96", "qg"))

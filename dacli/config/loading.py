@@ -391,6 +391,15 @@ def _member_for_tag(members: list[Any], tag: str) -> Any:
     return None  # a scalar alternative: nothing further to walk
 
 
+def _record_for_tag(members: list[Any], tag: str) -> Any:
+    """The member of a union of records discriminated on ``kind`` that ``tag`` selects, else None."""
+    for member in members:
+        field = member.model_fields.get("kind") if isinstance(member, type) and issubclass(member, BaseModel) else None
+        if field is not None and tag in typing.get_args(field.annotation):
+            return member
+    return None
+
+
 def _clean_loc(loc: Sequence[Any]) -> tuple[tuple[Any, ...], int | None, str | None]:
     """Drop pydantic's union-member tags from an error location.
 
@@ -405,6 +414,11 @@ def _clean_loc(loc: Sequence[Any]) -> tuple[tuple[Any, ...], int | None, str | N
     index = 0
     while index < len(parts):
         members = _members(annotation) if annotation is not None else []
+        record = _record_for_tag(members, str(parts[index])) if len(members) > 1 else None
+        if record is not None:  # a discriminated union: the tag is the record's kind, not a choice to report
+            annotation = record
+            index += 1
+            continue
         if len(members) > 1:
             if union_at is None:
                 union_at, tag = len(clean), str(parts[index])
@@ -427,17 +441,14 @@ def _clean_loc(loc: Sequence[Any]) -> tuple[tuple[Any, ...], int | None, str | N
     return tuple(clean), union_at, tag
 
 
-def _model_at(loc: Sequence[Any]) -> type[BaseModel] | None:
-    """The pydantic record that owns the key at ``loc`` (for unknown-key suggestions)."""
-    model: Any = Config
+def _keys_at(loc: Sequence[Any]) -> list[str]:
+    """The keys the table at ``loc`` accepts (for unknown-key suggestions); for a union of records
+    (e.g. the covariance kinds), the keys of any of them."""
+    models: list[Any] = [Config]
     for part in loc:
-        field = model.model_fields.get(part) if isinstance(part, str) else None
-        if field is None:
-            return None
-        model = next((m for m in _members(field.annotation) if isinstance(m, type) and issubclass(m, BaseModel)), None)
-        if model is None:
-            return None
-    return model
+        fields = [m.model_fields[part] for m in models if isinstance(part, str) and part in m.model_fields]
+        models = [m for f in fields for m in _members(f.annotation) if isinstance(m, type) and issubclass(m, BaseModel)]
+    return list(dict.fromkeys(key for model in models for key in model.model_fields))
 
 
 def _is_type_error(kind: str) -> bool:
@@ -455,12 +466,17 @@ def _message(error: dict[str, Any], loc: Sequence[Any]) -> str:
     kind = error["type"]
     found = error.get("input")
     if kind == "extra_forbidden":
-        owner = _model_at(loc[:-1])
-        known = list(owner.model_fields) if owner else []
+        known = _keys_at(loc[:-1])
         hint = suggest(str(loc[-1]), known) if known else ""
         if hint or not known:
             return f"unknown key{hint}"
         return f"unknown key (known keys here: {', '.join(known)})"
+    if kind == "union_tag_invalid":  # the discriminator's value (e.g. a covariance kind) is no choice
+        choices = re.findall(r"'([^']*)'", str(error["ctx"]["expected_tags"]))
+        key = str(error["ctx"]["discriminator"]).strip("'")
+        found = error["input"].get(key) if isinstance(error["input"], dict) else error["ctx"]["tag"]
+        return (f"input should be {', '.join(repr(c) for c in choices[:-1])} or {choices[-1]!r}, "
+                f"found {_found(found)}{suggest(found, choices)}")
     if kind == "missing":
         return "missing required key"
     if kind == "finite_number":
@@ -480,6 +496,8 @@ def _problems(errors: list[dict[str, Any]]) -> list[tuple[tuple[Any, ...], str]]
     groups: dict[tuple[Any, ...], list[tuple[tuple[Any, ...], str | None, dict[str, Any]]]] = {}
     for error in errors:
         loc, union_at, tag = _clean_loc(error["loc"])
+        if error["type"] == "union_tag_invalid":  # reported at the discriminating key
+            loc = (*loc, str(error["ctx"]["discriminator"]).strip("'"))  # e.g. a covariance's kind
         group = loc if union_at is None else loc[:union_at]
         groups.setdefault(group, []).append((loc, tag, error))
     out = []

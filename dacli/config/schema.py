@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PositiveFloat,
-                      field_validator, model_validator)
+                      field_validator, model_serializer, model_validator)
 
 from dacli.covariances.shapes import SHAPES
 
@@ -233,30 +233,63 @@ class ObservationsConfig(InputFileConfig):
 
 
 CORRELATED_KINDS = SHAPES  # the covariance kinds with a correlation length
+# Keys only some covariance kinds take, and which: a key of another kind is refused naming them.
+_KIND_KEYS = {"length_scale": "kind = 'gaussian' or 'matern32'", "path": "kind = 'matrix'",
+              "variable": "kind = 'matrix'"}
 
 
-class CovarianceConfig(Section):
-    """B = D C D with D = diag(std): C = I (diagonal), Gaussian correlation, or a matrix from a file."""
+class _CovarianceBase(Section):
+    """What every covariance kind has: B = D C D with D = diag(std)."""
 
-    kind: Literal[("diagonal", *CORRELATED_KINDS, "matrix")] = "diagonal"
+    kind: str  # each kind's record narrows it to its Literal (the union's discriminator)
     std: PositiveFloat | list[PositiveFloat] = 1.0
-    length_scale: PositiveFloat | None = Field(
-        default=None, description="gaussian and matern32: correlation length in the grid coordinates' units")
-    path: str | None = Field(default=None, description="matrix only: NetCDF file holding an (n, n) covariance")
-    variable: str = Field(default="B", description="matrix only: the variable name in that file")
 
-    @model_validator(mode="after")
-    def _fields_match_kind(self) -> "CovarianceConfig":
-        correlated = self.kind in CORRELATED_KINDS
-        if correlated and self.length_scale is None:
-            raise ValueError(f"kind = {self.kind!r} needs length_scale (in the grid coordinates' units)")
-        if not correlated and self.length_scale is not None:
-            raise ValueError("length_scale only applies to kind = 'gaussian' or 'matern32'")
-        if self.kind == "matrix" and self.path is None:
-            raise ValueError("kind = 'matrix' needs path (a NetCDF file with the covariance matrix)")
-        if self.kind != "matrix" and self.path is not None:
-            raise ValueError("path only applies to kind = 'matrix'")
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _no_keys_of_other_kinds(cls, data):
+        if isinstance(data, dict):
+            for key, kinds in _KIND_KEYS.items():
+                if key in data and key not in cls.model_fields:
+                    raise ValueError(f"{key} only applies to {kinds}")
+        return data
+
+    @model_serializer(mode="wrap")
+    def _every_key(self, handler):
+        """Every kind dumps the same keys in the same order (output files record the configuration)."""
+        data = handler(self)
+        return {"kind": data["kind"], "std": data["std"], "length_scale": data.get("length_scale"),
+                "path": data.get("path"), "variable": data.get("variable", "B")}
+
+
+class DiagonalCovariance(_CovarianceBase):
+    """C = I: uncorrelated errors."""
+
+    kind: Literal["diagonal"] = "diagonal"
+
+
+class CorrelatedCovariance(_CovarianceBase):
+    """C a Gaussian or Matern-3/2 correlation of distance on the model grid."""
+
+    kind: Literal[CORRELATED_KINDS]
+    length_scale: PositiveFloat = Field(description="correlation length in the grid coordinates' units")
+
+
+class MatrixCovariance(_CovarianceBase):
+    """C a matrix read from a NetCDF file (e.g. a climatological or NMC covariance), scaled by D."""
+
+    kind: Literal["matrix"]
+    path: str = Field(description="NetCDF file holding an (n, n) covariance")
+    variable: str = Field(default="B", description="the variable name in that file")
+
+
+def _diagonal_by_default(value):
+    """A covariance table without ``kind`` is diagonal."""
+    return {"kind": "diagonal", **value} if isinstance(value, dict) and "kind" not in value else value
+
+
+# B or Q: one record per kind, chosen by ``kind`` (diagonal when absent).
+CovarianceConfig = Annotated[DiagonalCovariance | CorrelatedCovariance | MatrixCovariance,
+                             BeforeValidator(_diagonal_by_default), Field(discriminator="kind")]
 
 
 class BackgroundConfig(InputFileConfig):
@@ -265,7 +298,7 @@ class BackgroundConfig(InputFileConfig):
         "background.path: interpolate linearly in time between the file's states when it holds no state at the "
         "first window's start (within model.dt / 2); otherwise such a file is refused"))
     state: list[float] | None = Field(default=None, description="explicit background state (flat)")
-    covariance: CovarianceConfig = Field(default_factory=CovarianceConfig)
+    covariance: CovarianceConfig = Field(default_factory=DiagonalCovariance)
 
     @model_validator(mode="after")
     def _one_source(self) -> "BackgroundConfig":

@@ -8,7 +8,7 @@ d_oa = y - H(xa) and d_ab = H(xa) - H(xb), an optimal analysis with correct stat
 and Talagrand's criterion E[2 J_min] = p (the number of observations). dacli reports the ratios
 of the traces (1 when consistent): ``r_ratio`` > 1 says R is too small, < 1 too large;
 ``b_ratio`` likewise for B (H B H^T is the linearised observed prior, its trace estimated with
-random probes: :meth:`dacli.methods.variational.VariationalMethod.background_spread`).
+random probes: :meth:`dacli.methods.variational.AbstractVariationalMethod.background_spread`).
 """
 
 from __future__ import annotations

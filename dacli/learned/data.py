@@ -90,7 +90,7 @@ def window_pairs(
     """(y, mask, truth, initial, starts) for ``count`` consecutive windows of ``steps`` model steps
     from ``start``.
 
-    ``observations`` is an :class:`~dacli.observations.sets.ObservationSet`; ``truth`` the states
+    ``observations`` is an :class:`~dacli.io.observation_set.ObservationSet`; ``truth`` the states
     (T, n) at ``truth_times``, which must cover every window's steps 0..steps (``source`` names it
     in the error). y, mask and truth (steps 1..steps) are (count, *network layout); ``initial`` is
     the true flat state at each window start (count, n), ``starts`` the start times (count,).

@@ -9,7 +9,7 @@ most ``steps`` iterations) and :func:`finish` (the result code, the window's ana
 two ``advance`` calls control is back in Python, where ``dacli assimilate`` checks for a stop.
 The iterates are those of the one-program solve (tested: the same analysis to round-off); the
 compiled programs serve every window. Forward only: gradients through the minimisation (tuning)
-use :meth:`VariationalMethod.solve_control`.
+use :meth:`AbstractVariationalMethod.solve_control`.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optimistix as optx
+from jaxtyping import PyTree
 
 from dacli.methods.incremental import OuterLoops
-from dacli.methods.variational import VariationalMethod, WindowAnalysis
+from dacli.methods.variational import AbstractVariationalMethod, WindowAnalysis
 
 
 class MinimiserCarry(eqx.Module):
@@ -28,7 +29,7 @@ class MinimiserCarry(eqx.Module):
 
     y: jax.Array
     num_steps: jax.Array
-    state: object
+    state: PyTree  # the minimiser's own state (optimistix)
     terminate: jax.Array
     result: optx.RESULTS
 
@@ -36,14 +37,14 @@ class MinimiserCarry(eqx.Module):
 class _Objective(eqx.Module):
     """``fn(y, args) -> (value, aux)`` as optimistix solvers call it: the cost, or the residuals."""
 
-    method: VariationalMethod
+    method: AbstractVariationalMethod
 
     def __call__(self, y, args):
         value = self.method.residuals(y, args) if self.method.least_squares else self.method.cost(y, args)
         return value, None
 
 
-def _setting(method: VariationalMethod):
+def _setting(method: AbstractVariationalMethod):
     options = {"jac": method.autodiff_mode} if method.least_squares else {"autodiff_mode": method.autodiff_mode}
     return _Objective(method), options, frozenset()
 
@@ -54,7 +55,7 @@ def _terminate(method, fn, y, args, options, state, tags):
 
 
 @eqx.filter_jit
-def begin(method: VariationalMethod, background, t_start, obs) -> MinimiserCarry:
+def begin(method: AbstractVariationalMethod, background, t_start, obs) -> MinimiserCarry:
     """The solver's initial state for one window (control 0 = the background)."""
     fn, options, tags = _setting(method)
     args = (background, t_start, obs)
@@ -65,13 +66,13 @@ def begin(method: VariationalMethod, background, t_start, obs) -> MinimiserCarry
     return MinimiserCarry(y0, jnp.array(0), state, done, result)
 
 
-def running(method: VariationalMethod, carry: MinimiserCarry):
+def running(method: AbstractVariationalMethod, carry: MinimiserCarry):
     """True while the minimisation goes on: not terminated, no failure, steps left."""
     return (~carry.terminate) & (carry.result == optx.RESULTS.successful) & (carry.num_steps < method.max_steps)
 
 
 @eqx.filter_jit
-def advance(method: VariationalMethod, carry: MinimiserCarry, background, t_start, obs, steps: int) -> MinimiserCarry:
+def advance(method: AbstractVariationalMethod, carry: MinimiserCarry, background, t_start, obs, steps: int) -> MinimiserCarry:
     """At most ``steps`` more iterations (fewer when the minimisation ends)."""
     fn, options, tags = _setting(method)
     args = (background, t_start, obs)
@@ -95,8 +96,8 @@ def advance(method: VariationalMethod, carry: MinimiserCarry, background, t_star
 
 
 @eqx.filter_jit
-def finish(method: VariationalMethod, carry: MinimiserCarry, background, t_start, obs) -> WindowAnalysis:
-    """The window's analysis from the final iterate (what :meth:`VariationalMethod.analyse` returns)."""
+def finish(method: AbstractVariationalMethod, carry: MinimiserCarry, background, t_start, obs) -> WindowAnalysis:
+    """The window's analysis from the final iterate (what :meth:`AbstractVariationalMethod.analyse` returns)."""
     fn, options, tags = _setting(method)
     args = (background, t_start, obs)
     result = optx.RESULTS.where((carry.result == optx.RESULTS.successful) & ~carry.terminate,
@@ -106,7 +107,7 @@ def finish(method: VariationalMethod, carry: MinimiserCarry, background, t_start
                                   result == optx.RESULTS.successful, OuterLoops.none(background.dtype), args)
 
 
-def analyse_in_chunks(method: VariationalMethod, background, t_start, obs, steps: int, between=None) -> WindowAnalysis:
+def analyse_in_chunks(method: AbstractVariationalMethod, background, t_start, obs, steps: int, between=None) -> WindowAnalysis:
     """One window's analysis, ``steps`` minimiser iterations per compiled call; ``between()`` runs
     after each call and may raise to abandon the window (nothing of it is kept)."""
     carry = begin(method, background, t_start, obs)

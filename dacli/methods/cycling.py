@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dacli.methods.chunked import analyse_in_chunks
-from dacli.methods.variational import VariationalMethod, WindowAnalysis, analyse_windows
+from dacli.methods.variational import AbstractMethod, WindowAnalysis, analyse_windows
 from dacli.observations.operator import WindowObservations
 from dacli.observations.windows import WindowSchedule
 
@@ -86,7 +86,7 @@ def chunk_inputs(
 
 
 def chunk_structure(
-    method: VariationalMethod,
+    method: AbstractMethod,
     background,
     schedule: WindowSchedule,
     observations: WindowObservations,
@@ -122,7 +122,7 @@ def _stepwise_chunk(method, background, schedule, observations, first, chunking,
 
 
 def cycle(
-    method: VariationalMethod,
+    method: AbstractMethod,
     background,
     schedule: WindowSchedule,
     observations: WindowObservations,

@@ -311,7 +311,6 @@ def linearise_departures(method: AbstractVariationalMethod, v, args):
     return value, tangent_linear, lambda dd: pullback(dd)[0]
 
 
-VariationalMethod = AbstractVariationalMethod  # the name used before the abstract/final split
 
 
 @eqx.filter_jit

@@ -1,1 +1,1 @@
-"""Observation sets, window packing and the observation operator."""
+"""Window packing and the observation operator (the observation records and readers are in dacli.io)."""

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dacli.build.problem import build_covariance_sqrt, build_dynamics
-from dacli.build.registry import SOLVERS
+from dacli.build.factories import build_ode_solver
 from dacli.config.schema import Config
 from dacli.diagnostics import verification as v
 from dacli.diagnostics.verification import ensemble_statistics
@@ -210,7 +210,7 @@ def _forecast(config: Config, stop: StopSignals, *, initial, start_times, all_wi
              "%d member(s), %s on %s", starts.description, count, lead_time, interval,
              outputs * stride, dt, members, config.run.precision, platform)
     x0, t0 = _initial_states(config, layout, starts, members, dtype)
-    forecaster = Forecaster(dynamics, SOLVERS.resolve(config.model.solver)(), outputs, stride, dt)
+    forecaster = Forecaster(dynamics, build_ode_solver(config.model), outputs, stride, dt)
     stop.raise_if_requested(f"before the forecasts from {count} start time(s)",
                             "nothing computed, nothing to resume: rerun the same command")
     started = time.perf_counter()

@@ -34,7 +34,7 @@ from dacli.io.observations import ioda_coordinates, observations_in_dataset
 from dacli.io.states import coordinates, state_dataset
 from dacli.io.times import TimeAxis
 from dacli.models.base import StateLayout
-from dacli.observations.sets import ObservationSet
+from dacli.io.observation_set import ObservationSet
 from dacli.observations.windows import whole_steps
 from dacli.run.runtime import configure
 from dacli.tuning.twin_data import (
@@ -192,7 +192,7 @@ def make_twin(config: Config, seed: int, duration: float) -> Twin:
 
 
 def twin_observations(config: Config, twin: Twin, source: str) -> ObservationSet:
-    """The twin's observations as an :class:`~dacli.observations.sets.ObservationSet`, read as
+    """The twin's observations as an :class:`~dacli.io.observation_set.ObservationSet`, read as
     ``dacli assimilate`` reads the file ``dacli simulate`` writes (IODA: its CF points)."""
     layout_read = "gridded" if config.observations.layout == "gridded" else "scattered"
     return observations_in_dataset(

@@ -26,6 +26,7 @@ import numpy as np
 import optax
 from numpy.typing import DTypeLike
 
+from dacli.build.registry import METHOD_CAPABILITIES, capabilities
 from dacli.build.problem import build_dynamics, build_problem
 from dacli.config.schema import CORRELATED_KINDS, Config, TuneConfig
 from dacli.covariances.background import CorrelatedRoot, background_sqrt_operator
@@ -44,8 +45,6 @@ from dacli.tuning.hyperparameters import (
 from dacli.tuning.twins import TwinWindows, twin_windows
 
 log = logging.getLogger("dacli")
-
-CLASSICAL = ("strong4dvar", "weak4dvar", "3dvar")
 
 Theta = dict[str, jax.Array]  # log factor per tuned parameter (0: as configured)
 
@@ -97,7 +96,7 @@ def default_parameters(config: Config) -> list[str]:
     names = ["background_std"]
     if config.background.covariance.kind in CORRELATED_KINDS:
         names.append("length_scale")
-    if config.method.kind == "weak4dvar":
+    if capabilities(config.method.kind).model_error:
         names.append("model_error_std")
     return names
 
@@ -106,10 +105,12 @@ def check_tunable(config: Config) -> list[str]:
     """The parameters to tune, or a ConfigError naming every key that stands in the way."""
     names = (config.tune or TuneConfig()).parameters or default_parameters(config)
     problems = []
-    if config.method.kind not in CLASSICAL:
+    method = capabilities(config.method.kind)
+    if not method.tunable:
+        tunable = ", ".join(kind for kind, record in METHOD_CAPABILITIES.items() if record.tunable)
         problems.append(
             f"method.kind: {config.method.kind!r} has no hyperparameters dacli tune can tune "
-            f"(tuning needs one of {', '.join(CLASSICAL)}; 3dfgat exists only incrementally)"
+            f"(tuning needs one of {tunable}; 3dfgat exists only incrementally)"
         )
     if config.simulate is None:
         problems.append(
@@ -122,12 +123,12 @@ def check_tunable(config: Config) -> list[str]:
             f"tune.parameters: length_scale needs a correlated B (background.covariance.kind = "
             f"'gaussian' or 'matern32'), not {covariance.kind!r}"
         )
-    if "model_error_std" in names and config.method.kind != "weak4dvar":
+    if "model_error_std" in names and not method.model_error:
         problems.append(
             "tune.parameters: model_error_std needs method.kind = 'weak4dvar' (Q), not "
             f"{config.method.kind!r}"
         )
-    message = identifiability_problem(names, config.method.kind == "weak4dvar")
+    message = identifiability_problem(names, method.model_error)
     if message:
         problems.append(f"tune.parameters: {message}")
     if problems:

@@ -24,7 +24,7 @@ from numpy.typing import DTypeLike
 
 from dacli.models.base import Dynamics, StateLayout
 from dacli.models.integrate import integrate
-from dacli.observations.sets import interpolation_weights
+from dacli.io.interpolation import interpolation_weights
 from dacli.observations.tracks import axis_extent, track_positions
 
 

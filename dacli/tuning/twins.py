@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dacli.observations.operator import WindowObservations
-from dacli.observations.sets import ObservationSet
+from dacli.io.observation_set import ObservationSet
 from dacli.observations.windows import make_schedule, pack_observations
 
 
