@@ -13,24 +13,22 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optimistix as optx
 import pytest
 
-from dacli.adjoints.stepping import KStepAdjoint, OneStepAdjoint
-from dacli.adjoints.unroll import implicit_adjoint
+from dacli.adjoints.unroll import Checkpointed, Implicit, KStep, Unrolled
 from dacli.build.registry import SOLVER_ADJOINTS
 from dacli.learned.fourdvarnet import FourDVarNet
 from dacli.learned.training import batch_loss, make_optimiser, train_step
 
 K = 4
 ADJOINTS = {
-    "DirectAdjoint": diffrax.DirectAdjoint(),
-    "RecursiveCheckpointAdjoint": optx.RecursiveCheckpointAdjoint(checkpoints=2),
-    "OneStepAdjoint": OneStepAdjoint(),
-    "KStepAdjoint(1)": KStepAdjoint(k=1),
-    "KStepAdjoint(K)": KStepAdjoint(k=K),
-    "KStepAdjoint(2)": KStepAdjoint(k=2),
-    "ImplicitAdjoint": implicit_adjoint(),
+    "DirectAdjoint": Unrolled(),
+    "RecursiveCheckpointAdjoint": Checkpointed(checkpoints=2),
+    "OneStepAdjoint": KStep(k=1),
+    "KStepAdjoint(1)": KStep(k=1),
+    "KStepAdjoint(K)": KStep(k=K),
+    "KStepAdjoint(2)": KStep(k=2),
+    "ImplicitAdjoint": Implicit(),
 }
 
 
@@ -97,12 +95,12 @@ def test_implicit_adjoint_equals_the_unrolled_gradient_at_a_converged_fixed_poin
     solver = eqx.tree_at(lambda n: n.prior, solver, network.prior)
     full = jnp.ones_like(mask)
     y = jnp.nan_to_num(y) + truth * (~mask)
-    converged = with_adjoint(solver, diffrax.DirectAdjoint())
+    converged = with_adjoint(solver, Unrolled())
     step_change = jnp.max(jnp.abs(converged(y[0], full[0]) - eqx.tree_at(
         lambda n: n.iterations, converged, iterations - 1)(y[0], full[0])))
     assert step_change < 1e-12  # the iteration has converged
     unrolled = loss_gradient(converged, y, full, truth)
-    implicit = loss_gradient(with_adjoint(solver, implicit_adjoint()), y, full, truth)
+    implicit = loss_gradient(with_adjoint(solver, Implicit()), y, full, truth)
     np.testing.assert_allclose(implicit, unrolled, rtol=1e-6, atol=1e-10)
 
 
@@ -138,7 +136,7 @@ def test_trained_on_lorenz63_the_analysis_beats_the_observation_error():
     assert mask.mean() == pytest.approx(1 / 8)  # every variable, every 8th step
     train, test = slice(0, 184), slice(184, 200)
     network = FourDVarNet(3, 1, periodic=False, hidden=16, modulator_hidden=16, kernel=5, iterations=8,
-                          observation_error_std=noise, prior_weight=2.0, solver_adjoint=diffrax.DirectAdjoint(),
+                          observation_error_std=noise, prior_weight=2.0, solver_adjoint=Unrolled(),
                           offset=float(truth[train].mean()), scale=float(truth[train].std()),
                           key=jax.random.PRNGKey(0), dtype=jnp.float32)
     steps, batch = 300, 8

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from dacli.build.registry import check_names, model_problem, resolve_model_factory
+from dacli.build.dynamics import resolve_model_factory
+from dacli.build.registry import check_names, model_problem
 from dacli.config.loading import load_config
 from dacli.errors import USAGE_ERROR, ConfigError
 
@@ -67,8 +68,8 @@ def test_model_by_import_path_runs_end_to_end(tmp_path, plugin_path):
     config = load_config(write_config(tmp_path, "ring_models:make_ring"), extra_checks=[check_names])
     simulate(config)
     result = assimilate(config)
-    assert result.summary["windows"] == 5
-    assert result.summary["analysis_rmse"] < 0.8 * result.summary["background_rmse"]
+    assert result.summary.windows == 5
+    assert result.summary.analysis_rmse < 0.8 * result.summary.background_rmse
     first = result.windows
     assert first["analysis_rmse"][0] < 0.5 * first["background_rmse"][0]
 
