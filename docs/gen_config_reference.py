@@ -71,7 +71,7 @@ def _union_members(annotation) -> tuple:
 
 
 def _records_in(annotation) -> list[type[BaseModel]]:
-    """The record classes a field holds: one, one or none, or the members of a (discriminated) union."""
+    """The record classes a field holds: one, or the members of a (discriminated) union."""
     if typing.get_origin(annotation) is typing.Annotated:
         annotation = typing.get_args(annotation)[0]
     return [member for member in _union_members(annotation) if _is_record(member)]
@@ -80,11 +80,17 @@ def _records_in(annotation) -> list[type[BaseModel]]:
 def _constraint(metadata) -> str:
     parts = []
     for item in metadata:
-        for cls, symbol, attribute in ((annotated_types.Gt, ">", "gt"), (annotated_types.Ge, ">=", "ge"),
-                                       (annotated_types.Lt, "<", "lt"), (annotated_types.Le, "<=", "le")):
+        for cls, symbol, attribute in (
+            (annotated_types.Gt, ">", "gt"),
+            (annotated_types.Ge, ">=", "ge"),
+            (annotated_types.Lt, "<", "lt"),
+            (annotated_types.Le, "<=", "le"),
+        ):
             if isinstance(item, cls):
                 bound = getattr(item, attribute)
-                parts.append(f"{symbol} {bound:,}" if isinstance(bound, int) else f"{symbol} {bound:g}")
+                parts.append(
+                    f"{symbol} {bound:,}" if isinstance(bound, int) else f"{symbol} {bound:g}"
+                )
     return ", ".join(parts)
 
 
@@ -100,7 +106,9 @@ def type_text(annotation, metadata=()) -> str:
     if origin is typing.Literal:
         return " | ".join(f'"{value}"' if isinstance(value, str) else str(value) for value in args)
     if origin is typing.Union or origin is types.UnionType:
-        return " | ".join(type_text(member, () if member is type(None) else metadata) for member in args)
+        return " | ".join(
+            type_text(member, () if member is type(None) else metadata) for member in args
+        )
     if origin in (list, tuple):
         return f"list[{type_text(args[0])}]" if args else "list"
     if origin is dict:
@@ -157,7 +165,9 @@ def _base_doc(record: type[BaseModel]) -> str | None:
     return None
 
 
-def sections(record: type[BaseModel] = Config, prefix: str = "", optional: bool = False) -> list[Section]:
+def sections(
+    record: type[BaseModel] = Config, prefix: str = "", optional: bool = False
+) -> list[Section]:
     """Every table under ``record``, depth first, in schema order; union members once each."""
     found = [] if not prefix else [Section(prefix, record, optional)]
     for key, field in record.model_fields.items():
@@ -173,8 +183,14 @@ def sections(record: type[BaseModel] = Config, prefix: str = "", optional: bool 
             discriminator = _discriminator(member, field)
             note = f"when {discriminator}" if discriminator else member.__name__
             for section in sections(member, name, may_be_absent):
-                found.append(Section(section.name, section.record, section.optional,
-                                     note if section.name == name else section.note))
+                found.append(
+                    Section(
+                        section.name,
+                        section.record,
+                        section.optional,
+                        note if section.name == name else section.note,
+                    )
+                )
     return found
 
 
@@ -182,7 +198,10 @@ def _discriminator(member: type[BaseModel], field: FieldInfo) -> str:
     key = field.discriminator if isinstance(field.discriminator, str) else None
     if key is None:
         for candidate, info in member.model_fields.items():
-            if typing.get_origin(info.annotation) is typing.Literal and len(typing.get_args(info.annotation)) == 1:
+            if (
+                typing.get_origin(info.annotation) is typing.Literal
+                and len(typing.get_args(info.annotation)) == 1
+            ):
                 key = candidate
                 break
     if key is None or key not in member.model_fields:
@@ -195,7 +214,13 @@ def render_section(section: Section) -> list[str]:
     title = f"## `[{section.name}]`" + (f" — {section.note}" if section.note else "")
     lines = [title, ""]
     about = _first_paragraph(section.record)
-    presence = "Optional table." if section.optional else "Required table." if "." not in section.name else ""
+    presence = (
+        "Optional table."
+        if section.optional
+        else "Required table."
+        if "." not in section.name
+        else ""
+    )
     intro = " ".join(part for part in (presence, about) if part)
     if intro:
         lines += [intro, ""]
@@ -204,11 +229,17 @@ def render_section(section: Section) -> list[str]:
         if field.exclude:
             moved.append(f"- `{key}`: {field.description or 'no longer accepted'}")
             continue
-        if _records_in(field.annotation) and not _plain_values(field.annotation):
-            rows.append(f"| `{key}` | table | see `[{section.name}.{key}]` | {_cell(field.description or '')} |")
+        records = _records_in(field.annotation)
+        if records and not _plain_values(field.annotation):
+            where = f"see `[{section.name}.{key}]`" + (
+                ", one table per kind" if len(records) > 1 else ""
+            )
+            rows.append(f"| `{key}` | table | {where} | {_cell(field.description or '')} |")
             continue
-        rows.append(f"| `{key}` | {_cell(type_text(field.annotation, field.metadata))} | "
-                    f"{_cell(default_text(field))} | {_cell(field.description or '')} |")
+        rows.append(
+            f"| `{key}` | {_cell(type_text(field.annotation, field.metadata))} | "
+            f"{_cell(default_text(field))} | {_cell(field.description or '')} |"
+        )
     lines += ["| key | type | default | description |", "|---|---|---|---|", *rows, ""]
     if moved:
         lines += ["Keys refused with a pointer to their new place:", "", *moved, ""]
@@ -216,7 +247,9 @@ def render_section(section: Section) -> list[str]:
 
 
 def _plain_values(annotation) -> bool:
-    return any(not _is_record(member) and member is not type(None) for member in _union_members(annotation))
+    return any(
+        not _is_record(member) and member is not type(None) for member in _union_members(annotation)
+    )
 
 
 def render() -> str:
