@@ -43,7 +43,8 @@ def test_imperfect_model_twin_weak_constraint_beats_strong(tmp_path):
     weak, output = run_config("lorenz96_weak", tmp_path, "window.count=5")
     assert strong.summary.converged_windows == strong.summary.windows == 5
     assert weak.summary.converged_windows == weak.summary.windows == 5
-    check_pinned_rmse("lorenz96_imperfect", strong.summary.analysis_rmse, strong.summary.background_rmse)
+    check_pinned_rmse("lorenz96_imperfect", strong.summary.analysis_rmse,
+                      strong.summary.background_rmse)
     check_pinned_rmse("lorenz96_weak", weak.summary.analysis_rmse, weak.summary.background_rmse)
     # Measured over these 5 windows: strong 0.281, weak 0.240 (background 1.4); all 10: 0.276, 0.235.
     assert weak.summary.analysis_rmse < 0.9 * strong.summary.analysis_rmse, (weak.summary, strong.summary)
