@@ -29,23 +29,19 @@ benchmark, not a test.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
+from common import log, write_json_and_markdown
 from provenance import environment  # benchmarks/provenance.py, beside this script
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 CONFIG = ROOT / "configs" / "lorenz96.toml"
 SIZES = (1, 4, 16, 64, 256, 1024)
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def independent_windows(device: str, seed: int = 0):
@@ -172,9 +168,7 @@ def main() -> None:
         "environment": environment(),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
-    Path(f"{out}.json").write_text(json.dumps(report, indent=2) + "\n")
-    Path(f"{out}.md").write_text(markdown(report))
-    log(f"wrote {out}.json and {out}.md")
+    write_json_and_markdown(out, report, markdown(report))
     print(markdown(report))
 
 

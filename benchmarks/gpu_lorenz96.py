@@ -39,13 +39,23 @@ import argparse
 import contextlib
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from common import (
+    child_command,
+    child_env,
+    fmt,
+    gpu_memory,
+    log,
+    peak_rss_bytes,
+    run_environment,
+    show_text,
+    write_json_and_markdown,
+)
 from provenance import environment  # benchmarks/provenance.py, beside this script
 
 HERE = Path(__file__).resolve().parent
@@ -119,10 +129,6 @@ background_error_std = 1.0
 """
 
 
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 # --------------------------------------------------------------------------------------------
 # Twin experiment (dacli simulate)
 # --------------------------------------------------------------------------------------------
@@ -152,14 +158,6 @@ def make_inputs(folder: Path, n: int, windows: int) -> Path:
     return config
 
 
-def child_env() -> dict:
-    """The environment of child processes: this checkout's dacli on the path, after any
-    PYTHONPATH already set (so a PYTHONPATH holding another dacli tree benchmarks that one)."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([*filter(None, [env.get("PYTHONPATH")]), str(ROOT)])
-    return env
-
-
 # --------------------------------------------------------------------------------------------
 # One N, in a child process
 # --------------------------------------------------------------------------------------------
@@ -180,36 +178,19 @@ def run_child(config_path: str, device: str, precision: str, overrides: list[str
     result = assimilate(config, overwrite=True)
     wall = time.perf_counter() - started
 
-    import jax
-
-    import dacli
-
-    dev = jax.devices()[0]
-    stats = {}
-    with contextlib.suppress(Exception):
-        stats = dev.memory_stats() or {}
     record = {
         "n": int(config.model.parameters["n"]),
         "summary": result_json(result.summary),
         "assimilate_wall_seconds": round(wall, 3),
-        "gpu_peak_bytes_in_use": stats.get("peak_bytes_in_use"),
-        "gpu_bytes_limit": stats.get("bytes_limit"),
-        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,  # Linux: KiB
-        "jax_backend": jax.default_backend(),
-        "jax_devices": [str(d) for d in jax.devices()],
-        "device_kind": getattr(dev, "device_kind", dev.platform),
-        "dacli_version": dacli.__version__,
-        "dacli_source": str(Path(dacli.__file__).resolve().parent),
-        "overrides": sets,
+        **gpu_memory(),
+        "peak_rss_bytes": peak_rss_bytes(),
+        **run_environment(sets),
     }
     print(json.dumps(record))
 
 
 def run_size(config: Path, device: str, precision: str, overrides: list[str]) -> dict:
-    command = [sys.executable, str(Path(__file__).resolve()), "--child", str(config),
-               "--device", device, "--precision", precision]
-    for item in overrides:
-        command += ["--set", item]
+    command = child_command(__file__, config, device, precision, overrides)
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, env=child_env(), cwd=config.parent)
     if done.returncode != 0:
@@ -228,12 +209,6 @@ def peak_memory(run: dict) -> tuple[float, str]:
     if run.get("gpu_peak_bytes_in_use") is not None:
         return run["gpu_peak_bytes_in_use"] / 2**20, "GPU peak_bytes_in_use"
     return run["peak_rss_bytes"] / 2**20, "peak RSS"
-
-
-def fmt(value, digits: int = 3) -> str:
-    if value is None:
-        return "n/a"
-    return f"{value:.{digits}f}"
 
 
 def table(runs: list[dict]) -> list[str]:
@@ -326,11 +301,7 @@ def compare(paths: list[str], out: str | None) -> None:
                          for c, l in zip(cells, labels)]
             ratios = [f"{values[0] / v:.3g}x" if ratio and v and values[0] is not None else "" for v in values[1:]]
             lines.append(f"| {n} | {name} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
-    text = "\n".join(lines) + "\n"
-    if out:
-        Path(out).write_text(text)
-        log(f"wrote {out}")
-    print(text)
+    show_text("\n".join(lines) + "\n", out)
 
 
 # --------------------------------------------------------------------------------------------
@@ -394,10 +365,7 @@ def main() -> None:
         "environment": environment(),
         "runs": runs,
     }
-    json_path, md_path = Path(f"{out}.json"), Path(f"{out}.md")
-    json_path.write_text(json.dumps(report, indent=2) + "\n")
-    md_path.write_text(markdown(report))
-    log(f"wrote {json_path} and {md_path}")
+    write_json_and_markdown(out, report, markdown(report))
     print(markdown(report))
 
 

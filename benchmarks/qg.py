@@ -55,13 +55,23 @@ import argparse
 import contextlib
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from common import (
+    child_command,
+    child_env,
+    fmt,
+    gpu_memory,
+    log,
+    peak_rss_bytes,
+    run_environment,
+    show_text,
+    write_json_and_markdown,
+)
 from provenance import environment  # benchmarks/provenance.py, beside this script
 
 HERE = Path(__file__).resolve().parent
@@ -146,17 +156,6 @@ minimiser = "LBFGS"
 max_steps = {max_steps}
 """
 
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def child_env() -> dict:
-    """The environment of child processes: this checkout's dacli on the path, after any
-    PYTHONPATH already set (so a PYTHONPATH holding another dacli tree benchmarks that one)."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([*filter(None, [env.get("PYTHONPATH")]), str(ROOT)])
-    return env
 
 
 # --------------------------------------------------------------------------------------------
@@ -266,7 +265,7 @@ def run_child(config_path: str, device: str, precision: str, overrides: list[str
     import jax.numpy as jnp
 
     jax.devices()  # backend up: the baseline RSS includes JAX and XLA themselves
-    baseline_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+    baseline_rss = peak_rss_bytes()
     started = time.perf_counter()
     result = assimilate(config, overwrite=True)
     wall = time.perf_counter() - started
@@ -284,37 +283,22 @@ def run_child(config_path: str, device: str, precision: str, overrides: list[str
             "temp_size_in_bytes", "argument_size_in_bytes", "output_size_in_bytes", "alias_size_in_bytes",
             "generated_code_size_in_bytes")}
 
-    import dacli
-
-    dev = jax.devices()[0]
-    stats = {}
-    with contextlib.suppress(Exception):
-        stats = dev.memory_stats() or {}
     with contextlib.suppress(OSError):
         Path(config.output.path).unlink()  # up to 1024^2 x 27 states: not kept
     record = {
         "summary": result_json(result.summary),
         "assimilate_wall_seconds": round(wall, 3),
-        "gpu_peak_bytes_in_use": stats.get("peak_bytes_in_use"),
-        "gpu_bytes_limit": stats.get("bytes_limit"),
-        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        **gpu_memory(),
+        "peak_rss_bytes": peak_rss_bytes(),
         "baseline_rss_bytes": baseline_rss,
         "xla_memory_analysis": xla_memory,  # of the compiled chunk of windows (temp = its working buffers)
-        "jax_backend": jax.default_backend(),
-        "jax_devices": [str(d) for d in jax.devices()],
-        "device_kind": getattr(dev, "device_kind", dev.platform),
-        "dacli_version": dacli.__version__,
-        "dacli_source": str(Path(dacli.__file__).resolve().parent),
-        "overrides": sets,
+        **run_environment(sets),
     }
     print(json.dumps(record))
 
 
 def run_case(config: Path, case: dict, device: str, precision: str, overrides: list[str], timeout: float) -> dict:
-    command = [sys.executable, str(Path(__file__).resolve()), "--child", str(config),
-               "--device", device, "--precision", precision]
-    for item in overrides:
-        command += ["--set", item]
+    command = child_command(__file__, config, device, precision, overrides)
     started = time.perf_counter()
     record = {**case, "status": "ok", "config": config.read_text()}
     try:
@@ -334,12 +318,6 @@ def run_case(config: Path, case: dict, device: str, precision: str, overrides: l
 # --------------------------------------------------------------------------------------------
 # Report
 # --------------------------------------------------------------------------------------------
-
-def fmt(value, digits: int = 3) -> str:
-    if value is None:
-        return "n/a"
-    return f"{value:.{digits}f}"
-
 
 def mib(value) -> float | None:
     return None if value is None else value / 2**20
@@ -523,11 +501,7 @@ def compare(paths: list[str], out: str | None) -> None:
                      + " | ".join(cell(r, lambda r: r["summary"]["compile_and_first_chunk_seconds"], 1) for r in runs)
                      + " | " + " | ".join(cell(r, mem, 0) for r in runs) + " | "
                      + " | ".join(cell(r, lambda r: r["summary"].get("analysis_rmse"), 4) for r in runs) + " |")
-    text = "\n".join(lines) + "\n"
-    if out:
-        Path(out).write_text(text)
-        log(f"wrote {out}")
-    print(text)
+    show_text("\n".join(lines) + "\n", out)
 
 
 def merge(paths: list[str], out: str) -> None:
@@ -573,9 +547,7 @@ def merge(paths: list[str], out: str) -> None:
     out_path = Path(out)
     if out_path.suffix in (".json", ".md"):
         out_path = out_path.with_suffix("")
-    Path(f"{out_path}.json").write_text(json.dumps(report, indent=2) + "\n")
-    Path(f"{out_path}.md").write_text(markdown(report))
-    log(f"wrote {out_path}.json and {out_path}.md")
+    write_json_and_markdown(out_path, report, markdown(report))
 
 
 # --------------------------------------------------------------------------------------------
@@ -714,11 +686,8 @@ def write_report(args, suites: list[str], runs: list[dict], out: Path, final: bo
         "complete": final,  # False: written after a case, the run went on (or was cut short)
         "runs": runs,
     }
-    json_path, md_path = Path(f"{out}.json"), Path(f"{out}.md")
-    json_path.write_text(json.dumps(report, indent=2) + "\n")
-    md_path.write_text(markdown(report))
+    write_json_and_markdown(out, report, markdown(report), quiet=not final)
     if final:
-        log(f"wrote {json_path} and {md_path}")
         print(markdown(report))
 
 

@@ -25,7 +25,7 @@ from dacli.errors import ConfigError
 from dacli.io.covariance import read_covariance_matrix
 from dacli.methods.incremental import IncrementalSettings
 from dacli.methods.learned import FourDVarNetMethod
-from dacli.methods.variational import AbstractMethod
+from dacli.methods.variational import AbstractMethod, AbstractVariationalMethod
 from dacli.models.base import Dynamics, StateLayout
 from dacli.observations.windows import whole_steps
 
@@ -52,7 +52,12 @@ def build_covariance_sqrt(
         matrix = read_covariance_matrix(covariance.path, covariance.variable)
     try:
         return background_sqrt_operator(
-            covariance.kind, covariance.std, layout, getattr(covariance, "length_scale", None), dtype, matrix
+            covariance.kind,
+            covariance.std,
+            layout,
+            getattr(covariance, "length_scale", None),
+            dtype,
+            matrix,
         )
     except ValueError as exc:
         where = (
@@ -143,18 +148,8 @@ def build_problem(
     dtype = jnp.float64 if config.run.precision == "float64" else jnp.float32
     dynamics = build_dynamics(config.model)
     layout = dynamics.layout()
-    method_config = config.method
     plan = plan_method(config, layout.size, window_steps, observation_capacity)
-    extra = {}
-    if plan.subwindows is not None:
-        extra = dict(
-            model_error_sqrt=build_covariance_sqrt(
-                method_config.model_error.covariance, "method.model_error.covariance", layout, dtype
-            ),
-            subwindows=plan.subwindows,
-        )
-    formulation, minimiser = plan.formulation, plan.minimiser
-    if capabilities(method_config.kind).learned:
+    if capabilities(config.method.kind).learned:
         method = FourDVarNetMethod(
             load_trained_network(config, layout, window_steps, dtype),
             dynamics,
@@ -163,21 +158,46 @@ def build_problem(
             config.model.dt,
             layout.shape,
         )
-        return Problem(
-            dynamics=dynamics,
-            layout=layout,
-            method=method,
-            dtype=dtype,
-            formulation=formulation,
-            minimiser=minimiser,
+    else:
+        method = _variational_method(
+            config, plan, dynamics, layout, window_steps, dtype, spread_probes
+        )
+    return Problem(
+        dynamics=dynamics,
+        layout=layout,
+        method=method,
+        dtype=dtype,
+        formulation=plan.formulation,
+        minimiser=plan.minimiser,
+    )
+
+
+def _variational_method(
+    config: Config,
+    plan: MethodPlan,
+    dynamics: Dynamics,
+    layout: StateLayout,
+    window_steps: int,
+    dtype: DTypeLike,
+    spread_probes: int,
+) -> AbstractVariationalMethod:
+    """The configured variational method (weak constraint: with Q^{1/2} and its sub-windows)."""
+    method_config = config.method
+    extra = {}
+    if plan.subwindows is not None:
+        extra = dict(
+            model_error_sqrt=build_covariance_sqrt(
+                method_config.model_error.covariance, "method.model_error.covariance", layout, dtype
+            ),
+            subwindows=plan.subwindows,
         )
     incremental = None
-    if formulation.name == "incremental":
+    if plan.formulation.name == "incremental":
         settings = method_config.incremental
         incremental = IncrementalSettings(
             settings.outer_loops, settings.inner_steps, settings.gradient_reduction
         )
-    method = build_variational_method(
+    return build_variational_method(
         method_config.kind,
         dynamics=dynamics,
         solver=build_ode_solver(config.model),
@@ -185,7 +205,7 @@ def build_problem(
         background_sqrt=build_covariance_sqrt(
             config.background.covariance, "background.covariance", layout, dtype
         ),
-        minimiser=build_minimiser(method_config, minimiser.name),
+        minimiser=build_minimiser(method_config, plan.minimiser.name),
         minimiser_adjoint=build_minimiser_adjoint(method_config),
         nsteps=window_steps,
         dt=config.model.dt,
@@ -193,12 +213,4 @@ def build_problem(
         incremental=incremental,
         spread_probes=spread_probes,
         **extra,
-    )
-    return Problem(
-        dynamics=dynamics,
-        layout=layout,
-        method=method,
-        dtype=dtype,
-        formulation=formulation,
-        minimiser=minimiser,
     )

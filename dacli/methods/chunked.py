@@ -40,13 +40,16 @@ class _Objective(eqx.Module):
     method: AbstractVariationalMethod
 
     def __call__(self, y, args):
-        value = self.method.residuals(y, args) if self.method.least_squares else self.method.cost(y, args)
+        value = (
+            self.method.residuals(y, args)
+            if self.method.least_squares
+            else self.method.cost(y, args)
+        )
         return value, None
 
 
 def _setting(method: AbstractVariationalMethod):
-    options = {"jac": method.autodiff_mode} if method.least_squares else {"autodiff_mode": method.autodiff_mode}
-    return _Objective(method), options, frozenset()
+    return _Objective(method), method.minimiser_options, frozenset()
 
 
 def _terminate(method, fn, y, args, options, state, tags):
@@ -68,11 +71,17 @@ def begin(method: AbstractVariationalMethod, background, t_start, obs) -> Minimi
 
 def running(method: AbstractVariationalMethod, carry: MinimiserCarry):
     """True while the minimisation goes on: not terminated, no failure, steps left."""
-    return (~carry.terminate) & (carry.result == optx.RESULTS.successful) & (carry.num_steps < method.max_steps)
+    return (
+        (~carry.terminate)
+        & (carry.result == optx.RESULTS.successful)
+        & (carry.num_steps < method.max_steps)
+    )
 
 
 @eqx.filter_jit
-def advance(method: AbstractVariationalMethod, carry: MinimiserCarry, background, t_start, obs, steps: int) -> MinimiserCarry:
+def advance(
+    method: AbstractVariationalMethod, carry: MinimiserCarry, background, t_start, obs, steps: int
+) -> MinimiserCarry:
     """At most ``steps`` more iterations (fewer when the minimisation ends)."""
     fn, options, tags = _setting(method)
     args = (background, t_start, obs)
@@ -87,8 +96,17 @@ def advance(method: AbstractVariationalMethod, carry: MinimiserCarry, background
         taken, y, num_steps, dynamic, _, _ = loop
         state = eqx.combine(dynamic, static)
         new_y, new_state, _ = method.minimiser.step(fn, y, args, options, state, tags)
-        done, result = _terminate(method, fn, y, args, options, new_state, tags)  # optimistix tests the old y
-        return taken + 1, new_y, num_steps + 1, eqx.partition(new_state, eqx.is_array)[0], done, result
+        done, result = _terminate(
+            method, fn, y, args, options, new_state, tags
+        )  # optimistix tests the old y
+        return (
+            taken + 1,
+            new_y,
+            num_steps + 1,
+            eqx.partition(new_state, eqx.is_array)[0],
+            done,
+            result,
+        )
 
     start = (jnp.array(0), carry.y, carry.num_steps, dynamic, carry.terminate, carry.result)
     _, y, num_steps, dynamic, done, result = jax.lax.while_loop(keep_going, step, start)
@@ -96,18 +114,33 @@ def advance(method: AbstractVariationalMethod, carry: MinimiserCarry, background
 
 
 @eqx.filter_jit
-def finish(method: AbstractVariationalMethod, carry: MinimiserCarry, background, t_start, obs) -> WindowAnalysis:
+def finish(
+    method: AbstractVariationalMethod, carry: MinimiserCarry, background, t_start, obs
+) -> WindowAnalysis:
     """The window's analysis from the final iterate (what :meth:`AbstractVariationalMethod.analyse` returns)."""
     fn, options, tags = _setting(method)
     args = (background, t_start, obs)
-    result = optx.RESULTS.where((carry.result == optx.RESULTS.successful) & ~carry.terminate,
-                                optx.RESULTS.nonlinear_max_steps_reached, carry.result)
-    y, _, _ = method.minimiser.postprocess(fn, carry.y, None, args, options, carry.state, tags, result)
-    return method.window_analysis(method.zero_control(background), y, carry.num_steps,
-                                  result == optx.RESULTS.successful, OuterLoops.none(background.dtype), args)
+    result = optx.RESULTS.where(
+        (carry.result == optx.RESULTS.successful) & ~carry.terminate,
+        optx.RESULTS.nonlinear_max_steps_reached,
+        carry.result,
+    )
+    y, _, _ = method.minimiser.postprocess(
+        fn, carry.y, None, args, options, carry.state, tags, result
+    )
+    return method.window_analysis(
+        method.zero_control(background),
+        y,
+        carry.num_steps,
+        result == optx.RESULTS.successful,
+        OuterLoops.none(background.dtype),
+        args,
+    )
 
 
-def analyse_in_chunks(method: AbstractVariationalMethod, background, t_start, obs, steps: int, between=None) -> WindowAnalysis:
+def analyse_in_chunks(
+    method: AbstractVariationalMethod, background, t_start, obs, steps: int, between=None
+) -> WindowAnalysis:
     """One window's analysis, ``steps`` minimiser iterations per compiled call; ``between()`` runs
     after each call and may raise to abandon the window (nothing of it is kept)."""
     carry = begin(method, background, t_start, obs)

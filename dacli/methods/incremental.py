@@ -43,7 +43,7 @@ class OuterLoops(eqx.Module):
     inner_converged: jax.Array  # (L,) the requested reduction was reached within inner_steps
 
     @classmethod
-    def none(cls, dtype) -> "OuterLoops":
+    def none(cls, dtype) -> OuterLoops:
         """Zero outer loops: what the nonlinear formulation reports."""
         empty = jnp.zeros((0,), dtype)
         return cls(

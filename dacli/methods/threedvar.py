@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import diffrax
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import lineax as lx
@@ -22,49 +21,29 @@ import optimistix as optx
 from dacli.adjoints.stepping import KStepAdjoint
 from dacli.methods.incremental import IncrementalSettings
 from dacli.methods.strong4dvar import StrongConstraint4DVar
-from dacli.methods.variational import AbstractVariationalMethod, linearise_departures
+from dacli.methods.variational import (
+    AbstractInitialStateControl,
+    AbstractVariationalFields,
+    AbstractVariationalMethod,
+    linearise_departures,
+)
 from dacli.models.base import Dynamics
 from dacli.observations.operator import whitened_departures
 
 
-class ThreeDVar(AbstractVariationalMethod, strict=True):
+class ThreeDVar(AbstractVariationalFields, AbstractInitialStateControl, strict=True):
     """3DVar: observations compared with the analysis-time state (see the module docstring).
 
-    Same fields as :class:`~dacli.methods.strong4dvar.StrongConstraint4DVar`. Not for
-    observations spread over a window in which the state changes: that is what 4DVar
-    (or 3D-FGAT, its cheap approximation) is for.
+    Same fields, control and forecast as
+    :class:`~dacli.methods.strong4dvar.StrongConstraint4DVar`; only the observed trajectory
+    differs. Not for observations spread over a window in which the state changes: that is
+    what 4DVar (or 3D-FGAT, its cheap approximation) is for.
     """
-
-    dynamics: Dynamics
-    solver: diffrax.AbstractSolver
-    forward_adjoint: diffrax.AbstractAdjoint
-    background_sqrt: lx.AbstractLinearOperator
-    minimiser: optx.AbstractMinimiser | optx.AbstractLeastSquaresSolver | None
-    minimiser_adjoint: optx.AbstractAdjoint | KStepAdjoint
-    nsteps: int = eqx.field(static=True)
-    dt: float = eqx.field(static=True)
-    max_steps: int = eqx.field(static=True)
-    log_background_scale: jax.Array | float = 0.0
-    incremental: IncrementalSettings | None = None
-    spread_probes: int = eqx.field(static=True, default=0)
 
     def persisted(self, v, args):
         """The analysis-time state x0 of ``v`` at every step of the window (no model run)."""
         x0 = self.initial_state(v, args[0])
         return jnp.broadcast_to(x0, (self.nsteps + 1,) + x0.shape)
-
-    def zero_control(self, background):
-        return jnp.zeros_like(background)
-
-    def background_control(self, v):
-        return v
-
-    def penalties(self, v):
-        return 0.5 * jnp.sum(v**2), jnp.zeros((), v.dtype)
-
-    def forecast(self, v, args):
-        background, t_start, _ = args
-        return self.trajectory(self.initial_state(v, background), t_start)
 
     def observed(self, forecast, v, args):
         return self.persisted(v, args)

@@ -25,7 +25,7 @@ raise: the better of the final iterate and the background is kept and flagged.
 """
 
 import abc
-from typing import Callable
+from collections.abc import Callable
 
 import diffrax
 import equinox as eqx
@@ -205,24 +205,28 @@ class AbstractVariationalMethod(AbstractMethod):
             return eqx.tree_at(lambda s: s.value, solution, value)
         return self._minimise(v0, args, self.minimiser_adjoint)
 
-    def _minimise(self, v0, args, adjoint: optx.AbstractAdjoint):
-        common = dict(max_steps=self.max_steps, adjoint=adjoint, throw=False)
+    @property
+    def minimiser_options(self) -> dict[str, str]:
+        """The autodiff-mode option of the optimistix solve (least squares: ``jac``)."""
         if self.least_squares:
-            return optx.least_squares(
-                self.residuals,
-                self.minimiser,
-                v0,
-                args,
-                options={"jac": self.autodiff_mode},
-                **common,
-            )
-        return optx.minimise(
-            self.cost,
+            return {"jac": self.autodiff_mode}
+        return {"autodiff_mode": self.autodiff_mode}
+
+    def _minimise(self, v0, args, adjoint: optx.AbstractAdjoint):
+        solve, fn = (
+            (optx.least_squares, self.residuals)
+            if self.least_squares
+            else (optx.minimise, self.cost)
+        )
+        return solve(
+            fn,
             self.minimiser,
             v0,
             args,
-            options={"autodiff_mode": self.autodiff_mode},
-            **common,
+            options=self.minimiser_options,
+            max_steps=self.max_steps,
+            adjoint=adjoint,
+            throw=False,
         )
 
     def background_spread(self, v0, args):
@@ -288,6 +292,67 @@ class AbstractVariationalMethod(AbstractMethod):
         )
 
 
+class AbstractVariationalFields(AbstractVariationalMethod):
+    """The fields of a variational method that owns its model, B^{1/2} and minimiser.
+
+    Strong- and weak-constraint 4DVar and 3DVar hold these (weak constraint adds its forcing
+    fields); the abstract variables of :class:`AbstractVariationalMethod` become these fields.
+    Not for a method that wraps another one (:class:`~dacli.methods.threedvar.ThreeDFGAT`
+    forwards them to the 4DVar it wraps).
+    """
+
+    dynamics: Dynamics
+    solver: diffrax.AbstractSolver
+    forward_adjoint: diffrax.AbstractAdjoint
+    background_sqrt: lx.AbstractLinearOperator
+    minimiser: optx.AbstractMinimiser | optx.AbstractLeastSquaresSolver | None
+    minimiser_adjoint: optx.AbstractAdjoint | KStepAdjoint
+    nsteps: int = eqx.field(static=True)
+    dt: float = eqx.field(static=True)
+    max_steps: int = eqx.field(static=True)
+    log_background_scale: jax.Array | float = 0.0
+    incremental: IncrementalSettings | None = None
+    spread_probes: int = eqx.field(static=True, default=0)
+
+
+class AbstractInitialStateControl(AbstractVariationalMethod):
+    """The control is the initial-state increment alone, v = v0 (Jq = 0), and the forecast is
+    the model run from x0 = xb + B^{1/2} v0: strong-constraint 4DVar and 3DVar.
+
+    Not for weak constraint, whose control adds the model-error forcings.
+    """
+
+    def zero_control(self, background):
+        return jnp.zeros_like(background)
+
+    def background_control(self, v):
+        return v
+
+    def penalties(self, v):
+        return 0.5 * jnp.sum(v**2), jnp.zeros((), v.dtype)
+
+    def forecast(self, v, args):
+        background, t_start, _ = args
+        return self.trajectory(self.initial_state(v, background), t_start)
+
+
+class AbstractModelObserved(AbstractVariationalMethod):
+    """The observations see the model trajectory (the forecast), and its linearisation is the
+    tangent-linear model: strong- and weak-constraint 4DVar (Le Dimet & Talagrand 1986).
+
+    Not for 3DVar, which compares the observations with the persisted initial state.
+    """
+
+    def observed(self, forecast, v, args):
+        return forecast
+
+    def departures(self, v, args):
+        return model_departures(self, v, args)
+
+    def linearised_departures(self, v, args):
+        return linearise_departures(self, v, args)
+
+
 def model_departures(method: AbstractVariationalMethod, v, args) -> Float[Array, " p"]:
     """Whitened departures of ``method``'s observed model trajectory (the model is run)."""
     return whitened_departures(method.observed(method.forecast(v, args), v, args), args[2])
@@ -309,8 +374,6 @@ def linearise_departures(method: AbstractVariationalMethod, v, args):
         return value, tangent_linear, lambda dd: transpose(dd)[0]
     _, pullback = jax.vjp(lambda u: method.departures(u, args), v)
     return value, tangent_linear, lambda dd: pullback(dd)[0]
-
-
 
 
 @eqx.filter_jit

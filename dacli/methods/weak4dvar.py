@@ -16,44 +16,24 @@ method (:mod:`dacli.methods.variational`).
 
 from __future__ import annotations
 
-import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import lineax as lx
-import optimistix as optx
 
-from dacli.adjoints.stepping import KStepAdjoint
-from dacli.methods.incremental import IncrementalSettings
-from dacli.methods.variational import (
-    AbstractVariationalMethod,
-    linearise_departures,
-    model_departures,
-)
-from dacli.models.base import Dynamics
+from dacli.methods.variational import AbstractModelObserved, AbstractVariationalFields
 from dacli.models.integrate import integrate
 
 
-class WeakConstraint4DVar(AbstractVariationalMethod, strict=True):
+class WeakConstraint4DVar(AbstractVariationalFields, AbstractModelObserved, strict=True):
     """Weak-constraint 4DVar with ``subwindows`` forcings of covariance Q = Q^{1/2} Q^{1/2}^T.
 
-    The fields are strong-constraint 4DVar's plus ``model_error_sqrt`` (Q^{1/2}) and
-    ``subwindows`` (K, dividing ``nsteps``). With a perfect model use
+    The fields are strong-constraint 4DVar's
+    (:class:`~dacli.methods.variational.AbstractVariationalFields`) plus ``model_error_sqrt``
+    (Q^{1/2}) and ``subwindows`` (K, dividing ``nsteps``). With a perfect model use
     :class:`~dacli.methods.strong4dvar.StrongConstraint4DVar`: the forcings only add controls.
     """
 
-    dynamics: Dynamics
-    solver: diffrax.AbstractSolver
-    forward_adjoint: diffrax.AbstractAdjoint
-    background_sqrt: lx.AbstractLinearOperator
-    minimiser: optx.AbstractMinimiser | optx.AbstractLeastSquaresSolver | None
-    minimiser_adjoint: optx.AbstractAdjoint | KStepAdjoint
-    nsteps: int = eqx.field(static=True)
-    dt: float = eqx.field(static=True)
-    max_steps: int = eqx.field(static=True)
-    log_background_scale: jax.Array | float = 0.0
-    incremental: IncrementalSettings | None = None
-    spread_probes: int = eqx.field(static=True, default=0)
     model_error_sqrt: lx.AbstractLinearOperator | None = None
     subwindows: int = eqx.field(static=True, default=1)
 
@@ -99,12 +79,3 @@ class WeakConstraint4DVar(AbstractVariationalMethod, strict=True):
 
         _, segments = jax.lax.scan(subwindow, x0, (jnp.arange(self.subwindows), self.forcings(v)))
         return jnp.concatenate([x0[None], segments.reshape(self.nsteps, -1)])
-
-    def observed(self, forecast, v, args):
-        return forecast
-
-    def departures(self, v, args):
-        return model_departures(self, v, args)
-
-    def linearised_departures(self, v, args):
-        return linearise_departures(self, v, args)

@@ -30,11 +30,11 @@ from dacli.errors import ConfigError
 from dacli.io.analysis import without_fill_on_coordinates
 from dacli.io.ioda import ioda_tree
 from dacli.io.netcdf import check_writable, write_netcdf_atomically
+from dacli.io.observation_set import ObservationSet
 from dacli.io.observations import ioda_coordinates, observations_in_dataset
 from dacli.io.states import coordinates, state_dataset
 from dacli.io.times import TimeAxis
 from dacli.models.base import StateLayout
-from dacli.io.observation_set import ObservationSet
 from dacli.observations.windows import whole_steps
 from dacli.run.runtime import configure
 from dacli.tuning.twin_data import (
@@ -165,14 +165,12 @@ def make_twin(config: Config, seed: int, duration: float) -> Twin:
     obs_steps = np.arange(stride, len(truth), stride)
     variables = config.observations.variables or list(layout.variables)
     fields = layout.split(truth)
-    if config.observations.layout == "gridded":
-        observations = _gridded_observations(
-            layout, fields, variables, obs_steps, times, config, rng
-        )
-    else:
-        observations = _scattered_observations(
-            layout, fields, variables, obs_steps, times, config, rng
-        )
+    sample = (
+        _gridded_observations
+        if config.observations.layout == "gridded"
+        else _scattered_observations
+    )
+    observations = sample(_ObservedTruth(layout, fields, variables, obs_steps, times), config, rng)
     covariance = config.background.covariance
     correlation_sqrt = None  # the background error is correlated like the configured B
     if covariance.kind in CORRELATED_KINDS:
@@ -213,19 +211,24 @@ def twin_observations(config: Config, twin: Twin, source: str) -> ObservationSet
     )
 
 
+@dataclass(frozen=True)
+class _ObservedTruth:
+    """What an observation sampler draws from: the truth run and when it is observed."""
+
+    layout: StateLayout
+    fields: dict[str, np.ndarray]  # the truth run per variable, (time, *grid)
+    variables: list[str]  # the observed variables
+    steps: np.ndarray  # model steps observed
+    times: np.ndarray  # model time of every step of the truth run
+
+
 def _gridded_observations(
-    layout: StateLayout,
-    fields: dict[str, np.ndarray],
-    variables: list[str],
-    obs_steps: np.ndarray,
-    times: np.ndarray,
-    config: Config,
-    rng: np.random.Generator,
+    truth: _ObservedTruth, config: Config, rng: np.random.Generator
 ) -> xr.Dataset:
     """Every grid point at each observation time, a random fraction hidden (missing values)."""
-    sim = config.simulate
+    sim, layout, variables, obs_steps = config.simulate, truth.layout, truth.variables, truth.steps
     samples = gridded_samples(
-        fields,
+        truth.fields,
         variables,
         obs_steps,
         error_std=sim.obs_error_std,
@@ -249,7 +252,7 @@ def _gridded_observations(
             sim.obs_error_std,
             {"long_name": f"observation error standard deviation of {name}", "units": layout.units},
         )
-    coords = coordinates(layout, times[obs_steps], config.time.axis())
+    coords = coordinates(layout, truth.times[obs_steps], config.time.axis())
     return xr.Dataset(
         data,
         coords=coords,
@@ -300,20 +303,15 @@ def _locations(
 
 
 def _scattered_observations(
-    layout: StateLayout,
-    fields: dict[str, np.ndarray],
-    variables: list[str],
-    obs_steps: np.ndarray,
-    times: np.ndarray,
-    config: Config,
-    rng: np.random.Generator,
+    truth: _ObservedTruth, config: Config, rng: np.random.Generator
 ) -> xr.Dataset:
     """A CF point file: off-grid locations, interpolated from the truth (linear / bilinear)."""
     sim, units = config.simulate, config.time.axis()
-    steps, positions = _locations(layout, obs_steps, config, rng)
+    layout, variables = truth.layout, truth.variables
+    steps, positions = _locations(layout, truth.steps, config, rng)
     samples = scattered_samples(
         layout,
-        fields,
+        truth.fields,
         variables,
         steps,
         positions,
@@ -340,7 +338,9 @@ def _scattered_observations(
         )
     coords = {
         "time": xr.Variable(
-            ("obs",), times[steps], {"standard_name": "time", **units.attributes(), "axis": "T"}
+            ("obs",),
+            truth.times[steps],
+            {"standard_name": "time", **units.attributes(), "axis": "T"},
         )
     }
     for column, axis in enumerate(layout.axes):
