@@ -155,7 +155,7 @@ def test_minimiser_strategies_agree_on_lorenz63():
 
     OneStepAdjoint is KStepAdjoint(k=1), the same program with a shorter loop (18 s more to compile
     here); its gradient is checked exact on a quadratic in test_one_step_gradient_in_float32_is_finite_and_exact
-    and against the unrolled solve by ``dacli check-adjoints`` (the README's table)."""
+    and against the unrolled solve by ``dacli check-adjoints`` (benchmarks/GPU.md's table)."""
     from dacli.diagnostics.adjoint_suite import MINIMISER_ADJOINTS, SuiteTolerances, check_minimiser_strategies
 
     assert list(MINIMISER_ADJOINTS) == ["ImplicitAdjoint", "OneStepAdjoint", "KStepAdjoint(3)"]

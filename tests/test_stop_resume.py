@@ -180,7 +180,7 @@ def test_stepwise_minimisation_needs_the_nonlinear_formulation(workspace, cli):
 
 def test_a_second_ctrl_c_aborts_at_once():
     """The first SIGINT only asks for a stop; a second one while it is pending raises at once (the
-    README's "a second Ctrl-C aborts at once"), and the handlers are restored afterwards."""
+    docs/hpc.md: "a second Ctrl-C aborts at once"), and the handlers are restored afterwards."""
     from dacli.run.stopping import StopSignals
 
     before = signal.getsignal(signal.SIGINT)
