@@ -27,6 +27,9 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
 
 from dacli.errors import INTERRUPTED_SIGINT, INTERRUPTED_SIGTERM
 
@@ -36,7 +39,9 @@ from dacli.errors import INTERRUPTED_SIGINT, INTERRUPTED_SIGTERM
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2)
 
 _received: int | None = None
-_installed: dict[int, object] = {}  # signal number -> the handler it replaced
+# What signal.signal returns and accepts: a handler, SIG_DFL/SIG_IGN, or None (not set from Python).
+_Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
+_installed: dict[int, _Handler] = {}  # signal number -> the handler it replaced
 _for_process = False
 _deferred = False
 

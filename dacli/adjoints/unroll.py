@@ -25,7 +25,8 @@ minimiser adjoints of the variational methods (optimistix's, and
 from __future__ import annotations
 
 import abc
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any, Literal
 
 import equinox as eqx
 import equinox.internal as eqxi
@@ -42,7 +43,8 @@ def _without_gradient(tree):
     )
 
 
-def _scan(step: Step, z, args, length: int, kind: str = "lax", checkpoints: int | None = None):
+def _scan(step: Step, z, args, length: int, kind: Literal["lax", "checkpointed"] = "lax",
+          checkpoints: int | None = None):
     if length == 0:
         return z
     body = lambda carry, _: (step(carry, args), None)  # noqa: E731
@@ -97,7 +99,7 @@ class Implicit(AbstractIterationAdjoint, strict=True):
 
     def iterate(self, step: Step, z0, args, iterations: int):
         adjoint = optx.ImplicitAdjoint(linear_solver=self.linear_solver)
-        solution = optx.fixed_point(
+        solution: optx.Solution = optx.fixed_point(
             step,
             optx.FixedPointIteration(rtol=0.0, atol=0.0),
             z0,

@@ -290,7 +290,7 @@ def _nesting(data: Any) -> tuple[list[Any], int] | None:
 
 def _dotted(path: Sequence[Any], limit: int = MAX_NESTING + 1) -> str:
     """The dotted key of ``path``: its table keys up to the first array index, cut after ``limit`` parts."""
-    keys = []
+    keys: list[str] = []
     for part in path:
         if not isinstance(part, str):
             return ".".join(keys)
@@ -316,7 +316,7 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     text = f"v = {raw.strip()}"
     scanner = _KeyScanner(text)
     scanner.scan()  # refuses deep nesting before tomllib recurses into it (RecursionError a few hundred down)
-    levels = scanner.too_deep[2] + key.count(".") if scanner.too_deep else None
+    levels: int | str | None = scanner.too_deep[2] + key.count(".") if scanner.too_deep else None
     try:
         value = None if levels is not None else tomllib.loads(text)["v"]
     except tomllib.TOMLDecodeError:
@@ -365,7 +365,7 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str,
     return data
 
 
-def suggest(word: str, choices: Iterable[str]) -> str:
+def suggest(word: Any, choices: Iterable[str]) -> str:
     """A '; did you mean ...?' suffix, or '' when nothing is close."""
     lowered = {c.lower(): c for c in choices}
     close = difflib.get_close_matches(str(word).lower(), list(lowered), n=1, cutoff=0.6)
@@ -644,8 +644,8 @@ def load_config(
             raise RecursionError
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        line = _TOML_LINE.search(str(exc))
-        where = f"{path}:{line.group(1)}" if line else str(path)
+        match = _TOML_LINE.search(str(exc))
+        where = f"{path}:{match.group(1)}" if match else str(path)
         raise ConfigError([f"{where}: not valid TOML: {exc}"], source=source) from None
     except RecursionError:
         key, line, levels = scanner.too_deep or ("", 0, "too many")
@@ -655,8 +655,8 @@ def load_config(
     if nested is not None:  # before anything copies or validates it (recursively)
         dotted = ".".join(str(p) for p in nested[0])
         located = [k for k in lines if dotted == k or dotted.startswith(k + ".")]
-        line = lines[max(located, key=len)] if located else scanner.too_deep[1] if scanner.too_deep else None
-        where = f"{path}:{line}" if line else str(path)
+        at = lines[max(located, key=len)] if located else scanner.too_deep[1] if scanner.too_deep else None
+        where = f"{path}:{at}" if at else str(path)
         raise ConfigError([f"{where}: {_dotted(nested[0])}: {_too_deep(nested[1])}"], source=source)
     _resolve_paths(data, path.resolve().parent)
     data, problems_set, applied = _apply(data, overrides)
@@ -691,7 +691,8 @@ def load_config(
         config = Config.model_validate(data)
     except ValidationError as exc:
         errors = exc.errors()
-        for loc, message in _problems(errors):
+        # pydantic's ErrorDetails (a TypedDict) is a dict; typing cannot say so
+        for loc, message in _problems(typing.cast(list[dict[str, Any]], errors)):
             key = ".".join(str(p) for p in loc)
             reported.add(key)
             rank, where = origin(key)
@@ -708,6 +709,7 @@ def load_config(
 
     checks = [c for c, keys in BUILTIN_CHECKS.items() if not rejected(keys)] + list(extra_checks)
     for check in checks if config is not None else ():
+        assert config is not None  # (the loop runs only then)
         for key, message in check(config):
             if key not in reported:
                 rank, where = origin(key)

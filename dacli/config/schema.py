@@ -7,11 +7,21 @@ an implementation (model, solver, minimiser, adjoints) are plain strings here an
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PositiveFloat,
-                      field_validator, model_serializer, model_validator)
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from dacli.covariances.shapes import SHAPES
 
@@ -37,7 +47,7 @@ MAX_TRACKS_PER_TIME = 10_000  # simulated satellite passes per observation time
 def _count(maximum: int, description: str = "", default=..., minimum: int = 1, **kwargs):
     """A bounded integer field: ``minimum <= value <= maximum``, the bound stated in the description."""
     bound = f"{minimum:,} to {maximum:,}"
-    lower = {"gt": 0} if minimum == 1 else {"ge": minimum}  # 'greater than 0' reads better than '>= 1'
+    lower: dict[str, Any] = {"gt": 0} if minimum == 1 else {"ge": minimum}  # 'greater than 0' reads better than '>= 1'
     return Field(default, le=maximum, description=f"{description} ({bound})" if description else bound,
                  **lower, **kwargs)
 
@@ -77,17 +87,18 @@ def window_range(text: str) -> tuple[int, int | None]:
     return start, stop
 
 
-def _checked_by(parse):
-    """A string type whose values ``parse`` accepts (its ValueError is the validation message)."""
+def _accepted_by(parse: Callable[[str], Any]) -> Callable[[str], str]:
+    """A validator of the strings ``parse`` accepts (its ValueError is the validation message)."""
     def check(value: str) -> str:
         parse(value)
         return value
 
-    return Annotated[str, AfterValidator(check)]
+    return check
 
 
-SignalName = _checked_by(signal_number)
-WindowRange = _checked_by(window_range)
+# Spelled out (not built by a function) so that type checkers read them as types.
+SignalName = Annotated[str, AfterValidator(_accepted_by(signal_number))]
+WindowRange = Annotated[str, AfterValidator(_accepted_by(window_range))]
 
 
 class Section(BaseModel):
@@ -143,7 +154,7 @@ class WindowConfig(Section):
         "first selected window's background is background.path's state at its start"))
 
     @model_validator(mode="after")
-    def _shift_not_longer_than_length(self) -> "WindowConfig":
+    def _shift_not_longer_than_length(self) -> WindowConfig:
         if self.shift is not None and self.shift > self.length:
             raise ValueError(
                 f"window.shift ({self.shift}) must not exceed window.length ({self.length}): "
@@ -185,7 +196,7 @@ class TimeConfig(Section):
         return units
 
     @model_validator(mode="after")
-    def _units_in_calendar(self) -> "TimeConfig":
+    def _units_in_calendar(self) -> TimeConfig:
         from dacli.io.times import canonical_calendar, check_time_units
 
         check_time_units(self.units, canonical_calendar(self.calendar))
@@ -233,6 +244,8 @@ class ObservationsConfig(InputFileConfig):
 
 
 CORRELATED_KINDS = SHAPES  # the covariance kinds with a correlation length
+CorrelatedKind = Literal["gaussian", "matern32"]  # CORRELATED_KINDS, spelled out for type checkers
+assert get_args(CorrelatedKind) == CORRELATED_KINDS, "CorrelatedKind must list covariances.SHAPES"
 # Keys only some covariance kinds take, and which: a key of another kind is refused naming them.
 _KIND_KEYS = {"length_scale": "kind = 'gaussian' or 'matern32'", "path": "kind = 'matrix'",
               "variable": "kind = 'matrix'"}
@@ -270,7 +283,7 @@ class DiagonalCovariance(_CovarianceBase):
 class CorrelatedCovariance(_CovarianceBase):
     """C a Gaussian or Matern-3/2 correlation of distance on the model grid."""
 
-    kind: Literal[CORRELATED_KINDS]
+    kind: CorrelatedKind
     length_scale: PositiveFloat = Field(description="correlation length in the grid coordinates' units")
 
 
@@ -301,7 +314,7 @@ class BackgroundConfig(InputFileConfig):
     covariance: CovarianceConfig = Field(default_factory=DiagonalCovariance)
 
     @model_validator(mode="after")
-    def _one_source(self) -> "BackgroundConfig":
+    def _one_source(self) -> BackgroundConfig:
         if (self.path is None) == (self.state is None):
             raise ValueError("give exactly one of background.path or background.state")
         return self
@@ -325,7 +338,7 @@ class ModelErrorConfig(Section):
     covariance: CovarianceConfig
 
     @model_validator(mode="after")
-    def _one_split(self) -> "ModelErrorConfig":
+    def _one_split(self) -> ModelErrorConfig:
         if (self.subwindows is None) == (self.subwindow_length is None):
             raise ValueError("give exactly one of subwindows or subwindow_length")
         return self
@@ -351,7 +364,7 @@ class MethodConfig(Section):
     model_error: ModelErrorConfig | None = Field(default=None, description="weak4dvar only")
 
     @model_validator(mode="after")
-    def _consistent(self) -> "MethodConfig":
+    def _consistent(self) -> MethodConfig:
         if self.kind == "weak4dvar" and self.model_error is None:
             raise ValueError("kind = 'weak4dvar' needs a [method.model_error] table (sub-windows and Q)")
         if self.kind != "weak4dvar" and self.model_error is not None:
@@ -389,7 +402,7 @@ class OutputConfig(Section):
                          f"(units = {value!r}, calendar = ...)")
 
     @model_validator(mode="after")
-    def _two_files(self) -> "OutputConfig":
+    def _two_files(self) -> OutputConfig:
         if self.observation_diagnostics is not None and Path(self.observation_diagnostics) == Path(self.path):
             raise ValueError(f"observation_diagnostics ({self.observation_diagnostics}) must not be the analysis file "
                              "(output.path)")
@@ -423,7 +436,7 @@ class SimulateConfig(Section):
     background_error_std: PositiveFloat = 1.0
 
     @model_validator(mode="after")
-    def _tracks_only(self) -> "SimulateConfig":
+    def _tracks_only(self) -> SimulateConfig:
         track_keys = {"tracks_per_time", "track_angle", "repeat_period", "along_track_spacing"}
         if self.sampling != "tracks" and track_keys & self.model_fields_set:
             raise ValueError(f"{sorted(track_keys & self.model_fields_set)} only apply to sampling = 'tracks'")
@@ -459,7 +472,7 @@ class NetworkConfig(Section):
     checkpoints: int | None = _count(MAX_SOLVER_ITERATIONS, "RecursiveCheckpointAdjoint: stored iterates", default=None)
 
     @model_validator(mode="after")
-    def _odd_kernel(self) -> "NetworkConfig":
+    def _odd_kernel(self) -> NetworkConfig:
         if self.kernel % 2 == 0:
             raise ValueError(f"kernel must be odd (centred convolutions), found {self.kernel}")
         if self.background_weight > 0 and not self.background:
@@ -493,7 +506,7 @@ class TrainConfig(Section):
         "seed of the training truth run; default run.seed + 1, so that dacli simulate's twin is held-out data"))
 
     @model_validator(mode="after")
-    def _batch_fits(self) -> "TrainConfig":
+    def _batch_fits(self) -> TrainConfig:
         if (self.observations is None) != (self.truth is None):
             given, missing = ("observations", "truth") if self.truth is None else ("truth", "observations")
             raise ValueError(f"{given} is set but {missing} is not: training from files needs both")
@@ -568,7 +581,7 @@ class Config(Section):
     tune: TuneConfig | None = None
 
     @model_validator(mode="after")
-    def _network_for_4dvarnet(self) -> "Config":
+    def _network_for_4dvarnet(self) -> Config:
         if self.method.kind == "4dvarnet" and self.network is None:
             raise ValueError("method.kind = '4dvarnet' needs a [network] table (its checkpoint and architecture)")
         return self

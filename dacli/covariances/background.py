@@ -104,7 +104,7 @@ class CorrelatedRoot(eqx.Module):
     """
 
     sigma: Float[Array, " n"]  # the std per state element
-    distance: Float[Array, "..."]  # 1-D: (g, g) grid distances; 2-D: unused
+    distance: Float[Array, "..."]  # noqa: UP037 (a jaxtyping shape); 1-D: (g, g) distances
     length_scale: float = eqx.field(static=True)
     shape: str = eqx.field(static=True)
     variables: int = eqx.field(static=True)
@@ -114,7 +114,7 @@ class CorrelatedRoot(eqx.Module):
     @classmethod
     def for_layout(
         cls, layout: StateLayout, std: float | list[float], length_scale: float, shape: str, dtype
-    ) -> "CorrelatedRoot":
+    ) -> CorrelatedRoot:
         if shape not in SHAPES:
             raise ValueError(
                 f"unknown correlation shape {shape!r} (choose from: {', '.join(SHAPES)})"
@@ -186,8 +186,10 @@ def background_sqrt_operator(
     if kind == "diagonal":
         return lx.DiagonalLinearOperator(np.asarray(std_vector(std, layout), dtype=dtype))
     if kind in SHAPES:
+        assert length_scale is not None  # the covariance config requires it for these kinds
         return CorrelatedRoot.for_layout(layout, std, float(length_scale), kind, dtype)()
     if kind == "matrix":
+        assert matrix is not None  # the covariance config requires its file for this kind
         return _matrix_sqrt(matrix, std_vector(std, layout), layout.size, dtype)
     raise ValueError(f"unknown covariance kind {kind!r}")
 

@@ -56,7 +56,7 @@ class Tolerances:
     finite_difference_dot_product: float
 
     @classmethod
-    def for_dtype(cls, dtype) -> "Tolerances":
+    def for_dtype(cls, dtype) -> Tolerances:
         if jnp.dtype(dtype) == jnp.float64:
             return cls(dot_product=1e-12, tangent_linear=1e-6, taylor=1e-4, linearity=1e-12,
                        finite_difference_dot_product=1e-6)
@@ -144,15 +144,15 @@ def tangent_linear_check(function: Callable, x, dx, component: str, tolerance: f
     """
     direction = tangent_linear(function, x, dx, forward)
     base = _evaluate(function, x)  # one compilation for every perturbation size
-    errors = []
+    measured: list[float] = []
     for alpha in alphas:
         difference = _evaluate(function, x + alpha * dx) - base
         denominator = float(jnp.linalg.norm(difference))
         if denominator == 0.0:
-            errors.append(np.nan)
+            measured.append(np.nan)
             continue
-        errors.append(float(jnp.linalg.norm(difference - alpha * direction)) / denominator)
-    errors = np.asarray(errors)
+        measured.append(float(jnp.linalg.norm(difference - alpha * direction)) / denominator)
+    errors = np.asarray(measured)
     finite = np.isfinite(errors)
     minimum = float(np.nanmin(errors)) if finite.any() else float("inf")
     best = int(np.nanargmin(errors)) if finite.any() else 0
@@ -202,12 +202,13 @@ def taylor_check(cost: Callable, gradient: Callable, x, h, component: str, toler
     """(J(x + a h) - J(x)) / (a <g, h>) -> 1; remainder slope ~2 per decade (second order)."""
     j0 = float(cost(x))
     slope = _inner(gradient(x), h)
-    ratios, remainders = [], []
+    ratio_list: list[float] = []
+    remainder_list: list[float] = []
     for alpha in alphas:
         change = float(cost(x + alpha * h)) - j0
-        ratios.append(change / (alpha * slope) if slope != 0 else np.nan)
-        remainders.append(abs(change - alpha * slope))
-    ratios, remainders = np.asarray(ratios), np.asarray(remainders)
+        ratio_list.append(change / (alpha * slope) if slope != 0 else np.nan)
+        remainder_list.append(abs(change - alpha * slope))
+    ratios, remainders = np.asarray(ratio_list), np.asarray(remainder_list)
     best = float(np.nanmin(np.abs(ratios - 1.0)))
     head = remainders[:4][remainders[:4] > 0]
     order = float(np.median(np.log10(head[:-1] / head[1:]))) if head.size > 1 else float("nan")

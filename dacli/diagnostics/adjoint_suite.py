@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import diffrax
@@ -46,7 +47,7 @@ from dacli.methods.strong4dvar import StrongConstraint4DVar
 from dacli.models.integrate import integrate
 from dacli.observations.operator import WindowObservations, apply_observation_operator
 
-FORWARD_ADJOINTS = {
+FORWARD_ADJOINTS: dict[str, Callable[[], diffrax.AbstractAdjoint]] = {
     "RecursiveCheckpointAdjoint": diffrax.RecursiveCheckpointAdjoint,
     "BacksolveAdjoint": diffrax.BacksolveAdjoint,
     "ForwardMode": diffrax.ForwardMode,
@@ -68,7 +69,7 @@ class SuiteTolerances:
     minimiser_strategy: float
 
     @classmethod
-    def for_dtype(cls, dtype) -> "SuiteTolerances":
+    def for_dtype(cls, dtype) -> SuiteTolerances:
         float64 = jnp.dtype(dtype) == jnp.float64
         return cls(
             checks=Tolerances.for_dtype(dtype),
@@ -227,7 +228,9 @@ def check_forward_strategies(method, background, t_start, obs, key, tol: SuiteTo
         if label == "BacksolveAdjoint":
             what += " (approximate by design: judged against its own tolerance)"
         component = f"{name}: forward_adjoint {label}"
-        results.append(_guarded(component, tolerance, lambda: agreement_check(
+        # The check runs inside _guarded, within this iteration; the defaults bind its values.
+        results.append(_guarded(component, tolerance, lambda adjoint=adjoint, component=component,
+                                tolerance=tolerance, what=what: agreement_check(
             _gradient(swap(adjoint()), v, args), reference, component, tolerance, what)))
     return results
 
@@ -269,7 +272,8 @@ def check_minimiser_strategies(method, background, t_start, obs, reference_state
             results.append(CheckResult("agreement", component, float("nan"), tol.minimiser_strategy, False,
                                        f"the dynamics cannot be differentiated through the minimiser: {failure}"))
             continue
-        results.append(_guarded(component, tol.minimiser_strategy, lambda: agreement_check(
+        results.append(_guarded(component, tol.minimiser_strategy, lambda make=make,
+                                component=component: agreement_check(
             hyperparameter_gradient(tight, background, t_start, obs, reference_state, make()),
             reference, component, tol.minimiser_strategy, what)))
     return results

@@ -7,9 +7,12 @@ over the observations actually assimilated (the statistics JEDI/OOPS reports per
 from __future__ import annotations
 
 import numpy as np
+from jax import Array
 
 
-def departure_stats(values: np.ndarray, equivalents: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
+def departure_stats(
+    values: np.ndarray, equivalents: np.ndarray | Array, mask: np.ndarray
+) -> tuple[float, float]:
     """(mean, RMS) of y - H(x) over the masked observations; nan when there are none."""
     departures = (values - equivalents)[mask]
     if departures.size == 0:
@@ -17,7 +20,7 @@ def departure_stats(values: np.ndarray, equivalents: np.ndarray, mask: np.ndarra
     return float(departures.mean()), float(np.sqrt(np.mean(departures**2)))
 
 
-def rmse_per_time(states: np.ndarray, truth: np.ndarray) -> np.ndarray:
+def rmse_per_time(states: np.ndarray | Array, truth: np.ndarray) -> np.ndarray:
     """Spatial RMSE at each time: sqrt(mean over state elements of (x - x_true)^2); NaN where no truth."""
     return np.sqrt(np.mean((np.asarray(states) - np.asarray(truth)) ** 2, axis=-1))
 

@@ -226,10 +226,11 @@ def summarise(
         times=stored_times(schedule),
         analysis=analysis,
         background=background,
-        window_start_states=analyses.analysis_initial,
-        window_end_states=analyses.analysis_trajectory[:, -1],
-        background_equivalents=analyses.background_equivalents,
-        analysis_equivalents=analyses.analysis_equivalents,
+        # numpy already (the cycle brings every window's analysis to the host): asarray only types
+        window_start_states=np.asarray(analyses.analysis_initial),
+        window_end_states=np.asarray(analyses.analysis_trajectory[:, -1]),
+        background_equivalents=np.asarray(analyses.background_equivalents),
+        analysis_equivalents=np.asarray(analyses.analysis_equivalents),
         outer_loop_table=outer_loop_diagnostics(analyses.outer),
         outer=_outer_summary(analyses.outer, cost_final),
         desroziers=consistency,
@@ -253,13 +254,13 @@ def outer_loop_diagnostics(outer: OuterLoops) -> dict[str, np.ndarray]:
     """Per window and outer loop (K, L) arrays named as in the analysis file; empty when L = 0."""
     if not outer.cost.shape[1]:
         return {}
-    named = {f"outer_{term}": outer.cost[..., i] for i, term in enumerate(COST_TERMS)}
-    named.update(
-        outer_quadratic_cost_initial=outer.quadratic_initial,
-        outer_quadratic_cost_final=outer.quadratic_final,
-        outer_inner_iterations=outer.inner_iterations,
-        outer_gradient_reduction=outer.gradient_reduction,
-        outer_inner_converged=outer.inner_converged,
+    named = {f"outer_{term}": np.asarray(outer.cost[..., i]) for i, term in enumerate(COST_TERMS)}
+    named.update(  # numpy already (host arrays): asarray only types
+        outer_quadratic_cost_initial=np.asarray(outer.quadratic_initial),
+        outer_quadratic_cost_final=np.asarray(outer.quadratic_final),
+        outer_inner_iterations=np.asarray(outer.inner_iterations),
+        outer_gradient_reduction=np.asarray(outer.gradient_reduction),
+        outer_inner_converged=np.asarray(outer.inner_converged),
     )
     return named
 
@@ -277,7 +278,7 @@ def describe_outer_loops(outer: OuterLoops) -> str:
                 outer.quadratic_initial,
                 outer.quadratic_final,
                 outer.inner_iterations,
-                outer.gradient_reduction,
+                outer.gradient_reduction, strict=True,
             )
         )
     )

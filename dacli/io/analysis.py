@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -90,7 +91,7 @@ def analysis_dataset(record: AnalysisRecord, time_axis, title: str, institution:
     }
     for kind, states in fields.items():
         for name, values in layout.split(states).items():
-            attrs = variable_attributes(layout, name, f"{kind} of {name}")
+            attrs: dict[str, Any] = variable_attributes(layout, name, f"{kind} of {name}")
             if kind == "increment":
                 attrs.pop("standard_name", None)  # an increment is not the quantity itself
             data_vars[f"{name}_{kind}"] = xr.Variable(dims, values, attrs)
@@ -131,7 +132,7 @@ def global_attributes(title: str, institution: str, command: str, provenance: di
                       references: str = REFERENCES) -> dict:
     """CF global attributes of a dacli output file; ``provenance`` items become ``dacli_<key>``
     (its ``engine`` entry, the library versions, goes into ``source``)."""
-    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {
         "Conventions": "CF-1.11",
         "title": title,
@@ -161,6 +162,6 @@ def without_fill_on_coordinates(dataset: xr.Dataset) -> xr.Dataset:
         if dataset[name].dtype.kind == "f" and "_FillValue" not in dataset[name].attrs:
             dataset[name].encoding.setdefault("_FillValue", np.nan)
     if not dataset.attrs.get("history"):
-        now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         dataset.attrs["history"] = f"{now}: written by dacli {__version__}"
     return dataset

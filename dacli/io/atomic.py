@@ -142,11 +142,12 @@ def _os_error_in(exc: BaseException) -> OSError | None:
     """``exc`` if an OSError, else the OSError it was raised from (``raise ... from``: equinox wraps a full
     disk's OSError in a RuntimeError naming the leaf); None for an interrupt or an error with no OS error behind it."""
     seen = set()
-    while isinstance(exc, Exception) and id(exc) not in seen:
-        if isinstance(exc, OSError):
-            return exc
-        seen.add(id(exc))
-        exc = exc.__cause__
+    current: BaseException | None = exc
+    while isinstance(current, Exception) and id(current) not in seen:
+        if isinstance(current, OSError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__
     return None
 
 

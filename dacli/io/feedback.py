@@ -66,7 +66,7 @@ def feedback_dataset(observations, packed, schedule_starts, background_equivalen
         "time": xr.Variable(("obs",), observations.times[rows].astype(float), {
             "standard_name": "time", "long_name": "observation time", **time_axis.attributes(), "axis": "T"}),
     }
-    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     dataset = xr.Dataset(data_vars, coords=coords, attrs={
         "Conventions": "CF-1.11",
         "featureType": "point",
@@ -78,7 +78,7 @@ def feedback_dataset(observations, packed, schedule_starts, background_equivalen
     for name in ("obs_value", "obs_error", "hofx_background", "hofx_analysis", "omb", "oma"):
         dataset[name].attrs["units"] = layout.units
     for name in ("obs_value", "obs_error", "hofx_background", "hofx_analysis", "omb", "oma", "window_start",
-                 *[k for k in dataset.data_vars if k in ("location", *layout.dims)]):
+                 *[str(k) for k in dataset.data_vars if k in ("location", *layout.dims)]):
         dataset[name].encoding["_FillValue"] = np.nan
     dataset["time"].encoding["_FillValue"] = None
     return dataset

@@ -55,14 +55,14 @@ def hovmoller(dataset: xr.Dataset, variables: list[str], grid: str, title: str):
     figure, axes = plt.subplots(len(variables), 3, figsize=(13, 3.6 * len(variables)), squeeze=False, sharey=True, layout="constrained")
     time = dataset["time"].values
     extent = [float(dataset[grid].values[0]), float(dataset[grid].values[-1]), float(time[0]), float(time[-1])]
-    for row, name in zip(axes, variables):
+    for row, name in zip(axes, variables, strict=True):
         background, analysis = dataset[f"{name}_background"].values, dataset[f"{name}_analysis"].values
         increment = dataset[f"{name}_increment"].values
         low, high = np.nanmin([background.min(), analysis.min()]), np.nanmax([background.max(), analysis.max()])
         bound = float(np.nanmax(np.abs(increment))) or 1.0
         panels = ((background, "background", "viridis", low, high), (analysis, "analysis", "viridis", low, high),
                   (increment, "increment (analysis - background)", "RdBu_r", -bound, bound))
-        for axis, (values, what, colours, vmin, vmax) in zip(row, panels):
+        for axis, (values, what, colours, vmin, vmax) in zip(row, panels, strict=True):
             image = axis.imshow(values, aspect="auto", origin="lower", extent=extent, cmap=colours, vmin=vmin,
                                 vmax=vmax, interpolation="nearest")
             axis.set_title(f"{name}: {what}")
@@ -86,7 +86,7 @@ def maps(dataset: xr.Dataset, variables: list[str], grid: tuple[str, str], index
     figure, axes = plt.subplots(len(variables), columns, figsize=(3.5 * columns + 1.2, 3.3 * len(variables)),
                                 squeeze=False, layout="constrained")
     when = _time_text(dataset, index)
-    for row, name in zip(axes, variables):
+    for row, name in zip(axes, variables, strict=True):
         panels = _map_panels(dataset, grid, name, index, None if truth is None else truth[name])
         _map_row(figure, row, dataset, grid, name, panels, when)
         if observed is not None:
@@ -129,7 +129,7 @@ def _map_row(figure, row, dataset: xr.Dataset, grid: tuple[str, str], name: str,
     low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     units = _label(dataset[f"{name}_analysis"], name)
     shared = {}
-    for axis, (values, what, scale) in zip(row, panels):
+    for axis, (values, what, scale) in zip(row, panels, strict=True):
         axis.set_title(f"{name}: {what} at t = {when}", fontsize="medium")
         if scale == "state":
             shared[axis] = _draw_field(axis, dataset, grid, values, cmap="viridis", vmin=low, vmax=high)
@@ -198,7 +198,7 @@ def time_series(dataset: xr.Dataset, variables: list[str], point: dict[str, int]
     plt = _figure()
     figure, axes = plt.subplots(len(variables), 1, figsize=(11, 2.8 * len(variables)), squeeze=False, sharex=True, layout="constrained")
     time = dataset["time"].values
-    for (axis,), name in zip(axes, variables):
+    for (axis,), name in zip(axes, variables, strict=True):
         axis.plot(time, dataset[f"{name}_background"].isel(point).values, color="0.55", lw=1.2, label="background")
         axis.plot(time, dataset[f"{name}_analysis"].isel(point).values, color="C0", lw=1.4, label="analysis")
         for start in dataset["window_start"].values:
@@ -222,7 +222,7 @@ def window_diagnostics(dataset: xr.Dataset, title: str):
         panels.append("outer")
     figure, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False, layout="constrained")
     window = np.arange(1, dataset.sizes["window"] + 1)
-    for axis, panel in zip(axes[0], panels):
+    for axis, panel in zip(axes[0], panels, strict=True):
         if panel == "rmse":
             axis.plot(window, dataset["background_rmse"].values, "o-", ms=3, color="0.55", label="background")
             axis.plot(window, dataset["analysis_rmse"].values, "o-", ms=3, color="C0", label="analysis")

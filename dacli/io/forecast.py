@@ -135,6 +135,7 @@ def forecast_dataset(record: ForecastRecord, time_axis, title: str, institution:
 
     add_states("forecast", record.forecast, ("time", "lead_time", *grid), "forecast from the initial state")
     if record.ensemble is not None:
+        assert record.ensemble_mean is not None and record.ensemble_spread is not None
         add_states("ensemble", record.ensemble, ("time", "member", "lead_time", *grid), "ensemble member forecast")
         add_states("ensemble_mean", record.ensemble_mean, ("time", "lead_time", *grid), "ensemble mean forecast")
         add_states("ensemble_spread", record.ensemble_spread, ("time", "lead_time", *grid),

@@ -58,10 +58,11 @@ class FileMapping:
     model_time: bool = False  # the file's time numbers are model times (no units needed)
 
     @classmethod
-    def of(cls, section) -> "FileMapping":
+    def of(cls, section) -> FileMapping:
         """The mapping of a config section with ``names``/``dims``/``select``/``model_time`` keys (or defaults)."""
-        return cls(**{key: getattr(section, key, default) for key, default in
-                      (("names", {}), ("dims", {}), ("select", {}), ("model_time", False))})
+        return cls(names=getattr(section, "names", {}), dims=getattr(section, "dims", {}),
+                   select=getattr(section, "select", {}),
+                   model_time=getattr(section, "model_time", False))
 
 
 @dataclass

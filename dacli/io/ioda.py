@@ -47,8 +47,8 @@ import numpy as np
 import xarray as xr
 
 from dacli.errors import ConfigError, DataError
-from dacli.io.netcdf import check_netcdf_file
 from dacli.io.inputs import matching_values
+from dacli.io.netcdf import check_netcdf_file
 from dacli.io.times import REAL_WORLD, TimeAxis
 from dacli.io.units import to_model_units
 
@@ -96,15 +96,13 @@ def _listing(values) -> str:
     items: list[str] = []
     if numbers.dtype.kind in "iu" or (numbers.dtype.kind == "f" and np.all(np.isfinite(numbers))
                                       and np.all(numbers == np.round(numbers))):
-        ints = [int(v) for v in numbers]
-        start = previous = None
-        for value in ints + [None]:
-            if start is not None and value == previous + 1:
-                previous = value
-                continue
-            if start is not None:
-                items.append(str(start) if start == previous else f"{start}-{previous}")
-            start = previous = value
+        runs: list[list[int]] = []  # [first, last] of each run of consecutive integers
+        for value in (int(v) for v in numbers):
+            if runs and value == runs[-1][1] + 1:
+                runs[-1][1] = value
+            else:
+                runs.append([value, value])
+        items = [str(first) if first == last else f"{first}-{last}" for first, last in runs]
     else:
         items = [f"{v:g}" if isinstance(v, (float, np.floating)) else str(v) for v in values]
     text = ", ".join(items[:40]) + (f", ... ({len(values)} values)" if len(items) > 40 else "")
@@ -177,7 +175,7 @@ class _File:
         if array.dtype.kind not in "biuf":
             raise DataError(f"{where} holds {array.dtype} values; expected numbers")
         if len(array.dims) > 1:
-            array = array.isel({dim: self.index(dim, where, array.dims) for dim in array.dims[1:]})
+            array = array.isel({dim: self.index(str(dim), where, array.dims) for dim in array.dims[1:]})
         values = np.asarray(array.values, dtype=float)
         values[_missing(values)] = np.nan
         return values
@@ -267,7 +265,7 @@ def read_ioda(
     has_time = ~np.isnan(times)
     result = []
     for name in variables:
-        label = f"'ObsValue/{name}'" + "".join(f" ({dim} {file.select[dim]!r})"
+        label = f"'ObsValue/{name}'" + "".join(f" ({dim} {file.select[str(dim)]!r})"
                                                  for dim in file.array("ObsValue", name).dims[1:])
         values = observed[name]
         notes = [time_note] if time_note else []
@@ -313,7 +311,7 @@ def read_ioda(
 def _all_rejected(prefix: str, name: str, label: str, flags: np.ndarray, accept_preqc) -> str:
     found, counts = np.unique(flags[~np.isnan(flags)], return_counts=True)
     parts = [f"{int(flag) if flag == int(flag) else flag} ({count} location{'s' if count != 1 else ''})"
-             for flag, count in zip(found, counts)]
+             for flag, count in zip(found, counts, strict=True)]
     missing = int(np.count_nonzero(np.isnan(flags)))
     if missing:
         parts.append(f"missing ({missing} location{'s' if missing != 1 else ''})")

@@ -69,7 +69,7 @@ def feedback_tree(observations_values, errors, hofx_background, hofx_analysis, q
         mine = rows == name
         unit = units_of(name)
 
-        def only(data):
+        def only(data, mine=mine):
             return np.where(mine, data, np.nan)
 
         content["ObsValue"][name] = float_variable(only(values), unit)

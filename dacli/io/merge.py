@@ -19,6 +19,7 @@ merged file as ``output.path``. ``history`` gets one line; ``dacli_merged_from``
 from __future__ import annotations
 
 import datetime as _dt
+import itertools
 import json
 import logging
 from collections.abc import Sequence
@@ -102,7 +103,7 @@ def merge_analysis_files(paths: Sequence[str | Path], command: str = "dacli merg
     shift = _window_shift(config)
     tolerance = 1e-6 * min(shift, config.get("model.dt") or shift)
     trimmed = []
-    for (path, dataset, _), (next_path, following, _) in zip(parts, parts[1:]):
+    for (path, dataset, _), (next_path, following, _) in itertools.pairwise(parts):
         expected = float(dataset["window_start"][-1]) + shift
         found = float(following["window_start"][0])
         if abs(found - expected) > tolerance:
@@ -146,7 +147,7 @@ def _merged_attributes(datasets: list[xr.Dataset], paths: list[Path], command: s
         config["output"]["path"] = str(output)
     attrs["dacli_config"] = json.dumps(config)
     names = ", ".join(str(path) for path in paths)
-    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     attrs["history"] = f"{attrs.get('history', '')}\n{now}: {command} ({len(paths)} files: {names})".lstrip("\n")
     attrs["dacli_merged_from"] = names
     return attrs

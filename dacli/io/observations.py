@@ -131,6 +131,12 @@ def grid_coordinates(layout: StateLayout) -> np.ndarray:
     return np.stack([m.ravel() for m in mesh], axis=-1)
 
 
+def _times(file: InputFile) -> np.ndarray:
+    """The file's model times (the readers open their files with the time axis)."""
+    assert file.times is not None
+    return file.times
+
+
 def _read_gridded(file: InputFile, options: ObservationFileOptions, layout: StateLayout,
                   variables) -> ObservationSet:
     grid_dims = list(layout.dims)
@@ -155,7 +161,7 @@ def _read_gridded(file: InputFile, options: ObservationFileOptions, layout: Stat
         weight = np.zeros((ntime * ngrid, POINTS))
         weight[:, 0] = 1.0
         parts.append(ObservationSet(
-            times=np.repeat(file.times, ngrid), values=values.ravel(), std=errors.ravel(), index=index,
+            times=np.repeat(_times(file), ngrid), values=values.ravel(), std=errors.ravel(), index=index,
             weight=weight, variable=np.full(ntime * ngrid, variable), location=grid_coordinates(layout)[grid_index],
         ))
     return _concatenate(parts)
@@ -189,6 +195,7 @@ def _read_scattered(file: InputFile, options: ObservationFileOptions, layout: St
                     variables) -> ObservationSet:
     dataset = file.dataset
     times = file.times
+    assert times is not None  # the readers open their files with the time axis
     for name in layout.dims:
         if name not in dataset.variables:
             raise DataError(
@@ -229,7 +236,7 @@ def _read_ioda(options: ObservationFileOptions, layout: StateLayout, variables,
                         accept_preqc=options.accept_preqc, time_axis=time_axis, units=layout.units,
                         coordinates=coordinates, select=dict(options.mapping.select))
     parts = []
-    for variable, record in zip(variables, records):
+    for variable, record in zip(variables, records, strict=True):
         for note in record.notes:
             log.info("observations file %s: %s", options.path, note)
         positions = np.stack([record.coordinates[c] for c in coordinates], axis=-1) if coordinates \
@@ -267,6 +274,7 @@ def observations_in_dataset(dataset: xr.Dataset | str, source: str, options, lay
     gridded = options.file_layout == "gridded"
     file = open_input(dataset, "observations", options.mapping, time_axis, layout=layout,
                       grid=gridded, name=source)
+    assert file.times is not None  # asked for: open_input was given the time axis
     if not np.all(np.isfinite(file.times)):
         missing = int(np.sum(~np.isfinite(file.times)))
         time_name = options.mapping.dims.get("time", "time")

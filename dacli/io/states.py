@@ -44,8 +44,9 @@ def coordinates(layout: StateLayout, times: np.ndarray, time_axis: TimeAxis) -> 
 def variable_attributes(layout: StateLayout, name: str, long_name: str) -> dict[str, str]:
     """``long_name``, ``units`` and the CF ``standard_name`` where the model declares one."""
     attrs = {"long_name": long_name, "units": layout.units}
-    if layout.standard_name(name):
-        attrs["standard_name"] = layout.standard_name(name)
+    standard_name = layout.standard_name(name)
+    if standard_name:
+        attrs["standard_name"] = standard_name
     return attrs
 
 
@@ -78,6 +79,7 @@ def read_states(path, layout: StateLayout, what: str, time_axis: TimeAxis,
     elif dataset["time"].dims != ("time",):
         raise DataError(f"{what} file {file.source}: time coordinate has dimensions {dataset['time'].dims}; "
                         "expected ('time',)")
+    assert file.times is not None  # asked for: open_input was given the time axis
     times = np.atleast_1d(file.times).astype(float)
     if not np.all(np.isfinite(times)):
         raise DataError(f"{what} file {file.source}: time coordinate has missing values")
@@ -102,8 +104,8 @@ def _fields(dataset: xr.Dataset, path, layout: StateLayout, what: str, suffix: s
     for name in layout.variables:
         stored = f"{name}{suffix}"
         if stored not in dataset.variables:
-            found = ", ".join(sorted(map(str, dataset.data_vars))) or "none"
-            raise DataError(f"{what} file {path}: no variable {stored!r}; data variables found: {found}. Map names "
+            names = ", ".join(sorted(map(str, dataset.data_vars))) or "none"
+            raise DataError(f"{what} file {path}: no variable {stored!r}; data variables found: {names}. Map names "
                             f"with names = {{ {name} = \"...\" }}")
         array = dataset[stored]
         expected = (time_dim, *layout.dims)

@@ -51,7 +51,7 @@ class Dynamics(eqx.Module):
     def layout(self) -> StateLayout:
         """Variable names, grid and periodicity of the state."""
 
-    def default_state(self, key) -> "np.ndarray":
+    def default_state(self, key) -> np.ndarray | jax.Array:
         """A generic initial state for spin-up in twin experiments (override for realism)."""
         return jax.random.normal(key, (self.layout().size,))
 

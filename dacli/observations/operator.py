@@ -12,18 +12,24 @@ from __future__ import annotations
 
 import equinox as eqx
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Bool, Float, Int
+
+# Device arrays inside compiled programs, host (numpy) arrays where the windows are packed and
+# stacked (PackedObservations.stacked) before a compiled program takes them.
+_Arrays = Array | np.ndarray
 
 
 class WindowObservations(eqx.Module):
-    """Padded observations of one window (P = capacity, K = interpolation points)."""
+    """Padded observations of one window (P = capacity, POINTS = interpolation points per
+    observation); stacked (PackedObservations.stacked), a leading window axis K."""
 
-    values: Float[Array, " P"]
-    std: Float[Array, " P"]
-    slot: Int[Array, " P"]
-    index: Int[Array, "P K"]
-    weight: Float[Array, "P K"]
-    mask: Bool[Array, " P"]
+    values: Float[_Arrays, "*K P"]
+    std: Float[_Arrays, "*K P"]
+    slot: Int[_Arrays, "*K P"]
+    index: Int[_Arrays, "*K P POINTS"]
+    weight: Float[_Arrays, "*K P POINTS"]
+    mask: Bool[_Arrays, "*K P"]
 
 
 def apply_observation_operator(trajectory: Float[Array, "T n"], obs: WindowObservations) -> Float[Array, " P"]:

@@ -183,7 +183,7 @@ def pack_observations(observations: ObservationSet, schedule: WindowSchedule, to
         index=np.zeros(shape + (POINTS,), np.int32), weight=np.zeros(shape + (POINTS,), dtype),
         mask=np.zeros(shape, bool), source=np.full(shape, -1, np.int64),
     )
-    for k, (rows, slot) in enumerate(zip(chosen, slots)):
+    for k, (rows, slot) in enumerate(zip(chosen, slots, strict=True)):
         n = len(rows)
         packed["values"][k, :n] = observations.values[rows]
         packed["std"][k, :n] = observations.std[rows]

@@ -102,12 +102,14 @@ def batch_size(batched_args) -> int:
     leaves = jax.tree_util.tree_leaves(batched_args)
     if not leaves:
         raise ValueError("map_sharded needs at least one batched array")
-    sizes = {np.shape(leaf)[0] if np.ndim(leaf) else None for leaf in leaves}
+    sizes: set[int | None] = {np.shape(leaf)[0] if np.ndim(leaf) else None for leaf in leaves}
     if len(sizes) != 1 or None in sizes:
         shapes = sorted({str(np.shape(leaf)) for leaf in leaves})
         raise ValueError("every leaf of the batched arguments needs the same leading batch axis; "
                          f"found shapes {', '.join(shapes)}")
-    return sizes.pop()
+    (size,) = sizes
+    assert size is not None  # checked above
+    return size
 
 
 def pad_batch(tree, padded: int):
@@ -151,7 +153,7 @@ def map_sharded(fn: Callable, *batched_args, devices: Sequence[jax.Device] | Non
     """
     mesh = batch_mesh(devices)
     layout = batch_layout(batch_size(batched_args), mesh.size)
-    _log_layout(layout, describe_devices(mesh.devices.ravel()))
+    _log_layout(layout, describe_devices(list(mesh.devices.ravel())))
     sharding = NamedSharding(mesh, PartitionSpec(BATCH_AXIS))
     placed = jax.device_put(pad_batch(batched_args, layout.padded), sharding)
     outputs = _vmapped(fn, sharding, placed)

@@ -149,7 +149,9 @@ def _assimilate(
     _log_choices(config, inputs, platform)
     truth = _truth_at_stored_times(config, inputs)
     background = jnp.asarray(inputs.background, problem.dtype)
-    warn_forward_mode(config, problem.method.zero_control(background).size)
+    # every method has zero_control; AbstractMethod does not declare it (yet)
+    control = problem.method.zero_control(background)  # type: ignore[attr-defined]
+    warn_forward_mode(config, control.size)
     stepwise = config.run.minimiser_steps_per_chunk
     if stepwise is not None:
         check_stepwise(config, problem)
@@ -203,6 +205,7 @@ def _truth_at_stored_times(config: Config, inputs: PreparedInputs) -> np.ndarray
     """The truth at the times the run stores (NaN where the file does not reach), or None."""
     if inputs.truth is None:
         return None
+    assert config.truth is not None  # the truth was read from config.truth.path
     schedule, dt = inputs.schedule, config.model.dt
     truth_times = inputs.truth[0]
     end = schedule.starts[-1] + schedule.length
@@ -308,7 +311,9 @@ class _ChunkWatcher:
                 log.debug(
                     "window %d: %s",
                     k + 1,
-                    describe_outer_loops(jax.tree_util.tree_map(lambda a: a[offset], chunk.outer)),
+                    describe_outer_loops(
+                        jax.tree_util.tree_map(lambda a, i=offset: a[i], chunk.outer)
+                    ),
                 )
             if not record.converged:
                 log.warning(
@@ -340,13 +345,14 @@ class _ChunkWatcher:
 
     def _stop_now(self, where: str, kept: str = "", restart: str = "") -> None:
         """Checkpoint the finished windows and stop (raise); ``where`` says where the run was."""
-        stop = self.stop
+        stop, number = self.stop, self.stop.requested()
+        assert self.background is not None and number is not None  # after a chunk, on a stop
         self.resumable.save(self.background, self.finished, stop.name(), json_safe(self.records))
         raise Interrupted(
             f"stopped by {stop.name()} {where} of {self.count}; checkpoint {self.resumable.path} "
             f"written{kept}, no analysis file; rerun the same command with --resume to finish"
             f"{restart}",
-            stop.requested(),
+            number,
         )
 
 
@@ -447,6 +453,7 @@ def _write(
 
 
 def _provenance(config: Config, summary: AssimilationSummary) -> dict:
+    assert summary.desroziers is not None  # every run computes it
     return {
         "engine": f"jax {jax.__version__}, diffrax {diffrax.__version__}, "
         f"optimistix {optimistix.__version__}",

@@ -24,13 +24,13 @@ from dacli.covariances.background import background_sqrt_operator
 from dacli.diagnostics.adjoint_checks import CheckResult
 from dacli.diagnostics.adjoint_suite import SuiteTolerances, run_suite
 from dacli.errors import ConfigError
+from dacli.io.interpolation import interpolation_weights
+from dacli.io.observation_set import POINTS, ObservationSet
 from dacli.io.states import state_at
 from dacli.methods.strong4dvar import StrongConstraint4DVar
 from dacli.models.integrate import integrate
 from dacli.models.lorenz import Lorenz63, Lorenz96
 from dacli.models.solvers import RK4
-from dacli.io.interpolation import interpolation_weights
-from dacli.io.observation_set import POINTS, ObservationSet
 from dacli.observations.windows import make_schedule, pack_observations
 from dacli.run.inputs import prepare_inputs
 from dacli.run.runtime import configure, describe_device
@@ -75,21 +75,24 @@ def _builtin_cases(dtype):
         layout = dynamics.layout()
         x0 = jnp.asarray(dynamics.default_state(jax.random.PRNGKey(1)), dtype)
         truth = np.asarray(integrate(dynamics, x0, 0.0, nsteps, dt, solver, diffrax.DirectAdjoint()))
-        times, rows, weights = [], [], []
+        time_list: list[float] = []
+        row_list: list[list[int]] = []
+        weight_list: list[list[float]] = []
         for step in range(1, nsteps + 1):
             for variable in variables:
                 if kind == "grid":
                     for g in range(layout.grid_size):
-                        times.append(step * dt)
-                        rows.append([layout.index(variable, g)] * POINTS)
-                        weights.append([1.0] + [0.0] * (POINTS - 1))
+                        time_list.append(step * dt)
+                        row_list.append([layout.index(variable, g)] * POINTS)
+                        weight_list.append([1.0] + [0.0] * (POINTS - 1))
                 else:
                     index, weight, _ = interpolation_weights(rng.uniform(0, layout.grid_size, 8), layout)
-                    for i, w in zip(index, weight):
-                        times.append(step * dt)
-                        rows.append(list(i + layout.index(variable, 0)))
-                        weights.append(list(w))
-        rows, weights, times = np.asarray(rows), np.asarray(weights), np.asarray(times)
+                    for i, w in zip(index, weight, strict=True):
+                        time_list.append(step * dt)
+                        row_list.append(list(i + layout.index(variable, 0)))
+                        weight_list.append(list(w))
+        rows, weights = np.asarray(row_list), np.asarray(weight_list)
+        times = np.asarray(time_list)
         slots = np.rint(times / dt).astype(int)
         values = np.sum(truth[slots[:, None], rows] * weights, axis=1) + rng.normal(0, 1.0, len(times))
         observations = ObservationSet(times, values, np.ones(len(times)), rows, weights,
@@ -128,6 +131,7 @@ def check_adjoints(config: Config | None, *, precision: str = "float64", device:
         start = float(inputs.schedule.starts[0])
         truth = None
         if inputs.truth is not None:
+            assert config.truth is not None  # the truth was read from config.truth.path
             truth = jnp.asarray(state_at(*inputs.truth, start, config.truth.path, "truth", 0.5 * config.model.dt), dtype)
         cases = [(config.model.name, inputs.problem.method, jnp.asarray(inputs.background, dtype), start, obs, truth)]
     results, models_checked = [], set()

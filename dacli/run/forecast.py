@@ -26,8 +26,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dacli.build.problem import build_covariance_sqrt, build_dynamics
 from dacli.build.factories import build_ode_solver
+from dacli.build.problem import build_covariance_sqrt, build_dynamics
 from dacli.config.schema import Config
 from dacli.diagnostics import verification as v
 from dacli.diagnostics.verification import ensemble_statistics
@@ -139,15 +139,17 @@ def choose_starts(config: Config, layout, initial, start_times: Sequence[float] 
         return Starts(np.array([config.window.start]), initial_background(config, layout)[None], "background",
                       f"background ({where}) at window.start")
     source = read_starting_states(initial, layout, config.model.name, config.time.axis())
-    ends = source.window_ends
+    ends, end_states = source.window_ends, source.window_end_states  # both or neither
     if all_windows:
         if ends is None:
             raise DataError(f"--all-windows: {initial} is not an analysis file with per-window analyses "
                             "(window_end and <variable>_analysis_window_end)")
-        return Starts(ends, source.window_end_states, str(initial), f"analysis at the end of each of {len(ends)} windows")
+        assert end_states is not None
+        return Starts(ends, end_states, str(initial), f"analysis at the end of each of {len(ends)} windows")
     if not start_times:
         if ends is not None:
-            return Starts(ends[-1:], source.window_end_states[-1:], str(initial), "analysis at the end of the last window")
+            assert end_states is not None
+            return Starts(ends[-1:], end_states[-1:], str(initial), "analysis at the end of the last window")
         return Starts(source.times[-1:], source.states[-1:], str(initial), f"{source.kind} at the file's last time")
     wanted = np.array(start_times, float)  # a copy: window ends replace the times they stand for
     what = "--from analysis" if source.kind == "analysis" else "--from state"
@@ -157,15 +159,16 @@ def choose_starts(config: Config, layout, initial, start_times: Sequence[float] 
     stored = states_at(source.times, source.times[:, None], wanted, initial, what, tolerance)[:, 0]
     moved = np.abs(stored - wanted) > SAME_TIME * tolerance
     describe = config.time.axis().describe
-    for asked, used in zip(wanted[moved], stored[moved]):
+    for asked, used in zip(wanted[moved], stored[moved], strict=True):
         log.warning("%s file %s: holds no state at exactly --start-time %s; starting from its state at %s, %.6g away",
                     what, initial, describe(asked), describe(used), abs(used - asked))
     wanted[moved] = stored[moved]
     at_end = np.zeros(len(wanted), bool)
     if ends is not None:
+        assert end_states is not None
         nearest = np.argmin(np.abs(ends[None, :] - wanted[:, None]), axis=1)
         at_end = np.abs(ends[nearest] - wanted) <= tolerance
-        states[at_end] = source.window_end_states[nearest[at_end]]
+        states[at_end] = end_states[nearest[at_end]]
         wanted[at_end] = ends[nearest[at_end]]
     description = (f"{source.kind} at the given start times" if ends is None else
                    f"analysis at the given start times ({at_end.sum()} window end(s), "

@@ -46,7 +46,9 @@ def plot(analysis: Path, out: Path | None = None, point: int | str | None = None
     paths = output_paths(analysis, out, kinds, overwrite)
     title = str(dataset.attrs.get("title", analysis))
     drawings = {
-        "maps": lambda: figures.maps(dataset, variables, grid, index, title, truth_fields, observed),
+        # maps: a 2-D grid only (KINDS), so index is set and grid is (y, x)
+        "maps": lambda: figures.maps(dataset, variables, (grid[0], grid[1]), index or 0, title,
+                                     truth_fields, observed),
         "hovmoller": lambda: figures.hovmoller(dataset, variables, grid[0], title),
         "timeseries": lambda: figures.time_series(dataset, variables, where, title),
         "diagnostics": lambda: figures.window_diagnostics(dataset, title),
@@ -87,7 +89,7 @@ def grid_point(point: int | str | None, dataset, grid: tuple[str, ...], analysis
     """The time series' grid point as ``{dim: index}``: an index for 1-D, ``"iy,ix"`` for 2-D, the middle by default."""
     shape = tuple(dataset.sizes[dim] for dim in grid)
     if point is None or (isinstance(point, str) and not point.strip()):
-        return {dim: size // 2 for dim, size in zip(grid, shape)}
+        return {dim: size // 2 for dim, size in zip(grid, shape, strict=True)}
     if not grid:
         raise DataError(f"--point {point}: analysis file {analysis} has no grid (variables over time only); "
                         "leave --point out")
@@ -95,10 +97,10 @@ def grid_point(point: int | str | None, dataset, grid: tuple[str, ...], analysis
     if len(grid) == 1:
         if not 0 <= indices[0] < shape[0]:
             raise DataError(f"--point {point}: the grid {grid[0]!r} has {shape[0]} points (0 .. {shape[0] - 1})")
-    elif not all(0 <= i < n for i, n in zip(indices, shape)):
+    elif not all(0 <= i < n for i, n in zip(indices, shape, strict=True)):
         raise DataError(f"--point {point}: the grid ({', '.join(grid)}) of analysis file {analysis} has shape "
                         f"{shape}; expected {grid[0]} index 0 .. {shape[0] - 1}, {grid[1]} index 0 .. {shape[1] - 1}")
-    return dict(zip(grid, indices))
+    return dict(zip(grid, indices, strict=True))
 
 
 def _parse_indices(point: int | str, grid: tuple[str, ...], analysis) -> list[int]:

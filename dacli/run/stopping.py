@@ -45,7 +45,7 @@ class StopSignals:
     """
 
     def __init__(self, extra: str | None = None):
-        self.numbers = [*stop_signals.STOP_SIGNALS]
+        self.numbers: list[int] = [*stop_signals.STOP_SIGNALS]
         if extra is not None and signal_number(extra) not in self.numbers:
             self.numbers.append(signal_number(extra))
         self._added: list[int] = []
@@ -75,5 +75,6 @@ class StopSignals:
 
     def raise_if_requested(self, where: str, what_remains: str) -> None:
         """Raise :class:`Interrupted` now if a stop was requested (``where``: "before window 1 of 50")."""
-        if self.requested() is not None:
-            raise Interrupted(f"stopped by {self.name()} {where}; {what_remains}", self.requested())
+        number = self.requested()
+        if number is not None:
+            raise Interrupted(f"stopped by {self.name()} {where}; {what_remains}", number)

@@ -200,10 +200,10 @@ def _cycle_values(config: Config, inputs: PreparedInputs, step: SweepStep, theta
         backgrounds, results = map_sharded(step, backgrounds, thetas, *per_value)
         kept = slice(0, min(chunk, schedule.count - first))
         # (values, windows, ...), the padding dropped
-        results = jax.tree_util.tree_map(lambda a: np.asarray(a)[:, kept], results)
+        results = jax.tree_util.tree_map(lambda a, kept=kept: np.asarray(a)[:, kept], results)
         parts.append((results.analysis_trajectory, results.background_trajectory,
                       results.cost_final[..., 0], results.iterations, results.converged))
-    return _SweptRuns(*(np.concatenate(arrays, 1) for arrays in zip(*parts)))
+    return _SweptRuns(*(np.concatenate(arrays, 1) for arrays in zip(*parts, strict=True)))
 
 
 def _rows(config: Config, inputs: PreparedInputs, values: list[float], runs: _SweptRuns
@@ -217,6 +217,7 @@ def _rows(config: Config, inputs: PreparedInputs, values: list[float], runs: _Sw
 
     truth = None
     if inputs.truth is not None:
+        assert config.truth is not None  # the truth was read from config.truth.path
         truth = states_at(*inputs.truth, stored_times(schedule), config.truth.path, "truth",
                           0.5 * config.model.dt, missing="nan")
     rows = []

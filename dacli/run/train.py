@@ -25,9 +25,9 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import equinox as eqx
 import jax
@@ -97,6 +97,7 @@ class TrainResult:
 def training_seed(config: Config) -> int:
     """The training truth's seed: not dacli simulate's (run.seed), so a simulated twin stays
     unseen."""
+    assert config.train is not None  # sections a training config has (_require)
     return config.train.seed if config.train.seed is not None else config.run.seed + 1
 
 
@@ -131,6 +132,8 @@ def _require(config: Config, resume: bool) -> None:
 
 def _identity(config: Config, shape: dict) -> dict:
     """What a checkpoint must share with the configuration to be resumed (known before any data)."""
+    # sections a training config has (_require)
+    assert config.train is not None and config.network is not None
     return {
         "network": config.network.model_dump(exclude={"checkpoint"}),
         "shape": shape,
@@ -213,6 +216,8 @@ class _Cut:
 def _simulated_windows(config: Config, layout: StateLayout, steps: int, dtype: np.dtype) -> _Cut:
     """``train.windows`` (default 200) + ``train.validation_windows`` from independent twins."""
     settings, dt, start = config.train, config.model.dt, config.window.start
+    # sections a training config has (_require)
+    assert settings is not None and config.simulate is not None
     length = steps * dt
     windows = settings.windows or 200
     count = windows + settings.validation_windows
@@ -247,7 +252,7 @@ def _simulated_windows(config: Config, layout: StateLayout, steps: int, dtype: n
             )
         )
         sigmas.append(float(np.median(observations.std[observations.valid])))
-    arrays = tuple(np.concatenate(part) for part in zip(*parts))
+    arrays = tuple(np.concatenate(part) for part in zip(*parts, strict=True))
     return _Cut(
         arrays,
         windows,
@@ -259,6 +264,8 @@ def _simulated_windows(config: Config, layout: StateLayout, steps: int, dtype: n
 def _file_windows(config: Config, layout: StateLayout, steps: int, dtype: np.dtype) -> _Cut:
     """The windows ``train.truth`` covers, observed as ``train.observations`` says."""
     settings, dt, start = config.train, config.model.dt, config.window.start
+    # sections a training config has (_require); train.truth comes with train.observations
+    assert settings is not None and settings.truth is not None
     length = steps * dt
     observations = read_observations(
         config.observations.model_copy(update={"path": settings.observations}),
@@ -317,6 +324,7 @@ def training_windows(
     decaying turbulence), and the validation windows come from runs training never saw.
     The network's observation error is the observations' median error std.
     """
+    assert config.train is not None  # sections a training config has (_require)
     simulated = config.train.observations is None
     cut = (_simulated_windows if simulated else _file_windows)(config, layout, steps, dtype)
     y, mask, truth, initial, starts = cut.arrays
@@ -339,6 +347,7 @@ def training_windows(
 def background_error_std(config: Config, observation_error_std: float) -> float:
     """The training backgrounds' initial error std: train.background_error_std, else simulate's,
     else sigma_o."""
+    assert config.train is not None  # sections a training config has (_require)
     if config.train.background_error_std is not None:
         return config.train.background_error_std
     if config.simulate is not None:
@@ -351,6 +360,7 @@ def training_backgrounds(
 ) -> tuple[np.ndarray | None, float | None]:
     """The windows' backgrounds for network.background (forecasts from perturbed true states), or
     None."""
+    assert config.network is not None  # sections a training config has (_require)
     if not config.network.background:
         return None, None
     std = background_error_std(config, data.observation_error_std)
@@ -377,10 +387,12 @@ def training_backgrounds(
 
 
 def _stopped(stop: StopSignals, where: str, checkpoint: str) -> Interrupted:
+    number = stop.requested()
+    assert number is not None  # called on a stop
     return Interrupted(
         f"stopped by {stop.name()} after {where}; checkpoint {checkpoint} written; rerun the same "
         "command with --resume to finish",
-        stop.requested(),
+        number,
     )
 
 
@@ -400,6 +412,7 @@ def train(
     A method without a network is refused (ConfigError): :func:`dacli.run.tune.tune` tunes it.
     """
     _require(config, resume)
+    assert config.train is not None  # sections a training config has (_require)
     with StopSignals(
         config.run.stop_signal
     ) as stop:  # from the start: a signal while compiling counts too
@@ -425,6 +438,8 @@ def train(
 
 
 def _files(config: Config) -> TrainingFiles:
+    # sections a training config has (_require)
+    assert config.train is not None and config.network is not None
     directory = Path(config.train.directory)
     return TrainingFiles(
         str(directory / "last.eqx"),
@@ -523,6 +538,8 @@ def _setup(config: Config, files: TrainingFiles, resume: bool) -> _Setup:
     """The windows, backgrounds and untrained network (a mismatched checkpoint refused before any
     data)."""
     settings = config.train
+    # sections a training config has (_require)
+    assert settings is not None and config.network is not None
     dynamics = build_dynamics(config.model)
     layout = dynamics.layout()
     length = whole_steps(config.window.length, config.model.dt, "window.length")
@@ -593,6 +610,7 @@ class _Progress:
 
 
 def _start(setup: _Setup, files: TrainingFiles, resume: bool) -> _Progress:
+    assert setup.config.train is not None  # sections a training config has (_require)
     network = setup.network
     state = setup.optimiser.init(eqx.filter(network, eqx.is_inexact_array))
     progress = _Progress(network, state, np.random.default_rng(training_seed(setup.config)))
@@ -627,6 +645,7 @@ def _run_epochs(
     on_batch: BatchCallback | None,
 ) -> None:
     """The remaining epochs, a checkpoint after each (and at a stop within one)."""
+    assert setup.config.train is not None  # sections a training config has (_require)
     epochs = setup.config.train.epochs
     for epoch in range(progress.epoch, epochs):
         began = time.perf_counter()
@@ -658,6 +677,7 @@ def _run_batches(
 ) -> None:
     """One epoch's optimiser steps from ``progress.batch``; a stop saves a mid-epoch checkpoint."""
     settings, data, batches = setup.config.train, setup.data, setup.steps_per_epoch
+    assert settings is not None  # sections a training config has (_require)
     epoch_rng = (
         progress.rng.bit_generator.state
     )  # what a mid-epoch checkpoint stores: the order is drawn again
@@ -702,6 +722,7 @@ def _run_batches(
 
 def _end_of_epoch(setup: _Setup, progress: _Progress, files: TrainingFiles, rmse: float) -> None:
     """The epoch's checkpoints (the best network when it improved), metrics and log line."""
+    assert setup.config.train is not None  # sections a training config has (_require)
     epochs, history = setup.config.train.epochs, progress.history
     position = {
         "epoch": progress.epoch,
@@ -752,6 +773,8 @@ def _result(
 ) -> TrainResult:
     """The loss curves figure, and the result record."""
     config, history, data = setup.config, progress.history, setup.data
+    # sections a training config has (_require)
+    assert config.train is not None and config.network is not None
     save_figure(
         training_curves(
             history, data.observation_error_std, f"4DVarNet training: {config.run.name}"

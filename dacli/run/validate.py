@@ -14,6 +14,7 @@ from dacli.io.covariance import read_covariance_matrix
 from dacli.io.inputs import FileMapping
 from dacli.io.observations import read_observations
 from dacli.io.states import read_states
+from dacli.layout import StateLayout
 from dacli.observations.windows import observations_per_window, padded_capacity
 from dacli.run.inputs import full_schedule, initial_background, read_truth, select_windows
 
@@ -75,6 +76,7 @@ def validate(config: Config) -> ValidationResult:
     plan = plan_method(config, layout.size, schedule.steps, padded_capacity(int(counts.max())))
     covariances = [config.background.covariance]
     if plan.subwindows is not None:
+        assert config.method.model_error is not None  # subwindows come from [method.model_error]
         covariances.append(config.method.model_error.covariance)
     for covariance in covariances:
         if covariance.kind == "matrix":
@@ -104,7 +106,7 @@ def validate(config: Config) -> ValidationResult:
         formulation=plan.formulation.name,
         minimiser=plan.minimiser.name,
         background_times=_background_times(config, layout, time_axis),
-        truth_times=len(read_truth(config, layout)[0]) if config.truth is not None else None,
+        truth_times=_truth_times(config, layout),
         network=_network(config),
     )
 
@@ -124,9 +126,16 @@ def _background_times(config: Config, layout, time_axis) -> int | None:
     )
 
 
+def _truth_times(config: Config, layout: StateLayout) -> int | None:
+    """How many states the [truth] file holds; None without one."""
+    truth = read_truth(config, layout)
+    return None if truth is None else len(truth[0])
+
+
 def _network(config: Config) -> NetworkFile | None:
     """A learned method's trained network must exist (it is checked against the run when loaded)."""
     if not capabilities(config.method.kind).learned:
         return None
+    assert config.network is not None  # the config validator requires [network] for it
     header = read_header(config.network.checkpoint)
     return NetworkFile(header.get("epoch"), header.get("best_validation_rmse"))

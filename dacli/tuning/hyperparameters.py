@@ -61,7 +61,7 @@ class Tunable(eqx.Module):
     correlated: CorrelatedRoot | None = None
 
     @classmethod
-    def prepare(cls, method, names, correlated: CorrelatedRoot | None = None) -> "Tunable":
+    def prepare(cls, method, names, correlated: CorrelatedRoot | None = None) -> Tunable:
         """Nonlinear formulation, DirectAdjoint through the dynamics, ImplicitAdjoint through the
         minimiser."""
         changes = dict(
@@ -70,6 +70,7 @@ class Tunable(eqx.Module):
             incremental=None,
         )
         if "length_scale" in names:
+            assert correlated is not None  # the caller builds it when length_scale is tuned
             changes["background_sqrt"] = correlated(0.0)
         method = dataclasses.replace(method, **changes)
         return cls(method, tuple(names), correlated)
@@ -84,12 +85,16 @@ class Tunable(eqx.Module):
         if "background_std" in theta:
             method = eqx.tree_at(lambda m: m.log_background_scale, method, theta["background_std"])
         if "length_scale" in theta:
+            assert self.correlated is not None  # see prepare
+            correlated = self.correlated
             method = eqx.tree_at(
-                lambda m: m.background_sqrt, method, self.correlated(theta["length_scale"])
+                lambda m: m.background_sqrt, method, correlated(theta["length_scale"])
             )
         if "model_error_std" in theta:
             scaled = lx.MulLinearOperator(
-                method.model_error_sqrt, jnp.exp(theta["model_error_std"])
+                # a weak-constraint method's field; self.method is typed eqx.Module
+                method.model_error_sqrt,  # type: ignore[attr-defined]
+                jnp.exp(theta["model_error_std"]),
             )
             method = eqx.tree_at(lambda m: m.model_error_sqrt, method, scaled)
         if "observation_std" in theta:

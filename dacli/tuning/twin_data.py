@@ -20,11 +20,11 @@ import jax
 import jax.numpy as jnp
 import lineax as lx
 import numpy as np
-from numpy.typing import DTypeLike
+from jax.typing import DTypeLike
 
+from dacli.io.interpolation import interpolation_weights
 from dacli.models.base import Dynamics, StateLayout
 from dacli.models.integrate import integrate
-from dacli.io.interpolation import interpolation_weights
 from dacli.observations.tracks import axis_extent, track_positions
 
 
@@ -96,12 +96,12 @@ def observation_locations(
         period = repeat_period or 10 * obs_interval
         per_cycle = max(1, round(period / obs_interval)) * tracks_per_time
         spacing = along_track_spacing or min(abs(axis.spacing) for axis in layout.axes)
-        steps, positions = [], []
+        step_parts, position_parts = [], []
         for number, step in enumerate(np.repeat(obs_steps, tracks_per_time)):
             track = track_positions(number, layout.axes, track_angle, per_cycle, spacing)
-            steps.append(np.full(len(track), step))
-            positions.append(track)
-        return np.concatenate(steps), np.concatenate(positions)
+            step_parts.append(np.full(len(track), step))
+            position_parts.append(track)
+        return np.concatenate(step_parts), np.concatenate(position_parts)
     steps = np.repeat(obs_steps, per_time or max(1, layout.grid_size // 2))
     columns = []
     for axis in layout.axes:

@@ -18,8 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dacli.observations.operator import WindowObservations
 from dacli.io.observation_set import ObservationSet
+from dacli.observations.operator import WindowObservations
 from dacli.observations.windows import make_schedule, pack_observations
 
 
@@ -32,7 +32,7 @@ class TwinWindows(eqx.Module):
     obs: WindowObservations
     truths: jax.Array
 
-    def __getitem__(self, part: slice) -> "TwinWindows":
+    def __getitem__(self, part: slice) -> TwinWindows:
         return jax.tree_util.tree_map(lambda a: a[part], self)
 
 
