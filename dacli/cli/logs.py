@@ -20,11 +20,15 @@ def setup_logging(quiet: bool, verbose: bool) -> None:
         from rich.console import Console
         from rich.logging import RichHandler
 
-        handler: logging.Handler = RichHandler(console=Console(stderr=True), show_path=False, rich_tracebacks=False)
+        handler: logging.Handler = RichHandler(
+            console=Console(stderr=True), show_path=False, rich_tracebacks=False
+        )
         handler.setFormatter(logging.Formatter("%(message)s"))
     else:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S"))
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S")
+        )
     logger.addHandler(handler)
 
 
@@ -42,11 +46,25 @@ class _TerminalProgress:
     def __enter__(self):
         if is_terminal() and not self.quiet:
             from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
 
-            self.progress = Progress(TextColumn(self.label), MofNCompleteColumn(), BarColumn(),
-                                     TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                                     console=Console(stderr=True), transient=False)
+            self.progress = Progress(
+                TextColumn(self.label),
+                MofNCompleteColumn(),
+                BarColumn(),
+                TextColumn("{task.fields[status]}"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=False,
+            )
             self.progress.__enter__()
         return self
 
@@ -61,8 +79,10 @@ class WindowProgress(_TerminalProgress):
     label = "window"
 
     def __call__(self, k: int, total: int, record: dict) -> None:
-        status = (f"J {record['cost_initial']:.4g} -> {record['cost_final']:.4g}, {record['iterations']} it"
-                  + ("" if record["converged"] else " (not converged)"))
+        status = (
+            f"J {record['cost_initial']:.4g} -> {record['cost_final']:.4g}, {record['iterations']} it"
+            + ("" if record["converged"] else " (not converged)")
+        )
         if record.get("analysis_rmse") == record.get("analysis_rmse"):  # not nan
             status += f", rmse b {record['background_rmse']:.3g} a {record['analysis_rmse']:.3g}"
         if self.progress is not None:
@@ -70,7 +90,9 @@ class WindowProgress(_TerminalProgress):
                 self.task = self.progress.add_task("assimilate", total=total, status="")
             self.progress.update(self.task, completed=k + 1, status=status)
         else:
-            self.log.info("window %d/%d: %s, %d obs", k + 1, total, status, record["observations_used"])
+            self.log.info(
+                "window %d/%d: %s, %d obs", k + 1, total, status, record["observations_used"]
+            )
 
 
 class TrainingProgress(_TerminalProgress):
@@ -87,7 +109,9 @@ class TrainingProgress(_TerminalProgress):
         if self.progress is None:
             return
         if self.task is None:
-            self.task = self.progress.add_task("train", total=epochs * batches, completed=(epoch - 1) * batches, status="")
+            self.task = self.progress.add_task(
+                "train", total=epochs * batches, completed=(epoch - 1) * batches, status=""
+            )
         status = f"epoch {epoch}/{epochs} batch {batch}/{batches} loss {loss:.4g} val RMSE {self.validation}"
         self.progress.update(self.task, completed=(epoch - 1) * batches + batch, status=status)
 

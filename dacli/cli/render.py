@@ -19,7 +19,9 @@ def render_checks(results, terminal: bool) -> None:
 
         table = Table(title="dacli check-adjoints", show_lines=False)
         for column in ("check", "component", "value", "tolerance", "result"):
-            table.add_column(column, justify="right" if column in ("value", "tolerance") else "left")
+            table.add_column(
+                column, justify="right" if column in ("value", "tolerance") else "left"
+            )
         for r in results:
             verdict = "[green]pass[/green]" if r.passed else "[bold red]FAIL[/bold red]"
             table.add_row(r.check, r.component, _format(r.value), _format(r.tolerance), verdict)
@@ -27,16 +29,38 @@ def render_checks(results, terminal: bool) -> None:
         return
     log = logging.getLogger("dacli")
     for r in results:
-        log.info("%s %s | %s | value %s | tolerance %s | %s", "PASS" if r.passed else "FAIL", r.check,
-                 r.component, _format(r.value), _format(r.tolerance), r.detail)
+        log.info(
+            "%s %s | %s | value %s | tolerance %s | %s",
+            "PASS" if r.passed else "FAIL",
+            r.check,
+            r.component,
+            _format(r.value),
+            _format(r.tolerance),
+            r.detail,
+        )
 
 
 def render_failures(results) -> None:
     """One line per failed check, with its numbers, on stderr."""
     for r in results:
         if not r.passed:
-            sys.stderr.write(f"dacli: check failed: {r.check} test of {r.component}: {_format(r.value)} > "
-                             f"tolerance {_format(r.tolerance)} ({r.detail})\n")
+            sys.stderr.write(
+                f"dacli: check failed: {r.check} test of {r.component}: {_format(r.value)} > "
+                f"tolerance {_format(r.tolerance)} ({r.detail})\n"
+            )
+
+
+def rmse_change(background: float | None, analysis: float | None) -> str:
+    """``", RMSE background B -> analysis A"`` for a log line, or ``""`` without a truth."""
+    if analysis is None:
+        return ""
+    return f", RMSE background {background:.4g} -> analysis {analysis:.4g}"
+
+
+def log_written(files: dict) -> None:
+    """One log line ``wrote KIND: PATH`` per file a command wrote."""
+    for kind, path in files.items():
+        logging.getLogger("dacli").info("wrote %s: %s", kind, path)
 
 
 def result_json(result) -> dict:

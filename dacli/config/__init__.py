@@ -1,6 +1,9 @@
-"""Configuration: TOML -> validated, frozen records. No JAX here."""
+"""Configuration: TOML -> validated, frozen records. No JAX here.
 
-from dacli.config.loading import apply_overrides, load_config, locate_keys
+:func:`load` is the entry point: a TOML path and ``--set`` overrides in, a :class:`Config` out.
+"""
+
+from dacli.config.loading import apply_overrides, load, load_config, locate_keys
 from dacli.config.schema import Config
 
-__all__ = ["Config", "apply_overrides", "load_config", "locate_keys"]
+__all__ = ["Config", "apply_overrides", "load", "load_config", "locate_keys"]

@@ -718,3 +718,26 @@ def load_config(
         found.sort(key=lambda item: item[0])
         raise ConfigError([text for _, text in found], source=source)
     return config
+
+
+def load(
+    path: str | Path,
+    overrides: Iterable[str] = (),
+    *,
+    checks: Sequence[Callable[[Config], list[tuple[str, str]]]] = (),
+) -> Config:
+    """The validated, frozen :class:`Config` of the TOML file ``path`` with ``overrides`` set.
+
+    The one way the CLI, the tests and library code get a configuration. ``overrides`` are
+    ``--set`` items (``"method.max_steps=50"``, the value read as TOML), applied in order.
+    ``checks`` are further rules on a config the schema accepted, each returning
+    ``(dotted key, message)`` problems; the command line passes
+    :func:`dacli.build.registry.check_names` (implementation names, with suggestions), which this
+    layer cannot import (``build`` sits above ``config``). Raises :class:`ConfigError` listing
+    every problem, each with the file and line or the ``--set`` item it came from
+    (:func:`load_config`).
+
+    Not for a dict already in memory: validate it with ``Config.model_validate`` (after
+    :func:`apply_overrides`).
+    """
+    return load_config(path, tuple(overrides), extra_checks=tuple(checks))

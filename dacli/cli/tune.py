@@ -1,0 +1,43 @@
+"""``dacli tune``: a variational method's error scales fitted on twin-experiment windows."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from dacli.cli.command import CommandOptions, command, run_configured
+from dacli.cli.options import CONFIGURED, ConfigPath
+from dacli.cli.render import result_json
+
+
+@command(*CONFIGURED)
+def tune(config: ConfigPath, *, options: CommandOptions) -> None:
+    """Tune a variational method's B, R, Q scales and B's length scale on twin-experiment windows.
+
+    Settings in config section tune; the tuned values are written as a TOML snippet
+    (tune.output)."""
+
+    def work(cfg):
+        from dacli.run.tune import tune as run_tune
+
+        return run_tune(cfg, overwrite=options.overwrite)
+
+    run_configured(options, config, work, lambda result: report_tuning(result, options))
+
+
+def report_tuning(result, options: CommandOptions) -> None:
+    """A tuning's log line, and its JSON summary (--json) or else its TOML snippet on stdout."""
+    logging.getLogger("dacli").info(
+        "tuned %s of %s in %d step(s): validation analysis RMSE %.4g -> %.4g; wrote %s",
+        ", ".join(result.parameters),
+        result.method,
+        result.steps,
+        result.validation_rmse_before,
+        result.validation_rmse_after,
+        result.files.snippet,
+    )
+    if options.json:
+        options.emit({"mode": "tune", **result_json(result)})
+    else:
+        typer.echo(result.snippet, nl=False)
