@@ -100,16 +100,18 @@ truth; write NetCDF."""
     def work(cfg):
         from dacli.run.forecast import forecast as run_forecast
 
-        start = {"initial": from_, "start_times": start_time, "all_windows": all_windows}
-        write = {"output": out, "overwrite": options.overwrite, "command": command_line()}
         return run_forecast(
             cfg,
-            **start,
+            initial=from_,
+            start_times=start_time,
+            all_windows=all_windows,
             lead_time=lead_time,
             interval=interval,
             members=members,
             truth=truth,
-            **write,
+            output=out,
+            overwrite=options.overwrite,
+            command=command_line(),
         )
 
     run_configured(options, config, work, lambda result: _report(result, options))

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # rich is imported only when a bar is drawn
+    from rich.progress import Progress, TaskID
 
 
 def is_terminal() -> bool:
@@ -39,8 +43,8 @@ class _TerminalProgress:
 
     def __init__(self, quiet: bool):
         self.quiet = quiet
-        self.progress = None
-        self.task = None
+        self.progress: Progress | None = None
+        self.task: TaskID | None = None
         self.log = logging.getLogger("dacli")
 
     def __enter__(self):

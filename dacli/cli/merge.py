@@ -42,7 +42,8 @@ def merge(inputs: PartPaths, output: OutputOption = None, *, options: CommandOpt
     def work():
         from dacli.run.merge import merge as run_merge
 
-        return run_merge(output, inputs, overwrite=options.overwrite, command=command_line())
+        parts: list[str | Path] = [*inputs]
+        return run_merge(output, parts, overwrite=options.overwrite, command=command_line())
 
     def report(merged) -> None:
         logging.getLogger("dacli").info(
