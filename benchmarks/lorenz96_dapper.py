@@ -54,7 +54,7 @@ DT = 0.05
 
 # Var4D background scale xB per Lag for this setup (dt = dto = 0.05): DAPPER's sakov2008 file only
 # lists Var4D settings for dto = 0.2, so xB was tuned for DAPPER's Var4D by a sweep over
-# {0.001, 0.0025, 0.005, 0.01, 0.02, 0.04} on this seed (README, "Tuning"); dacli uses the same.
+# {0.001, 0.0025, 0.005, 0.01, 0.02, 0.04} on this seed (docs/methods/tuning.md); dacli uses the same.
 XB_CYCLING = {1: 0.01, 2: 0.01, 4: 0.005, 8: 0.0025}
 # Classic back-to-back windows (dacli only; DAPPER's Var4D always shifts by one cycle): tuned for
 # dacli over {0.0025, 0.005, 0.01, 0.02, 0.04, 0.08}.
