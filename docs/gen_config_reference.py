@@ -23,7 +23,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from dacli.config.schema import Config
+from dacli.config.schema import REMOVED_KEYS, Config
 
 PAGE = "reference/configuration.md"
 
@@ -243,6 +243,13 @@ def render_section(section: Section) -> list[str]:
     lines += ["| key | type | default | description |", "|---|---|---|---|", *rows, ""]
     if moved:
         lines += ["Keys refused with a pointer to their new place:", "", *moved, ""]
+    removed = [
+        f"- `{dotted.rpartition('.')[2]}`: {why}"
+        for dotted, why in REMOVED_KEYS.items()
+        if dotted.rpartition(".")[0] == section.name
+    ]
+    if removed:
+        lines += ["Keys removed (refused, saying why):", "", *removed, ""]
     return lines
 
 

@@ -235,6 +235,22 @@ def test_unknown_key_without_a_close_match_lists_the_known_keys(tmp_path):
     assert problem.startswith(f"{path}:{ln(text, 'flavour')}: run.flavour: unknown key (known keys here: name, seed, precision, device")
 
 
+
+def test_removed_key_is_refused_saying_why(cli, tmp_path):
+    """A removed key is not a typo: ``dacli validate`` says it was removed and why (exit code 2)."""
+    simulate = "\n[simulate]\nduration = 1.0\nobs_interval = 0.05\n"
+    text = MINIMAL + simulate + "initial_perturbation = 1.0\n"
+    path = write(tmp_path, text)
+    why = ("simulate.initial_perturbation: removed key: never used: the truth starts from the "
+           "model's default state (seeded by run.seed), spun up for simulate.spinup; delete it")
+    result = cli(["validate", path], tmp_path)
+    assert result.exit_code == USAGE_ERROR
+    assert f"{path}:{ln(text, 'initial_perturbation')}: {why}" in result.stderr
+    path = write(tmp_path, MINIMAL + simulate, "set.toml")
+    result = cli(["validate", path, "--set", "simulate.initial_perturbation=2.0"], tmp_path)
+    assert result.exit_code == USAGE_ERROR
+    assert f"--set simulate.initial_perturbation=2.0: {why}" in result.stderr
+
 def test_wrong_type_says_expected_and_found(tmp_path):
     path = write(tmp_path, MINIMAL.replace("max_steps = 50", 'max_steps = "ten"'))
     assert problems_of(path) == [

@@ -108,10 +108,16 @@ class Section(BaseModel):
 
 
 class RunConfig(Section):
-    name: str = "dacli-run"
+    name: str = Field(default="dacli-run", description=(
+        "a label for the run: the title of the files written when output.title is unset; shown by "
+        "dacli validate and on the training loss plot"))
     seed: int = _count(MAX_SEED, "random seed; 32 bits", default=0, minimum=0)
-    precision: Literal["float32", "float64"] = "float64"
-    device: Literal["auto", "cpu", "gpu"] = "auto"
+    precision: Literal["float32", "float64"] = Field(default="float64", description=(
+        "floating-point precision of the computation: float64, or float32 (faster on GPUs, half "
+        "the memory); --precision overrides it"))
+    device: Literal["auto", "cpu", "gpu"] = Field(default="auto", description=(
+        "auto: JAX's default backend (a GPU when one is visible, else the CPU); cpu; gpu (refused "
+        "when no GPU is visible); --device overrides it"))
     compilation_cache: str = Field(default="auto", description=(
         "persistent JAX compilation cache: 'auto' ($DACLI_COMPILATION_CACHE, else the user cache folder "
         "$XDG_CACHE_HOME/dacli/jax or ~/.cache/dacli/jax), 'off', or a folder"))
@@ -136,19 +142,28 @@ class ModelConfig(Section):
     parameters: dict[str, ModelParameter] = Field(default_factory=dict, description=(
         "passed to the model's factory; integers within int64; the model bounds its own sizes "
         "(dacli.models.MAX_STATE_SIZE state elements at most)"))
-    solver: str = "Tsit5"
-    dt: PositiveFloat = 0.05
+    solver: str = Field(default="Tsit5", description=(
+        "explicit Runge-Kutta scheme stepping the model at the constant step model.dt: Tsit5, "
+        "Dopri5, Dopri8, Bosh3, RK4, Heun, Midpoint, Ralston or Euler"))
+    dt: PositiveFloat = Field(default=0.05, description=(
+        "model time step (the solver's constant step); observation times are matched to the "
+        "nearest step; window.length, window.shift and the [simulate] times are whole numbers "
+        "of it"))
 
 
 class WindowConfig(Section):
-    start: float = 0.0
+    start: float = Field(default=0.0, description=(
+        "model time at which the first window starts (and dacli simulate's truth run)"))
     length: PositiveFloat = Field(description=(
         f"model time per window: a whole number of model.dt steps, at most {MAX_STEPS_PER_WINDOW:,}"))
     shift: PositiveFloat | None = Field(default=None, description=(
         f"defaults to length; a whole number of model.dt steps, at most {MAX_STEPS_PER_WINDOW:,}"))
     count: int | None = _count(MAX_WINDOWS, default=None, description=(
         "defaults to as many as the observations cover"))
-    assimilate: Literal["newest", "all"] = "newest"
+    assimilate: Literal["newest", "all"] = Field(default="newest", description=(
+        "overlapping windows (shift < length): 'newest' assimilates each observation once, in "
+        "the window where it is newest (the window's last shift); 'all' in every window that "
+        "covers it"))
     select: WindowRange | None = Field(default=None, description=(
         "'A:B': run only windows A <= k < B of the schedule, counted from 0 (a job-array task's share); the "
         "first selected window's background is background.path's state at its start"))
@@ -226,8 +241,13 @@ class InputFileConfig(Section):
 
 
 class ObservationsConfig(InputFileConfig):
-    path: str
-    layout: Literal["gridded", "scattered", "ioda"] = "gridded"
+    path: str = Field(description=(
+        "the observation file, read as layout says (dacli simulate writes it); relative to the "
+        "config file"))
+    layout: Literal["gridded", "scattered", "ioda"] = Field(default="gridded", description=(
+        "the file's form: gridded (<var>(time, *grid) on the model grid or a larger one), "
+        "scattered (a CF point file: time(obs), a location per grid axis and <var>(obs)) or "
+        "ioda (IODA v3)"))
     variables: list[str] | None = Field(default=None, description="model variables observed; default all")
     duplicates: Literal["first", "independent", "refuse"] = Field(default="first", description=(
         "observations repeated at the same time, place and variable: 'first' keeps the first and counts the "
@@ -254,8 +274,10 @@ _KIND_KEYS = {"length_scale": "kind = 'gaussian' or 'matern32'", "path": "kind =
 class _CovarianceBase(Section):
     """What every covariance kind has: B = D C D with D = diag(std)."""
 
-    kind: str  # each kind's record narrows it to its Literal (the union's discriminator)
-    std: PositiveFloat | list[PositiveFloat] = 1.0
+    kind: str = Field(description="the covariance form")  # each kind narrows it (the discriminator)
+    std: PositiveFloat | list[PositiveFloat] = Field(default=1.0, description=(
+        "D = diag(std), the error standard deviations in the model's units: one value, one per "
+        "variable, or one per state element"))
 
     @model_validator(mode="before")
     @classmethod
@@ -277,20 +299,23 @@ class _CovarianceBase(Section):
 class DiagonalCovariance(_CovarianceBase):
     """C = I: uncorrelated errors."""
 
-    kind: Literal["diagonal"] = "diagonal"
+    kind: Literal["diagonal"] = Field(default="diagonal", description=(
+        "C = I: uncorrelated errors (the kind taken when kind is left out)"))
 
 
 class CorrelatedCovariance(_CovarianceBase):
     """C a Gaussian or Matern-3/2 correlation of distance on the model grid."""
 
-    kind: CorrelatedKind
+    kind: CorrelatedKind = Field(description=(
+        "C a Gaussian or Matern-3/2 correlation of the distance on the model grid (periodic "
+        "distance on periodic grids; a 2-D grid must be doubly periodic)"))
     length_scale: PositiveFloat = Field(description="correlation length in the grid coordinates' units")
 
 
 class MatrixCovariance(_CovarianceBase):
     """C a matrix read from a NetCDF file (e.g. a climatological or NMC covariance), scaled by D."""
 
-    kind: Literal["matrix"]
+    kind: Literal["matrix"] = Field(description="C read from a NetCDF file (path, variable)")
     path: str = Field(description="NetCDF file holding an (n, n) covariance")
     variable: str = Field(default="B", description="the variable name in that file")
 
@@ -306,12 +331,15 @@ CovarianceConfig = Annotated[DiagonalCovariance | CorrelatedCovariance | MatrixC
 
 
 class BackgroundConfig(InputFileConfig):
-    path: str | None = None
+    path: str | None = Field(default=None, description=(
+        "a state file (e.g. a previous analysis; dacli simulate writes one): its state at the "
+        "first window's start is the background; relative to the config file; or give state"))
     interpolate_time: bool = Field(default=False, description=(
         "background.path: interpolate linearly in time between the file's states when it holds no state at the "
         "first window's start (within model.dt / 2); otherwise such a file is refused"))
     state: list[float] | None = Field(default=None, description="explicit background state (flat)")
-    covariance: CovarianceConfig = Field(default_factory=DiagonalCovariance)
+    covariance: CovarianceConfig = Field(default_factory=DiagonalCovariance, description=(
+        "B = D C D, D = diag(std): the kind of C and its keys; diagonal when kind is left out"))
 
     @model_validator(mode="after")
     def _one_source(self) -> BackgroundConfig:
@@ -335,7 +363,9 @@ class ModelErrorConfig(Section):
 
     subwindows: int | None = _count(MAX_ITERATIONS, "number of sub-windows per window", default=None)
     subwindow_length: PositiveFloat | None = Field(default=None, description="or their length in model time")
-    covariance: CovarianceConfig
+    covariance: CovarianceConfig = Field(description=(
+        "Q, the model-error covariance per sub-window: the same kinds and keys as "
+        "background.covariance"))
 
     @model_validator(mode="after")
     def _one_split(self) -> ModelErrorConfig:
@@ -346,21 +376,36 @@ class ModelErrorConfig(Section):
 
 
 class MethodConfig(Section):
-    kind: Literal["strong4dvar", "weak4dvar", "3dvar", "3dfgat", "4dvarnet"] = "strong4dvar"
+    kind: Literal["strong4dvar", "weak4dvar", "3dvar", "3dfgat", "4dvarnet"] = Field(default=
+        "strong4dvar", description=(
+            "strong4dvar, weak4dvar (needs [method.model_error]), 3dvar, 3dfgat (incremental "
+            "formulation only) or 4dvarnet (a trained network: needs [network])"))
     formulation: Literal["auto", "nonlinear", "incremental"] = Field(
         default="auto", description="auto: incremental for 3dfgat, nonlinear otherwise"
     )
     minimiser: str = Field(default="auto", description="auto, an optimistix minimiser (nonlinear), or CG (incremental)")
-    rtol: PositiveFloat = 1e-6
-    atol: PositiveFloat = 1e-6
+    rtol: PositiveFloat = Field(default=1e-6, description=(
+        "relative tolerance of the nonlinear formulation's minimiser (CG's: "
+        "incremental.gradient_reduction)"))
+    atol: PositiveFloat = Field(default=1e-6, description=(
+        "absolute tolerance of the nonlinear formulation's minimiser"))
     max_steps: int = _count(MAX_ITERATIONS, "minimiser iterations per window at most", default=200)
-    learning_rate: PositiveFloat = 0.1
-    forward_adjoint: str = "RecursiveCheckpointAdjoint"
+    learning_rate: PositiveFloat = Field(default=0.1, description=(
+        "step size of the GradientDescent minimiser (unused by the others)"))
+    forward_adjoint: str = Field(default="RecursiveCheckpointAdjoint", description=(
+        "how gradients cross the model integration (diffrax): RecursiveCheckpointAdjoint, "
+        "BacksolveAdjoint (O(1) memory, approximate), DirectAdjoint, or ForwardMode (one "
+        "tangent-linear run per control element: small controls only)"))
     checkpoints: int | None = _count(MAX_ITERATIONS, "RecursiveCheckpointAdjoint checkpoints; default = steps per window",
                                      default=None)
-    minimiser_adjoint: str = "ImplicitAdjoint"
+    minimiser_adjoint: str = Field(default="ImplicitAdjoint", description=(
+        "how gradients cross the minimisation when the method is differentiated from Python "
+        "(nonlinear formulation; dacli tune always uses ImplicitAdjoint): ImplicitAdjoint, "
+        "RecursiveCheckpointAdjoint, OneStepAdjoint or KStepAdjoint (refines the analysis by k "
+        "Newton steps)"))
     minimiser_adjoint_steps: int = _count(MAX_ITERATIONS, "k of KStepAdjoint", default=3)
-    incremental: IncrementalConfig = Field(default_factory=IncrementalConfig)
+    incremental: IncrementalConfig = Field(default_factory=IncrementalConfig, description=(
+        "outer and inner loops (the incremental formulation only)"))
     model_error: ModelErrorConfig | None = Field(default=None, description="weak4dvar only")
 
     @model_validator(mode="after")
@@ -385,10 +430,16 @@ class MethodConfig(Section):
 
 
 class OutputConfig(Section):
-    path: str = "analysis.nc"
-    title: str | None = None
-    institution: str = "unknown"
-    overwrite: bool = False
+    path: str = Field(default="analysis.nc", description=(
+        "the analysis file dacli assimilate writes (relative to the working directory); a stopped "
+        "run's checkpoint goes beside it"))
+    title: str | None = Field(default=None, description=(
+        "title attribute of the analysis and observation-diagnostics files (the forecast's adds "
+        "': forecast'); default run.name"))
+    institution: str = Field(default="unknown", description=(
+        "institution attribute (CF) of the analysis and forecast files"))
+    overwrite: bool = Field(default=False, description=(
+        "replace existing output files, as --overwrite (dacli assimilate, forecast, simulate)"))
     observation_diagnostics: str | None = Field(
         default=None, description="observation-space diagnostics file (O-B, O-A, QC per observation); relative to the working directory"
     )
@@ -410,20 +461,29 @@ class OutputConfig(Section):
 
 
 class TruthConfig(InputFileConfig):
-    path: str
+    path: str = Field(description=(
+        "a truth state file: enables the RMSE diagnostics (dacli simulate writes it); relative to "
+        "the config file"))
 
 
 class SimulateConfig(Section):
-    """Twin-experiment generator (``dacli simulate``); writes the files the other sections name."""
+    """Twin-experiment generator (``dacli simulate``); writes the files the other sections name.
+    The truth starts from the model's default state (drawn with ``run.seed``), spun up for
+    ``spinup``; the background is the truth at ``window.start`` plus an error of std
+    ``background_error_std``."""
 
     spinup: float = Field(default=10.0, ge=0.0, description=(
         f"model time run before the truth starts; at most {MAX_SIMULATED_STEPS:,} model.dt steps"))
     duration: PositiveFloat = Field(description=f"model time of the truth run; at most {MAX_SIMULATED_STEPS:,} model.dt steps")
-    initial_perturbation: PositiveFloat = 1.0
-    obs_interval: PositiveFloat
-    obs_error_std: PositiveFloat = 1.0
-    observed_fraction: float = Field(default=1.0, gt=0.0, le=1.0)
-    missing_fraction: float = Field(default=0.0, ge=0.0, lt=1.0)
+    obs_interval: PositiveFloat = Field(description=(
+        "model time between observation times (the first one obs_interval after window.start): a "
+        "whole number of model.dt steps"))
+    obs_error_std: PositiveFloat = Field(default=1.0, description=(
+        "std of the Gaussian noise added to the truth; written as the file's <var>_error"))
+    observed_fraction: float = Field(default=1.0, gt=0.0, le=1.0, description=(
+        "gridded layout: the probability that a grid point is observed at an observation time"))
+    missing_fraction: float = Field(default=0.0, ge=0.0, lt=1.0, description=(
+        "fraction of the observations written as missing values instead, drawn at random"))
     obs_per_time: int | None = _count(MAX_OBSERVATIONS_PER_TIME, "scattered layout: locations per time", default=None)
     sampling: Literal["uniform", "tracks"] = Field(
         default="uniform", description="scattered layout: uniform random locations, or satellite-like tracks")
@@ -433,7 +493,9 @@ class SimulateConfig(Section):
         default=None, description="tracks: the ground tracks repeat after this model time; default 10 obs_interval")
     along_track_spacing: PositiveFloat | None = Field(
         default=None, description="tracks: distance between observations along a track; default one grid spacing")
-    background_error_std: PositiveFloat = 1.0
+    background_error_std: PositiveFloat = Field(default=1.0, description=(
+        "std of the background error: white, or correlated like B when background.covariance is "
+        "gaussian or matern32; also train.background_error_std's default"))
 
     @model_validator(mode="after")
     def _tracks_only(self) -> SimulateConfig:
@@ -454,7 +516,9 @@ class NetworkConfig(Section):
     iterations: int = _count(MAX_SOLVER_ITERATIONS, "K, solver iterations per window", default=10)
     prior_weight: PositiveFloat = Field(default=1.0, description=(
         "weight w of |x - Phi(x)|^2 against the observation term: U = [|m(x - y)|^2 + w |x - Phi(x)|^2] / (2 sigma_o^2)"))
-    solver: Literal["convlstm", "gradient"] = "convlstm"
+    solver: Literal["convlstm", "gradient"] = Field(default="convlstm", description=(
+        "convlstm: a ConvLSTM turns each gradient of U into the update; gradient: gradient descent "
+        "with a learned step size, which converges (so solver_adjoint = ImplicitAdjoint applies)"))
     prior: Literal["bilinear", "model"] = Field(default="bilinear", description=(
         "Phi: 'bilinear' learns it (a bilinear convolutional auto-encoder); 'model' is one step of the known model "
         "from the previous state (Fablet et al. 2021), which makes w |x - Phi(x)|^2 weak-constraint 4DVar's "
@@ -492,7 +556,8 @@ class TrainConfig(Section):
     validation_windows: int = _count(MAX_WINDOWS, "held-out windows for the validation RMSE", default=20)
     epochs: int = _count(MAX_ITERATIONS, "passes over the training windows", default=10)
     batch_size: int = _count(MAX_WINDOWS, "windows per optimiser step", default=8)
-    learning_rate: PositiveFloat = 1e-2
+    learning_rate: PositiveFloat = Field(default=1e-2, description=(
+        "peak Adam learning rate: linear warm-up over warmup_steps, then cosine decay to 5% of it"))
     warmup_steps: int = _count(MAX_ITERATIONS, "optimiser steps of linear learning-rate warm-up", default=20, minimum=0)
     clip_norm: PositiveFloat = Field(default=1.0, description="gradients clipped to this global norm")
     prior_loss_weight: float = Field(default=0.5, ge=0.0, description="weight of |x_t - Phi(x_t)|^2 in the loss")
@@ -519,7 +584,9 @@ TUNABLE = ("background_std", "observation_std", "model_error_std", "length_scale
 
 
 class TuneConfig(Section):
-    """``dacli train`` on a classical method: tune B, R, Q scales and B's length scale (README "Tuning")."""
+    """``dacli tune``: fit a classical method's B, R, Q scales and B's length scale
+    (docs/methods/tuning.md); ``dacli train`` on a classical method's configuration runs it too.
+    """
 
     parameters: list[str] | None = Field(default=None, description=(
         "log factors tuned, from " + ", ".join(TUNABLE) + "; default background_std (+ length_scale when B is "
@@ -552,33 +619,65 @@ class TuneConfig(Section):
 
 
 class ChecksConfig(Section):
-    """Tolerances of ``dacli check-adjoints``; unset ones default by precision (see README)."""
+    """Tolerances of ``dacli check-adjoints``; unset ones default by precision
+    (docs/check-adjoints.md: the checks and the defaults)."""
 
-    dot_product: PositiveFloat | None = None
-    tangent_linear: PositiveFloat | None = None
-    taylor: PositiveFloat | None = None
-    linearity: PositiveFloat | None = None
-    finite_difference_dot_product: PositiveFloat | None = None
-    exact_strategy: PositiveFloat | None = None
-    backsolve: PositiveFloat | None = None
-    minimiser_strategy: PositiveFloat | None = None
+    dot_product: PositiveFloat | None = Field(default=None, description=(
+        "dot-product tests (model, observation operator, B^1/2, Q^1/2, departures) and the "
+        "symmetry of B and Q; default 1e-12 (float64) / 1e-4 (float32)"))
+    tangent_linear: PositiveFloat | None = Field(default=None, description=(
+        "tangent-linear test: the smallest relative error over a = 1 .. 1e-12; default "
+        "1e-6 / 1e-2"))
+    taylor: PositiveFloat | None = Field(default=None, description=(
+        "Taylor test of the cost's gradient: the best |ratio - 1|; default 1e-4 / 1e-2"))
+    linearity: PositiveFloat | None = Field(default=None, description=(
+        "linearity of the tangent-linear models; default 1e-12 / 1e-4"))
+    finite_difference_dot_product: PositiveFloat | None = Field(default=None, description=(
+        "dot-product test of a model without forward mode (a custom_vjp: its tangent-linear model "
+        "by central finite differences); default 1e-6 / 1e-2"))
+    exact_strategy: PositiveFloat | None = Field(default=None, description=(
+        "forward_adjoint agreement: RecursiveCheckpointAdjoint's and ForwardMode's gradients "
+        "against DirectAdjoint's; default 1e-10 / 1e-4"))
+    backsolve: PositiveFloat | None = Field(default=None, description=(
+        "BacksolveAdjoint (approximate by design): its agreement with DirectAdjoint and its "
+        "departures dot product; default 1e-2 / 5e-2"))
+    minimiser_strategy: PositiveFloat | None = Field(default=None, description=(
+        "minimiser_adjoint agreement: the hyperparameter gradient through the minimisation against "
+        "unrolled Gauss-Newton's; default 1e-4 / 1e-2"))
+
+
+# Keys that were removed, with why: a config that still sets one is refused with this reason
+# (dacli.config.loading reports it where it reports unknown keys), not told it is a typo.
+REMOVED_KEYS: dict[str, str] = {
+    "simulate.initial_perturbation": (
+        "never used: the truth starts from the model's default state (seeded by run.seed), spun up "
+        "for simulate.spinup"),
+}
 
 
 class Config(Section):
-    run: RunConfig = Field(default_factory=RunConfig)
-    time: TimeConfig = Field(default_factory=TimeConfig)
-    model: ModelConfig
-    window: WindowConfig
-    observations: ObservationsConfig
-    background: BackgroundConfig
-    method: MethodConfig = Field(default_factory=MethodConfig)
-    output: OutputConfig = Field(default_factory=OutputConfig)
-    truth: TruthConfig | None = None
-    simulate: SimulateConfig | None = None
-    checks: ChecksConfig | None = None
-    network: NetworkConfig | None = None
-    train: TrainConfig | None = None
-    tune: TuneConfig | None = None
+    """A whole configuration: one record per TOML table (docs/reference/configuration.md)."""
+
+    run: RunConfig = Field(default_factory=RunConfig, description=(
+        "label, seed, precision, device, compilation cache, stopping and chunking"))
+    time: TimeConfig = Field(default_factory=TimeConfig, description="the model's time axis")
+    model: ModelConfig = Field(description="the dynamics, its parameters, ODE solver and step")
+    window: WindowConfig = Field(description="the assimilation windows' schedule")
+    observations: ObservationsConfig = Field(description="the observation file and how to read it")
+    background: BackgroundConfig = Field(description="the first background state and B")
+    method: MethodConfig = Field(default_factory=MethodConfig, description=(
+        "the assimilation method, its minimiser and adjoints"))
+    output: OutputConfig = Field(default_factory=OutputConfig, description="the files written")
+    truth: TruthConfig | None = Field(default=None, description="a truth run: RMSE diagnostics")
+    simulate: SimulateConfig | None = Field(default=None, description=(
+        "the twin experiment of dacli simulate (and dacli train's training data)"))
+    checks: ChecksConfig | None = Field(default=None, description=(
+        "tolerances of dacli check-adjoints"))
+    network: NetworkConfig | None = Field(default=None, description=(
+        "4DVarNet's architecture and solver"))
+    train: TrainConfig | None = Field(default=None, description="4DVarNet training (dacli train)")
+    tune: TuneConfig | None = Field(default=None, description=(
+        "tuning a classical method's error scales (dacli tune)"))
 
     @model_validator(mode="after")
     def _network_for_4dvarnet(self) -> Config:
