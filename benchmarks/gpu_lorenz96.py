@@ -120,7 +120,6 @@ path = "lorenz96_n{n}_truth.nc"
 [simulate]
 spinup = 10.0
 duration = {duration}
-initial_perturbation = 1.0
 obs_interval = {dt}
 obs_error_std = 1.0
 observed_fraction = 1.0
