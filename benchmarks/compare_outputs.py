@@ -44,8 +44,8 @@ ROOTS: list[str] = []  # the two trees' folders: paths inside attributes are com
 
 
 def _relative(text: str) -> str:
-    for root in ROOTS:
-        text = text.replace(root, "<root>")
+    for root in sorted(ROOTS, key=len, reverse=True):  # the longer first: one may prefix the other
+        text = text.replace(root + "/", "<root>/")
     return text
 
 
