@@ -53,8 +53,10 @@ class SignalReceived(BaseException):
     """
 
     def __init__(self, number: int):
-        super().__init__(f"stopped by {signal.Signals(number).name} before the command finished (nothing to resume: "
-                         "run it again)")
+        super().__init__(
+            f"stopped by {signal.Signals(number).name} before the command finished (nothing to "
+            "resume: run it again)"
+        )
         self.signal_number = number
         self.exit_code = exit_code(number)
 
@@ -73,12 +75,15 @@ def _record(number, frame) -> None:
         raise KeyboardInterrupt
     _received = number
     logging.getLogger("dacli").warning(
-        "received %s: stopping at the next safe point (before the first window or between compiled chunks; "
-        "a checkpoint if windows are done); send SIGINT again to abort at once", signal.Signals(number).name)
+        "received %s: stopping at the next safe point (before the first window or between "
+        "compiled chunks; a checkpoint if windows are done); send SIGINT again to abort at once",
+        signal.Signals(number).name,
+    )
 
 
 def install(numbers=STOP_SIGNALS) -> list[int]:
-    """Handle ``numbers`` from now on; returns those newly installed (nothing off the main thread)."""
+    """Handle ``numbers`` from now on; returns those newly installed (nothing off the main
+    thread)."""
     if threading.current_thread() is not threading.main_thread():
         return []
     added = [int(n) for n in numbers if int(n) not in _installed]
@@ -88,7 +93,8 @@ def install(numbers=STOP_SIGNALS) -> list[int]:
 
 
 def install_for_process() -> None:
-    """Install the handlers, acting at once, for the rest of the process (the entry point's first act)."""
+    """Install the handlers, acting at once, for the rest of the process (the entry point's first
+    act)."""
     global _for_process
     install()
     _for_process = True
@@ -106,7 +112,8 @@ def for_process() -> bool:
 
 
 def uninstall(numbers) -> None:
-    """Give ``numbers`` their previous handlers back (library use; never after :func:`install_for_process`)."""
+    """Give ``numbers`` their previous handlers back (library use; never after
+    :func:`install_for_process`)."""
     if _for_process:
         return
     for number in numbers:

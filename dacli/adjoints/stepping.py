@@ -30,7 +30,8 @@ class KStepAdjoint(eqx.Module):
 
         ``gradient(v, args)`` is dJ/dv; the Hessian is applied as its forward-mode derivative.
         """
-        # CG cannot reach a tolerance below the precision's round-off: there, float32 iterations break
+        # CG cannot reach a tolerance below the precision's round-off: there, float32 iterations
+        # break
         # down into NaN (measured on Lorenz-96 in dacli check-adjoints --precision float32).
         floor = 100 * float(jnp.finfo(v.dtype).eps)
         solver = lx.CG(

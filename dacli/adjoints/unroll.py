@@ -43,8 +43,14 @@ def _without_gradient(tree):
     )
 
 
-def _scan(step: Step, z, args, length: int, kind: Literal["lax", "checkpointed"] = "lax",
-          checkpoints: int | None = None):
+def _scan(
+    step: Step,
+    z,
+    args,
+    length: int,
+    kind: Literal["lax", "checkpointed"] = "lax",
+    checkpoints: int | None = None,
+):
     if length == 0:
         return z
     body = lambda carry, _: (step(carry, args), None)  # noqa: E731

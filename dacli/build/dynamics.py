@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from dacli.build.factories import MODEL_CLASSES
 from dacli.build.registry import MODELS, model_problem, plugin_models
@@ -91,9 +92,10 @@ def _import_path_factory(name: str) -> Callable[..., Dynamics]:
         )
     raise ConfigError(
         [
-            f"model.name: {name} resolved to {_described(target)}, which is neither a dacli.models.Dynamics subclass "
-            "nor a factory marked with @dacli.models.model_factory; a config calls only those (see README, "
-            "'Bring your own model')"
+            f"model.name: {name} resolved to {_described(target)}, which is neither a "
+            "dacli.models.Dynamics subclass nor a factory marked with "
+            "@dacli.models.model_factory; a config calls only those (see README, 'Bring your own "
+            "model')"
         ]
     )
 
@@ -103,8 +105,9 @@ def resolve_model_factory(name: str) -> Callable[..., Dynamics]:
     called)."""
     if ":" in name:
         return _import_path_factory(name)
-    if MODELS.canonical(name) is not None:
-        return MODEL_CLASSES[MODELS.canonical(name)]
+    canonical = MODELS.canonical(name)
+    if canonical is not None:
+        return MODEL_CLASSES[canonical]
     plugin = plugin_models().get(name)
     if plugin is None:
         raise ConfigError([f"model.name: {model_problem(name)}"])
@@ -131,8 +134,8 @@ def build_dynamics(config: ModelConfig) -> Dynamics:
     if not isinstance(dynamics, Dynamics):
         raise ConfigError(
             [
-                f"model.name: {config.name!r} returned {type(dynamics).__name__}, not a dacli.models.Dynamics "
-                "(see README, 'Bring your own model')"
+                f"model.name: {config.name!r} returned {type(dynamics).__name__}, not a "
+                "dacli.models.Dynamics (see README, 'Bring your own model')"
             ]
         )
     return dynamics

@@ -119,9 +119,8 @@ ITERATION_ADJOINT_FACTORIES: dict[str, Callable[[NetworkConfig], AbstractIterati
     "ImplicitAdjoint": lambda config: Implicit(),
 }
 
-METHOD_FACTORIES: dict[
-    str, Callable[..., AbstractVariationalMethod]
-] = {  # called with the method's fields
+# called with the method's fields
+METHOD_FACTORIES: dict[str, Callable[..., AbstractVariationalMethod]] = {
     "strong4dvar": StrongConstraint4DVar,
     "weak4dvar": WeakConstraint4DVar,
     "3dvar": ThreeDVar,

@@ -119,7 +119,9 @@ def load_trained_network(
     (channels and grid, i.e. window length and state size), the same architecture and the same
     precision; ``network.iterations`` (K) may differ from training's.
     """
-    path = config.network.checkpoint
+    network = config.network
+    assert network is not None  # a learned method's config has [network] (Config's validator)
+    path = network.checkpoint
     header = read_header(path)
     problems = []
     if (
@@ -128,23 +130,25 @@ def load_trained_network(
     ):
         problems.append(
             f"it was trained on model {header['model']['name']!r} with parameters "
-            f"{header['model']['parameters']}; this run has {config.model.name!r} with {config.model.parameters}"
+            f"{header['model']['parameters']}; this run has {config.model.name!r} with "
+            f"{config.model.parameters}"
         )
     expected = network_shape(layout, window_steps)
     if header["shape"] != expected:
         problems.append(
             f"it reconstructs windows of {header['shape']['channels']} channels over "
-            f"{header['shape']['spatial_shape']}; this run's windows ({window_steps} model steps of a state "
+            f"{header['shape']['spatial_shape']}; this run's windows ({window_steps} model steps "
+            "of a state "
             f"of {layout.size}) need {expected['channels']} over {expected['spatial_shape']} "
             "(window.length and the model must be those of the training)"
         )
     for key in ARCHITECTURE_KEYS:
-        trained = header["network"].get(key, type(config.network).model_fields[key].default)
-        configured = getattr(config.network, key)
+        trained = header["network"].get(key, type(network).model_fields[key].default)
+        configured = getattr(network, key)
         if trained != configured:
             why = (
-                " (a network uses the cycled background only if it was trained with backgrounds: set it as in "
-                "training, or retrain with dacli train)"
+                " (a network uses the cycled background only if it was trained with backgrounds: "
+                "set it as in training, or retrain with dacli train)"
                 if key == "background"
                 else ""
             )
@@ -160,14 +164,14 @@ def load_trained_network(
             [f"network.checkpoint: {path} does not fit this configuration: {p}" for p in problems]
         )
     skeleton = build_network(
-        config.network,
+        network,
         header["shape"],
         header["observation_error_std"],
         header["offset"],
         header["scale"],
         jax.random.PRNGKey(0),
         jnp.dtype(dtype),
-        build_model_prior(config.network, config.model, layout),
+        build_model_prior(network, config.model, layout),
         time_axis(layout),
     )
     return load_checkpoint(path, skeleton)[1]

@@ -19,7 +19,7 @@ from dacli.build.factories import (
 )
 from dacli.build.network import load_trained_network
 from dacli.build.registry import capabilities
-from dacli.config.schema import Config, CovarianceConfig, MethodConfig
+from dacli.config.schema import Config, CovarianceConfig, MatrixCovariance, MethodConfig
 from dacli.covariances.background import background_sqrt_operator
 from dacli.errors import ConfigError
 from dacli.io.covariance import read_covariance_matrix
@@ -47,9 +47,10 @@ def build_covariance_sqrt(
     covariance: CovarianceConfig, key: str, layout: StateLayout, dtype: DTypeLike
 ) -> lx.AbstractLinearOperator:
     """The square root of a covariance section (``key`` names it in messages): B^1/2 or Q^1/2."""
-    matrix = None
-    if covariance.kind == "matrix":
+    matrix, where = None, ""
+    if isinstance(covariance, MatrixCovariance):  # kind = "matrix"
         matrix = read_covariance_matrix(covariance.path, covariance.variable)
+        where = f" ({covariance.path}, variable {covariance.variable!r})"
     try:
         return background_sqrt_operator(
             covariance.kind,
@@ -60,19 +61,18 @@ def build_covariance_sqrt(
             matrix,
         )
     except ValueError as exc:
-        where = (
-            f" ({covariance.path}, variable {covariance.variable!r})" if matrix is not None else ""
-        )
         raise ConfigError([f"{key}{where}: {exc}"]) from None
 
 
 def subwindow_count(config: MethodConfig, window_steps: int, dt: float) -> int:
     """Weak constraint: the number of sub-windows, which must divide the window's model steps."""
     model_error = config.model_error
+    assert model_error is not None  # weak constraint: MethodConfig requires [method.model_error]
     if model_error.subwindows is not None:
         count, key = model_error.subwindows, "method.model_error.subwindows"
     else:
         key = "method.model_error.subwindow_length"
+        assert model_error.subwindow_length is not None  # exactly one of the two (validator)
         steps = whole_steps(model_error.subwindow_length, dt, key)
         count = window_steps // steps if window_steps % steps == 0 else 0
         if count == 0:
@@ -106,6 +106,7 @@ def plan_method(
     method = config.method
     if capabilities(method.kind).learned:
         network = config.network
+        assert network is not None  # a learned method's config has [network] (Config's validator)
         return MethodPlan(
             choose_formulation(method),
             Choice(
@@ -149,6 +150,7 @@ def build_problem(
     dynamics = build_dynamics(config.model)
     layout = dynamics.layout()
     plan = plan_method(config, layout.size, window_steps, observation_capacity)
+    method: AbstractMethod
     if capabilities(config.method.kind).learned:
         method = FourDVarNetMethod(
             load_trained_network(config, layout, window_steps, dtype),
@@ -185,6 +187,7 @@ def _variational_method(
     method_config = config.method
     extra = {}
     if plan.subwindows is not None:
+        assert method_config.model_error is not None  # sub-windows: weak constraint, which has Q
         extra = dict(
             model_error_sqrt=build_covariance_sqrt(
                 method_config.model_error.covariance, "method.model_error.covariance", layout, dtype

@@ -42,7 +42,10 @@ class Registry:
         if self.canonical(name) is not None:
             return None
         choices = [*self.special, *self.names]
-        return f"unknown {self.kind} {name!r}{suggest(name, choices)} (choose from: {', '.join(choices)})"
+        return (
+            f"unknown {self.kind} {name!r}{suggest(name, choices)} "
+            f"(choose from: {', '.join(choices)})"
+        )
 
 
 MODELS = Registry("model", ("lorenz63", "lorenz96", "qg"))
@@ -167,13 +170,13 @@ def minimiser_problem(method: MethodConfig) -> str | None:
         return None
     if formulation == "incremental" and name != INNER_SOLVER.lower():
         return (
-            f"{method.minimiser!r} minimises the nonlinear cost; the incremental formulation's inner loops use "
-            f"'{INNER_SOLVER}' (set minimiser = 'auto' or '{INNER_SOLVER}')"
+            f"{method.minimiser!r} minimises the nonlinear cost; the incremental formulation's "
+            f"inner loops use '{INNER_SOLVER}' (set minimiser = 'auto' or '{INNER_SOLVER}')"
         )
     if formulation == "nonlinear" and name == INNER_SOLVER.lower():
         return (
-            f"'{INNER_SOLVER}' is the incremental formulation's inner-loop solver; set formulation = 'incremental', "
-            "or choose a nonlinear minimiser"
+            f"'{INNER_SOLVER}' is the incremental formulation's inner-loop solver; set formulation "
+            "= 'incremental', or choose a nonlinear minimiser"
         )
     return None
 
@@ -192,7 +195,10 @@ def model_problem(name: str) -> str | None:
     if ":" in name:
         module, _, attribute = name.partition(":")
         if not _MODULE_PATH.fullmatch(module) or not _ATTRIBUTE.fullmatch(attribute):
-            return f"expected 'package.module:factory' (a module path and an attribute name), found {name!r}"
+            return (
+                "expected 'package.module:factory' (a module path and an attribute name), "
+                f"found {name!r}"
+            )
         return None
     if MODELS.canonical(name) is not None or name in plugin_models():
         return None
@@ -223,8 +229,8 @@ def check_names(config: Config) -> list[tuple[str, str]]:
             checks.append(
                 (
                     "network.solver_adjoint",
-                    "ImplicitAdjoint differentiates at a fixed point, and the ConvLSTM "
-                    "solver's normalised updates never settle (its linear solve stagnates); use solver = "
+                    "ImplicitAdjoint differentiates at a fixed point, and the ConvLSTM solver's "
+                    "normalised updates never settle (its linear solve stagnates); use solver = "
                     '"gradient" with it, or another solver_adjoint',
                 )
             )

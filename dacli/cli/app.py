@@ -55,7 +55,8 @@ def _main(version: VersionOption = False) -> None:
 
 
 def main() -> None:
-    """Run the command line; :func:`dacli.__main__.main` installed the stop-signal handlers before."""
+    """Run the command line; :func:`dacli.__main__.main` installed the stop-signal handlers
+    before."""
     try:
         app()
     except SystemExit as finished:

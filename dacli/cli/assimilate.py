@@ -18,8 +18,8 @@ StrictOption = Annotated[
     typer.Option(
         "--strict",
         help=(
-            "Exit with status 1 if the minimiser did not converge in every window (the output is still "
-            "written)."
+            "Exit with status 1 if the minimiser did not converge in every window (the output is "
+            "still written)."
         ),
     ),
 ]
@@ -35,8 +35,8 @@ RestartOption = Annotated[
     typer.Option(
         "--restart",
         help=(
-            "Discard a stopped run's checkpoint and start afresh (without it, an existing checkpoint is "
-            "refused; --overwrite replaces output files, never a checkpoint)."
+            "Discard a stopped run's checkpoint and start afresh (without it, an existing "
+            "checkpoint is refused; --overwrite replaces output files, never a checkpoint)."
         ),
     ),
 ]
@@ -45,8 +45,8 @@ WindowsOption = Annotated[
     typer.Option(
         "--windows",
         help=(
-            "Run only windows A <= k < B (from 0), e.g. one job-array task's share: --windows 100:200 "
-            "(sets window.select)."
+            "Run only windows A <= k < B (from 0), e.g. one job-array task's share: --windows "
+            "100:200 (sets window.select)."
         ),
     ),
 ]

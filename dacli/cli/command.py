@@ -39,7 +39,8 @@ Result = TypeVar("Result")
 
 @dataclass(frozen=True)
 class CommandOptions:
-    """The shared options of one command line (a field a command does not take keeps its default)."""
+    """The shared options of one command line (a field a command does not take keeps its
+    default)."""
 
     overrides: tuple[str, ...] = ()  # --set, in the order given
     overwrite: bool = False

@@ -20,7 +20,8 @@ IntervalOption = Annotated[
     typer.Option(
         "--interval",
         help=(
-            "Output interval in model time units: a whole number of model steps (default: model.dt)."
+            "Output interval in model time units: a whole number of model steps (default: "
+            "model.dt)."
         ),
     ),
 ]
@@ -29,7 +30,8 @@ FromOption = Annotated[
     typer.Option(
         "--from",
         help=(
-            "Start from an analysis file of dacli assimilate (default: its last window's end) or a state "
+            "Start from an analysis file of dacli assimilate (default: its last window's end) or "
+            "a state "
             "file (default: its last time). Without it: the config's background at window.start."
         ),
     ),
@@ -39,8 +41,8 @@ StartTimeOption = Annotated[
     typer.Option(
         "--start-time",
         help=(
-            "Start at this model time of the --from file (repeatable); a window end gives that window's "
-            "end analysis."
+            "Start at this model time of the --from file (repeatable); a window end gives that "
+            "window's end analysis."
         ),
     ),
 ]
@@ -67,8 +69,8 @@ TruthOption = Annotated[
     typer.Option(
         "--truth",
         help=(
-            "A truth state file to verify against (RMSE, anomaly correlation per lead time); default: "
-            "the config's truth.path."
+            "A truth state file to verify against (RMSE, anomaly correlation per lead time); "
+            "default: the config's truth.path."
         ),
     ),
 ]

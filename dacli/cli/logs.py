@@ -37,7 +37,8 @@ def setup_logging(quiet: bool, verbose: bool) -> None:
 
 
 class _TerminalProgress:
-    """A rich progress bar on stderr while in the ``with`` block, only on a terminal and without -q."""
+    """A rich progress bar on stderr while in the ``with`` block, only on a terminal and without
+    -q."""
 
     label = ""
 
@@ -84,8 +85,8 @@ class WindowProgress(_TerminalProgress):
 
     def __call__(self, k: int, total: int, record: dict) -> None:
         status = (
-            f"J {record['cost_initial']:.4g} -> {record['cost_final']:.4g}, {record['iterations']} it"
-            + ("" if record["converged"] else " (not converged)")
+            f"J {record['cost_initial']:.4g} -> {record['cost_final']:.4g}, "
+            f"{record['iterations']} it" + ("" if record["converged"] else " (not converged)")
         )
         if record.get("analysis_rmse") == record.get("analysis_rmse"):  # not nan
             status += f", rmse b {record['background_rmse']:.3g} a {record['analysis_rmse']:.3g}"
@@ -116,7 +117,10 @@ class TrainingProgress(_TerminalProgress):
             self.task = self.progress.add_task(
                 "train", total=epochs * batches, completed=(epoch - 1) * batches, status=""
             )
-        status = f"epoch {epoch}/{epochs} batch {batch}/{batches} loss {loss:.4g} val RMSE {self.validation}"
+        status = (
+            f"epoch {epoch}/{epochs} batch {batch}/{batches} loss {loss:.4g} "
+            f"val RMSE {self.validation}"
+        )
         self.progress.update(self.task, completed=(epoch - 1) * batches + batch, status=status)
 
     def epoch(self, record: dict) -> None:

@@ -16,8 +16,8 @@ PartPaths = Annotated[
     list[Path],
     typer.Argument(
         help=(
-            "Analysis files of consecutive window ranges of one run (dacli assimilate --windows A:B), any "
-            "order; at least two."
+            "Analysis files of consecutive window ranges of one run (dacli assimilate --windows "
+            "A:B), any order; at least two."
         ),
         show_default=False,
     ),

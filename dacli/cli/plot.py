@@ -23,8 +23,8 @@ PointOption = Annotated[
     typer.Option(
         "--point",
         help=(
-            "Grid point for the time series: an index on a 1-D grid, 'iy,ix' on a 2-D one (default: the "
-            "middle)."
+            "Grid point for the time series: an index on a 1-D grid, 'iy,ix' on a 2-D one "
+            "(default: the middle)."
         ),
     ),
 ]
@@ -33,8 +33,8 @@ TimeOption = Annotated[
     typer.Option(
         "--time",
         help=(
-            "2-D models: model time to map, in the file's time units; the nearest stored time (default: "
-            "the last)."
+            "2-D models: model time to map, in the file's time units; the nearest stored time "
+            "(default: the last)."
         ),
     ),
 ]
@@ -43,8 +43,8 @@ TruthOption = Annotated[
     typer.Option(
         "--truth",
         help=(
-            "2-D models: a truth state file on the same grid; the maps add the truth and the analysis "
-            "error."
+            "2-D models: a truth state file on the same grid; the maps add the truth and the "
+            "analysis error."
         ),
     ),
 ]
@@ -53,8 +53,8 @@ ObservationsOption = Annotated[
     typer.Option(
         "--observations",
         help=(
-            "2-D models: a feedback file from dacli assimilate; the maps show the observations used "
-            "around --time."
+            "2-D models: a feedback file from dacli assimilate; the maps show the observations "
+            "used around --time."
         ),
     ),
 ]

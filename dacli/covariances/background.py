@@ -87,8 +87,7 @@ def _grid_distances(layout: StateLayout, shape: str) -> np.ndarray:
     if not all(axis.periodic for axis in layout.axes):
         raise ValueError(
             f"a {shape} correlation on a 2-D grid is applied by FFT and needs a doubly periodic "
-            "grid; the axes "
-            f"{[a.name for a in layout.axes if not a.periodic]} are not periodic"
+            f"grid; the axes {[a.name for a in layout.axes if not a.periodic]} are not periodic"
         )
     return np.zeros(0)
 

@@ -58,10 +58,20 @@ class Tolerances:
     @classmethod
     def for_dtype(cls, dtype) -> Tolerances:
         if jnp.dtype(dtype) == jnp.float64:
-            return cls(dot_product=1e-12, tangent_linear=1e-6, taylor=1e-4, linearity=1e-12,
-                       finite_difference_dot_product=1e-6)
-        return cls(dot_product=1e-4, tangent_linear=1e-2, taylor=1e-2, linearity=1e-4,
-                   finite_difference_dot_product=1e-2)
+            return cls(
+                dot_product=1e-12,
+                tangent_linear=1e-6,
+                taylor=1e-4,
+                linearity=1e-12,
+                finite_difference_dot_product=1e-6,
+            )
+        return cls(
+            dot_product=1e-4,
+            tangent_linear=1e-2,
+            taylor=1e-2,
+            linearity=1e-4,
+            finite_difference_dot_product=1e-2,
+        )
 
 
 @eqx.filter_jit
@@ -124,19 +134,27 @@ def _relative(a, b) -> float:
     return abs(a - b) / scale
 
 
-def linearity_check(function: Callable, x, dx1, dx2, component: str, tolerance: float,
-                    forward: bool = True) -> CheckResult:
+def linearity_check(
+    function: Callable, x, dx1, dx2, component: str, tolerance: float, forward: bool = True
+) -> CheckResult:
     """|M'(a dx1 + b dx2) - a M'dx1 - b M'dx2| / |a M'dx1 + b M'dx2| for a = 0.7, b = -1.3."""
     jvp = lambda d: tangent_linear(function, x, d, forward)  # noqa: E731  (compiled once per function)
     combined = jvp(0.7 * dx1 - 1.3 * dx2)
     separate = 0.7 * jvp(dx1) - 1.3 * jvp(dx2)
     error = float(jnp.linalg.norm(combined - separate) / jnp.linalg.norm(separate))
-    return CheckResult("linearity", component, error, tolerance, bool(error <= tolerance),
-                       "relative error of M'(a dx1 + b dx2) against a M'dx1 + b M'dx2")
+    return CheckResult(
+        "linearity",
+        component,
+        error,
+        tolerance,
+        bool(error <= tolerance),
+        "relative error of M'(a dx1 + b dx2) against a M'dx1 + b M'dx2",
+    )
 
 
-def tangent_linear_check(function: Callable, x, dx, component: str, tolerance: float,
-                         alphas=ALPHAS, forward: bool = True) -> CheckResult:
+def tangent_linear_check(
+    function: Callable, x, dx, component: str, tolerance: float, alphas=ALPHAS, forward: bool = True
+) -> CheckResult:
     """TL test over a = 1 .. 1e-12: minimum relative error and convergence rate per decade.
 
     A correct tangent-linear model gives errors falling about tenfold per decade until
@@ -162,20 +180,36 @@ def tangent_linear_check(function: Callable, x, dx, component: str, tolerance: f
     # Before the minimum, every decade still above tolerance must shrink the error (a correct TL
     # gives ~10x). A stall means the linearisation is wrong where the perturbation is finite —
     # e.g. a rounding step whose zero derivative only matches below the rounding grid.
-    stalls = [alphas[i] for i in range(best) if errors[i] > tolerance and errors[i + 1] > tolerance
-              and errors[i] / errors[i + 1] < 2.0]
+    stalls = [
+        alphas[i]
+        for i in range(best)
+        if errors[i] > tolerance and errors[i + 1] > tolerance and errors[i] / errors[i + 1] < 2.0
+    ]
     passed = minimum <= tolerance and not stalls
-    detail = f"min over a=1..1e-{len(alphas) - 1}; convergence {rate:.3g}x per decade (about 10 when correct)"
+    detail = (
+        f"min over a=1..1e-{len(alphas) - 1}; convergence {rate:.3g}x per decade "
+        "(about 10 when correct)"
+    )
     if stalls:
-        detail += (f"; the error stalls near {errors[np.searchsorted(-alphas, -stalls[0])]:.2g} for a = "
-                   f"{stalls[0]:g}..{stalls[-1] / 10:g}: a non-differentiable or wrongly linearised operation")
+        detail += (
+            f"; the error stalls near {errors[np.searchsorted(-alphas, -stalls[0])]:.2g} for a = "
+            f"{stalls[0]:g}..{stalls[-1] / 10:g}: a non-differentiable or wrongly linearised "
+            "operation"
+        )
     elif not passed:
         detail += "; the tangent-linear model does not match the model's finite differences"
     return CheckResult("tangent-linear", component, minimum, tolerance, passed, detail)
 
 
-def dot_product_check(function: Callable, x, dx, dy, component: str, tolerances: Tolerances,
-                      forward: bool | None = None) -> CheckResult:
+def dot_product_check(
+    function: Callable,
+    x,
+    dx,
+    dy,
+    component: str,
+    tolerances: Tolerances,
+    forward: bool | None = None,
+) -> CheckResult:
     """<M' dx, dy> against <dx, M'^T dy>; the adjoint from jax.vjp."""
     forward = has_forward_mode(function, x) if forward is None else forward
     adjoint = _vjp(function, x, dy)
@@ -193,12 +227,19 @@ def symmetry_check(operator: Callable, u, w, component: str, tolerance: float) -
     """<A u, w> against <u, A w> for an operator that should be symmetric (e.g. B)."""
     left, right = _inner(operator(u), w), _inner(u, operator(w))
     error = _relative(left, right)
-    return CheckResult("symmetry", component, error, tolerance, bool(error <= tolerance),
-                       f"<Au, w> = {left:.16g}, <u, Aw> = {right:.16g}")
+    return CheckResult(
+        "symmetry",
+        component,
+        error,
+        tolerance,
+        bool(error <= tolerance),
+        f"<Au, w> = {left:.16g}, <u, Aw> = {right:.16g}",
+    )
 
 
-def taylor_check(cost: Callable, gradient: Callable, x, h, component: str, tolerance: float,
-                 alphas=ALPHAS[:9]) -> CheckResult:
+def taylor_check(
+    cost: Callable, gradient: Callable, x, h, component: str, tolerance: float, alphas=ALPHAS[:9]
+) -> CheckResult:
     """(J(x + a h) - J(x)) / (a <g, h>) -> 1; remainder slope ~2 per decade (second order)."""
     j0 = float(cost(x))
     slope = _inner(gradient(x), h)
@@ -213,7 +254,10 @@ def taylor_check(cost: Callable, gradient: Callable, x, h, component: str, toler
     head = remainders[:4][remainders[:4] > 0]
     order = float(np.median(np.log10(head[:-1] / head[1:]))) if head.size > 1 else float("nan")
     passed = best <= tolerance
-    detail = f"min |ratio - 1| over a=1..1e-{len(alphas) - 1}; remainder order {order:.2f} (2 when correct)"
+    detail = (
+        f"min |ratio - 1| over a=1..1e-{len(alphas) - 1}; remainder order {order:.2f} "
+        "(2 when correct)"
+    )
     if not passed:
         detail += "; the gradient is inconsistent with the cost"
     return CheckResult("taylor", component, best, tolerance, passed, detail)

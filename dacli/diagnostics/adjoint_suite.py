@@ -84,13 +84,20 @@ class SuiteTolerances:
 
 
 def _guarded(component: str, tolerance: float, compute) -> CheckResult:
-    """Run one agreement check; a strategy that cannot differentiate the model is a failure, not a crash."""
+    """Run one agreement check; a strategy that cannot differentiate the model is a failure, not a
+    crash."""
     try:
         return compute()
     except (TypeError, NotImplementedError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return CheckResult("agreement", component, float("nan"), tolerance, False,
-                           f"this strategy cannot differentiate the model: {reason}")
+        return CheckResult(
+            "agreement",
+            component,
+            float("nan"),
+            tolerance,
+            False,
+            f"this strategy cannot differentiate the model: {reason}",
+        )
 
 
 def _directions(key, shape, dtype, count):
@@ -98,27 +105,44 @@ def _directions(key, shape, dtype, count):
     return [jax.random.normal(k, shape, dtype) for k in keys]
 
 
-def check_model(method: StrongConstraint4DVar, x, t_start, key, tol: Tolerances, name: str) -> list[CheckResult]:
+def check_model(
+    method: StrongConstraint4DVar, x, t_start, key, tol: Tolerances, name: str
+) -> list[CheckResult]:
     """Linearity, TL and dot-product tests of one step and of the whole window."""
     results = []
     dx1, dx2, dy = _directions(key, x.shape, x.dtype, 3)
     direct = diffrax.DirectAdjoint()
     for component, nsteps in ((f"{name}: model step", 1), (f"{name}: model window", method.nsteps)):
+
         @eqx.filter_jit  # one trace shared by the three checks below
         def model(state, nsteps=nsteps):
-            return integrate(method.dynamics, state, t_start, nsteps, method.dt, method.solver, direct)[-1]
+            return integrate(
+                method.dynamics, state, t_start, nsteps, method.dt, method.solver, direct
+            )[-1]
 
         forward = has_forward_mode(model, x)
-        results.append(linearity_check(model, x, dx1, dx2, component, tol.linearity, forward=forward))
-        results.append(tangent_linear_check(model, x, dx1, component, tol.tangent_linear, forward=forward))
+        results.append(
+            linearity_check(model, x, dx1, dx2, component, tol.linearity, forward=forward)
+        )
+        results.append(
+            tangent_linear_check(model, x, dx1, component, tol.tangent_linear, forward=forward)
+        )
         results.append(dot_product_check(model, x, dx1, dy, component, tol, forward=forward))
     return results
 
 
-def check_observation_operator(method, x, t_start, obs: WindowObservations, key, tol: Tolerances,
-                               name: str) -> list[CheckResult]:
-    trajectory = integrate(method.dynamics, x, t_start, method.nsteps, method.dt, method.solver,
-                           diffrax.DirectAdjoint())
+def check_observation_operator(
+    method, x, t_start, obs: WindowObservations, key, tol: Tolerances, name: str
+) -> list[CheckResult]:
+    trajectory = integrate(
+        method.dynamics,
+        x,
+        t_start,
+        method.nsteps,
+        method.dt,
+        method.solver,
+        diffrax.DirectAdjoint(),
+    )
     d1, d2 = _directions(key, trajectory.shape, x.dtype, 2)
     dy = jax.random.normal(jax.random.fold_in(key, 1), obs.values.shape, x.dtype)
     operator = lambda traj: apply_observation_operator(traj, obs)  # noqa: E731
@@ -130,14 +154,18 @@ def check_observation_operator(method, x, t_start, obs: WindowObservations, key,
     ]
 
 
-def check_covariance(method, key, tol: Tolerances, name: str, size: int, dtype) -> list[CheckResult]:
-    """B^{1/2} (and, weak constraint, Q^{1/2}): dot-product test of the root, symmetry of the covariance."""
+def check_covariance(
+    method, key, tol: Tolerances, name: str, size: int, dtype
+) -> list[CheckResult]:
+    """B^{1/2} (and, weak constraint, Q^{1/2}): dot-product test of the root, symmetry of the
+    covariance."""
     u, w = _directions(key, (size,), dtype, 2)
     roots = [("B", method.background_sqrt.mv)]
     if getattr(method, "model_error_sqrt", None) is not None:
         roots.append(("Q", method.model_error_sqrt.mv))
     results = []
     for label, root in roots:
+
         def covariance(vector, root=root):
             _, pullback = jax.vjp(root, jnp.zeros_like(vector))
             return root(pullback(vector)[0])  # B u = B^{1/2} (B^{1/2})^T u
@@ -155,7 +183,9 @@ def _control(method, background, key, scale=0.3):
     return scale * jax.random.normal(key, zero.shape, zero.dtype)
 
 
-def check_linearisation(method, background, t_start, obs, key, tol: SuiteTolerances, name: str) -> list[CheckResult]:
+def check_linearisation(
+    method, background, t_start, obs, key, tol: SuiteTolerances, name: str
+) -> list[CheckResult]:
     """Dot-product test of the tangent-linear / adjoint pair the incremental inner loops use.
 
     The tangent-linear model is jax.linearize's (forward mode); the adjoint is the configured
@@ -181,18 +211,31 @@ def check_linearisation(method, background, t_start, obs, key, tol: SuiteToleran
         left, right = (float(x) for x in products(method, v, dv, dd))
     except (TypeError, NotImplementedError, ValueError) as exc:
         if isinstance(exc, TypeError) and method.incremental is None:
-            return []  # no forward mode (e.g. a hand-written custom_vjp): it cannot run incrementally anyway
+            # no forward mode (e.g. a hand-written custom_vjp): it cannot run incrementally anyway
+            return []
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return [CheckResult("dot-product", component, float("nan"), tolerance, False,
-                            f"the incremental linearisation cannot be built: {reason}")]
+        return [
+            CheckResult(
+                "dot-product",
+                component,
+                float("nan"),
+                tolerance,
+                False,
+                f"the incremental linearisation cannot be built: {reason}",
+            )
+        ]
     error = abs(left - right) / max(abs(left), abs(right), 1e-300)
     detail = f"<L dv, dd> = {left:.16g}, <dv, L^T dd> = {right:.16g}"
     if backsolve:
         detail += " (BacksolveAdjoint is approximate by design: judged against its own tolerance)"
-    return [CheckResult("dot-product", component, error, tolerance, bool(error <= tolerance), detail)]
+    return [
+        CheckResult("dot-product", component, error, tolerance, bool(error <= tolerance), detail)
+    ]
 
 
-def check_cost(method, background, t_start, obs, key, tol: Tolerances, name: str) -> list[CheckResult]:
+def check_cost(
+    method, background, t_start, obs, key, tol: Tolerances, name: str
+) -> list[CheckResult]:
     v = _control(method, background, key)
     h = jax.random.normal(jax.random.fold_in(key, 2), v.shape, v.dtype)
     args = (background, t_start, obs)
@@ -214,8 +257,9 @@ def _gradient(method, v, args):
     return method.gradient(v, args)
 
 
-def check_forward_strategies(method, background, t_start, obs, key, tol: SuiteTolerances,
-                             name: str) -> list[CheckResult]:
+def check_forward_strategies(
+    method, background, t_start, obs, key, tol: SuiteTolerances, name: str
+) -> list[CheckResult]:
     """dJ/dv under every forward adjoint against DirectAdjoint."""
     v = _control(method, background, key)
     args = (background, t_start, obs)
@@ -229,9 +273,17 @@ def check_forward_strategies(method, background, t_start, obs, key, tol: SuiteTo
             what += " (approximate by design: judged against its own tolerance)"
         component = f"{name}: forward_adjoint {label}"
         # The check runs inside _guarded, within this iteration; the defaults bind its values.
-        results.append(_guarded(component, tolerance, lambda adjoint=adjoint, component=component,
-                                tolerance=tolerance, what=what: agreement_check(
-            _gradient(swap(adjoint()), v, args), reference, component, tolerance, what)))
+        results.append(
+            _guarded(
+                component,
+                tolerance,
+                lambda adjoint=adjoint, component=component, tolerance=tolerance, what=what: (
+                    agreement_check(
+                        _gradient(swap(adjoint()), v, args), reference, component, tolerance, what
+                    )
+                ),
+            )
+        )
     return results
 
 
@@ -247,8 +299,16 @@ def hyperparameter_gradient(method, background, t_start, obs, reference_state, m
     return eqx.filter_jit(jax.grad(loss))(jnp.asarray(0.0, background.dtype))
 
 
-def check_minimiser_strategies(method, background, t_start, obs, reference_state, tol: SuiteTolerances,
-                               name: str, adjoints: dict | None = None) -> list[CheckResult]:
+def check_minimiser_strategies(
+    method,
+    background,
+    t_start,
+    obs,
+    reference_state,
+    tol: SuiteTolerances,
+    name: str,
+    adjoints: dict | None = None,
+) -> list[CheckResult]:
     """The hyperparameter gradient under each minimiser adjoint (``adjoints``: label -> factory,
     default :data:`MINIMISER_ADJOINTS`) against full unrolling.
 
@@ -256,37 +316,73 @@ def check_minimiser_strategies(method, background, t_start, obs, reference_state
     through BFGS's or NonlinearCG's line searches gave NaN on Lorenz-96 (measured), while the
     unrolled Gauss-Newton iteration is smooth. The strategies under test run on BFGS.
     """
-    tight = dataclasses.replace(method, forward_adjoint=diffrax.DirectAdjoint(),
-                                minimiser=optx.BFGS(rtol=1e-12, atol=1e-12), max_steps=500)
+    tight = dataclasses.replace(
+        method,
+        forward_adjoint=diffrax.DirectAdjoint(),
+        minimiser=optx.BFGS(rtol=1e-12, atol=1e-12),
+        max_steps=500,
+    )
     unrolled = dataclasses.replace(tight, minimiser=optx.GaussNewton(rtol=1e-12, atol=1e-12))
     what = "d|xa - x_ref|^2/d log(B scale), against unrolled Gauss-Newton"
     try:
-        reference = hyperparameter_gradient(unrolled, background, t_start, obs, reference_state,
-                                            optx.RecursiveCheckpointAdjoint())
+        reference = hyperparameter_gradient(
+            unrolled, background, t_start, obs, reference_state, optx.RecursiveCheckpointAdjoint()
+        )
     except (TypeError, NotImplementedError, ValueError) as exc:
         reference, failure = None, exc
     results = []
     for label, make in (MINIMISER_ADJOINTS if adjoints is None else adjoints).items():
         component = f"{name}: minimiser_adjoint {label}"
         if reference is None:
-            results.append(CheckResult("agreement", component, float("nan"), tol.minimiser_strategy, False,
-                                       f"the dynamics cannot be differentiated through the minimiser: {failure}"))
+            results.append(
+                CheckResult(
+                    "agreement",
+                    component,
+                    float("nan"),
+                    tol.minimiser_strategy,
+                    False,
+                    f"the dynamics cannot be differentiated through the minimiser: {failure}",
+                )
+            )
             continue
-        results.append(_guarded(component, tol.minimiser_strategy, lambda make=make,
-                                component=component: agreement_check(
-            hyperparameter_gradient(tight, background, t_start, obs, reference_state, make()),
-            reference, component, tol.minimiser_strategy, what)))
+        results.append(
+            _guarded(
+                component,
+                tol.minimiser_strategy,
+                lambda make=make, component=component: agreement_check(
+                    hyperparameter_gradient(
+                        tight, background, t_start, obs, reference_state, make()
+                    ),
+                    reference,
+                    component,
+                    tol.minimiser_strategy,
+                    what,
+                ),
+            )
+        )
     return results
 
 
-# The minimiser-adjoint reference unrolls Gauss-Newton, whose dense Jacobian costs one tangent-linear
+# The minimiser-adjoint reference unrolls Gauss-Newton, whose dense Jacobian costs one
+# tangent-linear
 # model run per control element, all held for the reverse pass: measured on the 64 x 64 QG model
 # (4096 controls, 8 steps) it asked for 31.6 GB. Above this size the check is skipped, and said so.
 MINIMISER_CHECK_MAX_CONTROL = 1024
 
 
-def run_suite(method, background, t_start, obs, *, name: str, key=None, tolerances: SuiteTolerances | None = None,
-              strategies: bool = True, model_checks: bool = True, reference_state=None) -> list[CheckResult]:
+def run_suite(
+    method,
+    background,
+    t_start,
+    obs,
+    *,
+    name: str,
+    key=None,
+    tolerances: SuiteTolerances | None = None,
+    strategies: bool = True,
+    model_checks: bool = True,
+    reference_state=None,
+) -> list[CheckResult]:
     """Every check above for one method and window; returns all results (nothing raises)."""
     key = jax.random.PRNGKey(0) if key is None else key
     tolerances = tolerances or SuiteTolerances.for_dtype(background.dtype)
@@ -294,20 +390,32 @@ def run_suite(method, background, t_start, obs, *, name: str, key=None, toleranc
     results = []
     if model_checks:
         results += check_model(method, background, t_start, keys[0], tolerances.checks, name)
-    results += check_observation_operator(method, background, t_start, obs, keys[1], tolerances.checks, name)
-    results += check_covariance(method, keys[2], tolerances.checks, name, background.size, background.dtype)
+    results += check_observation_operator(
+        method, background, t_start, obs, keys[1], tolerances.checks, name
+    )
+    results += check_covariance(
+        method, keys[2], tolerances.checks, name, background.size, background.dtype
+    )
     results += check_cost(method, background, t_start, obs, keys[3], tolerances.checks, name)
     results += check_linearisation(method, background, t_start, obs, keys[5], tolerances, name)
     if strategies:
-        results += check_forward_strategies(method, background, t_start, obs, keys[4], tolerances, name)
+        results += check_forward_strategies(
+            method, background, t_start, obs, keys[4], tolerances, name
+        )
         control_size = method.zero_control(background).size
         if control_size <= MINIMISER_CHECK_MAX_CONTROL:
             reference_state = background + 0.5 if reference_state is None else reference_state
-            results += check_minimiser_strategies(method, background, t_start, obs, reference_state, tolerances, name)
+            results += check_minimiser_strategies(
+                method, background, t_start, obs, reference_state, tolerances, name
+            )
         else:
             logging.getLogger("dacli").warning(
-                "%s: minimiser_adjoint checks skipped: the control has %d elements and their reference (unrolled "
-                "Gauss-Newton with a dense Jacobian) needs one tangent-linear run per element, held in memory; "
-                "they run up to %d (check a smaller grid of the same model)", name, control_size,
-                MINIMISER_CHECK_MAX_CONTROL)
+                "%s: minimiser_adjoint checks skipped: the control has %d elements and their "
+                "reference (unrolled Gauss-Newton with a dense Jacobian) needs one tangent-linear "
+                "run per element, held in memory; they run up to %d (check a smaller grid of the "
+                "same model)",
+                name,
+                control_size,
+                MINIMISER_CHECK_MAX_CONTROL,
+            )
     return results

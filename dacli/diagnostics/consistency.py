@@ -27,7 +27,9 @@ def qc_flags(observations: ObservationSet, packed: PackedObservations) -> np.nda
     """One flag per observation of the set (see :data:`QC_FLAGS`)."""
     used = np.zeros(len(observations), bool)
     used[packed.source[packed.mask]] = True
-    flags = np.full(len(observations), 2, np.int8)  # in a window, valid, yet not used: off the time grid
+    flags = np.full(
+        len(observations), 2, np.int8
+    )  # in a window, valid, yet not used: off the time grid
     flags[~packed.assigned] = 3
     flags[~observations.valid] = 1
     flags[used] = 0
@@ -40,24 +42,34 @@ class Desroziers:
     r_ratio: float  # sum d_oa d_ob / sum sigma_o^2
     b_ratio: float  # sum d_ab d_ob / tr(H B H^T)
     chi2_ratio: float  # 2 J_min / p
-    background_spread_in_obs_space: float  # sqrt(tr(H B H^T) / p): the prior's std seen by the observations
+    background_spread_in_obs_space: (
+        float  # sqrt(tr(H B H^T) / p): the prior's std seen by the observations
+    )
     background_error_estimated: float  # sqrt(sum d_ab d_ob / p): Desroziers' estimate of the same
 
     def as_dict(self) -> dict:
         return asdict(self)
 
     def describe(self) -> str:
-        background = (f"E[d_ab d_ob]/HBH^T = {self.b_ratio:.3g} (background std in observation space: estimated "
-                      f"{self.background_error_estimated:.3g}, configured {self.background_spread_in_obs_space:.3g})"
-                      if np.isfinite(self.b_ratio) else
-                      "B check not computed (it comes with output.observation_diagnostics)")
-        return (f"Desroziers checks over {self.observations} observations: "
-                f"E[d_oa d_ob]/R = {self.r_ratio:.3g} (1 = consistent; > 1: R too small, < 1: R too large); "
-                f"{background}; 2 J_min / p = {self.chi2_ratio:.3g}")
+        background = (
+            f"E[d_ab d_ob]/HBH^T = {self.b_ratio:.3g} (background std in observation space: "
+            f"estimated {self.background_error_estimated:.3g}, configured "
+            f"{self.background_spread_in_obs_space:.3g})"
+            if np.isfinite(self.b_ratio)
+            else "B check not computed (it comes with output.observation_diagnostics)"
+        )
+        return (
+            f"Desroziers checks over {self.observations} observations: E[d_oa d_ob]/R = "
+            f"{self.r_ratio:.3g} (1 = consistent; > 1: R too small, < 1: R too large); "
+            f"{background}; 2 J_min / p = {self.chi2_ratio:.3g}"
+        )
 
 
-def desroziers(values, std, background_equivalents, analysis_equivalents, mask, spread, cost_final) -> Desroziers:
-    """Ratios over every window: arrays (K, P) masked by ``mask``; ``spread`` and ``cost_final`` (K,)."""
+def desroziers(
+    values, std, background_equivalents, analysis_equivalents, mask, spread, cost_final
+) -> Desroziers:
+    """Ratios over every window: arrays (K, P) masked by ``mask``; ``spread`` and ``cost_final``
+    (K,)."""
     mask = np.asarray(mask, bool)
     d_ob = np.where(mask, values - background_equivalents, 0.0)
     d_oa = np.where(mask, values - analysis_equivalents, 0.0)

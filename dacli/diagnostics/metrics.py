@@ -21,11 +21,14 @@ def departure_stats(
 
 
 def rmse_per_time(states: np.ndarray | Array, truth: np.ndarray) -> np.ndarray:
-    """Spatial RMSE at each time: sqrt(mean over state elements of (x - x_true)^2); NaN where no truth."""
+    """Spatial RMSE at each time: sqrt(mean over state elements of (x - x_true)^2); NaN where no
+    truth."""
     return np.sqrt(np.mean((np.asarray(states) - np.asarray(truth)) ** 2, axis=-1))
 
 
 def time_mean(values: np.ndarray) -> float:
     """Mean over the times that have a value (NaN where the truth does not reach), NaN if none."""
     values = np.asarray(values, float)
-    return float(np.mean(values[np.isfinite(values)])) if np.isfinite(values).any() else float("nan")
+    return (
+        float(np.mean(values[np.isfinite(values)])) if np.isfinite(values).any() else float("nan")
+    )

@@ -278,7 +278,8 @@ def describe_outer_loops(outer: OuterLoops) -> str:
                 outer.quadratic_initial,
                 outer.quadratic_final,
                 outer.inner_iterations,
-                outer.gradient_reduction, strict=True,
+                outer.gradient_reduction,
+                strict=True,
             )
         )
     )

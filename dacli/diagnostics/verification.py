@@ -40,19 +40,27 @@ def rmse_by_lead(forecasts: np.ndarray, truth: np.ndarray) -> np.ndarray:
     error = np.where(covered[..., None], np.asarray(forecasts, float) - np.nan_to_num(truth), 0.0)
     count = covered.sum(axis=0) * error.shape[-1]
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, np.sqrt(np.sum(error**2, axis=(0, 2)) / np.maximum(count, 1)), np.nan)
+        return np.where(
+            count > 0, np.sqrt(np.sum(error**2, axis=(0, 2)) / np.maximum(count, 1)), np.nan
+        )
 
 
-def anomaly_correlation_by_lead(forecasts: np.ndarray, truth: np.ndarray, reference: np.ndarray) -> np.ndarray:
+def anomaly_correlation_by_lead(
+    forecasts: np.ndarray, truth: np.ndarray, reference: np.ndarray
+) -> np.ndarray:
     """(L,) uncentred anomaly correlation about ``reference`` (n,) at each lead; NaN where no truth
     or where an anomaly is zero everywhere (the correlation is then undefined)."""
     covered = _covered(truth)[..., None]
     forecast_anomaly = np.where(covered, np.asarray(forecasts, float) - reference, 0.0)
     truth_anomaly = np.where(covered, np.nan_to_num(truth) - reference, 0.0)
     numerator = np.sum(forecast_anomaly * truth_anomaly, axis=(0, 2))
-    denominator = np.sqrt(np.sum(forecast_anomaly**2, axis=(0, 2)) * np.sum(truth_anomaly**2, axis=(0, 2)))
+    denominator = np.sqrt(
+        np.sum(forecast_anomaly**2, axis=(0, 2)) * np.sum(truth_anomaly**2, axis=(0, 2))
+    )
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1.0), np.nan)
+        return np.where(
+            denominator > 0, numerator / np.where(denominator > 0, denominator, 1.0), np.nan
+        )
 
 
 def ensemble_statistics(members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -25,11 +25,17 @@ WINDOW_DIAGNOSTICS = {
     "cost_initial": ("cost function J at the background", "1"),
     "cost_background_initial": ("background term Jb at the background", "1"),
     "cost_observation_initial": ("observation term Jo at the background", "1"),
-    "cost_model_error_initial": ("model-error term Jq at the background (weak constraint; 0 otherwise)", "1"),
+    "cost_model_error_initial": (
+        "model-error term Jq at the background (weak constraint; 0 otherwise)",
+        "1",
+    ),
     "cost_final": ("cost function J at the analysis", "1"),
     "cost_background_final": ("background term Jb at the analysis", "1"),
     "cost_observation_final": ("observation term Jo at the analysis", "1"),
-    "cost_model_error_final": ("model-error term Jq at the analysis (weak constraint; 0 otherwise)", "1"),
+    "cost_model_error_final": (
+        "model-error term Jq at the analysis (weak constraint; 0 otherwise)",
+        "1",
+    ),
     "iterations": ("minimiser iterations (incremental: CG iterations over all outer loops)", "1"),
     "gradient_norm": ("norm of the cost gradient at the analysis (control space)", "1"),
     "converged": ("minimiser converged flag", "1"),
@@ -61,7 +67,9 @@ OUTER_LOOP_DIAGNOSTICS = {
 # name -> long name of the per-window states (written as <variable>_<name>(window, grid))
 WINDOW_STATES = {
     "analysis_window_start": "analysis at the start of the window (the smoother analysis)",
-    "analysis_window_end": "analysis at the end of the window (the newest-observation, filter analysis)",
+    "analysis_window_end": (
+        "analysis at the end of the window (the newest-observation, filter analysis)"
+    ),
 }
 
 
@@ -76,11 +84,14 @@ class AnalysisRecord:
     windows: dict[str, np.ndarray]  # WINDOW_DIAGNOSTICS keys -> (K,)
     window_states: dict[str, np.ndarray]  # WINDOW_STATES keys -> (K, n)
     provenance: dict[str, str | int | float]
-    outer_loops: dict[str, np.ndarray] = field(default_factory=dict)  # OUTER_LOOP_DIAGNOSTICS keys -> (K, L)
+    outer_loops: dict[str, np.ndarray] = field(
+        default_factory=dict
+    )  # OUTER_LOOP_DIAGNOSTICS keys -> (K, L)
 
 
-def analysis_dataset(record: AnalysisRecord, time_axis, title: str, institution: str,
-                     command: str) -> xr.Dataset:
+def analysis_dataset(
+    record: AnalysisRecord, time_axis, title: str, institution: str, command: str
+) -> xr.Dataset:
     layout = record.layout
     dims = ("time", *layout.dims)
     data_vars = {}
@@ -98,17 +109,27 @@ def analysis_dataset(record: AnalysisRecord, time_axis, title: str, institution:
     window_dims = ("window", *layout.dims)
     for kind, states in record.window_states.items():
         for name, values in layout.split(states).items():
-            data_vars[f"{name}_{kind}"] = xr.Variable(window_dims, values, variable_attributes(
-                layout, name, f"{WINDOW_STATES[kind]} of {name}"))
+            data_vars[f"{name}_{kind}"] = xr.Variable(
+                window_dims,
+                values,
+                variable_attributes(layout, name, f"{WINDOW_STATES[kind]} of {name}"),
+            )
     for name, values in record.windows.items():
         long_name, units = WINDOW_DIAGNOSTICS[name]
-        attrs = {"long_name": long_name, "units": time_axis.units if name in ("window_start", "window_end") else (units or layout.units)}
+        attrs = {
+            "long_name": long_name,
+            "units": time_axis.units
+            if name in ("window_start", "window_end")
+            else (units or layout.units),
+        }
         if name in ("window_start", "window_end"):
             attrs["calendar"] = time_axis.calendar
         array = np.asarray(values)
         if name == "converged":
             array = array.astype(np.int8)
-            attrs.update(flag_values=np.array([0, 1], np.int8), flag_meanings="not_converged converged")
+            attrs.update(
+                flag_values=np.array([0, 1], np.int8), flag_meanings="not_converged converged"
+            )
             attrs.pop("units")
         elif array.dtype.kind in "iu":
             array = array.astype(np.int32)
@@ -118,18 +139,24 @@ def analysis_dataset(record: AnalysisRecord, time_axis, title: str, institution:
         attrs = {"long_name": OUTER_LOOP_DIAGNOSTICS[name], "units": "1"}
         if array.dtype == bool:
             array = array.astype(np.int8)
-            attrs = {"long_name": attrs["long_name"], "flag_values": np.array([0, 1], np.int8),
-                     "flag_meanings": "not_reached reached"}
+            attrs = {
+                "long_name": attrs["long_name"],
+                "flag_values": np.array([0, 1], np.int8),
+                "flag_meanings": "not_reached reached",
+            }
         elif array.dtype.kind in "iu":
             array = array.astype(np.int32)
         data_vars[name] = xr.Variable(("window", "outer_loop"), array, attrs)
     attrs = global_attributes(title, institution, command, record.provenance)
-    dataset = xr.Dataset(data_vars, coords=coordinates(layout, record.times, time_axis), attrs=attrs)
+    dataset = xr.Dataset(
+        data_vars, coords=coordinates(layout, record.times, time_axis), attrs=attrs
+    )
     return without_fill_on_coordinates(dataset)
 
 
-def global_attributes(title: str, institution: str, command: str, provenance: dict,
-                      references: str = REFERENCES) -> dict:
+def global_attributes(
+    title: str, institution: str, command: str, provenance: dict, references: str = REFERENCES
+) -> dict:
     """CF global attributes of a dacli output file; ``provenance`` items become ``dacli_<key>``
     (its ``engine`` entry, the library versions, goes into ``source``)."""
     now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

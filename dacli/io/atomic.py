@@ -37,29 +37,43 @@ _PROBE_BYTES = 1 << 20  # appended to a failed temporary file to ask the OS why 
 
 
 def check_writable(path: str | Path, overwrite: bool) -> Path:
-    """``path`` if a file can be written there (``overwrite``: replacing an existing one), else an OutputError."""
+    """``path`` if a file can be written there (``overwrite``: replacing an existing one), else an
+    OutputError."""
     path = Path(path)
     kind = _kind(path)
     if kind == "directory":
         raise OutputError(f"output path {path} is a directory")
     if kind is not None and kind != "regular file":
-        raise OutputError(f"output path {path} is a {kind}, not a regular file; dacli writes its outputs through a "
-                          "temporary file renamed into place, so it cannot write into one: name a regular file")
+        raise OutputError(
+            f"output path {path} is a {kind}, not a regular file; dacli writes its outputs through "
+            "a temporary file renamed into place, so it cannot write into one: name a regular file"
+        )
     if kind is not None and not overwrite:
-        raise OutputError(f"output file {path} exists; pass --overwrite (or output.overwrite = true) to replace it")
+        raise OutputError(
+            f"output file {path} exists; pass --overwrite (or output.overwrite = true) to replace "
+            "it"
+        )
     folder = _folder(path)
     try:
         handle, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     except OSError as exc:
-        raise OutputError(f"cannot write {path}: cannot create a file in {folder} ({_reason(exc, folder)})") from None
+        raise OutputError(
+            f"cannot write {path}: cannot create a file in {folder} ({_reason(exc, folder)})"
+        ) from None
     os.close(handle)
     _remove(probe)
     return path
 
 
-def write_atomically(path: str | Path, write: Callable[[Path], None] | bytes, *, overwrite: bool,
-                     make_folder: bool = False) -> Path:
-    """Write ``path`` whole or not at all: ``write(temporary)`` (or the bytes ``write``) then a rename.
+def write_atomically(
+    path: str | Path,
+    write: Callable[[Path], None] | bytes,
+    *,
+    overwrite: bool,
+    make_folder: bool = False,
+) -> Path:
+    """Write ``path`` whole or not at all: ``write(temporary)`` (or the bytes ``write``) then a
+    rename.
 
     ``overwrite``: replace an existing file (else an OutputError, before writing anything);
     ``make_folder``: create the missing folders first.
@@ -69,13 +83,17 @@ def write_atomically(path: str | Path, write: Callable[[Path], None] | bytes, *,
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise OutputError(f"cannot write {path}: cannot create its folder {path.parent} ({_reason(exc)})") from None
+            raise OutputError(
+                f"cannot write {path}: cannot create its folder {path.parent} ({_reason(exc)})"
+            ) from None
     check_writable(path, overwrite)
     folder = _folder(path)
     try:
         handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     except OSError as exc:
-        raise OutputError(f"cannot write {path}: cannot create a file in {folder} ({_reason(exc, folder)})") from None
+        raise OutputError(
+            f"cannot write {path}: cannot create a file in {folder} ({_reason(exc, folder)})"
+        ) from None
     temporary, writing = Path(name), True
     try:
         os.close(handle)
@@ -93,8 +111,10 @@ def write_atomically(path: str | Path, write: Callable[[Path], None] | bytes, *,
         _remove(temporary)
         if cause is not None and (failure is None or failure.errno != cause.errno):
             said = _reason(failure) if failure is not None else f"{type(exc).__name__}: {exc}"
-            raise OutputError(f"cannot write {path}: {_reason(cause)} (the writer reported \"{said}\"; a test "
-                              "write to the same temporary file then failed with this reason)") from None
+            raise OutputError(
+                f'cannot write {path}: {_reason(cause)} (the writer reported "{said}"; a test '
+                "write to the same temporary file then failed with this reason)"
+            ) from None
         if failure is not None:
             raise OutputError(f"cannot write {path}: {_reason(failure)}") from None
         raise
@@ -108,10 +128,18 @@ def _kind(path: Path) -> str | None:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
         return None
-    except OSError as exc:  # e.g. a part of the path is a file (ENOTDIR), no permission to look (EACCES)
+    except (
+        OSError
+    ) as exc:  # e.g. a part of the path is a file (ENOTDIR), no permission to look (EACCES)
         raise OutputError(f"cannot write {path}: {_reason(exc)}") from None
-    kinds = ((stat.S_ISREG, "regular file"), (stat.S_ISDIR, "directory"), (stat.S_ISFIFO, "FIFO (named pipe)"),
-             (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"), (stat.S_ISSOCK, "socket"))
+    kinds = (
+        (stat.S_ISREG, "regular file"),
+        (stat.S_ISDIR, "directory"),
+        (stat.S_ISFIFO, "FIFO (named pipe)"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+        (stat.S_ISSOCK, "socket"),
+    )
     for test, kind in kinds:
         if test(mode):
             return kind
@@ -129,7 +157,8 @@ def _folder(path: Path) -> Path:
 
 
 def _reason(exc: OSError, folder: Path | None = None) -> str:
-    """'[Errno 28] No space left on device', without the temporary file's name an OSError may carry."""
+    """'[Errno 28] No space left on device', without the temporary file's name an OSError may
+    carry."""
     if exc.errno is None:
         return str(exc)
     reason = f"[Errno {exc.errno}] {exc.strerror or os.strerror(exc.errno)}"
@@ -139,8 +168,10 @@ def _reason(exc: OSError, folder: Path | None = None) -> str:
 
 
 def _os_error_in(exc: BaseException) -> OSError | None:
-    """``exc`` if an OSError, else the OSError it was raised from (``raise ... from``: equinox wraps a full
-    disk's OSError in a RuntimeError naming the leaf); None for an interrupt or an error with no OS error behind it."""
+    """``exc`` if an OSError, else the OSError it was raised from (``raise ... from``: equinox wraps
+    a full
+    disk's OSError in a RuntimeError naming the leaf); None for an interrupt or an error with no OS
+    error behind it."""
     seen = set()
     current: BaseException | None = exc
     while isinstance(current, Exception) and id(current) not in seen:
@@ -152,7 +183,8 @@ def _os_error_in(exc: BaseException) -> OSError | None:
 
 
 def _why_writing_fails(temporary: Path) -> OSError | None:
-    """The OS error that appending ``_PROBE_BYTES`` to ``temporary`` and syncing it gives now (None: it works).
+    """The OS error that appending ``_PROBE_BYTES`` to ``temporary`` and syncing it gives now (None:
+    it works).
 
     Asked after a writer failed: a full disk (ENOSPC), a quota (EDQUOT), a file size limit (EFBIG),
     an I/O error (EIO) show up here; a bug in the writer does not.
@@ -174,7 +206,8 @@ def _why_writing_fails(temporary: Path) -> OSError | None:
 
 
 def _sync(path: Path) -> None:
-    """Flush ``path``'s data to disk before it is renamed (a delayed write error shows up here, not later)."""
+    """Flush ``path``'s data to disk before it is renamed (a delayed write error shows up here, not
+    later)."""
     handle = os.open(path, os.O_RDONLY)
     try:
         os.fsync(handle)
@@ -198,7 +231,8 @@ def _remove(path: str | Path) -> None:
 
 
 def _umask() -> int:
-    """The process umask, read from Linux's /proc/self/status where it can be (os.umask changes it, for a
+    """The process umask, read from Linux's /proc/self/status where it can be (os.umask changes it,
+    for a
     moment, for every thread)."""
     with contextlib.suppress(OSError, ValueError):
         with open("/proc/self/status") as status:

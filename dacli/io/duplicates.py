@@ -44,8 +44,10 @@ def duplicate_mask(observations: ObservationSet) -> np.ndarray:
         return np.zeros(len(observations), bool)
     _, variable_code = np.unique(observations.variable[valid], return_inverse=True)
     columns = [variable_code.astype(float), _rounded(observations.times[valid])]
-    columns += [_rounded(np.nan_to_num(observations.location[valid, d], nan=0.0))
-                for d in range(observations.location.shape[1])]
+    columns += [
+        _rounded(np.nan_to_num(observations.location[valid, d], nan=0.0))
+        for d in range(observations.location.shape[1])
+    ]
     keys = np.stack(columns, axis=-1)
     _, first = np.unique(keys, axis=0, return_index=True)
     repeated = np.ones(valid.size, bool)
@@ -62,26 +64,43 @@ def resolve_duplicates(observations: ObservationSet, policy: str, source: str) -
     if count == 0:
         return observations
     first = int(np.flatnonzero(repeated)[0])
-    where = (f"{observations.variable[first]} at time {observations.times[first]:g}"
-             + (f", location {tuple(float(v) for v in observations.location[first])}"
-                if observations.location.shape[1] else ""))
+    where = f"{observations.variable[first]} at time {observations.times[first]:g}" + (
+        f", location {tuple(float(v) for v in observations.location[first])}"
+        if observations.location.shape[1]
+        else ""
+    )
     if policy == "refuse":
-        raise DataError(f"observations file {source}: {count} observation(s) repeat an earlier "
-                        f"one's time, location and variable (first: {where}); "
-                        "observations.duplicates = 'refuse'. Use 'first' to keep one "
-                        "of each, or 'independent' if the repeats are independent measurements")
+        raise DataError(
+            f"observations file {source}: {count} observation(s) repeat an earlier "
+            f"one's time, location and variable (first: {where}); "
+            "observations.duplicates = 'refuse'. Use 'first' to keep one "
+            "of each, or 'independent' if the repeats are independent measurements"
+        )
     if policy == "independent":
-        log.info("observations file %s: %d repeated observation(s) (same time, location and "
-                 "variable) kept as independent (observations.duplicates = 'independent')",
-                 source, count)
+        log.info(
+            "observations file %s: %d repeated observation(s) (same time, location and "
+            "variable) kept as independent (observations.duplicates = 'independent')",
+            source,
+            count,
+        )
         return observations
-    log.warning("observations file %s: %d observation(s) repeat an earlier one's time, location "
-                "and variable (first: %s); the first of each is kept, the repeats dropped "
-                "(observations.duplicates = 'first')", source, count, where)
+    log.warning(
+        "observations file %s: %d observation(s) repeat an earlier one's time, location "
+        "and variable (first: %s); the first of each is kept, the repeats dropped "
+        "(observations.duplicates = 'first')",
+        source,
+        count,
+        where,
+    )
     keep = ~repeated
     return dataclasses.replace(
-        observations, times=observations.times[keep], values=observations.values[keep],
-        std=observations.std[keep], index=observations.index[keep],
-        weight=observations.weight[keep], variable=observations.variable[keep],
+        observations,
+        times=observations.times[keep],
+        values=observations.values[keep],
+        std=observations.std[keep],
+        index=observations.index[keep],
+        weight=observations.weight[keep],
+        variable=observations.variable[keep],
         location=observations.location[keep],
-        rejected_duplicate=observations.rejected_duplicate + count)
+        rejected_duplicate=observations.rejected_duplicate + count,
+    )

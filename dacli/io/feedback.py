@@ -20,19 +20,47 @@ from dacli.io.observation_set import QC_FLAGS
 
 
 def location_variables(location: np.ndarray, layout) -> dict[str, xr.Variable]:
-    """Observation positions: ``location(obs)`` on 0-D / 1-D models, one variable per grid axis on 2-D ones."""
+    """Observation positions: ``location(obs)`` on 0-D / 1-D models, one variable per grid axis on
+    2-D ones."""
     if len(layout.axes) < 2:
         column = location[:, 0] if location.shape[1] else np.full(len(location), np.nan)
         units = layout.axes[0].units if layout.axes else "1"
-        return {"location": xr.Variable(("obs",), column.astype(float), {
-            "long_name": "observation position on the model grid (NaN: no grid)", "units": units})}
-    return {axis.name: xr.Variable(("obs",), location[:, k].astype(float), {
-        **{key: value for key, value in axis.attributes().items() if key != "axis"},
-        "long_name": f"observation {axis.name}"}) for k, axis in enumerate(layout.axes)}
+        return {
+            "location": xr.Variable(
+                ("obs",),
+                column.astype(float),
+                {
+                    "long_name": "observation position on the model grid (NaN: no grid)",
+                    "units": units,
+                },
+            )
+        }
+    return {
+        axis.name: xr.Variable(
+            ("obs",),
+            location[:, k].astype(float),
+            {
+                **{key: value for key, value in axis.attributes().items() if key != "axis"},
+                "long_name": f"observation {axis.name}",
+            },
+        )
+        for k, axis in enumerate(layout.axes)
+    }
 
 
-def feedback_dataset(observations, packed, schedule_starts, background_equivalents, analysis_equivalents,
-                     flags, layout, time_axis, title: str, command: str, attrs: dict) -> xr.Dataset:
+def feedback_dataset(
+    observations,
+    packed,
+    schedule_starts,
+    background_equivalents,
+    analysis_equivalents,
+    flags,
+    layout,
+    time_axis,
+    title: str,
+    command: str,
+    attrs: dict,
+) -> xr.Dataset:
     """Rows for every (window, observation) use, then every observation not assimilated."""
     windows, slots = np.nonzero(packed.mask)
     source = packed.source[windows, slots]
@@ -43,42 +71,93 @@ def feedback_dataset(observations, packed, schedule_starts, background_equivalen
     hofx_a = np.concatenate([analysis_equivalents[windows, slots], nan])
     values = observations.values[rows]
     data_vars = {
-        "window": xr.Variable(("obs",), np.concatenate([windows, np.full(len(unused), -1)]).astype(np.int32), {
-            "long_name": "index of the assimilation window that used the observation (-1: not assimilated)",
-            "units": "1"}),
-        "window_start": xr.Variable(("obs",), np.concatenate([schedule_starts[windows], nan]), {
-            "long_name": "start time of that window", **time_axis.attributes()}),
-        "variable": xr.Variable(("obs",), observations.variable[rows].astype(str), {
-            "long_name": "observed model variable"}),
+        "window": xr.Variable(
+            ("obs",),
+            np.concatenate([windows, np.full(len(unused), -1)]).astype(np.int32),
+            {
+                "long_name": (
+                    "index of the assimilation window that used the observation "
+                    "(-1: not assimilated)"
+                ),
+                "units": "1",
+            },
+        ),
+        "window_start": xr.Variable(
+            ("obs",),
+            np.concatenate([schedule_starts[windows], nan]),
+            {"long_name": "start time of that window", **time_axis.attributes()},
+        ),
+        "variable": xr.Variable(
+            ("obs",),
+            observations.variable[rows].astype(str),
+            {"long_name": "observed model variable"},
+        ),
         "obs_value": xr.Variable(("obs",), values, {"long_name": "observed value (ObsValue)"}),
-        "obs_error": xr.Variable(("obs",), observations.std[rows], {
-            "long_name": "observation error standard deviation (ObsError)"}),
-        "hofx_background": xr.Variable(("obs",), hofx_b, {"long_name": "model equivalent of the background, H(xb)"}),
-        "hofx_analysis": xr.Variable(("obs",), hofx_a, {"long_name": "model equivalent of the analysis, H(xa)"}),
-        "omb": xr.Variable(("obs",), values - hofx_b, {"long_name": "observation minus background, y - H(xb)"}),
-        "oma": xr.Variable(("obs",), values - hofx_a, {"long_name": "observation minus analysis, y - H(xa)"}),
-        "qc_flag": xr.Variable(("obs",), flags[rows].astype(np.int8), {
-            "long_name": "quality-control flag", "flag_values": np.array(list(QC_FLAGS), np.int8),
-            "flag_meanings": " ".join(QC_FLAGS.values())}),
+        "obs_error": xr.Variable(
+            ("obs",),
+            observations.std[rows],
+            {"long_name": "observation error standard deviation (ObsError)"},
+        ),
+        "hofx_background": xr.Variable(
+            ("obs",), hofx_b, {"long_name": "model equivalent of the background, H(xb)"}
+        ),
+        "hofx_analysis": xr.Variable(
+            ("obs",), hofx_a, {"long_name": "model equivalent of the analysis, H(xa)"}
+        ),
+        "omb": xr.Variable(
+            ("obs",), values - hofx_b, {"long_name": "observation minus background, y - H(xb)"}
+        ),
+        "oma": xr.Variable(
+            ("obs",), values - hofx_a, {"long_name": "observation minus analysis, y - H(xa)"}
+        ),
+        "qc_flag": xr.Variable(
+            ("obs",),
+            flags[rows].astype(np.int8),
+            {
+                "long_name": "quality-control flag",
+                "flag_values": np.array(list(QC_FLAGS), np.int8),
+                "flag_meanings": " ".join(QC_FLAGS.values()),
+            },
+        ),
     }
     data_vars.update(location_variables(observations.location[rows], layout))
     coords = {
-        "time": xr.Variable(("obs",), observations.times[rows].astype(float), {
-            "standard_name": "time", "long_name": "observation time", **time_axis.attributes(), "axis": "T"}),
+        "time": xr.Variable(
+            ("obs",),
+            observations.times[rows].astype(float),
+            {
+                "standard_name": "time",
+                "long_name": "observation time",
+                **time_axis.attributes(),
+                "axis": "T",
+            },
+        ),
     }
     now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    dataset = xr.Dataset(data_vars, coords=coords, attrs={
-        "Conventions": "CF-1.11",
-        "featureType": "point",
-        "title": f"{title}: observation-space diagnostics",
-        "source": f"dacli {__version__}",
-        "history": f"{now}: {command}",
-        **{f"dacli_{k}": v for k, v in attrs.items()},
-    })
+    dataset = xr.Dataset(
+        data_vars,
+        coords=coords,
+        attrs={
+            "Conventions": "CF-1.11",
+            "featureType": "point",
+            "title": f"{title}: observation-space diagnostics",
+            "source": f"dacli {__version__}",
+            "history": f"{now}: {command}",
+            **{f"dacli_{k}": v for k, v in attrs.items()},
+        },
+    )
     for name in ("obs_value", "obs_error", "hofx_background", "hofx_analysis", "omb", "oma"):
         dataset[name].attrs["units"] = layout.units
-    for name in ("obs_value", "obs_error", "hofx_background", "hofx_analysis", "omb", "oma", "window_start",
-                 *[str(k) for k in dataset.data_vars if k in ("location", *layout.dims)]):
+    for name in (
+        "obs_value",
+        "obs_error",
+        "hofx_background",
+        "hofx_analysis",
+        "omb",
+        "oma",
+        "window_start",
+        *[str(k) for k in dataset.data_vars if k in ("location", *layout.dims)],
+    ):
         dataset[name].encoding["_FillValue"] = np.nan
     dataset["time"].encoding["_FillValue"] = None
     return dataset

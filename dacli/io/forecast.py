@@ -27,20 +27,33 @@ from dacli.io.times import TimeAxis
 from dacli.layout import StateLayout
 
 REFERENCES = (
-    "Jolliffe & Stephenson (2012) Forecast Verification, 2nd ed., Wiley (RMSE, anomaly correlation); "
-    "Fortin et al. (2014) MWR 142 (ensemble spread and skill); Kidger (2021) On Neural Differential Equations (diffrax)"
+    "Jolliffe & Stephenson (2012) Forecast Verification, 2nd ed., Wiley (RMSE, anomaly "
+    "correlation); Fortin et al. (2014) MWR 142 (ensemble spread and skill); Kidger (2021) On "
+    "Neural Differential Equations (diffrax)"
 )
 
 # name -> (long name, units: None = the state's units)
 SCORES = {
     "rmse": ("RMSE of the forecast against the truth, over start times and grid points", None),
-    "anomaly_correlation": ("anomaly correlation of the forecast with the truth (uncentred, about the truth's "
-                            "time mean per grid point)", "1"),
-    "rmse_ensemble_mean": ("RMSE of the ensemble mean against the truth, over start times and grid points", None),
-    "anomaly_correlation_ensemble_mean": ("anomaly correlation of the ensemble mean with the truth (uncentred, "
-                                          "about the truth's time mean per grid point)", "1"),
-    "spread": ("ensemble spread: square root of the members' variance (N - 1) averaged over start times and "
-               "grid points", None),
+    "anomaly_correlation": (
+        "anomaly correlation of the forecast with the truth (uncentred, about the truth's "
+        "time mean per grid point)",
+        "1",
+    ),
+    "rmse_ensemble_mean": (
+        "RMSE of the ensemble mean against the truth, over start times and grid points",
+        None,
+    ),
+    "anomaly_correlation_ensemble_mean": (
+        "anomaly correlation of the ensemble mean with the truth (uncentred, "
+        "about the truth's time mean per grid point)",
+        "1",
+    ),
+    "spread": (
+        "ensemble spread: square root of the members' variance (N - 1) averaged over start times "
+        "and grid points",
+        None,
+    ),
     "verified_starts": ("number of start times whose valid time the truth file covers", "1"),
 }
 
@@ -54,11 +67,16 @@ class StartingStates:
     times: np.ndarray  # (T,) the stored trajectory's times
     states: np.ndarray  # (T, n)
     window_ends: np.ndarray | None = None  # (K,) analysis files: each window's end time
-    window_end_states: np.ndarray | None = None  # (K, n): the analysis there (observations up to it only)
+    window_end_states: np.ndarray | None = (
+        None  # (K, n): the analysis there (observations up to it only)
+    )
 
 
-def read_starting_states(path, layout: StateLayout, model_name: str, time_axis: TimeAxis) -> StartingStates:
-    """The analysis trajectory and window-end analyses of an analysis file, or a state file's states.
+def read_starting_states(
+    path, layout: StateLayout, model_name: str, time_axis: TimeAxis
+) -> StartingStates:
+    """The analysis trajectory and window-end analyses of an analysis file, or a state file's
+    states.
 
     An analysis file written for another model (its ``dacli_config``) is refused, naming both; a
     grid of another size is refused by the reader, naming the shapes.
@@ -69,31 +87,51 @@ def read_starting_states(path, layout: StateLayout, model_name: str, time_axis: 
     if f"{first}_analysis" in dataset.variables:
         written_for = _model_name(dataset)
         if written_for is not None and written_for.lower() != model_name.lower():
-            raise DataError(f"{what} file {path}: an analysis of model {written_for!r}; the config's model is "
-                            f"{model_name!r}")
+            raise DataError(
+                f"{what} file {path}: an analysis of model {written_for!r}; the config's model is "
+                f"{model_name!r}"
+            )
         what = f"{what} analysis"
         times, states = states_in_dataset(dataset, path, layout, what, suffix="_analysis")
         times = _model_times(dataset, "time", times, time_axis, f"{what} file {path}")
         ends, end_states = None, None
-        if f"{first}_analysis_window_end" in dataset.variables and "window_end" in dataset.variables:
-            ends, end_states = states_in_dataset(dataset, path, layout, what, suffix="_analysis_window_end",
-                                                 time_dim="window", time_variable="window_end")
+        if (
+            f"{first}_analysis_window_end" in dataset.variables
+            and "window_end" in dataset.variables
+        ):
+            ends, end_states = states_in_dataset(
+                dataset,
+                path,
+                layout,
+                what,
+                suffix="_analysis_window_end",
+                time_dim="window",
+                time_variable="window_end",
+            )
             ends = _model_times(dataset, "window_end", ends, time_axis, f"{what} file {path}")
         return StartingStates(str(path), "analysis", times, states, ends, end_states)
     if first in dataset.variables:  # a state file of any tool: the one input reader
         times, states = read_states(path, layout, f"{what} state", time_axis)
         return StartingStates(str(path), "state", times, states)
     found = ", ".join(sorted(map(str, dataset.data_vars))) or "none"
-    raise DataError(f"{what} file {path}: neither an analysis file (no variable {first + '_analysis'!r}) nor a "
-                    f"state file (no variable {first!r}) of the config's model {model_name!r}; data variables "
-                    f"found: {found}")
+    raise DataError(
+        f"{what} file {path}: neither an analysis file (no variable {first + '_analysis'!r}) nor a "
+        f"state file (no variable {first!r}) of the config's model {model_name!r}; data variables "
+        f"found: {found}"
+    )
 
 
-def _model_times(dataset: xr.Dataset, name: str, values: np.ndarray, time_axis: TimeAxis, where: str) -> np.ndarray:
+def _model_times(
+    dataset: xr.Dataset, name: str, values: np.ndarray, time_axis: TimeAxis, where: str
+) -> np.ndarray:
     """An analysis file's times (its own CF units and calendar) on the run's time axis."""
     variable = dataset[name]
-    times, _ = time_axis.from_file(values, variable.attrs.get("units"), variable.attrs.get("calendar"),
-                                   f"{where}, variable {name!r}")
+    times, _ = time_axis.from_file(
+        values,
+        variable.attrs.get("units"),
+        variable.attrs.get("calendar"),
+        f"{where}, variable {name!r}",
+    )
     return times
 
 
@@ -120,47 +158,100 @@ class ForecastRecord:
     provenance: dict[str, str | int | float]
 
 
-def forecast_dataset(record: ForecastRecord, time_axis, title: str, institution: str,
-                     command: str) -> xr.Dataset:
+def forecast_dataset(
+    record: ForecastRecord, time_axis, title: str, institution: str, command: str
+) -> xr.Dataset:
     layout = record.layout
     grid = layout.dims
     data_vars = {}
 
-    def add_states(kind: str, states: np.ndarray, dims: tuple[str, ...], long_name: str, keep_standard: bool = True):
+    def add_states(
+        kind: str,
+        states: np.ndarray,
+        dims: tuple[str, ...],
+        long_name: str,
+        keep_standard: bool = True,
+    ):
         for name, values in layout.split(states).items():
             attrs = variable_attributes(layout, name, f"{long_name} of {name}")
             if not keep_standard:
                 attrs.pop("standard_name", None)  # a spread is not the quantity itself
             data_vars[f"{name}_{kind}"] = xr.Variable(dims, values, attrs)
 
-    add_states("forecast", record.forecast, ("time", "lead_time", *grid), "forecast from the initial state")
+    add_states(
+        "forecast", record.forecast, ("time", "lead_time", *grid), "forecast from the initial state"
+    )
     if record.ensemble is not None:
         assert record.ensemble_mean is not None and record.ensemble_spread is not None
-        add_states("ensemble", record.ensemble, ("time", "member", "lead_time", *grid), "ensemble member forecast")
-        add_states("ensemble_mean", record.ensemble_mean, ("time", "lead_time", *grid), "ensemble mean forecast")
-        add_states("ensemble_spread", record.ensemble_spread, ("time", "lead_time", *grid),
-                   "ensemble spread (standard deviation over members, N - 1)", keep_standard=False)
+        add_states(
+            "ensemble",
+            record.ensemble,
+            ("time", "member", "lead_time", *grid),
+            "ensemble member forecast",
+        )
+        add_states(
+            "ensemble_mean",
+            record.ensemble_mean,
+            ("time", "lead_time", *grid),
+            "ensemble mean forecast",
+        )
+        add_states(
+            "ensemble_spread",
+            record.ensemble_spread,
+            ("time", "lead_time", *grid),
+            "ensemble spread (standard deviation over members, N - 1)",
+            keep_standard=False,
+        )
     if record.climatology is not None:
-        add_states("climatology", record.climatology, grid, "climatology (truth time mean) used for anomalies")
+        add_states(
+            "climatology",
+            record.climatology,
+            grid,
+            "climatology (truth time mean) used for anomalies",
+        )
     for name, values in record.scores.items():
         long_name, units = SCORES[name]
         array = np.asarray(values)
         if name == "verified_starts":
             array = array.astype(np.int32)
-        data_vars[name] = xr.Variable(("lead_time",), array, {"long_name": long_name, "units": units or layout.units})
+        data_vars[name] = xr.Variable(
+            ("lead_time",), array, {"long_name": long_name, "units": units or layout.units}
+        )
 
     coords = coordinates(layout, record.start_times, time_axis)
     # The initial times: not the T axis (the valid time is time + lead_time), so no axis attribute.
-    coords["time"].attrs.update(standard_name="forecast_reference_time", long_name="forecast initial time")
+    coords["time"].attrs.update(
+        standard_name="forecast_reference_time", long_name="forecast initial time"
+    )
     coords["time"].attrs.pop("axis")
-    coords["lead_time"] = xr.Variable(("lead_time",), np.asarray(record.lead_times, float), {
-        "standard_name": "forecast_period", "long_name": "forecast lead time", "units": time_axis.unit})
-    valid = np.asarray(record.start_times, float)[:, None] + np.asarray(record.lead_times, float)[None, :]
-    coords["valid_time"] = xr.Variable(("time", "lead_time"), valid, {
-        "standard_name": "time", "long_name": "forecast valid time", **time_axis.attributes(),
-        "units_metadata": "leap_seconds: none"})
+    coords["lead_time"] = xr.Variable(
+        ("lead_time",),
+        np.asarray(record.lead_times, float),
+        {
+            "standard_name": "forecast_period",
+            "long_name": "forecast lead time",
+            "units": time_axis.unit,
+        },
+    )
+    valid = (
+        np.asarray(record.start_times, float)[:, None]
+        + np.asarray(record.lead_times, float)[None, :]
+    )
+    coords["valid_time"] = xr.Variable(
+        ("time", "lead_time"),
+        valid,
+        {
+            "standard_name": "time",
+            "long_name": "forecast valid time",
+            **time_axis.attributes(),
+            "units_metadata": "leap_seconds: none",
+        },
+    )
     if record.ensemble is not None:
-        coords["member"] = xr.Variable(("member",), np.arange(1, record.ensemble.shape[1] + 1, dtype=np.int32), {
-            "standard_name": "realization", "long_name": "ensemble member", "units": "1"})
+        coords["member"] = xr.Variable(
+            ("member",),
+            np.arange(1, record.ensemble.shape[1] + 1, dtype=np.int32),
+            {"standard_name": "realization", "long_name": "ensemble member", "units": "1"},
+        )
     attrs = global_attributes(title, institution, command, record.provenance, REFERENCES)
     return without_fill_on_coordinates(xr.Dataset(data_vars, coords=coords, attrs=attrs))

@@ -63,11 +63,17 @@ LAYOUT_ATTRIBUTES = ("_ioda_layout", "ioda_layout")  # a root attribute that mar
 # Compared after conversion to float64: a float32 sentinel, a float64 one, and the integer ones
 # (int64 -> float64 rounds the same way for the data and for the sentinel).
 _SENTINELS = np.array(
-    [FLOAT_MISSING, float(np.float32(FLOAT_MISSING)), float(np.int64(INT64_MISSING)), float(INT32_MISSING)]
+    [
+        FLOAT_MISSING,
+        float(np.float32(FLOAT_MISSING)),
+        float(np.int64(INT64_MISSING)),
+        float(INT32_MISSING),
+    ]
 )
 _V3 = "dacli reads IODA v3 (groups ObsValue, ObsError, MetaData along dimension 'Location')"
 _UPGRADE_HINT = (
-    f"{_V3}; convert the file with JEDI's ioda-upgrade tools (ioda-upgrade-v1-to-v2, then ioda-upgrade-v2-to-v3)"
+    f"{_V3}; convert the file with JEDI's ioda-upgrade tools (ioda-upgrade-v1-to-v2, then "
+    "ioda-upgrade-v2-to-v3)"
 )
 
 
@@ -82,7 +88,9 @@ class IodaVariable:
     coordinates: dict[str, np.ndarray]  # name -> (P,) float, NaN where missing
     rejected_preqc: int  # dropped: PreQC not in accept_preqc (among locations with a time)
     rejected_time: int  # dropped: dateTime missing
-    notes: tuple[str, ...] = ()  # conversions made (times, units), for the caller to log; the time note is in each
+    notes: tuple[
+        str, ...
+    ] = ()  # conversions made (times, units), for the caller to log; the time note is in each
 
 
 def _missing(values: np.ndarray) -> np.ndarray:
@@ -94,8 +102,11 @@ def _listing(values) -> str:
     values = list(values)
     numbers = np.asarray(values) if values else np.zeros(0)
     items: list[str] = []
-    if numbers.dtype.kind in "iu" or (numbers.dtype.kind == "f" and np.all(np.isfinite(numbers))
-                                      and np.all(numbers == np.round(numbers))):
+    if numbers.dtype.kind in "iu" or (
+        numbers.dtype.kind == "f"
+        and np.all(np.isfinite(numbers))
+        and np.all(numbers == np.round(numbers))
+    ):
         runs: list[list[int]] = []  # [first, last] of each run of consecutive integers
         for value in (int(v) for v in numbers):
             if runs and value == runs[-1][1] + 1:
@@ -118,7 +129,9 @@ def _open_groups(path: Path) -> dict[str, xr.Dataset]:
         reason = exc.strerror or str(exc)
         raise DataError(f"{what} file {path}: not a readable NetCDF file ({reason})") from None
     except Exception as exc:
-        raise DataError(f"{what} file {path}: cannot be read as NetCDF ({type(exc).__name__}: {exc})") from None
+        raise DataError(
+            f"{what} file {path}: cannot be read as NetCDF ({type(exc).__name__}: {exc})"
+        ) from None
     try:
         return {name.strip("/"): dataset.load() for name, dataset in groups.items()}
     finally:
@@ -138,7 +151,8 @@ class _File:
         if "ObsValue" not in self.groups and any("@" in str(name) for name in self.root.variables):
             raise DataError(
                 f"observations file {path}: this is an IODA v1/v2 layout (flat variables such as "
-                f"{next(str(n) for n in self.root.variables if '@' in str(n))!r}, no groups); {_UPGRADE_HINT}"
+                f"{next(str(n) for n in self.root.variables if '@' in str(n))!r}, no groups); "
+                f"{_UPGRADE_HINT}"
             )
         for group in ("ObsValue", "MetaData"):
             self.group(group)
@@ -150,7 +164,9 @@ class _File:
     def group(self, group: str) -> xr.Dataset:
         if group not in self.groups:
             found = ", ".join(sorted(g for g in self.groups if g)) or "none"
-            raise DataError(f"observations file {self.path}: no group {group!r}; groups found: {found}; {_V3}")
+            raise DataError(
+                f"observations file {self.path}: no group {group!r}; groups found: {found}; {_V3}"
+            )
         return self.groups[group]
 
     def has(self, group: str, name: str) -> bool:
@@ -160,42 +176,57 @@ class _File:
         dataset = self.group(group)
         if name not in dataset.data_vars:
             found = ", ".join(sorted(map(str, dataset.data_vars))) or "none"
-            raise DataError(f"observations file {self.path}: no variable '{group}/{name}'; variables found: {found}")
+            raise DataError(
+                f"observations file {self.path}: no variable '{group}/{name}'; variables found: "
+                f"{found}"
+            )
         return dataset[name]
 
     def read(self, group: str, name: str) -> np.ndarray:
-        """``group/name`` as float64 along Location (one index of each other dimension, by ``select``), NaN where
+        """``group/name`` as float64 along Location (one index of each other dimension, by
+        ``select``), NaN where
         missing."""
         array = self.array(group, name)
         where = f"observations file {self.path}: variable '{group}/{name}'"
         if not array.dims or array.dims[0] != LOCATION:
             hint = f". {_UPGRADE_HINT}" if "nlocs" in array.dims else ""
-            raise DataError(f"{where} has dimensions {tuple(array.dims)}; expected ({LOCATION!r},) or "
-                            f"({LOCATION!r}, 'Channel'){hint}")
+            raise DataError(
+                f"{where} has dimensions {tuple(array.dims)}; expected ({LOCATION!r},) or "
+                f"({LOCATION!r}, 'Channel'){hint}"
+            )
         if array.dtype.kind not in "biuf":
             raise DataError(f"{where} holds {array.dtype} values; expected numbers")
         if len(array.dims) > 1:
-            array = array.isel({dim: self.index(str(dim), where, array.dims) for dim in array.dims[1:]})
+            array = array.isel(
+                {dim: self.index(str(dim), where, array.dims) for dim in array.dims[1:]}
+            )
         values = np.asarray(array.values, dtype=float)
         values[_missing(values)] = np.nan
         return values
 
     def index(self, dim: str, where: str, dims: tuple) -> int:
-        """The index along ``dim`` whose root coordinate equals ``select[dim]``; DataError naming the values present."""
+        """The index along ``dim`` whose root coordinate equals ``select[dim]``; DataError naming
+        the values present."""
         if dim not in self.root.variables:
-            raise DataError(f"{where} has dimensions {tuple(dims)}; dacli reads one {dim} of it, chosen by the "
-                            f"root variable {dim!r} holding the {dim} values, which the file does not have")
+            raise DataError(
+                f"{where} has dimensions {tuple(dims)}; dacli reads one {dim} of it, chosen by the "
+                f"root variable {dim!r} holding the {dim} values, which the file does not have"
+            )
         coordinate = self.root[dim].values
         present = _listing(coordinate)
         if dim not in self.select:
-            raise DataError(f"{where} has dimensions {tuple(dims)}: choose one {dim} with observations.select = "
-                            f"{{ {dim} = <value> }}; {dim} values present: {present}")
+            raise DataError(
+                f"{where} has dimensions {tuple(dims)}: choose one {dim} with observations.select "
+                f"= {{ {dim} = <value> }}; {dim} values present: {present}"
+            )
         self.used.add(dim)
         wanted = self.select[dim]
         matches = np.flatnonzero(matching_values(coordinate, wanted))
         if matches.size == 0:
-            raise DataError(f"{where}: observations.select asks for {dim} {wanted!r}, which the file does not hold; "
-                            f"{dim} values present: {present}")
+            raise DataError(
+                f"{where}: observations.select asks for {dim} {wanted!r}, which the file does not "
+                f"hold; {dim} values present: {present}"
+            )
         return int(matches[0])
 
     def model_times(self, time_axis: TimeAxis) -> tuple[np.ndarray, str | None]:
@@ -204,23 +235,30 @@ class _File:
         where = f"observations file {self.path}: variable 'MetaData/dateTime'"
         if "dateTime" not in metadata.data_vars:
             hint = f". {_UPGRADE_HINT}" if "datetime" in metadata.data_vars else ""
-            raise DataError(f"observations file {self.path}: no 'MetaData/dateTime' (int64 {EPOCH_UNITS}); "
-                            f"MetaData variables found: {', '.join(sorted(map(str, metadata.data_vars))) or 'none'}"
-                            f"{hint}")
+            raise DataError(
+                f"observations file {self.path}: no 'MetaData/dateTime' (int64 {EPOCH_UNITS}); "
+                "MetaData variables found: "
+                f"{', '.join(sorted(map(str, metadata.data_vars))) or 'none'}{hint}"
+            )
         values = self.read("MetaData", "dateTime")
         if not np.isfinite(values).any():
             if values.size:
-                raise DataError(f"{where}: all {values.size} values are missing (_FillValue or IODA's "
-                                f"{INT64_MISSING}); expected int64 {EPOCH_UNITS}: there is nothing to assimilate")
+                raise DataError(
+                    f"{where}: all {values.size} values are missing (_FillValue or IODA's "
+                    f"{INT64_MISSING}); expected int64 {EPOCH_UNITS}: there is nothing to "
+                    "assimilate"
+                )
             return values, None  # no locations at all: the caller reports an empty file
         attrs = metadata["dateTime"].attrs
         units, calendar = attrs.get("units"), attrs.get("calendar")
         if units is None:
             if not self.declares_ioda:
                 raise DataError(
-                    f"{where} has no 'units' attribute, and the file does not declare the IODA layout (no root "
-                    f"attribute '_ioda_layout'), so IODA's default {EPOCH_UNITS!r} cannot be assumed; expected "
-                    f"units such as {EPOCH_UNITS!r}: add them to the file")
+                    f"{where} has no 'units' attribute, and the file does not declare the IODA "
+                    f"layout (no root attribute '_ioda_layout'), so IODA's default {EPOCH_UNITS!r} "
+                    f"cannot be assumed; expected units such as {EPOCH_UNITS!r}: add them to the "
+                    "file"
+                )
             units = EPOCH_UNITS
         times, note = time_axis.from_file(values, str(units), calendar, where)
         return times, (f"'MetaData/dateTime' ({units!r}): {note}" if note else None)
@@ -230,10 +268,12 @@ def _check_select(file: _File, variables: list[str], select: Mapping) -> None:
     unused = [key for key in select if key not in file.used]
     if unused:
         dims = {name: tuple(file.array("ObsValue", name).dims) for name in variables}
-        raise DataError(f"observations file {file.path}: observations.select names {', '.join(map(repr, unused))}, "
-                        f"which is not a dimension of the variables read ("
-                        + ", ".join(f"'ObsValue/{name}' {d}" for name, d in dims.items())
-                        + "); remove it from observations.select")
+        raise DataError(
+            f"observations file {file.path}: observations.select names "
+            f"{', '.join(map(repr, unused))}, which is not a dimension of the variables read ("
+            + ", ".join(f"'ObsValue/{name}' {d}" for name, d in dims.items())
+            + "); remove it from observations.select"
+        )
 
 
 def read_ioda(
@@ -247,7 +287,8 @@ def read_ioda(
     coordinates: tuple[str, ...] = ("latitude", "longitude"),
     select: dict[str, float | int | str] | None = None,
 ) -> list[IodaVariable]:
-    """Read ``ObsValue/<var>`` for each of ``variables`` with errors, model times and MetaData ``coordinates``.
+    """Read ``ObsValue/<var>`` for each of ``variables`` with errors, model times and MetaData
+    ``coordinates``.
 
     Locations with a missing dateTime are dropped first, then those whose PreQC flag (when the
     file has ``PreQC/<var>``) is not in ``accept_preqc``; a missing PreQC flag is not accepted.
@@ -265,24 +306,35 @@ def read_ioda(
     has_time = ~np.isnan(times)
     result = []
     for name in variables:
-        label = f"'ObsValue/{name}'" + "".join(f" ({dim} {file.select[str(dim)]!r})"
-                                                 for dim in file.array("ObsValue", name).dims[1:])
+        label = f"'ObsValue/{name}'" + "".join(
+            f" ({dim} {file.select[str(dim)]!r})" for dim in file.array("ObsValue", name).dims[1:]
+        )
         values = observed[name]
         notes = [time_note] if time_note else []
         if units is not None:
-            values, note = to_model_units(values, file.array("ObsValue", name).attrs.get("units"), units,
-                                          f"{prefix}variable 'ObsValue/{name}'")
+            values, note = to_model_units(
+                values,
+                file.array("ObsValue", name).attrs.get("units"),
+                units,
+                f"{prefix}variable 'ObsValue/{name}'",
+            )
             notes += [note.removeprefix(prefix)] if note else []
         if file.has("ObsError", name):
             errors = file.read("ObsError", name)
             if units is not None:
-                errors, note = to_model_units(errors, file.array("ObsError", name).attrs.get("units"), units,
-                                              f"{prefix}variable 'ObsError/{name}'", difference=True)
+                errors, note = to_model_units(
+                    errors,
+                    file.array("ObsError", name).attrs.get("units"),
+                    units,
+                    f"{prefix}variable 'ObsError/{name}'",
+                    difference=True,
+                )
                 notes += [note.removeprefix(prefix)] if note else []
         elif error_std is None:
             raise DataError(
-                f"observations file {file.path}: no variable 'ObsError/{name}' and observations.error_std is not set; "
-                f"add ObsError/{name} (error standard deviations) to the file or set observations.error_std"
+                f"observations file {file.path}: no variable 'ObsError/{name}' and "
+                f"observations.error_std is not set; add ObsError/{name} (error standard "
+                "deviations) to the file or set observations.error_std"
             )
         else:
             errors = np.full(values.shape, float(error_std))
@@ -310,41 +362,55 @@ def read_ioda(
 
 def _all_rejected(prefix: str, name: str, label: str, flags: np.ndarray, accept_preqc) -> str:
     found, counts = np.unique(flags[~np.isnan(flags)], return_counts=True)
-    parts = [f"{int(flag) if flag == int(flag) else flag} ({count} location{'s' if count != 1 else ''})"
-             for flag, count in zip(found, counts, strict=True)]
+    parts = [
+        f"{int(flag) if flag == int(flag) else flag} ({count} location{'s' if count != 1 else ''})"
+        for flag, count in zip(found, counts, strict=True)
+    ]
     missing = int(np.count_nonzero(np.isnan(flags)))
     if missing:
         parts.append(f"missing ({missing} location{'s' if missing != 1 else ''})")
     suggestion = sorted({*map(int, accept_preqc), *(int(f) for f in found if f == int(f))})
-    return (f"{prefix}all {flags.size} locations of {label} with a time are rejected by their PreQC flag: "
-            f"PreQC/{name} flags found: {', '.join(parts)}; accepted (observations.accept_preqc): "
-            f"{list(map(int, accept_preqc))}. To assimilate them, add their flags to observations.accept_preqc "
-            f"(e.g. accept_preqc = {suggestion}), if the provider's flags say they are usable")
+    return (
+        f"{prefix}all {flags.size} locations of {label} with a time are rejected by their PreQC "
+        f"flag: PreQC/{name} flags found: {', '.join(parts)}; accepted "
+        f"(observations.accept_preqc): {list(map(int, accept_preqc))}. To assimilate them, add "
+        f"their flags to observations.accept_preqc (e.g. accept_preqc = {suggestion}), if the "
+        "provider's flags say they are usable"
+    )
 
 
 def ioda_datetimes(model_time: np.ndarray, time_axis: TimeAxis) -> np.ndarray:
-    """Model times -> IODA dateTime: int64 seconds since 1970-01-01T00:00:00Z (NaN -> IODA's int64 sentinel).
+    """Model times -> IODA dateTime: int64 seconds since 1970-01-01T00:00:00Z (NaN -> IODA's int64
+    sentinel).
 
     Through cftime dates; a model calendar that is not a real-world one is a :class:`ConfigError`.
     Times are rounded to whole seconds (IODA's resolution); a rounding over 1 ms is logged.
     """
     if time_axis.calendar not in REAL_WORLD:
-        raise ConfigError([
-            f"time.calendar = {time_axis.calendar!r}: IODA's MetaData/dateTime is a real date ({EPOCH_UNITS}, "
-            f"standard calendar), which a {time_axis.calendar} model time has not; use a real-world calendar "
-            f"({', '.join(sorted(REAL_WORLD))}) or observations.layout = 'scattered' (CF points)"])
+        raise ConfigError(
+            [
+                f"time.calendar = {time_axis.calendar!r}: IODA's MetaData/dateTime is a real date "
+                f"({EPOCH_UNITS}, standard calendar), which a {time_axis.calendar} model time has "
+                f"not; use a real-world calendar ({', '.join(sorted(REAL_WORLD))}) or "
+                "observations.layout = 'scattered' (CF points)"
+            ]
+        )
     model_time = np.asarray(model_time, dtype=float)
     seconds = np.full(model_time.shape, INT64_MISSING, dtype=np.int64)
     finite = np.isfinite(model_time)
     if finite.any():
         unique, inverse = np.unique(model_time[finite], return_inverse=True)
-        dates = [d if time_axis.calendar == "standard" else d.change_calendar("standard")
-                 for d in time_axis.dates(unique).ravel()]
+        dates = [
+            d if time_axis.calendar == "standard" else d.change_calendar("standard")
+            for d in time_axis.dates(unique).ravel()
+        ]
         exact = np.asarray(cftime.date2num(dates, EPOCH_UNITS, "standard"), dtype=float)
         rounded = np.rint(exact)
         if np.max(np.abs(rounded - exact)) > 1e-3:
-            log.warning("IODA dateTime: model times rounded to whole seconds (by up to %.3g s)",
-                        float(np.max(np.abs(rounded - exact))))
+            log.warning(
+                "IODA dateTime: model times rounded to whole seconds (by up to %.3g s)",
+                float(np.max(np.abs(rounded - exact))),
+            )
         seconds[finite] = rounded.astype(np.int64)[inverse.ravel()]
     return seconds
 
@@ -353,7 +419,12 @@ def float_variable(values, units: str | None = None) -> xr.Variable:
     """float32 along Location, NaN written as IODA's float sentinel (also its ``_FillValue``)."""
     data = np.asarray(values, dtype=float)
     data = np.where(np.isfinite(data), data, FLOAT_MISSING).astype(np.float32)
-    return xr.Variable((LOCATION,), data, {"units": units} if units else {}, {"_FillValue": np.float32(FLOAT_MISSING)})
+    return xr.Variable(
+        (LOCATION,),
+        data,
+        {"units": units} if units else {},
+        {"_FillValue": np.float32(FLOAT_MISSING)},
+    )
 
 
 def int_variable(values, missing=None) -> xr.Variable:
@@ -364,29 +435,60 @@ def int_variable(values, missing=None) -> xr.Variable:
     return xr.Variable((LOCATION,), data, {}, {"_FillValue": np.int32(INT32_MISSING)})
 
 
-def root_and_metadata(model_time: np.ndarray, time_axis: TimeAxis, coordinates: dict[str, np.ndarray],
-                      attrs: dict | None = None,
-                      coordinate_units: dict[str, str] | None = None) -> dict[str, xr.Dataset]:
-    """The root group (Location, layout attributes, ``attrs``) and MetaData (dateTime, coordinates) of a file."""
+def root_and_metadata(
+    model_time: np.ndarray,
+    time_axis: TimeAxis,
+    coordinates: dict[str, np.ndarray],
+    attrs: dict | None = None,
+    coordinate_units: dict[str, str] | None = None,
+) -> dict[str, xr.Dataset]:
+    """The root group (Location, layout attributes, ``attrs``) and MetaData (dateTime, coordinates)
+    of a file."""
     seconds = ioda_datetimes(model_time, time_axis)
-    coordinate_units = {"latitude": "degrees_north", "longitude": "degrees_east", **(coordinate_units or {})}
+    coordinate_units = {
+        "latitude": "degrees_north",
+        "longitude": "degrees_east",
+        **(coordinate_units or {}),
+    }
     for name, values in coordinates.items():
         if np.shape(values) != seconds.shape:
-            raise ValueError(f"IODA MetaData/{name}: shape {np.shape(values)} does not match the {seconds.size} times")
-    date_time = xr.Variable((LOCATION,), seconds, {"units": EPOCH_UNITS}, {"_FillValue": np.int64(INT64_MISSING)})
+            raise ValueError(
+                f"IODA MetaData/{name}: shape {np.shape(values)} does not match the "
+                f"{seconds.size} times"
+            )
+    date_time = xr.Variable(
+        (LOCATION,), seconds, {"units": EPOCH_UNITS}, {"_FillValue": np.int64(INT64_MISSING)}
+    )
     return {
-        "/": xr.Dataset(coords={LOCATION: xr.Variable((LOCATION,), np.arange(seconds.size, dtype=np.int32))},
-                        attrs={"_ioda_layout": "ObsGroup", "_ioda_layout_version": np.int32(3), **(attrs or {})}),
-        "/MetaData": xr.Dataset({
-            "dateTime": date_time,
-            **{name: float_variable(values, coordinate_units.get(name)) for name, values in coordinates.items()},
-        }),
+        "/": xr.Dataset(
+            coords={LOCATION: xr.Variable((LOCATION,), np.arange(seconds.size, dtype=np.int32))},
+            attrs={
+                "_ioda_layout": "ObsGroup",
+                "_ioda_layout_version": np.int32(3),
+                **(attrs or {}),
+            },
+        ),
+        "/MetaData": xr.Dataset(
+            {
+                "dateTime": date_time,
+                **{
+                    name: float_variable(values, coordinate_units.get(name))
+                    for name, values in coordinates.items()
+                },
+            }
+        ),
     }
 
 
-def ioda_tree(variables: dict[str, tuple[np.ndarray, np.ndarray]], model_time: np.ndarray, time_axis: TimeAxis,
-              coordinates: dict[str, np.ndarray], units: str, attrs: dict | None = None,
-              coordinate_units: dict[str, str] | None = None) -> xr.DataTree:
+def ioda_tree(
+    variables: dict[str, tuple[np.ndarray, np.ndarray]],
+    model_time: np.ndarray,
+    time_axis: TimeAxis,
+    coordinates: dict[str, np.ndarray],
+    units: str,
+    attrs: dict | None = None,
+    coordinate_units: dict[str, str] | None = None,
+) -> xr.DataTree:
     """An IODA v3 file as JCSDA's converters lay it out, as groups to write with ``to_netcdf``.
 
     ``variables`` maps a name to (values, error std) along the P locations, in ``units``;
@@ -399,10 +501,18 @@ def ioda_tree(variables: dict[str, tuple[np.ndarray, np.ndarray]], model_time: n
     size = np.size(model_time)
     for name, (values, errors) in variables.items():
         if np.shape(values) != (size,) or np.shape(errors) != (size,):
-            raise ValueError(f"ioda_tree: {name}: values {np.shape(values)} and errors {np.shape(errors)} "
-                             f"do not match the {size} times")
+            raise ValueError(
+                f"ioda_tree: {name}: values {np.shape(values)} and errors {np.shape(errors)} "
+                f"do not match the {size} times"
+            )
     groups = root_and_metadata(model_time, time_axis, coordinates, attrs, coordinate_units)
-    groups["/ObsValue"] = xr.Dataset({name: float_variable(v, units) for name, (v, _) in variables.items()})
-    groups["/ObsError"] = xr.Dataset({name: float_variable(e, units) for name, (_, e) in variables.items()})
+    groups["/ObsValue"] = xr.Dataset(
+        {name: float_variable(v, units) for name, (v, _) in variables.items()}
+    )
+    groups["/ObsError"] = xr.Dataset(
+        {name: float_variable(e, units) for name, (_, e) in variables.items()}
+    )
     groups["/PreQC"] = xr.Dataset({name: int_variable(np.zeros(size)) for name in variables})
-    return xr.DataTree.from_dict({key: groups[key] for key in ("/", "/ObsValue", "/ObsError", "/PreQC", "/MetaData")})
+    return xr.DataTree.from_dict(
+        {key: groups[key] for key in ("/", "/ObsValue", "/ObsError", "/PreQC", "/MetaData")}
+    )

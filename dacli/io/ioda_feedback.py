@@ -1,4 +1,5 @@
-"""Observation-space diagnostics ("feedback") as an IODA v3 file, the groups JEDI writes after a run.
+"""Observation-space diagnostics ("feedback") as an IODA v3 file, the groups JEDI writes after a
+run.
 
 The same layout as :func:`dacli.io.ioda.ioda_tree` (root ``Location``, ``_ioda_layout``
 attributes, ``MetaData/dateTime`` and coordinates), with, for every observed variable ``<var>``:
@@ -35,11 +36,23 @@ from dacli.io.times import TimeAxis
 GROUPS = ("ObsValue", "ObsError", "hofx0", "hofx1", "ombg", "oman", "EffectiveQC", "EffectiveError")
 
 
-def feedback_tree(observations_values, errors, hofx_background, hofx_analysis, qc_flags, times,
-                  coordinates: dict[str, np.ndarray], names: str | Sequence[str], time_axis: TimeAxis,
-                  units: str | dict[str, str], *, attrs: dict | None = None,
-                  coordinate_units: dict[str, str] | None = None) -> xr.DataTree:
-    """The IODA v3 feedback of P observation uses (all arrays (P,), ``times`` in model time on ``time_axis``).
+def feedback_tree(
+    observations_values,
+    errors,
+    hofx_background,
+    hofx_analysis,
+    qc_flags,
+    times,
+    coordinates: dict[str, np.ndarray],
+    names: str | Sequence[str],
+    time_axis: TimeAxis,
+    units: str | dict[str, str],
+    *,
+    attrs: dict | None = None,
+    coordinate_units: dict[str, str] | None = None,
+) -> xr.DataTree:
+    """The IODA v3 feedback of P observation uses (all arrays (P,), ``times`` in model time on
+    ``time_axis``).
 
     ``names``: one variable name for all rows, or each row's (P,); ``units``: the model's units,
     one for all variables or per variable name. NaN (e.g. no H(x) for an unused observation)
@@ -47,23 +60,45 @@ def feedback_tree(observations_values, errors, hofx_background, hofx_analysis, q
     """
     values = np.asarray(observations_values, dtype=float)
     if values.ndim != 1:
-        raise ValueError(f"feedback_tree: observations_values has shape {values.shape}; expected (P,)")
+        raise ValueError(
+            f"feedback_tree: observations_values has shape {values.shape}; expected (P,)"
+        )
     size = values.size
-    rows = np.full(size, names, dtype=object) if isinstance(names, str) else np.asarray(names, dtype=object)
-    arrays = {"errors": errors, "hofx_background": hofx_background, "hofx_analysis": hofx_analysis,
-              "qc_flags": qc_flags, "times": times, "names": rows, **coordinates}
+    rows = (
+        np.full(size, names, dtype=object)
+        if isinstance(names, str)
+        else np.asarray(names, dtype=object)
+    )
+    arrays = {
+        "errors": errors,
+        "hofx_background": hofx_background,
+        "hofx_analysis": hofx_analysis,
+        "qc_flags": qc_flags,
+        "times": times,
+        "names": rows,
+        **coordinates,
+    }
     for label, array in arrays.items():
         if np.shape(array) != (size,):
-            raise ValueError(f"feedback_tree: {label} has shape {np.shape(array)}; expected ({size},) like "
-                             "observations_values")
+            raise ValueError(
+                f"feedback_tree: {label} has shape {np.shape(array)}; expected ({size},) like "
+                "observations_values"
+            )
     errors = np.asarray(errors, dtype=float)
-    background, analysis = np.asarray(hofx_background, dtype=float), np.asarray(hofx_analysis, dtype=float)
+    background, analysis = (
+        np.asarray(hofx_background, dtype=float),
+        np.asarray(hofx_analysis, dtype=float),
+    )
     flags = np.asarray(qc_flags)
     variables = list(dict.fromkeys(str(name) for name in rows))
     units_of = (lambda name: units) if isinstance(units, str) else units.__getitem__
-    groups = root_and_metadata(np.asarray(times, float), time_axis, coordinates,
-                               {"title": "dacli observation-space diagnostics (IODA v3 feedback)", **(attrs or {})},
-                               coordinate_units)
+    groups = root_and_metadata(
+        np.asarray(times, float),
+        time_axis,
+        coordinates,
+        {"title": "dacli observation-space diagnostics (IODA v3 feedback)", **(attrs or {})},
+        coordinate_units,
+    )
     content: dict[str, dict[str, xr.Variable]] = {group: {} for group in GROUPS}
     for name in variables:
         mine = rows == name
@@ -78,12 +113,20 @@ def feedback_tree(observations_values, errors, hofx_background, hofx_analysis, q
         content["hofx1"][name] = float_variable(only(analysis), unit)
         content["ombg"][name] = float_variable(only(values - background), unit)
         content["oman"][name] = float_variable(only(values - analysis), unit)
-        content["EffectiveError"][name] = float_variable(np.where(mine & (flags == 0), errors, np.nan), unit)
+        content["EffectiveError"][name] = float_variable(
+            np.where(mine & (flags == 0), errors, np.nan), unit
+        )
         qc = int_variable(np.where(mine, flags, 0), missing=~mine)
-        qc.attrs.update({"long_name": "quality-control flag (0: used)",
-                         "flag_values": np.array(list(QC_FLAGS), np.int32),
-                         "flag_meanings": " ".join(QC_FLAGS.values())})
+        qc.attrs.update(
+            {
+                "long_name": "quality-control flag (0: used)",
+                "flag_values": np.array(list(QC_FLAGS), np.int32),
+                "flag_meanings": " ".join(QC_FLAGS.values()),
+            }
+        )
         content["EffectiveQC"][name] = qc
     for group in GROUPS:
         groups[f"/{group}"] = xr.Dataset(content[group])
-    return xr.DataTree.from_dict({key: groups[key] for key in ("/", *(f"/{g}" for g in GROUPS), "/MetaData")})
+    return xr.DataTree.from_dict(
+        {key: groups[key] for key in ("/", *(f"/{g}" for g in GROUPS), "/MetaData")}
+    )

@@ -36,17 +36,34 @@ log = logging.getLogger("dacli")
 
 # Dotted config keys that change no number of a run (how it is written, stopped, cached).
 NEUTRAL_KEYS = ("output.overwrite", "run.stop_signal", "run.compilation_cache")
-# ... and those that may also differ between the parts of one run (where each part is written, its range).
-PER_PART_KEYS = (*NEUTRAL_KEYS, "output.path", "output.observation_diagnostics", "window.count", "window.select",
-                 "background.path", "run.windows_per_chunk", "run.minimiser_steps_per_chunk")
+# ... and those that may also differ between the parts of one run (where each part is written, its
+# range).
+PER_PART_KEYS = (
+    *NEUTRAL_KEYS,
+    "output.path",
+    "output.observation_diagnostics",
+    "window.count",
+    "window.select",
+    "background.path",
+    "run.windows_per_chunk",
+    "run.minimiser_steps_per_chunk",
+)
 
 # Global attributes that are per-part counts: summed.
-SUMMED_ATTRIBUTES = ("dacli_windows", "dacli_converged_windows", "dacli_observations_used",
-                     "dacli_observations_rejected")
+SUMMED_ATTRIBUTES = (
+    "dacli_windows",
+    "dacli_converged_windows",
+    "dacli_observations_used",
+    "dacli_observations_rejected",
+)
 # Global attributes that count over the whole observation file or the whole run's schedule (every
 # part states the same number): kept when the parts agree, dropped with a warning otherwise.
-COMMON_ATTRIBUTES = ("dacli_observations_outside_windows", "dacli_observations_outside_domain",
-                     "dacli_observations_rejected_preqc", "dacli_observations_duplicate")
+COMMON_ATTRIBUTES = (
+    "dacli_observations_outside_windows",
+    "dacli_observations_outside_domain",
+    "dacli_observations_rejected_preqc",
+    "dacli_observations_duplicate",
+)
 DROPPED_PREFIX = "dacli_desroziers_"
 
 
@@ -63,13 +80,21 @@ def flat_keys(tree: dict, prefix: str = "") -> dict:
 
 def _run_config(dataset: xr.Dataset, path: Path) -> dict:
     """The file's dacli config, flattened to dotted keys, without :data:`PER_PART_KEYS`."""
-    if "dacli_config" not in dataset.attrs or "window_start" not in dataset or "time" not in dataset.dims:
-        raise DataError(f"analysis file {path}: not a dacli analysis file (no dacli_config attribute, window_start "
-                        "variable or time dimension)")
+    if (
+        "dacli_config" not in dataset.attrs
+        or "window_start" not in dataset
+        or "time" not in dataset.dims
+    ):
+        raise DataError(
+            f"analysis file {path}: not a dacli analysis file (no dacli_config attribute, "
+            "window_start variable or time dimension)"
+        )
     try:
         config = flat_keys(json.loads(dataset.attrs["dacli_config"]))
     except (TypeError, ValueError) as exc:
-        raise DataError(f"analysis file {path}: unreadable dacli_config attribute ({exc})") from None
+        raise DataError(
+            f"analysis file {path}: unreadable dacli_config attribute ({exc})"
+        ) from None
     return {key: value for key, value in config.items() if key not in PER_PART_KEYS}
 
 
@@ -78,8 +103,9 @@ def _window_shift(config: dict) -> float:
     return float(config["window.length"] if shift is None else shift)
 
 
-def merge_analysis_files(paths: Sequence[str | Path], command: str = "dacli merge",
-                         output: str | Path | None = None) -> xr.Dataset:
+def merge_analysis_files(
+    paths: Sequence[str | Path], command: str = "dacli merge", output: str | Path | None = None
+) -> xr.Dataset:
     """One analysis dataset from files of consecutive window ranges of the same run (in any order).
 
     Raises :class:`DataError` naming the file that is not an analysis file, comes from another
@@ -94,11 +120,15 @@ def merge_analysis_files(paths: Sequence[str | Path], command: str = "dacli merg
         parts.append((path, dataset, _run_config(dataset, path)))
     first_path, _, config = parts[0]
     for path, _, other in parts[1:]:
-        differing = sorted(key for key in config.keys() | other.keys() if config.get(key) != other.get(key))
+        differing = sorted(
+            key for key in config.keys() | other.keys() if config.get(key) != other.get(key)
+        )
         if differing:
-            raise DataError(f"analysis file {path}: written with another configuration than {first_path} "
-                            f"(differs in {', '.join(differing[:5])}{', ...' if len(differing) > 5 else ''}); "
-                            "only parts of one run can be merged")
+            raise DataError(
+                f"analysis file {path}: written with another configuration than {first_path} "
+                f"(differs in {', '.join(differing[:5])}{', ...' if len(differing) > 5 else ''}); "
+                "only parts of one run can be merged"
+            )
     parts.sort(key=lambda part: float(part[1]["window_start"][0]))
     shift = _window_shift(config)
     tolerance = 1e-6 * min(shift, config.get("model.dt") or shift)
@@ -108,9 +138,11 @@ def merge_analysis_files(paths: Sequence[str | Path], command: str = "dacli merg
         found = float(following["window_start"][0])
         if abs(found - expected) > tolerance:
             kind = "overlaps" if found < expected else "leaves a gap after"
-            raise DataError(f"analysis file {next_path}: its first window starts at {found:g}, the window after the "
-                            f"last of {path} starts at {expected:g}: it {kind} {path}; merge consecutive window "
-                            "ranges of one run")
+            raise DataError(
+                f"analysis file {next_path}: its first window starts at {found:g}, the window "
+                f"after the last of {path} starts at {expected:g}: it {kind} {path}; merge "
+                "consecutive window ranges of one run"
+            )
         keep = dataset["time"].values < float(following["time"][0]) - tolerance
         trimmed.append(dataset.isel(time=np.flatnonzero(keep)))
     trimmed.append(parts[-1][1])
@@ -118,28 +150,44 @@ def merge_analysis_files(paths: Sequence[str | Path], command: str = "dacli merg
     variables = {}
     for name in parts[0][1].data_vars:
         pieces = [dataset[name] for dataset in trimmed]
-        dim = "time" if "time" in pieces[0].dims else "window" if "window" in pieces[0].dims else None
-        variables[name] = pieces[0] if dim is None else xr.concat(pieces, dim=dim, coords="minimal",
-                                                                  compat="override", join="exact")
-    merged = xr.Dataset(variables, attrs=_merged_attributes([part[1] for part in parts], [part[0] for part in parts],
-                                                            command, output))
+        dim = (
+            "time" if "time" in pieces[0].dims else "window" if "window" in pieces[0].dims else None
+        )
+        variables[name] = (
+            pieces[0]
+            if dim is None
+            else xr.concat(pieces, dim=dim, coords="minimal", compat="override", join="exact")
+        )
+    merged = xr.Dataset(
+        variables,
+        attrs=_merged_attributes(
+            [part[1] for part in parts], [part[0] for part in parts], command, output
+        ),
+    )
     for name in merged.variables:
         merged[name].encoding = {}
     return without_fill_on_coordinates(merged)
 
 
-def _merged_attributes(datasets: list[xr.Dataset], paths: list[Path], command: str,
-                       output: str | Path | None) -> dict:
+def _merged_attributes(
+    datasets: list[xr.Dataset], paths: list[Path], command: str, output: str | Path | None
+) -> dict:
     """The first part's attributes with the whole run's counts, configuration and history."""
-    attrs = {key: value for key, value in datasets[0].attrs.items() if not key.startswith(DROPPED_PREFIX)}
+    attrs = {
+        key: value for key, value in datasets[0].attrs.items() if not key.startswith(DROPPED_PREFIX)
+    }
     for key in SUMMED_ATTRIBUTES:
         if all(key in dataset.attrs for dataset in datasets):
             attrs[key] = sum(int(dataset.attrs[key]) for dataset in datasets)
     for key in COMMON_ATTRIBUTES:
         values = {int(dataset.attrs[key]) for dataset in datasets if key in dataset.attrs}
         if len(values) > 1:
-            log.warning("merge: the parts disagree on %s (%s; files written by an older dacli count per range): "
-                        "left out of the merged file", key, ", ".join(map(str, sorted(values))))
+            log.warning(
+                "merge: the parts disagree on %s (%s; files written by an older dacli count per "
+                "range): left out of the merged file",
+                key,
+                ", ".join(map(str, sorted(values))),
+            )
             attrs.pop(key, None)
     config = json.loads(attrs["dacli_config"])
     config["window"]["select"] = None
@@ -148,6 +196,8 @@ def _merged_attributes(datasets: list[xr.Dataset], paths: list[Path], command: s
     attrs["dacli_config"] = json.dumps(config)
     names = ", ".join(str(path) for path in paths)
     now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    attrs["history"] = f"{attrs.get('history', '')}\n{now}: {command} ({len(paths)} files: {names})".lstrip("\n")
+    attrs["history"] = (
+        f"{attrs.get('history', '')}\n{now}: {command} ({len(paths)} files: {names})".lstrip("\n")
+    )
     attrs["dacli_merged_from"] = names
     return attrs

@@ -28,7 +28,9 @@ def check_netcdf_file(path: str | Path, what: str) -> Path:
     if path.stat().st_size == 0:
         raise DataError(f"{what} file {path}: is empty (0 bytes), not a NetCDF file")
     if not _has_netcdf_signature(path):
-        raise DataError(f"{what} file {path}: not a NetCDF file (no NetCDF-3 or HDF5/NetCDF-4 signature)")
+        raise DataError(
+            f"{what} file {path}: not a NetCDF file (no NetCDF-3 or HDF5/NetCDF-4 signature)"
+        )
     return path
 
 
@@ -42,14 +44,17 @@ def open_netcdf(path: str | Path, what: str) -> xr.Dataset:
         reason = exc.strerror or str(exc)
         raise DataError(f"{what} file {path}: not a readable NetCDF file ({reason})") from None
     except Exception as exc:  # e.g. ValueError from xarray on inconsistent metadata
-        raise DataError(f"{what} file {path}: cannot be read as NetCDF ({type(exc).__name__}: {exc})") from None
+        raise DataError(
+            f"{what} file {path}: cannot be read as NetCDF ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 def _has_netcdf_signature(path: Path) -> bool:
-    """NetCDF-3 starts with ``CDF\\x01|02|05``; HDF5 (NetCDF-4) has its signature at byte 0, 512, 1024, ..."""
+    """NetCDF-3 starts with ``CDF\\x01|02|05``; HDF5 (NetCDF-4) has its signature at byte 0, 512,
+    1024, ..."""
     try:
         with open(path, "rb") as handle:
             head = handle.read(8)
@@ -67,6 +72,11 @@ def _has_netcdf_signature(path: Path) -> bool:
     return False
 
 
-def write_netcdf_atomically(dataset: xr.Dataset | xr.DataTree, path: str | Path, overwrite: bool) -> Path:
-    """Write ``dataset`` (or a tree of groups) to ``path`` whole or not at all (:mod:`dacli.io.atomic`)."""
-    return write_atomically(path, lambda temporary: dataset.to_netcdf(temporary, format="NETCDF4"), overwrite=overwrite)
+def write_netcdf_atomically(
+    dataset: xr.Dataset | xr.DataTree, path: str | Path, overwrite: bool
+) -> Path:
+    """Write ``dataset`` (or a tree of groups) to ``path`` whole or not at all
+    (:mod:`dacli.io.atomic`)."""
+    return write_atomically(
+        path, lambda temporary: dataset.to_netcdf(temporary, format="NETCDF4"), overwrite=overwrite
+    )

@@ -64,10 +64,15 @@ class ObservationFileOptions:
         """
         if isinstance(section, cls):
             return section
-        return cls(path=section.path, file_layout=section.layout,
-                   variables=tuple(section.variables or ()), mapping=FileMapping.of(section),
-                   error_std=section.error_std, accept_preqc=tuple(section.accept_preqc),
-                   duplicates=section.duplicates)
+        return cls(
+            path=section.path,
+            file_layout=section.layout,
+            variables=tuple(section.variables or ()),
+            mapping=FileMapping.of(section),
+            error_std=section.error_std,
+            accept_preqc=tuple(section.accept_preqc),
+            duplicates=section.duplicates,
+        )
 
 
 def _variable(file: InputFile, variable: str, options: ObservationFileOptions) -> xr.DataArray:
@@ -76,39 +81,59 @@ def _variable(file: InputFile, variable: str, options: ObservationFileOptions) -
         found = ", ".join(sorted(map(str, file.dataset.data_vars))) or "none"
         mapped = "" if name == variable else f" (mapped from model variable {variable!r})"
         raise DataError(
-            f"{file.what} file {file.source}: no variable {name!r}{mapped}; data variables found: {found}. "
-            f"Map names with observations.names = {{ {variable} = \"...\" }}"
+            f"{file.what} file {file.source}: no variable {name!r}{mapped}; data variables found: "
+            f"{found}. "
+            f'Map names with observations.names = {{ {variable} = "..." }}'
         )
     return file.dataset[variable]
 
 
-def _require_dims(array: xr.DataArray, file: InputFile, allowed: set[str], required: set[str]) -> None:
+def _require_dims(
+    array: xr.DataArray, file: InputFile, allowed: set[str], required: set[str]
+) -> None:
     dims = set(map(str, array.dims))
     if not required <= dims or not dims <= allowed:
         extra = sorted(dims - allowed)
-        hint = (f"; select one value along {extra} with select = {{ {extra[0]} = ... }}" if extra else
-                "; map file dimensions with dims = { ... }")
+        hint = (
+            f"; select one value along {extra} with select = {{ {extra[0]} = ... }}"
+            if extra
+            else "; map file dimensions with dims = { ... }"
+        )
         raise DataError(
-            f"{file.what} file {file.source}: variable {array.name!r} has dimensions {tuple(array.dims)}; "
-            f"expected {tuple(sorted(required))}{hint}"
+            f"{file.what} file {file.source}: variable {array.name!r} has dimensions "
+            f"{tuple(array.dims)}; expected {tuple(sorted(required))}{hint}"
         )
 
 
-def _values_and_errors(file: InputFile, variable: str, array: xr.DataArray,
-                       options: ObservationFileOptions, layout: StateLayout):
+def _values_and_errors(
+    file: InputFile,
+    variable: str,
+    array: xr.DataArray,
+    options: ObservationFileOptions,
+    layout: StateLayout,
+):
     """(values, error std) in the model's units, errors broadcast like ``array``."""
-    values, note = to_model_units(array.values, array.attrs.get("units"), layout.units, file.where(str(array.name)))
+    values, note = to_model_units(
+        array.values, array.attrs.get("units"), layout.units, file.where(str(array.name))
+    )
     notes = [note] if note else []
     error_name = f"{variable}_error"
     if error_name in file.dataset.variables:
         error = file.dataset[error_name]
         missing = set(map(str, error.dims)) - set(map(str, array.dims))
         if missing:
-            raise DataError(f"{file.what} file {file.source}: {error_name!r} has dimensions {tuple(error.dims)}, "
-                            f"not found on {array.name!r} {tuple(array.dims)}")
+            raise DataError(
+                f"{file.what} file {file.source}: {error_name!r} has dimensions "
+                f"{tuple(error.dims)}, not found on {array.name!r} {tuple(array.dims)}"
+            )
         broadcast = error.broadcast_like(array).transpose(*array.dims)
-        errors, note = to_model_units(broadcast.values, error.attrs.get("units", array.attrs.get("units")),
-                                      layout.units, file.where(error_name), difference=True)
+        errors, note = to_model_units(
+            broadcast.values,
+            error.attrs.get("units", array.attrs.get("units")),
+            layout.units,
+            file.where(error_name),
+            difference=True,
+        )
         notes += [note] if note else []
     elif options.error_std is None:
         raise DataError(
@@ -137,8 +162,9 @@ def _times(file: InputFile) -> np.ndarray:
     return file.times
 
 
-def _read_gridded(file: InputFile, options: ObservationFileOptions, layout: StateLayout,
-                  variables) -> ObservationSet:
+def _read_gridded(
+    file: InputFile, options: ObservationFileOptions, layout: StateLayout, variables
+) -> ObservationSet:
     grid_dims = list(layout.dims)
     parts = []
     for variable in variables:
@@ -149,8 +175,8 @@ def _read_gridded(file: InputFile, options: ObservationFileOptions, layout: Stat
         found = tuple(array.sizes[dim] for dim in grid_dims)
         if found != layout.shape:
             raise DataError(
-                f"{file.what} file {file.source}: dimensions {tuple(grid_dims)} have sizes {found}; "
-                f"the model grid has {layout.shape}"
+                f"{file.what} file {file.source}: dimensions {tuple(grid_dims)} have sizes "
+                f"{found}; the model grid has {layout.shape}"
             )
         ntime, ngrid = array.shape[0], layout.grid_size
         values, errors = _values_and_errors(file, variable, array, options, layout)
@@ -160,39 +186,64 @@ def _read_gridded(file: InputFile, options: ObservationFileOptions, layout: Stat
         index[:, 0] = layout.index(variable, 0) + grid_index
         weight = np.zeros((ntime * ngrid, POINTS))
         weight[:, 0] = 1.0
-        parts.append(ObservationSet(
-            times=np.repeat(_times(file), ngrid), values=values.ravel(), std=errors.ravel(), index=index,
-            weight=weight, variable=np.full(ntime * ngrid, variable), location=grid_coordinates(layout)[grid_index],
-        ))
+        parts.append(
+            ObservationSet(
+                times=np.repeat(_times(file), ngrid),
+                values=values.ravel(),
+                std=errors.ravel(),
+                index=index,
+                weight=weight,
+                variable=np.full(ntime * ngrid, variable),
+                location=grid_coordinates(layout)[grid_index],
+            )
+        )
     return _concatenate(parts)
 
 
-def _located(variable: str, times, values, errors, positions, layout: StateLayout, rejected_preqc: int = 0) -> ObservationSet:
-    """Observations at scattered positions (P, D): interpolation rows, outside-domain ones dropped."""
+def _located(
+    variable: str, times, values, errors, positions, layout: StateLayout, rejected_preqc: int = 0
+) -> ObservationSet:
+    """Observations at scattered positions (P, D): interpolation rows, outside-domain ones
+    dropped."""
     if layout.axes:
         grid_index, weight, inside = interpolation_weights(positions, layout)
         index = grid_index + layout.index(variable, 0)
         positions = np.array(positions, dtype=float)
-        for column, axis in enumerate(layout.axes):  # longitudes stored in the model's convention (300 -> -60)
+        for column, axis in enumerate(
+            layout.axes
+        ):  # longitudes stored in the model's convention (300 -> -60)
             period = coordinate_period(axis)
             if period is not None:
                 middle = 0.5 * (axis.values[0] + axis.values[-1])
-                moved = middle + np.mod(positions[:, column] - middle + 0.5 * period, period) - 0.5 * period
-                turned = np.abs(moved - positions[:, column]) > 0.5 * period  # only whole turns, no round-off
+                moved = (
+                    middle
+                    + np.mod(positions[:, column] - middle + 0.5 * period, period)
+                    - 0.5 * period
+                )
+                turned = (
+                    np.abs(moved - positions[:, column]) > 0.5 * period
+                )  # only whole turns, no round-off
                 positions[turned, column] = moved[turned]
     else:
         index = np.full((len(values), POINTS), layout.index(variable))
         weight = np.tile([1.0] + [0.0] * (POINTS - 1), (len(values), 1))
         inside = np.ones(len(values), bool)
     return ObservationSet(
-        times=times[inside], values=values[inside], std=errors[inside], index=index[inside],
-        weight=weight[inside], variable=np.full(int(inside.sum()), variable), location=positions[inside],
-        rejected_outside_domain=int((~inside).sum()), rejected_preqc=rejected_preqc,
+        times=times[inside],
+        values=values[inside],
+        std=errors[inside],
+        index=index[inside],
+        weight=weight[inside],
+        variable=np.full(int(inside.sum()), variable),
+        location=positions[inside],
+        rejected_outside_domain=int((~inside).sum()),
+        rejected_preqc=rejected_preqc,
     )
 
 
-def _read_scattered(file: InputFile, options: ObservationFileOptions, layout: StateLayout,
-                    variables) -> ObservationSet:
+def _read_scattered(
+    file: InputFile, options: ObservationFileOptions, layout: StateLayout, variables
+) -> ObservationSet:
     dataset = file.dataset
     times = file.times
     assert times is not None  # the readers open their files with the time axis
@@ -203,8 +254,11 @@ def _read_scattered(file: InputFile, options: ObservationFileOptions, layout: St
                 f"{options.mapping.dims.get(name, name)!r} (grid position of each observation "
                 f"along 'obs'); map it with observations.dims = {{ {name} = \"...\" }}"
             )
-    positions = np.stack([np.asarray(dataset[n].values, float) for n in layout.dims], axis=-1) \
-        if layout.dims else np.zeros((len(times), 0))
+    positions = (
+        np.stack([np.asarray(dataset[n].values, float) for n in layout.dims], axis=-1)
+        if layout.dims
+        else np.zeros((len(times), 0))
+    )
     parts = []
     for variable in variables:
         array = _variable(file, variable, options)
@@ -215,7 +269,12 @@ def _read_scattered(file: InputFile, options: ObservationFileOptions, layout: St
 
 
 # IODA's MetaData names for dacli's usual grid dimension names (override with observations.dims)
-IODA_COORDINATES = {"lat": "latitude", "lon": "longitude", "latitude": "latitude", "longitude": "longitude"}
+IODA_COORDINATES = {
+    "lat": "latitude",
+    "lon": "longitude",
+    "latitude": "latitude",
+    "longitude": "longitude",
+}
 
 
 def ioda_coordinates(options, layout: StateLayout) -> tuple[str, ...]:
@@ -228,21 +287,41 @@ def ioda_coordinates(options, layout: StateLayout) -> tuple[str, ...]:
     return tuple(dims.get(dim, IODA_COORDINATES.get(dim, dim)) for dim in layout.dims)
 
 
-def _read_ioda(options: ObservationFileOptions, layout: StateLayout, variables,
-               time_axis: TimeAxis) -> ObservationSet:
+def _read_ioda(
+    options: ObservationFileOptions, layout: StateLayout, variables, time_axis: TimeAxis
+) -> ObservationSet:
     coordinates = ioda_coordinates(options, layout)
     names = [options.mapping.names.get(v, v) for v in variables]
-    records = read_ioda(options.path, names, error_std=options.error_std,
-                        accept_preqc=options.accept_preqc, time_axis=time_axis, units=layout.units,
-                        coordinates=coordinates, select=dict(options.mapping.select))
+    records = read_ioda(
+        options.path,
+        names,
+        error_std=options.error_std,
+        accept_preqc=options.accept_preqc,
+        time_axis=time_axis,
+        units=layout.units,
+        coordinates=coordinates,
+        select=dict(options.mapping.select),
+    )
     parts = []
     for variable, record in zip(variables, records, strict=True):
         for note in record.notes:
             log.info("observations file %s: %s", options.path, note)
-        positions = np.stack([record.coordinates[c] for c in coordinates], axis=-1) if coordinates \
+        positions = (
+            np.stack([record.coordinates[c] for c in coordinates], axis=-1)
+            if coordinates
             else np.zeros((len(record.times), 0))
-        parts.append(_located(variable, record.times, record.values, record.errors, positions, layout,
-                              record.rejected_preqc))
+        )
+        parts.append(
+            _located(
+                variable,
+                record.times,
+                record.values,
+                record.errors,
+                positions,
+                layout,
+                record.rejected_preqc,
+            )
+        )
     return _concatenate(parts)
 
 
@@ -260,8 +339,9 @@ def _concatenate(parts: list[ObservationSet]) -> ObservationSet:
     )
 
 
-def observations_in_dataset(dataset: xr.Dataset | str, source: str, options, layout: StateLayout,
-                            time_axis: TimeAxis) -> ObservationSet:
+def observations_in_dataset(
+    dataset: xr.Dataset | str, source: str, options, layout: StateLayout, time_axis: TimeAxis
+) -> ObservationSet:
     """The observations of a gridded or CF point file or open dataset (``options.file_layout``).
 
     ``dacli train`` reads the twin experiment it simulates in memory with it; ``source`` names
@@ -272,18 +352,30 @@ def observations_in_dataset(dataset: xr.Dataset | str, source: str, options, lay
     options = ObservationFileOptions.of(options)
     variables = list(options.variables) or list(layout.variables)
     gridded = options.file_layout == "gridded"
-    file = open_input(dataset, "observations", options.mapping, time_axis, layout=layout,
-                      grid=gridded, name=source)
+    file = open_input(
+        dataset,
+        "observations",
+        options.mapping,
+        time_axis,
+        layout=layout,
+        grid=gridded,
+        name=source,
+    )
     assert file.times is not None  # asked for: open_input was given the time axis
     if not np.all(np.isfinite(file.times)):
         missing = int(np.sum(~np.isfinite(file.times)))
         time_name = options.mapping.dims.get("time", "time")
-        raise DataError(f"observations file {source}: time coordinate {time_name!r} has {missing} "
-                        "missing value(s) (_FillValue or NaN); every observation needs a time")
+        raise DataError(
+            f"observations file {source}: time coordinate {time_name!r} has {missing} "
+            "missing value(s) (_FillValue or NaN); every observation needs a time"
+        )
     if not gridded and "obs" not in file.dataset.dims:
         found = ", ".join(f"{d} ({n})" for d, n in file.dataset.sizes.items()) or "none"
-        raise DataError(f"observations file {source}: no dimension 'obs' (one entry per observation in a CF point "
-                        f"file); its dimensions are: {found}. Map it with observations.dims = {{ obs = \"...\" }}")
+        raise DataError(
+            f"observations file {source}: no dimension 'obs' (one entry per observation in a CF "
+            "point "
+            f'file); its dimensions are: {found}. Map it with observations.dims = {{ obs = "..." }}'
+        )
     return (_read_gridded if gridded else _read_scattered)(file, options, layout, variables)
 
 
@@ -298,14 +390,18 @@ def read_observations(options, layout: StateLayout, time_axis: TimeAxis) -> Obse
     variables = list(options.variables) or list(layout.variables)
     unknown = [v for v in variables if v not in layout.variables]
     if unknown:
-        raise ConfigError([
-            f"observations.variables: {unknown} are not model variables (the model has {list(layout.variables)})"
-        ])
+        raise ConfigError(
+            [
+                f"observations.variables: {unknown} are not model variables (the model has "
+                f"{list(layout.variables)})"
+            ]
+        )
     if options.file_layout == "ioda":
         observations = _read_ioda(options, layout, variables, time_axis)
     else:
-        observations = observations_in_dataset(options.path, options.path, options, layout,
-                                               time_axis)
+        observations = observations_in_dataset(
+            options.path, options.path, options, layout, time_axis
+        )
     names = ", ".join(repr(options.mapping.names.get(v, v)) for v in variables)
     if len(observations) == 0 and observations.rejected_outside_domain:
         raise DataError(
@@ -313,8 +409,10 @@ def read_observations(options, layout: StateLayout, time_axis: TimeAxis) -> Obse
             f"observations of {names} lie outside the model domain"
         )
     if len(observations) == 0:
-        raise DataError(f"observations file {options.path}: holds no observations of {names} "
-                        "(zero-length dimensions)")
+        raise DataError(
+            f"observations file {options.path}: holds no observations of {names} "
+            "(zero-length dimensions)"
+        )
     if not observations.valid.any():
         raise DataError(
             f"observations file {options.path}: all {len(observations)} observations of {names} "
@@ -322,6 +420,9 @@ def read_observations(options, layout: StateLayout, time_axis: TimeAxis) -> Obse
             "there is nothing to assimilate"
         )
     if observations.rejected_outside_domain:
-        log.warning("observations file %s: %d observation(s) outside the model domain dropped",
-                    options.path, observations.rejected_outside_domain)
+        log.warning(
+            "observations file %s: %d observation(s) outside the model domain dropped",
+            options.path,
+            observations.rejected_outside_domain,
+        )
     return resolve_duplicates(observations, options.duplicates, options.path)

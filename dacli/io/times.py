@@ -32,33 +32,49 @@ from dacli.errors import DataError
 
 # CF calendars (CF-1.11 4.4.1) and their canonical names
 CALENDARS = {
-    "standard": "standard", "gregorian": "standard", "proleptic_gregorian": "proleptic_gregorian",
-    "julian": "julian", "noleap": "noleap", "365_day": "noleap", "all_leap": "all_leap", "366_day": "all_leap",
+    "standard": "standard",
+    "gregorian": "standard",
+    "proleptic_gregorian": "proleptic_gregorian",
+    "julian": "julian",
+    "noleap": "noleap",
+    "365_day": "noleap",
+    "all_leap": "all_leap",
+    "366_day": "all_leap",
     "360_day": "360_day",
 }
 REAL_WORLD = {"standard", "proleptic_gregorian", "julian"}
-DEFAULT_CALENDAR = "standard"  # CF: a time coordinate without a calendar attribute is in the standard calendar
+DEFAULT_CALENDAR = (
+    "standard"  # CF: a time coordinate without a calendar attribute is in the standard calendar
+)
 
 
 def canonical_calendar(calendar: str) -> str:
-    """The canonical CF name of ``calendar`` (case-insensitive); ValueError listing the CF calendars."""
+    """The canonical CF name of ``calendar`` (case-insensitive); ValueError listing the CF
+    calendars."""
     name = str(calendar).strip().lower()
     if name not in CALENDARS:
-        raise ValueError(f"unknown calendar {calendar!r}; CF calendars are {', '.join(sorted(CALENDARS))}")
+        raise ValueError(
+            f"unknown calendar {calendar!r}; CF calendars are {', '.join(sorted(CALENDARS))}"
+        )
     return CALENDARS[name]
 
 
 def check_time_units(units: str, calendar: str) -> tuple[str, str]:
-    """(unit word, epoch) of a CF time ``units`` string, checked with cftime in ``calendar``; ValueError else."""
+    """(unit word, epoch) of a CF time ``units`` string, checked with cftime in ``calendar``;
+    ValueError else."""
     text = str(units).strip()
     unit, since, epoch = text.partition(" since ")
     if not since or not unit.strip() or not epoch.strip():
-        raise ValueError(f"{units!r} is not a CF time unit of the form '<unit> since <date>' "
-                         "(e.g. 'days since 2000-01-01 00:00:00')")
+        raise ValueError(
+            f"{units!r} is not a CF time unit of the form '<unit> since <date>' "
+            "(e.g. 'days since 2000-01-01 00:00:00')"
+        )
     try:
         cftime.num2date(0.0, text, canonical_calendar(calendar))
     except (ValueError, TypeError, OverflowError) as exc:
-        raise ValueError(f"{units!r} (calendar {calendar!r}) cannot be decoded by cftime: {exc}") from None
+        raise ValueError(
+            f"{units!r} (calendar {calendar!r}) cannot be decoded by cftime: {exc}"
+        ) from None
     return unit.strip(), epoch.strip()
 
 
@@ -84,8 +100,11 @@ class TimeAxis:
 
     def dates(self, times) -> np.ndarray:
         """Model times -> cftime dates in the model's calendar."""
-        return np.asarray(cftime.num2date(np.asarray(times, float), self.units, self.calendar,
-                                          only_use_cftime_datetimes=True))
+        return np.asarray(
+            cftime.num2date(
+                np.asarray(times, float), self.units, self.calendar, only_use_cftime_datetimes=True
+            )
+        )
 
     def describe(self, time: float) -> str:
         """``time`` as a date in the model's calendar, for messages (e.g. '2000-01-03 12:00:00')."""
@@ -94,7 +113,9 @@ class TimeAxis:
         except (ValueError, OverflowError):
             return f"{float(time):g}"
 
-    def from_file(self, values, units: str | None, calendar: str | None, where: str) -> tuple[np.ndarray, str | None]:
+    def from_file(
+        self, values, units: str | None, calendar: str | None, where: str
+    ) -> tuple[np.ndarray, str | None]:
         """File time numbers with their CF ``units``/``calendar`` -> (model times, a note or None).
 
         NaN stays NaN. ``where`` names the file and variable in the :class:`DataError` raised for
@@ -103,9 +124,11 @@ class TimeAxis:
         """
         values = np.asarray(values, dtype=float)
         if units is None:
-            raise DataError(f"{where}: has no 'units' attribute, so its numbers are not times; expected CF units "
-                            f"such as {self.units!r}. If the numbers are model times, say so with model_time = true "
-                            "for this file in the config")
+            raise DataError(
+                f"{where}: has no 'units' attribute, so its numbers are not times; expected CF "
+                f"units such as {self.units!r}. If the numbers are model times, say so with "
+                "model_time = true for this file in the config"
+            )
         file_calendar = DEFAULT_CALENDAR if calendar is None else calendar
         try:
             file_calendar = canonical_calendar(file_calendar)
@@ -114,36 +137,53 @@ class TimeAxis:
             raise DataError(f"{where}: unusable time units: {exc}") from None
         if file_calendar != self.calendar and not {file_calendar, self.calendar} <= REAL_WORLD:
             raise DataError(
-                f"{where}: is in the {file_calendar!r} calendar, the model's time axis in the {self.calendar!r} "
-                f"calendar ([time] calendar); there is no conversion between them (days would be relabelled, not "
-                f"converted). Set [time] calendar = {file_calendar!r} to run in the file's calendar")
+                f"{where}: is in the {file_calendar!r} calendar, the model's time axis in the "
+                f"{self.calendar!r} calendar ([time] calendar); there is no conversion between "
+                "them (days would be relabelled, not converted). Set [time] calendar = "
+                f"{file_calendar!r} to run in the file's calendar"
+            )
         same = file_calendar == self.calendar and str(units).strip() == self.units.strip()
         if same:
             return values, None
-        convert = lambda numbers: self._convert(np.asarray(numbers, float), str(units), file_calendar)  # noqa: E731
+
+        def convert(numbers):
+            return self._convert(np.asarray(numbers, float), str(units), file_calendar)
+
         finite = values[np.isfinite(values)]
         try:
             first = float(finite.min()) if finite.size else 0.0
             span = float(finite.max()) - first if finite.size else 0.0
-            step = span if span >= 1.0 else 1000.0  # anchor the scale on two far-apart times: no cancellation
+            step = (
+                span if span >= 1.0 else 1000.0
+            )  # anchor the scale on two far-apart times: no cancellation
             start, end = convert([first, first + step])
             scale = (end - start) / step
             middle = first + 0.5 * span
             exact_middle = convert([middle])[0]
         except (ValueError, OverflowError) as exc:
-            raise DataError(f"{where}: times in {units!r} ({file_calendar}) cannot be converted to the model's "
-                            f"{self.units!r} ({self.calendar}): {exc}") from None
+            raise DataError(
+                f"{where}: times in {units!r} ({file_calendar}) cannot be converted to the model's "
+                f"{self.units!r} ({self.calendar}): {exc}"
+            ) from None
         model = start + scale * (values - first)
-        if abs(start + scale * (middle - first) - exact_middle) > 1e-6 * max(1.0, abs(exact_middle)):
-            raise DataError(f"{where}: times in {units!r} ({file_calendar}) do not convert linearly to the model's "
-                            f"{self.units!r} ({self.calendar}); convert them before use")
+        if abs(start + scale * (middle - first) - exact_middle) > 1e-6 * max(
+            1.0, abs(exact_middle)
+        ):
+            raise DataError(
+                f"{where}: times in {units!r} ({file_calendar}) do not convert linearly to the "
+                f"model's {self.units!r} ({self.calendar}); convert them before use"
+            )
         offset = start - scale * first
-        note = (f"times converted from {units!r} ({file_calendar} calendar) to model time {self.units!r} "
-                f"({self.calendar}): t_model = {offset:.10g} + {scale:.10g} t_file")
+        note = (
+            f"times converted from {units!r} ({file_calendar} calendar) to model time "
+            f"{self.units!r} ({self.calendar}): t_model = {offset:.10g} + {scale:.10g} t_file"
+        )
         return model, note
 
     def _convert(self, numbers: np.ndarray, units: str, calendar: str) -> np.ndarray:
         dates = cftime.num2date(numbers, units, calendar, only_use_cftime_datetimes=True)
         if calendar != self.calendar:
             dates = np.array([date.change_calendar(self.calendar) for date in np.atleast_1d(dates)])
-        return np.asarray(cftime.date2num(dates, self.units, self.calendar), dtype=float).reshape(np.shape(numbers))
+        return np.asarray(cftime.date2num(dates, self.units, self.calendar), dtype=float).reshape(
+            np.shape(numbers)
+        )

@@ -30,11 +30,14 @@ def parse_units(text: str, where: str) -> cf_units.Unit:
     try:
         return cf_units.Unit(str(text))
     except ValueError:
-        raise DataError(f"{where}: units {text!r} are not UDUNITS units (e.g. 'm', 'm s-1', 'K', '1')") from None
+        raise DataError(
+            f"{where}: units {text!r} are not UDUNITS units (e.g. 'm', 'm s-1', 'K', '1')"
+        ) from None
 
 
-def to_model_units(values: np.ndarray, found: str | None, expected: str, where: str, *,
-                   difference: bool = False) -> tuple[np.ndarray, str | None]:
+def to_model_units(
+    values: np.ndarray, found: str | None, expected: str, where: str, *, difference: bool = False
+) -> tuple[np.ndarray, str | None]:
     """(``values`` in the ``expected`` units, a note of what was done or None).
 
     ``found`` is the file's ``units`` attribute (None: missing, a warning is logged and the
@@ -42,15 +45,24 @@ def to_model_units(values: np.ndarray, found: str | None, expected: str, where: 
     """
     values = np.asarray(values, dtype=float)
     if found is None:
-        log.warning("%s: no 'units' attribute; taken to be in the model's units (%s)", where, expected)
+        log.warning(
+            "%s: no 'units' attribute; taken to be in the model's units (%s)", where, expected
+        )
         return values, None
-    source, target = parse_units(found, where), parse_units(expected, f"the model's units of {where}")
+    source, target = (
+        parse_units(found, where),
+        parse_units(expected, f"the model's units of {where}"),
+    )
     if source == target:
         return values, None
     if not source.is_convertible(target):
-        raise DataError(f"{where}: units {found!r} cannot be converted to the model variable's units {expected!r} "
-                        "(a different physical quantity); map the right variable with names = { ... } or convert "
-                        "the file")
+        raise DataError(
+            f"{where}: units {found!r} cannot be converted to the model variable's units "
+            f"{expected!r} "
+            "(a different physical quantity); map the right variable with names = { ... } or "
+            "convert "
+            "the file"
+        )
     if difference:
         converted = source.convert(values, target) - source.convert(np.zeros_like(values), target)
     else:

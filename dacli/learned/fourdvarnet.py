@@ -7,14 +7,16 @@ reference implementation. For observations y with mask m (1 observed, 0 not):
     U(x) = 1/(2 sigma_o^2) [ sum m (x - y)^2  +  w sum (x - Phi(x))^2 ]
 
 with sigma_o the observation error std and w (``prior_weight``) from the configuration (no
-hard-coded weights): w weighs the prior against the observations whatever the state's units. Starting from
+hard-coded weights): w weighs the prior against the observations whatever the state's units.
+Starting from
 x_0 = m y, K iterations of
 
     g_k = dU/dx (x_k),   (u_k, h_k, c_k) = LSTM(g_k, h_{k-1}, c_{k-1}),   x_{k+1} = x_k - u_k
 
 give the reconstruction x_K (``solver = "gradient"`` replaces the LSTM by a learned step size,
 u_k = alpha g_k: plain gradient descent, which converges to the minimum of U — the fixed point
-``ImplicitAdjoint`` differentiates; the LSTM's normalised updates never settle). The iteration is a fixed map z -> F(z; theta, y, m) of
+``ImplicitAdjoint`` differentiates; the LSTM's normalised updates never settle). The iteration is a
+fixed map z -> F(z; theta, y, m) of
 z = (x, h, c), so every iteration adjoint of :mod:`dacli.adjoints.unroll` applies to it: training
 differentiates a loss on x_K through the K iterations in the way the configured
 ``solver_adjoint`` says, and the forward value never depends on that choice.
@@ -90,8 +92,10 @@ class FourDVarNet(eqx.Module):
         key,
         dtype=jnp.float32,
     ):
-        """``model_prior``: Phi instead of a learned bilinear prior; ``background``, ``background_weight``:
-        see the module docstring; ``time_axis``: the window's axis in the layout (1 for (n, T), 0 for
+        """``model_prior``: Phi instead of a learned bilinear prior; ``background``,
+        ``background_weight``:
+        see the module docstring; ``time_axis``: the window's axis in the layout (1 for (n, T), 0
+        for
         (T, *grid)); ``solver_adjoint``: how training differentiates the iterations (default
         :class:`~dacli.adjoints.unroll.Checkpointed`)."""
         prior_key, modulator_key = jax.random.split(key)
@@ -158,15 +162,18 @@ class FourDVarNet(eqx.Module):
         return observation + prior
 
     def initial_iterate(self, y, mask, background: jax.Array | None = None):
-        """Observed values where there are observations; elsewhere the background's forecast when the
+        """Observed values where there are observations; elsewhere the background's forecast when
+        the
         network uses backgrounds, else the climatological mean."""
         background = self._background(background)
         x = jnp.where(mask, y, self.offset if background is None else background)
         return (x, *self.modulator.initial_state(x))
 
     def __call__(self, y, mask, background: jax.Array | None = None):
-        """The reconstruction x_K for one window (y, mask shaped (channels, *spatial)); ``background``
-        (the forecast over the window, same shape) is required by a network trained with backgrounds,
+        """The reconstruction x_K for one window (y, mask shaped (channels, *spatial));
+        ``background``
+        (the forecast over the window, same shape) is required by a network trained with
+        backgrounds,
         ignored by one trained without."""
         background = self._background(background)
         return self.solver_adjoint.iterate(

@@ -22,6 +22,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import itertools
+from typing import Any, cast
 
 import diffrax
 import equinox as eqx
@@ -73,10 +74,11 @@ class Conv(eqx.Module):
         z = jnp.pad(x, pad, mode="wrap" if self.periodic else "constant")
         shape = x.shape[1:]
         patches = [
-            z[(slice(None), *(slice(o, o + n) for o, n in zip(offset, shape)))]
+            z[(slice(None), *(slice(o, o + n) for o, n in zip(offset, shape, strict=True)))]
             for offset in itertools.product(*(range(k) for k in self.weight.shape[2:]))
         ]
-        # (in, kernel points, *spatial) x (out, in, kernel points) -> (out, *spatial): one matrix product
+        # (in, kernel points, *spatial) x (out, in, kernel points) -> (out, *spatial): one matrix
+        # product
         kernel = self.weight.reshape(*self.weight.shape[:2], -1)
         return jnp.einsum(
             "ik...,oik->o...", jnp.stack(patches, axis=1), kernel
@@ -89,8 +91,8 @@ class AbstractPrior(eqx.Module):
 
     @abc.abstractmethod
     def project(self, x: Array, offset: float, scale: float) -> Array:
-        """Phi(x) in physical units, for a state of climatological mean ``offset``, std ``scale``.
-        """
+        """Phi(x) in physical units, for a state of climatological mean ``offset``, std
+        ``scale``."""
 
 
 class AbstractModulator(eqx.Module):
@@ -210,7 +212,8 @@ class GradientStep(AbstractModulator, strict=True):
 
 
 class ModelPrior(AbstractPrior, strict=True):
-    """Phi(x)_t = M(x_{t-1}) for t >= 2, Phi(x)_1 = x_1: one model step from each state, all at once.
+    """Phi(x)_t = M(x_{t-1}) for t >= 2, Phi(x)_1 = x_1: one model step from each state, all at
+    once.
 
     Fablet et al. (2021) use the known ODE as 4DVarNet's prior: with it, w |x - Phi(x)|^2 is the
     weak-constraint model-error term (Q = sigma_o^2 / w per step) and the learned solver minimises
@@ -241,12 +244,10 @@ class ModelPrior(AbstractPrior, strict=True):
         dynamics = jax.tree_util.tree_map(jax.lax.stop_gradient, self.dynamics)
         term, args = diffrax.ODETerm(_field), (dynamics, jnp.zeros((), states.dtype))
         solver = self.solver
-        if hasattr(
-            solver, "scan_kind"
-        ):  # a bounded loop over the stages, as DirectAdjoint sets it: training
-            solver = dataclasses.replace(
-                solver, scan_kind="bounded"
-            )  # differentiates through grad U (2nd order)
+        # a bounded loop over the stages, as DirectAdjoint sets it: training differentiates
+        # through grad U (2nd order); solver: a Runge-Kutta solver's field, not AbstractSolver's
+        if hasattr(solver, "scan_kind"):
+            solver = dataclasses.replace(cast(Any, solver), scan_kind="bounded")
 
         def one(state):
             solver_state = solver.init(term, 0.0, self.dt, state, args)

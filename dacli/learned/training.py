@@ -99,8 +99,6 @@ def unstable_training(history: list[dict], rise: float = 1.5, epochs: int = 2) -
         return None
     return (
         f"the training loss rose from {losses[lowest]:.3g} (epoch {history[lowest]['epoch']}) to "
-        f"{losses[-1]:.3g} "
-        f"(epoch {history[-1]['epoch']}): the optimisation is unstable; lower train.learning_rate "
-        "or raise "
-        "train.batch_size (the best network so far is kept)"
+        f"{losses[-1]:.3g} (epoch {history[-1]['epoch']}): the optimisation is unstable; lower "
+        "train.learning_rate or raise train.batch_size (the best network so far is kept)"
     )

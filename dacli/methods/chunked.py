@@ -1,4 +1,5 @@
-"""One window's nonlinear minimisation in bounded compiled chunks, so a stop is honoured within seconds.
+"""One window's nonlinear minimisation in bounded compiled chunks, so a stop is honoured within
+seconds.
 
 ``optx.minimise`` (and ``optx.least_squares``) run the whole minimisation in one compiled
 ``while_loop``: a signal that arrives during a long window waits for the window to end. Here the
@@ -25,7 +26,8 @@ from dacli.methods.variational import AbstractVariationalMethod, WindowAnalysis
 
 
 class MinimiserCarry(eqx.Module):
-    """The iteration's state between chunks: the iterate, the solver's state, and the stopping flags."""
+    """The iteration's state between chunks: the iterate, the solver's state, and the stopping
+    flags."""
 
     y: jax.Array
     num_steps: jax.Array
@@ -52,8 +54,15 @@ def _setting(method: AbstractVariationalMethod):
     return _Objective(method), method.minimiser_options, frozenset()
 
 
+def _minimiser(method: AbstractVariationalMethod):
+    """The optimistix solver the chunks step: the nonlinear formulation's (check_stepwise refuses
+    the others, which have none to step)."""
+    assert method.minimiser is not None
+    return method.minimiser
+
+
 def _terminate(method, fn, y, args, options, state, tags):
-    done, result = method.minimiser.terminate(fn, y, args, options, state, tags)
+    done, result = _minimiser(method).terminate(fn, y, args, options, state, tags)
     return done, optx.RESULTS.where(jnp.all(jnp.isfinite(y)), result, optx.RESULTS.nonfinite)
 
 
@@ -64,7 +73,7 @@ def begin(method: AbstractVariationalMethod, background, t_start, obs) -> Minimi
     args = (background, t_start, obs)
     y0 = method.zero_control(background)
     f_struct = jax.eval_shape(lambda: fn(y0, args)[0])
-    state = method.minimiser.init(fn, y0, args, options, f_struct, None, tags)
+    state = _minimiser(method).init(fn, y0, args, options, f_struct, None, tags)
     done, result = _terminate(method, fn, y0, args, options, state, tags)
     return MinimiserCarry(y0, jnp.array(0), state, done, result)
 
@@ -95,10 +104,9 @@ def advance(
     def step(loop):
         taken, y, num_steps, dynamic, _, _ = loop
         state = eqx.combine(dynamic, static)
-        new_y, new_state, _ = method.minimiser.step(fn, y, args, options, state, tags)
-        done, result = _terminate(
-            method, fn, y, args, options, new_state, tags
-        )  # optimistix tests the old y
+        new_y, new_state, _ = _minimiser(method).step(fn, y, args, options, state, tags)
+        # optimistix tests the old y
+        done, result = _terminate(method, fn, y, args, options, new_state, tags)
         return (
             taken + 1,
             new_y,
@@ -117,7 +125,8 @@ def advance(
 def finish(
     method: AbstractVariationalMethod, carry: MinimiserCarry, background, t_start, obs
 ) -> WindowAnalysis:
-    """The window's analysis from the final iterate (what :meth:`AbstractVariationalMethod.analyse` returns)."""
+    """The window's analysis from the final iterate (what
+    :meth:`AbstractVariationalMethod.analyse` returns)."""
     fn, options, tags = _setting(method)
     args = (background, t_start, obs)
     result = optx.RESULTS.where(
@@ -125,7 +134,7 @@ def finish(
         optx.RESULTS.nonlinear_max_steps_reached,
         carry.result,
     )
-    y, _, _ = method.minimiser.postprocess(
+    y, _, _ = _minimiser(method).postprocess(
         fn, carry.y, None, args, options, carry.state, tags, result
     )
     return method.window_analysis(

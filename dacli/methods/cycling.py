@@ -97,7 +97,9 @@ def chunk_structure(
     background = jnp.asarray(background)
     arguments = chunk_inputs(schedule, observations, 0, chunking.windows, background.dtype)
     return jax.eval_shape(
-        lambda b, *a: analyse_windows(method, b, *a, schedule.steps_per_shift)[1],
+        lambda b, starts, obs, active: analyse_windows(
+            method, b, starts, obs, active, schedule.steps_per_shift
+        )[1],
         background,
         *arguments,
     )

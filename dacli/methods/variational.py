@@ -77,6 +77,11 @@ class AbstractMethod(eqx.Module):
     ) -> WindowAnalysis:
         """Assimilate one window's observations starting from ``background`` at ``t_start``."""
 
+    @abc.abstractmethod
+    def zero_control(self, background: Float[Array, " n"]) -> Array:
+        """The control vector of the background (all zeros): its size is what forward-mode
+        differentiation would cost (``dacli assimilate`` warns from it)."""
+
 
 class AbstractVariationalMethod(AbstractMethod):
     """A variational method: what v is, how it becomes the observed trajectory, its penalties.
@@ -104,10 +109,6 @@ class AbstractVariationalMethod(AbstractMethod):
     spread_probes: eqx.AbstractVar[int]  # random probes for tr(H B H^T); 0 = skip
 
     # --- what a method defines -------------------------------------------------------------
-
-    @abc.abstractmethod
-    def zero_control(self, background: Float[Array, " n"]) -> Array:
-        """The control vector of the background (all zeros)."""
 
     @abc.abstractmethod
     def background_control(self, v: Array) -> Float[Array, " n"]:
@@ -213,17 +214,26 @@ class AbstractVariationalMethod(AbstractMethod):
         return {"autodiff_mode": self.autodiff_mode}
 
     def _minimise(self, v0, args, adjoint: optx.AbstractAdjoint):
-        solve, fn = (
-            (optx.least_squares, self.residuals)
-            if self.least_squares
-            else (optx.minimise, self.cost)
-        )
-        return solve(
-            fn,
-            self.minimiser,
+        minimiser, options = self.minimiser, self.minimiser_options
+        if self.least_squares:  # a least-squares solver that is not a minimiser
+            assert isinstance(minimiser, optx.AbstractLeastSquaresSolver)
+            return optx.least_squares(
+                self.residuals,
+                minimiser,
+                v0,
+                args,
+                options=options,
+                max_steps=self.max_steps,
+                adjoint=adjoint,
+                throw=False,
+            )
+        assert isinstance(minimiser, optx.AbstractMinimiser)  # the nonlinear formulation's
+        return optx.minimise(
+            self.cost,
+            minimiser,
             v0,
             args,
-            options=self.minimiser_options,
+            options=options,
             max_steps=self.max_steps,
             adjoint=adjoint,
             throw=False,

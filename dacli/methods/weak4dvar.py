@@ -42,7 +42,8 @@ class WeakConstraint4DVar(AbstractVariationalFields, AbstractModelObserved, stri
             raise ValueError("weak-constraint 4DVar needs model_error_sqrt (Q^{1/2})")
         if self.subwindows < 1 or self.nsteps % self.subwindows:
             raise ValueError(
-                f"{self.subwindows} sub-windows do not divide the window's {self.nsteps} model steps"
+                f"{self.subwindows} sub-windows do not divide the window's {self.nsteps} model "
+                "steps"
             )
 
     def zero_control(self, background):
@@ -56,6 +57,7 @@ class WeakConstraint4DVar(AbstractVariationalFields, AbstractModelObserved, stri
 
     def forcings(self, v):
         """eta_k = Q^{1/2} w_k, shape (K, n)."""
+        assert self.model_error_sqrt is not None  # __check_init__
         return jax.vmap(self.model_error_sqrt.mv)(v[1:])
 
     def forecast(self, v, args):

@@ -9,4 +9,11 @@ from dacli.models.base import (
     size_parameter,
 )
 
-__all__ = ["MAX_STATE_SIZE", "Dynamics", "GridAxis", "StateLayout", "model_factory", "size_parameter"]
+__all__ = [
+    "MAX_STATE_SIZE",
+    "Dynamics",
+    "GridAxis",
+    "StateLayout",
+    "model_factory",
+    "size_parameter",
+]

@@ -31,8 +31,19 @@ import numpy as np
 
 from dacli.layout import FULL_CIRCLE, LATITUDE_UNITS, LONGITUDE_UNITS, GridAxis, StateLayout
 
-__all__ = ["FULL_CIRCLE", "LATITUDE_UNITS", "LONGITUDE_UNITS", "MAX_STATE_SIZE", "Dynamics", "GridAxis",
-           "StateLayout", "is_dynamics_class", "is_model_factory", "model_factory", "size_parameter"]
+__all__ = [
+    "FULL_CIRCLE",
+    "LATITUDE_UNITS",
+    "LONGITUDE_UNITS",
+    "MAX_STATE_SIZE",
+    "Dynamics",
+    "GridAxis",
+    "StateLayout",
+    "is_dynamics_class",
+    "is_model_factory",
+    "model_factory",
+    "size_parameter",
+]
 
 # The largest state a model may have (elements of the flat state vector: 800 MB in float64). A
 # model checks its size parameters against it in ``__init__``, before ``layout()`` allocates its
@@ -62,12 +73,18 @@ def size_parameter(name: str, value: Any, minimum: int, maximum: int = MAX_STATE
     Raises a ValueError naming the parameter (reported as ``model.parameters``) for a non-integer
     or a value out of range; the default maximum is :data:`MAX_STATE_SIZE`.
     """
-    whole = isinstance(value, int) or (isinstance(value, float) and math.isfinite(value) and value.is_integer())
+    whole = isinstance(value, int) or (
+        isinstance(value, float) and math.isfinite(value) and value.is_integer()
+    )
     if isinstance(value, bool) or not whole:
-        raise ValueError(f"{name} must be an integer from {minimum:,} to {maximum:,}, found {value!r}")
+        raise ValueError(
+            f"{name} must be an integer from {minimum:,} to {maximum:,}, found {value!r}"
+        )
     if not minimum <= value <= maximum:
         limit = " (dacli.models.MAX_STATE_SIZE)" if maximum == MAX_STATE_SIZE else ""
-        raise ValueError(f"{name} must be an integer from {minimum:,} to {maximum:,}{limit}, found {int(value)}")
+        raise ValueError(
+            f"{name} must be an integer from {minimum:,} to {maximum:,}{limit}, found {int(value)}"
+        )
     return int(value)
 
 
@@ -80,7 +97,8 @@ Factory = TypeVar("Factory", bound=Callable[..., Any])
 
 
 def model_factory(function: Factory) -> Factory:
-    """Mark ``function`` as a dacli model factory: a config may name it as ``model.name = "module:function"``.
+    """Mark ``function`` as a dacli model factory: a config may name it as ``model.name =
+    "module:function"``.
 
     dacli calls a plug-in named by import path only when it is a :class:`Dynamics` subclass or a
     function marked with this decorator, so a configuration (data) can never call an arbitrary
@@ -93,18 +111,29 @@ def model_factory(function: Factory) -> Factory:
             return AdvectionDiffusionRing(n=int(n), speed=float(speed), diffusion=float(diffusion))
     """
     if not inspect.isfunction(function):
-        raise TypeError(f"@model_factory marks a function, not {type(function).__name__}; a Dynamics subclass "
-                        "needs no mark")
+        raise TypeError(
+            f"@model_factory marks a function, not {type(function).__name__}; a Dynamics subclass "
+            "needs no mark"
+        )
     setattr(function, _FACTORY_ATTRIBUTE, _FACTORY_MARK)
     return function
 
 
 def is_model_factory(candidate: Any) -> bool:
-    """Whether ``candidate`` is a function marked with :func:`model_factory` (read without calling anything)."""
-    return inspect.isfunction(candidate) and candidate.__dict__.get(_FACTORY_ATTRIBUTE) is _FACTORY_MARK
+    """Whether ``candidate`` is a function marked with :func:`model_factory` (read without calling
+    anything)."""
+    return (
+        inspect.isfunction(candidate)
+        and candidate.__dict__.get(_FACTORY_ATTRIBUTE) is _FACTORY_MARK
+    )
 
 
 def is_dynamics_class(candidate: Any) -> bool:
-    """Whether ``candidate`` is a concrete :class:`Dynamics` subclass (one a config may instantiate)."""
-    return (isinstance(candidate, type) and issubclass(candidate, Dynamics) and candidate is not Dynamics
-            and not inspect.isabstract(candidate))
+    """Whether ``candidate`` is a concrete :class:`Dynamics` subclass (one a config may
+    instantiate)."""
+    return (
+        isinstance(candidate, type)
+        and issubclass(candidate, Dynamics)
+        and candidate is not Dynamics
+        and not inspect.isabstract(candidate)
+    )

@@ -89,7 +89,15 @@ def integrate_every(
     dtype = x0.dtype
 
     def advance(x, j):
-        x = integrate(dynamics, x, t_start + (j * stride) * jnp.asarray(dt, dtype), stride, dt, solver, adjoint)[-1]
+        x = integrate(
+            dynamics,
+            x,
+            t_start + (j * stride) * jnp.asarray(dt, dtype),
+            stride,
+            dt,
+            solver,
+            adjoint,
+        )[-1]
         return x, x
 
     _, states = jax.lax.scan(advance, x0, jnp.arange(outputs, dtype=dtype))
@@ -110,4 +118,6 @@ class Forecaster(eqx.Module):
     dt: float = eqx.field(static=True)
 
     def __call__(self, x0, t0):
-        return integrate_every(self.dynamics, x0, t0, self.outputs, self.stride, self.dt, self.solver)
+        return integrate_every(
+            self.dynamics, x0, t0, self.outputs, self.stride, self.dt, self.solver
+        )

@@ -45,7 +45,9 @@ class Lorenz96(Dynamics):
         return (jnp.roll(x, -1) - jnp.roll(x, 2)) * jnp.roll(x, 1) - x + self.forcing
 
     def layout(self) -> StateLayout:
-        return StateLayout(variables=("x",), grid_name="site", grid=np.arange(self.n, dtype=float), periodic=True)
+        return StateLayout(
+            variables=("x",), grid_name="site", grid=np.arange(self.n, dtype=float), periodic=True
+        )
 
     def default_state(self, key):
         return self.forcing + jax.random.normal(key, (self.n,))

@@ -33,7 +33,8 @@ METRES_PER_DEGREE = EARTH_RADIUS * np.pi / 180.0
 
 
 def wavenumbers(ny: int, nx: int, length_y: float, length_x: float):
-    """(ky, kx) angular wavenumbers of an ``rfft2`` over a (ny, nx) periodic grid, shapes (ny, 1), (1, nx//2 + 1)."""
+    """(ky, kx) angular wavenumbers of an ``rfft2`` over a (ny, nx) periodic grid, shapes (ny, 1),
+    (1, nx//2 + 1)."""
     ky = 2 * np.pi * np.fft.fftfreq(ny, d=length_y / ny)
     kx = 2 * np.pi * np.fft.rfftfreq(nx, d=length_x / nx)
     return ky[:, None], kx[None, :]
@@ -47,7 +48,8 @@ def dealias_mask(ny: int, nx: int) -> np.ndarray:
 
 
 class QuasiGeostrophic(Dynamics):
-    """Equivalent-barotropic QG on an ny x nx doubly periodic grid of size length_y x length_x (m)."""
+    """Equivalent-barotropic QG on an ny x nx doubly periodic grid of size length_y x length_x
+    (m)."""
 
     nx: int = eqx.field(static=True)
     ny: int = eqx.field(static=True)
@@ -64,26 +66,52 @@ class QuasiGeostrophic(Dynamics):
     center_lat: float = eqx.field(static=True, default=38.0)
     center_lon: float = eqx.field(static=True, default=-60.0)
 
-    def __init__(self, nx: int = 64, ny: int | None = None, length_x: float = 1.0e6, length_y: float | None = None,
-                 deformation_radius: float = 30e3, beta: float | None = None, coriolis: float | None = None,
-                 gravity: float = 9.81, viscosity: float = 20.0, drag: float = 0.0, forcing_amplitude: float = 0.0,
-                 coordinates: str = "xy", center_lat: float = 38.0, center_lon: float = -60.0):
+    def __init__(
+        self,
+        nx: int = 64,
+        ny: int | None = None,
+        length_x: float = 1.0e6,
+        length_y: float | None = None,
+        deformation_radius: float = 30e3,
+        beta: float | None = None,
+        coriolis: float | None = None,
+        gravity: float = 9.81,
+        viscosity: float = 20.0,
+        drag: float = 0.0,
+        forcing_amplitude: float = 0.0,
+        coordinates: str = "xy",
+        center_lat: float = 38.0,
+        center_lon: float = -60.0,
+    ):
         ny = nx if ny is None else ny
         length_y = length_x * ny / nx if length_y is None else length_y
         for name, value in (("nx", nx), ("ny", ny)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value % 2 or value < 8:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or value % 2
+                or value < 8
+            ):
                 raise ValueError(f"{name} must be an even integer >= 8, found {value!r}")
             size_parameter(name, value, minimum=8)
         if nx * ny > MAX_STATE_SIZE:
-            raise ValueError(f"nx * ny must be at most {MAX_STATE_SIZE:,} grid points (dacli.models.MAX_STATE_SIZE), "
-                             f"found {nx} * {ny} = {int(nx * ny):,}")
+            raise ValueError(
+                f"nx * ny must be at most {MAX_STATE_SIZE:,} grid points "
+                f"(dacli.models.MAX_STATE_SIZE), found {nx} * {ny} = {int(nx * ny):,}"
+            )
         if deformation_radius <= 0 or length_x <= 0 or length_y <= 0:
             raise ValueError("deformation_radius, length_x and length_y must be positive")
         if coordinates not in ("xy", "latlon"):
-            raise ValueError(f"coordinates must be 'xy' (metres) or 'latlon' (degrees), found {coordinates!r}")
+            raise ValueError(
+                f"coordinates must be 'xy' (metres) or 'latlon' (degrees), found {coordinates!r}"
+            )
         if not -80.0 <= center_lat <= 80.0:
             raise ValueError(f"center_lat must lie in [-80, 80] degrees, found {center_lat!r}")
-        self.coordinates, self.center_lat, self.center_lon = coordinates, float(center_lat), float(center_lon)
+        self.coordinates, self.center_lat, self.center_lon = (
+            coordinates,
+            float(center_lat),
+            float(center_lon),
+        )
         if coordinates == "latlon":  # the beta plane tangent at the box centre
             latitude = np.radians(center_lat)
             coriolis = 2 * EARTH_ROTATION * np.sin(latitude) if coriolis is None else coriolis
@@ -91,10 +119,16 @@ class QuasiGeostrophic(Dynamics):
         coriolis = 1e-4 if coriolis is None else coriolis
         beta = 1.6e-11 if beta is None else beta
         if coriolis == 0:
-            raise ValueError("coriolis (f0) must be non-zero: SSH and streamfunction are related by g / f0")
+            raise ValueError(
+                "coriolis (f0) must be non-zero: SSH and streamfunction are related by g / f0"
+            )
         self.nx, self.ny = int(nx), int(ny)
         self.length_x, self.length_y = float(length_x), float(length_y)
-        self.deformation_radius, self.beta, self.coriolis = float(deformation_radius), float(beta), float(coriolis)
+        self.deformation_radius, self.beta, self.coriolis = (
+            float(deformation_radius),
+            float(beta),
+            float(coriolis),
+        )
         self.gravity, self.viscosity, self.drag = float(gravity), float(viscosity), float(drag)
         self.forcing_amplitude = float(forcing_amplitude)
 
@@ -125,12 +159,21 @@ class QuasiGeostrophic(Dynamics):
         psi_hat = jnp.fft.rfft2(psi)
         q_hat = (laplacian - 1.0 / self.deformation_radius**2) * psi_hat
         derivative = lambda field_hat, k: jnp.fft.irfft2(1j * k * field_hat * keep, s=shape)  # noqa: E731
-        jacobian = (derivative(psi_hat, kx) * derivative(q_hat, ky) - derivative(psi_hat, ky) * derivative(q_hat, kx))
-        linear_hat = (-self.beta * 1j * kx * psi_hat + self.viscosity * laplacian * q_hat
-                      - self.drag * laplacian * psi_hat)
+        jacobian = derivative(psi_hat, kx) * derivative(q_hat, ky) - derivative(
+            psi_hat, ky
+        ) * derivative(q_hat, kx)
+        linear_hat = (
+            -self.beta * 1j * kx * psi_hat
+            + self.viscosity * laplacian * q_hat
+            - self.drag * laplacian * psi_hat
+        )
         y = jnp.arange(self.ny) * (self.length_y / self.ny)
         forcing = self.forcing_amplitude * jnp.sin(2 * jnp.pi * y / self.length_y)[:, None]
-        return -jnp.fft.irfft2(jnp.fft.rfft2(jacobian) * keep, s=shape) + jnp.fft.irfft2(linear_hat, s=shape) + forcing
+        return (
+            -jnp.fft.irfft2(jnp.fft.rfft2(jacobian) * keep, s=shape)
+            + jnp.fft.irfft2(linear_hat, s=shape)
+            + forcing
+        )
 
     # --- the Dynamics contract --------------------------------------------------------------------
 
@@ -149,23 +192,43 @@ class QuasiGeostrophic(Dynamics):
             dlat = dy / METRES_PER_DEGREE
             dlon = dx / (METRES_PER_DEGREE * np.cos(np.radians(self.center_lat)))
             axes = (
-                GridAxis("lat", self.center_lat + dlat * (np.arange(self.ny) - (self.ny - 1) / 2), "degrees_north",
-                         True, "latitude", "Y"),
-                GridAxis("lon", self.center_lon + dlon * (np.arange(self.nx) - (self.nx - 1) / 2), "degrees_east",
-                         True, "longitude", "X"),
+                GridAxis(
+                    "lat",
+                    self.center_lat + dlat * (np.arange(self.ny) - (self.ny - 1) / 2),
+                    "degrees_north",
+                    True,
+                    "latitude",
+                    "Y",
+                ),
+                GridAxis(
+                    "lon",
+                    self.center_lon + dlon * (np.arange(self.nx) - (self.nx - 1) / 2),
+                    "degrees_east",
+                    True,
+                    "longitude",
+                    "X",
+                ),
             )
         else:
-            axes = (GridAxis("y", dy * np.arange(self.ny), "m", True, "projection_y_coordinate", "Y"),
-                    GridAxis("x", dx * np.arange(self.nx), "m", True, "projection_x_coordinate", "X"))
-        return StateLayout(variables=("ssh",), units="m", axes=axes,
-                           standard_names=("sea_surface_height_above_mean_sea_level",))
+            axes = (
+                GridAxis("y", dy * np.arange(self.ny), "m", True, "projection_y_coordinate", "Y"),
+                GridAxis("x", dx * np.arange(self.nx), "m", True, "projection_x_coordinate", "X"),
+            )
+        return StateLayout(
+            variables=("ssh",),
+            units="m",
+            axes=axes,
+            standard_names=("sea_surface_height_above_mean_sea_level",),
+        )
 
     def default_state(self, key):
         """A random field of ~10 cm with most energy near the deformation radius."""
         _, _, laplacian = self._spectral()
         k = jnp.sqrt(-laplacian)
         k0 = 1.0 / self.deformation_radius
-        spectrum = (k / k0) ** 2 * jnp.exp(-((k / k0) ** 2))  # amplitude spectrum peaked at k ~ 1/Ld
+        spectrum = (k / k0) ** 2 * jnp.exp(
+            -((k / k0) ** 2)
+        )  # amplitude spectrum peaked at k ~ 1/Ld
         noise = jax.random.normal(key, (self.ny, self.nx))
         field = jnp.fft.irfft2(jnp.fft.rfft2(noise) * spectrum, s=(self.ny, self.nx))
         return (0.1 * field / jnp.std(field)).reshape(-1)

@@ -1,1 +1,2 @@
-"""Window packing and the observation operator (the observation records and readers are in dacli.io)."""
+"""Window packing and the observation operator (the observation records and readers are in
+dacli.io)."""

@@ -32,7 +32,9 @@ class WindowObservations(eqx.Module):
     mask: Bool[_Arrays, "*K P"]
 
 
-def apply_observation_operator(trajectory: Float[Array, "T n"], obs: WindowObservations) -> Float[Array, " P"]:
+def apply_observation_operator(
+    trajectory: Float[Array, "T n"], obs: WindowObservations
+) -> Float[Array, " P"]:
     """H(trajectory) at every (padded) observation."""
     gathered = trajectory[obs.slot[:, None], obs.index]
     return jnp.sum(obs.weight * gathered, axis=-1)

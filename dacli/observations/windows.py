@@ -47,7 +47,8 @@ class WindowSchedule:
         return int(round(self.shift / self.dt))
 
     def stored_steps(self, k: int) -> int:
-        """States of window k that a cycled run's trajectory keeps: its shift, the last window whole."""
+        """States of window k that a cycled run's trajectory keeps: its shift, the last window
+        whole."""
         return self.steps + 1 if k == self.count - 1 else self.steps_per_shift
 
     def active_range(self, k: int) -> tuple[float, float]:
@@ -58,15 +59,25 @@ class WindowSchedule:
 
 
 def whole_steps(value: float, dt: float, key: str, minimum: int = 1) -> int:
-    """``value / dt`` as an int, or a ConfigError naming ``key`` when it is not a whole number >= minimum."""
+    """``value / dt`` as an int, or a ConfigError naming ``key`` when it is not a whole number >=
+    minimum."""
     steps = value / dt
     if abs(steps - round(steps)) > 1e-6 * max(1.0, steps) or round(steps) < minimum:
-        raise ConfigError([f"{key}: {value} is not a whole number of model steps (model.dt = {dt})"])
+        raise ConfigError(
+            [f"{key}: {value} is not a whole number of model steps (model.dt = {dt})"]
+        )
     return int(round(steps))
 
 
-def make_schedule(start: float, length: float, shift: float, dt: float, assimilate: str,
-                  count: int | None, last_time: float | None) -> WindowSchedule:
+def make_schedule(
+    start: float,
+    length: float,
+    shift: float,
+    dt: float,
+    assimilate: str,
+    count: int | None,
+    last_time: float | None,
+) -> WindowSchedule:
     """Windows from ``start``; as many as reach ``last_time`` unless ``count`` is given."""
     whole_steps(length, dt, "window.length")
     whole_steps(shift, dt, "window.shift")
@@ -76,32 +87,46 @@ def make_schedule(start: float, length: float, shift: float, dt: float, assimila
         else:
             count = max(1, math.ceil((last_time - (start + length)) / shift - 1e-9) + 1)
             if count > MAX_WINDOWS:
-                raise ConfigError([
-                    f"window: the last observation is at model time {last_time:.6g}; windows of length {length:g} "
-                    f"shifted by {shift:g} from window.start = {start:g} would number {count:.4g}, more than "
-                    f"{MAX_WINDOWS:,} (dacli's bound). Check that the observation times and window.length are in the "
-                    "model's time units ([time] units), or set window.count"])
+                raise ConfigError(
+                    [
+                        f"window: the last observation is at model time {last_time:.6g}; windows "
+                        f"of length {length:g} shifted by {shift:g} from window.start = {start:g} "
+                        f"would number {count:.4g}, more than {MAX_WINDOWS:,} (dacli's bound). "
+                        "Check that the observation times and window.length are in the model's "
+                        "time units ([time] units), or set window.count"
+                    ]
+                )
     if count > MAX_WINDOWS:
-        raise ConfigError([f"window.count: {count} windows is more than {MAX_WINDOWS:,} (dacli's bound)"])
-    return WindowSchedule(np.asarray(start + shift * np.arange(count), float), length, shift, dt, assimilate)
+        raise ConfigError(
+            [f"window.count: {count} windows is more than {MAX_WINDOWS:,} (dacli's bound)"]
+        )
+    return WindowSchedule(
+        np.asarray(start + shift * np.arange(count), float), length, shift, dt, assimilate
+    )
 
 
 def padded_capacity(most: int, bucket: int = 8) -> int:
-    """Observation slots per window: the most any window holds, rounded up to a multiple of ``bucket``."""
+    """Observation slots per window: the most any window holds, rounded up to a multiple of
+    ``bucket``."""
     return max(bucket, int(math.ceil(most / bucket) * bucket))
 
 
 def observations_per_window(observations: ObservationSet, schedule: WindowSchedule) -> np.ndarray:
-    """(K,) valid observations inside each window's active range, without packing (nothing per window but the counts).
+    """(K,) valid observations inside each window's active range, without packing (nothing per
+    window but the counts).
 
     What ``dacli validate`` reports; :func:`pack_observations` also drops observations off the
     model's time grid, so its ``used`` can be smaller.
     """
     times = np.sort(observations.times[observations.valid])
     ends = schedule.starts + schedule.length
-    begins = ends - (schedule.shift if schedule.assimilate == "newest" else schedule.length)  # as active_range
+    begins = ends - (
+        schedule.shift if schedule.assimilate == "newest" else schedule.length
+    )  # as active_range
     tol = 1e-9 * np.maximum(1.0, np.abs(ends))
-    return np.searchsorted(times, ends + tol, side="right") - np.searchsorted(times, begins + tol, side="right")
+    return np.searchsorted(times, ends + tol, side="right") - np.searchsorted(
+        times, begins + tol, side="right"
+    )
 
 
 @dataclass(frozen=True)
@@ -116,21 +141,28 @@ class PackedObservations:
     mask: np.ndarray
     source: np.ndarray  # (K, P) index into the ObservationSet, -1 on padding
     used: np.ndarray  # (K,) valid observations assimilated per window
-    rejected: np.ndarray  # (K,) observations in the window rejected (NaN/Inf value, bad error, off time grid)
+    rejected: (
+        np.ndarray
+    )  # (K,) observations in the window rejected (NaN/Inf value, bad error, off time grid)
     outside: int  # observations in no window's active range
     assigned: np.ndarray  # (N,) per observation of the set: inside some window's active range
 
     def stacked(self):
         """All windows as one WindowObservations with a leading window axis (numpy)."""
-        return WindowObservations(self.values, self.std, self.slot, self.index, self.weight, self.mask)
+        return WindowObservations(
+            self.values, self.std, self.slot, self.index, self.weight, self.mask
+        )
 
     def window(self, k: int):
         """The padded arrays of window k, as a jax-ready WindowObservations."""
-        return WindowObservations(self.values[k], self.std[k], self.slot[k], self.index[k], self.weight[k], self.mask[k])
+        return WindowObservations(
+            self.values[k], self.std[k], self.slot[k], self.index[k], self.weight[k], self.mask[k]
+        )
 
 
 def _in_active_range(times: np.ndarray, schedule: WindowSchedule, k: int) -> np.ndarray:
-    """Which ``times`` lie in window k's active range (begin, end] (a round-off tolerance on both ends)."""
+    """Which ``times`` lie in window k's active range (begin, end] (a round-off tolerance on both
+    ends)."""
     begin, end = schedule.active_range(k)
     tol = 1e-9 * max(1.0, abs(end))
     return (times > begin + tol) & (times <= end + tol)
@@ -148,8 +180,13 @@ def outside_every_window(observations: ObservationSet, schedule: WindowSchedule)
     return int((~assigned).sum())
 
 
-def pack_observations(observations: ObservationSet, schedule: WindowSchedule, tolerance: float | None,
-                      dtype=np.float64, bucket: int = 8) -> PackedObservations:
+def pack_observations(
+    observations: ObservationSet,
+    schedule: WindowSchedule,
+    tolerance: float | None,
+    dtype=np.float64,
+    bucket: int = 8,
+) -> PackedObservations:
     """Split observations by window and pad to one capacity (a multiple of ``bucket``)."""
     tolerance = 0.5 * schedule.dt if tolerance is None else tolerance
     valid = observations.valid
@@ -179,9 +216,13 @@ def pack_observations(observations: ObservationSet, schedule: WindowSchedule, to
     capacity = padded_capacity(int(used.max()), bucket)
     shape = (schedule.count, capacity)
     packed = dict(
-        values=np.zeros(shape, dtype), std=np.ones(shape, dtype), slot=np.zeros(shape, np.int32),
-        index=np.zeros(shape + (POINTS,), np.int32), weight=np.zeros(shape + (POINTS,), dtype),
-        mask=np.zeros(shape, bool), source=np.full(shape, -1, np.int64),
+        values=np.zeros(shape, dtype),
+        std=np.ones(shape, dtype),
+        slot=np.zeros(shape, np.int32),
+        index=np.zeros(shape + (POINTS,), np.int32),
+        weight=np.zeros(shape + (POINTS,), dtype),
+        mask=np.zeros(shape, bool),
+        source=np.full(shape, -1, np.int64),
     )
     for k, (rows, slot) in enumerate(zip(chosen, slots, strict=True)):
         n = len(rows)
@@ -192,5 +233,10 @@ def pack_observations(observations: ObservationSet, schedule: WindowSchedule, to
         packed["weight"][k, :n] = observations.weight[rows]
         packed["mask"][k, :n] = True
         packed["source"][k, :n] = rows
-    return PackedObservations(**packed, used=used, rejected=np.array(rejected), outside=int((~assigned).sum()),
-                              assigned=assigned)
+    return PackedObservations(
+        **packed,
+        used=used,
+        rejected=np.array(rejected),
+        outside=int((~assigned).sum()),
+        assigned=assigned,
+    )

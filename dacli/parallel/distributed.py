@@ -52,18 +52,32 @@ def launch_arguments(env: Mapping[str, str] | None = None) -> dict | None:
     if given:
         missing = [name for name in EXPLICIT_ENV if name not in given]
         if missing:
-            raise ConfigError([f"{', '.join(given)} set but {', '.join(missing)} not: a multi-process launch by hand "
-                               f"needs all of {', '.join(EXPLICIT_ENV)}"])
+            raise ConfigError(
+                [
+                    f"{', '.join(given)} set but {', '.join(missing)} not: a multi-process launch "
+                    f"by hand needs all of {', '.join(EXPLICIT_ENV)}"
+                ]
+            )
         try:
             count, index = int(env[ENV_NUM_PROCESSES]), int(env[ENV_PROCESS_ID])
         except ValueError:
-            raise ConfigError([f"{ENV_NUM_PROCESSES} and {ENV_PROCESS_ID} must be integers, found "
-                               f"{env[ENV_NUM_PROCESSES]!r} and {env[ENV_PROCESS_ID]!r}"]) from None
+            raise ConfigError(
+                [
+                    f"{ENV_NUM_PROCESSES} and {ENV_PROCESS_ID} must be integers, found "
+                    f"{env[ENV_NUM_PROCESSES]!r} and {env[ENV_PROCESS_ID]!r}"
+                ]
+            ) from None
         if count < 1 or not 0 <= index < count:
-            raise ConfigError([f"{ENV_PROCESS_ID}={index} must lie in [0, {ENV_NUM_PROCESSES}={count})"])
+            raise ConfigError(
+                [f"{ENV_PROCESS_ID}={index} must lie in [0, {ENV_NUM_PROCESSES}={count})"]
+            )
         if count == 1:
             return None
-        return {"coordinator_address": env[ENV_COORDINATOR], "num_processes": count, "process_id": index}
+        return {
+            "coordinator_address": env[ENV_COORDINATOR],
+            "num_processes": count,
+            "process_id": index,
+        }
     tasks = env.get("SLURM_STEP_NUM_TASKS") or env.get("SLURM_NTASKS") or "1"
     if env.get("SLURM_STEP_ID") is not None and int(tasks) > 1:
         return {}
@@ -95,8 +109,10 @@ def initialize_distributed(env: Mapping[str, str] | None = None) -> tuple[int, i
             results_only_on_stdout()
             jax.distributed.initialize(**arguments)
         except RuntimeError as exc:
-            raise DeviceError(f"jax.distributed.initialize() failed ({exc}); it must run before JAX starts its "
-                              "backend, and every process of the launch must reach it") from None
+            raise DeviceError(
+                f"jax.distributed.initialize() failed ({exc}); it must run before JAX starts its "
+                "backend, and every process of the launch must reach it"
+            ) from None
     return jax.process_index(), jax.process_count()
 
 
@@ -119,27 +135,35 @@ def allgather_shares(local, count: int):
 
     ``local``: a pytree of arrays with leading axis ``len(process_share(count, ...))`` for this
     process (at least one item per process). Shares differ by at most one item; each is padded
-    (last item repeated) to the largest, gathered with ``jax.experimental.multihost_utils.process_allgather``, and the
+    (last item repeated) to the largest, gathered with
+    ``jax.experimental.multihost_utils.process_allgather``, and the
     padding dropped. Returns numpy arrays. A collective: every process must call it.
     """
     processes = jax.process_count()
     if count < processes:  # every process raises (none is left waiting in the collective)
-        raise ValueError(f"{count} items for {processes} processes: some would have no share; use fewer processes")
+        raise ValueError(
+            f"{count} items for {processes} processes: some would have no share; use fewer "
+            "processes"
+        )
     shares = [process_share(count, p, processes) for p in range(processes)]
     largest = max(len(share) for share in shares)
     local = jax.tree_util.tree_map(np.asarray, local)
-    gathered = process_allgather(pad_batch(local, largest), tiled=False)  # (processes, largest, ...)
+    gathered = process_allgather(
+        pad_batch(local, largest), tiled=False
+    )  # (processes, largest, ...)
     return jax.tree_util.tree_map(
-        lambda x: np.concatenate([x[p, : len(share)] for p, share in enumerate(shares)]), gathered)
+        lambda x: np.concatenate([x[p, : len(share)] for p, share in enumerate(shares)]), gathered
+    )
 
 
 def map_over_processes(fn, *batched):
     """``fn`` on every item of ``batched`` (leading axis B) over every process of the launch: this
-    process maps its :func:`process_share` over its local devices (:func:`dacli.parallel.map_sharded`)
+    process maps its :func:`process_share` over its local devices
+    (:func:`dacli.parallel.map_sharded`)
     and the shares are all-gathered, so every process returns all B results (numpy)."""
     if jax.process_count() == 1:
         return jax.tree_util.tree_map(np.asarray, map_sharded(fn, *batched))
     count = len(jax.tree_util.tree_leaves(batched)[0])
     share = process_share(count, jax.process_index(), jax.process_count())
-    local = jax.tree_util.tree_map(lambda a: a[share.start:share.stop], batched)
+    local = jax.tree_util.tree_map(lambda a: a[share.start : share.stop], batched)
     return allgather_shares(map_sharded(fn, *local), count)

@@ -70,8 +70,11 @@ class BatchLayout:
         return self.padded - self.items
 
     def describe(self) -> str:
-        return (f"{self.items} independent item(s) over {self.devices} device(s): {self.padded // self.devices} per "
-                f"device, {self.padding} padding item(s) (copies of the last)")
+        return (
+            f"{self.items} independent item(s) over {self.devices} device(s): "
+            f"{self.padded // self.devices} per "
+            f"device, {self.padding} padding item(s) (copies of the last)"
+        )
 
 
 def batch_layout(items: int, devices: int) -> BatchLayout:
@@ -105,8 +108,10 @@ def batch_size(batched_args) -> int:
     sizes: set[int | None] = {np.shape(leaf)[0] if np.ndim(leaf) else None for leaf in leaves}
     if len(sizes) != 1 or None in sizes:
         shapes = sorted({str(np.shape(leaf)) for leaf in leaves})
-        raise ValueError("every leaf of the batched arguments needs the same leading batch axis; "
-                         f"found shapes {', '.join(shapes)}")
+        raise ValueError(
+            "every leaf of the batched arguments needs the same leading batch axis; "
+            f"found shapes {', '.join(shapes)}"
+        )
     (size,) = sizes
     assert size is not None  # checked above
     return size
@@ -130,7 +135,8 @@ def _vmapped(fn, sharding, batched_args):
     """jit(vmap(fn)); compiled once per fn (its static part) and argument shapes and shardings."""
     outputs = eqx.filter_vmap(fn)(*batched_args)
     return jax.tree_util.tree_map(
-        lambda x: jax.lax.with_sharding_constraint(x, sharding) if eqx.is_array(x) else x, outputs)
+        lambda x: jax.lax.with_sharding_constraint(x, sharding) if eqx.is_array(x) else x, outputs
+    )
 
 
 @functools.lru_cache(maxsize=64)
@@ -158,5 +164,7 @@ def map_sharded(fn: Callable, *batched_args, devices: Sequence[jax.Device] | Non
     placed = jax.device_put(pad_batch(batched_args, layout.padded), sharding)
     outputs = _vmapped(fn, sharding, placed)
     if layout.padding:
-        outputs = jax.tree_util.tree_map(lambda x: x[: layout.items] if eqx.is_array(x) else x, outputs)
+        outputs = jax.tree_util.tree_map(
+            lambda x: x[: layout.items] if eqx.is_array(x) else x, outputs
+        )
     return outputs

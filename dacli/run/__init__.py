@@ -1,1 +1,2 @@
-"""One function per command. Each takes a validated config and returns a typed result; none prints."""
+"""One function per command. Each takes a validated config and returns a typed result; none
+prints."""

@@ -149,8 +149,7 @@ def _assimilate(
     _log_choices(config, inputs, platform)
     truth = _truth_at_stored_times(config, inputs)
     background = jnp.asarray(inputs.background, problem.dtype)
-    # every method has zero_control; AbstractMethod does not declare it (yet)
-    control = problem.method.zero_control(background)  # type: ignore[attr-defined]
+    control = problem.method.zero_control(background)
     warn_forward_mode(config, control.size)
     stepwise = config.run.minimiser_steps_per_chunk
     if stepwise is not None:

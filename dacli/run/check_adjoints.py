@@ -62,63 +62,161 @@ def _tolerances(config: Config | None, dtype):
     return replace(tolerances, checks=checks, **{k: v for k, v in given.items() if k in suite_keys})
 
 
-def _builtin_cases(dtype):
-    """(name, method, background, start time, obs, truth) per built-in model and observation operator."""
-    rng = np.random.default_rng(0)
-    specs = [
-        ("lorenz63 (x, z observed; diagonal B)", Lorenz63(), diffrax.Tsit5(), 0.01, 10, ("x", "z"), "grid", "diagonal"),
-        ("lorenz96 (grid points; gaussian B)", Lorenz96(n=20), RK4(), 0.05, 5, ("x",), "grid", "gaussian"),
-        ("lorenz96 (interpolated locations; gaussian B)", Lorenz96(n=20), RK4(), 0.05, 5, ("x",), "scattered", "gaussian"),
+def _synthetic_observations(truth, layout, variables, kind, dt, nsteps, rng) -> ObservationSet:
+    """Noisy observations of ``truth`` (unit error) for a built-in case: every grid point of each
+    observed variable (``kind == "grid"``) or 8 random interpolated locations per step; draws from
+    ``rng`` in the order the suite has always used. Not for user configs (those read their obs)."""
+    time_list: list[float] = []
+    row_list: list[list[int]] = []
+    weight_list: list[list[float]] = []
+    for step in range(1, nsteps + 1):
+        for variable in variables:
+            if kind == "grid":
+                for g in range(layout.grid_size):
+                    time_list.append(step * dt)
+                    row_list.append([layout.index(variable, g)] * POINTS)
+                    weight_list.append([1.0] + [0.0] * (POINTS - 1))
+            else:
+                index, weight, _ = interpolation_weights(
+                    rng.uniform(0, layout.grid_size, 8), layout
+                )
+                for i, w in zip(index, weight, strict=True):
+                    time_list.append(step * dt)
+                    row_list.append(list(i + layout.index(variable, 0)))
+                    weight_list.append(list(w))
+    rows, weights = np.asarray(row_list), np.asarray(weight_list)
+    times = np.asarray(time_list)
+    slots = np.rint(times / dt).astype(int)
+    values = np.sum(truth[slots[:, None], rows] * weights, axis=1) + rng.normal(0, 1.0, len(times))
+    return ObservationSet(
+        times,
+        values,
+        np.ones(len(times)),
+        rows,
+        weights,
+        np.full(len(times), variables[0]),
+        np.full((len(times), 1), np.nan),
+    )
+
+
+def _builtin_specs():
+    """(name, dynamics, solver, dt, steps, observed variables, "grid" | "scattered", B's kind) of
+    each built-in check case: the models and observation operators dacli ships."""
+    return [
+        (
+            "lorenz63 (x, z observed; diagonal B)",
+            Lorenz63(),
+            diffrax.Tsit5(),
+            0.01,
+            10,
+            ("x", "z"),
+            "grid",
+            "diagonal",
+        ),
+        (
+            "lorenz96 (grid points; gaussian B)",
+            Lorenz96(n=20),
+            RK4(),
+            0.05,
+            5,
+            ("x",),
+            "grid",
+            "gaussian",
+        ),
+        (
+            "lorenz96 (interpolated locations; gaussian B)",
+            Lorenz96(n=20),
+            RK4(),
+            0.05,
+            5,
+            ("x",),
+            "scattered",
+            "gaussian",
+        ),
     ]
+
+
+def _builtin_cases(dtype):
+    """(name, method, background, start time, obs, truth) per built-in model and observation
+    operator."""
+    rng = np.random.default_rng(0)
+    specs = _builtin_specs()
     cases = []
     for name, dynamics, solver, dt, nsteps, variables, kind, covariance in specs:
         layout = dynamics.layout()
         x0 = jnp.asarray(dynamics.default_state(jax.random.PRNGKey(1)), dtype)
-        truth = np.asarray(integrate(dynamics, x0, 0.0, nsteps, dt, solver, diffrax.DirectAdjoint()))
-        time_list: list[float] = []
-        row_list: list[list[int]] = []
-        weight_list: list[list[float]] = []
-        for step in range(1, nsteps + 1):
-            for variable in variables:
-                if kind == "grid":
-                    for g in range(layout.grid_size):
-                        time_list.append(step * dt)
-                        row_list.append([layout.index(variable, g)] * POINTS)
-                        weight_list.append([1.0] + [0.0] * (POINTS - 1))
-                else:
-                    index, weight, _ = interpolation_weights(rng.uniform(0, layout.grid_size, 8), layout)
-                    for i, w in zip(index, weight, strict=True):
-                        time_list.append(step * dt)
-                        row_list.append(list(i + layout.index(variable, 0)))
-                        weight_list.append(list(w))
-        rows, weights = np.asarray(row_list), np.asarray(weight_list)
-        times = np.asarray(time_list)
-        slots = np.rint(times / dt).astype(int)
-        values = np.sum(truth[slots[:, None], rows] * weights, axis=1) + rng.normal(0, 1.0, len(times))
-        observations = ObservationSet(times, values, np.ones(len(times)), rows, weights,
-                                      np.full(len(times), variables[0]), np.full((len(times), 1), np.nan))
+        truth = np.asarray(
+            integrate(dynamics, x0, 0.0, nsteps, dt, solver, diffrax.DirectAdjoint())
+        )
+        observations = _synthetic_observations(truth, layout, variables, kind, dt, nsteps, rng)
         schedule = make_schedule(0.0, nsteps * dt, nsteps * dt, dt, "newest", 1, None)
         packed = pack_observations(observations, schedule, None, dtype=np.dtype(dtype))
-        sqrt_b = background_sqrt_operator(covariance, 1.0, layout, 2.0 if covariance == "gaussian" else None, dtype)
+        sqrt_b = background_sqrt_operator(
+            covariance, 1.0, layout, 2.0 if covariance == "gaussian" else None, dtype
+        )
         method = StrongConstraint4DVar(
-            dynamics=dynamics, solver=solver, forward_adjoint=diffrax.RecursiveCheckpointAdjoint(),
-            background_sqrt=sqrt_b, minimiser=optx.LBFGS(rtol=1e-8, atol=1e-8),
-            minimiser_adjoint=optx.ImplicitAdjoint(), nsteps=nsteps, dt=dt, max_steps=200,
+            dynamics=dynamics,
+            solver=solver,
+            forward_adjoint=diffrax.RecursiveCheckpointAdjoint(),
+            background_sqrt=sqrt_b,
+            minimiser=optx.LBFGS(rtol=1e-8, atol=1e-8),
+            minimiser_adjoint=optx.ImplicitAdjoint(),
+            nsteps=nsteps,
+            dt=dt,
+            max_steps=200,
         )
         background = x0 + jnp.asarray(rng.normal(0, 1.0, x0.shape), dtype)
         cases.append((name, method, background, 0.0, packed.window(0), x0))
     return cases
 
 
-def check_adjoints(config: Config | None, *, precision: str = "float64", device: str = "auto",
-                   strategies: bool = True, on_result: Callable | None = None) -> CheckReport:
+def _config_case(config: Config, dtype):
+    """(name, method, background, start time, obs, truth) of a config's first window; the truth
+    (when the config has one) interpolated to the window's start. Not for the built-in suite."""
+    inputs = prepare_inputs(config)
+    obs = jax.tree_util.tree_map(jnp.asarray, inputs.packed.window(0))
+    start = float(inputs.schedule.starts[0])
+    truth = None
+    if inputs.truth is not None:
+        assert config.truth is not None  # the truth was read from config.truth.path
+        truth = jnp.asarray(
+            state_at(*inputs.truth, start, config.truth.path, "truth", 0.5 * config.model.dt),
+            dtype,
+        )
+    return (
+        config.model.name,
+        inputs.problem.method,
+        jnp.asarray(inputs.background, dtype),
+        start,
+        obs,
+        truth,
+    )
+
+
+def check_adjoints(
+    config: Config | None,
+    *,
+    precision: str = "float64",
+    device: str = "auto",
+    strategies: bool = True,
+    on_result: Callable | None = None,
+) -> CheckReport:
     """Run the gradient-check suite; never raises for a failing check (see ``report.passed``)."""
     cache = "auto"
     if config is not None:
-        precision, device, cache = config.run.precision, config.run.device, config.run.compilation_cache
+        precision, device, cache = (
+            config.run.precision,
+            config.run.device,
+            config.run.compilation_cache,
+        )
         if capabilities(config.method.kind).learned:
-            raise ConfigError(["method.kind: check-adjoints checks the variational methods' gradients; 4DVarNet's "
-                               "(its solver adjoints) are checked by dacli's tests — use a 4DVar config of the same model"])
+            raise ConfigError(
+                [
+                    "method.kind: check-adjoints checks the variational methods' gradients; "
+                    "4DVarNet's (its solver adjoints) are checked by dacli's tests — use a 4DVar "
+                    "config of the same model"
+                ]
+            )
     configure(precision, device, cache)
     jax.config.update("jax_default_matmul_precision", "highest")  # no TF32 on GPUs for the checks
     dtype = jnp.float64 if precision == "float64" else jnp.float32
@@ -126,21 +224,22 @@ def check_adjoints(config: Config | None, *, precision: str = "float64", device:
     if config is None:
         cases = _builtin_cases(dtype)
     else:
-        inputs = prepare_inputs(config)
-        obs = jax.tree_util.tree_map(jnp.asarray, inputs.packed.window(0))
-        start = float(inputs.schedule.starts[0])
-        truth = None
-        if inputs.truth is not None:
-            assert config.truth is not None  # the truth was read from config.truth.path
-            truth = jnp.asarray(state_at(*inputs.truth, start, config.truth.path, "truth", 0.5 * config.model.dt), dtype)
-        cases = [(config.model.name, inputs.problem.method, jnp.asarray(inputs.background, dtype), start, obs, truth)]
+        cases = [_config_case(config, dtype)]
     results, models_checked = [], set()
     for name, method, background, t_start, obs, reference in cases:
         log.info("checking %s", name)
         model_key = (repr(method.dynamics), type(method.solver).__name__, method.dt, method.nsteps)
-        for result in run_suite(method, background, t_start, obs, name=name, tolerances=tolerances,
-                                strategies=strategies, reference_state=reference,
-                                model_checks=model_key not in models_checked):
+        for result in run_suite(
+            method,
+            background,
+            t_start,
+            obs,
+            name=name,
+            tolerances=tolerances,
+            strategies=strategies,
+            reference_state=reference,
+            model_checks=model_key not in models_checked,
+        ):
             results.append(result)
             models_checked.add(model_key)
             if on_result is not None:

@@ -24,6 +24,7 @@ from dacli.io.inputs import FileMapping
 from dacli.io.observation_set import ObservationSet
 from dacli.io.observations import read_observations
 from dacli.io.states import read_states, state_at
+from dacli.methods.variational import AbstractVariationalMethod
 from dacli.models.base import StateLayout
 from dacli.observations.windows import (
     PackedObservations,
@@ -173,8 +174,9 @@ def check_stepwise(config: Config, problem: Problem) -> None:
                 "use run.windows_per_chunk = 1 to bound the wait for a stop instead"
             ]
         )
-    # the variational methods' field; AbstractMethod does not declare it (yet)
-    if isinstance(problem.method.minimiser_adjoint, KStepAdjoint):  # type: ignore[attr-defined]
+    method = problem.method
+    assert isinstance(method, AbstractVariationalMethod)  # not 4DVarNet (refused above)
+    if isinstance(method.minimiser_adjoint, KStepAdjoint):
         raise ConfigError(
             [
                 "run.minimiser_steps_per_chunk: with minimiser_adjoint = KStepAdjoint the "

@@ -4,7 +4,8 @@ A checkpoint (``<output.path>.checkpoint``, one file written atomically) holds t
 background after the last finished chunk and every finished chunk's window results — the
 arrays the analysis file and its diagnostics are made of — with a JSON header line: the
 configuration (a resumed run must use the same one), the window count, the windows per chunk,
-the signal that stopped the run and the finished windows' diagnostics so far. Resuming reloads the chunks, rebuilds their diagnostics and
+the signal that stopped the run and the finished windows' diagnostics so far. Resuming reloads the
+chunks, rebuilds their diagnostics and
 computes the remaining chunks from the saved background, so the final file equals that of an
 uninterrupted run (same compiled programs, same chunking, same arithmetic).
 """
@@ -40,16 +41,28 @@ def check_resume(path: Path, resume: bool, restart: bool) -> None:
     resubmitted after a stop would otherwise lose the stopped run's windows).
     """
     if resume and restart:
-        raise ConfigError(["--resume continues the stopped run from its checkpoint, --restart discards it: give one"])
+        raise ConfigError(
+            [
+                "--resume continues the stopped run from its checkpoint, --restart discards it: "
+                "give one"
+            ]
+        )
     if resume and not path.is_file():
-        raise DataError(f"--resume: no checkpoint {path} to continue from (a stopped run writes it beside "
-                        "output.path)")
+        raise DataError(
+            f"--resume: no checkpoint {path} to continue from (a stopped run writes it beside "
+            "output.path)"
+        )
     if resume or not path.exists():
         return
     if not restart:
-        raise OutputError(f"{path} holds a stopped run's progress ({_progress(path)}); pass --resume to continue it or "
-                          "--restart to discard it and start afresh (--overwrite replaces output files, not a checkpoint)")
-    log.warning("--restart: discarding the checkpoint %s (%s) and starting afresh", path, _progress(path))
+        raise OutputError(
+            f"{path} holds a stopped run's progress ({_progress(path)}); pass --resume to continue "
+            "it or --restart to discard it and start afresh (--overwrite replaces output files, "
+            "not a checkpoint)"
+        )
+    log.warning(
+        "--restart: discarding the checkpoint %s (%s) and starting afresh", path, _progress(path)
+    )
     path.unlink()
 
 
@@ -63,7 +76,11 @@ def _progress(path: Path) -> str:
 
 
 def _comparable(config: Config) -> dict:
-    return {k: v for k, v in flat_keys(json.loads(config.model_dump_json())).items() if k not in NEUTRAL_KEYS}
+    return {
+        k: v
+        for k, v in flat_keys(json.loads(config.model_dump_json())).items()
+        if k not in NEUTRAL_KEYS
+    }
 
 
 class ResumeFile:
@@ -72,30 +89,56 @@ class ResumeFile:
     def __init__(self, path: Path, config: Config, windows: int, chunk: int):
         self.path, self.config, self.windows, self.chunk = path, config, windows, chunk
 
-    def save(self, background: np.ndarray, finished: list, signal_name: str, diagnostics: list[dict]) -> Path:
+    def save(
+        self, background: np.ndarray, finished: list, signal_name: str, diagnostics: list[dict]
+    ) -> Path:
         """``diagnostics``: the finished windows' records (costs, iterations, O-B/O-A, RMSE), kept
         readable in the header line (``head -1 <checkpoint>``) for a look at a stopped run."""
-        header = {"config": _comparable(self.config), "windows": self.windows, "windows_per_chunk": self.chunk,
-                  "chunks_done": len(finished), "windows_done": min(len(finished) * self.chunk, self.windows),
-                  "stopped_by": signal_name, "diagnostics": diagnostics}
-        return save_checkpoint(self.path, header, {"background": background, "chunks": finished}, FORMAT)
+        header = {
+            "config": _comparable(self.config),
+            "windows": self.windows,
+            "windows_per_chunk": self.chunk,
+            "chunks_done": len(finished),
+            "windows_done": min(len(finished) * self.chunk, self.windows),
+            "stopped_by": signal_name,
+            "diagnostics": diagnostics,
+        }
+        return save_checkpoint(
+            self.path, header, {"background": background, "chunks": finished}, FORMAT
+        )
 
     def load(self, background_like, chunk_like) -> tuple[np.ndarray, list]:
-        """(background, finished chunks); refuses a checkpoint of another configuration or chunking."""
+        """(background, finished chunks); refuses a checkpoint of another configuration or
+        chunking."""
         header = read_header(self.path, FORMAT)
         saved, now = header["config"], _comparable(self.config)
-        different = sorted(key for key in saved.keys() | now.keys() if saved.get(key) != now.get(key))
+        different = sorted(
+            key for key in saved.keys() | now.keys() if saved.get(key) != now.get(key)
+        )
         if different:
-            raise ConfigError([f"--resume: {self.path} was written with a different configuration ({key}: "
-                               f"{saved.get(key)!r} then, {now.get(key)!r} now)" for key in different[:5]]
-                              + ([f"... and {len(different) - 5} more keys"] if len(different) > 5 else [])
-                              + ["resume with the configuration of the stopped run, or start afresh with --overwrite"])
+            raise ConfigError(
+                [
+                    f"--resume: {self.path} was written with a different configuration ({key}: "
+                    f"{saved.get(key)!r} then, {now.get(key)!r} now)"
+                    for key in different[:5]
+                ]
+                + ([f"... and {len(different) - 5} more keys"] if len(different) > 5 else [])
+                + [
+                    "resume with the configuration of the stopped run, or start afresh with "
+                    "--overwrite"
+                ]
+            )
         if (header["windows"], header["windows_per_chunk"]) != (self.windows, self.chunk):
-            raise DataError(f"--resume: {self.path} holds {header['windows']} windows in chunks of "
-                            f"{header['windows_per_chunk']}, this run schedules {self.windows} in chunks of {self.chunk}")
+            raise DataError(
+                f"--resume: {self.path} holds {header['windows']} windows in chunks of "
+                f"{header['windows_per_chunk']}, this run schedules {self.windows} in chunks of "
+                f"{self.chunk}"
+            )
         zeros = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), chunk_like)
-        like = {"background": np.zeros(np.shape(background_like), np.asarray(background_like).dtype),
-                "chunks": [zeros] * header["chunks_done"]}
+        like = {
+            "background": np.zeros(np.shape(background_like), np.asarray(background_like).dtype),
+            "chunks": [zeros] * header["chunks_done"],
+        }
         _, tree = load_checkpoint(self.path, like, FORMAT)
         return tree["background"], list(tree["chunks"])
 

@@ -37,8 +37,11 @@ def cache_folder(setting: str = "auto") -> Path | None:
     return Path(setting).expanduser()
 
 
-def configure(precision: str = "float64", device: str = "auto", compilation_cache: str = "auto") -> str:
-    """Apply precision, device and cache choices; return the platform JAX will use ("cpu", "gpu")."""
+def configure(
+    precision: str = "float64", device: str = "auto", compilation_cache: str = "auto"
+) -> str:
+    """Apply precision, device and cache choices; return the platform JAX will use ("cpu",
+    "gpu")."""
     jax.config.update("jax_enable_x64", precision == "float64")
     _use_cache(cache_folder(compilation_cache))
     if device == "cpu":
@@ -46,11 +49,14 @@ def configure(precision: str = "float64", device: str = "auto", compilation_cach
     try:
         platform = jax.default_backend()
     except (RuntimeError, AssertionError) as exc:
-        raise DeviceError(f"JAX could not start a backend ({exc}); is the right jaxlib installed?") from None
+        raise DeviceError(
+            f"JAX could not start a backend ({exc}); is the right jaxlib installed?"
+        ) from None
     if device == "gpu" and platform != "gpu":
         raise DeviceError(
             "--device gpu: no GPU is visible to JAX (backend is "
-            f"{platform!r}); install the CUDA build with `pip install \"dacli[cuda]\"` on a machine with an NVIDIA GPU"
+            f'{platform!r}); install the CUDA build with `pip install "dacli[cuda]"` on a machine '
+            "with an NVIDIA GPU"
         )
     return platform
 
@@ -68,7 +74,8 @@ def _use_cache(folder: Path | None) -> None:
         return
     jax.config.update("jax_enable_compilation_cache", True)
     jax.config.update("jax_compilation_cache_dir", str(folder))
-    # Keep programs that took a tenth of a second to compile (JAX's default threshold is one second),
+    # Keep programs that took a tenth of a second to compile (JAX's default threshold is one
+    # second),
     # so the smaller ones (forecasts, the stepwise minimiser's) are kept too; entries are small.
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
 

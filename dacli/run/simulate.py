@@ -24,7 +24,7 @@ import xarray as xr
 
 from dacli.build.dynamics import build_dynamics
 from dacli.build.factories import build_ode_solver
-from dacli.config.schema import CORRELATED_KINDS, Config
+from dacli.config.schema import Config, CorrelatedCovariance
 from dacli.covariances.background import background_sqrt_operator
 from dacli.errors import ConfigError
 from dacli.io.analysis import without_fill_on_coordinates
@@ -80,6 +80,8 @@ def simulate(config: Config, *, overwrite: bool = False) -> SimulationResult:
     docstring)."""
     configure(config.run.precision, config.run.device, config.run.compilation_cache)
     _check(config)
+    assert config.simulate is not None and config.truth is not None  # checked (_check)
+    assert config.background.path is not None  # checked (_check)
     overwrite = overwrite or config.output.overwrite
     files = SimulatedFiles(
         str(config.observations.path), str(config.background.path), str(config.truth.path)
@@ -141,6 +143,7 @@ def make_twin(config: Config, seed: int, duration: float) -> Twin:
     numerics: :mod:`dacli.tuning.twin_data`.
     """
     sim, dt = config.simulate, config.model.dt
+    assert sim is not None  # the callers' configs have [simulate] (simulate: _check; train)
     dynamics = build_dynamics(config.model)
     layout = dynamics.layout()
     rng = np.random.default_rng(seed)
@@ -173,7 +176,7 @@ def make_twin(config: Config, seed: int, duration: float) -> Twin:
     observations = sample(_ObservedTruth(layout, fields, variables, obs_steps, times), config, rng)
     covariance = config.background.covariance
     correlation_sqrt = None  # the background error is correlated like the configured B
-    if covariance.kind in CORRELATED_KINDS:
+    if isinstance(covariance, CorrelatedCovariance):  # the CORRELATED_KINDS
         correlation_sqrt = background_sqrt_operator(
             covariance.kind, 1.0, layout, covariance.length_scale, dtype
         )
@@ -227,6 +230,7 @@ def _gridded_observations(
 ) -> xr.Dataset:
     """Every grid point at each observation time, a random fraction hidden (missing values)."""
     sim, layout, variables, obs_steps = config.simulate, truth.layout, truth.variables, truth.steps
+    assert sim is not None  # make_twin's config has [simulate]
     samples = gridded_samples(
         truth.fields,
         variables,
@@ -273,10 +277,13 @@ def _as_ioda(points: xr.Dataset, config: Config, layout: StateLayout, variables:
         {names[v]: (points[v].values, points[f"{v}_error"].values) for v in variables},
         points["time"].values,
         TimeAxis(config.time.units, config.time.calendar),
-        {name: points[dim].values for name, dim in zip(coordinate_names, layout.dims)},
+        {
+            name: points[dim].values
+            for name, dim in zip(coordinate_names, layout.dims, strict=False)
+        },
         layout.units,
         {"title": "dacli synthetic observations (IODA v3)"},
-        {name: axis.units for name, axis in zip(coordinate_names, layout.axes)},
+        {name: axis.units for name, axis in zip(coordinate_names, layout.axes, strict=False)},
     )
 
 
@@ -285,6 +292,7 @@ def _locations(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(model step, position) of every scattered observation, as ``[simulate]`` samples them."""
     sim = config.simulate
+    assert sim is not None  # make_twin's config has [simulate]
     try:
         return observation_locations(
             layout,
@@ -307,6 +315,7 @@ def _scattered_observations(
 ) -> xr.Dataset:
     """A CF point file: off-grid locations, interpolated from the truth (linear / bilinear)."""
     sim, units = config.simulate, config.time.axis()
+    assert sim is not None  # make_twin's config has [simulate]
     layout, variables = truth.layout, truth.variables
     steps, positions = _locations(layout, truth.steps, config, rng)
     samples = scattered_samples(

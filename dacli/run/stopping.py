@@ -35,7 +35,8 @@ class Interrupted(DacliError):
 
 
 class StopSignals:
-    """For one run: the stop signals (:data:`dacli.stop_signals.STOP_SIGNALS` and ``extra``) are recorded.
+    """For one run: the stop signals (:data:`dacli.stop_signals.STOP_SIGNALS` and ``extra``) are
+    recorded.
 
     Under the ``dacli`` command the handlers were installed at process start and, from the
     ``with`` block on, only record signals until the process exits (a signal after the output
@@ -53,7 +54,9 @@ class StopSignals:
 
     def __enter__(self):
         self._added = stop_signals.install(self.numbers)
-        self._outermost = signal.SIGTERM in self._added  # a library caller's run (not the dacli process)
+        self._outermost = (
+            signal.SIGTERM in self._added
+        )  # a library caller's run (not the dacli process)
         if self._outermost:
             stop_signals.forget()
         stop_signals.defer()
@@ -74,7 +77,8 @@ class StopSignals:
         return signal.Signals(number).name if number is not None else ""
 
     def raise_if_requested(self, where: str, what_remains: str) -> None:
-        """Raise :class:`Interrupted` now if a stop was requested (``where``: "before window 1 of 50")."""
+        """Raise :class:`Interrupted` now if a stop was requested (``where``: "before window 1 of
+        50")."""
         number = self.requested()
         if number is not None:
             raise Interrupted(f"stopped by {self.name()} {where}; {what_remains}", number)

@@ -51,7 +51,8 @@ SWEEPABLE = {
     "background.covariance.std": ("background_std", lambda c: c.background.covariance.std),
     "method.model_error.covariance.std": (
         "model_error_std",
-        lambda c: c.method.model_error.covariance.std if c.method.model_error else None),
+        lambda c: c.method.model_error.covariance.std if c.method.model_error else None,
+    ),
 }
 
 # A field left out of the JSON summary when it is None (the CLI's dacli.cli.render.result_json).
@@ -73,8 +74,11 @@ class SweepRow:
 
     def named(self, key: str) -> dict[str, float | int]:
         """The row as the table writes it: ``key`` first, the RMSE only with a truth."""
-        numbers = {name: value for name, value in asdict(self).items()
-                   if name != "value" and value is not None}
+        numbers = {
+            name: value
+            for name, value in asdict(self).items()
+            if name != "value" and value is not None
+        }
         return {key: self.value, **numbers}
 
 
@@ -113,13 +117,18 @@ def parse_values(text: str) -> tuple[str, list[float]]:
     key, equals, values = text.partition("=")
     key = key.strip()
     if not equals or key not in SWEEPABLE:
-        raise ConfigError([f"--values: expected KEY=v1,v2,... with KEY one of "
-                           f"{', '.join(SWEEPABLE)}, found {text!r}"])
+        raise ConfigError(
+            [
+                f"--values: expected KEY=v1,v2,... with KEY one of "
+                f"{', '.join(SWEEPABLE)}, found {text!r}"
+            ]
+        )
     try:
         numbers = [float(v) for v in values.split(",") if v.strip()]
     except ValueError:
-        raise ConfigError([f"--values {key}: expected comma-separated numbers, found {values!r}"]
-                          ) from None
+        raise ConfigError(
+            [f"--values {key}: expected comma-separated numbers, found {values!r}"]
+        ) from None
     if not numbers or any(not math.isfinite(v) or v <= 0 for v in numbers):
         raise ConfigError([f"--values {key}: expected positive finite numbers, found {values!r}"])
     return key, numbers
@@ -128,11 +137,13 @@ def parse_values(text: str) -> tuple[str, list[float]]:
 def _log_factors(config: Config, key: str, values: list[float]) -> np.ndarray:
     configured = SWEEPABLE[key][1](config)
     if configured is None:
-        raise ConfigError([f"--values {key}: the configuration has no {key.rsplit('.', 1)[0]} "
-                           "(weak4dvar's Q)"])
+        raise ConfigError(
+            [f"--values {key}: the configuration has no {key.rsplit('.', 1)[0]} (weak4dvar's Q)"]
+        )
     if not isinstance(configured, (int, float)):
-        raise ConfigError([f"--values {key}: sweeps scale a scalar std; the configuration gives a "
-                           "list"])
+        raise ConfigError(
+            [f"--values {key}: sweeps scale a scalar std; the configuration gives a list"]
+        )
     return np.log(np.asarray(values) / float(configured))
 
 
@@ -151,40 +162,66 @@ def _sweep(config: Config, stop: StopSignals, key: str, values: list[float]) -> 
     process, processes = initialize_distributed()  # under srun with several tasks: before JAX
     configure(config.run.precision, config.run.device, config.run.compilation_cache)
     if capabilities(config.method.kind).learned:
-        raise ConfigError(["dacli sweep: sweeps the error scales of a variational method; "
-                           "4DVarNet has none"])
+        raise ConfigError(
+            ["dacli sweep: sweeps the error scales of a variational method; 4DVarNet has none"]
+        )
     factors = _log_factors(config, key, values)
     inputs = prepare_inputs(config)
     count = len(values)
     if count < processes:
-        raise ConfigError([f"--values: {count} value(s) for {processes} processes; each process "
-                           "runs at least one value: give more values or launch fewer tasks"])
+        raise ConfigError(
+            [
+                f"--values: {count} value(s) for {processes} processes; each process "
+                "runs at least one value: give more values or launch fewer tasks"
+            ]
+        )
     share = process_share(count, process, processes)  # this process's values (all in one process)
-    log.info("sweep of %s over %s: %d cycled runs of %d windows as one program (%s)%s", key,
-             ", ".join(f"{v:g}" for v in values), count, inputs.schedule.count, describe_device(),
-             f"; process {process} of {processes} runs values {share.start + 1} to {share.stop}"
-             if processes > 1 else "")
+    log.info(
+        "sweep of %s over %s: %d cycled runs of %d windows as one program (%s)%s",
+        key,
+        ", ".join(f"{v:g}" for v in values),
+        count,
+        inputs.schedule.count,
+        describe_device(),
+        f"; process {process} of {processes} runs values {share.start + 1} to {share.stop}"
+        if processes > 1
+        else "",
+    )
     parameter = SWEEPABLE[key][0]
     tunable = Tunable(inputs.problem.method, (parameter,))  # the method as configured, one scale
     step = SweepStep(tunable, parameter, inputs.schedule.steps_per_shift)
-    thetas = jnp.asarray(factors[share.start:share.stop], inputs.problem.dtype)
+    thetas = jnp.asarray(factors[share.start : share.stop], inputs.problem.dtype)
     runs = _cycle_values(config, inputs, step, thetas, stop)
     if processes > 1:  # every process gets every value's results (a collective: all call it)
         runs = _SweptRuns(*allgather_shares(runs.as_tuple(), count))
-    finite = (np.isfinite(runs.cost_final).all(axis=1)
-              & np.isfinite(runs.analysis_trajectory).reshape(count, -1).all(axis=1))
+    finite = np.isfinite(runs.cost_final).all(axis=1) & np.isfinite(
+        runs.analysis_trajectory
+    ).reshape(count, -1).all(axis=1)
     if not finite.all():
-        raise NumericalError(f"the run with {key} = {values[int(np.argmin(finite))]:g} produced "
-                             "non-finite values (NaN/Inf); nothing was written")
+        raise NumericalError(
+            f"the run with {key} = {values[int(np.argmin(finite))]:g} produced "
+            "non-finite values (NaN/Inf); nothing was written"
+        )
     rows = _rows(config, inputs, values, runs)
-    best = min(rows, key=lambda r: r.cost_final_mean if r.analysis_rmse is None
-               else r.analysis_rmse)
-    return SweepResult(key, tuple(values), rows, best, describe_device(), len(jax.local_devices()),
-                       processes, config.run.precision, process=process)
+    best = min(
+        rows, key=lambda r: r.cost_final_mean if r.analysis_rmse is None else r.analysis_rmse
+    )
+    return SweepResult(
+        key,
+        tuple(values),
+        rows,
+        best,
+        describe_device(),
+        len(jax.local_devices()),
+        processes,
+        config.run.precision,
+        process=process,
+    )
 
 
-def _cycle_values(config: Config, inputs: PreparedInputs, step: SweepStep, thetas: jax.Array,
-                  stop: StopSignals) -> _SweptRuns:
+def _cycle_values(
+    config: Config, inputs: PreparedInputs, step: SweepStep, thetas: jax.Array, stop: StopSignals
+) -> _SweptRuns:
     """This process's values cycled over every window, chunk by chunk (one compiled program)."""
     schedule, local, dtype = inputs.schedule, len(thetas), inputs.problem.dtype
     chunk = chunk_size(schedule.count, config.run.windows_per_chunk)
@@ -192,22 +229,33 @@ def _cycle_values(config: Config, inputs: PreparedInputs, step: SweepStep, theta
     stacked = inputs.packed.stacked()
     parts = []
     for first in range(0, schedule.count, chunk):
-        stop.raise_if_requested(f"before window {first + 1} of {schedule.count}",
-                                "a sweep keeps no checkpoint: rerun the same command")
+        stop.raise_if_requested(
+            f"before window {first + 1} of {schedule.count}",
+            "a sweep keeps no checkpoint: rerun the same command",
+        )
         windows = chunk_inputs(schedule, stacked, first, chunk, dtype)  # (starts, obs, active)
-        per_value = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (local, *a.shape)),
-                                           windows)
+        per_value = jax.tree_util.tree_map(
+            lambda a: jnp.broadcast_to(a, (local, *a.shape)), windows
+        )
         backgrounds, results = map_sharded(step, backgrounds, thetas, *per_value)
         kept = slice(0, min(chunk, schedule.count - first))
         # (values, windows, ...), the padding dropped
         results = jax.tree_util.tree_map(lambda a, kept=kept: np.asarray(a)[:, kept], results)
-        parts.append((results.analysis_trajectory, results.background_trajectory,
-                      results.cost_final[..., 0], results.iterations, results.converged))
+        parts.append(
+            (
+                results.analysis_trajectory,
+                results.background_trajectory,
+                results.cost_final[..., 0],
+                results.iterations,
+                results.converged,
+            )
+        )
     return _SweptRuns(*(np.concatenate(arrays, 1) for arrays in zip(*parts, strict=True)))
 
 
-def _rows(config: Config, inputs: PreparedInputs, values: list[float], runs: _SweptRuns
-          ) -> tuple[SweepRow, ...]:
+def _rows(
+    config: Config, inputs: PreparedInputs, values: list[float], runs: _SweptRuns
+) -> tuple[SweepRow, ...]:
     """One row per value: what ``dacli assimilate`` reports for the trajectory it would write."""
     schedule = inputs.schedule
     kept = [schedule.stored_steps(k) for k in range(schedule.count)]  # WindowSchedule.stored_steps
@@ -218,18 +266,36 @@ def _rows(config: Config, inputs: PreparedInputs, values: list[float], runs: _Sw
     truth = None
     if inputs.truth is not None:
         assert config.truth is not None  # the truth was read from config.truth.path
-        truth = states_at(*inputs.truth, stored_times(schedule), config.truth.path, "truth",
-                          0.5 * config.model.dt, missing="nan")
+        truth = states_at(
+            *inputs.truth,
+            stored_times(schedule),
+            config.truth.path,
+            "truth",
+            0.5 * config.model.dt,
+            missing="nan",
+        )
     rows = []
     for i, value in enumerate(values):
         rmse = {}
         if truth is not None:
-            background, analysis = (joined(runs.background_trajectory[i]),
-                                    joined(runs.analysis_trajectory[i]))
-            rmse = {"background_rmse": time_mean(rmse_per_time(background, truth)),
-                    "analysis_rmse": time_mean(rmse_per_time(analysis, truth))}
-        rows.append(SweepRow(value, float(runs.cost_final[i].mean()), int(runs.converged[i].sum()),
-                             schedule.count, float(runs.iterations[i].mean()), **rmse))
+            background, analysis = (
+                joined(runs.background_trajectory[i]),
+                joined(runs.analysis_trajectory[i]),
+            )
+            rmse = {
+                "background_rmse": time_mean(rmse_per_time(background, truth)),
+                "analysis_rmse": time_mean(rmse_per_time(analysis, truth)),
+            }
+        rows.append(
+            SweepRow(
+                value,
+                float(runs.cost_final[i].mean()),
+                int(runs.converged[i].sum()),
+                schedule.count,
+                float(runs.iterations[i].mean()),
+                **rmse,
+            )
+        )
     return tuple(rows)
 
 

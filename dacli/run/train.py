@@ -110,7 +110,7 @@ def _require(config: Config, resume: bool) -> None:
                 "snippet)"
                 if resume
                 else f"method.kind: {config.method.kind!r} has no network to train; dacli tune "
-                     "tunes its hyperparameters"
+                "tunes its hyperparameters"
             ]
         )
     problems = [
@@ -181,8 +181,7 @@ def _check_resumable(header: dict, expected: dict, path: Path) -> None:
     if changed:
         log.warning(
             "--resume with different %s than %s was written with: the run goes on, but will not "
-            "equal an "
-            "uninterrupted one (e.g. more epochs stretch the learning-rate schedule)",
+            "equal an uninterrupted one (e.g. more epochs stretch the learning-rate schedule)",
             " and ".join(changed),
             path,
         )
@@ -285,11 +284,9 @@ def _file_windows(config: Config, layout: StateLayout, steps: int, dtype: np.dty
     if available < wanted or wanted <= settings.validation_windows:
         raise DataError(
             f"train.truth: {settings.truth} covers [{times.min():g}, {times.max():g}]: "
-            f"{max(available, 0)} windows of "
-            f"{length:g} from window.start = {start:g}; train.windows "
-            f"({settings.windows or 'all'}) + "
-            f"train.validation_windows ({settings.validation_windows}) need "
-            f"{max(wanted, settings.validation_windows + 1)}"
+            f"{max(available, 0)} windows of {length:g} from window.start = {start:g}; "
+            f"train.windows ({settings.windows or 'all'}) + train.validation_windows "
+            f"({settings.validation_windows}) need {max(wanted, settings.validation_windows + 1)}"
         )
     arrays = window_pairs(
         observations,
@@ -379,8 +376,7 @@ def training_backgrounds(
         raise ConfigError(
             [
                 "train.background_error_std: the training backgrounds' forecasts (initial error "
-                "std "
-                f"{std:g}) blew up (non-finite values); lower it"
+                f"std {std:g}) blew up (non-finite values); lower it"
             ]
         )
     return trajectory, std

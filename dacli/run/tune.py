@@ -26,9 +26,9 @@ import numpy as np
 import optax
 from numpy.typing import DTypeLike
 
-from dacli.build.registry import METHOD_CAPABILITIES, capabilities
 from dacli.build.problem import build_dynamics, build_problem
-from dacli.config.schema import CORRELATED_KINDS, Config, TuneConfig
+from dacli.build.registry import METHOD_CAPABILITIES, capabilities
+from dacli.config.schema import CORRELATED_KINDS, Config, CorrelatedCovariance, TuneConfig
 from dacli.covariances.background import CorrelatedRoot, background_sqrt_operator
 from dacli.errors import ConfigError, NumericalError, OutputError
 from dacli.io.checkpoints import write_atomically
@@ -157,12 +157,15 @@ def tuned_values(
             config.background.covariance.std, factor["background_std"]
         )
     if "length_scale" in factor:
+        covariance = config.background.covariance
+        assert isinstance(covariance, CorrelatedCovariance)  # check_tunable: a correlated B
         values["background.covariance.length_scale"] = _scaled(
-            config.background.covariance.length_scale, factor["length_scale"]
+            covariance.length_scale, factor["length_scale"]
         )
     if "observation_std" in factor:
         values["observations.error_std"] = _scaled(assumed_obs_std, factor["observation_std"])
     if "model_error_std" in factor:
+        assert config.method.model_error is not None  # check_tunable: weak4dvar, which has Q
         values["method.model_error.covariance.std"] = _scaled(
             config.method.model_error.covariance.std, factor["model_error_std"]
         )
@@ -222,6 +225,7 @@ def _tuning_windows(
         config.simulate,
         config.background.covariance,
     )
+    assert sim is not None  # check_tunable: the config has [simulate]
     # the twin's true B: uncorrelated, or correlated with B's shape (gaussian by default)
     true_kind = "diagonal"
     if settings.background_error_length_scale is not None:
@@ -258,6 +262,7 @@ def prepare(config: Config) -> Prepared:
     caller)."""
     names = check_tunable(config)
     settings, sim, dt = config.tune or TuneConfig(), config.simulate, config.model.dt
+    assert sim is not None  # check_tunable (above): the config has [simulate]
     nsteps = whole_steps(config.window.length, dt, "window.length")
     obs_every = whole_steps(sim.obs_interval, dt, "simulate.obs_interval")
     if obs_every > nsteps:
@@ -280,6 +285,7 @@ def prepare(config: Config) -> Prepared:
     covariance = config.background.covariance
     correlated = None
     if "length_scale" in names:
+        assert isinstance(covariance, CorrelatedCovariance)  # check_tunable: a correlated B
         try:
             correlated = CorrelatedRoot.for_layout(
                 layout, covariance.std, covariance.length_scale, covariance.kind, dtype
@@ -296,8 +302,7 @@ def prepare(config: Config) -> Prepared:
     training, validation = windows[: settings.windows], windows[settings.windows :]
     log.info(
         "tuning data (%s observations): %d + %d windows of %d steps, up to %d observations each, "
-        "made in %.1f s; "
-        "tuning %s",
+        "made in %.1f s; tuning %s",
         config.observations.layout,
         settings.windows,
         settings.validation_windows,
@@ -353,6 +358,7 @@ def tune(config: Config, *, overwrite: bool = False) -> TuneResult:
     :func:`dacli.run.train.train`."""
     check_tunable(config)
     settings, sim = config.tune or TuneConfig(), config.simulate
+    assert sim is not None  # check_tunable (above): the config has [simulate]
     output = Path(settings.output)
     if output.exists() and not overwrite:
         raise OutputError(

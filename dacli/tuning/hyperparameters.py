@@ -46,9 +46,8 @@ def identifiability_problem(names, weak: bool) -> str | None:
     if all(s in names for s in present):
         return (
             f"{', '.join(present)} are all tuned, but the analysis depends on them only through "
-            "their "
-            "ratios (J times a constant has the same minimiser); keep one as configured, usually "
-            "observation_std (instrument errors are the best known)"
+            "their ratios (J times a constant has the same minimiser); keep one as configured, "
+            "usually observation_std (instrument errors are the best known)"
         )
     return None
 
