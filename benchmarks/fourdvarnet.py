@@ -99,7 +99,7 @@ def config_for(setup: str, folder: Path, extra: list[str], variant: str = "4dvar
     tag = "" if variant == "4dvarnet" else "_" + "".join(c if c.isalnum() else "_" for c in variant)
     paths = [f'observations.path="{folder / "obs.nc"}"', f'background.path="{folder / "background.nc"}"',
              f'truth.path="{folder / "truth.nc"}"', f'output.path="{folder / "analysis.nc"}"', "output.overwrite=true",
-             f'network.checkpoint="{folder / f"network{tag}.eqx"}"', f'train.directory="{folder / f"training{tag}"}"']
+             f'network.file="{folder / f"network{tag}.eqx"}"', f'train.directory="{folder / f"training{tag}"}"']
     items = [*paths, *VARIANTS[variant], *extra]
     return load_config(SETUPS[setup]["config"], items, [check_names]), items
 
@@ -177,7 +177,7 @@ def adjoint_costs(folder: Path, ks: list[int], repeats: int, quick: bool = False
     import jax.numpy as jnp
     import numpy as np
 
-    from dacli.build.network import build_network, build_solver_adjoint, load_trained_network
+    from dacli.build.network import build_network, build_iteration_adjoint, load_trained_network
     from dacli.build.problem import build_dynamics
     from dacli.learned.training import make_optimiser, train_step
     from dacli.run.train import training_windows
@@ -194,7 +194,7 @@ def adjoint_costs(folder: Path, ks: list[int], repeats: int, quick: bool = False
     y, mask, truth = (jnp.asarray(a[:batch]) for a in (data.y, data.mask, data.truth))
     trained = load_trained_network(config, layout, steps, jnp.float32)
     header_network = config.network
-    gradient_net = build_network(header_network.model_copy(update={"solver": "gradient"}),
+    gradient_net = build_network(header_network.model_copy(update={"update": "gradient"}),
                                  {"channels": 3, "spatial_shape": [steps], "spatial_dims": 1, "periodic": False},
                                  data.observation_error_std, trained.offset, trained.scale, jax.random.PRNGKey(0),
                                  jnp.float32)
@@ -206,9 +206,9 @@ def adjoint_costs(folder: Path, ks: list[int], repeats: int, quick: bool = False
     rows = []
     for name, solver, base in cases:
         for k in ks:
-            spec = build_solver_adjoint(header_network.model_copy(update={"solver_adjoint": name,
-                                                                          "solver_adjoint_steps": 2}))
-            network = eqx.tree_at(lambda n: (n.iterations, n.solver_adjoint), base, (k, spec))
+            spec = build_iteration_adjoint(header_network.model_copy(update={"iteration_adjoint": name,
+                                                                          "iteration_adjoint_steps": 2}))
+            network = eqx.tree_at(lambda n: (n.iterations, n.iteration_adjoint), base, (k, spec))
             state = optimiser.init(eqx.filter(network, eqx.is_inexact_array))
             label = name + (" (k=2)" if name == "KStepAdjoint" else "")
             try:

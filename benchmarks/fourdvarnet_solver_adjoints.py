@@ -2,7 +2,7 @@
 
 benchmarks/fourdvarnet.py measures the adjoints on the trained ConvLSTM solver, where
 ImplicitAdjoint cannot run (the ConvLSTM's updates never settle, GMRES stagnates; dacli refuses
-that pair). Here all five run side by side on 4DVarNet's fixed-point solver (``solver =
+that pair). Here all five run side by side on 4DVarNet's fixed-point solver (``update =
 "gradient"``: plain gradient descent on U with a learned step), the one ImplicitAdjoint is
 for: one ``train_step`` (loss, gradient, Adam update) on a batch of 8 Lorenz-63 windows of 200
 steps (Fablet et al. 2021's setup, made by dacli train's data path), K = 2 ... 64. Reported: the
@@ -43,7 +43,7 @@ def main(ks=(2, 8, 32, 128), repeats: int = 3) -> None:
     import jax.numpy as jnp
     import numpy as np
 
-    from dacli.build.network import build_network, build_solver_adjoint, network_shape
+    from dacli.build.network import build_network, build_iteration_adjoint, network_shape
     from dacli.build.problem import build_dynamics
     from dacli.config.loading import load_config
     from dacli.learned.training import batch_loss, make_optimiser, train_step
@@ -51,7 +51,7 @@ def main(ks=(2, 8, 32, 128), repeats: int = 3) -> None:
 
     config = load_config(HERE.parent / "configs" / "lorenz63_4dvarnet.toml", [
         "window.length=2.0", "simulate.duration=20.0", "train.windows=8", "train.validation_windows=1",
-        'network.solver="gradient"', "network.hidden=16", "network.kernel=5"])
+        'network.update="gradient"', "network.hidden=16", "network.kernel=5"])
     layout = build_dynamics(config.model).layout()
     data = training_windows(config, layout, 200, np.dtype(np.float32))
     y, mask, truth = (jnp.asarray(a[:8]) for a in (data.y, data.mask, data.truth))
@@ -68,13 +68,13 @@ def main(ks=(2, 8, 32, 128), repeats: int = 3) -> None:
     rows = []
     for k in ks:
         with_k = eqx.tree_at(lambda n: n.iterations, base, k)
-        exact = flat(gradient(eqx.tree_at(lambda n: n.solver_adjoint, with_k, build_solver_adjoint(
-            config.network.model_copy(update={"solver_adjoint": "DirectAdjoint"}))), y, mask, truth, 0.5))
+        exact = flat(gradient(eqx.tree_at(lambda n: n.iteration_adjoint, with_k, build_iteration_adjoint(
+            config.network.model_copy(update={"iteration_adjoint": "DirectAdjoint"}))), y, mask, truth, 0.5))
         previous = eqx.tree_at(lambda n: n.iterations, with_k, k - 1)
         change = float(jnp.max(jnp.abs(jax.vmap(with_k)(y, mask) - jax.vmap(previous)(y, mask))) / data.truth.std())
         for name in ADJOINTS:
-            spec = build_solver_adjoint(config.network.model_copy(update={"solver_adjoint": name, "solver_adjoint_steps": 2}))
-            network = eqx.tree_at(lambda n: n.solver_adjoint, with_k, spec)
+            spec = build_iteration_adjoint(config.network.model_copy(update={"iteration_adjoint": name, "iteration_adjoint_steps": 2}))
+            network = eqx.tree_at(lambda n: n.iteration_adjoint, with_k, spec)
             state = optimiser.init(eqx.filter(network, eqx.is_inexact_array))
             began = time.perf_counter()
             compiled = train_step.lower(network, state, y, mask, truth, optimiser=optimiser, prior_loss_weight=0.5).compile()

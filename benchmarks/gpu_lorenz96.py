@@ -80,7 +80,7 @@ device = "auto"
 [model]
 name = "lorenz96"
 parameters = {{ n = {n}, forcing = 8.0 }}
-solver = "RK4"
+ode_solver = "RK4"
 dt = {dt}
 
 [window]

@@ -97,7 +97,7 @@ device = "auto"
 [model]
 name = "qg"
 parameters = {{ nx = {nx}, ny = {nx}, length_x = {length_x:.6g}, deformation_radius = 40e3, viscosity = 20.0 }}
-solver = "RK4"
+ode_solver = "RK4"
 dt = {dt}
 
 [window]

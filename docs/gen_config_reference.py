@@ -23,7 +23,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from dacli.config.schema import REMOVED_KEYS, Config
+from dacli.config.schema import REMOVED_KEYS, RENAMED_KEYS, Config
 
 PAGE = "reference/configuration.md"
 
@@ -250,6 +250,13 @@ def render_section(section: Section) -> list[str]:
     ]
     if removed:
         lines += ["Keys removed (refused, saying why):", "", *removed, ""]
+    renamed = [
+        f"- `{dotted.rpartition('.')[2]}`: use `{new}` ({why})"
+        for dotted, (new, why) in RENAMED_KEYS.items()
+        if dotted.rpartition(".")[0] == section.name
+    ]
+    if renamed:
+        lines += ["Keys renamed (refused, saying the new name):", "", *renamed, ""]
     return lines
 
 

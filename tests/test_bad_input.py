@@ -167,7 +167,7 @@ def test_several_errors_at_once_from_file_and_set(cli, ws):
                    USAGE_ERROR, "several")
     lines = error_text(stderr).splitlines()
     assert lines[0] == f"invalid configuration {config} (5 problems):"
-    assert lines[1] == f"  - {config}:{line_of(text, 'solverr')}: model.solverr: unknown key; did you mean 'solver'?"
+    assert lines[1] == f"  - {config}:{line_of(text, 'solverr')}: model.solverr: unknown key; did you mean 'ode_solver'?"
     assert lines[2].startswith(f"  - {config}:{line_of(text, 'minimiser ')}: method.minimiser: unknown minimiser 'LBFS'")
     assert lines[3].startswith(f"  - {config}:{line_of(text, 'max_steps')}: method.max_steps: input should be a valid integer")
     assert lines[4] == "  - --set 'nonsense': expected KEY.PATH=VALUE, found no '='"

@@ -15,7 +15,7 @@ CONFIG = """
 [model]
 name = "{name}"
 parameters = {{ n = 16, speed = 1.0, diffusion = 0.1{extra} }}
-solver = "RK4"
+ode_solver = "RK4"
 dt = 0.1
 [window]
 length = 0.5

@@ -251,6 +251,21 @@ def test_removed_key_is_refused_saying_why(cli, tmp_path):
     assert result.exit_code == USAGE_ERROR
     assert f"--set simulate.initial_perturbation=2.0: {why}" in result.stderr
 
+def test_renamed_key_is_refused_saying_the_new_name(cli, tmp_path):
+    """A renamed key (one meaning per word) is refused saying its new name, in the file and with --set."""
+    text = MINIMAL.replace("dt = 0.05", 'dt = 0.05\nsolver = "RK4"')
+    path = write(tmp_path, text)
+    why = "model.solver: renamed: use model.ode_solver (the ODE solver; 'solver' meant three things)"
+    result = cli(["validate", path], tmp_path)
+    assert result.exit_code == USAGE_ERROR
+    assert f"{path}:{ln(text, 'solver')}: {why}" in result.stderr
+    path = write(tmp_path, MINIMAL, "set.toml")
+    result = cli(["validate", path, "--set", "method.checkpoints=3"], tmp_path)
+    assert result.exit_code == USAGE_ERROR
+    assert ("--set method.checkpoints=3: method.checkpoints: renamed: use method.adjoint_checkpoints "
+            "(RecursiveCheckpointAdjoint's stored steps; 'checkpoint' meant four things)") in result.stderr
+
+
 def test_wrong_type_says_expected_and_found(tmp_path):
     path = write(tmp_path, MINIMAL.replace("max_steps = 50", 'max_steps = "ten"'))
     assert problems_of(path) == [
@@ -327,12 +342,12 @@ def test_unknown_registry_names_get_a_suggestion(tmp_path, key, bad, good):
 
 
 def test_unknown_model_and_solver(tmp_path):
-    text = MINIMAL.replace('"lorenz96"', '"lorenz69"').replace("dt = 0.05", 'dt = 0.05\nsolver = "Eular"')
+    text = MINIMAL.replace('"lorenz96"', '"lorenz69"').replace("dt = 0.05", 'dt = 0.05\node_solver = "Eular"')
     path = write(tmp_path, text)
     assert problems_of(path) == [
         f"{path}:{ln(text, 'name')}: model.name: unknown model 'lorenz69'; did you mean 'lorenz96'? (choose from: lorenz63, "
         "lorenz96, qg, or give 'package.module:factory')",
-        f"{path}:{ln(text, 'solver')}: model.solver: unknown solver 'Eular'; did you mean 'Euler'? (choose from: Tsit5, Dopri5, "
+        f"{path}:{ln(text, 'ode_solver')}: model.ode_solver: unknown ODE solver 'Eular'; did you mean 'Euler'? (choose from: Tsit5, Dopri5, "
         "Dopri8, Bosh3, RK4, Heun, Midpoint, Ralston, Euler)",
     ]
 

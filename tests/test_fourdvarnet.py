@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from dacli.adjoints.unroll import Checkpointed, Implicit, KStep, Unrolled
-from dacli.build.registry import SOLVER_ADJOINTS
+from dacli.build.registry import ITERATION_ADJOINTS
 from dacli.learned.fourdvarnet import FourDVarNet
 from dacli.learned.training import batch_loss, make_optimiser, train_step
 
@@ -35,11 +35,11 @@ ADJOINTS = {
 def test_every_registered_solver_adjoint_is_tested():
     """ADJOINTS holds every registered solver adjoint, by its config name (KStepAdjoint at several
     k): a new registry entry fails here until the tests below compare it with the others."""
-    assert {name.split("(")[0] for name in ADJOINTS} == set(SOLVER_ADJOINTS.names)
+    assert {name.split("(")[0] for name in ADJOINTS} == set(ITERATION_ADJOINTS.names)
 
 
 def with_adjoint(network, adjoint):
-    return eqx.tree_at(lambda n: n.solver_adjoint, network, adjoint)
+    return eqx.tree_at(lambda n: n.iteration_adjoint, network, adjoint)
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +91,7 @@ def test_implicit_adjoint_equals_the_unrolled_gradient_at_a_converged_fixed_poin
     network, y, mask, truth = problem
     iterations = 150
     solver = FourDVarNet(3, 1, periodic=False, hidden=6, iterations=iterations, observation_error_std=1.0,
-                         prior_weight=0.3, solver="gradient", key=jax.random.PRNGKey(0), dtype=jnp.float64)
+                         prior_weight=0.3, update="gradient", key=jax.random.PRNGKey(0), dtype=jnp.float64)
     solver = eqx.tree_at(lambda n: n.prior, solver, network.prior)
     full = jnp.ones_like(mask)
     y = jnp.nan_to_num(y) + truth * (~mask)
@@ -136,7 +136,7 @@ def test_trained_on_lorenz63_the_analysis_beats_the_observation_error():
     assert mask.mean() == pytest.approx(1 / 8)  # every variable, every 8th step
     train, test = slice(0, 184), slice(184, 200)
     network = FourDVarNet(3, 1, periodic=False, hidden=16, modulator_hidden=16, kernel=5, iterations=8,
-                          observation_error_std=noise, prior_weight=2.0, solver_adjoint=Unrolled(),
+                          observation_error_std=noise, prior_weight=2.0, iteration_adjoint=Unrolled(),
                           offset=float(truth[train].mean()), scale=float(truth[train].std()),
                           key=jax.random.PRNGKey(0), dtype=jnp.float32)
     steps, batch = 300, 8
@@ -197,9 +197,9 @@ def test_model_prior_is_exact_on_a_model_trajectory_and_the_background_fills_the
     from dacli.config.schema import ModelConfig, NetworkConfig
 
     for name, parameters, grid in (("lorenz63", {}, False), ("lorenz96", {"n": 8}, True)):
-        model = ModelConfig(name=name, parameters=parameters, solver="RK4", dt=0.01)
+        model = ModelConfig(name=name, parameters=parameters, ode_solver="RK4", dt=0.01)
         layout = build_dynamics(model).layout()
-        prior = build_model_prior(NetworkConfig(checkpoint="unused", prior="model", background=True), model, layout)
+        prior = build_model_prior(NetworkConfig(file="unused", prior="model", background=True), model, layout)
         shape = (12, layout.size) if grid else (layout.size, 12)
         network = FourDVarNet(shape[0], 1, periodic=grid, modulator_hidden=2, iterations=2, model_prior=prior,
                               background=True, background_weight=3.0, observation_error_std=0.5,

@@ -68,7 +68,7 @@ def test_qg_network_trained_from_track_files_cycles_into_a_cf_lat_lon_file(tmp_p
 
     files = [f'observations.path="{tmp_path / "obs.nc"}"', f'truth.path="{tmp_path / "truth.nc"}"',
              f'background.path="{tmp_path / "background.nc"}"']
-    own = [*QG_SMALL, *files, f'train.directory="{tmp_path / "run"}"', f'network.checkpoint="{tmp_path / "net.eqx"}"',
+    own = [*QG_SMALL, *files, f'train.directory="{tmp_path / "run"}"', f'network.file="{tmp_path / "net.eqx"}"',
            f'train.observations="{tmp_path / "obs.nc"}"', f'train.truth="{tmp_path / "truth.nc"}"',
            f'output.path="{tmp_path / "analysis.nc"}"']
     config = load_config(CONFIGS / "qg_4dvarnet.toml", own, [check_names])

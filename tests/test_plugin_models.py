@@ -24,7 +24,7 @@ seed = 3
 [model]
 name = "{name}"
 parameters = {{ n = 32, speed = 1.0, diffusion = 0.1 }}
-solver = "RK4"
+ode_solver = "RK4"
 dt = 0.1
 [window]
 length = 1.0

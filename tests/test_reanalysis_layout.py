@@ -54,7 +54,7 @@ PLUGIN = """
 [model]
 name = "regional_models:make_regional"
 parameters = { ny = 12, nx = 16, south = 35.0, west = -20.0 }
-solver = "RK4"
+ode_solver = "RK4"
 dt = 0.25
 [method]
 max_steps = 60
@@ -71,7 +71,7 @@ QG = """
 [model]
 name = "qg"
 parameters = { nx = 16, ny = 16, length_x = 1.28e6, deformation_radius = 40e3, coordinates = "latlon", center_lat = 38.0, center_lon = -60.0 }
-solver = "RK4"
+ode_solver = "RK4"
 dt = 0.25
 [method]
 formulation = "incremental"

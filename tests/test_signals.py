@@ -26,7 +26,7 @@ TRAIN_SMALL = ["--set", "train.windows=16", "--set", "train.validation_windows=8
                "--set", "train.batch_size=8", "--set", "network.hidden=4", "--set", "network.modulator_hidden=4",
                "--set", "network.kernel=3", "--set", "network.iterations=2", "--set", "window.length=0.16",
                "--set", "simulate.spinup=1.0", "--set", 'train.directory="training"',
-               "--set", 'network.checkpoint="trained.eqx"']
+               "--set", 'network.file="trained.eqx"']
 TRAIN = ["train", "configs/lorenz63_4dvarnet.toml", *TRAIN_SMALL]
 SWEEP = ["sweep", *L96, "--values", "background.covariance.std=0.5,1.0", "--out", "sweep.csv"]
 

@@ -21,7 +21,7 @@ SMALL = ["train.windows=24", "train.validation_windows=8", "train.epochs=3", "tr
 
 def small_config(folder: Path, *extra: str):
     return load_config(CONFIG, [*SMALL, f'train.directory="{folder / "run"}"',
-                                f'network.checkpoint="{folder / "best.eqx"}"', *extra], [check_names])
+                                f'network.file="{folder / "best.eqx"}"', *extra], [check_names])
 
 
 class Interrupt(Exception):
@@ -88,10 +88,10 @@ def test_checkpoint_round_trips_and_resume_equals_an_uninterrupted_run(tmp_path)
 def test_refusals(tmp_path):
     from dacli.run.train import train
 
-    with pytest.raises(ConfigError, match=r"network.solver_adjoint: ImplicitAdjoint differentiates at a fixed point, "
+    with pytest.raises(ConfigError, match=r"network.iteration_adjoint: ImplicitAdjoint differentiates at a fixed point, "
                                           r"and the ConvLSTM solver's normalised updates never settle"):
-        small_config(tmp_path, 'network.solver_adjoint="implicitadjoint"')
-    small_config(tmp_path, 'network.solver_adjoint="ImplicitAdjoint"', 'network.solver="gradient"')  # accepted
+        small_config(tmp_path, 'network.iteration_adjoint="implicitadjoint"')
+    small_config(tmp_path, 'network.iteration_adjoint="ImplicitAdjoint"', 'network.update="gradient"')  # accepted
     config = small_config(tmp_path, "train.epochs=1")
     with pytest.raises(DataError, match=r"--resume: no checkpoint .*run/last.eqx to continue from"):
         train(config, resume=True)
@@ -131,7 +131,7 @@ def test_train_command_writes_curves_and_a_json_summary(cli, tmp_path, monkeypat
     seen = []  # the instability check sees every epoch's history; its warning is logged once
     monkeypatch.setattr(training, "unstable_training", lambda history: seen.append(len(history)) or "loss rose: X")
     args = [a for item in [*SMALL, "train.epochs=2", f'train.directory="{tmp_path / "run"}"',
-                           f'network.checkpoint="{tmp_path / "best.eqx"}"'] for a in ("--set", item)]
+                           f'network.file="{tmp_path / "best.eqx"}"'] for a in ("--set", item)]
     result = cli(["train", str(CONFIG), "--json", *args], tmp_path)
     assert result.exit_code == 0, result.stderr
     assert seen == [1, 2] and result.stderr.count("loss rose: X") == 1

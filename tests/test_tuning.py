@@ -28,7 +28,7 @@ seed = 5
 [model]
 name = "lorenz96"
 parameters = {{ n = 10, forcing = 8.0 }}
-solver = "RK4"
+ode_solver = "RK4"
 dt = 0.05
 
 [window]

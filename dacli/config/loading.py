@@ -18,7 +18,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from dacli.config.schema import MAX_SIMULATED_STEPS, MAX_STEPS_PER_WINDOW, REMOVED_KEYS, Config
+from dacli.config.schema import (
+    MAX_SIMULATED_STEPS, MAX_STEPS_PER_WINDOW, REMOVED_KEYS, RENAMED_KEYS, Config,
+)
 from dacli.errors import ConfigError
 
 # Input paths are resolved relative to the config file's folder (or, when set with ``--set``, to
@@ -466,9 +468,13 @@ def _message(error: dict[str, Any], loc: Sequence[Any]) -> str:
     kind = error["type"]
     found = error.get("input")
     if kind == "extra_forbidden":
-        removed = REMOVED_KEYS.get(".".join(str(part) for part in loc))
+        dotted = ".".join(str(part) for part in loc)
+        removed = REMOVED_KEYS.get(dotted)
         if removed is not None:
             return f"removed key: {removed}; delete it"
+        if dotted in RENAMED_KEYS:
+            new, why = RENAMED_KEYS[dotted]
+            return f"renamed: use {new} ({why})"
         known = _keys_at(loc[:-1])
         hint = suggest(str(loc[-1]), known) if known else ""
         if hint or not known:

@@ -1,7 +1,7 @@
 """The configuration schema: one frozen pydantic record per TOML section.
 
 This is the single source of truth for every key, its type and its default. Names that pick
-an implementation (model, solver, minimiser, adjoints) are plain strings here and are resolved
+an implementation (model, ODE solver, minimiser, adjoints) are plain strings here and are resolved
 — with "did you mean" suggestions — by :mod:`dacli.build.registry`, so this module needs no JAX.
 """
 
@@ -39,7 +39,7 @@ MAX_STEPS_PER_WINDOW = 1_000_000  # window.length / model.dt: the window's traje
 MAX_SIMULATED_STEPS = 10_000_000  # simulate.spinup or simulate.duration / model.dt: every step is stored
 MAX_CHANNELS = 4096  # network channels
 MAX_KERNEL = 255  # network convolution width
-MAX_SOLVER_ITERATIONS = 10_000  # 4DVarNet solver iterations per window (unrolled through by training)
+MAX_NETWORK_ITERATIONS = 10_000  # 4DVarNet iterations per window (unrolled through by training)
 MAX_OBSERVATIONS_PER_TIME = 10_000_000  # simulated observation locations per time
 MAX_TRACKS_PER_TIME = 10_000  # simulated satellite passes per observation time
 
@@ -142,11 +142,11 @@ class ModelConfig(Section):
     parameters: dict[str, ModelParameter] = Field(default_factory=dict, description=(
         "passed to the model's factory; integers within int64; the model bounds its own sizes "
         "(dacli.models.MAX_STATE_SIZE state elements at most)"))
-    solver: str = Field(default="Tsit5", description=(
+    ode_solver: str = Field(default="Tsit5", description=(
         "explicit Runge-Kutta scheme stepping the model at the constant step model.dt: Tsit5, "
         "Dopri5, Dopri8, Bosh3, RK4, Heun, Midpoint, Ralston or Euler"))
     dt: PositiveFloat = Field(default=0.05, description=(
-        "model time step (the solver's constant step); observation times are matched to the "
+        "model time step (the ODE solver's constant step); observation times are matched to the "
         "nearest step; window.length, window.shift and the [simulate] times are whole numbers "
         "of it"))
 
@@ -396,8 +396,9 @@ class MethodConfig(Section):
         "how gradients cross the model integration (diffrax): RecursiveCheckpointAdjoint, "
         "BacksolveAdjoint (O(1) memory, approximate), DirectAdjoint, or ForwardMode (one "
         "tangent-linear run per control element: small controls only)"))
-    checkpoints: int | None = _count(MAX_ITERATIONS, "RecursiveCheckpointAdjoint checkpoints; default = steps per window",
-                                     default=None)
+    adjoint_checkpoints: int | None = _count(
+        MAX_ITERATIONS, "RecursiveCheckpointAdjoint's stored steps; default = steps per window",
+        default=None)
     minimiser_adjoint: str = Field(default="ImplicitAdjoint", description=(
         "how gradients cross the minimisation when the method is differentiated from Python "
         "(nonlinear formulation; dacli tune always uses ImplicitAdjoint): ImplicitAdjoint, "
@@ -506,19 +507,19 @@ class SimulateConfig(Section):
 
 
 class NetworkConfig(Section):
-    """4DVarNet's architecture and solver (``dacli train``); Fablet et al. 2021."""
+    """4DVarNet's architecture, update and iteration adjoint (``dacli train``); Fablet et al. 2021."""
 
-    checkpoint: str = Field(description="the trained model file: dacli train writes its best epoch there "
+    file: str = Field(description="the trained network file: dacli train writes its best epoch there "
                                         "(relative to the working directory)")
     hidden: int = _count(MAX_CHANNELS, "channels of the bilinear prior", default=16)
-    modulator_hidden: int = _count(MAX_CHANNELS, "channels of the ConvLSTM solver", default=16)
+    modulator_hidden: int = _count(MAX_CHANNELS, "channels of the ConvLSTM update", default=16)
     kernel: int = _count(MAX_KERNEL, "convolution width (odd)", default=3)
-    iterations: int = _count(MAX_SOLVER_ITERATIONS, "K, solver iterations per window", default=10)
+    iterations: int = _count(MAX_NETWORK_ITERATIONS, "K, 4DVarNet iterations per window", default=10)
     prior_weight: PositiveFloat = Field(default=1.0, description=(
         "weight w of |x - Phi(x)|^2 against the observation term: U = [|m(x - y)|^2 + w |x - Phi(x)|^2] / (2 sigma_o^2)"))
-    solver: Literal["convlstm", "gradient"] = Field(default="convlstm", description=(
+    update: Literal["convlstm", "gradient"] = Field(default="convlstm", description=(
         "convlstm: a ConvLSTM turns each gradient of U into the update; gradient: gradient descent "
-        "with a learned step size, which converges (so solver_adjoint = ImplicitAdjoint applies)"))
+        "with a learned step size, which converges (so iteration_adjoint = ImplicitAdjoint applies)"))
     prior: Literal["bilinear", "model"] = Field(default="bilinear", description=(
         "Phi: 'bilinear' learns it (a bilinear convolutional auto-encoder); 'model' is one step of the known model "
         "from the previous state (Fablet et al. 2021), which makes w |x - Phi(x)|^2 weak-constraint 4DVar's "
@@ -530,10 +531,12 @@ class NetworkConfig(Section):
     background_weight: float = Field(default=0.0, ge=0.0, description=(
         "w_b of the background term w_b |x_1 - x^b_1|^2 / (2 sigma_o^2) on the window's first step: 4DVar's Jb "
         "with B = sigma_o^2 / w_b (needs background = true)"))
-    solver_adjoint: str = Field(default="RecursiveCheckpointAdjoint", description=(
+    iteration_adjoint: str = Field(default="RecursiveCheckpointAdjoint", description=(
         "RecursiveCheckpointAdjoint | DirectAdjoint | OneStepAdjoint | KStepAdjoint | ImplicitAdjoint"))
-    solver_adjoint_steps: int = _count(MAX_SOLVER_ITERATIONS, "k of KStepAdjoint", default=3)
-    checkpoints: int | None = _count(MAX_SOLVER_ITERATIONS, "RecursiveCheckpointAdjoint: stored iterates", default=None)
+    iteration_adjoint_steps: int = _count(MAX_NETWORK_ITERATIONS, "k of KStepAdjoint", default=3)
+    adjoint_checkpoints: int | None = _count(
+        MAX_NETWORK_ITERATIONS, "RecursiveCheckpointAdjoint: stored iterates of the iteration adjoint",
+        default=None)
 
     @model_validator(mode="after")
     def _odd_kernel(self) -> NetworkConfig:
@@ -654,6 +657,40 @@ REMOVED_KEYS: dict[str, str] = {
         "for simulate.spinup"),
 }
 
+# Keys that were renamed, with their new names (and why): a config that still sets one is refused
+# saying the new name (dacli.config.loading, like REMOVED_KEYS). One meaning per word: "ODE solver"
+# is the integrator, "inner solver" the incremental formulation's CG, "checkpoint" only a run's
+# --resume file.
+RENAMED_KEYS: dict[str, tuple[str, str]] = {
+    "model.solver": ("model.ode_solver", "the ODE solver; 'solver' meant three things"),
+    "method.checkpoints": (
+        "method.adjoint_checkpoints",
+        "RecursiveCheckpointAdjoint's stored steps; 'checkpoint' meant four things"),
+    "network.checkpoints": (
+        "network.adjoint_checkpoints",
+        "the iteration adjoint's stored iterates; 'checkpoint' meant four things"),
+    "network.checkpoint": (
+        "network.file", "the trained network file; 'checkpoint' meant four things"),
+    "network.solver": (
+        "network.update", "4DVarNet's learned update rule; 'solver' meant three things"),
+    "network.solver_adjoint": (
+        "network.iteration_adjoint",
+        "how training differentiates 4DVarNet's iterations; 'solver' meant three things"),
+    "network.solver_adjoint_steps": (
+        "network.iteration_adjoint_steps",
+        "k of KStepAdjoint across 4DVarNet's iterations; 'solver' meant three things"),
+}
+
+
+def with_new_names(section: str, values: dict[str, Any]) -> dict[str, Any]:
+    """``[section]``'s ``values`` as written before a rename (a network file's header, say): the
+    RENAMED_KEYS under their new names, the other keys as they are. Not for a config's own
+    tables: loading refuses an old name there (the user renames it)."""
+    prefix = section + "."
+    new = {old.removeprefix(prefix): to.removeprefix(prefix)
+           for old, (to, _) in RENAMED_KEYS.items() if old.startswith(prefix)}
+    return {new.get(key, key): value for key, value in values.items()}
+
 
 class Config(Section):
     """A whole configuration: one record per TOML table (docs/reference/configuration.md)."""
@@ -674,7 +711,7 @@ class Config(Section):
     checks: ChecksConfig | None = Field(default=None, description=(
         "tolerances of dacli check-adjoints"))
     network: NetworkConfig | None = Field(default=None, description=(
-        "4DVarNet's architecture and solver"))
+        "4DVarNet's architecture, learned update and iteration adjoint"))
     train: TrainConfig | None = Field(default=None, description="4DVarNet training (dacli train)")
     tune: TuneConfig | None = Field(default=None, description=(
         "tuning a classical method's error scales (dacli tune)"))
@@ -682,5 +719,5 @@ class Config(Section):
     @model_validator(mode="after")
     def _network_for_4dvarnet(self) -> Config:
         if self.method.kind == "4dvarnet" and self.network is None:
-            raise ValueError("method.kind = '4dvarnet' needs a [network] table (its checkpoint and architecture)")
+            raise ValueError("method.kind = '4dvarnet' needs a [network] table (its network file and architecture)")
         return self
