@@ -93,7 +93,7 @@ def test_integers_out_of_range_through_set(cli, ws, override, problem):
 
 
 def test_every_integer_key_of_an_optional_section_is_bounded_too(cli, ws):
-    text = base_text(ws) + "\n[train]\nepochs = 10000000000\n[network]\ncheckpoint = 'x.eqx'\nhidden = 100000\n"
+    text = base_text(ws) + "\n[train]\nepochs = 10000000000\n[network]\nfile = 'x.eqx'\nhidden = 100000\n"
     config = write_config(ws, "train_limits.toml", text)
     assert problems(cli, ws, ["validate", config]) == [
         f"{config}:{line_of(text, 'epochs')}: train.epochs: input should be less than or equal to 1000000, "

@@ -2,7 +2,7 @@
 
 :mod:`.stepping`: k-step differentiation through a converged minimisation (the variational
 methods' ``minimiser_adjoint``). :mod:`.unroll`: how gradients cross 4DVarNet's solver
-iterations (``network.solver_adjoint``).
+iterations (``network.iteration_adjoint``).
 """
 
 from dacli.adjoints.stepping import KStepAdjoint, OneStepAdjoint

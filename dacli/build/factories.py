@@ -19,12 +19,12 @@ from dacli.adjoints.unroll import AbstractIterationAdjoint, Checkpointed, Implic
 from dacli.build.registry import (
     FORWARD_ADJOINTS,
     INNER_SOLVER,
+    ITERATION_ADJOINTS,
     METHODS,
     MINIMISER_ADJOINTS,
     MINIMISERS,
     MODELS,
-    SOLVER_ADJOINTS,
-    SOLVERS,
+    ODE_SOLVERS,
     Registry,
 )
 from dacli.config.schema import MethodConfig, ModelConfig, NetworkConfig
@@ -47,7 +47,9 @@ MODEL_CLASSES: dict[str, Callable[..., Dynamics]] = {  # called with model.param
     "qg": QuasiGeostrophic,
 }
 
-ODE_SOLVERS: dict[str, Callable[[], diffrax.AbstractSolver]] = {  # model.solver takes no options
+ODE_SOLVER_FACTORIES: dict[
+    str, Callable[[], diffrax.AbstractSolver]
+] = {  # model.ode_solver takes no options
     "Tsit5": diffrax.Tsit5,
     "Dopri5": diffrax.Dopri5,
     "Dopri8": diffrax.Dopri8,
@@ -83,10 +85,10 @@ def _without_checkpoints(
     adjoint: Callable[[], diffrax.AbstractAdjoint],
 ) -> Callable[[MethodConfig], diffrax.AbstractAdjoint]:
     def build(config: MethodConfig) -> diffrax.AbstractAdjoint:
-        if config.checkpoints is not None:
+        if config.adjoint_checkpoints is not None:
             raise ConfigError(
                 [
-                    f"method.checkpoints: only used by RecursiveCheckpointAdjoint, "
+                    f"method.adjoint_checkpoints: only used by RecursiveCheckpointAdjoint, "
                     f"not {config.forward_adjoint}"
                 ]
             )
@@ -97,7 +99,7 @@ def _without_checkpoints(
 
 FORWARD_ADJOINT_FACTORIES: dict[str, Callable[[MethodConfig], diffrax.AbstractAdjoint]] = {
     "RecursiveCheckpointAdjoint": lambda config: diffrax.RecursiveCheckpointAdjoint(
-        checkpoints=config.checkpoints
+        checkpoints=config.adjoint_checkpoints
     ),
     "BacksolveAdjoint": _without_checkpoints(diffrax.BacksolveAdjoint),
     "DirectAdjoint": _without_checkpoints(diffrax.DirectAdjoint),
@@ -112,10 +114,12 @@ MINIMISER_ADJOINT_FACTORIES: dict[str, Callable[[MethodConfig], MinimiserAdjoint
 }
 
 ITERATION_ADJOINT_FACTORIES: dict[str, Callable[[NetworkConfig], AbstractIterationAdjoint]] = {
-    "RecursiveCheckpointAdjoint": lambda config: Checkpointed(checkpoints=config.checkpoints),
+    "RecursiveCheckpointAdjoint": lambda config: Checkpointed(
+        checkpoints=config.adjoint_checkpoints
+    ),
     "DirectAdjoint": lambda config: Unrolled(),
     "OneStepAdjoint": lambda config: KStep(k=1),
-    "KStepAdjoint": lambda config: KStep(k=config.solver_adjoint_steps),
+    "KStepAdjoint": lambda config: KStep(k=config.iteration_adjoint_steps),
     "ImplicitAdjoint": lambda config: Implicit(),
 }
 
@@ -141,11 +145,11 @@ def _register(registry: Registry, table: Mapping[str, Callable]) -> None:
 
 for _registry, _table in (
     (MODELS, MODEL_CLASSES),
-    (SOLVERS, ODE_SOLVERS),
+    (ODE_SOLVERS, ODE_SOLVER_FACTORIES),
     (MINIMISERS, MINIMISER_FACTORIES),
     (FORWARD_ADJOINTS, FORWARD_ADJOINT_FACTORIES),
     (MINIMISER_ADJOINTS, MINIMISER_ADJOINT_FACTORIES),
-    (SOLVER_ADJOINTS, ITERATION_ADJOINT_FACTORIES),
+    (ITERATION_ADJOINTS, ITERATION_ADJOINT_FACTORIES),
     (METHODS, METHOD_FACTORIES),
 ):
     _register(_registry, _table)
@@ -159,8 +163,8 @@ def _factory(registry: Registry, name: str) -> Callable:
 
 
 def build_ode_solver(config: ModelConfig) -> diffrax.AbstractSolver:
-    """The ODE solver ``model.solver`` names."""
-    return _factory(SOLVERS, config.solver)()
+    """The ODE solver ``model.ode_solver`` names."""
+    return _factory(ODE_SOLVERS, config.ode_solver)()
 
 
 def build_minimiser(config: MethodConfig, name: str) -> Minimiser | None:
@@ -170,7 +174,7 @@ def build_minimiser(config: MethodConfig, name: str) -> Minimiser | None:
 
 
 def build_forward_adjoint(config: MethodConfig) -> diffrax.AbstractAdjoint:
-    """``method.forward_adjoint``: how gradients cross the dynamics (``method.checkpoints``)."""
+    """``method.forward_adjoint``: how gradients cross the dynamics (``method.adjoint_checkpoints``)."""
     return _factory(FORWARD_ADJOINTS, config.forward_adjoint)(config)
 
 
@@ -179,9 +183,9 @@ def build_minimiser_adjoint(config: MethodConfig) -> MinimiserAdjoint:
     return _factory(MINIMISER_ADJOINTS, config.minimiser_adjoint)(config)
 
 
-def build_solver_adjoint(config: NetworkConfig) -> AbstractIterationAdjoint:
-    """``network.solver_adjoint``: how training differentiates 4DVarNet's solver iterations."""
-    return _factory(SOLVER_ADJOINTS, config.solver_adjoint)(config)
+def build_iteration_adjoint(config: NetworkConfig) -> AbstractIterationAdjoint:
+    """``network.iteration_adjoint``: how training differentiates 4DVarNet's solver iterations."""
+    return _factory(ITERATION_ADJOINTS, config.iteration_adjoint)(config)
 
 
 def build_variational_method(kind: str, **fields) -> AbstractVariationalMethod:

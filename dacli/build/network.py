@@ -7,8 +7,8 @@ import jax.numpy as jnp
 from jax.typing import DTypeLike
 
 from dacli.build.dynamics import build_dynamics
-from dacli.build.factories import build_ode_solver, build_solver_adjoint
-from dacli.config.schema import Config, ModelConfig, NetworkConfig
+from dacli.build.factories import build_iteration_adjoint, build_ode_solver
+from dacli.config.schema import Config, ModelConfig, NetworkConfig, with_new_names
 from dacli.errors import ConfigError
 from dacli.io.checkpoints import load_checkpoint, read_header
 from dacli.learned.data import is_periodic, spatial_dims
@@ -20,7 +20,7 @@ __all__ = [
     "ARCHITECTURE_KEYS",
     "build_model_prior",
     "build_network",
-    "build_solver_adjoint",
+    "build_iteration_adjoint",
     "load_trained_network",
     "network_shape",
     "time_axis",
@@ -92,8 +92,8 @@ def build_network(
         iterations=config.iterations,
         observation_error_std=observation_error_std,
         prior_weight=config.prior_weight,
-        solver_adjoint=build_solver_adjoint(config),
-        solver=config.solver,
+        iteration_adjoint=build_iteration_adjoint(config),
+        update=config.update,
         offset=offset,
         scale=scale,
         model_prior=model_prior,
@@ -107,13 +107,13 @@ def build_network(
 
 # [network] keys that fix the architecture (the arrays' shapes) or what the network was trained to
 # use; the rest only matter in training. Checkpoints written before a key existed hold its default.
-ARCHITECTURE_KEYS = ("hidden", "modulator_hidden", "kernel", "solver", "prior", "background")
+ARCHITECTURE_KEYS = ("hidden", "modulator_hidden", "kernel", "update", "prior", "background")
 
 
 def load_trained_network(
     config: Config, layout: StateLayout, window_steps: int, dtype: DTypeLike
 ) -> FourDVarNet:
-    """The network of ``network.checkpoint``, refused (naming what differs) unless it fits this run.
+    """The network of ``network.file``, refused (naming what differs) unless it fits this run.
 
     The checkpoint must come from the same model (name and parameters), the same window layout
     (channels and grid, i.e. window length and state size), the same architecture and the same
@@ -121,7 +121,7 @@ def load_trained_network(
     """
     network = config.network
     assert network is not None  # a learned method's config has [network] (Config's validator)
-    path = network.checkpoint
+    path = network.file
     header = read_header(path)
     problems = []
     if (
@@ -143,7 +143,9 @@ def load_trained_network(
             "(window.length and the model must be those of the training)"
         )
     for key in ARCHITECTURE_KEYS:
-        trained = header["network"].get(key, type(network).model_fields[key].default)
+        trained = with_new_names("network", header["network"]).get(
+            key, type(network).model_fields[key].default
+        )
         configured = getattr(network, key)
         if trained != configured:
             why = (
@@ -161,7 +163,7 @@ def load_trained_network(
         )
     if problems:
         raise ConfigError(
-            [f"network.checkpoint: {path} does not fit this configuration: {p}" for p in problems]
+            [f"network.file: {path} does not fit this configuration: {p}" for p in problems]
         )
     skeleton = build_network(
         network,

@@ -110,9 +110,9 @@ def plan_method(
         return MethodPlan(
             choose_formulation(method),
             Choice(
-                f"{network.solver} x {network.iterations}",
-                f"4DVarNet's learned {network.solver} solver, "
-                f"{network.iterations} iterations (from {network.checkpoint})",
+                f"{network.update} x {network.iterations}",
+                f"4DVarNet's learned {network.update} solver, "
+                f"{network.iterations} iterations (from {network.file})",
             ),
             None,
             state_size * window_steps,

@@ -50,8 +50,9 @@ class Registry:
 
 MODELS = Registry("model", ("lorenz63", "lorenz96", "qg"))
 
-SOLVERS = Registry(
-    "solver", ("Tsit5", "Dopri5", "Dopri8", "Bosh3", "RK4", "Heun", "Midpoint", "Ralston", "Euler")
+ODE_SOLVERS = Registry(
+    "ODE solver",
+    ("Tsit5", "Dopri5", "Dopri8", "Bosh3", "RK4", "Heun", "Midpoint", "Ralston", "Euler"),
 )
 
 INNER_SOLVER = "CG"  # the incremental formulation's inner loops: lineax's conjugate gradients
@@ -84,8 +85,8 @@ MINIMISER_ADJOINTS = Registry(
     ("ImplicitAdjoint", "RecursiveCheckpointAdjoint", "OneStepAdjoint", "KStepAdjoint"),
 )
 
-SOLVER_ADJOINTS = Registry(
-    "solver_adjoint",
+ITERATION_ADJOINTS = Registry(
+    "iteration adjoint",
     (
         "RecursiveCheckpointAdjoint",
         "DirectAdjoint",
@@ -213,25 +214,28 @@ def check_names(config: Config) -> list[tuple[str, str]]:
     """Problems with the implementation names in ``config`` as (dotted key, message)."""
     checks = [
         ("model.name", model_problem(config.model.name)),
-        ("model.solver", SOLVERS.problem(config.model.solver)),
+        ("model.ode_solver", ODE_SOLVERS.problem(config.model.ode_solver)),
         ("method.minimiser", MINIMISERS.problem(config.method.minimiser)),
         ("method.forward_adjoint", FORWARD_ADJOINTS.problem(config.method.forward_adjoint)),
         ("method.minimiser_adjoint", MINIMISER_ADJOINTS.problem(config.method.minimiser_adjoint)),
     ]
     if config.network is not None:
         checks.append(
-            ("network.solver_adjoint", SOLVER_ADJOINTS.problem(config.network.solver_adjoint))
+            (
+                "network.iteration_adjoint",
+                ITERATION_ADJOINTS.problem(config.network.iteration_adjoint),
+            )
         )
         if (
-            SOLVER_ADJOINTS.canonical(config.network.solver_adjoint) == "ImplicitAdjoint"
-            and config.network.solver == "convlstm"
+            ITERATION_ADJOINTS.canonical(config.network.iteration_adjoint) == "ImplicitAdjoint"
+            and config.network.update == "convlstm"
         ):
             checks.append(
                 (
-                    "network.solver_adjoint",
+                    "network.iteration_adjoint",
                     "ImplicitAdjoint differentiates at a fixed point, and the ConvLSTM solver's "
-                    "normalised updates never settle (its linear solve stagnates); use solver = "
-                    '"gradient" with it, or another solver_adjoint',
+                    "normalised updates never settle (its linear solve stagnates); use update = "
+                    '"gradient" with it, or another iteration_adjoint',
                 )
             )
     if checks[2][1] is None:

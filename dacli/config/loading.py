@@ -19,16 +19,26 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from dacli.config.schema import (
-    MAX_SIMULATED_STEPS, MAX_STEPS_PER_WINDOW, REMOVED_KEYS, RENAMED_KEYS, Config,
+    MAX_SIMULATED_STEPS,
+    MAX_STEPS_PER_WINDOW,
+    REMOVED_KEYS,
+    RENAMED_KEYS,
+    Config,
 )
 from dacli.errors import ConfigError
 
 # Input paths are resolved relative to the config file's folder (or, when set with ``--set``, to
 # the working directory, where the command was typed); output.path is relative to the working
 # directory (where a user or batch job expects results to appear).
-PATH_KEYS = (("observations", "path"), ("background", "path"), ("truth", "path"),
-             ("background", "covariance", "path"), ("method", "model_error", "covariance", "path"),
-             ("train", "observations"), ("train", "truth"))
+PATH_KEYS = (
+    ("observations", "path"),
+    ("background", "path"),
+    ("truth", "path"),
+    ("background", "covariance", "path"),
+    ("method", "model_error", "covariance", "path"),
+    ("train", "observations"),
+    ("train", "truth"),
+)
 
 # Tables, inline tables and arrays nested deeper than this are refused (dacli's own keys nest at
 # most 5 levels: [method.model_error.covariance] std = [...]). tomllib recurses per level and would
@@ -64,7 +74,7 @@ class _KeyScanner:
         return bisect.bisect_left(self.newlines, self.pos if pos is None else pos) + 1
 
     def peek(self, count: int = 1) -> str:
-        return self.text[self.pos:self.pos + count]
+        return self.text[self.pos : self.pos + count]
 
     def skip_blank(self, newlines: bool) -> None:
         """Skip spaces/tabs, comments and (if ``newlines``) line breaks."""
@@ -264,7 +274,7 @@ def locate_keys(text: str) -> dict[str, int]:
 
 def _shown(text: str, limit: int = 80) -> str:
     """``text`` as typed, shortened in the middle when longer than ``limit`` (a message stays readable)."""
-    return text if len(text) <= limit else f"{text[:limit - 25]}...{text[-22:]}"
+    return text if len(text) <= limit else f"{text[: limit - 25]}...{text[-22:]}"
 
 
 def _nesting(data: Any) -> tuple[list[Any], int] | None:
@@ -273,14 +283,26 @@ def _nesting(data: Any) -> tuple[list[Any], int] | None:
     Levels count the tables and arrays from the top (``[method]`` is 1); walked without recursion,
     each node linked to its parent so a long path is built once, for the answer.
     """
-    stack: list[tuple[Any, int, tuple | None]] = [(data, 0, None)]  # (node, levels, (key, parent link))
+    stack: list[tuple[Any, int, tuple | None]] = [
+        (data, 0, None)
+    ]  # (node, levels, (key, parent link))
     deepest: tuple[int, tuple | None] = (0, None)
     while stack:
         node, levels, link = stack.pop()
         if levels > deepest[0]:
             deepest = (levels, link)
-        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
-        stack.extend((child, levels + 1, (key, link)) for key, child in items if isinstance(child, (dict, list)))
+        items = (
+            node.items()
+            if isinstance(node, dict)
+            else enumerate(node)
+            if isinstance(node, list)
+            else ()
+        )
+        stack.extend(
+            (child, levels + 1, (key, link))
+            for key, child in items
+            if isinstance(child, (dict, list))
+        )
     if deepest[0] <= MAX_NESTING:
         return None
     path, link = [], deepest[1]
@@ -303,8 +325,10 @@ def _dotted(path: Sequence[Any], limit: int = MAX_NESTING + 1) -> str:
 
 
 def _too_deep(levels: int | str) -> str:
-    return (f"tables, inline tables and arrays nested {levels} levels deep; expected at most {MAX_NESTING} "
-            "(dacli's keys need 5)")
+    return (
+        f"tables, inline tables and arrays nested {levels} levels deep; expected at most {MAX_NESTING} "
+        "(dacli's keys need 5)"
+    )
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
@@ -314,7 +338,9 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     key, raw = item.split("=", 1)
     key = key.strip()
     if not key or any(not part.strip() for part in key.split(".")):
-        raise ConfigError([f"--set {_shown(item)!r}: expected a dotted key such as method.max_steps"])
+        raise ConfigError(
+            [f"--set {_shown(item)!r}: expected a dotted key such as method.max_steps"]
+        )
     text = f"v = {raw.strip()}"
     scanner = _KeyScanner(text)
     scanner.scan()  # refuses deep nesting before tomllib recurses into it (RecursionError a few hundred down)
@@ -330,7 +356,9 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     return [part.strip() for part in key.split(".")], value
 
 
-def _apply(data: dict[str, Any], overrides: Iterable[str]) -> tuple[dict[str, Any], list[str], dict[str, str]]:
+def _apply(
+    data: dict[str, Any], overrides: Iterable[str]
+) -> tuple[dict[str, Any], list[str], dict[str, str]]:
     """(copy of ``data`` with the overrides set, problems, {dotted key: override as typed})."""
     import copy
 
@@ -376,6 +404,7 @@ def suggest(word: Any, choices: Iterable[str]) -> str:
 
 # --- pydantic errors -> messages ------------------------------------------------------------
 
+
 def _members(annotation: Any) -> list[Any]:
     """The non-None alternatives of an annotation (Annotated and Optional unwrapped)."""
     origin = typing.get_origin(annotation)
@@ -396,7 +425,11 @@ def _member_for_tag(members: list[Any], tag: str) -> Any:
 def _record_for_tag(members: list[Any], tag: str) -> Any:
     """The member of a union of records discriminated on ``kind`` that ``tag`` selects, else None."""
     for member in members:
-        field = member.model_fields.get("kind") if isinstance(member, type) and issubclass(member, BaseModel) else None
+        field = (
+            member.model_fields.get("kind")
+            if isinstance(member, type) and issubclass(member, BaseModel)
+            else None
+        )
         if field is not None and tag in typing.get_args(field.annotation):
             return member
     return None
@@ -417,7 +450,9 @@ def _clean_loc(loc: Sequence[Any]) -> tuple[tuple[Any, ...], int | None, str | N
     while index < len(parts):
         members = _members(annotation) if annotation is not None else []
         record = _record_for_tag(members, str(parts[index])) if len(members) > 1 else None
-        if record is not None:  # a discriminated union: the tag is the record's kind, not a choice to report
+        if (
+            record is not None
+        ):  # a discriminated union: the tag is the record's kind, not a choice to report
             annotation = record
             index += 1
             continue
@@ -448,8 +483,15 @@ def _keys_at(loc: Sequence[Any]) -> list[str]:
     (e.g. the covariance kinds), the keys of any of them."""
     models: list[Any] = [Config]
     for part in loc:
-        fields = [m.model_fields[part] for m in models if isinstance(part, str) and part in m.model_fields]
-        models = [m for f in fields for m in _members(f.annotation) if isinstance(m, type) and issubclass(m, BaseModel)]
+        fields = [
+            m.model_fields[part] for m in models if isinstance(part, str) and part in m.model_fields
+        ]
+        models = [
+            m
+            for f in fields
+            for m in _members(f.annotation)
+            if isinstance(m, type) and issubclass(m, BaseModel)
+        ]
     return list(dict.fromkeys(key for model in models for key in model.model_fields))
 
 
@@ -480,12 +522,16 @@ def _message(error: dict[str, Any], loc: Sequence[Any]) -> str:
         if hint or not known:
             return f"unknown key{hint}"
         return f"unknown key (known keys here: {', '.join(known)})"
-    if kind == "union_tag_invalid":  # the discriminator's value (e.g. a covariance kind) is no choice
+    if (
+        kind == "union_tag_invalid"
+    ):  # the discriminator's value (e.g. a covariance kind) is no choice
         choices = re.findall(r"'([^']*)'", str(error["ctx"]["expected_tags"]))
         key = str(error["ctx"]["discriminator"]).strip("'")
         found = error["input"].get(key) if isinstance(error["input"], dict) else error["ctx"]["tag"]
-        return (f"input should be {', '.join(repr(c) for c in choices[:-1])} or {choices[-1]!r}, "
-                f"found {_found(found)}{suggest(found, choices)}")
+        return (
+            f"input should be {', '.join(repr(c) for c in choices[:-1])} or {choices[-1]!r}, "
+            f"found {_found(found)}{suggest(found, choices)}"
+        )
     if kind == "missing":
         return "missing required key"
     if kind == "finite_number":
@@ -554,6 +600,7 @@ def _prune(data: dict[str, Any], locs: Iterable[Sequence[Any]]) -> dict[str, Any
 
 # --- checks across sections --------------------------------------------------------------------
 
+
 def _whole_steps(value: float, dt: float) -> bool:
     steps = value / dt
     return abs(steps - round(steps)) <= 1e-6 * max(1.0, steps) and round(steps) >= 1
@@ -572,7 +619,10 @@ def check_window_steps(config: Config) -> list[tuple[str, str]]:
     most :data:`~dacli.config.schema.MAX_STEPS_PER_WINDOW` of them."""
     dt = config.model.dt
     problems = []
-    for key, value in (("window.length", config.window.length), ("window.shift", config.window.shift)):
+    for key, value in (
+        ("window.length", config.window.length),
+        ("window.shift", config.window.shift),
+    ):
         if value is None:
             continue
         message = _too_many_steps(value, dt, MAX_STEPS_PER_WINDOW, "per window")
@@ -589,18 +639,27 @@ def check_simulated_steps(config: Config) -> list[tuple[str, str]]:
     if config.simulate is None:
         return []
     dt = config.model.dt
-    values = (("simulate.spinup", config.simulate.spinup), ("simulate.duration", config.simulate.duration))
-    return [(key, message) for key, value in values
-            if (message := _too_many_steps(value, dt, MAX_SIMULATED_STEPS, "simulated"))]
+    values = (
+        ("simulate.spinup", config.simulate.spinup),
+        ("simulate.duration", config.simulate.duration),
+    )
+    return [
+        (key, message)
+        for key, value in values
+        if (message := _too_many_steps(value, dt, MAX_SIMULATED_STEPS, "simulated"))
+    ]
 
 
 # check -> the keys it reads: skipped when one of them was rejected by the schema (its default
 # would stand in for the user's value and the message would be about a value nobody wrote).
-BUILTIN_CHECKS = {check_window_steps: ("model.dt", "window.length", "window.shift"),
-                  check_simulated_steps: ("model.dt", "simulate.spinup", "simulate.duration")}
+BUILTIN_CHECKS = {
+    check_window_steps: ("model.dt", "window.length", "window.shift"),
+    check_simulated_steps: ("model.dt", "simulate.spinup", "simulate.duration"),
+}
 
 
 # --- paths -----------------------------------------------------------------------------------
+
 
 def _resolve_paths(data: dict[str, Any], base: Path, only: Iterable[str] | None = None) -> None:
     """Make the input paths absolute relative to ``base`` (only those under the keys ``only``)."""
@@ -637,19 +696,25 @@ def load_config(
     path = Path(path)
     source = str(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")  # tolerate the byte-order mark some editors write
+        text = path.read_text(
+            encoding="utf-8-sig"
+        )  # tolerate the byte-order mark some editors write
     except FileNotFoundError:
         raise ConfigError([f"{path}: no such file"]) from None
     except IsADirectoryError:
         raise ConfigError([f"{path}: is a directory, not a TOML file"]) from None
     except UnicodeDecodeError as exc:
-        raise ConfigError([f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})"]) from None
+        raise ConfigError(
+            [f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})"]
+        ) from None
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
     scanner = _KeyScanner(text)
     lines = scanner.scan()
     try:
-        if scanner.too_deep is not None:  # tomllib would recurse (RecursionError) or take long on it
+        if (
+            scanner.too_deep is not None
+        ):  # tomllib would recurse (RecursionError) or take long on it
             raise RecursionError
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -659,20 +724,35 @@ def load_config(
     except RecursionError:
         key, line, levels = scanner.too_deep or ("", 0, "too many")
         where = f"{path}:{line}" if line else str(path)
-        raise ConfigError([f"{where}: {key or '(top level)'}: {_too_deep(levels)}"], source=source) from None
+        raise ConfigError(
+            [f"{where}: {key or '(top level)'}: {_too_deep(levels)}"], source=source
+        ) from None
     nested = _nesting(data)
     if nested is not None:  # before anything copies or validates it (recursively)
         dotted = ".".join(str(p) for p in nested[0])
         located = [k for k in lines if dotted == k or dotted.startswith(k + ".")]
-        at = lines[max(located, key=len)] if located else scanner.too_deep[1] if scanner.too_deep else None
+        at = (
+            lines[max(located, key=len)]
+            if located
+            else scanner.too_deep[1]
+            if scanner.too_deep
+            else None
+        )
         where = f"{path}:{at}" if at else str(path)
         raise ConfigError([f"{where}: {_dotted(nested[0])}: {_too_deep(nested[1])}"], source=source)
     _resolve_paths(data, path.resolve().parent)
     data, problems_set, applied = _apply(data, overrides)
     _resolve_paths(data, Path.cwd(), only=applied)
     output = data.get("output")
-    for key in ("path", "observation_diagnostics"):  # still relative to the working directory otherwise
-        if isinstance(output, dict) and isinstance(output.get(key), str) and output[key].startswith("~"):
+    for key in (
+        "path",
+        "observation_diagnostics",
+    ):  # still relative to the working directory otherwise
+        if (
+            isinstance(output, dict)
+            and isinstance(output.get(key), str)
+            and output[key].startswith("~")
+        ):
             output[key] = os.path.expanduser(output[key])
 
     def origin(key: str) -> tuple[tuple[int, int], str]:
@@ -689,12 +769,18 @@ def load_config(
 
     found: list[tuple[tuple[int, int], str]] = [((2, -1), p) for p in problems_set]
     nested = _nesting(data)
-    if nested is not None:  # deep values or keys given with --set: refused before validation recurses
+    if (
+        nested is not None
+    ):  # deep values or keys given with --set: refused before validation recurses
         key = ".".join(str(p) for p in nested[0])
-        longer = [k for k in applied if k.startswith(key + ".")]  # a long --set key: its tables are the deep ones
+        longer = [
+            k for k in applied if k.startswith(key + ".")
+        ]  # a long --set key: its tables are the deep ones
         rank, where = origin(min(longer, key=len) if longer else key)
         found.append((rank, f"{where}: {_dotted(nested[0])}: {_too_deep(nested[1])}"))
-        raise ConfigError([text for _, text in sorted(found, key=lambda item: item[0])], source=source)
+        raise ConfigError(
+            [text for _, text in sorted(found, key=lambda item: item[0])], source=source
+        )
     reported: set[str] = set()
     try:
         config = Config.model_validate(data)
@@ -709,12 +795,18 @@ def load_config(
         config = None
         if not any(e["type"] == "missing" for e in errors):
             try:
-                config = Config.model_validate(_prune(data, [_clean_loc(e["loc"])[0] for e in errors]))
+                config = Config.model_validate(
+                    _prune(data, [_clean_loc(e["loc"])[0] for e in errors])
+                )
             except ValidationError:
                 config = None
 
     def rejected(keys: Sequence[str]) -> bool:
-        return any(r == k or r.startswith(k + ".") or k.startswith(r + ".") or not r for r in reported for k in keys)
+        return any(
+            r == k or r.startswith(k + ".") or k.startswith(r + ".") or not r
+            for r in reported
+            for k in keys
+        )
 
     checks = [c for c, keys in BUILTIN_CHECKS.items() if not rejected(keys)] + list(extra_checks)
     for check in checks if config is not None else ():

@@ -13,13 +13,13 @@ x_0 = m y, K iterations of
 
     g_k = dU/dx (x_k),   (u_k, h_k, c_k) = LSTM(g_k, h_{k-1}, c_{k-1}),   x_{k+1} = x_k - u_k
 
-give the reconstruction x_K (``solver = "gradient"`` replaces the LSTM by a learned step size,
+give the reconstruction x_K (``update = "gradient"`` replaces the LSTM by a learned step size,
 u_k = alpha g_k: plain gradient descent, which converges to the minimum of U — the fixed point
 ``ImplicitAdjoint`` differentiates; the LSTM's normalised updates never settle). The iteration is a
 fixed map z -> F(z; theta, y, m) of
 z = (x, h, c), so every iteration adjoint of :mod:`dacli.adjoints.unroll` applies to it: training
 differentiates a loss on x_K through the K iterations in the way the configured
-``solver_adjoint`` says, and the forward value never depends on that choice.
+``iteration_adjoint`` says, and the forward value never depends on that choice.
 
 Two options bring 4DVar's information into 4DVarNet (``network.prior`` and ``network.background``):
 
@@ -58,7 +58,9 @@ class FourDVarNet(eqx.Module):
     prior: AbstractPrior
     modulator: AbstractModulator
     iterations: int  # Python int and adjoint strategy: not arrays, so static under eqx.filter_jit,
-    solver_adjoint: AbstractIterationAdjoint  # yet replaceable with eqx.tree_at (other K, adjoint)
+    iteration_adjoint: (
+        AbstractIterationAdjoint  # yet replaceable with eqx.tree_at (other K, adjoint)
+    )
     observation_weight: float = eqx.field(static=True)
     prior_weight: float = eqx.field(static=True)  # w / sigma_o^2
     offset: float = eqx.field(static=True)  # climatological mean and std of the state: the networks
@@ -81,8 +83,8 @@ class FourDVarNet(eqx.Module):
         iterations: int = 10,
         observation_error_std: float = 1.0,
         prior_weight: float = 1.0,
-        solver_adjoint: AbstractIterationAdjoint | None = None,
-        solver: str = "convlstm",
+        iteration_adjoint: AbstractIterationAdjoint | None = None,
+        update: str = "convlstm",
         offset: float = 0.0,
         scale: float = 1.0,
         model_prior: ModelPrior | None = None,
@@ -96,7 +98,7 @@ class FourDVarNet(eqx.Module):
         ``background_weight``:
         see the module docstring; ``time_axis``: the window's axis in the layout (1 for (n, T), 0
         for
-        (T, *grid)); ``solver_adjoint``: how training differentiates the iterations (default
+        (T, *grid)); ``iteration_adjoint``: how training differentiates the iterations (default
         :class:`~dacli.adjoints.unroll.Checkpointed`)."""
         prior_key, modulator_key = jax.random.split(key)
         self.prior = (
@@ -106,7 +108,7 @@ class FourDVarNet(eqx.Module):
                 channels, hidden, spatial_dims, kernel, periodic, key=prior_key, dtype=dtype
             )
         )
-        if solver == "convlstm":
+        if update == "convlstm":
             self.modulator = ConvLSTMModulator(
                 channels,
                 modulator_hidden,
@@ -116,10 +118,10 @@ class FourDVarNet(eqx.Module):
                 key=modulator_key,
                 dtype=dtype,
             )
-        elif solver == "gradient":
+        elif update == "gradient":
             self.modulator = GradientStep(dtype=dtype)
         else:
-            raise ValueError(f"unknown solver {solver!r} (choose from: convlstm, gradient)")
+            raise ValueError(f"unknown update {update!r} (choose from: convlstm, gradient)")
         self.iterations = int(iterations)
         self.observation_weight = 1.0 / float(observation_error_std) ** 2
         self.prior_weight = float(prior_weight) * self.observation_weight
@@ -127,7 +129,7 @@ class FourDVarNet(eqx.Module):
         self.uses_background = bool(background)
         self.background_weight = float(background_weight) * self.observation_weight
         self.time_axis = int(time_axis)
-        self.solver_adjoint = Checkpointed() if solver_adjoint is None else solver_adjoint
+        self.iteration_adjoint = Checkpointed() if iteration_adjoint is None else iteration_adjoint
 
     def project(self, x):
         """Phi(x) in physical units (the learned prior works on the normalised state)."""
@@ -176,7 +178,7 @@ class FourDVarNet(eqx.Module):
         backgrounds,
         ignored by one trained without."""
         background = self._background(background)
-        return self.solver_adjoint.iterate(
+        return self.iteration_adjoint.iterate(
             _solver_step,
             self.initial_iterate(y, mask, background),
             (self, y, mask, background),

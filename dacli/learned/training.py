@@ -7,7 +7,7 @@ The loss on a batch of windows (observations y, mask m, truth x_t) is
 (Fablet et al. 2021: the reconstruction error plus the prior's consistency on true states, which
 makes Phi a projector onto plausible trajectories; w_Phi comes from the configuration; dividing
 by the network's state scale makes the loss dimensionless, so learning rates carry over). Gradients
-reach the network through the K solver iterations as the network's ``solver_adjoint`` says.
+reach the network through the K solver iterations as the network's ``iteration_adjoint`` says.
 Optimiser: optax Adam on a warm-up + cosine-decay schedule, gradients clipped by global norm,
 updates with a non-finite gradient skipped (``optax.apply_if_finite``).
 """

@@ -536,7 +536,7 @@ def _provenance(config: Config, summary: ForecastSummary) -> dict:
         "engine": f"jax {jax.__version__}, diffrax {diffrax.__version__}",
         "config": config.model_dump_json(),
         "model": config.model.name,
-        "solver": config.model.solver,
+        "solver": config.model.ode_solver,
         "model_dt": config.model.dt,
         "initial_source": summary.source,
         "initial_states": summary.initial_states,

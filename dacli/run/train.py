@@ -16,7 +16,7 @@ order (batches of
 ``batch_size``, one optax step each), then reconstructs the validation windows. After every
 epoch ``<directory>/last.eqx`` (network, optimiser state, epoch, step, the batch RNG's state,
 history) and ``metrics.json`` are written atomically; an epoch with a better validation RMSE also
-writes ``network.checkpoint``. ``resume=True`` continues from ``last.eqx`` and reaches exactly the
+writes ``network.file``. ``resume=True`` continues from ``last.eqx`` and reaches exactly the
 parameters of an uninterrupted run. ``loss.png`` shows the curves.
 """
 
@@ -39,7 +39,7 @@ from dacli.build.dynamics import build_dynamics
 from dacli.build.factories import build_ode_solver
 from dacli.build.network import build_model_prior, build_network, network_shape, time_axis
 from dacli.build.registry import capabilities
-from dacli.config.schema import Config, NetworkConfig, TrainConfig
+from dacli.config.schema import Config, NetworkConfig, TrainConfig, with_new_names
 from dacli.errors import ConfigError, DataError, OutputError
 from dacli.io.checkpoints import load_checkpoint, read_header, save_checkpoint, write_atomically
 from dacli.io.figures import save_figure, training_curves
@@ -135,7 +135,7 @@ def _identity(config: Config, shape: dict) -> dict:
     # sections a training config has (_require)
     assert config.train is not None and config.network is not None
     return {
-        "network": config.network.model_dump(exclude={"checkpoint"}),
+        "network": config.network.model_dump(exclude={"file"}),
         "shape": shape,
         "train": config.train.model_dump(exclude={"directory"}),
         "seed": training_seed(config),
@@ -156,8 +156,8 @@ def _with_defaults(header: dict) -> dict:
                 if not info.is_required()
             }
             header[key] = {
-                **{k: v for k, v in defaults.items() if k not in ("checkpoint", "directory")},
-                **header[key],
+                **{k: v for k, v in defaults.items() if k not in ("file", "directory")},
+                **with_new_names(key, header[key]),
             }
     return header
 
@@ -441,7 +441,7 @@ def _files(config: Config) -> TrainingFiles:
         str(directory / "last.eqx"),
         str(directory / "metrics.json"),
         str(directory / "loss.png"),
-        str(Path(config.network.checkpoint)),
+        str(Path(config.network.file)),
     )
 
 
@@ -789,7 +789,7 @@ def _result(
         validation_windows=len(data.y) - data.training,
         data=data.source,
         untrained_validation_rmse=untrained,
-        solver_adjoint=config.network.solver_adjoint,
+        solver_adjoint=config.network.iteration_adjoint,
         background_error_std=setup.background_std,
         files=files,
     )

@@ -137,5 +137,5 @@ def _network(config: Config) -> NetworkFile | None:
     if not capabilities(config.method.kind).learned:
         return None
     assert config.network is not None  # the config validator requires [network] for it
-    header = read_header(config.network.checkpoint)
+    header = read_header(config.network.file)
     return NetworkFile(header.get("epoch"), header.get("best_validation_rmse"))
