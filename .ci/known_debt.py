@@ -2,8 +2,14 @@
 
     python .ci/known_debt.py      # in the dev environment (pip install -e ".[dev]")
 """
-import collections, datetime, json, re, subprocess, sys
+import collections
+import datetime
+import json
 import os
+import re
+import subprocess
+import sys
+
 root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository
 py = os.path.dirname(sys.executable)  # ruff and mypy of the running environment
 begin, end = "# >>> known debt (generated from the findings; see the comment)", "# <<< known debt"

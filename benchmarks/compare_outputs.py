@@ -29,7 +29,7 @@ def _clean(value):
     return value
 
 
-def _attribute(name, value):
+def _attribute(value):
     if isinstance(value, str) and value.startswith("{"):
         try:
             return _clean(json.loads(value))
@@ -51,7 +51,7 @@ def _relative(text: str) -> str:
 
 def _attributes(attrs):
     """Attributes as comparable text (NaN equals NaN; paths relative to the tree)."""
-    return {k: _relative(repr(_attribute(k, v))) for k, v in attrs.items() if k not in VOLATILE_ATTRIBUTES}
+    return {k: _relative(repr(_attribute(v))) for k, v in attrs.items() if k not in VOLATILE_ATTRIBUTES}
 
 
 def compare_netcdf(before: Path, after: Path) -> list[str]:
@@ -59,9 +59,9 @@ def compare_netcdf(before: Path, after: Path) -> list[str]:
     with xr.open_dataset(before, decode_cf=False) as a, xr.open_dataset(after, decode_cf=False) as b:
         if set(a.variables) != set(b.variables):
             problems.append(f"variables differ: {sorted(set(a.variables) ^ set(b.variables))}")
-        if _attributes(a.attrs) != _attributes(b.attrs):
-            left, right = _attributes(a.attrs), _attributes(b.attrs)
-            keys = {k for k in set(left) | set(right) if left.get(k) != right.get(k)}
+        left, right = _attributes(a.attrs), _attributes(b.attrs)
+        keys = {k for k in set(left) | set(right) if left.get(k) != right.get(k)}
+        if keys:
             problems.append(f"global attributes differ: {sorted(keys)}")
         for name in sorted(set(a.variables) & set(b.variables)):
             va, vb = a[name], b[name]
