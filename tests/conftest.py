@@ -20,8 +20,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-import jax
-import pytest
+from dacli.__main__ import set_process_environment
+
+set_process_environment()  # what the CLI's entry point sets (EQX_ON_ERROR=nan ...), before equinox loads
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
