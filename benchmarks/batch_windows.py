@@ -49,12 +49,12 @@ def independent_windows(device: str, seed: int = 0):
     (method, backgrounds (K, n), starts (K,), observations (K, ...))."""
     import numpy as np
 
-    from dacli.config.loading import load_config
+    import dacli.config
     from dacli.io.states import states_at
     from dacli.run.inputs import prepare_inputs
     from dacli.run.runtime import configure
 
-    config = load_config(CONFIG, [f'run.device="{device}"'])
+    config = dacli.config.load(CONFIG, [f'run.device="{device}"'])
     configure(config.run.precision, config.run.device)
     inputs = prepare_inputs(config)
     starts = inputs.schedule.starts

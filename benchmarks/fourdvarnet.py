@@ -93,15 +93,14 @@ ADJOINTS = ["RecursiveCheckpointAdjoint", "DirectAdjoint", "OneStepAdjoint", "KS
 
 
 def config_for(setup: str, folder: Path, extra: list[str], variant: str = "4dvarnet"):
-    from dacli.build.registry import check_names
-    from dacli.config.loading import load_config
+    import dacli.config
 
     tag = "" if variant == "4dvarnet" else "_" + "".join(c if c.isalnum() else "_" for c in variant)
     paths = [f'observations.path="{folder / "obs.nc"}"', f'background.path="{folder / "background.nc"}"',
              f'truth.path="{folder / "truth.nc"}"', f'output.path="{folder / "analysis.nc"}"', "output.overwrite=true",
              f'network.file="{folder / f"network{tag}.eqx"}"', f'train.directory="{folder / f"training{tag}"}"']
     items = [*paths, *VARIANTS[variant], *extra]
-    return load_config(SETUPS[setup]["config"], items, [check_names]), items
+    return dacli.config.load(SETUPS[setup]["config"], items), items
 
 
 def method_overrides(setup: str, kind: str) -> list[str]:
@@ -177,12 +176,11 @@ def adjoint_costs(folder: Path, ks: list[int], repeats: int, quick: bool = False
     import jax.numpy as jnp
     import numpy as np
 
-    from dacli.build.network import build_network, build_iteration_adjoint, load_trained_network
+    from dacli.build.network import build_iteration_adjoint, build_network, load_trained_network
     from dacli.build.problem import build_dynamics
     from dacli.learned.training import make_optimiser, train_step
-    from dacli.run.train import training_windows
-
     from dacli.run.runtime import configure
+    from dacli.run.train import training_windows
 
     configure("float32")  # as dacli train does (the float64 4DVar runs above switched jax_enable_x64 on)
     batch = 8
@@ -391,8 +389,9 @@ def main() -> None:
     ks = [int(k) for k in (arguments.ks or ("2,4" if quick else "2,4,8,16")).split(",")]
     prefix = Path(arguments.out or RESULTS / ("fourdvarnet_quick" if quick else "fourdvarnet"))
     began = time.perf_counter()
-    import dacli
     import jax
+
+    import dacli
 
     report = {"quick": quick, "dacli_source": str(Path(dacli.__file__).parent), "accuracy": [],
               "command": "python benchmarks/fourdvarnet.py " + shlex.join(sys.argv[1:])}

@@ -43,13 +43,13 @@ def main(ks=(2, 8, 32, 128), repeats: int = 3) -> None:
     import jax.numpy as jnp
     import numpy as np
 
-    from dacli.build.network import build_network, build_iteration_adjoint, network_shape
+    import dacli.config
+    from dacli.build.network import build_iteration_adjoint, build_network, network_shape
     from dacli.build.problem import build_dynamics
-    from dacli.config.loading import load_config
     from dacli.learned.training import batch_loss, make_optimiser, train_step
     from dacli.run.train import training_windows
 
-    config = load_config(HERE.parent / "configs" / "lorenz63_4dvarnet.toml", [
+    config = dacli.config.load(HERE.parent / "configs" / "lorenz63_4dvarnet.toml", [
         "window.length=2.0", "simulate.duration=20.0", "train.windows=8", "train.validation_windows=1",
         'network.update="gradient"', "network.hidden=16", "network.kernel=5"])
     layout = build_dynamics(config.model).layout()

@@ -163,13 +163,12 @@ def make_inputs(folder: Path, n: int, windows: int) -> Path:
 
 def run_child(config_path: str, device: str, precision: str, overrides: list[str]) -> None:
     """Assimilate one config in this process; print one JSON object on stdout."""
-    from dacli.build.registry import check_names
+    import dacli.config
     from dacli.cli.render import result_json
-    from dacli.config.loading import load_config
     from dacli.run.assimilate import assimilate
 
     sets = [f'run.device="{device}"', f'run.precision="{precision}"', *overrides]
-    config = load_config(config_path, sets, extra_checks=[check_names])
+    config = dacli.config.load(config_path, sets)
     # output.path is relative to the working directory: put the analysis beside the inputs.
     output = str(Path(config_path).parent / Path(config.output.path).name)
     config = config.model_copy(update={"output": config.output.model_copy(update={"path": output})})

@@ -223,12 +223,11 @@ def run_dacli(overrides: list[str], xx: np.ndarray, burn_in: float, repeat: int)
     import jax
     import xarray as xr
 
-    from dacli.build.registry import check_names
-    from dacli.config.loading import load_config
+    import dacli.config
     from dacli.cli.render import result_json
     from dacli.run.assimilate import assimilate
 
-    config = load_config(CONFIG, overrides, extra_checks=[check_names])
+    config = dacli.config.load(CONFIG, overrides)
     summaries, walls = [], []
     for _ in range(repeat):
         jax.clear_caches()  # every run pays its own compilation (no in-memory reuse)

@@ -106,15 +106,14 @@ def model_runs(label: str, windows: dict, outer: dict, observations: int) -> dic
 
 
 def run_method(folder: Path, label: str, scenario: str, overrides: list[str]) -> dict:
-    from dacli.build.registry import check_names
+    import dacli.config
     from dacli.cli.render import result_json
-    from dacli.config.loading import load_config
     from dacli.run.assimilate import assimilate
 
     items = [*SCENARIOS[scenario], *overrides, f'output.path="{folder / "analysis.nc"}"', "output.overwrite=true",
              f'observations.path="{folder / "obs.nc"}"', f'background.path="{folder / "background.nc"}"',
              f'truth.path="{folder / "truth.nc"}"']
-    config = load_config(CONFIG, items, [check_names])
+    config = dacli.config.load(CONFIG, items)
     started = time.perf_counter()
     result = assimilate(config)
     total = time.perf_counter() - started

@@ -249,8 +249,7 @@ def simulate_child(argv: list[str]) -> None:
 
 def run_child(config_path: str, device: str, precision: str, overrides: list[str]) -> None:
     """Assimilate one config in this process; print one JSON object on stdout."""
-    from dacli.build.registry import check_names
-    from dacli.config.loading import load_config
+    import dacli.config
     from dacli.cli.render import result_json
     from dacli.methods.cycling import chunk_inputs
     from dacli.methods.variational import analyse_windows
@@ -259,7 +258,7 @@ def run_child(config_path: str, device: str, precision: str, overrides: list[str
     from dacli.run.runtime import configure
 
     sets = [f'run.device="{device}"', f'run.precision="{precision}"', *overrides]
-    config = load_config(config_path, sets, extra_checks=[check_names])
+    config = dacli.config.load(config_path, sets)
     configure(config.run.precision, config.run.device)
     import jax
     import jax.numpy as jnp

@@ -60,7 +60,7 @@ def linear_problem(n: int = 6, nsteps: int = 8, dt: float = 0.1, seed: int = 0):
 def make_method(dynamics, sqrt_b, nsteps, dt, minimiser=None, forward_adjoint=None, max_steps=500):
     return StrongConstraint4DVar(
         dynamics=dynamics,
-        solver=diffrax.Tsit5(),
+        ode_solver=diffrax.Tsit5(),
         forward_adjoint=forward_adjoint or diffrax.RecursiveCheckpointAdjoint(),
         background_sqrt=sqrt_b,
         minimiser=minimiser or optx.LBFGS(rtol=1e-12, atol=1e-12),

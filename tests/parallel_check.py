@@ -54,7 +54,7 @@ def windows(count: int, seed: int = 0):
     backgrounds = truth[::STEPS][:count] + rng.normal(size=(count, N))
     starts = DT * STEPS * np.arange(count, dtype=float)
     method = StrongConstraint4DVar(
-        dynamics=dynamics, solver=RK4(), forward_adjoint=diffrax.RecursiveCheckpointAdjoint(),
+        dynamics=dynamics, ode_solver=RK4(), forward_adjoint=diffrax.RecursiveCheckpointAdjoint(),
         background_sqrt=background_sqrt_operator("gaussian", 1.0, dynamics.layout(), 1.5, jnp.float64),
         minimiser=optx.LBFGS(rtol=1e-6, atol=1e-6), minimiser_adjoint=optx.ImplicitAdjoint(), nsteps=STEPS, dt=DT,
         max_steps=100)

@@ -17,8 +17,14 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from dacli.errors import DATA_ERROR, NUMERICAL_ERROR, OUTPUT_ERROR, SUCCESS, USAGE_ERROR, OutputError
-
+from dacli.errors import (
+    DATA_ERROR,
+    NUMERICAL_ERROR,
+    OUTPUT_ERROR,
+    SUCCESS,
+    USAGE_ERROR,
+    OutputError,
+)
 
 CONFIG = "configs/lorenz96.toml"
 FAST = ["--set", "window.count=3", "--set", "method.max_steps=80"]  # the same compiled program everywhere
@@ -468,7 +474,7 @@ def test_failed_replace_keeps_the_old_file_and_removes_the_temporary(tmp_path, m
 
 
 def test_interrupted_write_removes_the_temporary(tmp_path, monkeypatch):
-    from dacli.io import atomic, netcdf
+    from dacli.io import netcdf
 
     def interrupted(self, path, *args, **kwargs):
         Path(path).write_bytes(b"partial")

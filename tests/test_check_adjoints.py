@@ -156,7 +156,11 @@ def test_minimiser_strategies_agree_on_lorenz63():
     OneStepAdjoint is KStepAdjoint(k=1), the same program with a shorter loop (18 s more to compile
     here); its gradient is checked exact on a quadratic in test_one_step_gradient_in_float32_is_finite_and_exact
     and against the unrolled solve by ``dacli check-adjoints`` (benchmarks/GPU.md's table)."""
-    from dacli.diagnostics.adjoint_suite import MINIMISER_ADJOINTS, SuiteTolerances, check_minimiser_strategies
+    from dacli.diagnostics.adjoint_suite import (
+        MINIMISER_ADJOINTS,
+        SuiteTolerances,
+        check_minimiser_strategies,
+    )
 
     assert list(MINIMISER_ADJOINTS) == ["ImplicitAdjoint", "OneStepAdjoint", "KStepAdjoint(3)"]
     tolerances = SuiteTolerances.for_dtype(jnp.float64)
@@ -171,7 +175,7 @@ def test_the_suite_checks_every_registered_adjoint():
     """Every registered forward adjoint is held to DirectAdjoint (the reference, not checked against
     itself) and every minimiser adjoint to unrolling (optimistix's RecursiveCheckpointAdjoint, the
     reference): a new registry entry is checked by the suite, or this fails."""
-    from dacli.build import registry
+    from dacli.config import registry
     from dacli.diagnostics.adjoint_suite import FORWARD_ADJOINTS, MINIMISER_ADJOINTS
 
     assert set(FORWARD_ADJOINTS) == set(registry.FORWARD_ADJOINTS.names) - {"DirectAdjoint"}

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from dacli.build.registry import check_names
-from dacli.config.loading import apply_overrides, load_config, locate_keys
+import dacli.config
+from dacli.config.loading import apply_overrides, locate_keys
 from dacli.errors import USAGE_ERROR, ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,9 +52,9 @@ def ln(text: str, fragment: str) -> int:
     return next(i for i, line in enumerate(text.splitlines(), 1) if line.startswith(fragment))
 
 
-def problems_of(path, overrides=(), checks=(check_names,)) -> list[str]:
+def problems_of(path, overrides=()) -> list[str]:
     with pytest.raises(ConfigError) as info:
-        load_config(path, overrides, extra_checks=checks)
+        dacli.config.load(path, overrides)
     error = info.value
     assert error.exit_code == USAGE_ERROR
     # The message lists every problem, each on its own line, under a header that counts them.
@@ -69,7 +69,7 @@ def problems_of(path, overrides=(), checks=(check_names,)) -> list[str]:
 
 @pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.toml")), ids=lambda p: p.stem)
 def test_every_shipped_config_loads_and_its_input_files_exist(path):
-    config = load_config(path, extra_checks=[check_names])
+    config = dacli.config.load(path)
     inputs = [config.observations.path, config.background.path, config.truth.path if config.truth else None,
               config.train.observations if config.train else None, config.train.truth if config.train else None]
     assert all(Path(p).exists() for p in inputs if p is not None), inputs
@@ -78,7 +78,7 @@ def test_every_shipped_config_loads_and_its_input_files_exist(path):
 @pytest.mark.parametrize("name", ["lorenz96", "lorenz63"])
 def test_shipped_configs_are_valid(name, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)  # the result must not depend on the working directory
-    config = load_config(REPO / "configs" / f"{name}.toml", extra_checks=[check_names])
+    config = dacli.config.load(REPO / "configs" / f"{name}.toml")
     assert config.model.name == name
     for path in (config.observations.path, config.background.path, config.truth.path):
         assert Path(path).is_absolute() and Path(path).exists(), path
@@ -87,7 +87,7 @@ def test_shipped_configs_are_valid(name, monkeypatch, tmp_path):
 
 
 def test_defaults_and_values(tmp_path):
-    config = load_config(write(tmp_path, MINIMAL))
+    config = dacli.config.load(write(tmp_path, MINIMAL))
     assert config.window.effective_shift == 0.2
     assert config.method.max_steps == 50
     assert config.method.forward_adjoint == "RecursiveCheckpointAdjoint"
@@ -104,7 +104,7 @@ def test_input_paths_are_relative_to_the_config_file(tmp_path, monkeypatch):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
-    config = load_config(config_path)
+    config = dacli.config.load(config_path)
     assert config.observations.path == str(tmp_path / "project" / "configs" / "data" / "obs.nc")
     assert config.background.path == str(tmp_path / "project" / "configs" / "data" / "background.nc")
     # The output goes where the user (or batch job) runs: relative to the working directory.
@@ -116,7 +116,7 @@ def test_parent_home_and_absolute_paths(tmp_path, monkeypatch):
     text = MINIMAL.replace('"data/obs.nc"', '"../shared/obs.nc"').replace(
         '"data/background.nc"', '"~/bg.nc"')
     text += f'\n[truth]\npath = "{tmp_path / "abs" / "truth.nc"}"\n'
-    config = load_config(write(tmp_path / "cfg", text))
+    config = dacli.config.load(write(tmp_path / "cfg", text))
     assert config.observations.path == str(tmp_path / "shared" / "obs.nc")
     assert config.background.path == str(tmp_path / "home" / "bg.nc")
     assert config.truth.path == str(tmp_path / "abs" / "truth.nc")
@@ -125,7 +125,7 @@ def test_parent_home_and_absolute_paths(tmp_path, monkeypatch):
 def test_set_paths_are_relative_to_the_working_directory(tmp_path, monkeypatch):
     config_path = write(tmp_path / "configs", MINIMAL)
     monkeypatch.chdir(tmp_path)
-    config = load_config(config_path, ["observations.path=other/obs.nc", "output.path=o.nc"])
+    config = dacli.config.load(config_path, ["observations.path=other/obs.nc", "output.path=o.nc"])
     assert config.observations.path == str(tmp_path / "other" / "obs.nc")  # typed here, so from here
     assert config.background.path == str(tmp_path / "configs" / "data" / "background.nc")
     assert config.output.path == "o.nc"
@@ -419,8 +419,7 @@ def test_apply_overrides_reports_every_bad_override():
 
 def test_set_overrides_win_and_errors_name_the_override(tmp_path):
     path = write(tmp_path, MINIMAL)
-    config = load_config(path, ["method.max_steps=5", "window.count=2", 'method.minimiser="BFGS"'],
-                         extra_checks=[check_names])
+    config = dacli.config.load(path, ["method.max_steps=5", "window.count=2", 'method.minimiser="BFGS"'],)
     assert (config.method.max_steps, config.window.count, config.method.minimiser) == (5, 2, "BFGS")
     problems = problems_of(path, ["method.max_steps=ten", "window.count=0", "method.minimiser=LBFS", "broken"])
     assert problems[0] == "--set 'broken': expected KEY.PATH=VALUE, found no '='"
@@ -448,7 +447,7 @@ def test_window_must_be_whole_model_steps(tmp_path):
         f"{path}:{ln(text, 'length')}: window.length: 0.23 is not a whole number of model steps (model.dt = 0.05)",
         f"{path}:{ln(text, 'shift')}: window.shift: 0.07 is not a whole number of model steps (model.dt = 0.05)",
     ]
-    assert load_config(path, ["window.length=0.25", "window.shift=0.1"]).window.length == 0.25
+    assert dacli.config.load(path, ["window.length=0.25", "window.shift=0.1"]).window.length == 0.25
 
 
 def test_cross_section_rule_is_skipped_when_its_inputs_were_rejected(tmp_path):
@@ -462,7 +461,7 @@ def test_byte_order_mark_and_home_in_output_path(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     path = tmp_path / "bom.toml"
     path.write_bytes(b"\xef\xbb\xbf" + MINIMAL.replace('"out/analysis.nc"', '"~/results/a.nc"').encode())
-    config = load_config(path)
+    config = dacli.config.load(path)
     assert config.output.path == str(tmp_path / "home" / "results" / "a.nc")
 
 

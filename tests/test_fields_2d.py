@@ -18,10 +18,10 @@ from dacli.config.schema import ObservationsConfig
 from dacli.errors import DataError
 from dacli.io.observations import read_observations
 from dacli.io.states import read_states, state_dataset
+from dacli.io.times import TimeAxis
 from dacli.models.base import GridAxis, StateLayout
 from dacli.models.qg import QuasiGeostrophic
 from dacli.observations.tracks import cycle_stride, track_positions
-from dacli.io.times import TimeAxis
 
 LAT = np.array([30.0, 31.0, 32.0, 33.0])
 LON = np.array([-70.0, -69.5, -69.0, -68.5, -68.0])

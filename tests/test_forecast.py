@@ -30,9 +30,9 @@ def from_truth(cli, module_workspace):
 
 
 def _config(workspace, *overrides):
-    from dacli.config.loading import load_config
+    import dacli.config
 
-    return load_config(workspace / "configs" / "lorenz96.toml", list(overrides))
+    return dacli.config.load(workspace / "configs" / "lorenz96.toml", list(overrides))
 
 
 # --- the model's own trajectory ---------------------------------------------------------------
@@ -123,7 +123,11 @@ def test_scores_in_closed_form():
 
 
 def test_scores_leave_out_starts_the_truth_does_not_reach():
-    from dacli.diagnostics.verification import anomaly_correlation_by_lead, rmse_by_lead, verified_count
+    from dacli.diagnostics.verification import (
+        anomaly_correlation_by_lead,
+        rmse_by_lead,
+        verified_count,
+    )
 
     truth = np.zeros((2, 3, 2))
     truth[1, 1:] = np.nan  # the second start's later leads are beyond the truth file
@@ -155,14 +159,13 @@ def test_ensemble_spread_starts_at_the_background_std_and_one_member_is_determin
     sites: the estimate's relative std is about 1/sqrt(2 * 99 * 80) = 0.8 %; 4 % is 5 of those), the
     lead-0 ensemble mean is x0 within 4 standard errors, the same seed gives the same members. (Two
     start times, as in the module's CLI forecast: the one-member run reuses its compiled program.)"""
+    import dacli.config
     from dacli.run.forecast import forecast
-
-    from dacli.config.loading import load_config
 
     text = (module_workspace / "configs" / "lorenz96.toml").read_text()
     text = text.replace('kind = "gaussian"', 'kind = "diagonal"').replace("length_scale = 1.5", "")
     (module_workspace / "configs" / "diagonal.toml").write_text(text)
-    config = load_config(module_workspace / "configs" / "diagonal.toml", ["background.covariance.std=0.5", "run.seed=7"])
+    config = dacli.config.load(module_workspace / "configs" / "diagonal.toml", ["background.covariance.std=0.5", "run.seed=7"])
     common = dict(initial=module_workspace / TRUTH, start_times=[3.0, 4.0], lead_time=1.0, interval=0.2, truth=None,
                   overwrite=True)
     ensemble = forecast(config, members=100, output=module_workspace / "ensemble.nc", **common)

@@ -15,7 +15,6 @@ import pytest
 from dacli.models.integrate import integrate
 from dacli.models.lorenz import Lorenz96
 
-
 DT = 0.05
 
 

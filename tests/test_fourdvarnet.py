@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from dacli.adjoints.unroll import Checkpointed, Implicit, KStep, Unrolled
-from dacli.build.registry import ITERATION_ADJOINTS
+from dacli.config.registry import ITERATION_ADJOINTS
 from dacli.learned.fourdvarnet import FourDVarNet
 from dacli.learned.training import batch_loss, make_optimiser, train_step
 
@@ -122,12 +122,12 @@ def test_trained_on_lorenz63_the_analysis_beats_the_observation_error():
     the shipped config's twin simulator, as dacli train makes them."""
     from pathlib import Path
 
-    from dacli.config.loading import load_config
+    import dacli.config
     from dacli.learned.training import evaluate
     from dacli.models.lorenz import Lorenz63
     from dacli.run.train import training_windows
 
-    config = load_config(Path(__file__).resolve().parents[1] / "configs" / "lorenz63_4dvarnet.toml",
+    config = dacli.config.load(Path(__file__).resolve().parents[1] / "configs" / "lorenz63_4dvarnet.toml",
                          ["train.seed=0"])
     data = training_windows(config, Lorenz63().layout(), 64, np.dtype(np.float32))
     y, mask, truth = data.y, data.mask, data.truth
@@ -175,7 +175,7 @@ def _model_prior_checks(network, x0, mask):
     from dacli.models.integrate import integrate
 
     prior = network.prior
-    x = prior.unflat(integrate(prior.dynamics, x0, 0.0, 12, prior.dt, prior.solver, diffrax.DirectAdjoint())[1:])
+    x = prior.unflat(integrate(prior.dynamics, x0, 0.0, 12, prior.dt, prior.ode_solver, diffrax.DirectAdjoint())[1:])
     perturbed = x + 0.01 * jnp.sin(x)
     y = jnp.where(mask, x + 1.0, jnp.nan)
     later = jnp.expand_dims(jnp.arange(12) > 0, 1 - network.time_axis)  # steps 2..12: not in the background term

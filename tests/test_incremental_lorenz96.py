@@ -42,7 +42,7 @@ def window(observed_sites, observed_steps, seed=1):
 
 def method(dynamics, incremental=None, minimiser=None):
     return StrongConstraint4DVar(
-        dynamics=dynamics, solver=RK4(), forward_adjoint=diffrax.RecursiveCheckpointAdjoint(),
+        dynamics=dynamics, ode_solver=RK4(), forward_adjoint=diffrax.RecursiveCheckpointAdjoint(),
         background_sqrt=background_sqrt_operator("gaussian", 1.0, dynamics.layout(), 2.0, jnp.float64),
         minimiser=minimiser, minimiser_adjoint=optx.ImplicitAdjoint(), nsteps=STEPS, dt=DT, max_steps=200,
         incremental=incremental)

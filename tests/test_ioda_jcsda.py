@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 
 from dacli.errors import ConfigError, DataError
-from dacli.io.ioda import EPOCH_UNITS, FLOAT_MISSING, INT32_MISSING, INT64_MISSING, ioda_tree, read_ioda
+from dacli.io.ioda import (
+    EPOCH_UNITS,
+    FLOAT_MISSING,
+    INT32_MISSING,
+    INT64_MISSING,
+    ioda_tree,
+    read_ioda,
+)
 from dacli.io.netcdf import write_netcdf_atomically
 from dacli.io.times import TimeAxis
 

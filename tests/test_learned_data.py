@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dacli.build.registry import check_names
-from dacli.config.loading import load_config
+import dacli.config
 from dacli.errors import DataError
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -19,11 +18,10 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 def test_window_pairs_hold_each_observation_at_its_step_and_variable():
     """Lorenz-63, gridded: y[k, v, j] is the file's observation of variable v at window k's step
     j + 1 (every 8th step), the mask marks exactly those, and the truth windows are the run's states."""
-    from dacli.run.train import training_windows
     from dacli.run.simulate import make_twin
+    from dacli.run.train import training_windows
 
-    config = load_config(CONFIGS / "lorenz63_4dvarnet.toml", ["simulate.spinup=1.0", "window.length=0.16", "simulate.duration=0.8"],
-                         [check_names])
+    config = dacli.config.load(CONFIGS / "lorenz63_4dvarnet.toml", ["simulate.spinup=1.0", "window.length=0.16", "simulate.duration=0.8"])
     twin = make_twin(config, config.run.seed + 1, 5 * 0.16)
     data = training_windows(config.model_copy(update={"train": config.train.model_copy(
         update={"windows": 3, "validation_windows": 2, "batch_size": 1})}), twin.layout, 16, np.dtype(np.float64))
@@ -71,7 +69,7 @@ def test_qg_network_trained_from_track_files_cycles_into_a_cf_lat_lon_file(tmp_p
     own = [*QG_SMALL, *files, f'train.directory="{tmp_path / "run"}"', f'network.file="{tmp_path / "net.eqx"}"',
            f'train.observations="{tmp_path / "obs.nc"}"', f'train.truth="{tmp_path / "truth.nc"}"',
            f'output.path="{tmp_path / "analysis.nc"}"']
-    config = load_config(CONFIGS / "qg_4dvarnet.toml", own, [check_names])
+    config = dacli.config.load(CONFIGS / "qg_4dvarnet.toml", own)
     simulate(config)
     trained = train(config)
     assert trained.training_windows == 4 and trained.validation_windows == 2
@@ -84,4 +82,4 @@ def test_qg_network_trained_from_track_files_cycles_into_a_cf_lat_lon_file(tmp_p
         assert ds["lat"].attrs["units"] == "degrees_north"
     with pytest.raises(DataError, match=r"train.truth: .*truth.nc covers \[0, 6\]: 6 windows of 1 from window.start = 0; "
                                         r"train.windows \(8\) \+ train.validation_windows \(2\) need 10"):
-        train(load_config(CONFIGS / "qg_4dvarnet.toml", [*own, "train.windows=8"], [check_names]), overwrite=True)
+        train(dacli.config.load(CONFIGS / "qg_4dvarnet.toml", [*own, "train.windows=8"]), overwrite=True)

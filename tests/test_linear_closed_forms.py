@@ -16,14 +16,13 @@ import numpy as np
 import pytest
 from helpers import blue_analysis, linear_problem, make_method
 
-from dacli.build.registry import METHODS
+from dacli.config.registry import METHODS
 from dacli.covariances.background import background_sqrt_operator, covariance_matrix
 from dacli.methods.incremental import IncrementalSettings
 from dacli.methods.strong4dvar import StrongConstraint4DVar
 from dacli.methods.threedvar import ThreeDFGAT, ThreeDVar
 from dacli.methods.variational import analyse_window
 from dacli.methods.weak4dvar import WeakConstraint4DVar
-
 
 SUBWINDOWS = 4
 

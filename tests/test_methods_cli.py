@@ -15,8 +15,7 @@ import pytest
 import xarray as xr
 from test_shipped_configs import check_pinned_rmse
 
-from dacli.build.registry import check_names
-from dacli.config.loading import load_config
+import dacli.config
 from dacli.errors import USAGE_ERROR
 from dacli.run.assimilate import assimilate
 
@@ -26,7 +25,7 @@ METHOD_CONFIGS = ["lorenz96_incremental", "lorenz96_imperfect", "lorenz96_weak",
 
 def run_config(name: str, tmp_path: Path, *overrides: str):
     output = tmp_path / f"{name}.nc"
-    config = load_config(CONFIGS / f"{name}.toml", [f'output.path="{output}"', *overrides], [check_names])
+    config = dacli.config.load(CONFIGS / f"{name}.toml", [f'output.path="{output}"', *overrides])
     return assimilate(config), output
 
 
@@ -153,9 +152,9 @@ def test_check_adjoints_covers_q_and_the_incremental_linearisation(tmp_path):
     from dacli.run.runtime import configure
 
     configure("float64", "cpu")
-    config = load_config(CONFIGS / "lorenz96_weak.toml", [
+    config = dacli.config.load(CONFIGS / "lorenz96_weak.toml", [
         "window.length=0.2", "window.shift=0.2",  # shorter windows compile faster
-        'method.model_error={subwindows=2, covariance={kind="diagonal", std=0.1}}'], [check_names])
+        'method.model_error={subwindows=2, covariance={kind="diagonal", std=0.1}}'])
     inputs = prepare_inputs(config)
     background = jnp.asarray(inputs.background)
     obs = jax.tree_util.tree_map(jnp.asarray, inputs.packed.window(0))

@@ -15,9 +15,9 @@ import pytest
 
 from dacli.build.problem import build_dynamics
 from dacli.config.schema import ModelConfig
+from dacli.io.interpolation import interpolation_weights
 from dacli.models.base import GridAxis, StateLayout
 from dacli.models.qg import METRES_PER_DEGREE, QuasiGeostrophic
-from dacli.io.interpolation import interpolation_weights
 from dacli.observations.tracks import axis_extent, track_positions
 
 CENTER_LAT, CENTER_LON = 38.0, -60.0

@@ -252,13 +252,14 @@ def test_a_file_where_a_folder_should_be(cli, workspace):
 def _checkpoint(path: Path) -> Path:
     import jax.numpy as jnp
 
-    from dacli.io.checkpoints import save_checkpoint
+    from dacli.io.saved_trees import save_tree
 
-    return save_checkpoint(path, {"note": "test"}, {"x": jnp.zeros(100_000)})
+    return save_tree(path, {"note": "test"}, {"x": jnp.zeros(100_000)})
 
 
 def _figure(path: Path) -> Path:
-    from dacli.io.figures import _figure as pyplot, save_figure
+    from dacli.io.figures import _figure as pyplot
+    from dacli.io.figures import save_figure
 
     plt = pyplot()
     figure = plt.figure(figsize=(20, 20))
@@ -267,9 +268,9 @@ def _figure(path: Path) -> Path:
 
 
 def _table(path: Path) -> Path:
-    from dacli.io.checkpoints import write_atomically  # sweep's CSV, tune's snippet, train's metrics
+    from dacli.io.atomic import replace_file  # sweep's CSV, tune's snippet, train's metrics
 
-    return write_atomically(path, b"x" * 300_000)
+    return replace_file(path, b"x" * 300_000)
 
 
 def _netcdf(path: Path) -> Path:

@@ -19,8 +19,8 @@ import pytest
 import xarray as xr
 
 from dacli.errors import ConfigError, DataError
-from dacli.parallel import launch_arguments, process_share
 from dacli.io.times import TimeAxis
+from dacli.parallel import launch_arguments, process_share
 
 REPO = Path(__file__).resolve().parents[1]
 CHECK = REPO / "tests" / "parallel_check.py"
@@ -179,13 +179,13 @@ STEPS, DT, WINDOWS, SITES, OUTER = 4, 0.05, 6, 5, 2
 
 def analysis_file(path: Path) -> xr.Dataset:
     """An analysis file as `dacli assimilate` writes it (its own writer), from made-up numbers."""
-    from dacli.config.loading import load_config
+    import dacli.config
     from dacli.io.analysis import AnalysisRecord, analysis_dataset
     from dacli.io.netcdf import write_netcdf_atomically
     from dacli.models.base import StateLayout
 
     rng = np.random.default_rng(0)
-    config = load_config(REPO / "configs" / "lorenz96.toml")
+    config = dacli.config.load(REPO / "configs" / "lorenz96.toml")
     layout = StateLayout(("x",), "site", np.arange(SITES, dtype=float), periodic=True)
     length = STEPS * DT
     times = DT * np.arange(WINDOWS * STEPS + 1)

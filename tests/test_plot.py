@@ -8,7 +8,6 @@ import xarray as xr
 
 from dacli.errors import DATA_ERROR, OUTPUT_ERROR, SUCCESS
 
-
 PNG = b"\x89PNG\r\n\x1a\n"
 FAST = ["--set", "window.count=3", "--set", "method.max_steps=80"]  # test_bad_input's compiled program
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+import dacli.config
 from dacli.build.dynamics import resolve_model_factory
-from dacli.build.registry import check_names, model_problem
-from dacli.config.loading import load_config
+from dacli.config.registry import model_problem
 from dacli.errors import USAGE_ERROR, ConfigError
 
 PLUGINS = Path(__file__).resolve().parent / "plugins"
@@ -65,7 +65,7 @@ def test_model_by_import_path_runs_end_to_end(tmp_path, plugin_path):
     from dacli.run.assimilate import assimilate
     from dacli.run.simulate import simulate
 
-    config = load_config(write_config(tmp_path, "ring_models:make_ring"), extra_checks=[check_names])
+    config = dacli.config.load(write_config(tmp_path, "ring_models:make_ring"))
     simulate(config)
     result = assimilate(config)
     assert result.summary.windows == 5
@@ -92,7 +92,7 @@ def test_model_by_entry_point(tmp_path, plugin_path, monkeypatch):
     with pytest.raises(ConfigError, match="ring_models:unmarked_factory resolved to function "
                                           "ring_models.unmarked_factory, which is neither"):
         resolve_model_factory("ring_models:unmarked_factory")
-    config = load_config(write_config(tmp_path, "ring"), extra_checks=[check_names])
+    config = dacli.config.load(write_config(tmp_path, "ring"))
     assert config.model.name == "ring"
 
 

@@ -95,8 +95,7 @@ SAMPLING = {
 @pytest.mark.parametrize("layout", ["gridded", "ioda"])
 def test_simulate_writes_2d_observations_the_reader_takes_back(cli, tmp_path, layout):
     """Gridded subsampling or IODA tracks from the truth, read back exactly (up to noise-free values)."""
-    from dacli.build.registry import check_names
-    from dacli.config.loading import load_config
+    import dacli.config
     from dacli.io.observations import read_observations
     from dacli.io.states import read_states
     from dacli.models.qg import QuasiGeostrophic
@@ -108,7 +107,7 @@ def test_simulate_writes_2d_observations_the_reader_takes_back(cli, tmp_path, la
     result = cli(["simulate", "configs/qg.toml", *SMALL_QG, *args, *extra], REPO)
     assert result.exit_code == 0, result.stderr
     overrides = [a for a in (*SMALL_QG, *args, *extra) if a != "--set"]
-    config = load_config(REPO / "configs" / "qg.toml", overrides, [check_names])
+    config = dacli.config.load(REPO / "configs" / "qg.toml", overrides)
     layout_ = QuasiGeostrophic(nx=16, ny=16, length_x=3.2e5, deformation_radius=40e3).layout()
     observations = read_observations(config.observations, layout_, config.time.axis())
     times, truth = read_states(tmp_path / "t.nc", layout_, "truth", config.time.axis())

@@ -17,10 +17,10 @@ import json
 import numpy as np
 import xarray as xr
 
+import dacli.config
 from dacli.build.problem import build_dynamics
-from dacli.config.loading import load_config
-from dacli.run.inputs import initial_background
 from dacli.run.forecast import choose_starts
+from dacli.run.inputs import initial_background
 
 CONFIG = "configs/lorenz96.toml"
 RANGE = ["--set", "window.count=4", "--set", 'window.select="2:4"']  # windows 2 and 3: the range starts at 0.4
@@ -45,7 +45,7 @@ def forecast_file(path, *, starts=(0.0, 0.2, 0.4, 0.6), leads=(0.0, 0.2, 0.4), v
 
 
 def background(workspace, *overrides, start=0.4):
-    config = load_config(workspace / CONFIG, list(overrides))
+    config = dacli.config.load(workspace / CONFIG, list(overrides))
     return initial_background(config, build_dynamics(config.model).layout(), start)
 
 
@@ -131,7 +131,7 @@ def test_a_state_near_but_not_at_the_range_start_is_said_or_refused(workspace, c
 
 
 def test_forecast_start_times_are_the_stored_times_used(workspace, caplog):
-    config = load_config(workspace / CONFIG)
+    config = dacli.config.load(workspace / CONFIG)
     layout = build_dynamics(config.model).layout()
     truth = workspace / "sample_data/lorenz96_truth.nc"
     with caplog.at_level("WARNING", logger="dacli"):

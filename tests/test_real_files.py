@@ -63,10 +63,10 @@ def refused(cli, ws: Path, config: str, code: int, *overrides: str) -> str:
 
 
 def load(ws: Path, config: str, *overrides: str):
-    from dacli.config.loading import load_config
+    import dacli.config
 
     with contextlib.chdir(ws):
-        return load_config(ws / config, overrides=list(overrides))
+        return dacli.config.load(ws / config, overrides=list(overrides))
 
 
 def layout_of(config):

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from dacli.config.loading import load_config
+import dacli.config
 
 PLUGINS = Path(__file__).resolve().parent / "plugins"
 LEVELS = np.array([1000.0, 850.0, 500.0])
@@ -163,7 +163,7 @@ def twin_files(folder: Path, model: str, layout: str, std: float) -> dict:
 
     native = {kind: str(folder / f"{kind}.nc") for kind in ("obs", "background", "truth")}
     native["output"] = str(folder / "native_analysis.nc")
-    config = load_config(write_config(folder, model, layout, std, {**native, "names": ""}, False))
+    config = dacli.config.load(write_config(folder, model, layout, std, {**native, "names": ""}, False))
     simulate(config, overwrite=True)
     layout_ = build_dynamics(config.model).layout()
     lat, lon = (np.asarray(axis.values) for axis in layout_.axes)
@@ -222,15 +222,15 @@ def test_reanalysis_layout_gives_the_same_analysis(tmp_path, monkeypatch, model,
 
     monkeypatch.syspath_prepend(str(PLUGINS))
     files = twin_files(tmp_path, model, layout, std)
-    native = assimilate(load_config(files["native"]))
-    mapped = assimilate(load_config(files["mapped"]))
+    native = assimilate(dacli.config.load(files["native"]))
+    mapped = assimilate(dacli.config.load(files["mapped"]))
     assert mapped.summary.observations_used == native.summary.observations_used > 0
     variable = files["variable"]
     with xr.open_dataset(native.output, decode_times=CFTIME) as expected, \
             xr.open_dataset(mapped.output, decode_times=CFTIME) as found:
         np.testing.assert_allclose(found[f"{variable}_analysis"].values, expected[f"{variable}_analysis"].values,
                                    rtol=0, atol=1e-8)
-        layout_ = build_dynamics(load_config(files["mapped"]).model).layout()
+        layout_ = build_dynamics(dacli.config.load(files["mapped"]).model).layout()
         for axis in layout_.axes:  # the model's own coordinates: regional, ascending, model longitudes
             np.testing.assert_array_equal(found[axis.name].values, axis.values)
         assert list(found["time"].values) == list(expected["time"].values)

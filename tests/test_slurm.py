@@ -29,7 +29,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
-
 from conftest import REPO, copy_workspace
 
 pytestmark = pytest.mark.slurm

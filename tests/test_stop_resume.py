@@ -101,11 +101,11 @@ def test_resume_without_a_checkpoint(workspace, cli):
 
 def test_the_early_warning_signal_stops_in_process(workspace):
     """run.stop_signal = USR1 (Slurm's --signal=USR1@300): stop after the chunk it arrived in, exit 143."""
-    from dacli.config.loading import load_config
+    import dacli.config
     from dacli.run.assimilate import assimilate
     from dacli.run.stopping import Interrupted
 
-    config = load_config(workspace / "configs/lorenz96.toml",
+    config = dacli.config.load(workspace / "configs/lorenz96.toml",
                          ['run.stop_signal="USR1"'])
 
     def on_window(k, total, record):
@@ -137,12 +137,12 @@ def test_a_stop_inside_a_long_window_and_its_resume(workspace, monkeypatch):
     uninterrupted run's (which equals the one-program solve to round-off)."""
     import xarray as xr
 
-    from dacli.config.loading import load_config
+    import dacli.config
     from dacli.run.assimilate import assimilate
     from dacli.run.stopping import Interrupted
 
     stepwise = ["window.count=6", "run.minimiser_steps_per_chunk=10", 'run.stop_signal="USR1"']
-    config = load_config(workspace / "configs/lorenz96.toml", stepwise)
+    config = dacli.config.load(workspace / "configs/lorenz96.toml", stepwise)
 
     import dacli.methods.chunked as chunked
 
@@ -160,10 +160,10 @@ def test_a_stop_inside_a_long_window_and_its_resume(workspace, monkeypatch):
     assert str(stop.value).startswith("stopped by SIGUSR1 during window 3 of 6; checkpoint "
                                       "lorenz96_analysis.nc.checkpoint written (windows 1 to 2)")
     assimilate(config, resume=True)
-    whole = load_config(workspace / "configs/lorenz96.toml", [*stepwise, 'output.path="whole.nc"'])
+    whole = dacli.config.load(workspace / "configs/lorenz96.toml", [*stepwise, 'output.path="whole.nc"'])
     assimilate(whole)
     _same_analysis(workspace / "lorenz96_analysis.nc", workspace / "whole.nc")
-    one_program = load_config(workspace / "configs/lorenz96.toml", ["window.count=6", 'output.path="one.nc"'])
+    one_program = dacli.config.load(workspace / "configs/lorenz96.toml", ["window.count=6", 'output.path="one.nc"'])
     assimilate(one_program)
     with xr.open_dataset(workspace / "whole.nc") as a, xr.open_dataset(workspace / "one.nc") as b:
         np.testing.assert_allclose(a.x_analysis.values, b.x_analysis.values, atol=1e-10)

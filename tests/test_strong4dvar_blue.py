@@ -14,9 +14,8 @@ import optimistix as optx
 import pytest
 from helpers import blue_analysis, hessian_bound, linear_problem, make_method
 
-from dacli.build.registry import FORWARD_ADJOINTS, INNER_SOLVER, MINIMISERS
+from dacli.config.registry import FORWARD_ADJOINTS, INNER_SOLVER, MINIMISERS
 from dacli.methods.strong4dvar import analyse_window
-
 
 TOL = dict(rtol=1e-13, atol=1e-13)
 

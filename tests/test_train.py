@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dacli.build.registry import check_names
-from dacli.config.loading import load_config
+import dacli.config
 from dacli.errors import ConfigError, DataError, OutputError
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "lorenz63_4dvarnet.toml"
@@ -20,8 +19,8 @@ SMALL = ["train.windows=24", "train.validation_windows=8", "train.epochs=3", "tr
 
 
 def small_config(folder: Path, *extra: str):
-    return load_config(CONFIG, [*SMALL, f'train.directory="{folder / "run"}"',
-                                f'network.file="{folder / "best.eqx"}"', *extra], [check_names])
+    return dacli.config.load(CONFIG, [*SMALL, f'train.directory="{folder / "run"}"',
+                                f'network.file="{folder / "best.eqx"}"', *extra])
 
 
 class Interrupt(Exception):
@@ -73,13 +72,13 @@ def test_checkpoint_round_trips_and_resume_equals_an_uninterrupted_run(tmp_path)
     import jax
 
     from dacli.build.network import build_network
-    from dacli.io.checkpoints import load_checkpoint, read_header, save_checkpoint
+    from dacli.io.saved_trees import load_tree, read_header, save_tree
 
     header = read_header(whole.files.best)
     skeleton = build_network(small_config(tmp_path).network, header["shape"], header["observation_error_std"],
                              header["offset"], header["scale"], jax.random.PRNGKey(99), np.float32)
-    _, network = load_checkpoint(whole.files.best, skeleton)
-    save_checkpoint(tmp_path / "again.eqx", header, network)
+    _, network = load_tree(whole.files.best, skeleton)
+    save_tree(tmp_path / "again.eqx", header, network)
     assert (tmp_path / "again.eqx").read_bytes() == Path(whole.files.best).read_bytes()
     leaves = jax.tree_util.tree_leaves(eqx.filter(network, eqx.is_array))
     assert not all(np.array_equal(a, b) for a, b in zip(leaves, jax.tree_util.tree_leaves(eqx.filter(skeleton, eqx.is_array))))
@@ -100,7 +99,7 @@ def test_refusals(tmp_path):
         train(config)
     train(config, overwrite=True)  # a finished training's files: --overwrite replaces them
     (tmp_path / "run" / "last.eqx").write_text("a stopped run's checkpoint, damaged\n")
-    with pytest.raises(OutputError, match=r"holds a stopped training \(unreadable: checkpoint .*"):
+    with pytest.raises(OutputError, match=r"holds a stopped training \(unreadable: network file .*"):
         train(config, overwrite=True)
     with pytest.raises(ConfigError, match="give one"):
         train(config, resume=True, restart=True)
@@ -167,7 +166,7 @@ def test_assimilate_with_a_trained_network_and_refuse_one_that_does_not_fit(tmp_
         # Cycling: each window starts from the previous analysis at its end (shift = length).
         starts, ends = ds["x_analysis_window_start"].values, ds["x_analysis_window_end"].values
         np.testing.assert_allclose(starts[1:], ends[:-1], rtol=1e-6)
-    with pytest.raises(ConfigError, match=r"network.hidden is 8 here but 6 in the checkpoint"):
+    with pytest.raises(ConfigError, match=r"network.hidden is 8 here but 6 in the network file"):
         assimilate(small_config(tmp_path, f'output.path="{tmp_path / "b.nc"}"', "network.hidden=8"))
     with pytest.raises(ConfigError, match=r"reconstructs windows of 3 channels over \[32\]; this run's windows "
                                           r"\(16 model steps of a state of 3\) need 3 over \[16\]"):
@@ -182,7 +181,7 @@ def test_assimilate_with_a_trained_network_and_refuse_one_that_does_not_fit(tmp_
     result = assimilate(small_config(folder, f'output.path="{folder / "a.nc"}"', "window.count=2",
                                      "network.background=true"))
     assert result.summary.windows == 2 and np.isfinite(result.summary.analysis_rmse)
-    with pytest.raises(ConfigError, match=r"network.background is False here but True in the checkpoint \(a network "
+    with pytest.raises(ConfigError, match=r"network.background is False here but True in the network file \(a network "
                                           r"uses the cycled background only if it was trained with backgrounds"):
         assimilate(small_config(folder, f'output.path="{folder / "b.nc"}"'))
 
@@ -190,7 +189,7 @@ def test_assimilate_with_a_trained_network_and_refuse_one_that_does_not_fit(tmp_
 def test_validate_needs_the_trained_network(tmp_path):
     from dacli.run.validate import validate
 
-    with pytest.raises(DataError, match=r"checkpoint .*best.eqx: no such file"):
+    with pytest.raises(DataError, match=r"network file .*best.eqx: no such file"):
         validate(small_config(tmp_path))
 
 

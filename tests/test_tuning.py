@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dacli.build.registry import check_names
-from dacli.config.loading import load_config
+import dacli.config
 from dacli.errors import ConfigError
 
 SMALL = """\
@@ -105,7 +104,7 @@ def test_tuning_recovers_b_and_its_gradient_is_the_implicit_one(cli, tmp_path):
     from dacli.run.tune import prepare
     from dacli.tuning.hyperparameters import loss_and_gradient
 
-    prepared = prepare(load_config(config, [], [check_names]))
+    prepared = prepare(dacli.config.load(config, []))
     tunable, windows = prepared.tunable, prepared.training
     theta = {"background_std": jnp.asarray(-0.6, prepared.dtype), "length_scale": jnp.asarray(-0.3, prepared.dtype)}
     (value, converged), gradient = loss_and_gradient(theta, tunable, windows)
@@ -143,7 +142,7 @@ def test_tune_is_its_own_command_and_train_refuses_a_method_without_a_network(cl
     result = cli(["tune", config, "--set", 'tune.parameters=["background_std", "obs_std"]'], tmp_path)
     assert result.exit_code == 2 and "tune.parameters: unknown parameter(s) 'obs_std'" in result.stderr
     with pytest.raises(ConfigError, match=r"method.kind: 'strong4dvar' has no network to train; dacli tune tunes"):
-        train(load_config(config, [], [check_names]))
+        train(dacli.config.load(config, []))
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -161,13 +160,13 @@ def test_inapplicable_or_unidentifiable_choices_are_refused(tmp_path, overrides,
     from dacli.run.tune import tune
 
     diagonal = "length_scale" in overrides[0]
-    config = load_config(small_config(tmp_path, 'kind = "diagonal"\nstd = 3.0' if diagonal else GAUSSIAN),
-                         overrides, [check_names])
+    config = dacli.config.load(small_config(tmp_path, 'kind = "diagonal"\nstd = 3.0' if diagonal else GAUSSIAN),
+                         overrides)
     with pytest.raises(ConfigError) as raised:
         tune(config)
     assert message in str(raised.value)
     with pytest.raises(ConfigError, match=r"--resume continues a 4DVarNet training"):
-        train(load_config(small_config(tmp_path), [], [check_names]), resume=True)
+        train(dacli.config.load(small_config(tmp_path), []), resume=True)
 
 
 @pytest.mark.parametrize("overrides", [
@@ -182,7 +181,7 @@ def test_tuning_windows_are_the_simulated_twin_in_every_layout(tmp_path, overrid
     true background error. No minimisation (cheap)."""
     from dacli.run.tune import prepare
 
-    config = load_config(small_config(tmp_path), ["observations.error_std=2.0", *overrides], [check_names])
+    config = dacli.config.load(small_config(tmp_path), ["observations.error_std=2.0", *overrides])
     prepared = prepare(config)
     windows = prepared.training
     obs, truths = windows.obs, np.asarray(windows.truths)

@@ -10,8 +10,7 @@ import pytest
 import xarray as xr
 from test_shipped_configs import check_pinned_rmse
 
-from dacli.build.registry import check_names
-from dacli.config.loading import load_config
+import dacli.config
 from dacli.run.assimilate import assimilate
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -20,7 +19,7 @@ OBS_ERROR_STD = 1.0
 
 def run(name: str, tmp_path: Path, *overrides: str):
     output = tmp_path / f"{name}.nc"
-    config = load_config(CONFIGS / f"{name}.toml", [f'output.path="{output}"', *overrides], [check_names])
+    config = dacli.config.load(CONFIGS / f"{name}.toml", [f'output.path="{output}"', *overrides])
     return assimilate(config), output
 
 

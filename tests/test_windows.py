@@ -86,16 +86,15 @@ def test_validate_catches_what_assimilate_would_reject_before_computing():
     """validate opens everything assimilate opens: background.state size, the covariance file."""
     from pathlib import Path
 
-    from dacli.build.registry import check_names
-    from dacli.config.loading import load_config
+    import dacli.config
     from dacli.run.validate import validate
 
     config = Path(__file__).resolve().parents[1] / "configs" / "lorenz96.toml"
-    assert validate(load_config(config, [], [check_names])).state_size == 40
-    wrong_size = load_config(config, ['background={state=[1.0, 2.0]}'], [check_names])
+    assert validate(dacli.config.load(config, [])).state_size == 40
+    wrong_size = dacli.config.load(config, ['background={state=[1.0, 2.0]}'])
     with pytest.raises(ConfigError, match="background.state: expected 40 values .* found 2"):
         validate(wrong_size)
-    missing_matrix = load_config(
-        config, ['background.covariance={kind="matrix", path="/nonexistent/B.nc"}'], [check_names])
+    missing_matrix = dacli.config.load(
+        config, ['background.covariance={kind="matrix", path="/nonexistent/B.nc"}'])
     with pytest.raises(DataError, match="covariance file /nonexistent/B.nc: no such file"):
         validate(missing_matrix)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dacli.build.registry import INNER_SOLVER, MINIMISERS, capabilities
+from dacli.config.registry import INNER_SOLVER, MINIMISERS, capabilities
 from dacli.config.schema import MethodConfig
 
 # Gauss-Newton (optimistix) forms the dense Jacobian of the residuals: residuals x controls.

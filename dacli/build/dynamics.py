@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dacli.build.factories import MODEL_CLASSES
-from dacli.build.registry import MODELS, model_problem, plugin_models
+from dacli.config.registry import MODELS, model_problem, plugin_models
 from dacli.config.schema import ModelConfig
 from dacli.errors import ConfigError
 from dacli.models.base import Dynamics, is_dynamics_class, is_model_factory

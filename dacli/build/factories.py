@@ -1,6 +1,6 @@
 """One factory per registry name: the engine object a configuration record asks for.
 
-Each table here has exactly the names of its :class:`dacli.build.registry.Registry` (checked at
+Each table here has exactly the names of its :class:`dacli.config.registry.Registry` (checked at
 import), and each factory takes the configuration record its options live in: a minimiser is
 built from ``[method]`` (tolerances, a learning rate), a forward adjoint from ``[method]``
 (checkpoints), an iteration adjoint from ``[network]`` (k, checkpoints). The registry checks
@@ -16,7 +16,7 @@ import optimistix as optx
 
 from dacli.adjoints.stepping import KStepAdjoint
 from dacli.adjoints.unroll import AbstractIterationAdjoint, Checkpointed, Implicit, KStep, Unrolled
-from dacli.build.registry import (
+from dacli.config.registry import (
     FORWARD_ADJOINTS,
     INNER_SOLVER,
     ITERATION_ADJOINTS,

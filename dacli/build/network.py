@@ -10,7 +10,7 @@ from dacli.build.dynamics import build_dynamics
 from dacli.build.factories import build_iteration_adjoint, build_ode_solver
 from dacli.config.schema import Config, ModelConfig, NetworkConfig, with_new_names
 from dacli.errors import ConfigError
-from dacli.io.checkpoints import load_checkpoint, read_header
+from dacli.io.saved_trees import load_tree, read_header
 from dacli.learned.data import is_periodic, spatial_dims
 from dacli.learned.fourdvarnet import FourDVarNet
 from dacli.learned.networks import ModelPrior
@@ -115,7 +115,7 @@ def load_trained_network(
 ) -> FourDVarNet:
     """The network of ``network.file``, refused (naming what differs) unless it fits this run.
 
-    The checkpoint must come from the same model (name and parameters), the same window layout
+    The network file must come from the same model (name and parameters), the same window layout
     (channels and grid, i.e. window length and state size), the same architecture and the same
     precision; ``network.iterations`` (K) may differ from training's.
     """
@@ -155,7 +155,7 @@ def load_trained_network(
                 else ""
             )
             problems.append(
-                f"network.{key} is {configured!r} here but {trained!r} in the checkpoint{why}"
+                f"network.{key} is {configured!r} here but {trained!r} in the network file{why}"
             )
     if header["precision"] != config.run.precision:
         problems.append(
@@ -176,4 +176,4 @@ def load_trained_network(
         build_model_prior(network, config.model, layout),
         time_axis(layout),
     )
-    return load_checkpoint(path, skeleton)[1]
+    return load_tree(path, skeleton)[1]

@@ -18,7 +18,7 @@ from dacli.build.factories import (
     build_variational_method,
 )
 from dacli.build.network import load_trained_network
-from dacli.build.registry import capabilities
+from dacli.config.registry import capabilities
 from dacli.config.schema import Config, CovarianceConfig, MatrixCovariance, MethodConfig
 from dacli.covariances.background import background_sqrt_operator
 from dacli.errors import ConfigError
@@ -203,7 +203,7 @@ def _variational_method(
     return build_variational_method(
         method_config.kind,
         dynamics=dynamics,
-        solver=build_ode_solver(config.model),
+        ode_solver=build_ode_solver(config.model),
         forward_adjoint=build_forward_adjoint(method_config),
         background_sqrt=build_covariance_sqrt(
             config.background.covariance, "background.covariance", layout, dtype

@@ -53,8 +53,7 @@ class CommandOptions:
 
     def load(self, path: Path, extra: Sequence[str] = ()) -> Config:
         """The validated config: ``path`` with --set, then ``extra``, then --device and --precision
-        as overrides; implementation names checked against the registries (with suggestions)."""
-        from dacli.build.registry import check_names
+        as overrides (:func:`dacli.config.load`)."""
         from dacli.config import load
 
         items = [*self.overrides, *extra]
@@ -62,13 +61,13 @@ class CommandOptions:
             items.append(f'run.device="{self.device}"')
         if self.precision is not None:
             items.append(f'run.precision="{self.precision}"')
-        return load(path, items, checks=(check_names,))
+        return load(path, items)
 
     def emit(self, result: Any) -> None:
         """With --json, print ``result`` (a result record or a dict) as strict JSON on stdout."""
         if not self.json:
             return
-        from dacli.io.checkpoints import json_safe
+        from dacli.io.json_values import json_safe
 
         payload = result_json(result) if is_dataclass(result) else result
         text = json.dumps(json_safe(payload), indent=2, default=str, allow_nan=False)

@@ -40,7 +40,7 @@ def train(
     instead, as dacli tune does."""
 
     def work(cfg):
-        from dacli.build.registry import capabilities
+        from dacli.config.registry import capabilities
         from dacli.run.train import train as run_train
         from dacli.run.tune import tune as run_tune
 

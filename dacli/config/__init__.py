@@ -3,7 +3,7 @@
 :func:`load` is the entry point: a TOML path and ``--set`` overrides in, a :class:`Config` out.
 """
 
-from dacli.config.loading import apply_overrides, load, load_config, locate_keys
+from dacli.config.loading import apply_overrides, load, locate_keys
 from dacli.config.schema import Config
 
-__all__ = ["Config", "apply_overrides", "load", "load_config", "locate_keys"]
+__all__ = ["Config", "apply_overrides", "load", "locate_keys"]

@@ -6,18 +6,18 @@ scanning the text), the dotted key, what was expected and what was found.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import tomllib
 import types
 import typing
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from dacli.config.registry import check_names
 from dacli.config.schema import (
     MAX_SIMULATED_STEPS,
     MAX_STEPS_PER_WINDOW,
@@ -25,6 +25,7 @@ from dacli.config.schema import (
     RENAMED_KEYS,
     Config,
 )
+from dacli.config.spelling import suggest
 from dacli.errors import ConfigError
 
 # Input paths are resolved relative to the config file's folder (or, when set with ``--set``, to
@@ -395,13 +396,6 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str,
     return data
 
 
-def suggest(word: Any, choices: Iterable[str]) -> str:
-    """A '; did you mean ...?' suffix, or '' when nothing is close."""
-    lowered = {c.lower(): c for c in choices}
-    close = difflib.get_close_matches(str(word).lower(), list(lowered), n=1, cutoff=0.6)
-    return f"; did you mean {lowered[close[0]]!r}?" if close else ""
-
-
 # --- pydantic errors -> messages ------------------------------------------------------------
 
 
@@ -676,22 +670,21 @@ def _resolve_paths(data: dict[str, Any], base: Path, only: Iterable[str] | None 
             node[key] = os.path.normpath(path if path.is_absolute() else (base / path))
 
 
-def load_config(
-    path: str | Path,
-    overrides: Sequence[str] = (),
-    extra_checks: Sequence[Callable[[Config], list[tuple[str, str]]]] = (),
-) -> Config:
-    """Load and validate ``path``; raise :class:`ConfigError` listing every problem.
+def load(path: str | Path, overrides: Iterable[str] = ()) -> Config:
+    """The validated, frozen :class:`Config` of the TOML file ``path`` with ``overrides`` set.
 
-    ``extra_checks`` return ``(dotted key, message)`` problems for a config that passed the
-    schema (the build layer uses this to check registry names with suggestions); the rules
-    across sections in :data:`BUILTIN_CHECKS` (windows in whole model steps) always run. When
-    the schema rejects some keys, the checks still run on the rest (the rejected keys left
-    out), so one run reports every problem.
+    The one way the CLI, the tests and library code get a configuration. ``overrides`` are
+    ``--set`` items (``"method.max_steps=50"``, the value read as TOML), applied in order.
+    Besides the schema, the rules across sections in :data:`BUILTIN_CHECKS` (windows in whole
+    model steps) and the implementation names (:func:`dacli.config.registry.check_names`, with
+    "did you mean" suggestions) are checked. When the schema rejects some keys, the checks still
+    run on the rest (the rejected keys left out), so one run reports every problem: raises
+    :class:`ConfigError` listing each, with the file and line or the ``--set`` item it came from.
 
     Input paths in the file are relative to the file's folder; input paths given with
     ``--set`` are relative to the working directory; ``output.path`` stays as given (relative
-    to the working directory).
+    to the working directory). Not for a dict already in memory: validate it with
+    ``Config.model_validate`` (after :func:`apply_overrides`).
     """
     path = Path(path)
     source = str(path)
@@ -808,7 +801,7 @@ def load_config(
             for k in keys
         )
 
-    checks = [c for c, keys in BUILTIN_CHECKS.items() if not rejected(keys)] + list(extra_checks)
+    checks = [c for c, keys in BUILTIN_CHECKS.items() if not rejected(keys)] + [check_names]
     for check in checks if config is not None else ():
         assert config is not None  # (the loop runs only then)
         for key, message in check(config):
@@ -820,25 +813,3 @@ def load_config(
         raise ConfigError([text for _, text in found], source=source)
     return config
 
-
-def load(
-    path: str | Path,
-    overrides: Iterable[str] = (),
-    *,
-    checks: Sequence[Callable[[Config], list[tuple[str, str]]]] = (),
-) -> Config:
-    """The validated, frozen :class:`Config` of the TOML file ``path`` with ``overrides`` set.
-
-    The one way the CLI, the tests and library code get a configuration. ``overrides`` are
-    ``--set`` items (``"method.max_steps=50"``, the value read as TOML), applied in order.
-    ``checks`` are further rules on a config the schema accepted, each returning
-    ``(dotted key, message)`` problems; the command line passes
-    :func:`dacli.build.registry.check_names` (implementation names, with suggestions), which this
-    layer cannot import (``build`` sits above ``config``). Raises :class:`ConfigError` listing
-    every problem, each with the file and line or the ``--set`` item it came from
-    (:func:`load_config`).
-
-    Not for a dict already in memory: validate it with ``Config.model_validate`` (after
-    :func:`apply_overrides`).
-    """
-    return load_config(path, tuple(overrides), extra_checks=tuple(checks))

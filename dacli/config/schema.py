@@ -2,7 +2,7 @@
 
 This is the single source of truth for every key, its type and its default. Names that pick
 an implementation (model, ODE solver, minimiser, adjoints) are plain strings here and are resolved
-— with "did you mean" suggestions — by :mod:`dacli.build.registry`, so this module needs no JAX.
+— with "did you mean" suggestions — by :mod:`dacli.config.registry`, so this module needs no JAX.
 """
 
 from __future__ import annotations

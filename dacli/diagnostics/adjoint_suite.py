@@ -117,7 +117,7 @@ def check_model(
         @eqx.filter_jit  # one trace shared by the three checks below
         def model(state, nsteps=nsteps):
             return integrate(
-                method.dynamics, state, t_start, nsteps, method.dt, method.solver, direct
+                method.dynamics, state, t_start, nsteps, method.dt, method.ode_solver, direct
             )[-1]
 
         forward = has_forward_mode(model, x)
@@ -140,7 +140,7 @@ def check_observation_operator(
         t_start,
         method.nsteps,
         method.dt,
-        method.solver,
+        method.ode_solver,
         diffrax.DirectAdjoint(),
     )
     d1, d2 = _directions(key, trajectory.shape, x.dtype, 2)

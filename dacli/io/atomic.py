@@ -122,6 +122,14 @@ def write_atomically(
     return path
 
 
+def replace_file(path: str | Path, content: bytes) -> Path:
+    """``content`` to ``path`` whole or not at all, replacing it, its folder made if missing:
+    for metrics, snippets and tables whose callers refused an existing file before computing.
+    Not for outputs a user may not want replaced: use :func:`write_atomically` with
+    ``overwrite`` from the command line."""
+    return write_atomically(path, content, overwrite=True, make_folder=True)
+
+
 def _kind(path: Path) -> str | None:
     """What ``path`` is (following links): None when nothing is there."""
     try:

@@ -225,7 +225,7 @@ class ModelPrior(AbstractPrior, strict=True):
     """
 
     dynamics: Dynamics
-    solver: diffrax.AbstractSolver
+    ode_solver: diffrax.AbstractSolver
     dt: float = eqx.field(static=True)
     grid_shape: tuple[int, ...] = eqx.field(static=True)  # () -> layout (n, T); else (T, *grid)
 
@@ -243,7 +243,7 @@ class ModelPrior(AbstractPrior, strict=True):
         integration takes (``dacli.models.integrate``), without its time loop."""
         dynamics = jax.tree_util.tree_map(jax.lax.stop_gradient, self.dynamics)
         term, args = diffrax.ODETerm(_field), (dynamics, jnp.zeros((), states.dtype))
-        solver = self.solver
+        solver = self.ode_solver
         # a bounded loop over the stages, as DirectAdjoint sets it: training differentiates
         # through grad U (2nd order); solver: a Runge-Kutta solver's field, not AbstractSolver's
         if hasattr(solver, "scan_kind"):

@@ -35,7 +35,7 @@ class FourDVarNetMethod(AbstractMethod, strict=True):
 
     network: FourDVarNet
     dynamics: Dynamics
-    solver: diffrax.AbstractSolver
+    ode_solver: diffrax.AbstractSolver
     nsteps: int = eqx.field(static=True)
     dt: float = eqx.field(static=True)
     grid_shape: tuple[int, ...] = eqx.field(static=True)  # () for a model without a grid
@@ -61,7 +61,7 @@ class FourDVarNetMethod(AbstractMethod, strict=True):
     def analyse(self, background, t_start, obs: WindowObservations) -> WindowAnalysis:
         direct = diffrax.DirectAdjoint()
         background_trajectory = integrate(
-            self.dynamics, background, t_start, self.nsteps, self.dt, self.solver, direct
+            self.dynamics, background, t_start, self.nsteps, self.dt, self.ode_solver, direct
         )
         y, mask = grid_observations(obs, self.nsteps, background.size)
         y, mask = self.to_network(y), self.to_network(mask)

@@ -69,8 +69,8 @@ class ThreeDFGAT(AbstractVariationalMethod, strict=True):
         return self.strong.dynamics
 
     @property
-    def solver(self) -> diffrax.AbstractSolver:
-        return self.strong.solver
+    def ode_solver(self) -> diffrax.AbstractSolver:
+        return self.strong.ode_solver
 
     @property
     def forward_adjoint(self) -> diffrax.AbstractAdjoint:

@@ -96,7 +96,7 @@ class AbstractVariationalMethod(AbstractMethod):
     """
 
     dynamics: eqx.AbstractVar[Dynamics]
-    solver: eqx.AbstractVar[diffrax.AbstractSolver]
+    ode_solver: eqx.AbstractVar[diffrax.AbstractSolver]
     forward_adjoint: eqx.AbstractVar[diffrax.AbstractAdjoint]
     background_sqrt: eqx.AbstractVar[lx.AbstractLinearOperator]
     minimiser: eqx.AbstractVar[optx.AbstractMinimiser | optx.AbstractLeastSquaresSolver | None]
@@ -151,7 +151,7 @@ class AbstractVariationalMethod(AbstractMethod):
 
     def trajectory(self, x0, t_start):
         return integrate(
-            self.dynamics, x0, t_start, self.nsteps, self.dt, self.solver, self.forward_adjoint
+            self.dynamics, x0, t_start, self.nsteps, self.dt, self.ode_solver, self.forward_adjoint
         )
 
     def initial_state(self, v, background):
@@ -312,7 +312,7 @@ class AbstractVariationalFields(AbstractVariationalMethod):
     """
 
     dynamics: Dynamics
-    solver: diffrax.AbstractSolver
+    ode_solver: diffrax.AbstractSolver
     forward_adjoint: diffrax.AbstractAdjoint
     background_sqrt: lx.AbstractLinearOperator
     minimiser: optx.AbstractMinimiser | optx.AbstractLeastSquaresSolver | None

@@ -73,7 +73,7 @@ class WeakConstraint4DVar(AbstractVariationalFields, AbstractModelObserved, stri
                 t_start + k * steps * self.dt,
                 steps,
                 self.dt,
-                self.solver,
+                self.ode_solver,
                 self.forward_adjoint,
             )[1:]
             segment = segment.at[-1].add(forcing)

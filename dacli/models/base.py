@@ -14,7 +14,7 @@ A model is an :class:`equinox.Module` subclassing :class:`Dynamics`:
 A configuration names a model by import path (``model.name = "package.module:attribute"``); that
 attribute must be a :class:`Dynamics` subclass or a function marked with :func:`model_factory`,
 so a config can call nothing that was not written for dacli (see
-:func:`dacli.build.registry.resolve_model_factory`, the one place a config loads code).
+:func:`dacli.config.registry.resolve_model_factory`, the one place a config loads code).
 """
 
 from __future__ import annotations

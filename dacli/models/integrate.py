@@ -40,7 +40,7 @@ def integrate(
     t_start,
     nsteps: int,
     dt: float,
-    solver: diffrax.AbstractSolver,
+    ode_solver: diffrax.AbstractSolver,
     adjoint: diffrax.AbstractAdjoint,
 ):
     """States at ``t_start + k dt`` for k = 0..nsteps, shape ``(nsteps + 1, n)``.
@@ -54,7 +54,7 @@ def integrate(
     ts = dt * jnp.arange(nsteps + 1, dtype=x0.dtype)
     solution = diffrax.diffeqsolve(
         diffrax.ODETerm(_field),
-        solver,
+        ode_solver,
         t0=ts[0],
         t1=ts[-1],
         dt0=jnp.asarray(dt, dtype=x0.dtype),
@@ -76,7 +76,7 @@ def integrate_every(
     outputs: int,
     stride: int,
     dt: float,
-    solver: diffrax.AbstractSolver,
+    ode_solver: diffrax.AbstractSolver,
 ):
     """States at ``t_start + j stride dt`` for j = 0..outputs, shape ``(outputs + 1, n)``.
 
@@ -95,7 +95,7 @@ def integrate_every(
             t_start + (j * stride) * jnp.asarray(dt, dtype),
             stride,
             dt,
-            solver,
+            ode_solver,
             adjoint,
         )[-1]
         return x, x
@@ -112,12 +112,12 @@ class Forecaster(eqx.Module):
     """
 
     dynamics: Dynamics
-    solver: diffrax.AbstractSolver
+    ode_solver: diffrax.AbstractSolver
     outputs: int = eqx.field(static=True)
     stride: int = eqx.field(static=True)
     dt: float = eqx.field(static=True)
 
     def __call__(self, x0, t0):
         return integrate_every(
-            self.dynamics, x0, t0, self.outputs, self.stride, self.dt, self.solver
+            self.dynamics, x0, t0, self.outputs, self.stride, self.dt, self.ode_solver
         )

@@ -31,8 +31,8 @@ from dacli.diagnostics.summary import (
     window_records,
 )
 from dacli.io.analysis import AnalysisRecord, analysis_dataset
-from dacli.io.checkpoints import json_safe
 from dacli.io.feedback import feedback_dataset
+from dacli.io.json_values import json_safe
 from dacli.io.netcdf import check_writable, write_netcdf_atomically
 from dacli.io.states import states_at
 from dacli.methods.cycling import Chunking, CycledAnalyses, chunk_structure, cycle

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
 
-from dacli.build.registry import capabilities
+from dacli.config.registry import capabilities
 from dacli.config.schema import Config
 from dacli.covariances.background import background_sqrt_operator
 from dacli.diagnostics.adjoint_checks import CheckResult
@@ -156,7 +156,7 @@ def _builtin_cases(dtype):
         )
         method = StrongConstraint4DVar(
             dynamics=dynamics,
-            solver=solver,
+            ode_solver=solver,
             forward_adjoint=diffrax.RecursiveCheckpointAdjoint(),
             background_sqrt=sqrt_b,
             minimiser=optx.LBFGS(rtol=1e-8, atol=1e-8),
@@ -228,7 +228,12 @@ def check_adjoints(
     results, models_checked = [], set()
     for name, method, background, t_start, obs, reference in cases:
         log.info("checking %s", name)
-        model_key = (repr(method.dynamics), type(method.solver).__name__, method.dt, method.nsteps)
+        model_key = (
+            repr(method.dynamics),
+            type(method.ode_solver).__name__,
+            method.dt,
+            method.nsteps,
+        )
         for result in run_suite(
             method,
             background,

@@ -17,7 +17,7 @@ import numpy as np
 
 from dacli.adjoints.stepping import KStepAdjoint
 from dacli.build.problem import Problem, build_dynamics, build_problem
-from dacli.build.registry import capabilities
+from dacli.config.registry import capabilities
 from dacli.config.schema import Config, window_range
 from dacli.errors import ConfigError
 from dacli.io.inputs import FileMapping

@@ -21,8 +21,8 @@ import numpy as np
 
 from dacli.config.schema import Config
 from dacli.errors import ConfigError, DataError, OutputError
-from dacli.io.checkpoints import load_checkpoint, read_header, save_checkpoint
 from dacli.io.merge import NEUTRAL_KEYS, flat_keys  # keys a resumption may change
+from dacli.io.saved_trees import load_tree, read_header, save_tree
 
 FORMAT = "dacli-assimilation-checkpoint"
 
@@ -103,9 +103,7 @@ class ResumeFile:
             "stopped_by": signal_name,
             "diagnostics": diagnostics,
         }
-        return save_checkpoint(
-            self.path, header, {"background": background, "chunks": finished}, FORMAT
-        )
+        return save_tree(self.path, header, {"background": background, "chunks": finished}, FORMAT)
 
     def load(self, background_like, chunk_like) -> tuple[np.ndarray, list]:
         """(background, finished chunks); refuses a checkpoint of another configuration or
@@ -139,7 +137,7 @@ class ResumeFile:
             "background": np.zeros(np.shape(background_like), np.asarray(background_like).dtype),
             "chunks": [zeros] * header["chunks_done"],
         }
-        _, tree = load_checkpoint(self.path, like, FORMAT)
+        _, tree = load_tree(self.path, like, FORMAT)
         return tree["background"], list(tree["chunks"])
 
     def remove(self) -> None:

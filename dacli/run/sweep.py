@@ -28,12 +28,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dacli.build.registry import capabilities
+from dacli.config.registry import capabilities
 from dacli.config.schema import Config
 from dacli.diagnostics.metrics import rmse_per_time, time_mean
 from dacli.diagnostics.summary import stored_times
 from dacli.errors import ConfigError, NumericalError
-from dacli.io.checkpoints import write_atomically
+from dacli.io.atomic import replace_file
 from dacli.io.netcdf import check_writable
 from dacli.io.states import states_at
 from dacli.methods.cycling import chunk_inputs
@@ -307,7 +307,7 @@ def write_table(result: SweepResult, path, overwrite: bool) -> None:
     writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
     writer.writeheader()
     writer.writerows(rows)
-    write_atomically(path, stream.getvalue().encode())
+    replace_file(path, stream.getvalue().encode())
 
 
 class SweepStep(eqx.Module):

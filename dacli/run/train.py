@@ -38,13 +38,14 @@ import optax
 from dacli.build.dynamics import build_dynamics
 from dacli.build.factories import build_ode_solver
 from dacli.build.network import build_model_prior, build_network, network_shape, time_axis
-from dacli.build.registry import capabilities
+from dacli.config.registry import capabilities
 from dacli.config.schema import Config, NetworkConfig, TrainConfig, with_new_names
 from dacli.errors import ConfigError, DataError, OutputError
-from dacli.io.checkpoints import load_checkpoint, read_header, save_checkpoint, write_atomically
+from dacli.io.atomic import replace_file
 from dacli.io.figures import save_figure, training_curves
 from dacli.io.inputs import FileMapping
 from dacli.io.observations import read_observations
+from dacli.io.saved_trees import load_tree, read_header, save_tree
 from dacli.io.states import read_states
 from dacli.learned import training
 from dacli.learned.data import forecast_backgrounds, window_pairs
@@ -612,7 +613,7 @@ def _start(setup: _Setup, files: TrainingFiles, resume: bool) -> _Progress:
     progress = _Progress(network, state, np.random.default_rng(training_seed(setup.config)))
     if not resume:
         return progress
-    saved, (progress.network, progress.state) = load_checkpoint(files.last, (network, state))
+    saved, (progress.network, progress.state) = load_tree(files.last, (network, state))
     progress.rng.bit_generator.state = saved[
         "rng"
     ]  # the batch RNG at the start of epoch saved["epoch"] + 1
@@ -695,7 +696,7 @@ def _run_batches(
         if on_batch is not None:
             on_batch(epoch + 1, settings.epochs, batch + 1, batches, losses[-1])
         if stop.requested() is not None and batch + 1 < batches:
-            save_checkpoint(
+            save_tree(
                 files.last,
                 {
                     **setup.header,
@@ -727,12 +728,12 @@ def _end_of_epoch(setup: _Setup, progress: _Progress, files: TrainingFiles, rmse
     }
     if rmse < progress.best:
         progress.best = rmse
-        save_checkpoint(
+        save_tree(
             files.best,
             {**setup.header, **position, "best_validation_rmse": progress.best, "rng": None},
             progress.network,
         )
-    save_checkpoint(
+    save_tree(
         files.last,
         {
             **setup.header,
@@ -742,7 +743,7 @@ def _end_of_epoch(setup: _Setup, progress: _Progress, files: TrainingFiles, rmse
         },
         (progress.network, progress.state),
     )
-    write_atomically(
+    replace_file(
         files.metrics,
         json.dumps(
             {"observation_error_std": setup.data.observation_error_std, "history": history},

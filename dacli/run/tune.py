@@ -27,11 +27,11 @@ import optax
 from numpy.typing import DTypeLike
 
 from dacli.build.problem import build_dynamics, build_problem
-from dacli.build.registry import METHOD_CAPABILITIES, capabilities
+from dacli.config.registry import METHOD_CAPABILITIES, capabilities
 from dacli.config.schema import CORRELATED_KINDS, Config, CorrelatedCovariance, TuneConfig
 from dacli.covariances.background import CorrelatedRoot, background_sqrt_operator
 from dacli.errors import ConfigError, NumericalError, OutputError
-from dacli.io.checkpoints import write_atomically
+from dacli.io.atomic import replace_file
 from dacli.learned.training import make_optimiser
 from dacli.observations.windows import whole_steps
 from dacli.run.runtime import configure
@@ -392,7 +392,7 @@ def tune(config: Config, *, overwrite: bool = False) -> TuneResult:
 
     values = tuned_values(config, theta, prepared.assumed_obs_std)
     text = snippet(values, before, after, settings.validation_windows)
-    write_atomically(output, text.encode())
+    replace_file(output, text.encode())
     return TuneResult(
         method=config.method.kind,
         parameters=tuple(prepared.names),

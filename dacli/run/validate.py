@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dacli.build.problem import build_dynamics, plan_method
-from dacli.build.registry import capabilities
+from dacli.config.registry import capabilities
 from dacli.config.schema import Config
-from dacli.io.checkpoints import read_header
 from dacli.io.covariance import read_covariance_matrix
 from dacli.io.inputs import FileMapping
 from dacli.io.observations import read_observations
+from dacli.io.saved_trees import read_header
 from dacli.io.states import read_states
 from dacli.layout import StateLayout
 from dacli.observations.windows import observations_per_window, padded_capacity

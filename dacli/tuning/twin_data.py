@@ -30,7 +30,7 @@ from dacli.observations.tracks import axis_extent, track_positions
 
 def truth_run(
     dynamics: Dynamics,
-    solver: diffrax.AbstractSolver,
+    ode_solver: diffrax.AbstractSolver,
     *,
     seed: int,
     start: float,
@@ -45,8 +45,8 @@ def truth_run(
     direct = diffrax.DirectAdjoint()
     x0 = jnp.asarray(dynamics.default_state(jax.random.PRNGKey(seed)), dtype)
     if spinup_steps:
-        x0 = integrate(dynamics, x0, start - spinup, spinup_steps, dt, solver, direct)[-1]
-    return np.asarray(integrate(dynamics, x0, start, steps, dt, solver, direct))
+        x0 = integrate(dynamics, x0, start - spinup, spinup_steps, dt, ode_solver, direct)[-1]
+    return np.asarray(integrate(dynamics, x0, start, steps, dt, ode_solver, direct))
 
 
 def gridded_samples(

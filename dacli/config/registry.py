@@ -18,8 +18,8 @@ import re
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 
-from dacli.config.loading import suggest
 from dacli.config.schema import Config, MethodConfig
+from dacli.config.spelling import suggest
 
 MODEL_ENTRY_POINT_GROUP = "dacli.models"
 
