@@ -152,7 +152,8 @@ class _KeyScanner:
             self.too_deep = (_dotted(parts), self.line(pos), levels)
 
     def skip_nested(self, depth: int) -> None:
-        """Skip one array or inline table without recursion, noting how deep it goes (from ``depth``)."""
+        """Skip one array or inline table without recursion, noting how deep it goes (from
+        ``depth``)."""
         start, level, deepest = self.pos, 0, depth
         while self.pos < len(self.text):
             c = self.text[self.pos]
@@ -274,7 +275,8 @@ def locate_keys(text: str) -> dict[str, int]:
 
 
 def _shown(text: str, limit: int = 80) -> str:
-    """``text`` as typed, shortened in the middle when longer than ``limit`` (a message stays readable)."""
+    """``text`` as typed, shortened in the middle when longer than ``limit`` (a message stays
+    readable)."""
     return text if len(text) <= limit else f"{text[: limit - 25]}...{text[-22:]}"
 
 
@@ -314,7 +316,8 @@ def _nesting(data: Any) -> tuple[list[Any], int] | None:
 
 
 def _dotted(path: Sequence[Any], limit: int = MAX_NESTING + 1) -> str:
-    """The dotted key of ``path``: its table keys up to the first array index, cut after ``limit`` parts."""
+    """The dotted key of ``path``: its table keys up to the first array index, cut after
+    ``limit`` parts."""
     keys: list[str] = []
     for part in path:
         if not isinstance(part, str):
@@ -327,8 +330,8 @@ def _dotted(path: Sequence[Any], limit: int = MAX_NESTING + 1) -> str:
 
 def _too_deep(levels: int | str) -> str:
     return (
-        f"tables, inline tables and arrays nested {levels} levels deep; expected at most {MAX_NESTING} "
-        "(dacli's keys need 5)"
+        f"tables, inline tables and arrays nested {levels} levels deep; "
+        f"expected at most {MAX_NESTING} (dacli's keys need 5)"
     )
 
 
@@ -344,7 +347,7 @@ def parse_override(item: str) -> tuple[list[str], Any]:
         )
     text = f"v = {raw.strip()}"
     scanner = _KeyScanner(text)
-    scanner.scan()  # refuses deep nesting before tomllib recurses into it (RecursionError a few hundred down)
+    scanner.scan()  # refuses deep nesting before tomllib recurses (RecursionError ~300 down)
     levels: int | str | None = scanner.too_deep[2] + key.count(".") if scanner.too_deep else None
     try:
         value = None if levels is not None else tomllib.loads(text)["v"]
@@ -417,7 +420,8 @@ def _member_for_tag(members: list[Any], tag: str) -> Any:
 
 
 def _record_for_tag(members: list[Any], tag: str) -> Any:
-    """The member of a union of records discriminated on ``kind`` that ``tag`` selects, else None."""
+    """The member of a union of records discriminated on ``kind`` that ``tag`` selects, else
+    None."""
     for member in members:
         field = (
             member.model_fields.get("kind")
@@ -605,7 +609,10 @@ def _too_many_steps(value: float, dt: float, maximum: int, what: str) -> str | N
     steps = value / dt
     if steps <= maximum:  # False for inf (and nan, which the schema refuses)
         return None
-    return f"expected at most {maximum:,} model steps {what}, found {value} ({steps:.3g} steps of model.dt = {dt})"
+    return (
+        f"expected at most {maximum:,} model steps {what}, found {value} "
+        f"({steps:.3g} steps of model.dt = {dt})"
+    )
 
 
 def check_window_steps(config: Config) -> list[tuple[str, str]]:
@@ -812,4 +819,3 @@ def load(path: str | Path, overrides: Iterable[str] = ()) -> Config:
         found.sort(key=lambda item: item[0])
         raise ConfigError([text for _, text in found], source=source)
     return config
-

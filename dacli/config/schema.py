@@ -1,8 +1,9 @@
 """The configuration schema: one frozen pydantic record per TOML section.
 
 This is the single source of truth for every key, its type and its default. Names that pick
-an implementation (model, ODE solver, minimiser, adjoints) are plain strings here and are resolved
-— with "did you mean" suggestions — by :mod:`dacli.config.registry`, so this module needs no JAX.
+an implementation (model, ODE solver, minimiser, adjoints) are plain strings here and are
+resolved — with "did you mean" suggestions — by :mod:`dacli.config.registry`, so this module
+needs no JAX.
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ MAX_TRACKS_PER_TIME = 10_000  # simulated satellite passes per observation time
 
 
 def _count(maximum: int, description: str = "", default=..., minimum: int = 1, **kwargs):
-    """A bounded integer field: ``minimum <= value <= maximum``, the bound stated in the description."""
+    """A bounded integer field: ``minimum <= value <= maximum``, the bound stated in the
+    description."""
     bound = f"{minimum:,} to {maximum:,}"
     lower: dict[str, Any] = (
         {"gt": 0} if minimum == 1 else {"ge": minimum}
@@ -66,7 +68,8 @@ def _count(maximum: int, description: str = "", default=..., minimum: int = 1, *
 
 
 def _fits_int64(value):
-    """Refuse a TOML integer outside int64 (JAX's widest): it would be read as a float or overflow later."""
+    """Refuse a TOML integer outside int64 (JAX's widest): it would be read as a float or
+    overflow later."""
     if (
         isinstance(value, int)
         and not isinstance(value, bool)
@@ -133,53 +136,54 @@ class RunConfig(Section):
     name: str = Field(
         default="dacli-run",
         description=(
-            "a label for the run: the title of the files written when output.title is unset; shown by "
-            "dacli validate and on the training loss plot"
+            "a label for the run: the title of the files written when output.title is unset; shown "
+            "by dacli validate and on the training loss plot"
         ),
     )
     seed: int = _count(MAX_SEED, "random seed; 32 bits", default=0, minimum=0)
     precision: Literal["float32", "float64"] = Field(
         default="float64",
         description=(
-            "floating-point precision of the computation: float64, or float32 (faster on GPUs, half "
-            "the memory); --precision overrides it"
+            "floating-point precision of the computation: float64, or float32 (faster on GPUs, "
+            "half the memory); --precision overrides it"
         ),
     )
     device: Literal["auto", "cpu", "gpu"] = Field(
         default="auto",
         description=(
-            "auto: JAX's default backend (a GPU when one is visible, else the CPU); cpu; gpu (refused "
-            "when no GPU is visible); --device overrides it"
+            "auto: JAX's default backend (a GPU when one is visible, else the CPU); cpu; gpu "
+            "(refused when no GPU is visible); --device overrides it"
         ),
     )
     compilation_cache: str = Field(
         default="auto",
         description=(
-            "persistent JAX compilation cache: 'auto' ($DACLI_COMPILATION_CACHE, else the user cache folder "
-            "$XDG_CACHE_HOME/dacli/jax or ~/.cache/dacli/jax), 'off', or a folder"
+            "persistent JAX compilation cache: 'auto' ($DACLI_COMPILATION_CACHE, else the user "
+            "cache folder $XDG_CACHE_HOME/dacli/jax or ~/.cache/dacli/jax), 'off', or a folder"
         ),
     )
     stop_signal: SignalName | None = Field(
         default=None,
         description=(
-            "a signal that, like SIGTERM, SIGINT, SIGUSR1 and SIGUSR2 (always), stops the run cleanly at the "
-            "next safe point (dacli.stop_signals), e.g. 'HUP'; Slurm's --signal=USR1@300 needs no setting"
+            "a signal that, like SIGTERM, SIGINT, SIGUSR1 and SIGUSR2 (always), stops the run "
+            "cleanly at the next safe point (dacli.stop_signals), e.g. 'HUP'; Slurm's "
+            "--signal=USR1@300 needs no setting"
         ),
     )
     windows_per_chunk: int | None = _count(
         MAX_WINDOWS,
         default=None,
         description=(
-            "windows per compiled chunk (default: up to 32, at least four chunks): a stop is honoured and "
-            "progress reported at chunk boundaries"
+            "windows per compiled chunk (default: up to 32, at least four chunks): a stop is "
+            "honoured and progress reported at chunk boundaries"
         ),
     )
     minimiser_steps_per_chunk: int | None = _count(
         MAX_ITERATIONS,
         default=None,
         description=(
-            "long windows: run each window's minimiser this many iterations per compiled call, so a stop is "
-            "honoured within a window (nonlinear formulation; one window per chunk)"
+            "long windows: run each window's minimiser this many iterations per compiled call, so "
+            "a stop is honoured within a window (nonlinear formulation; one window per chunk)"
         ),
     )
 
@@ -190,8 +194,9 @@ ModelParameter = Annotated[float | int | str | bool | list[float], BeforeValidat
 class ModelConfig(Section):
     name: str = Field(
         description=(
-            "built-in model name, entry point name, or 'package.module:attribute' naming a dacli.models.Dynamics "
-            "subclass or a factory marked with @dacli.models.model_factory (the one place a config loads code)"
+            "built-in model name, entry point name, or 'package.module:attribute' naming a "
+            "dacli.models.Dynamics subclass or a factory marked with @dacli.models.model_factory "
+            "(the one place a config loads code)"
         )
     )
     parameters: dict[str, ModelParameter] = Field(
@@ -211,9 +216,9 @@ class ModelConfig(Section):
     dt: PositiveFloat = Field(
         default=0.05,
         description=(
-            "model time step (the ODE solver's constant step); observation times are matched to the "
-            "nearest step; window.length, window.shift and the [simulate] times are whole numbers "
-            "of it"
+            "model time step (the ODE solver's constant step); observation times are matched to "
+            "the nearest step; window.length, window.shift and the [simulate] times are whole "
+            "numbers of it"
         ),
     )
 
@@ -227,13 +232,15 @@ class WindowConfig(Section):
     )
     length: PositiveFloat = Field(
         description=(
-            f"model time per window: a whole number of model.dt steps, at most {MAX_STEPS_PER_WINDOW:,}"
+            f"model time per window: a whole number of model.dt steps, at most "
+            f"{MAX_STEPS_PER_WINDOW:,}"
         )
     )
     shift: PositiveFloat | None = Field(
         default=None,
         description=(
-            f"defaults to length; a whole number of model.dt steps, at most {MAX_STEPS_PER_WINDOW:,}"
+            f"defaults to length; a whole number of model.dt steps, at most "
+            f"{MAX_STEPS_PER_WINDOW:,}"
         ),
     )
     count: int | None = _count(
@@ -250,8 +257,9 @@ class WindowConfig(Section):
     select: WindowRange | None = Field(
         default=None,
         description=(
-            "'A:B': run only windows A <= k < B of the schedule, counted from 0 (a job-array task's share); the "
-            "first selected window's background is background.path's state at its start"
+            "'A:B': run only windows A <= k < B of the schedule, counted from 0 (a job-array "
+            "task's share); the first selected window's background is background.path's state at "
+            "its start"
         ),
     )
 
@@ -270,7 +278,8 @@ class WindowConfig(Section):
 
 
 class TimeConfig(Section):
-    """The model's time axis: model times (window.start, model.dt, ...) are numbers of ``units`` in ``calendar``.
+    """The model's time axis: model times (window.start, model.dt, ...) are numbers of ``units``
+    in ``calendar``.
 
     Lorenz models have a dimensionless time: it is written with these units too (one model
     time unit labelled as one day by default), which keeps their files CF-valid.
@@ -279,13 +288,15 @@ class TimeConfig(Section):
     units: str = Field(
         default="days since 2000-01-01 00:00:00",
         description=(
-            "CF time units '<unit> since <epoch>' of model time; also the units of every time written"
+            "CF time units '<unit> since <epoch>' of model time; also the units of every time "
+            "written"
         ),
     )
     calendar: str = Field(
         default="standard",
         description=(
-            "CF calendar of model time: standard, proleptic_gregorian, julian, noleap, all_leap or 360_day"
+            "CF calendar of model time: standard, proleptic_gregorian, julian, noleap, all_leap or "
+            "360_day"
         ),
     )
 
@@ -333,20 +344,23 @@ class InputFileConfig(Section):
     dims: dict[str, str] = Field(
         default_factory=dict,
         description=(
-            "dacli dimension or coordinate (time, obs, and the model's grid axes, e.g. lat, lon) -> the file's name"
+            "dacli dimension or coordinate (time, obs, and the model's grid axes, e.g. lat, lon) "
+            "-> the file's name"
         ),
     )
     select: dict[str, ScalarValue] = Field(
         default_factory=dict,
         description=(
-            "file dimension -> coordinate value kept (e.g. { level = 500 }): the value must be present within 1e-6 of "
-            "its magnitude (nearest otherwise refused); the dimension is dropped"
+            "file dimension -> coordinate value kept (e.g. { level = 500 }): the value must be "
+            "present within 1e-6 of its magnitude (nearest otherwise refused); the dimension is "
+            "dropped"
         ),
     )
     model_time: bool = Field(
         default=False,
         description=(
-            "the file's time numbers are model times already (needed when its time coordinate has no units)"
+            "the file's time numbers are model times already (needed when its time coordinate has "
+            "no units)"
         ),
     )
 
@@ -372,9 +386,9 @@ class ObservationsConfig(InputFileConfig):
     duplicates: Literal["first", "independent", "refuse"] = Field(
         default="first",
         description=(
-            "observations repeated at the same time, place and variable: 'first' keeps the first and counts the "
-            "others as rejected (with a warning), 'independent' assimilates all as independent observations, "
-            "'refuse' stops with an error"
+            "observations repeated at the same time, place and variable: 'first' keeps the first "
+            "and counts the others as rejected (with a warning), 'independent' assimilates all as "
+            "independent observations, 'refuse' stops with an error"
         ),
     )
     error_std: PositiveFloat | None = Field(
@@ -424,7 +438,8 @@ class _CovarianceBase(Section):
 
     @model_serializer(mode="wrap")
     def _every_key(self, handler):
-        """Every kind dumps the same keys in the same order (output files record the configuration)."""
+        """Every kind dumps the same keys in the same order (output files record the
+        configuration)."""
         data = handler(self)
         return {
             "kind": data["kind"],
@@ -492,8 +507,9 @@ class BackgroundConfig(InputFileConfig):
     interpolate_time: bool = Field(
         default=False,
         description=(
-            "background.path: interpolate linearly in time between the file's states when it holds no state at the "
-            "first window's start (within model.dt / 2); otherwise such a file is refused"
+            "background.path: interpolate linearly in time between the file's states when it holds "
+            "no state at the first window's start (within model.dt / 2); otherwise such a file is "
+            "refused"
         ),
     )
     state: list[float] | None = Field(default=None, description="explicit background state (flat)")
@@ -512,7 +528,8 @@ class BackgroundConfig(InputFileConfig):
 
 
 class IncrementalConfig(Section):
-    """Incremental formulation: outer loops (nonlinear re-runs) and CG inner loops per outer loop."""
+    """Incremental formulation: outer loops (nonlinear re-runs) and CG inner loops per outer
+    loop."""
 
     outer_loops: int = _count(
         MAX_ITERATIONS, "outer loops: nonlinear re-runs per window", default=3
@@ -624,8 +641,8 @@ class MethodConfig(Section):
             )
         if self.kind == "3dfgat" and self.formulation == "nonlinear":
             raise ValueError(
-                "kind = '3dfgat' exists only in the incremental formulation "
-                "(its tangent-linear model is the identity); use formulation = 'incremental' or 'auto'"
+                "kind = '3dfgat' exists only in the incremental formulation (its tangent-linear "
+                "model is the identity); use formulation = 'incremental' or 'auto'"
             )
         return self
 
@@ -640,15 +657,15 @@ class OutputConfig(Section):
     path: str = Field(
         default="analysis.nc",
         description=(
-            "the analysis file dacli assimilate writes (relative to the working directory); a stopped "
-            "run's checkpoint goes beside it"
+            "the analysis file dacli assimilate writes (relative to the working directory); a "
+            "stopped run's checkpoint goes beside it"
         ),
     )
     title: str | None = Field(
         default=None,
         description=(
-            "title attribute of the analysis and observation-diagnostics files (the forecast's adds "
-            "': forecast'); default run.name"
+            "title attribute of the analysis and observation-diagnostics files (the forecast's "
+            "adds ': forecast'); default run.name"
         ),
     )
     institution: str = Field(
@@ -663,7 +680,10 @@ class OutputConfig(Section):
     )
     observation_diagnostics: str | None = Field(
         default=None,
-        description="observation-space diagnostics file (O-B, O-A, QC per observation); relative to the working directory",
+        description=(
+            "observation-space diagnostics file (O-B, O-A, QC per observation); relative to the "
+            "working directory"
+        ),
     )
 
     time_units: str | None = Field(
@@ -674,8 +694,8 @@ class OutputConfig(Section):
     @classmethod
     def _moved(cls, value):
         raise ValueError(
-            f"{value!r}: output.time_units has moved: the model's time axis is the [time] section now "
-            f"(units = {value!r}, calendar = ...)"
+            f"{value!r}: output.time_units has moved: the model's time axis is the [time] section "
+            f"now (units = {value!r}, calendar = ...)"
         )
 
     @model_validator(mode="after")
@@ -684,8 +704,8 @@ class OutputConfig(Section):
             self.path
         ):
             raise ValueError(
-                f"observation_diagnostics ({self.observation_diagnostics}) must not be the analysis file "
-                "(output.path)"
+                f"observation_diagnostics ({self.observation_diagnostics}) must not be the "
+                "analysis file (output.path)"
             )
         return self
 
@@ -693,8 +713,8 @@ class OutputConfig(Section):
 class TruthConfig(InputFileConfig):
     path: str = Field(
         description=(
-            "a truth state file: enables the RMSE diagnostics (dacli simulate writes it); relative to "
-            "the config file"
+            "a truth state file: enables the RMSE diagnostics (dacli simulate writes it); relative "
+            "to the config file"
         )
     )
 
@@ -709,7 +729,8 @@ class SimulateConfig(Section):
         default=10.0,
         ge=0.0,
         description=(
-            f"model time run before the truth starts; at most {MAX_SIMULATED_STEPS:,} model.dt steps"
+            f"model time run before the truth starts; at most {MAX_SIMULATED_STEPS:,} model.dt "
+            f"steps"
         ),
     )
     duration: PositiveFloat = Field(
@@ -717,8 +738,8 @@ class SimulateConfig(Section):
     )
     obs_interval: PositiveFloat = Field(
         description=(
-            "model time between observation times (the first one obs_interval after window.start): a "
-            "whole number of model.dt steps"
+            "model time between observation times (the first one obs_interval after window.start): "
+            "a whole number of model.dt steps"
         )
     )
     obs_error_std: PositiveFloat = Field(
@@ -758,7 +779,9 @@ class SimulateConfig(Section):
     )
     repeat_period: PositiveFloat | None = Field(
         default=None,
-        description="tracks: the ground tracks repeat after this model time; default 10 obs_interval",
+        description=(
+            "tracks: the ground tracks repeat after this model time; default 10 obs_interval"
+        ),
     )
     along_track_spacing: PositiveFloat | None = Field(
         default=None,
@@ -767,8 +790,8 @@ class SimulateConfig(Section):
     background_error_std: PositiveFloat = Field(
         default=1.0,
         description=(
-            "std of the background error: white, or correlated like B when background.covariance is "
-            "gaussian or matern32; also train.background_error_std's default"
+            "std of the background error: white, or correlated like B when background.covariance "
+            "is gaussian or matern32; also train.background_error_std's default"
         ),
     )
 
@@ -783,7 +806,8 @@ class SimulateConfig(Section):
 
 
 class NetworkConfig(Section):
-    """4DVarNet's architecture, update and iteration adjoint (``dacli train``); Fablet et al. 2021."""
+    """4DVarNet's architecture, update and iteration adjoint (``dacli train``); Fablet et al.
+    2021."""
 
     file: str = Field(
         description="the trained network file: dacli train writes its best epoch there "
@@ -798,44 +822,49 @@ class NetworkConfig(Section):
     prior_weight: PositiveFloat = Field(
         default=1.0,
         description=(
-            "weight w of |x - Phi(x)|^2 against the observation term: U = [|m(x - y)|^2 + w |x - Phi(x)|^2] / (2 sigma_o^2)"
+            "weight w of |x - Phi(x)|^2 against the observation term: U = [|m(x - y)|^2 + w |x - "
+            "Phi(x)|^2] / (2 sigma_o^2)"
         ),
     )
     update: Literal["convlstm", "gradient"] = Field(
         default="convlstm",
         description=(
-            "convlstm: a ConvLSTM turns each gradient of U into the update; gradient: gradient descent "
-            "with a learned step size, which converges (so iteration_adjoint = ImplicitAdjoint applies)"
+            "convlstm: a ConvLSTM turns each gradient of U into the update; gradient: gradient "
+            "descent with a learned step size, which converges (so iteration_adjoint = "
+            "ImplicitAdjoint applies)"
         ),
     )
     prior: Literal["bilinear", "model"] = Field(
         default="bilinear",
         description=(
-            "Phi: 'bilinear' learns it (a bilinear convolutional auto-encoder); 'model' is one step of the known model "
-            "from the previous state (Fablet et al. 2021), which makes w |x - Phi(x)|^2 weak-constraint 4DVar's "
-            "model-error term with Q = sigma_o^2 / w per step (hidden is then unused)"
+            "Phi: 'bilinear' learns it (a bilinear convolutional auto-encoder); 'model' is one "
+            "step of the known model from the previous state (Fablet et al. 2021), which makes w "
+            "|x - Phi(x)|^2 weak-constraint 4DVar's model-error term with Q = sigma_o^2 / w per "
+            "step (hidden is then unused)"
         ),
     )
     background: bool = Field(
         default=False,
         description=(
-            "use the cycled background: the first iterate is its forecast x^b where nothing is observed (not the "
-            "climatological mean) and background_weight adds a background term to U; training then feeds forecasts "
-            "from perturbed true states (train.background_error_std)"
+            "use the cycled background: the first iterate is its forecast x^b where nothing is "
+            "observed (not the climatological mean) and background_weight adds a background term "
+            "to U; training then feeds forecasts from perturbed true states "
+            "(train.background_error_std)"
         ),
     )
     background_weight: float = Field(
         default=0.0,
         ge=0.0,
         description=(
-            "w_b of the background term w_b |x_1 - x^b_1|^2 / (2 sigma_o^2) on the window's first step: 4DVar's Jb "
-            "with B = sigma_o^2 / w_b (needs background = true)"
+            "w_b of the background term w_b |x_1 - x^b_1|^2 / (2 sigma_o^2) on the window's first "
+            "step: 4DVar's Jb with B = sigma_o^2 / w_b (needs background = true)"
         ),
     )
     iteration_adjoint: str = Field(
         default="RecursiveCheckpointAdjoint",
         description=(
-            "RecursiveCheckpointAdjoint | DirectAdjoint | OneStepAdjoint | KStepAdjoint | ImplicitAdjoint"
+            "RecursiveCheckpointAdjoint | DirectAdjoint | OneStepAdjoint | KStepAdjoint | "
+            "ImplicitAdjoint"
         ),
     )
     iteration_adjoint_steps: int = _count(MAX_NETWORK_ITERATIONS, "k of KStepAdjoint", default=3)
@@ -858,12 +887,14 @@ class NetworkConfig(Section):
 
 
 class TrainConfig(Section):
-    """``dacli train``: (observations, truth) windows from files or the twin simulator ([simulate]); optax Adam."""
+    """``dacli train``: (observations, truth) windows from files or the twin simulator
+    ([simulate]); optax Adam."""
 
     observations: str | None = Field(
         default=None,
         description=(
-            "training observations from a file (read as [observations] says: layout, names, dims); with truth"
+            "training observations from a file (read as [observations] says: layout, names, dims); "
+            "with truth"
         ),
     )
     truth: str | None = Field(
@@ -873,7 +904,8 @@ class TrainConfig(Section):
         MAX_WINDOWS,
         default=None,
         description=(
-            "training windows; default 200 from the simulator, or every window the files hold but the validation ones"
+            "training windows; default 200 from the simulator, or every window the files hold but "
+            "the validation ones"
         ),
     )
     validation_windows: int = _count(
@@ -884,7 +916,8 @@ class TrainConfig(Section):
     learning_rate: PositiveFloat = Field(
         default=1e-2,
         description=(
-            "peak Adam learning rate: linear warm-up over warmup_steps, then cosine decay to 5% of it"
+            "peak Adam learning rate: linear warm-up over warmup_steps, then cosine decay to 5% of "
+            "it"
         ),
     )
     warmup_steps: int = _count(
@@ -899,9 +932,9 @@ class TrainConfig(Section):
     background_error_std: PositiveFloat | None = Field(
         default=None,
         description=(
-            "network.background: the training windows' background states are the true window-start states plus "
-            "noise of this std, forecast over the window; default simulate.background_error_std, else the "
-            "observations' error std"
+            "network.background: the training windows' background states are the true window-start "
+            "states plus noise of this std, forecast over the window; default "
+            "simulate.background_error_std, else the observations' error std"
         ),
     )
     directory: str = Field(
@@ -915,7 +948,8 @@ class TrainConfig(Section):
         minimum=0,
         default=None,
         description=(
-            "seed of the training truth run; default run.seed + 1, so that dacli simulate's twin is held-out data"
+            "seed of the training truth run; default run.seed + 1, so that dacli simulate's twin "
+            "is held-out data"
         ),
     )
 
@@ -928,7 +962,8 @@ class TrainConfig(Section):
             raise ValueError(f"{given} is set but {missing} is not: training from files needs both")
         if self.windows is not None and self.batch_size > self.windows:
             raise ValueError(
-                f"batch_size ({self.batch_size}) exceeds the number of training windows ({self.windows})"
+                f"batch_size ({self.batch_size}) exceeds the number of training windows "
+                f"({self.windows})"
             )
         return self
 
@@ -963,8 +998,8 @@ class TuneConfig(Section):
     background_error_length_scale: PositiveFloat | None = Field(
         default=None,
         description=(
-            "correlation length of the twin's true background errors (kind as background.covariance); "
-            "default uncorrelated"
+            "correlation length of the twin's true background errors (kind as "
+            "background.covariance); default uncorrelated"
         ),
     )
     output: str = Field(
@@ -983,7 +1018,8 @@ class TuneConfig(Section):
         unknown = [name for name in names if name not in TUNABLE]
         if unknown:
             raise ValueError(
-                f"unknown parameter(s) {', '.join(map(repr, unknown))}; choose from {', '.join(TUNABLE)}"
+                f"unknown parameter(s) {', '.join(map(repr, unknown))}; "
+                f"choose from {', '.join(TUNABLE)}"
             )
         if len(set(names)) != len(names):
             raise ValueError(f"a name is listed twice in {names}")
@@ -1022,8 +1058,8 @@ class ChecksConfig(Section):
     finite_difference_dot_product: PositiveFloat | None = Field(
         default=None,
         description=(
-            "dot-product test of a model without forward mode (a custom_vjp: its tangent-linear model "
-            "by central finite differences); default 1e-6 / 1e-2"
+            "dot-product test of a model without forward mode (a custom_vjp: its tangent-linear "
+            "model by central finite differences); default 1e-6 / 1e-2"
         ),
     )
     exact_strategy: PositiveFloat | None = Field(
@@ -1043,8 +1079,8 @@ class ChecksConfig(Section):
     minimiser_strategy: PositiveFloat | None = Field(
         default=None,
         description=(
-            "minimiser_adjoint agreement: the hyperparameter gradient through the minimisation against "
-            "unrolled Gauss-Newton's; default 1e-4 / 1e-2"
+            "minimiser_adjoint agreement: the hyperparameter gradient through the minimisation "
+            "against unrolled Gauss-Newton's; default 1e-4 / 1e-2"
         ),
     )
 
@@ -1141,6 +1177,7 @@ class Config(Section):
     def _network_for_4dvarnet(self) -> Config:
         if self.method.kind == "4dvarnet" and self.network is None:
             raise ValueError(
-                "method.kind = '4dvarnet' needs a [network] table (its network file and architecture)"
+                "method.kind = '4dvarnet' needs a [network] table (its network file and "
+                "architecture)"
             )
         return self

@@ -66,7 +66,8 @@ def read_header(path: str | Path, kind: str = NETWORK_FORMAT) -> dict:
         )
     if header.get("version") != VERSION:
         raise DataError(
-            f"{_describe(kind)} {path}: format version {header.get('version')}; this dacli reads {VERSION}"
+            f"{_describe(kind)} {path}: format version {header.get('version')}; "
+            f"this dacli reads {VERSION}"
         )
     return header
 
