@@ -37,9 +37,9 @@ A configuration is a TOML file; each table below is one section. Unknown keys ar
 (with a suggestion), `nan` and `inf` are refused for every number, and every problem is listed
 at once with `file:line` (exit code 2). Paths inside the file are relative to the file;
 `output.path`, `output.observation_diagnostics` and paths given with `--set` are relative to the
-working directory. Keys whose value names an implementation (model, solver, minimiser,
+working directory. Keys whose value names an implementation (model, ODE solver, minimiser,
 adjoints) are strings resolved, case-insensitively and with "did you mean", by the registries
-in `dacli/build/registry.py`: the [configuration guide](../configuration.md) and the method
+in `dacli/config/registry.py`: the [configuration guide](../configuration.md) and the method
 guides list the choices. A section's checks across keys (one of `path` or `state`, a key that
 applies to one `kind` only) are stated in its description or reported by `dacli validate`.
 
