@@ -45,6 +45,7 @@ from dacli.run.inputs import (
     selection_ends_early,
     warn_forward_mode,
 )
+from dacli.run.phases import PhaseCallback, compile_phases
 from dacli.run.resume import ResumeFile, check_resume, checkpoint_path
 from dacli.run.runtime import configure, describe_device
 from dacli.run.stopping import Interrupted, StopSignals
@@ -108,12 +109,14 @@ def assimilate(
     restart: bool = False,
     command: str = "dacli assimilate",
     on_window: WindowCallback | None = None,
+    on_phase: PhaseCallback | None = None,
 ) -> AssimilationResult:
     """Run the configured assimilation over every window and write the analysis file.
 
     SIGTERM, SIGINT and ``run.stop_signal`` stop the run at the next chunk boundary with a
     checkpoint (:mod:`dacli.run.stopping`); ``resume=True`` continues from it to the same output,
-    ``restart=True`` discards it (:func:`dacli.run.resume.check_resume`).
+    ``restart=True`` discards it (:func:`dacli.run.resume.check_resume`). ``on_phase`` hears
+    "reading", "tracing", "compiling" (:mod:`dacli.run.phases`) before the first window is done.
     """
     # From the start: a signal while compiling counts too.
     with StopSignals(config.run.stop_signal) as stop:
@@ -125,6 +128,7 @@ def assimilate(
             restart=restart,
             command=command,
             on_window=on_window,
+            on_phase=on_phase,
         )
 
 
@@ -137,6 +141,7 @@ def _assimilate(
     restart: bool,
     command: str,
     on_window: WindowCallback | None,
+    on_phase: PhaseCallback | None = None,
 ) -> AssimilationResult:
     platform = configure(config.run.precision, config.run.device, config.run.compilation_cache)
     overwrite = overwrite or config.output.overwrite
@@ -144,6 +149,8 @@ def _assimilate(
     check_resume(checkpoint_path(config), resume, restart)
     if config.output.observation_diagnostics is not None:
         check_writable(config.output.observation_diagnostics, overwrite)
+    if on_phase is not None:
+        on_phase("reading")
     inputs = prepare_inputs(config)
     problem = inputs.problem
     _log_choices(config, inputs, platform)
@@ -158,7 +165,8 @@ def _assimilate(
         chunk_size(inputs.schedule.count, 1 if stepwise else config.run.windows_per_chunk), stepwise
     )
     watcher = _ChunkWatcher(config, inputs, stop, chunking, truth, on_window)
-    cycled = watcher.run(background, resume)
+    with compile_phases(on_phase):
+        cycled = watcher.run(background, resume)
     numbers = summarise(
         cycled.analyses,
         inputs.schedule,
