@@ -28,10 +28,15 @@ from dacli.cli.validate import validate
 
 app = typer.Typer(
     name="dacli",
-    help="Variational data assimilation from the command line (strong-constraint 4DVar on JAX).",
+    help=(
+        "Variational data assimilation from the command line, on JAX: strong-constraint, "
+        "weak-constraint and incremental 4DVar, 3DVar, 3D-FGAT and the learned 4DVarNet; twin "
+        "experiments, forecasts, training, tuning and gradient checks."
+    ),
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
-    add_completion=False,
+    rich_markup_mode="markdown",
+    context_settings={"help_option_names": ["-h", "--help"], "show_default": True},
 )
 for _command in (assimilate, simulate, forecast, train, tune, validate, plot, sweep, merge):
     app.command()(_command)
@@ -45,13 +50,18 @@ def _version(value: bool) -> None:
 
 
 VersionOption = Annotated[
-    bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    bool,
+    typer.Option(
+        "-V", "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
 ]
 
 
 @app.callback()
 def _main(version: VersionOption = False) -> None:
-    """Variational data assimilation from the command line."""
+    """Variational data assimilation from the command line, on JAX: strong-constraint,
+    weak-constraint and incremental 4DVar, 3DVar, 3D-FGAT and the learned 4DVarNet; twin
+    experiments, forecasts, training, tuning and gradient checks."""
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Annotated
 
@@ -9,7 +10,7 @@ import typer
 
 from dacli.cli.command import CommandOptions, command, command_line, run_configured
 from dacli.cli.logs import WindowProgress
-from dacli.cli.options import CONFIGURED, ConfigPath
+from dacli.cli.options import CONFIGURED, ConfigPath, output_option
 from dacli.cli.render import rmse_change
 from dacli.errors import CHECK_FAILED
 
@@ -40,10 +41,28 @@ RestartOption = Annotated[
         ),
     ),
 ]
+
+
+def _window_range(text: str | None) -> str | None:
+    """--windows checked as it is parsed: a wrong one is an option error (exit 2)."""
+    if text is not None:
+        from dacli.config.schema import window_range
+
+        try:
+            window_range(text)
+        except ValueError as wrong:
+            raise typer.BadParameter(str(wrong)) from None
+    return text
+
+
+OutputOption = output_option(
+    "The analysis file to write (sets output.path; default: the config's output.path)."
+)
 WindowsOption = Annotated[
     str | None,
     typer.Option(
         "--windows",
+        callback=_window_range,
         help=(
             "Run only windows A <= k < B (from 0), e.g. one job-array task's share: --windows "
             "100:200 (sets window.select)."
@@ -52,9 +71,10 @@ WindowsOption = Annotated[
 ]
 
 
-@command(*CONFIGURED, "strict", "resume", "restart", "windows")
+@command("output", *CONFIGURED, "strict", "resume", "restart", "windows")
 def assimilate(
     config: ConfigPath,
+    output: OutputOption = None,
     strict: StrictOption = False,
     resume: ResumeOption = False,
     restart: RestartOption = False,
@@ -65,7 +85,8 @@ def assimilate(
     """Assimilate the observations over every window and write the analysis NetCDF.
 
     SIGTERM, SIGINT (and run.stop_signal, e.g. Slurm's USR1) stop it at the next chunk of windows
-    with a checkpoint (exit 143 / 130); --resume finishes it."""
+    with a checkpoint (exit 143 / 130); --resume finishes it.
+    """
 
     def work(cfg):
         from dacli.run.assimilate import assimilate as run_assimilate
@@ -78,6 +99,7 @@ def assimilate(
                 restart=restart,
                 command=command_line(),
                 on_window=progress,
+                on_phase=progress.phase,
             )
 
     def report(result) -> None:
@@ -100,5 +122,7 @@ def assimilate(
             )
             raise typer.Exit(CHECK_FAILED)
 
-    select = [f'window.select="{windows}"'] if windows is not None else []
-    run_configured(options, config, work, report, extra=select)
+    extra = [f'window.select="{windows}"'] if windows is not None else []
+    if output is not None:  # a TOML string (JSON's escapes are TOML's)
+        extra.append(f"output.path={json.dumps(str(output))}")
+    run_configured(options, config, work, report, extra=extra)

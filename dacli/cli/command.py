@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
-from dacli.cli.logs import setup_logging
+from dacli.cli.logs import command_display, setup_logging
 from dacli.cli.options import SHARED
 from dacli.cli.render import result_json
 from dacli.errors import INTERNAL_ERROR, INTERRUPTED_SIGINT, DacliError
@@ -154,9 +154,16 @@ def guard(traceback: bool, action: Callable[[], Result]) -> Result:
 def run_command(
     options: CommandOptions, work: Callable[[], Result], report: Callable[[Result], None]
 ) -> None:
-    """Set up logging (-q, -v), run ``work`` under :func:`guard`, hand its result to ``report``."""
-    setup_logging(options.quiet, options.verbose)
-    report(guard(options.traceback, work))
+    """Set up logging (-q, -v), run ``work`` under :func:`guard` with the terminal's display
+    (:func:`dacli.cli.logs.command_display`, "reading" from the start), hand its result to
+    ``report`` once the display is done."""
+    console = setup_logging(options.quiet, options.verbose)
+
+    def displayed() -> Result:
+        with command_display(None if options.quiet else console):
+            return work()
+
+    report(guard(options.traceback, displayed))
 
 
 def run_configured(

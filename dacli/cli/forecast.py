@@ -9,7 +9,14 @@ from typing import Annotated
 import typer
 
 from dacli.cli.command import CommandOptions, command, command_line, run_configured
-from dacli.cli.options import CONFIGURED, ConfigPath
+from dacli.cli.options import (
+    CONFIGURED,
+    ConfigPath,
+    DeprecatedOutOption,
+    chosen_output,
+    output_option,
+    warn_deprecated_out,
+)
 
 LeadTimeOption = Annotated[
     float,
@@ -74,15 +81,12 @@ TruthOption = Annotated[
         ),
     ),
 ]
-OutOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--out", help=("Output file (default: output.path with 'analysis' replaced by 'forecast').")
-    ),
-]
+OutputOption = output_option(
+    "The forecast file to write (default: output.path with 'analysis' replaced by 'forecast')."
+)
 
 
-@command(*CONFIGURED)
+@command("output", *CONFIGURED)
 def forecast(
     config: ConfigPath,
     lead_time: LeadTimeOption,
@@ -92,16 +96,19 @@ def forecast(
     all_windows: AllWindowsOption = False,
     members: MembersOption = 1,
     truth: TruthOption = None,
-    out: OutOption = None,
+    output: OutputOption = None,
+    out: DeprecatedOutOption = None,
     *,
     options: CommandOptions,
 ) -> None:
-    """Forecast from an analysis (or the background), optionally as an ensemble; verify against a \
-truth; write NetCDF."""
+    """Forecast from an analysis (or the background), optionally as an ensemble; verify against a
+    truth; write NetCDF."""
+    target = chosen_output(output, out)
 
     def work(cfg):
         from dacli.run.forecast import forecast as run_forecast
 
+        warn_deprecated_out(out)
         return run_forecast(
             cfg,
             initial=from_,
@@ -111,7 +118,7 @@ truth; write NetCDF."""
             interval=interval,
             members=members,
             truth=truth,
-            output=out,
+            output=target,
             overwrite=options.overwrite,
             command=command_line(),
         )

@@ -8,8 +8,9 @@ command's module. Importing this module imports typer and nothing heavy (``dacli
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -29,12 +30,25 @@ VerboseOption = Annotated[bool, typer.Option("-v", "--verbose", help="Debug logg
 TracebackOption = Annotated[
     bool, typer.Option("--traceback", help="Show the Python traceback on errors.")
 ]
+# The choices of run.device and run.precision (dacli.config.schema.RunConfig; a test checks they
+# agree), spelled here so that --help does not import the schema (pydantic).
+Device = Literal["auto", "cpu", "gpu"]
+Precision = Literal["float32", "float64"]
 DeviceOption = Annotated[
-    str | None, typer.Option("--device", help="auto | cpu | gpu (overrides run.device).")
+    Device | None,
+    typer.Option(
+        "--device",
+        help="Where to compute; overrides run.device.",
+        show_default="run.device",
+    ),
 ]
 PrecisionOption = Annotated[
-    str | None,
-    typer.Option("--precision", help="float32 | float64 (overrides run.precision)."),
+    Precision | None,
+    typer.Option(
+        "--precision",
+        help="Floating-point precision; overrides run.precision.",
+        show_default="run.precision",
+    ),
 ]
 
 # Shared option -> (annotation, default), under the name of the CommandOptions field it fills.
@@ -53,3 +67,28 @@ SHARED: dict[str, tuple[Any, Any]] = {
 OUTPUT = ("json", "quiet", "verbose", "traceback")
 # ... and of those that run a configured computation and write its files, in --help order.
 CONFIGURED = ("overrides", "overwrite", *OUTPUT, "device", "precision")
+
+
+def output_option(help: str) -> Any:
+    """``-o/--output FILE``: the one file a command writes (``help`` says which, and its default)."""
+    return Annotated[Path | None, typer.Option("-o", "--output", help=help, show_default=False)]
+
+
+# --out, the spelling before -o/--output (forecast, sweep): hidden, same meaning, warned once.
+DeprecatedOutOption = Annotated[Path | None, typer.Option("--out", hidden=True)]
+
+
+def chosen_output(output: Path | None, out: Path | None) -> Path | None:
+    """-o/--output, or the deprecated --out; both given: a usage error (exit 2). Call it in the
+    command's body (click reports the error); :func:`warn_deprecated_out` once logging is set."""
+    if out is not None and output is not None:
+        raise typer.BadParameter(
+            "give -o/--output only (--out is its old spelling)", param_hint="'--out'"
+        )
+    return out if output is None else output
+
+
+def warn_deprecated_out(out: Path | None) -> None:
+    """Log, once per command, that --out was used instead of -o/--output."""
+    if out is not None:
+        logging.getLogger("dacli").warning("--out is deprecated: use -o/--output")

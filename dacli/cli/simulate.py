@@ -9,7 +9,11 @@ from dacli.cli.render import log_written, result_json
 
 @command(*CONFIGURED)
 def simulate(config: ConfigPath, *, options: CommandOptions) -> None:
-    """Make a twin experiment: truth run, synthetic observations and a background (NetCDF)."""
+    """Make a twin experiment: truth run, synthetic observations and a background (NetCDF).
+
+    Writes three files, where the config's truth.path, observations.path and background.path say
+    (change them with --set), so it takes no -o.
+    """
 
     def work(cfg):
         from dacli.run.simulate import simulate as run_simulate

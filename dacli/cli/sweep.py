@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from dacli.cli.command import CommandOptions, command, run_configured
-from dacli.cli.options import CONFIGURED, ConfigPath
+from dacli.cli.options import (
+    CONFIGURED,
+    ConfigPath,
+    DeprecatedOutOption,
+    chosen_output,
+    output_option,
+    warn_deprecated_out,
+)
 from dacli.cli.render import result_json, rmse_change
 
 ValuesOption = Annotated[
@@ -24,32 +30,35 @@ ValuesOption = Annotated[
         show_default=False,
     ),
 ]
-OutOption = Annotated[Path | None, typer.Option("--out", help="Also write the table as CSV.")]
+OutputOption = output_option("Also write the table to this CSV file.")
 
 
-@command(*CONFIGURED)
+@command("output", *CONFIGURED)
 def sweep(
     config: ConfigPath,
     values: ValuesOption,
-    out: OutOption = None,
+    output: OutputOption = None,
+    out: DeprecatedOutOption = None,
     *,
     options: CommandOptions,
 ) -> None:
-    """The cycled experiment once per value of an error scale, all values in one program over the \
-devices."""
+    """The cycled experiment once per value of an error scale, all values in one program over the
+    devices."""
+    table = chosen_output(output, out)
 
     def work(cfg):
         from dacli.io.netcdf import check_writable
         from dacli.run.sweep import parse_values, write_table
         from dacli.run.sweep import sweep as run_sweep
 
+        warn_deprecated_out(out)
         key, numbers = parse_values(values)
-        if out is not None:
-            check_writable(out, options.overwrite)
+        if table is not None:
+            check_writable(table, options.overwrite)
         result = run_sweep(cfg, key, numbers)
-        if out is not None and result.process == 0:  # multi-process: process 0 writes the table
-            write_table(result, out, options.overwrite)
-            result = dataclasses.replace(result, table=str(out))
+        if table is not None and result.process == 0:  # multi-process: process 0 writes it
+            write_table(result, table, options.overwrite)
+            result = dataclasses.replace(result, table=str(table))
         return result
 
     run_configured(options, config, work, lambda result: _report(result, options))

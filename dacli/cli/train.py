@@ -36,8 +36,10 @@ def train(
 ) -> None:
     """Train 4DVarNet (config sections network and train) on twin windows; checkpoint every epoch.
 
-    With a method without a network (strong4dvar, weak4dvar, 3dvar) tune its hyperparameters
-    instead, as dacli tune does."""
+    With a method without a network (strong4dvar, weak4dvar, 3dvar, 3dfgat) tune its
+    hyperparameters instead, as dacli tune does. Writes several files (train.directory), so it
+    takes no -o.
+    """
 
     def work(cfg):
         from dacli.config.registry import capabilities

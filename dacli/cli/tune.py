@@ -2,28 +2,35 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import typer
 
 from dacli.cli.command import CommandOptions, command, run_configured
-from dacli.cli.options import CONFIGURED, ConfigPath
+from dacli.cli.options import CONFIGURED, ConfigPath, output_option
 from dacli.cli.render import result_json
 
+OutputOption = output_option(
+    "The TOML snippet of tuned values to write (sets tune.output; default: tuned.toml)."
+)
 
-@command(*CONFIGURED)
-def tune(config: ConfigPath, *, options: CommandOptions) -> None:
+
+@command("output", *CONFIGURED)
+def tune(config: ConfigPath, output: OutputOption = None, *, options: CommandOptions) -> None:
     """Tune a variational method's B, R, Q scales and B's length scale on twin-experiment windows.
 
-    Settings in config section tune; the tuned values are written as a TOML snippet
-    (tune.output)."""
+    Settings in config section tune; the tuned values are written as a TOML snippet (tune.output,
+    or -o).
+    """
 
     def work(cfg):
         from dacli.run.tune import tune as run_tune
 
         return run_tune(cfg, overwrite=options.overwrite)
 
-    run_configured(options, config, work, lambda result: report_tuning(result, options))
+    extra = [] if output is None else [f"tune.output={json.dumps(str(output))}"]
+    run_configured(options, config, work, lambda result: report_tuning(result, options), extra)
 
 
 def report_tuning(result, options: CommandOptions) -> None:
