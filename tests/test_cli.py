@@ -91,8 +91,8 @@ def test_set_overrides_are_recorded_in_the_output(sample_process):
 
 
 def test_quiet_run_logs_nothing_but_warnings(cli, workspace):
-    result = cli(["assimilate", CONFIG, "-q", "--set", "window.count=2", "--set", "method.max_steps=80",
-                  "--set", "output.path=q.nc"], workspace)
+    result = cli(["assimilate", CONFIG, "-q", "-o", "q.nc", "--set", "window.count=2", "--set", "method.max_steps=80"],
+                 workspace)  # -o sets output.path
     assert result.exit_code == SUCCESS, result.stderr
     assert result.stdout == ""  # no --json: nothing on stdout
     assert "INFO" not in result.stderr
@@ -240,7 +240,7 @@ def test_simulate_then_assimilate(cli, workspace):
 # --- exit codes 1, 70 and 130 (the run function replaced: only the mapping is under test) -------
 
 def _fake_run(summary=None, error=None):
-    def run(config, *, overwrite=False, resume=False, restart=False, command="", on_window=None):
+    def run(config, *, overwrite=False, resume=False, restart=False, command="", on_window=None, on_phase=None):
         from dacli.run.assimilate import AssimilationResult
 
         if error is not None:

@@ -111,13 +111,13 @@ class PhaseDisplay:
     def phase(self, name: str) -> None:
         """Show ``name`` ("reading", "tracing", "compiling") until a count replaces it."""
         if not self.counted:
-            self.progress.update(self.task, description=name)
+            self.progress.update(self.task, description=name, refresh=True)
 
     def count(self, label: str, done: int, total: int, status: str) -> None:
         """Show ``label`` (e.g. "window 3/50") with a bar at ``done`` of ``total``."""
         self.counted = True
         self.progress.update(
-            self.task, description=label, completed=done, total=total, status=status
+            self.task, description=label, completed=done, total=total, status=status, refresh=True
         )
 
 
