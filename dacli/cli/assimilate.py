@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from dacli.cli.command import CommandOptions, command, command_line, run_configured
 from dacli.cli.logs import WindowProgress
-from dacli.cli.options import CONFIGURED, ConfigPath, output_option
+from dacli.cli.options import CONFIGURED, ConfigPath
 from dacli.cli.render import rmse_change
 from dacli.errors import CHECK_FAILED
 
@@ -55,9 +56,15 @@ def _window_range(text: str | None) -> str | None:
     return text
 
 
-OutputOption = output_option(
-    "The analysis file to write (sets output.path; default: the config's output.path)."
-)
+OutputOption = Annotated[
+    Path | None,
+    typer.Option(
+        "-o",
+        "--output",
+        help="The analysis file to write (sets output.path; default: the config's output.path).",
+        show_default=False,
+    ),
+]
 WindowsOption = Annotated[
     str | None,
     typer.Option(

@@ -14,7 +14,6 @@ from dacli.cli.options import (
     ConfigPath,
     DeprecatedOutOption,
     chosen_output,
-    output_option,
     warn_deprecated_out,
 )
 
@@ -81,9 +80,15 @@ TruthOption = Annotated[
         ),
     ),
 ]
-OutputOption = output_option(
-    "The forecast file to write (default: output.path with 'analysis' replaced by 'forecast')."
-)
+OutputOption = Annotated[
+    Path | None,
+    typer.Option(
+        "-o",
+        "--output",
+        help="The forecast file to write (default: output.path with 'analysis' replaced by 'forecast').",
+        show_default=False,
+    ),
+]
 
 
 @command("output", *CONFIGURED)

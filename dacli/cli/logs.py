@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # rich is imported only on a terminal
     from rich.console import Console
-    from rich.progress import Progress, TaskID
+    from rich.progress import TaskID
 
 # The display of the command running in this context (None: batch logs, -q, or no command).
 _DISPLAY: ContextVar[PhaseDisplay | None] = ContextVar("dacli_display", default=None)
@@ -96,7 +96,7 @@ class PhaseDisplay:
             TimeRemainingColumn,
         )
 
-        self.progress: Progress = Progress(
+        self.progress = Progress(
             SpinnerColumn(),
             TextColumn("{task.description}"),
             BarColumn(),

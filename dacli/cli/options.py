@@ -69,11 +69,6 @@ OUTPUT = ("json", "quiet", "verbose", "traceback")
 CONFIGURED = ("overrides", "overwrite", *OUTPUT, "device", "precision")
 
 
-def output_option(help: str) -> Any:
-    """``-o/--output FILE``: the one file a command writes (``help`` says which, and its default)."""
-    return Annotated[Path | None, typer.Option("-o", "--output", help=help, show_default=False)]
-
-
 # --out, the spelling before -o/--output (forecast, sweep): hidden, same meaning, warned once.
 DeprecatedOutOption = Annotated[Path | None, typer.Option("--out", hidden=True)]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -14,7 +15,6 @@ from dacli.cli.options import (
     ConfigPath,
     DeprecatedOutOption,
     chosen_output,
-    output_option,
     warn_deprecated_out,
 )
 from dacli.cli.render import result_json, rmse_change
@@ -30,7 +30,15 @@ ValuesOption = Annotated[
         show_default=False,
     ),
 ]
-OutputOption = output_option("Also write the table to this CSV file.")
+OutputOption = Annotated[
+    Path | None,
+    typer.Option(
+        "-o",
+        "--output",
+        help="Also write the table to this CSV file.",
+        show_default=False,
+    ),
+]
 
 
 @command("output", *CONFIGURED)

@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from dacli.cli.command import CommandOptions, command, run_configured
-from dacli.cli.options import CONFIGURED, ConfigPath, output_option
+from dacli.cli.options import CONFIGURED, ConfigPath
 from dacli.cli.render import result_json
 
-OutputOption = output_option(
-    "The TOML snippet of tuned values to write (sets tune.output; default: tuned.toml)."
-)
+OutputOption = Annotated[
+    Path | None,
+    typer.Option(
+        "-o",
+        "--output",
+        help="The TOML snippet of tuned values to write (sets tune.output; default: tuned.toml).",
+        show_default=False,
+    ),
+]
 
 
 @command("output", *CONFIGURED)
@@ -29,7 +37,7 @@ def tune(config: ConfigPath, output: OutputOption = None, *, options: CommandOpt
 
         return run_tune(cfg, overwrite=options.overwrite)
 
-    extra = [] if output is None else [f"tune.output={json.dumps(str(output))}"]
+    extra: list[str] = [] if output is None else [f"tune.output={json.dumps(str(output))}"]
     run_configured(options, config, work, lambda result: report_tuning(result, options), extra)
 
 

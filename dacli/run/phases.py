@@ -36,7 +36,7 @@ def compile_phases(on_phase: PhaseCallback | None) -> Iterator[None]:
         return
     phase_after = {TRACE_ENDED: "compiling", COMPILE_ENDED: "tracing"}
 
-    def listen(event: str, start: float, end: float, **_: object) -> None:
+    def listen(event: str, start_time: float, end_time: float, **_: str | int) -> None:
         if event in phase_after:
             on_phase(phase_after[event])
 
