@@ -1140,6 +1140,28 @@ def with_new_names(section: str, values: dict[str, Any]) -> dict[str, Any]:
     return {new.get(key, key): value for key, value in values.items()}
 
 
+class DiagnosticsConfig(Section):
+    """The run's time averages (``dacli assimilate``, ``dacli sweep``): per-window RMSE and spread
+    averaged after a burn-in, each with a confidence interval corrected for autocorrelation
+    (DAPPER's BurnIn and series_mean_with_conf; dacli.diagnostics.time_average)."""
+
+    burn_in: float | None = Field(
+        default=None,
+        ge=0.0,
+        description=(
+            "model time from window.start (the unit of window.length) whose windows are left "
+            "out of the time averages: a window starting before window.start + burn_in is "
+            "spin-up; default: the first tenth of the windows run (rounded down)"
+        ),
+    )
+    confidence: float = Field(
+        default=0.95,
+        gt=0.0,
+        lt=1.0,
+        description="level of the time averages' confidence intervals (Student t, AR(1)-corrected)",
+    )
+
+
 class Config(Section):
     """A whole configuration: one record per TOML table (docs/reference/configuration.md)."""
 
@@ -1171,6 +1193,10 @@ class Config(Section):
     train: TrainConfig | None = Field(default=None, description="4DVarNet training (dacli train)")
     tune: TuneConfig | None = Field(
         default=None, description=("tuning a classical method's error scales (dacli tune)")
+    )
+    diagnostics: DiagnosticsConfig = Field(
+        default_factory=DiagnosticsConfig,
+        description="the time averages after a burn-in, with their confidence intervals",
     )
 
     @model_validator(mode="after")

@@ -30,6 +30,7 @@ from dacli.diagnostics.summary import (
     summarise,
     window_records,
 )
+from dacli.diagnostics.time_average import TimeAverages, burn_in_windows, time_averages
 from dacli.io.analysis import AnalysisRecord, analysis_dataset
 from dacli.io.feedback import feedback_dataset
 from dacli.io.json_values import json_safe
@@ -88,6 +89,8 @@ class AssimilationSummary:
     analysis_rmse: float | None = field(default=None, metadata=OPTIONAL)
     # the feedback file, when written
     observation_diagnostics: str | None = field(default=None, metadata=OPTIONAL)
+    # per-window RMSE (and spread) averaged after [diagnostics] burn_in; None: nothing to average
+    time_averages: TimeAverages | None = field(default=None, metadata=OPTIONAL)
 
 
 @dataclass(frozen=True)
@@ -182,6 +185,8 @@ def _assimilate(
             ", ".join(f"{n:.1f}" for n in numbers.outer.inner_iterations_per_loop_mean),
         )
     log.info("%s", numbers.desroziers.describe())
+    if summary.time_averages is not None:
+        log.info("%s", summary.time_averages.describe())
     summary = _write(config, inputs, numbers, summary, overwrite, command)
     watcher.resumable.remove()  # the run is complete: its checkpoint has served
     return AssimilationResult(
@@ -402,6 +407,29 @@ def _summary(
         desroziers=numbers.desroziers,
         background_rmse=numbers.background_rmse,
         analysis_rmse=numbers.analysis_rmse,
+        time_averages=_time_averages(config, inputs, cycled, numbers),
+    )
+
+
+def _time_averages(
+    config: Config, inputs: PreparedInputs, cycled: CycledAnalyses, numbers: CycleSummary
+) -> TimeAverages | None:
+    """The per-window RMSE (with a truth) and background spread (when estimated) averaged after
+    the burn-in of ``[diagnostics]`` (:mod:`dacli.diagnostics.time_average`)."""
+    table, schedule = numbers.table(), inputs.schedule
+    spread = np.asarray(cycled.analyses.background_spread, float)
+    used = np.maximum(table["observations_used"], 1)
+    burn_in = burn_in_windows(
+        schedule.starts, config.window.start, config.diagnostics.burn_in, schedule.dt
+    )
+    return time_averages(
+        {
+            "analysis_rmse": table["analysis_rmse"],
+            "background_rmse": table["background_rmse"],
+            "background_spread": np.sqrt(spread / used),  # NaN when not estimated
+        },
+        burn_in,
+        config.diagnostics.confidence,
     )
 
 
@@ -482,4 +510,5 @@ def _provenance(config: Config, summary: AssimilationSummary) -> dict:
         "observations_rejected_preqc": summary.observations_rejected_preqc,
         "observations_duplicate": summary.observations_duplicate,
         **{f"desroziers_{key}": value for key, value in summary.desroziers.as_dict().items()},
+        **(summary.time_averages.attributes() if summary.time_averages is not None else {}),
     }
