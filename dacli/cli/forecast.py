@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from dacli.cli.command import CommandOptions, command, command_line, run_configured
+from dacli.cli.logs import phase_callback
 from dacli.cli.options import (
     CONFIGURED,
     ConfigPath,
@@ -126,6 +127,7 @@ def forecast(
             output=target,
             overwrite=options.overwrite,
             command=command_line(),
+            on_phase=phase_callback(),
         )
 
     run_configured(options, config, work, lambda result: _report(result, options))

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -140,6 +140,12 @@ def command_display(console: Console | None) -> Iterator[PhaseDisplay | None]:
         display.progress.live.transient = not display.counted
         display.progress.stop()
         _DISPLAY.reset(token)
+
+
+def phase_callback() -> Callable[[str], None] | None:
+    """The run layer's ``on_phase`` for the command's display, or None (batch logs, -q)."""
+    display = _DISPLAY.get()
+    return None if display is None else display.phase
 
 
 class _TerminalProgress:

@@ -61,6 +61,7 @@ def train(
                 restart=restart,
                 on_batch=progress.batch,
                 on_epoch=progress.epoch,
+                on_phase=progress.phase,
             )
 
     def report(result) -> None:

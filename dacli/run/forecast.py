@@ -41,6 +41,7 @@ from dacli.models.integrate import Forecaster
 from dacli.observations.windows import whole_steps
 from dacli.parallel import initialize_distributed, map_over_processes
 from dacli.run.inputs import initial_background
+from dacli.run.phases import PhaseCallback, compile_phases
 from dacli.run.runtime import configure, describe_device
 from dacli.run.stopping import StopSignals
 
@@ -242,13 +243,17 @@ def forecast(
     output: str | Path | None = None,
     overwrite: bool = False,
     command: str = "dacli forecast",
+    on_phase: PhaseCallback | None = None,
 ) -> ForecastResult:
     """Forecast ``lead_time`` ahead every ``interval`` (default: model.dt) and write the file.
 
     A stop signal before the forecasts are computed ends it (exit 143, nothing to resume); one that
-    arrives later lets it finish and write the file (:mod:`dacli.run.stopping`).
+    arrives later lets it finish and write the file (:mod:`dacli.run.stopping`). ``on_phase`` hears
+    "reading", "tracing", "compiling", "verifying" (:mod:`dacli.run.phases`).
     """
     with StopSignals(config.run.stop_signal) as stop:
+        if on_phase is not None:
+            on_phase("reading")
         return _forecast(
             config,
             stop,
@@ -262,6 +267,7 @@ def forecast(
             output=output,
             overwrite=overwrite,
             command=command,
+            on_phase=on_phase,
         )
 
 
@@ -279,6 +285,7 @@ def _forecast(
     output,
     overwrite,
     command,
+    on_phase: PhaseCallback | None = None,
 ) -> ForecastResult:
     process, processes = initialize_distributed()  # under srun with several tasks: before JAX
     platform = configure(config.run.precision, config.run.device, config.run.compilation_cache)
@@ -298,7 +305,7 @@ def _forecast(
     _log_plan(starts, lead_time, interval, outputs * stride, dt, members, config, platform)
     x0, t0 = _initial_states(config, layout, starts, members, dtype)
     forecaster = Forecaster(dynamics, build_ode_solver(config.model), outputs, stride, dt)
-    trajectories, seconds = _run(forecaster, x0, t0, dtype, interval, stop, count)
+    trajectories, seconds = _run(forecaster, x0, t0, dtype, interval, stop, count, on_phase)
     lead_times = np.round(interval * np.arange(outputs + 1), 12)  # 0.6, not 0.6000000000000001
     control, ensemble = _split_members(trajectories, count, members)
     scores, reference = verify(
@@ -399,6 +406,7 @@ def _run(
     interval: float,
     stop: StopSignals,
     count: int,
+    on_phase: PhaseCallback | None = None,
 ) -> tuple[np.ndarray, float]:
     """(every forecast (items, L, n), computed in one batched program; its seconds), unless a stop
     signal came first (from ``count`` start times); a NumericalError if one blew up."""
@@ -407,9 +415,12 @@ def _run(
         "nothing computed, nothing to resume: rerun the same command",
     )
     started = time.perf_counter()
-    trajectories = np.asarray(
-        map_over_processes(forecaster, jnp.asarray(x0, dtype), jnp.asarray(t0, dtype))
-    )
+    with compile_phases(on_phase):
+        trajectories = np.asarray(
+            map_over_processes(forecaster, jnp.asarray(x0, dtype), jnp.asarray(t0, dtype))
+        )
+    if on_phase is not None:
+        on_phase("verifying")
     seconds = time.perf_counter() - started
     if not np.all(np.isfinite(trajectories)):
         bad = np.argwhere(~np.isfinite(trajectories).all(axis=-1))[0]

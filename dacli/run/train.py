@@ -52,6 +52,7 @@ from dacli.learned.data import forecast_backgrounds, window_pairs
 from dacli.learned.fourdvarnet import FourDVarNet
 from dacli.models.base import Dynamics, StateLayout
 from dacli.observations.windows import whole_steps
+from dacli.run.phases import PhaseCallback, compile_phases
 from dacli.run.runtime import configure
 from dacli.run.simulate import make_twin, twin_observations
 from dacli.run.stopping import Interrupted, StopSignals
@@ -401,10 +402,12 @@ def train(
     restart: bool = False,
     on_epoch: EpochCallback | None = None,
     on_batch: BatchCallback | None = None,
+    on_phase: PhaseCallback | None = None,
 ) -> TrainResult:
     """Train (see the module docstring); ``on_epoch(record)`` is called after each epoch's
     checkpoint,
-    ``on_batch(epoch, epochs, batch, batches, loss)`` after each optimiser step (1-based counts).
+    ``on_batch(epoch, epochs, batch, batches, loss)`` after each optimiser step (1-based counts),
+    ``on_phase`` hears "reading", "tracing", "compiling" before (:mod:`dacli.run.phases`).
 
     A method without a network is refused (ConfigError): :func:`dacli.run.tune.tune` tunes it.
     """
@@ -416,6 +419,8 @@ def train(
         configure(config.run.precision, config.run.device, config.run.compilation_cache)
         files = _files(config)
         _check_outputs(files, resume=resume, overwrite=overwrite, restart=restart)
+        if on_phase is not None:
+            on_phase("reading")
         setup = _setup(config, files, resume)
         progress = _start(setup, files, resume)
         where = (
@@ -429,8 +434,9 @@ def train(
             if resume
             else "nothing trained, nothing to resume: rerun the same command",
         )
-        untrained = None if resume else float(setup.validate(progress.network))
-        _run_epochs(setup, progress, files, stop, on_epoch, on_batch)
+        with compile_phases(on_phase):
+            untrained = None if resume else float(setup.validate(progress.network))
+            _run_epochs(setup, progress, files, stop, on_epoch, on_batch)
         return _result(setup, progress, files, untrained)
 
 
