@@ -11,8 +11,10 @@ A value enters the method as a log factor on the configured scale (the same mech
 serves every value. Swept keys: ``background.covariance.std`` and
 ``method.model_error.covariance.std`` (weak4dvar), scalar in the configuration. Each row reports
 what ``dacli assimilate`` would for that value: background and analysis RMSE against the truth
-(when the config has one), mean final cost, windows converged, mean iterations. Returns the rows;
-writes nothing but the optional CSV table (atomically).
+(when the config has one), mean final cost, windows converged, mean iterations, and the per-window
+RMSE averaged after ``[diagnostics] burn_in`` with its confidence interval
+(:mod:`dacli.diagnostics.time_average`). Returns the rows; writes nothing but the optional CSV
+table (atomically).
 """
 
 from __future__ import annotations
@@ -32,6 +34,11 @@ from dacli.config.registry import capabilities
 from dacli.config.schema import Config
 from dacli.diagnostics.metrics import rmse_per_time, time_mean
 from dacli.diagnostics.summary import stored_times
+from dacli.diagnostics.time_average import (
+    burn_in_windows,
+    series_mean_with_confidence,
+    window_means,
+)
 from dacli.errors import ConfigError, NumericalError
 from dacli.io.atomic import replace_file
 from dacli.io.netcdf import check_writable
@@ -71,6 +78,14 @@ class SweepRow:
     iterations_mean: float
     background_rmse: float | None = field(default=None, metadata=OPTIONAL)  # None without a truth
     analysis_rmse: float | None = field(default=None, metadata=OPTIONAL)
+    # the per-window RMSE averaged after the burn-in, and its confidence interval (with a truth)
+    burn_in_windows: int | None = field(default=None, metadata=OPTIONAL)
+    background_rmse_time_mean: float | None = field(default=None, metadata=OPTIONAL)
+    background_rmse_low: float | None = field(default=None, metadata=OPTIONAL)
+    background_rmse_high: float | None = field(default=None, metadata=OPTIONAL)
+    analysis_rmse_time_mean: float | None = field(default=None, metadata=OPTIONAL)
+    analysis_rmse_low: float | None = field(default=None, metadata=OPTIONAL)
+    analysis_rmse_high: float | None = field(default=None, metadata=OPTIONAL)
 
     def named(self, key: str) -> dict[str, float | int]:
         """The row as the table writes it: ``key`` first, the RMSE only with a truth."""
@@ -274,18 +289,29 @@ def _rows(
             0.5 * config.model.dt,
             missing="nan",
         )
+    burn_in = burn_in_windows(
+        schedule.starts, config.window.start, config.diagnostics.burn_in, schedule.dt
+    )
     rows = []
     for i, value in enumerate(values):
-        rmse = {}
+        rmse: dict[str, float | int] = {}
         if truth is not None:
             background, analysis = (
-                joined(runs.background_trajectory[i]),
-                joined(runs.analysis_trajectory[i]),
+                rmse_per_time(joined(runs.background_trajectory[i]), truth),
+                rmse_per_time(joined(runs.analysis_trajectory[i]), truth),
             )
             rmse = {
-                "background_rmse": time_mean(rmse_per_time(background, truth)),
-                "analysis_rmse": time_mean(rmse_per_time(analysis, truth)),
+                "background_rmse": time_mean(background),
+                "analysis_rmse": time_mean(analysis),
+                "burn_in_windows": burn_in,
             }
+            for name, per_time in (("background_rmse", background), ("analysis_rmse", analysis)):
+                averaged = series_mean_with_confidence(
+                    window_means(per_time, kept)[burn_in:], config.diagnostics.confidence
+                )
+                rmse[f"{name}_time_mean"] = averaged.mean
+                rmse[f"{name}_low"] = averaged.low
+                rmse[f"{name}_high"] = averaged.high
         rows.append(
             SweepRow(
                 value,
