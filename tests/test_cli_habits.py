@@ -146,3 +146,27 @@ def test_display_goes_away_on_an_error(monkeypatch):
         raise ValueError
     assert "tracing" in screen.getvalue(), screen.getvalue()
     assert screen.getvalue().endswith("\r\x1b[1A\x1b[2K")  # erased: the error message stands alone
+
+
+def test_xarray_serialization_warning_is_one_log_line(cli, workspace):
+    import netCDF4
+
+    with netCDF4.Dataset(workspace / "sample_data" / "lorenz96_obs.nc", "a") as data:
+        data["x"].setncattr("missing_value", -8888.0)  # besides _FillValue -9999: xarray warns
+    result = cli(["validate", CONFIG], workspace)
+    assert result.exit_code == SUCCESS, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2 and lines[1].split(" ", 1)[1].startswith("INFO configs/lorenz96.toml is valid: ")
+    assert re.fullmatch(r"\S+ WARNING SerializationWarning: variable 'x' has multiple fill values \{.*\} defined, "
+                        r"decoding all values to NaN\. \(conventions\.py:\d+\)", lines[0]), lines
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["sweep", CONFIG, "--values", "foo"], "dacli: error: --values: expected KEY=v1,v2,... with KEY one of "
+                                           "background.covariance.std, method.model_error.covariance.std, found 'foo'\n"),
+    (["forecast", CONFIG, "--lead-time", "1", "--interval", "0.3"],
+     "dacli: error: --lead-time: 1.0 is not a whole number of --interval (0.3)\n"),
+])
+def test_option_problems_found_by_the_run_are_option_errors(cli, workspace, args, message):
+    result = cli(args, workspace)
+    assert result.exit_code == USAGE_ERROR and result.stderr == message

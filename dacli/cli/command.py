@@ -29,7 +29,7 @@ import typer
 from dacli.cli.logs import command_display, setup_logging
 from dacli.cli.options import SHARED
 from dacli.cli.render import result_json
-from dacli.errors import INTERNAL_ERROR, INTERRUPTED_SIGINT, DacliError
+from dacli.errors import INTERNAL_ERROR, INTERRUPTED_SIGINT, ConfigError, DacliError
 
 if TYPE_CHECKING:  # the config records import pydantic: not at --help time
     from dacli.config import Config
@@ -139,7 +139,7 @@ def guard(traceback: bool, action: Callable[[], Result]) -> Result:
             raise typer.Exit(exc.exit_code) from None
         if traceback:
             print_exc()
-        fail(str(exc), exc.exit_code)
+        fail(_option_error(exc) or str(exc), exc.exit_code)
     except KeyboardInterrupt:
         fail("interrupted", INTERRUPTED_SIGINT)
     except Exception as exc:  # a bug: say so, keep the exit code distinct
@@ -149,6 +149,16 @@ def guard(traceback: bool, action: Callable[[], Result]) -> Result:
             f"internal error: {type(exc).__name__}: {exc} (rerun with --traceback and report it)",
             INTERNAL_ERROR,
         )
+
+
+def _option_error(exc: DacliError) -> str | None:
+    """A configuration error about command-line options only (``--values``, ``--lead-time``...,
+    not ``--set``), said as an option error: one line per problem, no "invalid configuration"."""
+    if not isinstance(exc, ConfigError) or not exc.problems:
+        return None
+    if all(p.startswith("--") and not p.startswith("--set ") for p in exc.problems):
+        return "\ndacli: error: ".join(exc.problems)
+    return None
 
 
 def run_command(
