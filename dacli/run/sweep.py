@@ -294,7 +294,7 @@ def _rows(
     )
     rows = []
     for i, value in enumerate(values):
-        rmse: dict[str, float | int] = {}
+        rmse: dict[str, float] = {}
         if truth is not None:
             background, analysis = (
                 rmse_per_time(joined(runs.background_trajectory[i]), truth),
@@ -303,7 +303,6 @@ def _rows(
             rmse = {
                 "background_rmse": time_mean(background),
                 "analysis_rmse": time_mean(analysis),
-                "burn_in_windows": burn_in,
             }
             for name, per_time in (("background_rmse", background), ("analysis_rmse", analysis)):
                 averaged = series_mean_with_confidence(
@@ -319,6 +318,7 @@ def _rows(
                 int(runs.converged[i].sum()),
                 schedule.count,
                 float(runs.iterations[i].mean()),
+                burn_in_windows=None if truth is None else burn_in,
                 **rmse,
             )
         )
