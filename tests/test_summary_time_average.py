@@ -124,7 +124,7 @@ def test_time_averages_leave_out_exactly_the_burn_in():
     assert attributes["time_average_burn_in_windows"] == 2
     assert "time_average_background_spread" not in attributes
     assert averages.describe().startswith(
-        "time averages over 6 window(s) after a burn-in of 2: analysis rmse 2 ± "
+        "time averages over 6 window(s) after a burn-in of 2: analysis RMSE 2 ± "
     )
     nan = np.full(8, np.nan)
     assert time_averages({"analysis_rmse": nan, "background_spread": None}, 2, 0.95) is None

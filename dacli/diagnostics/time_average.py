@@ -162,7 +162,7 @@ class TimeAverages:
     def describe(self) -> str:
         """One log line: what was averaged, each statistic with its interval."""
         parts = ", ".join(
-            f"{name.replace('_', ' ')} {value.describe()}"
+            f"{name.replace('_rmse', ' RMSE').replace('_', ' ')} {value.describe()}"
             for name, value in self.statistics().items()
         )
         return (
