@@ -7,17 +7,29 @@ from typing import Annotated
 
 import typer
 
-from dacli.cli.command import CommandOptions, command, run_command
+from dacli.cli.command import CommandOptions, command, fail, run_command
 from dacli.cli.options import OUTPUT
 from dacli.cli.render import log_written
+from dacli.errors import USAGE_ERROR
 
 AnalysisPath = Annotated[
     Path, typer.Argument(help="An analysis file written by dacli assimilate.", show_default=False)
 ]
-OutOption = Annotated[
+OutputOption = Annotated[
     Path | None,
-    typer.Option("--out", help="Prefix of the PNG files (default: the analysis path without .nc)."),
+    typer.Option(
+        "-o",
+        "--output",
+        metavar="PREFIX",
+        help=(
+            "Prefix of the PNG files, not a file name: writes PREFIX_KIND.png, KIND being maps, "
+            "hovmoller, timeseries or diagnostics (default: the analysis path without .nc)."
+        ),
+        show_default=False,
+    ),
 ]
+# The spelling before issue 18: refused with the new one, so scripts learn it.
+RenamedOutOption = Annotated[Path | None, typer.Option("--out", hidden=True)]
 PointOption = Annotated[
     str | None,
     typer.Option(
@@ -43,8 +55,8 @@ TruthOption = Annotated[
     typer.Option(
         "--truth",
         help=(
-            "2-D models: a truth state file on the same grid; the maps add the truth and the "
-            "analysis error."
+            "A truth state file on the same grid: the pictures add the truth and the analysis "
+            "error (default: the run's truth file, when the analysis file names one)."
         ),
     ),
 ]
@@ -53,8 +65,8 @@ ObservationsOption = Annotated[
     typer.Option(
         "--observations",
         help=(
-            "2-D models: a feedback file from dacli assimilate; the maps show the observations "
-            "used around --time."
+            "An observation-space diagnostics file from dacli assimilate: the pictures show the "
+            "observations used, coloured by O-B (default: the run's own, when it wrote one)."
         ),
     ),
 ]
@@ -63,23 +75,26 @@ ObservationsOption = Annotated[
 @command("overwrite", *OUTPUT)
 def plot(
     analysis: AnalysisPath,
-    out: OutOption = None,
+    output: OutputOption = None,
     point: PointOption = None,
     time: TimeOption = None,
     truth: TruthOption = None,
     observations: ObservationsOption = None,
+    out: RenamedOutOption = None,
     *,
     options: CommandOptions,
 ) -> None:
-    """Draw an analysis file: maps (2-D) or a Hovmoller diagram (1-D), time series, RMSE and cost \
-per window (PNG)."""
+    """Draw an analysis file (PNG): maps (2-D) or a Hovmöller diagram (1-D) with the truth and \
+the observations, time series, and per-window diagnostics (RMSE, J/Jb/Jo, O-B/O-A, iterations)."""
+    if out is not None:
+        fail("--out is now -o/--output PREFIX (the prefix of the PNG files)", USAGE_ERROR)
 
     def work():
         from dacli.run.plot import plot as run_plot
 
         return run_plot(
             analysis,
-            out,
+            output,
             point,
             options.overwrite,
             time=time,

@@ -1,18 +1,41 @@
 """``dacli plot``: PNG pictures of an analysis file. Returns the files written; prints nothing.
 
-Models without a grid get time series and per-window diagnostics; 1-D models also a Hovmoller
-diagram; 2-D models (dims ``(time, y, x)`` or ``(time, lat, lon)``) maps at one time instead,
-optionally with the truth, the analysis error and the observations used around that time.
+Every model gets time series at a grid point and the per-window diagnostics; 1-D models also a
+Hovmöller diagram; 2-D models (dims ``(time, y, x)`` or ``(time, lat, lon)``) maps at one time.
+The truth and the observations (coloured by O−B) join the pictures: those of the run that wrote
+the file when they are still there (:func:`dacli.run.plot_inputs.run_files`), or those named by
+``--truth`` and ``--observations``. Every input is checked, then every output, before anything
+is drawn.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import xarray as xr
 
 from dacli.errors import DataError, OutputError
+from dacli.io.figure_diagnostics import window_diagnostics
+from dacli.io.figure_hovmoller import hovmoller
+from dacli.io.figure_maps import maps
+from dacli.io.figure_observations import ObservedPoints
+from dacli.io.figure_series import time_series
+from dacli.io.figure_time import FigureTimes
+from dacli.io.figures import save_figure
+from dacli.io.netcdf import open_netcdf
+from dacli.run.plot_inputs import (
+    at_grid_point,
+    figure_times,
+    observed_points,
+    require_truth_at,
+    run_files,
+    truth_trajectories,
+    window_containing,
+)
 
 SUFFIXES = ("maps", "hovmoller", "timeseries", "diagnostics")
 KINDS = {
@@ -24,58 +47,122 @@ KINDS = {
 log = logging.getLogger("dacli")
 
 
+@dataclass(frozen=True)
+class PlotInputs:
+    """Everything the pictures of one analysis file draw, read and checked before drawing."""
+
+    dataset: xr.Dataset
+    variables: list[str]
+    grid: tuple[str, ...]
+    point: dict[str, int]
+    times: FigureTimes
+    title: str
+    truth: dict[str, np.ndarray] | None
+    observed: dict[str, ObservedPoints] | None
+    index: int | None  # the mapped time (2-D grids)
+
+
 def plot(
     analysis: Path,
-    out: Path | None = None,
+    output: Path | None = None,
     point: int | str | None = None,
     overwrite: bool = False,
     time: float | None = None,
     truth: Path | None = None,
     observations: Path | None = None,
 ) -> dict[str, str]:
-    """Write ``<out>_<kind>.png`` for each kind the file's grid allows (out defaults to the path
-    without .nc).
+    """Write ``<output>_<kind>.png`` for each kind the file's grid allows (``output``, a prefix,
+    defaults to the analysis path without .nc); returns {kind: path}.
 
-    ``time``, ``truth`` and ``observations`` concern the maps of a 2-D model; other files ignore
-    them with a warning. Every input is checked, then every output, before anything is drawn.
+    ``time`` chooses the mapped time of a 2-D model (other files ignore it with a warning);
+    ``truth`` and ``observations`` default to the run's own files (:func:`run_files`).
     """
-    from dacli.io import figures
-    from dacli.io.netcdf import open_netcdf
+    inputs = read_inputs(analysis, point, time, truth, observations)
+    kinds = KINDS[len(inputs.grid)]
+    paths = output_paths(analysis, output, kinds, overwrite)
+    return {kind: str(save_figure(draw(kind, inputs), paths[kind], overwrite)) for kind in kinds}
 
+
+def read_inputs(analysis, point, time, truth, observations) -> PlotInputs:
+    """The analysis file, its grid, and the truth and observations to draw, all checked."""
     dataset = open_netcdf(analysis, "analysis")
     variables = analysis_variables(dataset, analysis)
     grid = grid_dims(dataset, variables[0], analysis)
     where = grid_point(point, dataset, grid, analysis)
-    kinds = KINDS[len(grid)]
-    index, truth_fields, observed = None, None, None
+    index = None
     if len(grid) == 2:
         index = time_index(time, dataset, analysis)
-        truth_fields = (
-            truth_maps(truth, dataset, variables, grid, index, analysis)
-            if truth is not None
-            else None
+    elif time is not None:
+        log.warning(
+            "--time ignored: analysis file %s is not on a 2-D grid (it chooses the time of the "
+            "maps)",
+            analysis,
         )
-        observed = (
-            observed_locations(observations, dataset, grid, index)
-            if observations is not None
-            else None
+    run_truth, run_feedback = run_files(dataset, analysis)
+    truth_path = truth if truth is not None else run_truth
+    feedback_path = observations if observations is not None else run_feedback
+    truth_fields = (
+        None
+        if truth_path is None
+        else truth_trajectories(truth_path, dataset, variables, grid, analysis)
+    )
+    if truth_fields is not None and index is not None:
+        require_truth_at(truth_fields, dataset, index, truth_path)
+    observed = (
+        None if feedback_path is None else observed_points(feedback_path, dataset, variables, grid)
+    )
+    return PlotInputs(
+        dataset=dataset,
+        variables=variables,
+        grid=grid,
+        point=where,
+        times=figure_times(dataset),
+        title=str(dataset.attrs.get("title", analysis)),
+        truth=truth_fields,
+        observed=observed,
+        index=index,
+    )
+
+
+def draw(kind: str, inputs: PlotInputs):
+    """The figure of one kind (a key of :data:`SUFFIXES`)."""
+    data, names, grid, times = inputs.dataset, inputs.variables, inputs.grid, inputs.times
+    truth, observed = inputs.truth, inputs.observed
+    if kind == "maps":  # a 2-D grid only (KINDS): the index is set and the grid is (y, x)
+        index = inputs.index or 0
+        window = window_containing(data, float(data["time"].values[index]))
+        return maps(
+            data,
+            names,
+            (grid[0], grid[1]),
+            index,
+            inputs.title,
+            times,
+            truth=None if truth is None else {name: truth[name][index] for name in truth},
+            observed=None
+            if observed is None
+            else {name: p.where(p.window == window).once() for name, p in observed.items()},
+            window=window,
         )
-    else:
-        _warn_map_options(analysis, time=time, truth=truth, observations=observations)
-    paths = output_paths(analysis, out, kinds, overwrite)
-    title = str(dataset.attrs.get("title", analysis))
-    drawings = {
-        # maps: a 2-D grid only (KINDS), so index is set and grid is (y, x)
-        "maps": lambda: figures.maps(
-            dataset, variables, (grid[0], grid[1]), index or 0, title, truth_fields, observed
-        ),
-        "hovmoller": lambda: figures.hovmoller(dataset, variables, grid[0], title),
-        "timeseries": lambda: figures.time_series(dataset, variables, where, title),
-        "diagnostics": lambda: figures.window_diagnostics(dataset, title),
-    }
-    return {
-        kind: str(figures.save_figure(drawings[kind](), paths[kind], overwrite)) for kind in kinds
-    }
+    if kind == "hovmoller":
+        once = None if observed is None else {name: p.once() for name, p in observed.items()}
+        return hovmoller(data, names, grid[0], inputs.title, times, truth, once)
+    if kind == "timeseries":
+        position: tuple[Any, ...] = (slice(None), *inputs.point.values())  # (time, *point)
+        return time_series(
+            data,
+            names,
+            inputs.point,
+            inputs.title,
+            times,
+            truth=None
+            if truth is None
+            else {name: field[position] for name, field in truth.items()},
+            observed=None
+            if observed is None
+            else {name: at_grid_point(p, data, inputs.point) for name, p in observed.items()},
+        )
+    return window_diagnostics(data, inputs.title, times)
 
 
 def analysis_variables(dataset, analysis) -> list[str]:
@@ -176,8 +263,6 @@ def time_index(time: float | None, dataset, analysis) -> int:
     step = float(np.median(np.abs(np.diff(times)))) if len(times) > 1 else 0.0
     slack = step / 2 + 1e-9 * max(1.0, abs(float(time)))
     if not np.isfinite(time) or not times.min() - slack <= time <= times.max() + slack:
-        from dacli.io.figures import time_unit
-
         unit = time_unit(dataset)
         raise DataError(
             f"--time {time:g}: analysis file {analysis} holds times {times.min():g} .. "
@@ -187,150 +272,17 @@ def time_index(time: float | None, dataset, analysis) -> int:
     return int(np.argmin(np.abs(times - time)))
 
 
-def truth_maps(
-    path: Path, dataset, variables: list[str], grid: tuple[str, ...], index: int, analysis
-) -> dict[str, np.ndarray]:
-    """Each variable of the truth (state) file on the analysis grid at the mapped time, (ny, nx)."""
-    from dacli.io.netcdf import open_netcdf
-
-    truth = open_netcdf(path, "truth")
-    _check_same_grid(truth, dataset, grid, path, analysis)
-    when = _truth_time(truth, dataset, index, path)
-    fields = {}
-    for name in variables:
-        if name not in truth.data_vars:
-            found = ", ".join(sorted(map(str, truth.data_vars))) or "none"
-            raise DataError(
-                f"--truth {path}: no variable {name!r} (analysis file {analysis} has "
-                f"{', '.join(variables)}); data variables found: {found}"
-            )
-        array = truth[name]
-        expected = ("time", *grid) if "time" in array.dims else grid
-        if set(array.dims) != set(expected):
-            raise DataError(
-                f"--truth {path}: variable {name!r} has dimensions {tuple(array.dims)}; expected "
-                f"{('time', *grid)} like analysis file {analysis}"
-            )
-        array = array.transpose(*expected)
-        fields[name] = np.asarray(
-            (array.isel(time=when) if "time" in array.dims else array).values, float
-        )
-    return fields
+def time_unit(dataset) -> str:
+    """'days' for time units 'days since 2000-01-01 00:00:00'; '' for none or '1'."""
+    units = str(dataset["time"].attrs.get("units", "")) if "time" in dataset.variables else ""
+    unit = units.split(" since ")[0].strip()
+    return "" if unit == "1" else unit
 
 
-def _check_same_grid(truth, dataset, grid: tuple[str, ...], path, analysis) -> None:
-    for dim in grid:
-        if dim not in truth.dims:
-            raise DataError(
-                f"--truth {path}: no {dim!r} dimension; expected the grid ({', '.join(grid)}) of "
-                f"analysis file {analysis}; dimensions found: "
-                f"{', '.join(map(str, truth.dims)) or 'none'}"
-            )
-        expected, found = dataset[dim].values, truth[dim].values
-        if found.shape != expected.shape or not np.allclose(found, expected, rtol=1e-6, atol=0.0):
-            raise DataError(
-                f"--truth {path}: its {dim} coordinate ({_span(found)}) differs from that of "
-                f"analysis file {analysis} ({_span(expected)}); expected the same grid"
-            )
-
-
-def _span(values: np.ndarray) -> str:
-    return f"{len(values)} points, {values[0]:g} .. {values[-1]:g}" if len(values) else "0 points"
-
-
-def _truth_time(truth, dataset, index: int, path) -> int:
-    """Index of the truth state at the analysis time ``index`` (within half the analysis step)."""
-    if "time" not in truth.dims:
-        return 0
-    wanted_units, found_units = dataset["time"].attrs.get("units"), truth["time"].attrs.get("units")
-    if wanted_units and found_units and wanted_units != found_units:
-        raise DataError(
-            f"--truth {path}: time units {found_units!r}; expected {wanted_units!r} like the "
-            "analysis file"
-        )
-    times, truth_times = (
-        np.asarray(dataset["time"].values, float),
-        np.asarray(truth["time"].values, float),
-    )
-    step = float(np.median(np.abs(np.diff(times)))) if len(times) > 1 else 0.0
-    wanted = times[index]
-    nearest = int(np.argmin(np.abs(truth_times - wanted)))
-    if abs(truth_times[nearest] - wanted) > step / 2 + 1e-9 * max(1.0, abs(wanted)):
-        raise DataError(
-            f"--truth {path}: no state at time {wanted:g} (the file holds times "
-            f"{truth_times.min():g} .. {truth_times.max():g}); expected one within {step / 2:g}"
-        )
-    return nearest
-
-
-def observed_locations(
-    path: Path, dataset, grid: tuple[str, ...], index: int
-) -> dict[str | None, np.ndarray]:
-    """Locations ``(n, 2)`` as (grid[0], grid[1]) of the observations used around the mapped time.
-
-    Keyed by observed variable when the feedback file has a ``variable`` column, else by None.
-    """
-    from dacli.io.netcdf import open_netcdf
-
-    feedback = open_netcdf(path, "observations")
-    required = ("window", "qc_flag", "time", *grid)
-    missing = [name for name in required if name not in feedback.variables]
-    if missing:
-        found = ", ".join(map(str, feedback.variables)) or "none"
-        raise DataError(
-            f"--observations {path}: not an observation-space diagnostics (feedback) file for the "
-            f"grid ({', '.join(grid)}): no {', '.join(missing)}; variables found: {found}"
-        )
-    keep = (feedback["qc_flag"].values == 0) & _near_window(
-        feedback, dataset, float(dataset["time"].values[index])
-    )
-    columns = np.column_stack(
-        [feedback["time"].values, *(feedback[dim].values for dim in grid)]
-    ).astype(float)[keep]
-    names = (
-        feedback["variable"].values[keep].astype(str)
-        if "variable" in feedback.variables
-        else np.full(len(columns), None)
-    )
-    located = {}
-    for name in dict.fromkeys(names.tolist()):
-        rows = np.unique(
-            columns[names == name], axis=0
-        )  # an observation used in overlapping windows once
-        located[name] = rows[:, 1:]
-    return located
-
-
-def _near_window(feedback, dataset, time: float) -> np.ndarray:
-    """Rows of the window containing ``time`` (the one centred nearest), else within half a window
-    length."""
-    starts = np.asarray(dataset["window_start"].values, float)
-    ends = np.asarray(dataset["window_end"].values, float) if "window_end" in dataset else None
-    if ends is not None:
-        containing = np.flatnonzero((starts <= time) & (time <= ends))
-        if containing.size:
-            window = containing[np.argmin(np.abs((starts + ends)[containing] / 2 - time))]
-            return feedback["window"].values == window
-        length = float(np.median(ends - starts))
-    else:
-        length = float(np.median(np.diff(starts))) if len(starts) > 1 else np.inf
-    return np.abs(np.asarray(feedback["time"].values, float) - time) <= length / 2
-
-
-def _warn_map_options(analysis, **options) -> None:
-    given = [f"--{name}" for name, value in options.items() if value is not None]
-    if given:
-        log.warning(
-            "%s ignored: analysis file %s is not on a 2-D grid (they choose and decorate the maps)",
-            ", ".join(given),
-            analysis,
-        )
-
-
-def output_paths(analysis, out, kinds: tuple[str, ...], overwrite: bool) -> dict[str, Path]:
+def output_paths(analysis, output, kinds: tuple[str, ...], overwrite: bool) -> dict[str, Path]:
     """``<prefix>_<kind>.png`` for each kind; OutputError if the folder is missing or one exists (no
     --overwrite)."""
-    prefix = Path(out) if out is not None else Path(analysis).with_suffix("")
+    prefix = Path(output) if output is not None else Path(analysis).with_suffix("")
     if not prefix.parent.is_dir():
         raise OutputError(f"output folder {prefix.parent} does not exist")
     paths = {kind: prefix.parent / f"{prefix.name}_{kind}.png" for kind in kinds}
