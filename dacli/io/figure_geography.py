@@ -22,9 +22,10 @@ from matplotlib.collections import LineCollection
 from matplotlib.ticker import FuncFormatter
 
 try:  # the optional "maps" extra
+    import cartopy
     import cartopy.feature as cartopy_feature
 except ImportError:  # pragma: no cover - depends on the environment
-    cartopy_feature = None
+    cartopy = cartopy_feature = None
 
 log = logging.getLogger("dacli")
 
@@ -56,7 +57,7 @@ def degree_ticks(axes) -> None:
 def coastline_geometries(extent: tuple[float, float, float, float]) -> list:
     """Natural Earth coastlines (shapely geometries, lon/lat) crossing ``extent`` (lon0, lon1,
     lat0, lat1); longitudes 0..360 grids get the copies shifted by 360°. Raises ImportError
-    without cartopy, OSError when its data cannot be had."""
+    without cartopy, OSError when its data cannot be had (not yet downloaded, and no network)."""
     if cartopy_feature is None:
         raise ImportError("cartopy is not installed (pip install 'dacli[maps]')")
     feature = cartopy_feature.NaturalEarthFeature("physical", "coastline", COASTLINE_SCALE)
@@ -66,7 +67,14 @@ def coastline_geometries(extent: tuple[float, float, float, float]) -> list:
         box = (west - shift, east - shift, south, north)
         with warnings.catch_warnings():  # cartopy's DownloadWarning: the reason is logged
             warnings.simplefilter("ignore")
-            found = list(feature.intersecting_geometries(box))
+            try:
+                found = list(feature.intersecting_geometries(box))
+            except OSError as exc:  # urllib's URLError included
+                folder = getattr(cartopy, "config", {}).get("data_dir", "its data folder")
+                raise OSError(
+                    f"cartopy could not load Natural Earth's {COASTLINE_SCALE} coastlines ({exc}); "
+                    f"it downloads them once into {folder}"
+                ) from exc
         geometries += [(geometry, shift) for geometry in found]
     return geometries
 
