@@ -392,6 +392,34 @@ def test_marker_size_shrinks_with_density(tmp_path):
         _figure().close(figure)
 
 
+def test_diagnostics_mark_unconverged_windows_and_the_outer_loops(tmp_path):
+    """Iterations coloured by convergence (a legend only when both occur), plain-number log ticks, the
+    incremental formulation's outer-loop panel; windows numbered by the file's window coordinate."""
+    from dacli.io.figure_diagnostics import window_diagnostics
+    from dacli.io.figures import _figure
+    from dacli.io.netcdf import open_netcdf
+    from dacli.run.plot_inputs import figure_times
+
+    dataset = open_netcdf(write_2d_analysis(tmp_path / "a.nc"), "analysis").assign(
+        iterations=("window", [12, 40]), converged=("window", np.array([1, 0], np.int8)),
+        outer_cost=(("window", "outer_loop"), [[400.0, 60.0], [300.0, 50.0]])).assign_coords(window=[7, 8])
+    figure = window_diagnostics(dataset, "t", figure_times(dataset))
+    panels = {axis.get_title(): axis for axis in figure.axes if axis.get_visible()}
+    assert list(panels) == ["RMSE against the truth", "cost per window", "iterations and convergence (1 of 2 converged)",
+                            "cost per outer loop, every window"]
+    bars = panels["iterations and convergence (1 of 2 converged)"]
+    assert [(bar.get_x() + bar.get_width() / 2, bar.get_height()) for bar in bars.patches] == [(7, 12), (8, 40)]
+    assert [text.get_text() for text in bars.get_legend().get_texts()] == ["converged", "not converged"]
+    assert bars.patches[0].get_facecolor() != bars.patches[1].get_facecolor()
+    assert figure.get_suptitle() == "t\nwindows 7 to 8: 2000-01-01 00:00 to 2000-01-11 00:00"
+    figure.draw_without_rendering()
+    assert "100" in [label.get_text() for label in panels["cost per window"].get_yticklabels()]
+    outer = panels["cost per outer loop, every window"]
+    assert [label.get_text() for label in outer.get_xticklabels()] == ["1", "2", "final"]
+    assert list(outer.get_lines()[-1].get_ydata()) == pytest.approx([np.sqrt(400 * 300), np.sqrt(60 * 50), np.sqrt(30 * 25)])
+    _figure().close(figure)
+
+
 def test_plot_2d_errors(cli, tmp_path):
     write_2d_analysis(tmp_path / "qg.nc")
     late = cli(["plot", "qg.nc", "--time", "13"], tmp_path)

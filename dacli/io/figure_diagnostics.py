@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 import xarray as xr
-from matplotlib.ticker import MaxNLocator, StrMethodFormatter
+from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter, StrMethodFormatter
 
 from dacli.io.figure_time import FigureTimes
 from dacli.io.figures import _figure, units_text
@@ -104,11 +104,15 @@ def _windows_text(times: FigureTimes) -> str:
 
 
 def _log_scale(axis) -> None:
-    """A logarithmic y axis labelled in plain numbers ('60', '200', '4e-05'), minor ticks too when
-    the data span less than a decade (mathtext labels cost a second per figure to lay out)."""
+    """A logarithmic y axis (call after plotting) with ticks at 1, 2, 5 x 10^k over up to two
+    decades of data, at the powers of ten beyond, labelled as plain numbers ('20', '500',
+    '1e-08'): no mathtext, whose layout costs about a second per figure."""
     axis.set_yscale("log")
-    for formatter in (axis.yaxis.set_major_formatter, axis.yaxis.set_minor_formatter):
-        formatter(StrMethodFormatter("{x:g}"))
+    low, high = axis.dataLim.intervaly
+    decades = np.log10(high / low) if 0 < low < high else 0.0
+    axis.yaxis.set_major_locator(LogLocator(subs=(1.0,) if decades > 2 else (1.0, 2.0, 5.0)))
+    axis.yaxis.set_major_formatter(StrMethodFormatter("{x:g}"))
+    axis.yaxis.set_minor_formatter(NullFormatter())
 
 
 def _line(axis, numbers, values, colour, label, style="o-", **more):
@@ -154,13 +158,20 @@ def _iterations(axis, dataset, numbers) -> None:
         if "converged" in dataset
         else np.ones(len(iterations), bool)
     )
+    mixed = bool(converged.any() and not converged.all())  # else the title says it all
     for flag, colour, label in (
         (True, ANALYSIS, "converged"),
         (False, NOT_CONVERGED, "not converged"),
     ):
         chosen = converged == flag
         if chosen.any():
-            axis.bar(numbers[chosen], iterations[chosen], color=colour, width=0.8, label=label)
+            axis.bar(
+                numbers[chosen],
+                iterations[chosen],
+                color=colour,
+                width=0.8,
+                label=label if mixed else None,
+            )
     incremental = "outer_cost" in dataset
     axis.set_ylabel("CG iterations (all outer loops)" if incremental else "minimiser iterations")
 
@@ -181,7 +192,7 @@ def _outer_loops(axis, dataset, numbers) -> None:
     axis.semilogy(
         loops, np.exp(np.log(costs).mean(axis=0)), "o-", color="C3", label="geometric mean"
     )
-    _log_scale(axis)
     axis.set_xticks(loops, [str(i + 1) for i in loops[:-1]] + ["final"])
+    _log_scale(axis)
     axis.set_xlabel("outer loop")
     axis.set_ylabel("nonlinear J")
