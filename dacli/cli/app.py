@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import logging
 import signal
-from typing import Annotated
+import sys
+from collections.abc import Sequence
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from dacli import __version__, stop_signals
 from dacli.cli.assimilate import assimilate
@@ -26,7 +29,46 @@ from dacli.cli.train import train
 from dacli.cli.tune import tune
 from dacli.cli.validate import validate
 
+
+class DacliGroup(TyperGroup):
+    """typer's group, its usage errors said as dacli says every error: one line on stderr,
+    ``dacli: error: Invalid value for '--device': 'bogus' is not one of 'auto', 'cpu', 'gpu'. (see
+    'dacli assimilate -h')``, exit 2, instead of a boxed panel. Help for no arguments is typer's."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        def run() -> Any:  # not standalone: errors and exits come back here
+            return super(DacliGroup, self).main(
+                args, prog_name, complete_var, False, windows_expand_args, **extra
+            )
+
+        if not standalone_mode:
+            return run()
+        try:
+            code = run()
+        except typer.TyperException as wrong:  # typer's (vendored) click usage errors
+            # typer checks a Literal through pydantic, whose message starts "Value error, ".
+            message = wrong.format_message().replace("Value error, ", "")
+            if message:  # empty: the help for no arguments, shown already
+                context = getattr(wrong, "ctx", None)
+                hint = f" (see '{context.command_path} -h')" if context is not None else ""
+                typer.echo(f"dacli: error: {message}{hint}", err=True)
+            sys.exit(getattr(wrong, "exit_code", 2))
+        except typer.Abort:
+            typer.echo("dacli: aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
+    cls=DacliGroup,
     name="dacli",
     help=(
         "Variational data assimilation from the command line, on JAX: strong-constraint, "
