@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from dacli.cli.command import CommandOptions, command, fail, run_command, run_configured
-from dacli.cli.logs import is_terminal
+from dacli.cli.logs import compile_display, is_terminal
 from dacli.cli.options import OUTPUT
 from dacli.cli.render import render_checks, render_failures
 from dacli.errors import CHECK_FAILED, USAGE_ERROR
@@ -40,14 +40,15 @@ agreement of every adjoint strategy."""
     def work(cfg=None):
         from dacli.run.check_adjoints import check_adjoints as run_checks
 
-        if cfg is None:
-            return run_checks(
-                None,
-                precision=options.precision or "float64",
-                device=options.device or "auto",
-                strategies=not no_strategies,
-            )
-        return run_checks(cfg, strategies=not no_strategies)
+        with compile_display():
+            if cfg is None:
+                return run_checks(
+                    None,
+                    precision=options.precision or "float64",
+                    device=options.device or "auto",
+                    strategies=not no_strategies,
+                )
+            return run_checks(cfg, strategies=not no_strategies)
 
     if config is not None:
         run_configured(options, config, work, lambda result: _report(result, options))

@@ -148,6 +148,14 @@ def phase_callback() -> Callable[[str], None] | None:
     return None if display is None else display.phase
 
 
+def compile_display() -> contextlib.AbstractContextManager[None]:
+    """While in the block, JAX's tracing and compiling shown on the display
+    (:func:`dacli.run.phases.compile_phases`), for a run function that reports no phases itself."""
+    from dacli.run.phases import compile_phases  # imports JAX: only inside a running command
+
+    return compile_phases(phase_callback())
+
+
 class _TerminalProgress:
     """A command's reports on its display (the command's own, or one of its own on a terminal when
     called outside a command), only on a terminal and without -q."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dacli.cli.command import CommandOptions, command, run_configured
+from dacli.cli.logs import compile_display
 from dacli.cli.options import CONFIGURED, ConfigPath
 from dacli.cli.render import log_written, result_json
 
@@ -18,7 +19,8 @@ def simulate(config: ConfigPath, *, options: CommandOptions) -> None:
     def work(cfg):
         from dacli.run.simulate import simulate as run_simulate
 
-        return run_simulate(cfg, overwrite=options.overwrite)
+        with compile_display():
+            return run_simulate(cfg, overwrite=options.overwrite)
 
     def report(result) -> None:
         summary = result_json(result)

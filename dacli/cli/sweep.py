@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from dacli.cli.command import CommandOptions, command, run_configured
+from dacli.cli.logs import compile_display
 from dacli.cli.options import (
     CONFIGURED,
     ConfigPath,
@@ -63,7 +64,8 @@ def sweep(
         key, numbers = parse_values(values)
         if table is not None:
             check_writable(table, options.overwrite)
-        result = run_sweep(cfg, key, numbers)
+        with compile_display():
+            result = run_sweep(cfg, key, numbers)
         if table is not None and result.process == 0:  # multi-process: process 0 writes it
             write_table(result, table, options.overwrite)
             result = dataclasses.replace(result, table=str(table))

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from dacli.cli.command import CommandOptions, command, run_configured
+from dacli.cli.logs import compile_display
 from dacli.cli.options import CONFIGURED, ConfigPath
 from dacli.cli.render import result_json
 
@@ -35,7 +36,8 @@ def tune(config: ConfigPath, output: OutputOption = None, *, options: CommandOpt
     def work(cfg):
         from dacli.run.tune import tune as run_tune
 
-        return run_tune(cfg, overwrite=options.overwrite)
+        with compile_display():
+            return run_tune(cfg, overwrite=options.overwrite)
 
     extra: list[str] = [] if output is None else [f"tune.output={json.dumps(str(output))}"]
     run_configured(options, config, work, lambda result: report_tuning(result, options), extra)
