@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from dacli.errors import DATA_ERROR, OUTPUT_ERROR, SUCCESS, USAGE_ERROR
+from dacli.errors import DATA_ERROR, OUTPUT_ERROR, SUCCESS, USAGE_ERROR, DataError
 
 PNG = b"\x89PNG\r\n\x1a\n"
 FAST = ["--set", "window.count=3", "--set", "method.max_steps=80"]  # test_bad_input's compiled program
@@ -102,7 +102,7 @@ def test_times_read_as_dates_in_the_files_calendar_and_windows_as_windows_counts
     import json
 
     from dacli.io.netcdf import open_netcdf
-    from dacli.run.plot_inputs import figure_times
+    from dacli.run.plot_inputs import figure_times, requested_time
 
     analysis = open_netcdf(lorenz96_output, "analysis")
     lorenz = figure_times(analysis)
@@ -122,6 +122,9 @@ def test_times_read_as_dates_in_the_files_calendar_and_windows_as_windows_counts
     assert dated.axis_label() == "date (360_day calendar)"
     analysis["time"].attrs.update(units="1")
     assert figure_times(analysis).text(2) == "t = 2"
+    with pytest.raises(DataError, match="^--time 2000-01-02: analysis file l96.nc has a dimensionless model time; "
+                       "expected a number of model time units$"):
+        requested_time("2000-01-02", analysis, "l96.nc")
 
 
 def test_plot_without_a_grid_draws_time_series_and_diagnostics(cli, tmp_path):
@@ -272,6 +275,13 @@ def test_maps_panels_titles_and_colour_scales(tmp_path):
     assert grid == ("y", "x")
     index = run.time_index(11.2, analysis, "a.nc")  # within half a step (1.25) past the last time, 10
     assert index == 4
+    assert run.time_index("2000-01-08 12:00", analysis, "a.nc") == run.time_index("7.4", analysis, "a.nc") == 3
+    with pytest.raises(DataError, match=r"^--time 2000-01-30: analysis file a.nc holds times 0 .. 10 days \(step 2.5\); "
+                       r"expected a time in that range \(or within half a step of it\): 2000-01-01 00:00 to 2000-01-11 00:00$"):
+        run.time_index("2000-01-30", analysis, "a.nc")
+    with pytest.raises(DataError, match="^--time 2000-02-30: expected a number of days or a date in the standard calendar "
+                       "of analysis file a.nc, such as 2000-01-01 00:00$"):
+        run.time_index("2000-02-30", analysis, "a.nc")
     inputs, with_truth = _maps_of(tmp_path)
     assert inputs.index == 4 and inputs.truth["psi"].shape == (5, 12, 16)
     # The second window's 30 observations, less the 10 rejected by QC; the first window's are left out.

@@ -41,12 +41,13 @@ PointOption = Annotated[
     ),
 ]
 TimeOption = Annotated[
-    float | None,
+    str | None,
     typer.Option(
         "--time",
         help=(
-            "2-D models: model time to map, in the file's time units; the nearest stored time "
-            "(default: the last)."
+            "2-D models: the time to map, the nearest stored one (default: the last): model time "
+            "in the file's time units, or a date such as 2020-01-11 or '2020-01-11 06:00' in the "
+            "file's calendar."
         ),
     ),
 ]

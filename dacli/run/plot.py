@@ -31,6 +31,7 @@ from dacli.run.plot_inputs import (
     at_grid_point,
     figure_times,
     observed_points,
+    requested_time,
     require_truth_at,
     run_files,
     truth_trajectories,
@@ -67,7 +68,7 @@ def plot(
     output: Path | None = None,
     point: int | str | None = None,
     overwrite: bool = False,
-    time: float | None = None,
+    time: float | str | None = None,
     truth: Path | None = None,
     observations: Path | None = None,
 ) -> dict[str, str]:
@@ -254,20 +255,22 @@ def _parse_indices(point: int | str, grid: tuple[str, ...], analysis) -> list[in
     return indices
 
 
-def time_index(time: float | None, dataset, analysis) -> int:
-    """Index of the file's time nearest ``time`` (default: the last); DataError beyond half a step
-    outside."""
+def time_index(requested: float | str | None, dataset, analysis) -> int:
+    """Index of the file's time nearest ``requested`` (default: the last): model time, or a date
+    in the file's calendar (:func:`requested_time`); DataError beyond half a step outside."""
     times = np.asarray(dataset["time"].values, float)
-    if time is None:
+    if requested is None:
         return len(times) - 1
+    time = requested_time(requested, dataset, analysis)
     step = float(np.median(np.abs(np.diff(times)))) if len(times) > 1 else 0.0
     slack = step / 2 + 1e-9 * max(1.0, abs(float(time)))
     if not np.isfinite(time) or not times.min() - slack <= time <= times.max() + slack:
-        unit = time_unit(dataset)
+        unit, calendar = time_unit(dataset), figure_times(dataset)
+        dates = "" if calendar.calendar is None else f": {calendar.span(times.min(), times.max())}"
         raise DataError(
-            f"--time {time:g}: analysis file {analysis} holds times {times.min():g} .. "
+            f"--time {requested}: analysis file {analysis} holds times {times.min():g} .. "
             f"{times.max():g}{' ' + unit if unit else ''} (step {step:g}); expected a time in that "
-            "range (or within half a step of it)"
+            f"range (or within half a step of it){dates}"
         )
     return int(np.argmin(np.abs(times - time)))
 

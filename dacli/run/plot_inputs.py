@@ -19,6 +19,7 @@ import json
 import logging
 from pathlib import Path
 
+import cftime
 import numpy as np
 
 from dacli.config.schema import TimeConfig, window_range
@@ -99,6 +100,41 @@ def figure_times(dataset) -> FigureTimes:
         window_numbers=window_numbers(dataset),
         window_starts=np.asarray(dataset["window_start"].values, float),
         window_ends=None if ends is None else np.asarray(ends, float),
+    )
+
+
+DATE_FORMATS = (
+    "%Y-%m-%d",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S",
+)
+
+
+def requested_time(requested: float | str, dataset, analysis) -> float:
+    """``--time`` as model time: a number of the file's time units, or a date ('2020-01-11',
+    '2020-01-11 06:00') in the file's own calendar when its time is a calendar time."""
+    try:
+        return float(requested)
+    except ValueError:
+        pass
+    calendar = figure_times(dataset).calendar
+    if calendar is None:
+        raise DataError(
+            f"--time {requested}: analysis file {analysis} has a dimensionless model time; "
+            "expected a number of model time units"
+        )
+    for layout in DATE_FORMATS:
+        try:
+            date = cftime.datetime.strptime(str(requested).strip(), layout, calendar.calendar)
+        except ValueError:
+            continue
+        return float(cftime.date2num(date, calendar.units, calendar.calendar))
+    raise DataError(
+        f"--time {requested}: expected a number of {calendar.unit} or a date in the "
+        f"{calendar.calendar} calendar of analysis file {analysis}, such as "
+        f"{calendar.dates([0.0])[0].strftime('%Y-%m-%d %H:%M')}"
     )
 
 
