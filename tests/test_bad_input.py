@@ -203,7 +203,7 @@ def test_set_override_errors(cli, ws, overrides, problems, request):
 
 def test_precision_option_error(cli, ws):
     stderr = fails(cli, ws, ["assimilate", CONFIG, "--precision", "float16"], USAGE_ERROR, "precision")
-    assert "run.precision: input should be 'float32' or 'float64', found 'float16'" in stderr
+    assert "Invalid value for '--precision': 'float16' is not one of 'float32', 'float64'." in stderr
 
 
 # --- input data errors (exit 3) ----------------------------------------------------------------

@@ -15,7 +15,7 @@ FOUR = ["--set", "window.count=4", "--set", "diagnostics.burn_in=0.15"]
 
 def test_a_sweep_row_is_the_assimilation_with_that_value(workspace, cli):
     swept = cli(["sweep", "configs/lorenz96.toml", *FOUR, "--values", "background.covariance.std=0.3,1.0,3.0",
-                 "--out", "sweep.csv", "--json"], workspace)
+                 "-o", "sweep.csv", "--json"], workspace)
     assert swept.exit_code == 0, swept.stderr
     rows = json.loads(swept.stdout)["rows"]
     assert [row["background.covariance.std"] for row in rows] == [0.3, 1.0, 3.0]
