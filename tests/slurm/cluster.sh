@@ -108,7 +108,9 @@ SlurmctldPidFile=$DIR/pids/slurmctld.own.pid
 SlurmdPidFile=$DIR/pids/slurmd.own.pid
 SlurmctldLogFile=$DIR/log/slurmctld.log
 SlurmdLogFile=$DIR/log/slurmd.log
-SlurmctldDebug=info
+# debug2: slurmctld logs "Testing job time limits" at each time-limit check (every 30 s, fixed);
+# test_slurm.py submits a time-limited job just after one, so its --signal comes at a known time
+SlurmctldDebug=debug2
 SlurmdDebug=info
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
