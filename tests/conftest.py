@@ -27,6 +27,8 @@ set_process_environment()  # what the CLI's entry point sets (EQX_ON_ERROR=nan .
 import jax  # noqa: E402
 import pytest  # noqa: E402
 
+from dacli.run.runtime import configure  # noqa: E402
+
 jax.config.update("jax_enable_x64", True)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,15 +43,17 @@ def copy_workspace(root: Path) -> Path:
 def pytest_configure(config):
     """One persistent JAX compilation cache for the whole test session (never the user's own).
 
-    Set in the controlling process before xdist starts its workers, so the workers and every
-    ``dacli`` subprocess share it: a program compiled by one test is loaded, not recompiled, by
-    the next that builds the same one (e.g. the same configuration run in-process again).
+    Made in the controlling process before xdist starts its workers, so the workers and every
+    ``dacli`` subprocess share it, and switched on in every test process from its start (not only
+    once a test has run a dacli command there): a program compiled by one test is loaded, not
+    recompiled, by the next that builds the same one, in this worker or another (e.g. a
+    module-scoped problem whose tests xdist hands to both workers).
     """
-    if hasattr(config, "workerinput") or "DACLI_COMPILATION_CACHE" in os.environ:
-        return
-    folder = tempfile.mkdtemp(prefix="dacli-test-jax-cache-")
-    os.environ["DACLI_COMPILATION_CACHE"] = folder
-    config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
+    if not hasattr(config, "workerinput") and "DACLI_COMPILATION_CACHE" not in os.environ:
+        folder = tempfile.mkdtemp(prefix="dacli-test-jax-cache-")
+        os.environ["DACLI_COMPILATION_CACHE"] = folder
+        config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
+    configure("float64", "auto", os.environ["DACLI_COMPILATION_CACHE"])
 
 
 @pytest.fixture
