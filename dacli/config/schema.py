@@ -277,16 +277,21 @@ class WindowConfig(Section):
         return self.length if self.shift is None else self.shift
 
 
+_DEFAULT_TIME_UNITS = "days since 2000-01-01 00:00:00"  # [time] units when not set
+
+
 class TimeConfig(Section):
     """The model's time axis: model times (window.start, model.dt, ...) are numbers of ``units``
     in ``calendar``.
 
     Lorenz models have a dimensionless time: it is written with these units too (one model
-    time unit labelled as one day by default), which keeps their files CF-valid.
+    time unit as one day by default), which keeps their files CF time that every tool decodes;
+    ``long_name`` then says so (without ``units`` in the config, the time is taken as
+    dimensionless: :func:`dacli.io.times.dimensionless_label`).
     """
 
     units: str = Field(
-        default="days since 2000-01-01 00:00:00",
+        default=_DEFAULT_TIME_UNITS,
         description=(
             "CF time units '<unit> since <epoch>' of model time; also the units of every time "
             "written"
@@ -299,6 +304,25 @@ class TimeConfig(Section):
             "360_day"
         ),
     )
+    long_name: str | None = Field(
+        default=None,
+        description=(
+            "long_name of the time coordinates written; default 'time' where [time] units is "
+            "set, else 'dimensionless model time (one model time unit written as one day since "
+            "2000-01-01 00:00:00)', the Lorenz models' case"
+        ),
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_long_name(cls, data: Any) -> Any:
+        from dacli.io.times import dimensionless_label
+
+        if isinstance(data, dict) and data.get("long_name") is None:
+            units = data.get("units")
+            label = "time" if units is not None else dimensionless_label(_DEFAULT_TIME_UNITS)
+            data = {**data, "long_name": label}
+        return data
 
     @field_validator("calendar")
     @classmethod
@@ -329,7 +353,7 @@ class TimeConfig(Section):
         """The :class:`dacli.io.times.TimeAxis` these keys define."""
         from dacli.io.times import TimeAxis
 
-        return TimeAxis(self.units, self.calendar)
+        return TimeAxis(self.units, self.calendar, self.long_name or "time")
 
 
 ScalarValue = float | int | str
@@ -665,12 +689,52 @@ class OutputConfig(Section):
         default=None,
         description=(
             "title attribute of the analysis and observation-diagnostics files (the forecast's "
-            "adds ': forecast'); default run.name"
+            "adds ': forecast', simulate's files what they hold); default run.name"
         ),
     )
-    institution: str = Field(
-        default="unknown",
-        description=("institution attribute (CF) of the analysis and forecast files"),
+    summary: str | None = Field(
+        default=None,
+        description=(
+            "summary attribute (ACDD) of every file written; default: generated from the run "
+            "(method, model, windows, time coverage)"
+        ),
+    )
+    keywords: list[str] = Field(
+        default_factory=list,
+        description=(
+            "keywords (ACDD) added to those dacli writes ('data assimilation', the method, the "
+            "model)"
+        ),
+    )
+    institution: str | None = Field(
+        default=None,
+        description="institution attribute (CF, ACDD) of every file written; default: left out",
+    )
+    creator_name: str | None = Field(
+        default=None, description="creator_name (ACDD): who made the files; default: left out"
+    )
+    creator_email: str | None = Field(
+        default=None, description="creator_email (ACDD) of the creator; default: left out"
+    )
+    creator_url: str | None = Field(
+        default=None, description="creator_url (ACDD) of the creator; default: left out"
+    )
+    creator_type: Literal["person", "group", "institution", "position"] | None = Field(
+        default=None, description="creator_type (ACDD) of creator_name; default: left out"
+    )
+    project: str | None = Field(
+        default=None, description="project (ACDD) the files belong to; default: left out"
+    )
+    license: str | None = Field(
+        default=None,
+        description="license (ACDD) of the files: a URL, SPDX name or text; default: left out",
+    )
+    references: str | None = Field(
+        default=None,
+        description="references (CF, ACDD) added to those of the method dacli writes",
+    )
+    acknowledgement: str | None = Field(
+        default=None, description="acknowledgement (ACDD) of funding or support; default: left out"
     )
     overwrite: bool = Field(
         default=False,
@@ -696,6 +760,26 @@ class OutputConfig(Section):
         raise ValueError(
             f"{value!r}: output.time_units has moved: the model's time axis is the [time] section "
             f"now (units = {value!r}, calendar = ...)"
+        )
+
+    def discovery(self, title: str):
+        """The :class:`dacli.io.metadata.Discovery` these keys define, for a file of ``title``
+        (``output.title``, else run.name, as the writer words it)."""
+        from dacli.io.metadata import Discovery
+
+        return Discovery(
+            title,
+            self.summary,
+            tuple(self.keywords),
+            self.references,
+            self.institution,
+            self.creator_name,
+            self.creator_email,
+            self.creator_url,
+            self.creator_type,
+            self.project,
+            self.license,
+            self.acknowledgement,
         )
 
     @model_validator(mode="after")

@@ -5,17 +5,24 @@ H(analysis), the O-B and O-A departures and a QC flag, so that a user can monito
 observations and tune B and R (e.g. with the Desroziers diagnostics). A CF-1.11 point file:
 dimension ``obs``; an observation assimilated in several (overlapping) windows has a row per
 window; one that was not assimilated has one row with ``window = -1``, its reason in
-``qc_flag`` and no model equivalents.
+``qc_flag`` and no model equivalents. The time and the positions are the coordinates of every
+row (``coordinates = "time lat lon"``, so CF tools such as cf_xarray find where each value is);
+ACDD-1.3 discovery attributes as in every dacli file (:mod:`dacli.io.metadata`).
+
+A CF point file needs no ``cf_role`` variable (CF 9.5 names none for points); the IOOS
+compliance checker's domain-variable check crashes on such files (its own defect, reported as a
+checker exception, not a finding).
 """
 
 from __future__ import annotations
 
-import datetime as _dt
+from dataclasses import replace
 
 import numpy as np
 import xarray as xr
 
 from dacli import __version__
+from dacli.io.metadata import Description, Discovery, describe, now_iso
 from dacli.io.observation_set import QC_FLAGS
 
 
@@ -57,7 +64,7 @@ def feedback_dataset(
     flags,
     layout,
     time_axis,
-    title: str,
+    discovery: Discovery,
     command: str,
     attrs: dict,
 ) -> xr.Dataset:
@@ -120,7 +127,6 @@ def feedback_dataset(
             },
         ),
     }
-    data_vars.update(location_variables(observations.location[rows], layout))
     coords = {
         "time": xr.Variable(
             ("obs",),
@@ -132,32 +138,45 @@ def feedback_dataset(
                 "axis": "T",
             },
         ),
+        **location_variables(observations.location[rows], layout),
     }
-    now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     dataset = xr.Dataset(
         data_vars,
         coords=coords,
         attrs={
-            "Conventions": "CF-1.11",
             "featureType": "point",
-            "title": f"{title}: observation-space diagnostics",
             "source": f"dacli {__version__}",
-            "history": f"{now}: {command}",
+            "history": f"{now_iso()}: {command}",
             **{f"dacli_{k}": v for k, v in attrs.items()},
         },
     )
     for name in ("obs_value", "obs_error", "hofx_background", "hofx_analysis", "omb", "oma"):
         dataset[name].attrs["units"] = layout.units
-    for name in (
-        "obs_value",
-        "obs_error",
-        "hofx_background",
-        "hofx_analysis",
-        "omb",
-        "oma",
-        "window_start",
-        *[str(k) for k in dataset.data_vars if k in ("location", *layout.dims)],
-    ):
         dataset[name].encoding["_FillValue"] = np.nan
-    dataset["time"].encoding["_FillValue"] = None
-    return dataset
+    dataset["window_start"].encoding["_FillValue"] = np.nan
+    for coordinate in dataset.coords:  # positions may be NaN (no grid); times never are
+        dataset[coordinate].encoding["_FillValue"] = None if coordinate == "time" else np.nan
+    description = Description(
+        f"Observation-space diagnostics of {attrs.get('method', 'a dacli run')} with dacli "
+        f"{__version__}: for each use of an observation in an assimilation window "
+        f"({len(source)} uses) and each observation not assimilated ({len(unused)}), its "
+        "value, error, the model equivalents of the background and of the analysis, the "
+        "departures O-B and O-A and a quality-control flag.",
+        ("data assimilation", "observation departures", "quality control"),
+        "observation-space diagnostics of a variational analysis",
+        content=FEEDBACK_CONTENT,
+        default_content="modelResult",
+    )
+    titled = replace(discovery, title=f"{discovery.title}: observation-space diagnostics")
+    return describe(dataset, titled, description)
+
+
+# ISO 19115-1 content of the variables (the model equivalents: model results)
+FEEDBACK_CONTENT = {
+    "obs_value": "physicalMeasurement",
+    "obs_error": "qualityInformation",
+    "omb": "qualityInformation",
+    "oma": "qualityInformation",
+    "window": "auxiliaryInformation",
+    "window_start": "auxiliaryInformation",
+}

@@ -4,11 +4,17 @@ Reading: ``dacli forecast --from FILE`` takes an analysis file written by ``dacl
 (``<var>_analysis(time, *grid)`` and the per-window ``<var>_analysis_window_end(window, *grid)``
 at ``window_end``) or a state file (``<var>(time, *grid)``: a truth run, a background).
 
-Writing: a CF-1.11 file over ``time`` (the forecasts' initial times, standard name
-``forecast_reference_time``), ``lead_time`` (``forecast_period``, in the time units' unit) and
-the model grid, with the valid time ``valid_time(time, lead_time)`` as an auxiliary coordinate;
-an ensemble adds a ``member`` dimension (``realization``). Global attributes as in analysis
-files (Conventions, title, institution, source, history, references, ``dacli_*`` provenance).
+Writing: a CF-1.11 / ACDD-1.3 file over ``forecast_reference_time`` (the forecasts' initial
+times, of that standard name: the layout of ECMWF's CDS NetCDF files), ``lead_time``
+(``forecast_period``, in the time units' unit) and the model grid, with the valid time
+``valid_time(forecast_reference_time, lead_time)`` (standard name ``time``) as an auxiliary
+coordinate; an ensemble adds a ``member`` dimension (``realization``). Only ``<var>_forecast``
+carries the variable's standard name (``ds.cf[...]`` finds it alone). Global attributes as in
+analysis files (:mod:`dacli.io.metadata`, ``dacli_*`` provenance).
+
+To read such a file back as a background or truth, map its reference time as dacli's ``time``
+(``dims = { time = "forecast_reference_time" }``) and select one lead time: the reader then dates
+each field by its valid time (:mod:`dacli.io.inputs`).
 """
 
 from __future__ import annotations
@@ -19,10 +25,12 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
+from dacli import __version__
 from dacli.errors import DataError
-from dacli.io.analysis import global_attributes, without_fill_on_coordinates
+from dacli.io.analysis import global_attributes, state_attributes, without_fill_on_coordinates
+from dacli.io.metadata import Description, Discovery, describe
 from dacli.io.netcdf import open_netcdf
-from dacli.io.states import coordinates, read_states, states_in_dataset, variable_attributes
+from dacli.io.states import coordinates, read_states, states_in_dataset
 from dacli.io.times import TimeAxis
 from dacli.layout import StateLayout
 
@@ -158,49 +166,47 @@ class ForecastRecord:
     provenance: dict[str, str | int | float]
 
 
+REFERENCE_TIME = "forecast_reference_time"  # the dimension of the initial times (CF name)
+
+
 def forecast_dataset(
-    record: ForecastRecord, time_axis, title: str, institution: str, command: str
+    record: ForecastRecord, time_axis: TimeAxis, discovery: Discovery, command: str
 ) -> xr.Dataset:
+    """The forecast file of ``record`` (see the module docstring)."""
     layout = record.layout
     grid = layout.dims
     data_vars = {}
 
-    def add_states(
-        kind: str,
-        states: np.ndarray,
-        dims: tuple[str, ...],
-        long_name: str,
-        keep_standard: bool = True,
-    ):
+    def add_states(kind: str, states: np.ndarray, dims: tuple[str, ...], long_name: str):
         for name, values in layout.split(states).items():
-            attrs = variable_attributes(layout, name, f"{long_name} of {name}")
-            if not keep_standard:
-                attrs.pop("standard_name", None)  # a spread is not the quantity itself
+            attrs = state_attributes(layout, name, f"{long_name} of {name}", kind)
             data_vars[f"{name}_{kind}"] = xr.Variable(dims, values, attrs)
 
     add_states(
-        "forecast", record.forecast, ("time", "lead_time", *grid), "forecast from the initial state"
+        "forecast",
+        record.forecast,
+        (REFERENCE_TIME, "lead_time", *grid),
+        "forecast from the initial state",
     )
     if record.ensemble is not None:
         assert record.ensemble_mean is not None and record.ensemble_spread is not None
         add_states(
             "ensemble",
             record.ensemble,
-            ("time", "member", "lead_time", *grid),
+            (REFERENCE_TIME, "member", "lead_time", *grid),
             "ensemble member forecast",
         )
         add_states(
             "ensemble_mean",
             record.ensemble_mean,
-            ("time", "lead_time", *grid),
+            (REFERENCE_TIME, "lead_time", *grid),
             "ensemble mean forecast",
         )
         add_states(
             "ensemble_spread",
             record.ensemble_spread,
-            ("time", "lead_time", *grid),
+            (REFERENCE_TIME, "lead_time", *grid),
             "ensemble spread (standard deviation over members, N - 1)",
-            keep_standard=False,
         )
     if record.climatology is not None:
         add_states(
@@ -220,10 +226,10 @@ def forecast_dataset(
 
     coords = coordinates(layout, record.start_times, time_axis)
     # The initial times: not the T axis (the valid time is time + lead_time), so no axis attribute.
-    coords["time"].attrs.update(
-        standard_name="forecast_reference_time", long_name="forecast initial time"
-    )
-    coords["time"].attrs.pop("axis")
+    initial = coords.pop("time")
+    initial.attrs.update(standard_name=REFERENCE_TIME, long_name="forecast initial time")
+    initial.attrs.pop("axis")
+    coords[REFERENCE_TIME] = xr.Variable((REFERENCE_TIME,), initial.values, initial.attrs)
     coords["lead_time"] = xr.Variable(
         ("lead_time",),
         np.asarray(record.lead_times, float),
@@ -238,14 +244,9 @@ def forecast_dataset(
         + np.asarray(record.lead_times, float)[None, :]
     )
     coords["valid_time"] = xr.Variable(
-        ("time", "lead_time"),
+        (REFERENCE_TIME, "lead_time"),
         valid,
-        {
-            "standard_name": "time",
-            "long_name": "forecast valid time",
-            **time_axis.attributes(),
-            "units_metadata": "leap_seconds: none",
-        },
+        {"standard_name": "time", "long_name": "forecast valid time", **time_axis.attributes()},
     )
     if record.ensemble is not None:
         coords["member"] = xr.Variable(
@@ -253,5 +254,38 @@ def forecast_dataset(
             np.arange(1, record.ensemble.shape[1] + 1, dtype=np.int32),
             {"standard_name": "realization", "long_name": "ensemble member", "units": "1"},
         )
-    attrs = global_attributes(title, institution, command, record.provenance, REFERENCES)
-    return without_fill_on_coordinates(xr.Dataset(data_vars, coords=coords, attrs=attrs))
+    attrs = global_attributes(command, record.provenance)
+    dataset = without_fill_on_coordinates(xr.Dataset(data_vars, coords=coords, attrs=attrs))
+    description = Description(
+        _summary(record, time_axis),
+        ("data assimilation", "forecast", "forecast verification", _model(record.provenance)),
+        "model forecast",
+        REFERENCES,
+        content={
+            **{name: "qualityInformation" for name in SCORES},
+            "verified_starts": "auxiliaryInformation",
+            **{f"{name}_climatology": "referenceInformation" for name in layout.variables},
+        },
+    )
+    return describe(dataset, discovery, description)
+
+
+def _model(provenance: dict) -> str:
+    try:
+        return str(json.loads(str(provenance["config"]))["model"]["name"])
+    except (KeyError, TypeError, ValueError):
+        return "the model"
+
+
+def _summary(record: ForecastRecord, time_axis: TimeAxis) -> str:
+    """The forecast file's ACDD summary, from what was forecast."""
+    starts = np.asarray(record.start_times, float)
+    members = "" if record.ensemble is None else f", with {record.ensemble.shape[1]} members"
+    verified = " verified against a truth run" if record.scores.get("rmse") is not None else ""
+    return (
+        f"Forecasts of the {_model(record.provenance)} model by dacli {__version__} from "
+        f"{len(starts)} initial time{'s' if len(starts) != 1 else ''} (model time "
+        f"{starts.min():g} to {starts.max():g}, {time_axis.units}) to lead time "
+        f"{float(np.max(record.lead_times)):g} {time_axis.unit}{members}{verified}: "
+        "forecast fields over lead times, valid times and scores per lead time."
+    )

@@ -461,7 +461,13 @@ def root_and_metadata(
     )
     return {
         "/": xr.Dataset(
-            coords={LOCATION: xr.Variable((LOCATION,), np.arange(seconds.size, dtype=np.int32))},
+            coords={
+                LOCATION: xr.Variable(
+                    (LOCATION,),
+                    np.arange(seconds.size, dtype=np.int32),
+                    {"long_name": "location index"},  # CF 3.3 (JEDI reads only the values)
+                )
+            },
             attrs={
                 "_ioda_layout": "ObsGroup",
                 "_ioda_layout_version": np.int32(3),

@@ -29,7 +29,9 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
+from dacli import __version__
 from dacli.io.ioda import float_variable, int_variable, root_and_metadata
+from dacli.io.metadata import Description, Discovery, describe
 from dacli.io.observation_set import QC_FLAGS
 from dacli.io.times import TimeAxis
 
@@ -50,13 +52,15 @@ def feedback_tree(
     *,
     attrs: dict | None = None,
     coordinate_units: dict[str, str] | None = None,
+    discovery: Discovery | None = None,
 ) -> xr.DataTree:
     """The IODA v3 feedback of P observation uses (all arrays (P,), ``times`` in model time on
     ``time_axis``).
 
     ``names``: one variable name for all rows, or each row's (P,); ``units``: the model's units,
     one for all variables or per variable name. NaN (e.g. no H(x) for an unused observation)
-    is written as IODA's missing value.
+    is written as IODA's missing value. ``discovery``: the ACDD-1.3 attributes of the root
+    (:mod:`dacli.io.metadata`), with the time and place covered.
     """
     values = np.asarray(observations_values, dtype=float)
     if values.ndim != 1:
@@ -127,6 +131,16 @@ def feedback_tree(
         content["EffectiveQC"][name] = qc
     for group in GROUPS:
         groups[f"/{group}"] = xr.Dataset(content[group])
-    return xr.DataTree.from_dict(
+    tree = xr.DataTree.from_dict(
         {key: groups[key] for key in ("/", *(f"/{g}" for g in GROUPS), "/MetaData")}
     )
+    if discovery is None:
+        return tree
+    description = Description(
+        f"Observation-space diagnostics (IODA v3 feedback) of {size} observation uses made by "
+        f"dacli {__version__}: observations, errors, H(x) of the background (hofx0) and of the "
+        "analysis (hofx1), departures (ombg, oman) and quality control (EffectiveQC).",
+        ("data assimilation", "observation departures", "IODA", "JEDI"),
+        "observation-space diagnostics of a variational analysis",
+    )
+    return describe(tree, discovery, description)

@@ -14,11 +14,12 @@ schedule (outside every window, outside the domain, PreQC, duplicates) are the s
 part and kept; the Desroziers statistics cannot be rebuilt from the files (they need every
 observation) and are dropped. ``dacli_config`` is the whole run's: no ``window.select``, the
 merged file as ``output.path``. ``history`` gets one line; ``dacli_merged_from`` names the parts.
+The discovery attributes (:mod:`dacli.io.metadata`) describe the union: dates of the merge, the
+time and geospatial coverage of the merged data, and the generated summary of the whole run.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import itertools
 import json
 import logging
@@ -29,8 +30,10 @@ import numpy as np
 import xarray as xr
 
 from dacli.errors import DataError
-from dacli.io.analysis import without_fill_on_coordinates
+from dacli.io.analysis import analysis_summary, without_fill_on_coordinates
+from dacli.io.metadata import now_iso, redescribed
 from dacli.io.netcdf import open_netcdf
+from dacli.io.times import TimeAxis
 
 log = logging.getLogger("dacli")
 
@@ -148,7 +151,7 @@ def merge_analysis_files(
     trimmed.append(parts[-1][1])
 
     variables = {}
-    for name in parts[0][1].data_vars:
+    for name in _merged_variables(parts[0][1]):
         pieces = [dataset[name] for dataset in trimmed]
         dim = (
             "time" if "time" in pieces[0].dims else "window" if "window" in pieces[0].dims else None
@@ -164,9 +167,30 @@ def merge_analysis_files(
             [part[1] for part in parts], [part[0] for part in parts], command, output
         ),
     )
-    for name in merged.variables:
-        merged[name].encoding = {}
-    return without_fill_on_coordinates(merged)
+    for variable in merged.variables.values():
+        variable.encoding = {}
+    return redescribed(without_fill_on_coordinates(merged), _summary(merged))
+
+
+def _merged_variables(dataset: xr.Dataset) -> list[str]:
+    """The variables to put together: the data variables and the window's coordinates
+    (``window_start``, ``window_end``: data variables in files of dacli before 0.2)."""
+    extra = [str(name) for name in dataset.coords if name not in dataset.dims]
+    return [*map(str, dataset.data_vars), *(name for name in extra if name not in dataset.dims)]
+
+
+def _summary(merged: xr.Dataset) -> str | None:
+    """The merged run's generated summary (None: keep the parts', which a user wrote)."""
+    attrs = merged.attrs
+    config = json.loads(attrs["dacli_config"])
+    if config.get("output", {}).get("summary"):
+        return None
+    time = merged["time"]
+    axis = TimeAxis(time.attrs["units"], time.attrs.get("calendar", "standard"))
+    provenance = {
+        key[len("dacli_") :]: value for key, value in attrs.items() if key[:6] == "dacli_"
+    }
+    return analysis_summary(provenance, merged.sizes["window"], time.values, axis)
 
 
 def _merged_attributes(
@@ -195,9 +219,8 @@ def _merged_attributes(
         config["output"]["path"] = str(output)
     attrs["dacli_config"] = json.dumps(config)
     names = ", ".join(str(path) for path in paths)
-    now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     attrs["history"] = (
-        f"{attrs.get('history', '')}\n{now}: {command} ({len(paths)} files: {names})".lstrip("\n")
-    )
+        f"{attrs.get('history', '')}\n{now_iso()}: {command} ({len(paths)} files: {names})"
+    ).lstrip("\n")
     attrs["dacli_merged_from"] = names
     return attrs

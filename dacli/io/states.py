@@ -40,10 +40,9 @@ def coordinates(
             np.asarray(times, float),
             {
                 "standard_name": "time",
-                "long_name": "model time",
+                "long_name": time_axis.long_name,
                 **time_axis.attributes(),
                 "axis": "T",
-                "units_metadata": "leap_seconds: none",
             },
         ),
     }

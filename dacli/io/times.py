@@ -18,6 +18,10 @@ calendar that cftime decodes), so they are computed once from the file's epoch a
 the whole array; both ends of the array are checked against a full cftime decoding.
 
 Do not use this for durations (``dt``, lead times): those are plain numbers of the model's unit.
+
+Dimensionless model times (the Lorenz models') are written with CF time units too, so that every
+CF tool reads them; their ``long_name`` (:attr:`TimeAxis.long_name`, ``[time] long_name``) says
+that the dates carry no physical meaning (:func:`dimensionless_label`).
 Reference: CF Conventions 1.11, section 4.4 "Time Coordinate"; cftime documentation.
 """
 
@@ -78,12 +82,28 @@ def check_time_units(units: str, calendar: str) -> tuple[str, str]:
     return unit.strip(), epoch.strip()
 
 
+def dimensionless_label(units: str) -> str:
+    """The ``long_name`` of a dimensionless model time written with the CF time ``units``.
+
+    E.g. 'dimensionless model time (one model time unit written as one day since 2000-01-01
+    00:00:00)': the file stays CF time (xarray and the checkers decode it) and says what it is.
+    """
+    unit, since, epoch = str(units).strip().partition(" since ")
+    singular = unit.strip()[:-1] if unit.strip().endswith("s") else unit.strip()
+    return (
+        f"dimensionless model time (one model time unit written as one {singular} "
+        f"since {epoch.strip()})"
+    )
+
+
 @dataclass(frozen=True)
 class TimeAxis:
-    """The model's time axis: numbers of ``units`` (CF '<unit> since <epoch>') in ``calendar``."""
+    """The model's time axis: numbers of ``units`` (CF '<unit> since <epoch>') in ``calendar``;
+    ``long_name`` labels the time coordinates written on it."""
 
     units: str = "days since 2000-01-01 00:00:00"
     calendar: str = DEFAULT_CALENDAR
+    long_name: str = "time"
 
     def __post_init__(self):
         object.__setattr__(self, "calendar", canonical_calendar(self.calendar))
@@ -95,8 +115,12 @@ class TimeAxis:
         return check_time_units(self.units, self.calendar)[0]
 
     def attributes(self) -> dict[str, str]:
-        """CF attributes of a time coordinate on this axis."""
-        return {"units": self.units, "calendar": self.calendar}
+        """CF attributes of a time variable on this axis (``units_metadata``: CF-1.11 4.4.3,
+        for the real-world calendars; model times count no leap seconds)."""
+        attrs = {"units": self.units, "calendar": self.calendar}
+        if self.calendar in REAL_WORLD:
+            attrs["units_metadata"] = "leap_seconds: none"
+        return attrs
 
     def dates(self, times) -> np.ndarray:
         """Model times -> cftime dates in the model's calendar."""

@@ -458,9 +458,7 @@ def _write(
         numbers.outer_loop_table,
     )
     title = config.output.title or config.run.name
-    dataset = analysis_dataset(
-        record, config.time.axis(), title, config.output.institution, command
-    )
+    dataset = analysis_dataset(record, config.time.axis(), config.output.discovery(title), command)
     write_netcdf_atomically(dataset, config.output.path, overwrite)
     feedback_path = config.output.observation_diagnostics
     if feedback_path is None:
@@ -479,7 +477,7 @@ def _write(
         flags,
         inputs.layout,
         config.time.axis(),
-        title,
+        config.output.discovery(title),
         command,
         attributes,
     )

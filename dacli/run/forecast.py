@@ -489,9 +489,8 @@ def _write(
         _provenance(config, summary),
     )
     title = config.output.title or config.run.name
-    dataset = forecast_dataset(
-        record, config.time.axis(), f"{title}: forecast", config.output.institution, command
-    )
+    discovery = config.output.discovery(f"{title}: forecast")
+    dataset = forecast_dataset(record, config.time.axis(), discovery, command)
     write_netcdf_atomically(dataset, summary.output, overwrite)
 
 

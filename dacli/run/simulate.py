@@ -34,6 +34,7 @@ from dacli.io.observation_set import ObservationSet
 from dacli.io.observations import ioda_coordinates, observations_in_dataset
 from dacli.io.states import coordinates, state_dataset
 from dacli.io.times import TimeAxis
+from dacli.io.twin_files import TwinExperiment, twin_file
 from dacli.models.base import StateLayout
 from dacli.observations.windows import whole_steps
 from dacli.run.runtime import configure
@@ -108,10 +109,13 @@ def simulate(config: Config, *, overwrite: bool = False) -> SimulationResult:
         ),
         "truth": state_dataset(layout, times, truth, units, {**attrs, "title": "dacli truth run"}),
     }
+    discovery = config.output.discovery(config.output.title or config.run.name)
+    experiment = TwinExperiment(layout, units, config.model.name, config.run.seed)
     for kind, dataset in outputs.items():
         tidy = (
             without_fill_on_coordinates(dataset) if isinstance(dataset, xr.Dataset) else dataset
         )  # IODA: groups
+        tidy = twin_file(tidy, kind, discovery, experiment)
         write_netcdf_atomically(tidy, paths[kind], overwrite)
     return SimulationResult(
         files=files,
