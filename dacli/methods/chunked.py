@@ -11,6 +11,12 @@ two ``advance`` calls control is back in Python, where ``dacli assimilate`` chec
 The iterates are those of the one-program solve (tested: the same analysis to round-off); the
 compiled programs serve every window. Forward only: gradients through the minimisation (tuning)
 use :meth:`AbstractVariationalMethod.solve_control`.
+
+Not for a run with no stop to honour (the one-program solve of
+:func:`dacli.methods.variational.analyse_windows` cycles a whole chunk of windows without
+returning to Python), nor for the incremental formulation, whose inner loops have no stepper.
+Reference: optimistix's solver interface (``init`` / ``step`` / ``terminate`` /
+``postprocess``), https://docs.kidger.site/optimistix/.
 """
 
 from __future__ import annotations
@@ -19,10 +25,12 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optimistix as optx
-from jaxtyping import PyTree
+from jaxtyping import Array, Bool, PyTree
 
 from dacli.methods.incremental import OuterLoops
+from dacli.methods.signatures import State, Time
 from dacli.methods.variational import AbstractVariationalMethod, WindowAnalysis
+from dacli.observations.operator import WindowObservations
 
 
 class MinimiserCarry(eqx.Module):
@@ -67,7 +75,12 @@ def _terminate(method, fn, y, args, options, state, tags):
 
 
 @eqx.filter_jit
-def begin(method: AbstractVariationalMethod, background, t_start, obs) -> MinimiserCarry:
+def begin(
+    method: AbstractVariationalMethod,
+    background: State,
+    t_start: Time,
+    obs: WindowObservations,
+) -> MinimiserCarry:
     """The solver's initial state for one window (control 0 = the background)."""
     fn, options, tags = _setting(method)
     args = (background, t_start, obs)
@@ -78,7 +91,7 @@ def begin(method: AbstractVariationalMethod, background, t_start, obs) -> Minimi
     return MinimiserCarry(y0, jnp.array(0), state, done, result)
 
 
-def running(method: AbstractVariationalMethod, carry: MinimiserCarry):
+def running(method: AbstractVariationalMethod, carry: MinimiserCarry) -> Bool[Array, ""]:
     """True while the minimisation goes on: not terminated, no failure, steps left."""
     return (
         (~carry.terminate)
@@ -89,7 +102,12 @@ def running(method: AbstractVariationalMethod, carry: MinimiserCarry):
 
 @eqx.filter_jit
 def advance(
-    method: AbstractVariationalMethod, carry: MinimiserCarry, background, t_start, obs, steps: int
+    method: AbstractVariationalMethod,
+    carry: MinimiserCarry,
+    background: State,
+    t_start: Time,
+    obs: WindowObservations,
+    steps: int,
 ) -> MinimiserCarry:
     """At most ``steps`` more iterations (fewer when the minimisation ends)."""
     fn, options, tags = _setting(method)
@@ -123,7 +141,11 @@ def advance(
 
 @eqx.filter_jit
 def finish(
-    method: AbstractVariationalMethod, carry: MinimiserCarry, background, t_start, obs
+    method: AbstractVariationalMethod,
+    carry: MinimiserCarry,
+    background: State,
+    t_start: Time,
+    obs: WindowObservations,
 ) -> WindowAnalysis:
     """The window's analysis from the final iterate (what
     :meth:`AbstractVariationalMethod.analyse` returns)."""
@@ -148,7 +170,12 @@ def finish(
 
 
 def analyse_in_chunks(
-    method: AbstractVariationalMethod, background, t_start, obs, steps: int, between=None
+    method: AbstractVariationalMethod,
+    background: State,
+    t_start: Time,
+    obs: WindowObservations,
+    steps: int,
+    between=None,
 ) -> WindowAnalysis:
     """One window's analysis, ``steps`` minimiser iterations per compiled call; ``between()`` runs
     after each call and may raise to abandon the window (nothing of it is kept)."""

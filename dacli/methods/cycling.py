@@ -24,8 +24,10 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, Float
 
 from dacli.methods.chunked import analyse_in_chunks
+from dacli.methods.signatures import State
 from dacli.methods.variational import AbstractMethod, WindowAnalysis, analyse_windows
 from dacli.observations.operator import WindowObservations
 from dacli.observations.windows import WindowSchedule
@@ -87,7 +89,7 @@ def chunk_inputs(
 
 def chunk_structure(
     method: AbstractMethod,
-    background,
+    background: Float[Array | np.ndarray, " n"],
     schedule: WindowSchedule,
     observations: WindowObservations,
     chunking: Chunking,
@@ -105,7 +107,9 @@ def chunk_structure(
     )
 
 
-def _stepwise_chunk(method, background, schedule, observations, first, chunking, on_step):
+def _stepwise_chunk(
+    method, background, schedule, observations, first, chunking, on_step
+) -> tuple[State, WindowAnalysis]:
     """One window, its minimiser in compiled calls of ``chunking.minimiser_steps`` iterations."""
     start, window_obs, _ = chunk_inputs(schedule, observations, first, 1, background.dtype)
     between = None if on_step is None else (lambda: on_step(first))
@@ -125,7 +129,7 @@ def _stepwise_chunk(method, background, schedule, observations, first, chunking,
 
 def cycle(
     method: AbstractMethod,
-    background,
+    background: Float[Array | np.ndarray, " n"],
     schedule: WindowSchedule,
     observations: WindowObservations,
     *,

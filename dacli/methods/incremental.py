@@ -22,6 +22,9 @@ import jax
 import jax.numpy as jnp
 import lineax as lx
 import optimistix as optx
+from jaxtyping import Array
+
+from dacli.methods.signatures import WindowArgs
 
 
 class IncrementalSettings(eqx.Module):
@@ -56,7 +59,9 @@ class OuterLoops(eqx.Module):
         )
 
 
-def minimise_incrementally(method, v0, args, settings: IncrementalSettings):
+def minimise_incrementally(
+    method, v0: Array, args: WindowArgs, settings: IncrementalSettings
+) -> tuple[Array, OuterLoops]:
     """Run ``settings.outer_loops`` outer loops from ``v0``; returns (final control,
     :class:`OuterLoops`).
 

@@ -12,6 +12,10 @@ analysis at the end of the shift becomes the next background) are those of 4DVar
 J = U(x) = Jb + Jo with Jb the prior term w |x - Phi(x)|^2 / (2 sigma_o^2) (+ the background term
 of a network using backgrounds) and Jo the observation term on the gridded observations;
 "iterations" is K.
+
+Not a minimisation: the analysis is K learned iterations, not a minimum of U, so a network is
+only as good as its training (same model, layout and window length, checked when it is
+loaded). Reference: Fablet et al. (2021), JAMES 13 (:mod:`dacli.learned.fourdvarnet`).
 """
 
 from __future__ import annotations
@@ -20,10 +24,12 @@ import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+from jaxtyping import Array, Float
 
 from dacli.learned.data import grid_observations
 from dacli.learned.fourdvarnet import FourDVarNet
 from dacli.methods.incremental import OuterLoops
+from dacli.methods.signatures import State, Time, Trajectory
 from dacli.methods.variational import AbstractMethod, WindowAnalysis
 from dacli.models.base import Dynamics
 from dacli.models.integrate import integrate
@@ -40,16 +46,16 @@ class FourDVarNetMethod(AbstractMethod, strict=True):
     dt: float = eqx.field(static=True)
     grid_shape: tuple[int, ...] = eqx.field(static=True)  # () for a model without a grid
 
-    def to_network(self, window):
+    def to_network(self, window: Trajectory) -> Float[Array, " *layout"]:
         """(L, n) -> the network's layout: (n, L) without a grid, (L, *grid) with one."""
         return (
             window.T if not self.grid_shape else window.reshape(window.shape[0], *self.grid_shape)
         )
 
-    def from_network(self, window):
+    def from_network(self, window: Float[Array, " *layout"]) -> Trajectory:
         return window.T if not self.grid_shape else window.reshape(window.shape[0], -1)
 
-    def zero_control(self, background):
+    def zero_control(self, background: State) -> Trajectory:
         return jnp.zeros((self.nsteps, background.size), background.dtype)
 
     def _costs(self, x, y, mask, background):
@@ -58,7 +64,7 @@ class FourDVarNetMethod(AbstractMethod, strict=True):
         observation, prior = self.network.cost_terms(x, y, mask, background)
         return jnp.stack([observation + prior, prior, observation, jnp.zeros_like(prior)])
 
-    def analyse(self, background, t_start, obs: WindowObservations) -> WindowAnalysis:
+    def analyse(self, background: State, t_start: Time, obs: WindowObservations) -> WindowAnalysis:
         direct = diffrax.DirectAdjoint()
         background_trajectory = integrate(
             self.dynamics, background, t_start, self.nsteps, self.dt, self.ode_solver, direct

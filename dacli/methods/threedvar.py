@@ -17,9 +17,11 @@ import jax
 import jax.numpy as jnp
 import lineax as lx
 import optimistix as optx
+from jaxtyping import Array, Float
 
 from dacli.adjoints.stepping import KStepAdjoint
 from dacli.methods.incremental import IncrementalSettings
+from dacli.methods.signatures import LinearisedDepartures, State, Trajectory, WindowArgs
 from dacli.methods.strong4dvar import StrongConstraint4DVar
 from dacli.methods.variational import (
     AbstractInitialStateControl,
@@ -40,18 +42,18 @@ class ThreeDVar(AbstractVariationalFields, AbstractInitialStateControl, strict=T
     what 4DVar (or 3D-FGAT, its cheap approximation) is for.
     """
 
-    def persisted(self, v, args):
+    def persisted(self, v: Array, args: WindowArgs) -> Trajectory:
         """The analysis-time state x0 of ``v`` at every step of the window (no model run)."""
         x0 = self.initial_state(v, args[0])
         return jnp.broadcast_to(x0, (self.nsteps + 1,) + x0.shape)
 
-    def observed(self, forecast, v, args):
+    def observed(self, forecast: Trajectory, v: Array, args: WindowArgs) -> Trajectory:
         return self.persisted(v, args)
 
-    def departures(self, v, args):
+    def departures(self, v: Array, args: WindowArgs) -> Float[Array, " p"]:
         return whitened_departures(self.persisted(v, args), args[2])  # no model run
 
-    def linearised_departures(self, v, args):
+    def linearised_departures(self, v: Array, args: WindowArgs) -> LinearisedDepartures:
         return linearise_departures(self, v, args)
 
 
@@ -64,73 +66,83 @@ class ThreeDFGAT(AbstractVariationalMethod, strict=True):
 
     strong: StrongConstraint4DVar
 
-    @property
-    def dynamics(self) -> Dynamics:
+    # The abstract fields of AbstractVariationalMethod are read through to ``strong`` by the
+    # properties below, which equinox accepts for an AbstractVar; mypy's dataclass model does not
+    # (it takes AbstractVar[T] for a field T: equinox issues 882 and 1123), hence the per-line
+    # ignores, and this __init__, equinox's workaround, so that they are not asked for as
+    # arguments.
+    def __init__(self, strong: StrongConstraint4DVar):
+        self.strong = strong
+
+    @property  # type: ignore[misc]
+    def dynamics(self) -> Dynamics:  # type: ignore[override]
         return self.strong.dynamics
 
-    @property
-    def ode_solver(self) -> diffrax.AbstractSolver:
+    @property  # type: ignore[misc]
+    def ode_solver(self) -> diffrax.AbstractSolver:  # type: ignore[override]
         return self.strong.ode_solver
 
-    @property
-    def forward_adjoint(self) -> diffrax.AbstractAdjoint:
+    @property  # type: ignore[misc]
+    def forward_adjoint(self) -> diffrax.AbstractAdjoint:  # type: ignore[override]
         return self.strong.forward_adjoint
 
-    @property
+    @property  # type: ignore[misc]
     def background_sqrt(self) -> lx.AbstractLinearOperator:
         return self.strong.background_sqrt
 
-    @property
-    def minimiser(self) -> optx.AbstractMinimiser | optx.AbstractLeastSquaresSolver | None:
+    @property  # type: ignore[misc]
+    def minimiser(  # type: ignore[override]
+        self,
+    ) -> optx.AbstractMinimiser | optx.AbstractLeastSquaresSolver | None:
         return self.strong.minimiser
 
-    @property
-    def minimiser_adjoint(self) -> optx.AbstractAdjoint | KStepAdjoint:
+    @property  # type: ignore[misc]
+    def minimiser_adjoint(self) -> optx.AbstractAdjoint | KStepAdjoint:  # type: ignore[override]
         return self.strong.minimiser_adjoint
 
-    @property
-    def nsteps(self) -> int:
+    @property  # type: ignore[misc]
+    def nsteps(self) -> int:  # type: ignore[override]
         return self.strong.nsteps
 
-    @property
-    def dt(self) -> float:
+    @property  # type: ignore[misc]
+    def dt(self) -> float:  # type: ignore[override]
         return self.strong.dt
 
-    @property
-    def max_steps(self) -> int:
+    @property  # type: ignore[misc]
+    def max_steps(self) -> int:  # type: ignore[override]
         return self.strong.max_steps
 
-    @property
-    def log_background_scale(self) -> jax.Array | float:
+    @property  # type: ignore[misc]
+    def log_background_scale(self) -> jax.Array | float:  # type: ignore[override]
         return self.strong.log_background_scale
 
-    @property
-    def incremental(self) -> IncrementalSettings | None:
+    @property  # type: ignore[misc]
+    def incremental(self) -> IncrementalSettings | None:  # type: ignore[override]
         return self.strong.incremental
 
-    @property
-    def spread_probes(self) -> int:
+    @property  # type: ignore[misc]
+    def spread_probes(self) -> int:  # type: ignore[override]
         return self.strong.spread_probes
 
-    def zero_control(self, background):
+    def zero_control(self, background: State) -> Array:
         return self.strong.zero_control(background)
 
-    def background_control(self, v):
+    def background_control(self, v: Array) -> State:
         return self.strong.background_control(v)
 
-    def penalties(self, v):
+    def penalties(self, v: Array) -> tuple[Float[Array, ""], Float[Array, ""]]:
         return self.strong.penalties(v)
 
-    def forecast(self, v, args):
+    def forecast(self, v: Array, args: WindowArgs) -> Trajectory:
         return self.strong.forecast(v, args)
 
-    def observed(self, forecast, v, args):
+    def observed(self, forecast: Trajectory, v: Array, args: WindowArgs) -> Trajectory:
         return self.strong.observed(forecast, v, args)
 
-    def departures(self, v, args):
+    def departures(self, v: Array, args: WindowArgs) -> Float[Array, " p"]:
         return self.strong.departures(v, args)
 
-    def linearised_departures(self, v, args):
+    def linearised_departures(self, v: Array, args: WindowArgs) -> LinearisedDepartures:
         """4DVar's departures with 3DVar's (persistence) tangent-linear model and its transpose."""
         persistence = ThreeDVar(
             **{name: getattr(self.strong, name) for name in self.strong.__dataclass_fields__}

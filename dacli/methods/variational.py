@@ -26,6 +26,7 @@ raise: the better of the final iterate and the background is kept and flagged.
 
 import abc
 from collections.abc import Callable
+from typing import cast
 
 import diffrax
 import equinox as eqx
@@ -33,10 +34,11 @@ import jax
 import jax.numpy as jnp
 import lineax as lx
 import optimistix as optx
-from jaxtyping import Array, Float
+from jaxtyping import Array, Bool, Float, Int
 
 from dacli.adjoints.stepping import KStepAdjoint
 from dacli.methods.incremental import IncrementalSettings, OuterLoops, minimise_incrementally
+from dacli.methods.signatures import LinearisedDepartures, State, Time, Trajectory, WindowArgs
 from dacli.models.base import Dynamics
 from dacli.models.integrate import integrate
 from dacli.observations.operator import (
@@ -72,13 +74,11 @@ class AbstractMethod(eqx.Module):
     """
 
     @abc.abstractmethod
-    def analyse(
-        self, background: Float[Array, " n"], t_start, obs: WindowObservations
-    ) -> WindowAnalysis:
+    def analyse(self, background: State, t_start: Time, obs: WindowObservations) -> WindowAnalysis:
         """Assimilate one window's observations starting from ``background`` at ``t_start``."""
 
     @abc.abstractmethod
-    def zero_control(self, background: Float[Array, " n"]) -> Array:
+    def zero_control(self, background: State) -> Array:
         """The control vector of the background (all zeros): its size is what forward-mode
         differentiation would cost (``dacli assimilate`` warns from it)."""
 
@@ -111,7 +111,7 @@ class AbstractVariationalMethod(AbstractMethod):
     # --- what a method defines -------------------------------------------------------------
 
     @abc.abstractmethod
-    def background_control(self, v: Array) -> Float[Array, " n"]:
+    def background_control(self, v: Array) -> State:
         """The part of the control that B^{1/2} acts on (v0)."""
 
     @abc.abstractmethod
@@ -119,21 +119,19 @@ class AbstractVariationalMethod(AbstractMethod):
         """(Jb, Jq) of the control vector."""
 
     @abc.abstractmethod
-    def forecast(self, v: Array, args) -> Float[Array, "steps n"]:
+    def forecast(self, v: Array, args: WindowArgs) -> Trajectory:
         """The model trajectory of control ``v`` over the window, shape (nsteps + 1, n)."""
 
     @abc.abstractmethod
-    def observed(
-        self, forecast: Float[Array, "steps n"], v: Array, args
-    ) -> Float[Array, "steps n"]:
+    def observed(self, forecast: Trajectory, v: Array, args: WindowArgs) -> Trajectory:
         """The trajectory the observations are compared with (the forecast, except in 3DVar)."""
 
     @abc.abstractmethod
-    def departures(self, v: Array, args) -> Float[Array, " p"]:
+    def departures(self, v: Array, args: WindowArgs) -> Float[Array, " p"]:
         """Whitened departures (y - H(x)) / sigma of control ``v`` (0 on padding)."""
 
     @abc.abstractmethod
-    def linearised_departures(self, v: Array, args) -> tuple[Array, Callable, Callable]:
+    def linearised_departures(self, v: Array, args: WindowArgs) -> LinearisedDepartures:
         """(departures d(v), tangent-linear map dv -> dd, its adjoint dd -> dv) at ``v``:
         what the incremental formulation's inner loops use."""
 
@@ -149,25 +147,30 @@ class AbstractVariationalMethod(AbstractMethod):
     def autodiff_mode(self) -> str:
         return "fwd" if isinstance(self.forward_adjoint, diffrax.ForwardMode) else "bwd"
 
-    def trajectory(self, x0, t_start):
+    def trajectory(self, x0: State, t_start: Time) -> Trajectory:
         return integrate(
             self.dynamics, x0, t_start, self.nsteps, self.dt, self.ode_solver, self.forward_adjoint
         )
 
-    def initial_state(self, v, background):
+    def initial_state(self, v: Array, background: State) -> State:
         return background + jnp.exp(self.log_background_scale) * self.background_sqrt.mv(
             self.background_control(v)
         )
 
-    def residuals(self, v, args):
+    def residuals(self, v: Array, args: WindowArgs) -> tuple[Array, Float[Array, " p"]]:
         """The least-squares form: J = 1/2 |r|^2 with r = (v, whitened departures)."""
         return v, self.departures(v, args)
 
-    def cost(self, v, args):
+    def cost(self, v: Array, args: WindowArgs) -> Float[Array, ""]:
         control, departures = self.residuals(v, args)
         return 0.5 * (jnp.sum(control**2) + jnp.sum(departures**2))
 
-    def _cost_with_trajectory(self, v, args):
+    def _cost_with_trajectory(
+        self, v: Array, args: WindowArgs
+    ) -> tuple[
+        Float[Array, ""],
+        tuple[Float[Array, " 4"], Trajectory, Trajectory],
+    ]:
         """J and (the terms (J, Jb, Jo, Jq), forecast trajectory, observed trajectory)."""
         forecast = self.forecast(v, args)
         observed = self.observed(forecast, v, args)
@@ -176,7 +179,9 @@ class AbstractVariationalMethod(AbstractMethod):
         total = jb + jq + jo
         return total, (jnp.stack([total, jb, jo, jq]), forecast, observed)
 
-    def evaluate(self, v, args):
+    def evaluate(
+        self, v: Array, args: WindowArgs
+    ) -> tuple[Float[Array, " 4"], Array, Trajectory, Trajectory]:
         """(J, Jb, Jo, Jq), dJ/dv through the forward adjoint, and the trajectories: one pass."""
         if self.autodiff_mode == "fwd":
             gradient, aux = jax.jacfwd(self._cost_with_trajectory, has_aux=True)(v, args)
@@ -187,11 +192,11 @@ class AbstractVariationalMethod(AbstractMethod):
         terms, forecast, observed = aux
         return terms, gradient, forecast, observed
 
-    def gradient(self, v, args):
+    def gradient(self, v: Array, args: WindowArgs) -> Array:
         """dJ/dv through the configured forward adjoint."""
         return self.evaluate(v, args)[1]
 
-    def solve_control(self, v0, args):
+    def solve_control(self, v0: Array, args: WindowArgs) -> optx.Solution:
         """The minimising control vector, nonlinear formulation (differentiable through
         ``minimiser_adjoint``).
 
@@ -213,33 +218,30 @@ class AbstractVariationalMethod(AbstractMethod):
             return {"jac": self.autodiff_mode}
         return {"autodiff_mode": self.autodiff_mode}
 
-    def _minimise(self, v0, args, adjoint: optx.AbstractAdjoint):
-        minimiser, options = self.minimiser, self.minimiser_options
-        if self.least_squares:  # a least-squares solver that is not a minimiser
-            assert isinstance(minimiser, optx.AbstractLeastSquaresSolver)
-            return optx.least_squares(
-                self.residuals,
-                minimiser,
-                v0,
-                args,
-                options=options,
-                max_steps=self.max_steps,
-                adjoint=adjoint,
-                throw=False,
-            )
-        assert isinstance(minimiser, optx.AbstractMinimiser)  # the nonlinear formulation's
-        return optx.minimise(
-            self.cost,
-            minimiser,
+    def _minimise(
+        self, v0: Array, args: WindowArgs, adjoint: optx.AbstractAdjoint
+    ) -> optx.Solution:
+        solve, objective = self._solve_and_objective()
+        assert self.minimiser is not None  # the nonlinear formulation's
+        return solve(
+            objective,
+            self.minimiser,
             v0,
             args,
-            options=options,
+            options=self.minimiser_options,
             max_steps=self.max_steps,
             adjoint=adjoint,
             throw=False,
         )
 
-    def background_spread(self, v0, args):
+    def _solve_and_objective(self) -> tuple[Callable[..., optx.Solution], Callable]:
+        """optimistix's ``least_squares`` and the residuals for a least-squares solver that is not
+        a minimiser (Gauss-Newton, Levenberg-Marquardt), else ``minimise`` and the cost."""
+        if self.least_squares:
+            return optx.least_squares, self.residuals
+        return optx.minimise, self.cost
+
+    def background_spread(self, v0: Array, args: WindowArgs) -> Float[Array, ""]:
         """tr(G P G^T) over the valid observations, G the linearised (unwhitened) observed model.
 
         P is the prior covariance of the whole control (B, and Q for weak constraint), so this is
@@ -253,14 +255,15 @@ class AbstractVariationalMethod(AbstractMethod):
         responses = jax.vmap(tangent_linear)(probes) * obs.std
         return jnp.mean(jnp.sum(responses**2, axis=-1))
 
-    def analyse(self, background, t_start, obs: WindowObservations) -> WindowAnalysis:
+    def analyse(self, background: State, t_start: Time, obs: WindowObservations) -> WindowAnalysis:
         """Assimilate one window's observations starting from ``background`` at ``t_start``."""
         args = (background, t_start, obs)
         v0 = self.zero_control(background)
         if self.incremental is None:
             solution = self.solve_control(v0, args)
             candidate, iterations = solution.value, solution.stats["num_steps"]
-            converged = solution.result == optx.RESULTS.successful
+            # equinox enumerations compare to a boolean array (mypy reads object.__eq__)
+            converged = cast(Array, solution.result == optx.RESULTS.successful)
             outer = OuterLoops.none(background.dtype)
         else:
             candidate, outer = minimise_incrementally(self, v0, args, self.incremental)
@@ -268,7 +271,15 @@ class AbstractVariationalMethod(AbstractMethod):
             converged = jnp.all(outer.inner_converged)
         return self.window_analysis(v0, candidate, iterations, converged, outer, args)
 
-    def window_analysis(self, v0, candidate, iterations, converged, outer, args) -> WindowAnalysis:
+    def window_analysis(
+        self,
+        v0: Array,
+        candidate: Array,
+        iterations: Int[Array, ""],
+        converged: Bool[Array, ""],
+        outer: OuterLoops,
+        args: WindowArgs,
+    ) -> WindowAnalysis:
         """The window's analysis from the minimiser's ``candidate`` control (or the background's,
         if better)."""
         background, _, obs = args
@@ -332,16 +343,16 @@ class AbstractInitialStateControl(AbstractVariationalMethod):
     Not for weak constraint, whose control adds the model-error forcings.
     """
 
-    def zero_control(self, background):
+    def zero_control(self, background: State) -> Array:
         return jnp.zeros_like(background)
 
-    def background_control(self, v):
+    def background_control(self, v: Array) -> State:
         return v
 
-    def penalties(self, v):
+    def penalties(self, v: Array) -> tuple[Float[Array, ""], Float[Array, ""]]:
         return 0.5 * jnp.sum(v**2), jnp.zeros((), v.dtype)
 
-    def forecast(self, v, args):
+    def forecast(self, v: Array, args: WindowArgs) -> Trajectory:
         background, t_start, _ = args
         return self.trajectory(self.initial_state(v, background), t_start)
 
@@ -353,22 +364,26 @@ class AbstractModelObserved(AbstractVariationalMethod):
     Not for 3DVar, which compares the observations with the persisted initial state.
     """
 
-    def observed(self, forecast, v, args):
+    def observed(self, forecast: Trajectory, v: Array, args: WindowArgs) -> Trajectory:
         return forecast
 
-    def departures(self, v, args):
+    def departures(self, v: Array, args: WindowArgs) -> Float[Array, " p"]:
         return model_departures(self, v, args)
 
-    def linearised_departures(self, v, args):
+    def linearised_departures(self, v: Array, args: WindowArgs) -> LinearisedDepartures:
         return linearise_departures(self, v, args)
 
 
-def model_departures(method: AbstractVariationalMethod, v, args) -> Float[Array, " p"]:
+def model_departures(
+    method: AbstractVariationalMethod, v: Array, args: WindowArgs
+) -> Float[Array, " p"]:
     """Whitened departures of ``method``'s observed model trajectory (the model is run)."""
     return whitened_departures(method.observed(method.forecast(v, args), v, args), args[2])
 
 
-def linearise_departures(method: AbstractVariationalMethod, v, args):
+def linearise_departures(
+    method: AbstractVariationalMethod, v: Array, args: WindowArgs
+) -> LinearisedDepartures:
     """(departures d(v), tangent-linear map, adjoint map) of ``method.departures`` at ``v``.
 
     The tangent-linear model comes from :func:`jax.linearize` (forward mode, so the dynamics
@@ -388,7 +403,10 @@ def linearise_departures(method: AbstractVariationalMethod, v, args):
 
 @eqx.filter_jit
 def analyse_window(
-    method: AbstractMethod, background, t_start, obs: WindowObservations
+    method: AbstractMethod,
+    background: State,
+    t_start: Time,
+    obs: WindowObservations,
 ) -> WindowAnalysis:
     """Jitted entry point: compiled once per method and observation capacity, reused per window."""
     return method.analyse(background, t_start, obs)
@@ -397,12 +415,12 @@ def analyse_window(
 @eqx.filter_jit
 def analyse_windows(
     method: AbstractMethod,
-    background,
-    starts,
+    background: State,
+    starts: Float[Array, " windows"],
     obs: WindowObservations,
-    active,
+    active: Bool[Array, " windows"],
     steps_per_shift: int,
-):
+) -> tuple[State, WindowAnalysis]:
     """Cycle a chunk of windows in one compiled scan (no Python between windows).
 
     ``starts`` (C,), ``obs`` (leading axis C) and ``active`` (C,) describe the chunk; inactive

@@ -20,7 +20,9 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import lineax as lx
+from jaxtyping import Array, Float
 
+from dacli.methods.signatures import State, Trajectory, WindowArgs
 from dacli.methods.variational import AbstractModelObserved, AbstractVariationalFields
 from dacli.models.integrate import integrate
 
@@ -46,21 +48,23 @@ class WeakConstraint4DVar(AbstractVariationalFields, AbstractModelObserved, stri
                 "steps"
             )
 
-    def zero_control(self, background):
+    def zero_control(self, background: State) -> Float[Array, "subwindows+1 n"]:
         return jnp.zeros((self.subwindows + 1,) + background.shape, background.dtype)
 
-    def background_control(self, v):
+    def background_control(self, v: Float[Array, "subwindows+1 n"]) -> State:
         return v[0]
 
-    def penalties(self, v):
+    def penalties(
+        self, v: Float[Array, "subwindows+1 n"]
+    ) -> tuple[Float[Array, ""], Float[Array, ""]]:
         return 0.5 * jnp.sum(v[0] ** 2), 0.5 * jnp.sum(v[1:] ** 2)
 
-    def forcings(self, v):
+    def forcings(self, v: Float[Array, "subwindows+1 n"]) -> Float[Array, "subwindows n"]:
         """eta_k = Q^{1/2} w_k, shape (K, n)."""
         assert self.model_error_sqrt is not None  # __check_init__
         return jax.vmap(self.model_error_sqrt.mv)(v[1:])
 
-    def forecast(self, v, args):
+    def forecast(self, v: Float[Array, "subwindows+1 n"], args: WindowArgs) -> Trajectory:
         background, t_start, _ = args
         x0 = self.initial_state(v, background)
         steps = self.nsteps // self.subwindows
