@@ -22,13 +22,20 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, Bool, Float, Shaped
 
+from dacli.io.observation_set import ObservationSet
 from dacli.io.states import states_at
+from dacli.layout import StateLayout
+from dacli.models.base import Dynamics
 from dacli.models.integrate import integrate
+from dacli.observations.operator import WindowObservations
 from dacli.observations.windows import make_schedule, pack_observations
 
 
-def to_channels(layout, windows: np.ndarray) -> np.ndarray:
+def to_channels(
+    layout: StateLayout, windows: Shaped[np.ndarray, "batch steps n"]
+) -> Shaped[np.ndarray, " batch *layout"]:
     """Flat-state windows (B, T, n) -> network layout: (B, n, T) without a grid, (B, T, *grid) with
     one."""
     windows = np.asarray(windows)
@@ -41,15 +48,17 @@ def to_channels(layout, windows: np.ndarray) -> np.ndarray:
     return windows.reshape(*windows.shape[:2], *layout.shape)
 
 
-def spatial_dims(layout) -> int:
+def spatial_dims(layout: StateLayout) -> int:
     return max(1, len(layout.axes))
 
 
-def is_periodic(layout) -> bool:
+def is_periodic(layout: StateLayout) -> bool:
     return bool(layout.axes) and all(axis.periodic for axis in layout.axes)
 
 
-def grid_observations(obs, steps: int, size: int):
+def grid_observations(
+    obs: WindowObservations, steps: int, size: int
+) -> tuple[Float[Array, "steps n"], Bool[Array, "steps n"]]:
     """(y, mask) over (steps, size) for model steps 1..steps: the mean of the observations per
     point.
 
@@ -75,10 +84,10 @@ def grid_observations(obs, steps: int, size: int):
 
 
 def window_pairs(
-    observations,
-    truth_times: np.ndarray,
-    truth: np.ndarray,
-    layout,
+    observations: ObservationSet,
+    truth_times: Float[np.ndarray, " times"],
+    truth: Float[np.ndarray, "times n"],
+    layout: StateLayout,
     *,
     start: float,
     steps: int,
@@ -86,7 +95,13 @@ def window_pairs(
     count: int,
     source: str,
     dtype=np.float64,
-):
+) -> tuple[
+    Float[np.ndarray, " count *layout"],
+    Bool[np.ndarray, " count *layout"],
+    Float[np.ndarray, " count *layout"],
+    Float[np.ndarray, "count n"],
+    Float[np.ndarray, " count"],
+]:
     """(y, mask, truth, initial, starts) for ``count`` consecutive windows of ``steps`` model steps
     from ``start``.
 
@@ -114,8 +129,17 @@ def window_pairs(
 
 
 def forecast_backgrounds(
-    dynamics, solver, initial, starts, *, steps: int, dt: float, error_std: float, layout, seed: int
-):
+    dynamics: Dynamics,
+    solver: diffrax.AbstractSolver,
+    initial: Float[np.ndarray, "count n"],
+    starts: Float[np.ndarray, " count"],
+    *,
+    steps: int,
+    dt: float,
+    error_std: float,
+    layout: StateLayout,
+    seed: int,
+) -> Float[np.ndarray, " count *layout"]:
     """Background forecasts over steps 1..steps, in the network layout, for training windows.
 
     Each window's background state is its true initial state plus N(0, error_std^2) noise (numpy

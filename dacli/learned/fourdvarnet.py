@@ -8,18 +8,17 @@ reference implementation. For observations y with mask m (1 observed, 0 not):
 
 with sigma_o the observation error std and w (``prior_weight``) from the configuration (no
 hard-coded weights): w weighs the prior against the observations whatever the state's units.
-Starting from
-x_0 = m y, K iterations of
+Starting from x_0 = m y, K iterations of
 
     g_k = dU/dx (x_k),   (u_k, h_k, c_k) = LSTM(g_k, h_{k-1}, c_{k-1}),   x_{k+1} = x_k - u_k
 
 give the reconstruction x_K (``update = "gradient"`` replaces the LSTM by a learned step size,
 u_k = alpha g_k: plain gradient descent, which converges to the minimum of U — the fixed point
-``ImplicitAdjoint`` differentiates; the LSTM's normalised updates never settle). The iteration is a
-fixed map z -> F(z; theta, y, m) of
-z = (x, h, c), so every iteration adjoint of :mod:`dacli.adjoints.unroll` applies to it: training
-differentiates a loss on x_K through the K iterations in the way the configured
-``iteration_adjoint`` says, and the forward value never depends on that choice.
+``ImplicitAdjoint`` differentiates; the LSTM's normalised updates never settle). The iteration
+is a fixed map z -> F(z; theta, y, m) of z = (x, h, c), so every iteration adjoint of
+:mod:`dacli.adjoints.unroll` applies to it: training differentiates a loss on x_K through the K
+iterations in the way the configured ``iteration_adjoint`` says, and the forward value never
+depends on that choice.
 
 Two options bring 4DVar's information into 4DVarNet (``network.prior`` and ``network.background``):
 
@@ -40,12 +39,14 @@ from __future__ import annotations
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float
 
 from dacli.adjoints.unroll import AbstractIterationAdjoint, Checkpointed
 from dacli.learned.networks import (
     AbstractModulator,
     AbstractPrior,
     BilinearPrior,
+    ConvGrid,
     ConvLSTMModulator,
     GradientStep,
     ModelPrior,
@@ -53,23 +54,30 @@ from dacli.learned.networks import (
 
 
 class FourDVarNet(eqx.Module):
-    """Learned (or model) prior + ConvLSTM solver for states laid out as (channels, *spatial)."""
+    """Learned (or model) prior + ConvLSTM solver for states laid out as (channels, *spatial).
+
+    See the module docstring (Fablet et al. 2021). Not a variational method: the analysis is the
+    trained iterations' output, not a minimum; for 4DVar's cost and guarantees use
+    :mod:`dacli.methods.strong4dvar` (the assimilation wrapper is
+    :class:`dacli.methods.learned.FourDVarNetMethod`).
+    """
 
     prior: AbstractPrior
     modulator: AbstractModulator
-    iterations: int  # Python int and adjoint strategy: not arrays, so static under eqx.filter_jit,
-    iteration_adjoint: (
-        AbstractIterationAdjoint  # yet replaceable with eqx.tree_at (other K, adjoint)
-    )
+    # A Python int and a strategy, not arrays: static under eqx.filter_jit, yet replaceable with
+    # eqx.tree_at (another K, another adjoint).
+    iterations: int
+    iteration_adjoint: AbstractIterationAdjoint
     observation_weight: float = eqx.field(static=True)
     prior_weight: float = eqx.field(static=True)  # w / sigma_o^2
-    offset: float = eqx.field(static=True)  # climatological mean and std of the state: the networks
-    scale: float = eqx.field(static=True)  # see (x - offset) / scale, O(1) whatever the units
+    # The climatological mean and std of the state: the networks see (x - offset) / scale, O(1)
+    # whatever the units.
+    offset: float = eqx.field(static=True)
+    scale: float = eqx.field(static=True)
     uses_background: bool = eqx.field(static=True, default=False)
     background_weight: float = eqx.field(static=True, default=0.0)  # w_b / sigma_o^2
-    time_axis: int = eqx.field(
-        static=True, default=1
-    )  # of the window in the layout: 1 for (n, T), 0 for (T, *grid)
+    # The window's axis in the layout: 1 for (n, T), 0 for (T, *grid).
+    time_axis: int = eqx.field(static=True, default=1)
 
     def __init__(
         self,
@@ -95,29 +103,18 @@ class FourDVarNet(eqx.Module):
         dtype=jnp.float32,
     ):
         """``model_prior``: Phi instead of a learned bilinear prior; ``background``,
-        ``background_weight``:
-        see the module docstring; ``time_axis``: the window's axis in the layout (1 for (n, T), 0
-        for
-        (T, *grid)); ``iteration_adjoint``: how training differentiates the iterations (default
-        :class:`~dacli.adjoints.unroll.Checkpointed`)."""
+        ``background_weight``: see the module docstring; ``time_axis``: the window's axis in the
+        layout (1 for (n, T), 0 for (T, *grid)); ``iteration_adjoint``: how training
+        differentiates the iterations (default :class:`~dacli.adjoints.unroll.Checkpointed`)."""
         prior_key, modulator_key = jax.random.split(key)
+        grid = ConvGrid(spatial_dims, kernel, periodic, dtype)
         self.prior = (
             model_prior
             if model_prior is not None
-            else BilinearPrior(
-                channels, hidden, spatial_dims, kernel, periodic, key=prior_key, dtype=dtype
-            )
+            else BilinearPrior(grid, channels, hidden, key=prior_key)
         )
         if update == "convlstm":
-            self.modulator = ConvLSTMModulator(
-                channels,
-                modulator_hidden,
-                spatial_dims,
-                kernel,
-                periodic,
-                key=modulator_key,
-                dtype=dtype,
-            )
+            self.modulator = ConvLSTMModulator(grid, channels, modulator_hidden, key=modulator_key)
         elif update == "gradient":
             self.modulator = GradientStep(dtype=dtype)
         else:
@@ -131,7 +128,7 @@ class FourDVarNet(eqx.Module):
         self.time_axis = int(time_axis)
         self.iteration_adjoint = Checkpointed() if iteration_adjoint is None else iteration_adjoint
 
-    def project(self, x):
+    def project(self, x: Float[Array, " *layout"]) -> Float[Array, " *layout"]:
         """Phi(x) in physical units (the learned prior works on the normalised state)."""
         return self.prior.project(x, self.offset, self.scale)
 
@@ -146,7 +143,13 @@ class FourDVarNet(eqx.Module):
             )
         return background
 
-    def cost_terms(self, x, y, mask, background: jax.Array | None = None):
+    def cost_terms(
+        self,
+        x: Float[Array, " *layout"],
+        y: Float[Array, " *layout"],
+        mask: Bool[Array, " *layout"],
+        background: jax.Array | None = None,
+    ) -> tuple[Float[Array, ""], Float[Array, ""]]:
         """(observation term on observed points only, prior term (+ background term)) of U(x)."""
         background = self._background(background)
         misfit = jnp.where(
@@ -158,25 +161,38 @@ class FourDVarNet(eqx.Module):
             prior = prior + 0.5 * self.background_weight * jnp.sum(first**2)
         return 0.5 * self.observation_weight * jnp.sum(misfit**2), prior
 
-    def cost(self, x, y, mask, background: jax.Array | None = None):
+    def cost(
+        self,
+        x: Float[Array, " *layout"],
+        y: Float[Array, " *layout"],
+        mask: Bool[Array, " *layout"],
+        background: jax.Array | None = None,
+    ) -> Float[Array, ""]:
         """U(x) = observation term + prior term (+ background term)."""
         observation, prior = self.cost_terms(x, y, mask, background)
         return observation + prior
 
-    def initial_iterate(self, y, mask, background: jax.Array | None = None):
-        """Observed values where there are observations; elsewhere the background's forecast when
-        the
-        network uses backgrounds, else the climatological mean."""
+    def initial_iterate(
+        self,
+        y: Float[Array, " *layout"],
+        mask: Bool[Array, " *layout"],
+        background: jax.Array | None = None,
+    ) -> tuple[Float[Array, " *layout"], Array, Array]:
+        """Observed values where there are observations; elsewhere the background's forecast
+        when the network uses backgrounds, else the climatological mean."""
         background = self._background(background)
         x = jnp.where(mask, y, self.offset if background is None else background)
         return (x, *self.modulator.initial_state(x))
 
-    def __call__(self, y, mask, background: jax.Array | None = None):
+    def __call__(
+        self,
+        y: Float[Array, " *layout"],
+        mask: Bool[Array, " *layout"],
+        background: jax.Array | None = None,
+    ) -> Float[Array, " *layout"]:
         """The reconstruction x_K for one window (y, mask shaped (channels, *spatial));
-        ``background``
-        (the forecast over the window, same shape) is required by a network trained with
-        backgrounds,
-        ignored by one trained without."""
+        ``background`` (the forecast over the window, same shape) is required by a network
+        trained with backgrounds, ignored by one trained without."""
         background = self._background(background)
         return self.iteration_adjoint.iterate(
             _solver_step,

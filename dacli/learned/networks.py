@@ -28,22 +28,23 @@ import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array
+from jax.typing import DTypeLike
+from jaxtyping import Array, Float, PRNGKeyArray
 
 from dacli.models.base import Dynamics
 from dacli.models.integrate import _field
 
 
 class Conv(eqx.Module):
-    """A stride-1 "same" convolution of a (channels, *spatial) array, computed channels-last.
+    """A stride-1 "same" convolution of a (channels, *spatial) array, as one matrix product.
 
     Same parameters and initialisation as ``equinox.nn.Conv`` (weight (out, in, *kernel), uniform
-    in +-1/sqrt(fan-in)), but the arithmetic runs as ``lax.conv_general_dilated`` on a
-    channels-last array: XLA's CPU backend runs channels-first convolutions *inside a loop* (the
-    solver's scan) through a slow generic path — five ConvLSTM gate convolutions (32 -> 64
-    channels) on four 64 x 64 maps in a scan: 9.7x slower forward, 13.7x slower gradient
-    (benchmarks/FOURDVARNET.md) — while outside loops both are fast. Padding is circular on
-    periodic grids, zeros otherwise.
+    in +-1/sqrt(fan-in)) and the same result (tested), but computed without a convolution
+    primitive: the padded input's shifted copies, one per kernel point, are stacked and
+    contracted with the weights in one ``einsum`` (im2col). Inside a loop (the solver's scan)
+    XLA's CPU backend runs channels-first convolutions through a slow generic path
+    (benchmarks/FOURDVARNET.md); outside loops ``equinox.nn.Conv`` is as fast. Padding is
+    circular on periodic grids, zeros otherwise.
     """
 
     weight: jax.Array
@@ -69,7 +70,7 @@ class Conv(eqx.Module):
         self.bias = jax.random.uniform(bias_key, (channels_out,), dtype, -limit, limit)
         self.periodic = periodic
 
-    def __call__(self, x):
+    def __call__(self, x: Float[Array, " channels *grid"]) -> Float[Array, " out *grid"]:
         pad = [(0, 0), *((k // 2, k // 2) for k in self.weight.shape[2:])]
         z = jnp.pad(x, pad, mode="wrap" if self.periodic else "constant")
         shape = x.shape[1:]
@@ -83,6 +84,37 @@ class Conv(eqx.Module):
         return jnp.einsum(
             "ik...,oik->o...", jnp.stack(patches, axis=1), kernel
         ) + self.bias.reshape(-1, *(1,) * len(shape))
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvGrid:
+    """What every convolution of a network shares: the grid's dimensions, the kernel width, the
+    padding (circular on periodic grids) and the weights' dtype.
+
+    Not a layer: :meth:`conv` makes the :class:`Conv` layers of :class:`BilinearPrior` and
+    :class:`ConvLSTMModulator` from it.
+    """
+
+    spatial_dims: int
+    kernel: int
+    periodic: bool
+    dtype: DTypeLike = jnp.float32
+
+    def conv(
+        self, channels_in: int, channels_out: int, key: PRNGKeyArray, kernel: int | None = None
+    ) -> Conv:
+        """A :class:`Conv` from ``channels_in`` to ``channels_out`` channels (``kernel``: another
+        width than the grid's, e.g. 1 for a pointwise decoder)."""
+        width = self.kernel if kernel is None else kernel
+        return Conv(
+            self.spatial_dims,
+            channels_in,
+            channels_out,
+            width,
+            self.periodic,
+            key=key,
+            dtype=self.dtype,
+        )
 
 
 class AbstractPrior(eqx.Module):
@@ -122,33 +154,23 @@ class BilinearPrior(AbstractPrior, strict=True):
     right: Conv
     decode: Conv
 
-    def __init__(
-        self,
-        channels: int,
-        hidden: int,
-        spatial_dims: int,
-        kernel: int,
-        periodic: bool,
-        *,
-        key,
-        dtype=jnp.float32,
-    ):
+    def __init__(self, grid: ConvGrid, channels: int, hidden: int, *, key: PRNGKeyArray):
         keys = jax.random.split(key, 5)
-        self.encode = Conv(
-            spatial_dims, channels, hidden, kernel, periodic, key=keys[0], dtype=dtype
-        )
-        self.linear = Conv(spatial_dims, hidden, hidden, kernel, periodic, key=keys[1], dtype=dtype)
-        self.left = Conv(spatial_dims, hidden, hidden, kernel, periodic, key=keys[2], dtype=dtype)
-        self.right = Conv(spatial_dims, hidden, hidden, kernel, periodic, key=keys[3], dtype=dtype)
-        decode = Conv(spatial_dims, 2 * hidden, channels, 1, periodic, key=keys[4], dtype=dtype)
+        self.encode = grid.conv(channels, hidden, keys[0])
+        self.linear = grid.conv(hidden, hidden, keys[1])
+        self.left = grid.conv(hidden, hidden, keys[2])
+        self.right = grid.conv(hidden, hidden, keys[3])
+        decode = grid.conv(2 * hidden, channels, keys[4], kernel=1)
         # Start as the identity map (a zero residual): training adds structure, not noise.
         self.decode = eqx.tree_at(lambda c: c.weight, decode, jnp.zeros_like(decode.weight))
 
-    def __call__(self, x):
+    def __call__(self, x: Float[Array, " *layout"]) -> Float[Array, " *layout"]:
         z = self.encode(x)
         return x + self.decode(jnp.concatenate([self.linear(z), self.left(z) * self.right(z)]))
 
-    def project(self, x, offset, scale):
+    def project(
+        self, x: Float[Array, " *layout"], offset: float, scale: float
+    ) -> Float[Array, " *layout"]:
         return offset + scale * self((x - offset) / scale)
 
 
@@ -163,29 +185,19 @@ class ConvLSTMModulator(AbstractModulator, strict=True):
     output: Conv
     hidden: int = eqx.field(static=True)
 
-    def __init__(
-        self,
-        channels: int,
-        hidden: int,
-        spatial_dims: int,
-        kernel: int,
-        periodic: bool,
-        *,
-        key,
-        dtype=jnp.float32,
-    ):
+    def __init__(self, grid: ConvGrid, channels: int, hidden: int, *, key: PRNGKeyArray):
         keys = jax.random.split(key, 2)
-        self.gates = Conv(
-            spatial_dims, channels + hidden, 4 * hidden, kernel, periodic, key=keys[0], dtype=dtype
-        )
-        self.output = Conv(spatial_dims, hidden, channels, 1, periodic, key=keys[1], dtype=dtype)
+        self.gates = grid.conv(channels + hidden, 4 * hidden, keys[0])
+        self.output = grid.conv(hidden, channels, keys[1], kernel=1)
         self.hidden = hidden
 
-    def initial_state(self, x):
+    def initial_state(self, x: Float[Array, " *layout"]) -> tuple[Array, Array]:
         zeros = jnp.zeros((self.hidden, *x.shape[1:]), x.dtype)
         return zeros, zeros
 
-    def __call__(self, gradient, state):
+    def __call__(
+        self, gradient: Float[Array, " *layout"], state: tuple[Array, Array]
+    ) -> tuple[Float[Array, " *layout"], tuple[Array, Array]]:
         h, c = state
         scale = jnp.sqrt(jnp.mean(gradient**2) + jnp.finfo(gradient.dtype).tiny)
         gates = self.gates(jnp.concatenate([gradient / scale, h]))
@@ -203,11 +215,13 @@ class GradientStep(AbstractModulator, strict=True):
     def __init__(self, step: float = 0.5, dtype=jnp.float32):
         self.log_step = jnp.log(jnp.asarray(step, dtype))
 
-    def initial_state(self, x):
+    def initial_state(self, x: Float[Array, " *layout"]) -> tuple[Array, Array]:
         empty = jnp.zeros((0,), x.dtype)
         return empty, empty
 
-    def __call__(self, gradient, state):
+    def __call__(
+        self, gradient: Float[Array, " *layout"], state: tuple[Array, Array]
+    ) -> tuple[Float[Array, " *layout"], tuple[Array, Array]]:
         return jnp.exp(self.log_step) * gradient, state
 
 
@@ -229,16 +243,16 @@ class ModelPrior(AbstractPrior, strict=True):
     dt: float = eqx.field(static=True)
     grid_shape: tuple[int, ...] = eqx.field(static=True)  # () -> layout (n, T); else (T, *grid)
 
-    def flat(self, x):
+    def flat(self, x: Float[Array, " *layout"]) -> Float[Array, "steps n"]:
         """Network layout -> (T, n) states."""
         return x.T if not self.grid_shape else x.reshape(x.shape[0], -1)
 
-    def unflat(self, states):
+    def unflat(self, states: Float[Array, "steps n"]) -> Float[Array, " *layout"]:
         return (
             states.T if not self.grid_shape else states.reshape(states.shape[0], *self.grid_shape)
         )
 
-    def step(self, states):
+    def step(self, states: Float[Array, "m n"]) -> Float[Array, "m n"]:
         """One step of the model's solver from each row of ``states`` (m, n): the step dacli's
         integration takes (``dacli.models.integrate``), without its time loop."""
         dynamics = jax.tree_util.tree_map(jax.lax.stop_gradient, self.dynamics)
@@ -255,9 +269,11 @@ class ModelPrior(AbstractPrior, strict=True):
 
         return jax.vmap(one)(states)
 
-    def __call__(self, x):
+    def __call__(self, x: Float[Array, " *layout"]) -> Float[Array, " *layout"]:
         states = self.flat(x)
         return self.unflat(jnp.concatenate([states[:1], self.step(states[:-1])]))
 
-    def project(self, x, offset, scale):
+    def project(
+        self, x: Float[Array, " *layout"], offset: float, scale: float
+    ) -> Float[Array, " *layout"]:
         return self(x)  # the model works in physical units

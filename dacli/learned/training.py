@@ -19,10 +19,19 @@ import functools
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
+from jaxtyping import Array, Bool, Float
 
 
-def batch_loss(network, y, mask, truth, prior_loss_weight: float, background=None):
+def batch_loss(
+    network,
+    y: Float[Array | np.ndarray, " batch *layout"],
+    mask: Bool[Array | np.ndarray, " batch *layout"],
+    truth: Float[Array | np.ndarray, " batch *layout"],
+    prior_loss_weight: float,
+    background=None,
+) -> Float[Array, ""]:
     """Mean reconstruction error of the batch plus the prior-consistency term (see module
     docstring);
     ``background`` is the batch's :class:`~dacli.learned.fourdvarnet.Background` (for a network
@@ -62,9 +71,9 @@ def make_optimiser(
 def train_step(
     network,
     optimiser_state,
-    y,
-    mask,
-    truth,
+    y: Float[Array | np.ndarray, " batch *layout"],
+    mask: Bool[Array | np.ndarray, " batch *layout"],
+    truth: Float[Array | np.ndarray, " batch *layout"],
     background=None,
     *,
     optimiser,
@@ -81,7 +90,13 @@ def train_step(
 
 
 @eqx.filter_jit
-def evaluate(network, y, mask, truth, background=None):
+def evaluate(
+    network,
+    y: Float[Array | np.ndarray, " batch *layout"],
+    mask: Bool[Array | np.ndarray, " batch *layout"],
+    truth: Float[Array | np.ndarray, " batch *layout"],
+    background=None,
+) -> Float[Array, ""]:
     """RMSE of the reconstructions of a batch against the truth."""
     return jnp.sqrt(jnp.mean((jax.vmap(network)(y, mask, background) - truth) ** 2))
 
