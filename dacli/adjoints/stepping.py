@@ -12,10 +12,13 @@ support forward mode (DirectAdjoint or ForwardMode) — as for optimistix's Impl
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import lineax as lx
+from jaxtyping import Array, PyTree
 
 
 class KStepAdjoint(eqx.Module):
@@ -25,14 +28,13 @@ class KStepAdjoint(eqx.Module):
     rtol: float = eqx.field(static=True, default=1e-10)
     atol: float = eqx.field(static=True, default=1e-10)
 
-    def refine(self, gradient, v, args):
+    def refine(self, gradient: Callable[[Array, PyTree], Array], v: Array, args: PyTree) -> Array:
         """k differentiable Newton steps from the (stopped-gradient) solution ``v``.
 
         ``gradient(v, args)`` is dJ/dv; the Hessian is applied as its forward-mode derivative.
         """
         # CG cannot reach a tolerance below the precision's round-off: there, float32 iterations
-        # break
-        # down into NaN (measured on Lorenz-96 in dacli check-adjoints --precision float32).
+        # break down into NaN (Lorenz-96, dacli check-adjoints --precision float32).
         floor = 100 * float(jnp.finfo(v.dtype).eps)
         solver = lx.CG(
             rtol=max(self.rtol, floor), atol=max(self.atol, floor), max_steps=10 * v.size

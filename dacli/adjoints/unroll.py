@@ -33,6 +33,7 @@ import equinox.internal as eqxi
 import jax
 import lineax as lx
 import optimistix as optx
+from jaxtyping import Array, PyTree
 
 Step = Callable[[Any, Any], Any]  # step(z, args) -> the next iterate, same structure as z
 
@@ -61,7 +62,9 @@ class AbstractIterationAdjoint(eqx.Module):
     """A way to differentiate ``iterations`` applications of a step (see the module docstring)."""
 
     @abc.abstractmethod
-    def iterate(self, step: Step, z0, args, iterations: int):
+    def iterate(
+        self, step: Step, z0: PyTree[Array], args: PyTree, iterations: int
+    ) -> PyTree[Array]:
         """``step`` applied ``iterations`` times to ``z0`` (``step(z, args)``), differentiable
         with respect to ``args`` (and ``z0``) in this strategy's way."""
 
@@ -69,7 +72,9 @@ class AbstractIterationAdjoint(eqx.Module):
 class Unrolled(AbstractIterationAdjoint, strict=True):
     """Reverse mode through a plain ``lax.scan``: every iterate kept. Memory grows with K."""
 
-    def iterate(self, step: Step, z0, args, iterations: int):
+    def iterate(
+        self, step: Step, z0: PyTree[Array], args: PyTree, iterations: int
+    ) -> PyTree[Array]:
         return _scan(step, z0, args, iterations)
 
 
@@ -78,7 +83,9 @@ class Checkpointed(AbstractIterationAdjoint, strict=True):
 
     checkpoints: int | None = eqx.field(static=True, default=None)
 
-    def iterate(self, step: Step, z0, args, iterations: int):
+    def iterate(
+        self, step: Step, z0: PyTree[Array], args: PyTree, iterations: int
+    ) -> PyTree[Array]:
         return _scan(step, z0, args, iterations, "checkpointed", self.checkpoints)
 
 
@@ -87,7 +94,9 @@ class KStep(AbstractIterationAdjoint, strict=True):
 
     k: int = eqx.field(static=True, default=1)
 
-    def iterate(self, step: Step, z0, args, iterations: int):
+    def iterate(
+        self, step: Step, z0: PyTree[Array], args: PyTree, iterations: int
+    ) -> PyTree[Array]:
         live = min(self.k, iterations)
         warm = _scan(step, _without_gradient(z0), _without_gradient(args), iterations - live)
         return _scan(step, _without_gradient(warm), args, live)
@@ -103,7 +112,9 @@ class Implicit(AbstractIterationAdjoint, strict=True):
 
     linear_solver: lx.AbstractLinearSolver = eqx.field(default_factory=_matrix_free_solver)
 
-    def iterate(self, step: Step, z0, args, iterations: int):
+    def iterate(
+        self, step: Step, z0: PyTree[Array], args: PyTree, iterations: int
+    ) -> PyTree[Array]:
         adjoint = optx.ImplicitAdjoint(linear_solver=self.linear_solver)
         solution: optx.Solution = optx.fixed_point(
             step,

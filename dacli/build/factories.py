@@ -174,7 +174,8 @@ def build_minimiser(config: MethodConfig, name: str) -> Minimiser | None:
 
 
 def build_forward_adjoint(config: MethodConfig) -> diffrax.AbstractAdjoint:
-    """``method.forward_adjoint``: how gradients cross the dynamics (``method.adjoint_checkpoints``)."""
+    """``method.forward_adjoint``: how gradients cross the dynamics
+    (``method.adjoint_checkpoints``)."""
     return _factory(FORWARD_ADJOINTS, config.forward_adjoint)(config)
 
 

@@ -32,7 +32,7 @@ from dacli.covariances.spectral import (
 from dacli.models.base import StateLayout
 
 
-def std_vector(std: float | list[float], layout: StateLayout) -> np.ndarray:
+def std_vector(std: float | list[float], layout: StateLayout) -> Float[np.ndarray, " n"]:
     """Expand a scalar, per-variable, or per-element std to the flat state size."""
     values = np.atleast_1d(np.asarray(std, dtype=float))
     if values.size == 1:
@@ -173,7 +173,7 @@ def background_sqrt_operator(
     layout: StateLayout,
     length_scale: float | None,
     dtype,
-    matrix: np.ndarray | None = None,
+    matrix: Float[np.ndarray, "n n"] | None = None,
 ) -> lx.AbstractLinearOperator:
     """B^{1/2} as a lineax operator, for B = D C D with D = diag(std).
 
@@ -193,7 +193,7 @@ def background_sqrt_operator(
     raise ValueError(f"unknown covariance kind {kind!r}")
 
 
-def covariance_matrix(sqrt_operator: lx.AbstractLinearOperator) -> np.ndarray:
+def covariance_matrix(sqrt_operator: lx.AbstractLinearOperator) -> Float[np.ndarray, "n n"]:
     """Dense B = B^{1/2} B^{1/2}^T, for tests and small diagnostics only."""
     root = np.asarray(sqrt_operator.as_matrix())
     return root @ root.T

@@ -40,7 +40,7 @@ def nonnegative_sqrt(values: Array) -> Array:
     return jnp.where(positive, jnp.sqrt(jnp.where(positive, values, 1.0)), 0.0)
 
 
-def periodic_distances(ny: int, nx: int, dy: float, dx: float) -> np.ndarray:
+def periodic_distances(ny: int, nx: int, dy: float, dx: float) -> Float[np.ndarray, "ny nx"]:
     """Distance from grid point (0, 0) to every grid point, shortest way round the torus, shape (ny,
     nx)."""
     iy, ix = np.arange(ny), np.arange(nx)

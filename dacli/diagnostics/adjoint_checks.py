@@ -28,6 +28,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array
 
 ALPHAS = 10.0 ** -np.arange(0, 13)
 
@@ -100,7 +101,7 @@ def _evaluate(function: Callable, x):
     return function(x)
 
 
-def has_forward_mode(function: Callable, x) -> bool:
+def has_forward_mode(function: Callable, x: Array) -> bool:
     """Whether ``jax.jvp`` works through ``function`` (it does not through custom_vjp rules)."""
     try:  # a real (compiled) jvp: abstract evaluation alone misses errors inside diffrax's loops
         _jvp(function, x, x)
@@ -109,14 +110,14 @@ def has_forward_mode(function: Callable, x) -> bool:
         return False
 
 
-def tangent_linear(function: Callable, x, dx, forward: bool):
+def tangent_linear(function: Callable, x: Array, dx: Array, forward: bool) -> Array:
     """M' dx from the derivative rules: jvp, or (no forward mode) the Jacobian built by vjp."""
     if forward:
         return _jvp(function, x, dx)
     return _jacobian_tangent(function, x, dx)
 
 
-def tangent(function: Callable, x, dx, forward: bool):
+def tangent(function: Callable, x: Array, dx: Array, forward: bool) -> Array:
     """M' dx independent of the vjp: exact by jvp, else a central finite difference."""
     if forward:
         return _jvp(function, x, dx)
@@ -135,10 +136,17 @@ def _relative(a, b) -> float:
 
 
 def linearity_check(
-    function: Callable, x, dx1, dx2, component: str, tolerance: float, forward: bool = True
+    function: Callable,
+    x: Array,
+    dx1: Array,
+    dx2: Array,
+    component: str,
+    tolerance: float,
+    forward: bool = True,
 ) -> CheckResult:
     """|M'(a dx1 + b dx2) - a M'dx1 - b M'dx2| / |a M'dx1 + b M'dx2| for a = 0.7, b = -1.3."""
-    jvp = lambda d: tangent_linear(function, x, d, forward)  # noqa: E731  (compiled once per function)
+    # compiled once per function
+    jvp = lambda d: tangent_linear(function, x, d, forward)  # noqa: E731
     combined = jvp(0.7 * dx1 - 1.3 * dx2)
     separate = 0.7 * jvp(dx1) - 1.3 * jvp(dx2)
     error = float(jnp.linalg.norm(combined - separate) / jnp.linalg.norm(separate))
@@ -153,7 +161,13 @@ def linearity_check(
 
 
 def tangent_linear_check(
-    function: Callable, x, dx, component: str, tolerance: float, alphas=ALPHAS, forward: bool = True
+    function: Callable,
+    x: Array,
+    dx: Array,
+    component: str,
+    tolerance: float,
+    alphas=ALPHAS,
+    forward: bool = True,
 ) -> CheckResult:
     """TL test over a = 1 .. 1e-12: minimum relative error and convergence rate per decade.
 
@@ -203,9 +217,9 @@ def tangent_linear_check(
 
 def dot_product_check(
     function: Callable,
-    x,
-    dx,
-    dy,
+    x: Array,
+    dx: Array,
+    dy: Array,
     component: str,
     tolerances: Tolerances,
     forward: bool | None = None,
@@ -223,7 +237,9 @@ def dot_product_check(
     return CheckResult("dot-product", component, error, tolerance, bool(error <= tolerance), detail)
 
 
-def symmetry_check(operator: Callable, u, w, component: str, tolerance: float) -> CheckResult:
+def symmetry_check(
+    operator: Callable, u: Array, w: Array, component: str, tolerance: float
+) -> CheckResult:
     """<A u, w> against <u, A w> for an operator that should be symmetric (e.g. B)."""
     left, right = _inner(operator(u), w), _inner(u, operator(w))
     error = _relative(left, right)
@@ -238,7 +254,13 @@ def symmetry_check(operator: Callable, u, w, component: str, tolerance: float) -
 
 
 def taylor_check(
-    cost: Callable, gradient: Callable, x, h, component: str, tolerance: float, alphas=ALPHAS[:9]
+    cost: Callable,
+    gradient: Callable,
+    x: Array,
+    h: Array,
+    component: str,
+    tolerance: float,
+    alphas=ALPHAS[:9],
 ) -> CheckResult:
     """(J(x + a h) - J(x)) / (a <g, h>) -> 1; remainder slope ~2 per decade (second order)."""
     j0 = float(cost(x))

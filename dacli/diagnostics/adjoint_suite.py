@@ -30,6 +30,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optimistix as optx
+from jaxtyping import Array, Float, PRNGKeyArray
 
 from dacli.adjoints.stepping import KStepAdjoint
 from dacli.diagnostics.adjoint_checks import (
@@ -43,6 +44,7 @@ from dacli.diagnostics.adjoint_checks import (
     tangent_linear_check,
     taylor_check,
 )
+from dacli.methods.signatures import State, Time
 from dacli.methods.strong4dvar import StrongConstraint4DVar
 from dacli.models.integrate import integrate
 from dacli.observations.operator import WindowObservations, apply_observation_operator
@@ -106,7 +108,12 @@ def _directions(key, shape, dtype, count):
 
 
 def check_model(
-    method: StrongConstraint4DVar, x, t_start, key, tol: Tolerances, name: str
+    method: StrongConstraint4DVar,
+    x: State,
+    t_start: Time,
+    key: PRNGKeyArray,
+    tol: Tolerances,
+    name: str,
 ) -> list[CheckResult]:
     """Linearity, TL and dot-product tests of one step and of the whole window."""
     results = []
@@ -132,7 +139,13 @@ def check_model(
 
 
 def check_observation_operator(
-    method, x, t_start, obs: WindowObservations, key, tol: Tolerances, name: str
+    method,
+    x: State,
+    t_start: Time,
+    obs: WindowObservations,
+    key: PRNGKeyArray,
+    tol: Tolerances,
+    name: str,
 ) -> list[CheckResult]:
     trajectory = integrate(
         method.dynamics,
@@ -155,7 +168,7 @@ def check_observation_operator(
 
 
 def check_covariance(
-    method, key, tol: Tolerances, name: str, size: int, dtype
+    method, key: PRNGKeyArray, tol: Tolerances, name: str, size: int, dtype
 ) -> list[CheckResult]:
     """B^{1/2} (and, weak constraint, Q^{1/2}): dot-product test of the root, symmetry of the
     covariance."""
@@ -184,7 +197,13 @@ def _control(method, background, key, scale=0.3):
 
 
 def check_linearisation(
-    method, background, t_start, obs, key, tol: SuiteTolerances, name: str
+    method,
+    background: State,
+    t_start: Time,
+    obs: WindowObservations,
+    key: PRNGKeyArray,
+    tol: SuiteTolerances,
+    name: str,
 ) -> list[CheckResult]:
     """Dot-product test of the tangent-linear / adjoint pair the incremental inner loops use.
 
@@ -234,7 +253,13 @@ def check_linearisation(
 
 
 def check_cost(
-    method, background, t_start, obs, key, tol: Tolerances, name: str
+    method,
+    background: State,
+    t_start: Time,
+    obs: WindowObservations,
+    key: PRNGKeyArray,
+    tol: Tolerances,
+    name: str,
 ) -> list[CheckResult]:
     v = _control(method, background, key)
     h = jax.random.normal(jax.random.fold_in(key, 2), v.shape, v.dtype)
@@ -258,7 +283,13 @@ def _gradient(method, v, args):
 
 
 def check_forward_strategies(
-    method, background, t_start, obs, key, tol: SuiteTolerances, name: str
+    method,
+    background: State,
+    t_start: Time,
+    obs: WindowObservations,
+    key: PRNGKeyArray,
+    tol: SuiteTolerances,
+    name: str,
 ) -> list[CheckResult]:
     """dJ/dv under every forward adjoint against DirectAdjoint."""
     v = _control(method, background, key)
@@ -287,7 +318,14 @@ def check_forward_strategies(
     return results
 
 
-def hyperparameter_gradient(method, background, t_start, obs, reference_state, minimiser_adjoint):
+def hyperparameter_gradient(
+    method,
+    background: State,
+    t_start: Time,
+    obs: WindowObservations,
+    reference_state: State,
+    minimiser_adjoint,
+) -> Float[Array, ""]:
     """d/d(log B-scale) of 1/2 |xa - reference|^2 through the minimisation."""
     method = eqx.tree_at(lambda m: m.minimiser_adjoint, method, minimiser_adjoint)
 
@@ -301,10 +339,10 @@ def hyperparameter_gradient(method, background, t_start, obs, reference_state, m
 
 def check_minimiser_strategies(
     method,
-    background,
-    t_start,
-    obs,
-    reference_state,
+    background: State,
+    t_start: Time,
+    obs: WindowObservations,
+    reference_state: State,
     tol: SuiteTolerances,
     name: str,
     adjoints: dict | None = None,
@@ -372,16 +410,16 @@ MINIMISER_CHECK_MAX_CONTROL = 1024
 
 def run_suite(
     method,
-    background,
-    t_start,
-    obs,
+    background: State,
+    t_start: Time,
+    obs: WindowObservations,
     *,
     name: str,
-    key=None,
+    key: PRNGKeyArray | None = None,
     tolerances: SuiteTolerances | None = None,
     strategies: bool = True,
     model_checks: bool = True,
-    reference_state=None,
+    reference_state: State | None = None,
 ) -> list[CheckResult]:
     """Every check above for one method and window; returns all results (nothing raises)."""
     key = jax.random.PRNGKey(0) if key is None else key

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from jaxtyping import Array, Bool, Float
 
 from dacli.io.observation_set import QC_FLAGS, ObservationSet
 from dacli.observations.windows import PackedObservations
@@ -66,7 +67,13 @@ class Desroziers:
 
 
 def desroziers(
-    values, std, background_equivalents, analysis_equivalents, mask, spread, cost_final
+    values: Float[np.ndarray | Array, "windows p"],
+    std: Float[np.ndarray | Array, "windows p"],
+    background_equivalents: Float[np.ndarray | Array, "windows p"],
+    analysis_equivalents: Float[np.ndarray | Array, "windows p"],
+    mask: Bool[np.ndarray | Array, "windows p"],
+    spread: Float[np.ndarray | Array, " windows"],
+    cost_final: Float[np.ndarray | Array, " windows"],
 ) -> Desroziers:
     """Ratios over every window: arrays (K, P) masked by ``mask``; ``spread`` and ``cost_final``
     (K,)."""

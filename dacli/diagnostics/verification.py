@@ -17,24 +17,27 @@ pools every start time and state element at a lead time (a start without truth i
 from __future__ import annotations
 
 import numpy as np
+from jaxtyping import Bool, Float, Int
 
 
-def climatology(truth_states: np.ndarray) -> np.ndarray:
+def climatology(truth_states: Float[np.ndarray, "times n"]) -> Float[np.ndarray, " n"]:
     """The time mean of a truth run ``(T, n)`` per state element: the reference for anomalies."""
     return np.mean(np.asarray(truth_states, float), axis=0)
 
 
-def _covered(truth: np.ndarray) -> np.ndarray:
+def _covered(truth: Float[np.ndarray, "starts leads n"]) -> Bool[np.ndarray, "starts leads"]:
     """(S, L) mask of (start, lead) pairs the truth reaches (a missing truth is NaN throughout)."""
     return np.all(np.isfinite(truth), axis=-1)
 
 
-def verified_count(truth: np.ndarray) -> np.ndarray:
+def verified_count(truth: Float[np.ndarray, "starts leads n"]) -> Int[np.ndarray, " leads"]:
     """(L,) number of start times verified at each lead."""
     return _covered(truth).sum(axis=0)
 
 
-def rmse_by_lead(forecasts: np.ndarray, truth: np.ndarray) -> np.ndarray:
+def rmse_by_lead(
+    forecasts: Float[np.ndarray, "starts leads n"], truth: Float[np.ndarray, "starts leads n"]
+) -> Float[np.ndarray, " leads"]:
     """(L,) RMSE over start times and state elements at each lead; NaN where no truth."""
     covered = _covered(truth)
     error = np.where(covered[..., None], np.asarray(forecasts, float) - np.nan_to_num(truth), 0.0)
@@ -46,8 +49,10 @@ def rmse_by_lead(forecasts: np.ndarray, truth: np.ndarray) -> np.ndarray:
 
 
 def anomaly_correlation_by_lead(
-    forecasts: np.ndarray, truth: np.ndarray, reference: np.ndarray
-) -> np.ndarray:
+    forecasts: Float[np.ndarray, "starts leads n"],
+    truth: Float[np.ndarray, "starts leads n"],
+    reference: Float[np.ndarray, " n"],
+) -> Float[np.ndarray, " leads"]:
     """(L,) uncentred anomaly correlation about ``reference`` (n,) at each lead; NaN where no truth
     or where an anomaly is zero everywhere (the correlation is then undefined)."""
     covered = _covered(truth)[..., None]
@@ -63,7 +68,9 @@ def anomaly_correlation_by_lead(
         )
 
 
-def ensemble_statistics(members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def ensemble_statistics(
+    members: Float[np.ndarray, "starts members *rest"],
+) -> tuple[Float[np.ndarray, " starts *rest"], Float[np.ndarray, " starts *rest"]]:
     """Mean and spread (standard deviation, N - 1) over the member axis 1 of ``(S, N, ...)``;
     the spread is NaN for a single member."""
     members = np.asarray(members, float)
@@ -72,7 +79,9 @@ def ensemble_statistics(members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return members.mean(axis=1), members.std(axis=1, ddof=1)
 
 
-def ensemble_spread_by_lead(members: np.ndarray) -> np.ndarray:
+def ensemble_spread_by_lead(
+    members: Float[np.ndarray, "starts members leads n"],
+) -> Float[np.ndarray, " leads"]:
     """(L,) spread of an ensemble ``(S, N, L, n)``: sqrt of the mean (over starts and elements)
     of the members' unbiased variance; NaN for a single member."""
     _, spread = ensemble_statistics(members)

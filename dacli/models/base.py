@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 import equinox as eqx
 import jax
 import numpy as np
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, PyTree
 
 from dacli.layout import FULL_CIRCLE, LATITUDE_UNITS, LONGITUDE_UNITS, GridAxis, StateLayout
 
@@ -55,14 +56,16 @@ class Dynamics(eqx.Module):
     """Abstract model: a vector field on a flat state plus its layout (see module docstring)."""
 
     @abc.abstractmethod
-    def vector_field(self, t, x, args):
+    def vector_field(
+        self, t: Float[ArrayLike, ""], x: Float[Array, " n"], args: PyTree
+    ) -> Float[Array, " n"]:
         """dx/dt at time ``t`` for state ``x``; ``args`` is unused by built-in models."""
 
     @abc.abstractmethod
     def layout(self) -> StateLayout:
         """Variable names, grid and periodicity of the state."""
 
-    def default_state(self, key) -> np.ndarray | jax.Array:
+    def default_state(self, key: PRNGKeyArray) -> Float[Array | np.ndarray, " n"]:
         """A generic initial state for spin-up in twin experiments (override for realism)."""
         return jax.random.normal(key, (self.layout().size,))
 

@@ -6,6 +6,10 @@ loop. Defaults are chosen against a measured trap (diffrax 0.7.2): ``ConstantSte
 ``RecursiveCheckpointAdjoint()``'s default checkpoints gave gradients several percent wrong on
 Lorenz-96; with ``checkpoints`` equal to the number of steps they match ``DirectAdjoint`` to
 round-off. :func:`forward_adjoint_for` applies that default.
+
+Not for adaptive step sizes or output between the grid's steps: the window's states sit on the
+fixed grid (``ConstantStepSize``) that observations are mapped to. Reference: diffrax's
+documentation (``diffeqsolve``, ``SaveAt``, adjoints), https://docs.kidger.site/diffrax/.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike, Float
 
 from dacli.models.base import Dynamics
 
@@ -27,22 +32,21 @@ def forward_adjoint_for(adjoint: diffrax.AbstractAdjoint, nsteps: int) -> diffra
 
 def _field(t, y, args):
     """The model's vector field. Module-level, so diffrax's compiled solve is reused across calls
-    (a closure made per call is a new static argument: one compilation per call, measured 16 s per
-    64 x 64 QG twin); everything traced travels in ``args`` (BacksolveAdjoint cannot see
-    closed-over arrays)."""
+    (a closure made per call would be a new static argument: one compilation per call);
+    everything traced travels in ``args`` (BacksolveAdjoint cannot see closed-over arrays)."""
     model, offset = args
     return model.vector_field(t + offset, y, None)
 
 
 def integrate(
     dynamics: Dynamics,
-    x0,
-    t_start,
+    x0: Float[Array, " n"],
+    t_start: Float[ArrayLike, ""],
     nsteps: int,
     dt: float,
     ode_solver: diffrax.AbstractSolver,
     adjoint: diffrax.AbstractAdjoint,
-):
+) -> Float[Array, "steps n"]:
     """States at ``t_start + k dt`` for k = 0..nsteps, shape ``(nsteps + 1, n)``.
 
     ``t_start`` may be traced (one compiled program serves every window). Errors inside the
@@ -71,13 +75,13 @@ def integrate(
 
 def integrate_every(
     dynamics: Dynamics,
-    x0,
-    t_start,
+    x0: Float[Array, " n"],
+    t_start: Float[ArrayLike, ""],
     outputs: int,
     stride: int,
     dt: float,
     ode_solver: diffrax.AbstractSolver,
-):
+) -> Float[Array, "outputs n"]:
     """States at ``t_start + j stride dt`` for j = 0..outputs, shape ``(outputs + 1, n)``.
 
     A forecast: one :func:`integrate` of ``stride`` steps per output, chained in a
@@ -117,7 +121,9 @@ class Forecaster(eqx.Module):
     stride: int = eqx.field(static=True)
     dt: float = eqx.field(static=True)
 
-    def __call__(self, x0, t0):
+    def __call__(
+        self, x0: Float[Array, " n"], t0: Float[ArrayLike, ""]
+    ) -> Float[Array, "outputs n"]:
         return integrate_every(
             self.dynamics, x0, t0, self.outputs, self.stride, self.dt, self.ode_solver
         )

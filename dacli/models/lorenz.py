@@ -9,6 +9,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, PyTree
 
 from dacli.models.base import Dynamics, StateLayout, size_parameter
 
@@ -20,14 +21,16 @@ class Lorenz63(Dynamics):
     rho: float = 28.0
     beta: float = 8.0 / 3.0
 
-    def vector_field(self, t, x, args):
+    def vector_field(
+        self, t: Float[ArrayLike, ""], x: Float[Array, " 3"], args: PyTree
+    ) -> Float[Array, " 3"]:
         u, v, w = x[0], x[1], x[2]
         return jnp.stack([self.sigma * (v - u), u * (self.rho - w) - v, u * v - self.beta * w])
 
     def layout(self) -> StateLayout:
         return StateLayout(variables=("x", "y", "z"))
 
-    def default_state(self, key):
+    def default_state(self, key: PRNGKeyArray) -> Float[Array, " 3"]:
         return jnp.array([1.509, -1.531, 25.46]) + jax.random.normal(key, (3,))
 
 
@@ -41,7 +44,9 @@ class Lorenz96(Dynamics):
         self.n = size_parameter("n", n, minimum=4)  # at most MAX_STATE_SIZE sites
         self.forcing = float(forcing)
 
-    def vector_field(self, t, x, args):
+    def vector_field(
+        self, t: Float[ArrayLike, ""], x: Float[Array, " n"], args: PyTree
+    ) -> Float[Array, " n"]:
         return (jnp.roll(x, -1) - jnp.roll(x, 2)) * jnp.roll(x, 1) - x + self.forcing
 
     def layout(self) -> StateLayout:
@@ -49,5 +54,5 @@ class Lorenz96(Dynamics):
             variables=("x",), grid_name="site", grid=np.arange(self.n, dtype=float), periodic=True
         )
 
-    def default_state(self, key):
+    def default_state(self, key: PRNGKeyArray) -> Float[Array, " n"]:
         return self.forcing + jax.random.normal(key, (self.n,))

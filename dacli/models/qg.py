@@ -23,6 +23,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, PyTree
 
 from dacli.models.base import MAX_STATE_SIZE, Dynamics, GridAxis, StateLayout, size_parameter
 
@@ -32,7 +33,9 @@ EARTH_ROTATION = 7.2921e-5  # Omega, s^-1
 METRES_PER_DEGREE = EARTH_RADIUS * np.pi / 180.0
 
 
-def wavenumbers(ny: int, nx: int, length_y: float, length_x: float):
+def wavenumbers(
+    ny: int, nx: int, length_y: float, length_x: float
+) -> tuple[Float[np.ndarray, "ny 1"], Float[np.ndarray, "1 nx_half"]]:
     """(ky, kx) angular wavenumbers of an ``rfft2`` over a (ny, nx) periodic grid, shapes (ny, 1),
     (1, nx//2 + 1)."""
     ky = 2 * np.pi * np.fft.fftfreq(ny, d=length_y / ny)
@@ -139,26 +142,29 @@ class QuasiGeostrophic(Dynamics):
         laplacian = -(kx**2 + ky**2)
         return jnp.asarray(ky), jnp.asarray(kx), jnp.asarray(laplacian)
 
-    def pv_from_streamfunction(self, psi):
+    def pv_from_streamfunction(self, psi: Float[Array, "ny nx"]) -> Float[Array, "ny nx"]:
         """q = nabla^2 psi - psi / Ld^2 (grid (ny, nx) -> grid)."""
         _, _, laplacian = self._spectral()
         psi_hat = jnp.fft.rfft2(psi)
         return jnp.fft.irfft2((laplacian - 1.0 / self.deformation_radius**2) * psi_hat, s=psi.shape)
 
-    def streamfunction_from_pv(self, q):
+    def streamfunction_from_pv(self, q: Float[Array, "ny nx"]) -> Float[Array, "ny nx"]:
         """PV inversion: psi = (nabla^2 - 1/Ld^2)^-1 q, exact in spectral space (never singular)."""
         _, _, laplacian = self._spectral()
         q_hat = jnp.fft.rfft2(q)
         return jnp.fft.irfft2(q_hat / (laplacian - 1.0 / self.deformation_radius**2), s=q.shape)
 
-    def pv_tendency(self, psi):
+    def pv_tendency(self, psi: Float[Array, "ny nx"]) -> Float[Array, "ny nx"]:
         """dq/dt (s^-2) for the streamfunction psi on the grid."""
         ky, kx, laplacian = self._spectral()
         keep = jnp.asarray(dealias_mask(self.ny, self.nx))
         shape = psi.shape
         psi_hat = jnp.fft.rfft2(psi)
         q_hat = (laplacian - 1.0 / self.deformation_radius**2) * psi_hat
-        derivative = lambda field_hat, k: jnp.fft.irfft2(1j * k * field_hat * keep, s=shape)  # noqa: E731
+
+        def derivative(field_hat, k):
+            return jnp.fft.irfft2(1j * k * field_hat * keep, s=shape)
+
         jacobian = derivative(psi_hat, kx) * derivative(q_hat, ky) - derivative(
             psi_hat, ky
         ) * derivative(q_hat, kx)
@@ -177,10 +183,12 @@ class QuasiGeostrophic(Dynamics):
 
     # --- the Dynamics contract --------------------------------------------------------------------
 
-    def ssh_to_streamfunction(self, eta):
+    def ssh_to_streamfunction(self, eta: Float[Array, "ny nx"]) -> Float[Array, "ny nx"]:
         return (self.gravity / self.coriolis) * eta
 
-    def vector_field(self, t, x, args):
+    def vector_field(
+        self, t: Float[ArrayLike, ""], x: Float[Array, " n"], args: PyTree
+    ) -> Float[Array, " n"]:
         """d eta / dt in m per day, for eta flattened over (y, x)."""
         psi = self.ssh_to_streamfunction(x.reshape(self.ny, self.nx))
         dpsi_dt = self.streamfunction_from_pv(self.pv_tendency(psi))
@@ -221,7 +229,7 @@ class QuasiGeostrophic(Dynamics):
             standard_names=("sea_surface_height_above_mean_sea_level",),
         )
 
-    def default_state(self, key):
+    def default_state(self, key: PRNGKeyArray) -> Float[Array, " n"]:
         """A random field of ~10 cm with most energy near the deformation radius."""
         _, _, laplacian = self._spectral()
         k = jnp.sqrt(-laplacian)
@@ -235,12 +243,12 @@ class QuasiGeostrophic(Dynamics):
 
     # --- invariants -----------------------------------------------------------------------------
 
-    def energy(self, eta):
+    def energy(self, eta: Float[Array, " n"]) -> Float[Array, ""]:
         """Mean of 1/2 (|grad psi|^2 + psi^2 / Ld^2): conserved by the inviscid, unforced model."""
         psi = self.ssh_to_streamfunction(eta.reshape(self.ny, self.nx))
         return -0.5 * jnp.mean(psi * self.pv_from_streamfunction(psi))
 
-    def enstrophy(self, eta):
+    def enstrophy(self, eta: Float[Array, " n"]) -> Float[Array, ""]:
         """Mean of 1/2 q^2: conserved by the inviscid, unforced model with beta = 0."""
         psi = self.ssh_to_streamfunction(eta.reshape(self.ny, self.nx))
         return 0.5 * jnp.mean(self.pv_from_streamfunction(psi) ** 2)

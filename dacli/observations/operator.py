@@ -6,6 +6,10 @@ interpolation to an off-grid location — is a sparse weighted gather: observati
 Arrays are padded to a fixed capacity and masked, so one compiled program serves every window;
 padded and rejected entries hold finite dummies (value 0, std 1), never NaN, so gradients stay
 finite (a masked NaN would still poison them).
+
+A nonlinear operator (radiances, a retrieval) does not fit this form: it would be another
+operator, not new weights. Reference: Ide, Courtier, Ghil & Lorenc (1997), J. Meteor. Soc.
+Japan 75, for the notation y = H(x) + error.
 """
 
 from __future__ import annotations
@@ -21,26 +25,28 @@ _Arrays = Array | np.ndarray
 
 
 class WindowObservations(eqx.Module):
-    """Padded observations of one window (P = capacity, POINTS = interpolation points per
-    observation); stacked (PackedObservations.stacked), a leading window axis K."""
+    """Padded observations of one window (p = capacity, points = interpolation points per
+    observation); stacked (PackedObservations.stacked), a leading axis of windows."""
 
-    values: Float[_Arrays, "*K P"]
-    std: Float[_Arrays, "*K P"]
-    slot: Int[_Arrays, "*K P"]
-    index: Int[_Arrays, "*K P POINTS"]
-    weight: Float[_Arrays, "*K P POINTS"]
-    mask: Bool[_Arrays, "*K P"]
+    values: Float[_Arrays, "*windows p"]
+    std: Float[_Arrays, "*windows p"]
+    slot: Int[_Arrays, "*windows p"]
+    index: Int[_Arrays, "*windows p points"]
+    weight: Float[_Arrays, "*windows p points"]
+    mask: Bool[_Arrays, "*windows p"]
 
 
 def apply_observation_operator(
-    trajectory: Float[Array, "T n"], obs: WindowObservations
-) -> Float[Array, " P"]:
+    trajectory: Float[Array, "steps n"], obs: WindowObservations
+) -> Float[Array, " p"]:
     """H(trajectory) at every (padded) observation."""
     gathered = trajectory[obs.slot[:, None], obs.index]
     return jnp.sum(obs.weight * gathered, axis=-1)
 
 
-def whitened_departures(trajectory, obs: WindowObservations):
+def whitened_departures(
+    trajectory: Float[Array, "steps n"], obs: WindowObservations
+) -> Float[Array, " p"]:
     """(y - H(x)) / sigma on valid observations, 0 on padding."""
     departures = (obs.values - apply_observation_operator(trajectory, obs)) / obs.std
     return jnp.where(obs.mask, departures, 0.0)

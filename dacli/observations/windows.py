@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from jaxtyping import Bool, Float, Int
 
 from dacli.errors import ConfigError, DataError
 from dacli.io.observation_set import POINTS, ObservationSet
@@ -28,7 +29,7 @@ MAX_WINDOWS = 1_000_000
 
 @dataclass(frozen=True)
 class WindowSchedule:
-    starts: np.ndarray  # (K,) window start times
+    starts: Float[np.ndarray, " windows"]  # window start times
     length: float
     shift: float
     dt: float
@@ -111,7 +112,9 @@ def padded_capacity(most: int, bucket: int = 8) -> int:
     return max(bucket, int(math.ceil(most / bucket) * bucket))
 
 
-def observations_per_window(observations: ObservationSet, schedule: WindowSchedule) -> np.ndarray:
+def observations_per_window(
+    observations: ObservationSet, schedule: WindowSchedule
+) -> Int[np.ndarray, " windows"]:
     """(K,) valid observations inside each window's active range, without packing (nothing per
     window but the counts).
 
@@ -133,27 +136,27 @@ def observations_per_window(observations: ObservationSet, schedule: WindowSchedu
 class PackedObservations:
     """Observations of every window as arrays (K, P, ...) plus host-side bookkeeping."""
 
-    values: np.ndarray
-    std: np.ndarray
-    slot: np.ndarray
-    index: np.ndarray
-    weight: np.ndarray
-    mask: np.ndarray
-    source: np.ndarray  # (K, P) index into the ObservationSet, -1 on padding
-    used: np.ndarray  # (K,) valid observations assimilated per window
-    rejected: (
-        np.ndarray
-    )  # (K,) observations in the window rejected (NaN/Inf value, bad error, off time grid)
+    values: Float[np.ndarray, "windows p"]
+    std: Float[np.ndarray, "windows p"]
+    slot: Int[np.ndarray, "windows p"]
+    index: Int[np.ndarray, "windows p points"]
+    weight: Float[np.ndarray, "windows p points"]
+    mask: Bool[np.ndarray, "windows p"]
+    source: Int[np.ndarray, "windows p"]  # index into the ObservationSet, -1 on padding
+    used: Int[np.ndarray, " windows"]  # valid observations assimilated per window
+    # observations in the window rejected (NaN/Inf value, bad error, off time grid)
+    rejected: Int[np.ndarray, " windows"]
     outside: int  # observations in no window's active range
-    assigned: np.ndarray  # (N,) per observation of the set: inside some window's active range
+    # per observation of the set: inside some window's active range
+    assigned: Bool[np.ndarray, " observations"]
 
-    def stacked(self):
+    def stacked(self) -> WindowObservations:
         """All windows as one WindowObservations with a leading window axis (numpy)."""
         return WindowObservations(
             self.values, self.std, self.slot, self.index, self.weight, self.mask
         )
 
-    def window(self, k: int):
+    def window(self, k: int) -> WindowObservations:
         """The padded arrays of window k, as a jax-ready WindowObservations."""
         return WindowObservations(
             self.values[k], self.std[k], self.slot[k], self.index[k], self.weight[k], self.mask[k]

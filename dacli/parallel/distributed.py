@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import jax
 import numpy as np
 from jax.experimental.multihost_utils import process_allgather
+from jaxtyping import Array, PyTree, Shaped
 
 from dacli.errors import ConfigError, DeviceError
 from dacli.parallel.sharding import map_sharded, pad_batch
@@ -130,7 +131,9 @@ def process_share(count: int, process_index: int, process_count: int) -> range:
     return range(start, start + base + (process_index < extra))
 
 
-def allgather_shares(local, count: int):
+def allgather_shares(
+    local: PyTree[Shaped[Array | np.ndarray, "share ..."]], count: int
+) -> PyTree[Shaped[np.ndarray, "count ..."]]:
     """Every process's share of ``count`` items, concatenated in item order, on every process.
 
     ``local``: a pytree of arrays with leading axis ``len(process_share(count, ...))`` for this
@@ -156,7 +159,9 @@ def allgather_shares(local, count: int):
     )
 
 
-def map_over_processes(fn, *batched):
+def map_over_processes(
+    fn: Callable, *batched: PyTree[Shaped[Array | np.ndarray, "batch ..."]]
+) -> PyTree[Shaped[np.ndarray, "batch ..."]]:
     """``fn`` on every item of ``batched`` (leading axis B) over every process of the launch: this
     process maps its :func:`process_share` over its local devices
     (:func:`dacli.parallel.map_sharded`)

@@ -9,18 +9,12 @@ devices is the loops' stop flags (below). With one device it is plain ``jit(vmap
 
 Cost of letting XLA split the program: a minimiser or an ODE solve is a ``while_loop``, and a
 batched ``while_loop`` runs while *any* item is still running, so its predicate becomes a
-cross-device reduction at every iteration (the compiled Lorenz-96 window analysis on 2 devices
-holds two 1-bit all-reduces per LBFGS iteration: the loop's "any still running" and one in its
-body; diffrax's fixed-step loops hold none). On GPUs that should be microseconds against
-milliseconds per iteration (not measured: no GPU was available); on fake CPU devices it
-dominates small batches (benchmarks/batch_windows.py, two runs: one Lorenz-96 window padded to
-2 CPU devices 29 ms, on one device 6.6 ms). ``jax.shard_map`` (or
-``pmap``) would keep each device's loops local, but it fails here inside equinox's
-checkpointed while loop (diffrax's ``RecursiveCheckpointAdjoint``, dacli's default):
-"Closure-converted function called with different dynamic arguments to the example arguments
-provided" (jax 0.10.2, equinox 0.13.8, with ``check_vma=False``; with the check on, diffrax's
-``jnp.polyval`` scan is refused for mixing varying and replicated carries). Per-device dispatch
-of one ``jit`` works but compiles once per device.
+cross-device reduction at every iteration (diffrax's fixed-step loops hold none). That is cheap
+next to an iteration on a GPU but dominates small batches on fake CPU devices.
+``jax.shard_map`` (or ``pmap``) would keep each device's loops local, but fails inside equinox's
+checkpointed while loop (diffrax's ``RecursiveCheckpointAdjoint``, dacli's default); per-device
+dispatch of one ``jit`` compiles once per device. Measurements and the shard_map error:
+benchmarks/BATCH.md.
 
 Padding repeats the last item (never zeros, which could be an invalid state or a zero
 observation error and turn into NaN); the padded results are dropped before returning.
@@ -51,6 +45,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jaxtyping import Array, PyTree, Shaped
 
 log = logging.getLogger("dacli")
 
@@ -100,7 +95,7 @@ def describe_devices(devices: Sequence[jax.Device] | None = None) -> str:
     return line
 
 
-def batch_size(batched_args) -> int:
+def batch_size(batched_args: PyTree[Shaped[Array | np.ndarray, "batch ..."]]) -> int:
     """The common leading axis B of every leaf; ValueError if a leaf has none or another one."""
     leaves = jax.tree_util.tree_leaves(batched_args)
     if not leaves:
@@ -117,7 +112,9 @@ def batch_size(batched_args) -> int:
     return size
 
 
-def pad_batch(tree, padded: int):
+def pad_batch(
+    tree: PyTree[Shaped[Array | np.ndarray, "batch ..."]], padded: int
+) -> PyTree[Shaped[Array | np.ndarray, "padded ..."]]:
     """Every leaf extended along axis 0 to ``padded`` by repeating its last item."""
 
     def pad(leaf):
@@ -144,7 +141,11 @@ def _log_layout(layout: BatchLayout, devices: str) -> None:
     log.info("map_sharded: %s; %s", layout.describe(), devices)  # once per layout
 
 
-def map_sharded(fn: Callable, *batched_args, devices: Sequence[jax.Device] | None = None):
+def map_sharded(
+    fn: Callable,
+    *batched_args: PyTree[Shaped[Array | np.ndarray, "batch ..."]],
+    devices: Sequence[jax.Device] | None = None,
+) -> PyTree[Shaped[Array, "batch ..."]]:
     """``fn`` applied to each item of ``batched_args``, the items spread over ``devices``.
 
     ``batched_args``: pytrees whose leaves are arrays with one leading batch axis B (numpy or

@@ -32,8 +32,12 @@ import jax
 import jax.numpy as jnp
 import lineax as lx
 import optimistix as optx
+from jaxtyping import Array, Bool, Float
 
 from dacli.covariances.background import CorrelatedRoot
+from dacli.methods.signatures import State, Time, Trajectory
+from dacli.observations.operator import WindowObservations
+from dacli.tuning.twins import TwinWindows
 
 PARAMETERS = ("background_std", "observation_std", "model_error_std", "length_scale")
 SCALES = ("background_std", "observation_std", "model_error_std")
@@ -77,7 +81,7 @@ class Tunable(eqx.Module):
     def initial(self, dtype) -> dict:
         return {name: jnp.zeros((), dtype) for name in self.names}
 
-    def configured(self, theta: dict, obs):
+    def configured(self, theta: dict, obs: WindowObservations):
         """The method and observations with the hyperparameters ``theta`` (missing names: as
         configured)."""
         method = self.method
@@ -101,7 +105,13 @@ class Tunable(eqx.Module):
         return method, obs
 
 
-def analysis(tunable: Tunable, theta, background, t_start, obs):
+def analysis(
+    tunable: Tunable,
+    theta: dict[str, Float[Array, ""]],
+    background: State,
+    t_start: Time,
+    obs: WindowObservations,
+) -> tuple[Trajectory, Bool[Array, ""]]:
     """(analysis trajectory (T+1, n), converged) of one window with hyperparameters ``theta``."""
     method, obs = tunable.configured(theta, obs)
     args = (background, t_start, obs)
@@ -109,7 +119,9 @@ def analysis(tunable: Tunable, theta, background, t_start, obs):
     return method.forecast(solution.value, args), solution.result == optx.RESULTS.successful
 
 
-def loss(theta, tunable: Tunable, windows):
+def loss(
+    theta: dict[str, Float[Array, ""]], tunable: Tunable, windows: TwinWindows
+) -> tuple[Float[Array, ""], Float[Array, ""]]:
     """Mean squared analysis error over the windows' trajectories; aux: the fraction converged."""
     trajectories, converged = jax.vmap(lambda b, t, o: analysis(tunable, theta, b, t, o))(
         windows.backgrounds, windows.starts, windows.obs
@@ -120,13 +132,17 @@ def loss(theta, tunable: Tunable, windows):
 
 
 @eqx.filter_jit
-def loss_and_gradient(theta, tunable: Tunable, windows):
+def loss_and_gradient(
+    theta: dict[str, Float[Array, ""]], tunable: Tunable, windows: TwinWindows
+) -> tuple[tuple[Float[Array, ""], Float[Array, ""]], dict[str, Float[Array, ""]]]:
     """((loss, fraction converged), d loss / d theta) — compiled once per tunable and batch
     shape."""
     return jax.value_and_grad(loss, has_aux=True)(theta, tunable, windows)
 
 
-def analysis_rmse(theta, tunable: Tunable, windows):
+def analysis_rmse(
+    theta: dict[str, Float[Array, ""]], tunable: Tunable, windows: TwinWindows
+) -> tuple[Float[Array, ""], Float[Array, ""]]:
     """(RMSE of the analysis trajectories, fraction converged), through :func:`loss_and_gradient`:
     the gradient is not needed, but a batch shaped like the training batch reuses its
     compilation."""
@@ -140,7 +156,9 @@ def _update(gradient, state, theta, *, optimiser):
     return jax.tree_util.tree_map(lambda p, u: p + u, theta, updates), state
 
 
-def tuning_step(theta, state, tunable: Tunable, windows, *, optimiser):
+def tuning_step(
+    theta: dict[str, Float[Array, ""]], state, tunable: Tunable, windows: TwinWindows, *, optimiser
+):
     """One optax step on the log factors; returns (theta, state, loss before the step, fraction
     converged).
     Two compiled pieces (loss and gradient; the update) so the first is shared with

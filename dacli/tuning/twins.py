@@ -9,6 +9,10 @@ configuration says R is) in place of the true one. Window k's truth holds its ``
 states (consecutive windows share their end and start states). Its background is the true
 initial state plus a draw from the *true* background-error covariance,
 ``background_error_sqrt @ z``, so the statistics the tuning should recover are known.
+
+Not for real observations: the backgrounds are drawn from a known B, which only a twin has.
+Reference: the identical-twin setting of DAPPER (Raanes et al.,
+https://github.com/nansencenter/DAPPER).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, Float
 
 from dacli.io.observation_set import ObservationSet
 from dacli.observations.operator import WindowObservations
@@ -27,10 +32,10 @@ class TwinWindows(eqx.Module):
     """``W`` windows: backgrounds (W, n), start times (W,), observations (leading W), truths (W,
     T+1, n)."""
 
-    backgrounds: jax.Array
-    starts: jax.Array
+    backgrounds: Float[Array, "windows n"]
+    starts: Float[Array, " windows"]
     obs: WindowObservations
-    truths: jax.Array
+    truths: Float[Array, "windows steps n"]
 
     def __getitem__(self, part: slice) -> TwinWindows:
         return jax.tree_util.tree_map(lambda a: a[part], self)
@@ -38,14 +43,14 @@ class TwinWindows(eqx.Module):
 
 def twin_windows(
     observations: ObservationSet,
-    truth: np.ndarray,
+    truth: Float[np.ndarray, "times n"],
     *,
     start: float,
     dt: float,
     count: int,
     nsteps: int,
     assumed_std: float,
-    background_error_sqrt: np.ndarray,
+    background_error_sqrt: Float[np.ndarray, "n n"],
     seed: int,
     dtype=jnp.float64,
 ) -> TwinWindows:
