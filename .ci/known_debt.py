@@ -1,7 +1,8 @@
 """Regenerate pyproject.toml's known-debt block from today's ruff and mypy findings.
 
-    python .ci/known_debt.py      # in the dev environment (pip install -e ".[dev]")
+python .ci/known_debt.py      # in the dev environment (pip install -e ".[dev]")
 """
+
 import collections
 import datetime
 import json
@@ -18,8 +19,13 @@ if begin in text:  # findings without the old block
     i, j = text.index(begin), text.index(end) + len(end) + 1
     text = text[:i].rstrip("\n") + "\n" + text[j:]
     open(f"{root}/pyproject.toml", "w").write(text)
-ruff = json.loads(subprocess.run([f"{py}/ruff", "check", "dacli", "--output-format", "json"], cwd=root,
-                                 capture_output=True, text=True).stdout or "[]")
+ruff_run = subprocess.run(
+    [f"{py}/ruff", "check", "dacli", "--output-format", "json"],
+    cwd=root,
+    capture_output=True,
+    text=True,
+)
+ruff = json.loads(ruff_run.stdout or "[]")
 rcodes = collections.defaultdict(set)
 for f in ruff:
     rcodes[f["filename"].replace(root + "/", "")].add(f["code"])
@@ -30,17 +36,22 @@ for line in out.splitlines():
     if m:
         mcodes[m.group(1).replace("/", ".").removesuffix(".__init__")][m.group(2)] += 1
 day = datetime.date.today().isoformat()
-block = [begin,
-         f"# Known debt ({day}, issue 17 item 7): the modules below still carry these findings; CI's",
-         "# `ruff check dacli` and `mypy dacli` pass with them and fail on any other finding, here or in",
-         "# any other module. Fix a module, then delete its entry (mypy: count of errors per code).",
-         "[tool.ruff.lint.per-file-ignores]"]
-block += [f'"{p}" = [{", ".join(repr(c).replace(chr(39), chr(34)) for c in sorted(cs))}]' for p, cs in sorted(rcodes.items())]
+comment = f"""\
+# Known debt ({day}, issue 17 item 7): the modules below still carry these findings; CI's
+# `ruff check dacli` and `mypy dacli` pass with them and fail on any other finding, here or in
+# any other module. Fix a module, then delete its entry (mypy: count of errors per code)."""
+block = [begin, *comment.splitlines(), "[tool.ruff.lint.per-file-ignores]"]
+for p, cs in sorted(rcodes.items()):
+    block.append(f'"{p}" = [{", ".join(f"{chr(34)}{c}{chr(34)}" for c in sorted(cs))}]')
 for module, counter in sorted(mcodes.items()):
     codes = ", ".join(f'"{c}"' for c in sorted(counter))
     counts = ", ".join(f"{c} {n}" for c, n in sorted(counter.items()))
-    block += ["", "[[tool.mypy.overrides]]", f'module = "{module}"  # {counts}',
-              f"disable_error_code = [{codes}]"]
+    block += [
+        "",
+        "[[tool.mypy.overrides]]",
+        f'module = "{module}"  # {counts}',
+        f"disable_error_code = [{codes}]",
+    ]
 block.append(end)
 text = text.rstrip("\n") + "\n\n" + "\n".join(block) + "\n"
 open(f"{root}/pyproject.toml", "w").write(text)
