@@ -23,7 +23,7 @@ TRUTH = "sample_data/lorenz96_truth.nc"
 def from_truth(cli, module_workspace):
     """A forecast from the truth run at t = 1 and t = 2, verified against that same truth (CLI, --json)."""
     result = cli(["forecast", "configs/lorenz96.toml", "--from", TRUTH, "--start-time", "1", "--start-time", "2",
-                  *LEAD, "--truth", TRUTH, "--out", "from_truth.nc", "--json"], module_workspace)
+                  *LEAD, "--truth", TRUTH, "-o", "from_truth.nc", "--json"], module_workspace)
     assert result.exit_code == SUCCESS, result.stderr
     with xr.open_dataset(module_workspace / "from_truth.nc", decode_times=False) as dataset:
         return json.loads(result.stdout), dataset.load(), module_workspace
@@ -48,7 +48,7 @@ def test_forecast_reproduces_the_models_own_trajectory(from_truth):
 
     _, dataset, workspace = from_truth
     truth = xr.open_dataset(workspace / TRUTH, decode_times=False)
-    assert dataset["time"].values.tolist() == [1.0, 2.0]
+    assert dataset["forecast_reference_time"].values.tolist() == [1.0, 2.0]
     np.testing.assert_allclose(dataset["lead_time"].values, [0, 0.2, 0.4, 0.6, 0.8, 1.0], rtol=0, atol=1e-15)
     for k, start in enumerate((1.0, 2.0)):
         x0 = truth["x"].sel(time=start).values
@@ -74,11 +74,11 @@ def test_forecast_from_every_analysis_of_dacli_assimilate(cli, from_truth):
                   "--set", "output.path=two_windows.nc", "-q"], workspace)
     assert result.exit_code == SUCCESS, result.stderr
     result = cli(["forecast", "configs/lorenz96.toml", "--from", "two_windows.nc", "--all-windows", *LEAD,
-                  "--out", "two_forecasts.nc", "-q"], workspace)
+                  "-o", "two_forecasts.nc", "-q"], workspace)
     assert result.exit_code == SUCCESS, result.stderr
     with xr.open_dataset(workspace / "two_windows.nc", decode_times=False) as analysis, \
             xr.open_dataset(workspace / "two_forecasts.nc", decode_times=False) as forecast:
-        np.testing.assert_allclose(forecast["time"].values, [0.2, 0.4], rtol=1e-15)
+        np.testing.assert_allclose(forecast["forecast_reference_time"].values, [0.2, 0.4], rtol=1e-15)
         assert forecast.attrs["dacli_initial_states"] == "analysis at the end of each of 2 windows"
         for k in range(2):
             x0 = analysis["x_analysis_window_end"].values[k]
@@ -177,7 +177,7 @@ def test_ensemble_spread_starts_at_the_background_std_and_one_member_is_determin
     again = forecast(config, members=100, output=module_workspace / "ensemble.nc", **common)
     np.testing.assert_array_equal(again.ensemble, ensemble.ensemble)
     with xr.open_dataset(module_workspace / "ensemble.nc", decode_times=False) as dataset:
-        assert dataset["x_ensemble"].dims == ("time", "member", "lead_time", "site")
+        assert dataset["x_ensemble"].dims == ("forecast_reference_time", "member", "lead_time", "site")
         assert dataset["member"].attrs["standard_name"] == "realization"
         np.testing.assert_allclose(dataset["x_ensemble_spread"].values, ensemble.ensemble.std(axis=1, ddof=1))
         assert dataset.attrs["dacli_members"] == 100 and dataset.attrs["dacli_seed"] == 7
@@ -194,6 +194,7 @@ def analysis_file(module_workspace):
     """A small analysis file in dacli assimilate's layout: the truth as the analysis trajectory over
     3 windows of 0.2, and window-end analyses that differ from it (truth + 1) so the tests can tell them apart."""
     from dacli.io.analysis import AnalysisRecord, analysis_dataset
+    from dacli.io.metadata import Discovery
     from dacli.models.lorenz import Lorenz96
 
     truth = xr.open_dataset(module_workspace / TRUTH, decode_times=False)
@@ -206,7 +207,8 @@ def analysis_file(module_workspace):
                             {"analysis_window_start": states[[0, 4, 8]], "analysis_window_end": end_states},
                             {"config": json.dumps({"model": {"name": "lorenz96"}})})
     path = module_workspace / "analysis.nc"
-    analysis_dataset(record, TimeAxis("days since 2000-01-01"), "test", "tests", "test").to_netcdf(path)
+    analysis_dataset(record, TimeAxis("days since 2000-01-01"), Discovery("test", institution="tests"),
+                     "test").to_netcdf(path)
     return path, states, end_states
 
 
@@ -268,17 +270,18 @@ def test_an_analysis_of_another_model_or_size_is_refused(cli, module_workspace):
 
 def test_the_file_is_cf_with_forecast_coordinates(from_truth):
     summary, dataset, _ = from_truth
-    assert dataset.attrs["Conventions"] == "CF-1.11"
-    for key in ("title", "institution", "source", "history", "references", "dacli_initial_source", "dacli_lead_time",
+    assert dataset.attrs["Conventions"] == "CF-1.11, ACDD-1.3"
+    for key in ("title", "summary", "source", "history", "references", "dacli_initial_source", "dacli_lead_time",
                 "dacli_interval", "dacli_members", "dacli_config"):
         assert key in dataset.attrs, key
     assert ": dacli " in dataset.attrs["history"]  # the command line (here pytest's: the CLI runs in-process)
-    assert dataset["time"].attrs["standard_name"] == "forecast_reference_time"
+    assert dataset["forecast_reference_time"].attrs["standard_name"] == "forecast_reference_time"
     assert dataset["lead_time"].attrs == {"standard_name": "forecast_period", "long_name": "forecast lead time",
                                           "units": "days"}
     assert dataset["valid_time"].attrs["standard_name"] == "time"
-    np.testing.assert_allclose(dataset["valid_time"].values, dataset["time"].values[:, None] + dataset["lead_time"].values)
-    assert dataset["x_forecast"].dims == ("time", "lead_time", "site")
+    np.testing.assert_allclose(dataset["valid_time"].values,
+                               dataset["forecast_reference_time"].values[:, None] + dataset["lead_time"].values)
+    assert dataset["x_forecast"].dims == ("forecast_reference_time", "lead_time", "site")
     assert dataset["x_forecast"].attrs["units"] == "1"
     assert dataset["anomaly_correlation"].attrs["units"] == "1"
     assert summary["output"] == "from_truth.nc" and summary["members"] == 1
@@ -286,19 +289,30 @@ def test_the_file_is_cf_with_forecast_coordinates(from_truth):
 
 @pytest.mark.filterwarnings("ignore:The ioos_sos checker is deprecated:DeprecationWarning")
 def test_compliance_checker_on_the_forecast_file(from_truth, tmp_path, capsys):
-    """No CF errors but one: the IOOS checker expects any dimension *named* ``time`` to have standard
-    name ``time`` (its own heuristic, not a CF rule); here ``time`` is the forecast reference time,
-    as in ECMWF's files read by cfgrib (the valid time is ``valid_time``)."""
-    from test_output_cf import compliance
+    """No CF error (the reference times are ``forecast_reference_time``, as in ECMWF's CDS files: a
+    dimension *named* ``time`` must be the time itself for the checker). Left, with reasons: CF
+    warnings on the dimension order (CF recommends T, Z, Y, X: lead_time is neither) and on the
+    Lorenz-96 site index taken for a longitude; ACDD's standard_name where CF has none, and the
+    attributes only a user can give. ACDD's time-extent check crashes on a 2-D valid time."""
+    from test_output_cf import NO_PLACE, SITE_IS_NO_LONGITUDE, checker_findings, medium
 
-    errors, _, _ = compliance(from_truth[2] / "from_truth.nc", tmp_path, capsys)
-    assert errors and set(errors) == {"§5.1 Independent Latitude, Longitude, Vertical, and Time Axes: Coordinate variable "
-                                      "'time' should have standard_name='time', found: 'forecast_reference_time'"}
+    findings = checker_findings(from_truth[2] / "from_truth.nc", tmp_path, capsys)
+    errors, warnings = findings["cf"]
+    assert errors == ()
+    assert warnings[-1] == SITE_IS_NO_LONGITUDE
+    order = "spatio-temporal dimensions are not in the recommended order T, Z, Y, X"
+    assert [w.split("'")[0] for w in warnings[:-1]] == ["§2.4 Dimensions: valid_time", "§2.4 Dimensions: x_forecast"]
+    assert all(order in w for w in warnings[:-1])
+    assert set(findings["acdd"][0]) == {f'variable "{name}" missing the following attributes:: standard_name'
+                                        for name in ("anomaly_correlation", "rmse", "site", "verified_starts",
+                                                     "x_climatology", "x_forecast")}
+    assert set(findings["acdd"][1]) == medium(place=False) and "geospatial_bounds" in NO_PLACE
+    assert findings["crashed"] == {"check_time_extents"}
 
 
 def test_cli_errors(cli, from_truth):
     workspace = from_truth[2]
-    again = cli(["forecast", "configs/lorenz96.toml", "--from", TRUTH, *LEAD, "--out", "from_truth.nc"], workspace)
+    again = cli(["forecast", "configs/lorenz96.toml", "--from", TRUTH, *LEAD, "-o", "from_truth.nc"], workspace)
     assert again.exit_code == OUTPUT_ERROR
     assert again.stderr == ("dacli: error: output file from_truth.nc exists; pass --overwrite (or output.overwrite = "
                             "true) to replace it\n")
@@ -323,7 +337,7 @@ def test_a_forecast_that_blows_up_writes_nothing(cli, from_truth):
                coords={"time": ("time", [0.0, 0.05], {"units": "days since 2000-01-01 00:00:00"}),
                        "site": layout.axes[0].values}).to_netcdf(workspace / "huge.nc")
     result = cli(["forecast", "configs/lorenz96.toml", "--from", "huge.nc", "--start-time", "0", "--start-time", "0.05",
-                  *LEAD, "--out", "huge_forecast.nc", "-q"], workspace)
+                  *LEAD, "-o", "huge_forecast.nc", "-q"], workspace)
     assert result.exit_code == NUMERICAL_ERROR
     assert result.stderr == ("dacli: error: the forecast from time 0 became non-finite (NaN/Inf) at lead 0.2; no output "
                              "was written. Try a smaller model.dt\n")
