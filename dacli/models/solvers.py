@@ -6,6 +6,7 @@ diffrax ships Tsit5, Dopri5, ... but not the textbook RK4 that DAPPER and most D
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 import diffrax
@@ -23,7 +24,9 @@ class RK4(diffrax.AbstractERK):
     """Classical RK4 (Kutta 1901), fixed step only (no embedded error estimate)."""
 
     tableau: ClassVar[diffrax.ButcherTableau] = _RK4_TABLEAU
-    interpolation_cls: ClassVar = diffrax.ThirdOrderHermitePolynomialInterpolation.from_k
+    interpolation_cls: ClassVar[Callable[..., diffrax.ThirdOrderHermitePolynomialInterpolation]] = (
+        diffrax.ThirdOrderHermitePolynomialInterpolation.from_k
+    )
 
     def order(self, terms):
         return 4
