@@ -76,10 +76,7 @@ def _terminate(method, fn, y, args, options, state, tags):
 
 @eqx.filter_jit
 def begin(
-    method: AbstractVariationalMethod,
-    background: State,
-    t_start: Time,
-    obs: WindowObservations,
+    method: AbstractVariationalMethod, background: State, t_start: Time, obs: WindowObservations
 ) -> MinimiserCarry:
     """The solver's initial state for one window (control 0 = the background)."""
     fn, options, tags = _setting(method)

@@ -403,10 +403,7 @@ def linearise_departures(
 
 @eqx.filter_jit
 def analyse_window(
-    method: AbstractMethod,
-    background: State,
-    t_start: Time,
-    obs: WindowObservations,
+    method: AbstractMethod, background: State, t_start: Time, obs: WindowObservations
 ) -> WindowAnalysis:
     """Jitted entry point: compiled once per method and observation capacity, reused per window."""
     return method.analyse(background, t_start, obs)
