@@ -267,8 +267,6 @@ NO_STANDARD_NAME = {
         "obs_value",
         "oma",
         "omb",
-        "window",
-        "window_start",
     ],
     "lorenz96_observations": ["site", "x", "x_error"],
     "lorenz96_background": ["site", "x"],
@@ -505,7 +503,12 @@ def test_observation_space_file_lists_its_coordinates(files):
     with netCDF4.Dataset(files["feedback"]) as nc:
         assert nc.featureType == "point"
         for name in ("obs_value", "omb", "oma", "qc_flag"):
-            assert set(nc[name].coordinates.split()) == {"time", "location"}, name
+            assert set(nc[name].coordinates.split()) == {
+                "time",
+                "location",
+                "window",
+                "window_start",
+            }, name
         assert nc["obs_value"].coverage_content_type == "physicalMeasurement"
         assert nc["omb"].coverage_content_type == "qualityInformation"
         assert "uses) and each observation not assimilated" in nc.summary

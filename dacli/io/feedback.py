@@ -6,7 +6,8 @@ observations and tune B and R (e.g. with the Desroziers diagnostics). A CF-1.11 
 dimension ``obs``; an observation assimilated in several (overlapping) windows has a row per
 window; one that was not assimilated has one row with ``window = -1``, its reason in
 ``qc_flag`` and no model equivalents. The time and the positions are the coordinates of every
-row (``coordinates = "time lat lon"``, so CF tools such as cf_xarray find where each value is);
+row (``coordinates = "time lat lon window window_start"``, so CF tools such as cf_xarray find
+where each value is);
 ACDD-1.3 discovery attributes as in every dacli file (:mod:`dacli.io.metadata`).
 
 A CF point file needs no ``cf_role`` variable (CF 9.5 names none for points); the IOOS
@@ -139,6 +140,9 @@ def feedback_dataset(
             },
         ),
         **location_variables(observations.location[rows], layout),
+        # which window each row belongs to: coordinates of the row, like its time and place
+        "window": data_vars.pop("window"),
+        "window_start": data_vars.pop("window_start"),
     }
     dataset = xr.Dataset(
         data_vars,
@@ -153,9 +157,9 @@ def feedback_dataset(
     for name in ("obs_value", "obs_error", "hofx_background", "hofx_analysis", "omb", "oma"):
         dataset[name].attrs["units"] = layout.units
         dataset[name].encoding["_FillValue"] = np.nan
-    dataset["window_start"].encoding["_FillValue"] = np.nan
-    for coordinate in dataset.coords:  # positions may be NaN (no grid); times never are
-        dataset[coordinate].encoding["_FillValue"] = None if coordinate == "time" else np.nan
+    for coordinate, variable in dataset.coords.items():  # positions, window_start may be NaN
+        missing = variable.dtype.kind == "f" and coordinate != "time"
+        variable.encoding["_FillValue"] = np.nan if missing else None
     description = Description(
         f"Observation-space diagnostics of {attrs.get('method', 'a dacli run')} with dacli "
         f"{__version__}: for each use of an observation in an assimilation window "
@@ -177,6 +181,4 @@ FEEDBACK_CONTENT = {
     "obs_error": "qualityInformation",
     "omb": "qualityInformation",
     "oma": "qualityInformation",
-    "window": "auxiliaryInformation",
-    "window_start": "auxiliaryInformation",
 }
