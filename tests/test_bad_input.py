@@ -370,7 +370,7 @@ def test_existing_output_is_kept_without_overwrite_and_replaced_with_it(cli, ws)
     assert result.exit_code == SUCCESS, result.stderr
     assert json.loads(result.stdout)["output"] == str(output)
     with xr.open_dataset(output, decode_times=False) as data:
-        assert data.attrs["Conventions"] == "CF-1.11"
+        assert data.attrs["Conventions"] == "CF-1.11, ACDD-1.3"
         assert data.sizes["window"] == 3
     assert sorted(p.name for p in folder.iterdir()) == ["analysis.nc"]
 
