@@ -31,6 +31,9 @@ def test_window_ranges_chained_and_merged_equal_the_whole_run(workspace, cli):
                     "dacli_observations_rejected", "dacli_observations_outside_windows",
                     "dacli_observations_outside_domain"):
             assert parts.attrs[key] == whole.attrs[key], key
+        # One part's time averages count its own first windows as burn-in: not the whole run's.
+        assert "dacli_time_average_windows" in whole.attrs
+        assert not [key for key in parts.attrs if key.startswith("dacli_time_average_")]
         merged_config, whole_config = json.loads(parts.attrs["dacli_config"]), json.loads(whole.attrs["dacli_config"])
         assert merged_config["window"]["select"] is None and merged_config["output"]["path"] == "merged.nc"
         assert merged_config["background"] == whole_config["background"]

@@ -67,7 +67,9 @@ COMMON_ATTRIBUTES = (
     "dacli_observations_rejected_preqc",
     "dacli_observations_duplicate",
 )
-DROPPED_PREFIX = "dacli_desroziers_"
+# Statistics of one part that are wrong for the whole run: the Desroziers estimates and the time
+# averages after a burn-in (each part would count its own first windows as burn-in).
+DROPPED_PREFIXES = ("dacli_desroziers_", "dacli_time_average_")
 
 
 def flat_keys(tree: dict, prefix: str = "") -> dict:
@@ -198,7 +200,9 @@ def _merged_attributes(
 ) -> dict:
     """The first part's attributes with the whole run's counts, configuration and history."""
     attrs = {
-        key: value for key, value in datasets[0].attrs.items() if not key.startswith(DROPPED_PREFIX)
+        key: value
+        for key, value in datasets[0].attrs.items()
+        if not key.startswith(DROPPED_PREFIXES)
     }
     for key in SUMMED_ATTRIBUTES:
         if all(key in dataset.attrs for dataset in datasets):
