@@ -45,8 +45,10 @@ def test_imperfect_model_twin_weak_constraint_beats_strong(tmp_path):
     check_pinned_rmse("lorenz96_imperfect", strong.summary.analysis_rmse,
                       strong.summary.background_rmse)
     check_pinned_rmse("lorenz96_weak", weak.summary.analysis_rmse, weak.summary.background_rmse)
-    # Measured over these 5 windows: strong 0.281, weak 0.240 (background 1.4); all 10: 0.276, 0.235.
-    assert weak.summary.analysis_rmse < 0.9 * strong.summary.analysis_rmse, (weak.summary, strong.summary)
+    # Measured over these 5 windows: strong 0.236, weak 0.215 (background 1.35); all 10: 0.253,
+    # 0.222 (sample data remade in issue 18; with the earlier white-error background: 0.281, 0.240).
+    # Weak constraint without its model-error control (Q ignored) would equal strong: ratio 1.
+    assert weak.summary.analysis_rmse < 0.95 * strong.summary.analysis_rmse, (weak.summary, strong.summary)
     assert weak.summary.analysis_rmse < 0.3
     assert np.all(weak.windows["cost_model_error_final"] > 0)
     assert np.allclose(weak.windows["cost_final"], weak.windows["cost_background_final"]

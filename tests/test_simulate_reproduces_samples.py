@@ -1,23 +1,15 @@
-"""``dacli simulate <config>`` remakes the shipped sample files bit for bit (issue 18, item 4),
-except where a later, deliberate change of the twin makes them differ: :data:`DIFFERS` says
-which file and why, and the tests below pin that cause.
+"""``dacli simulate <config>`` remakes the shipped sample files bit for bit (issue 18, item 4).
 
 Each shipped config that ``dacli simulate`` writes sample files for is simulated into a fresh
 folder and compared with ``sample_data/`` variable by variable (every variable of the shipped
-file, coordinates included: values, NaN = NaN, dtypes and shapes; IODA group by group). What differs today, found with ``git log --follow`` on the files
-and the simulate code:
+file, coordinates included: values, NaN = NaN, dtypes and shapes; IODA group by group).
+Attributes are not compared (``date_created`` and the history differ by design).
 
-- ``lorenz96_background.nc`` (made at 25b9b7c, values unchanged at 62b6aad): its error is the
-  white draw N(0, background_error_std^2 I); since a5d02e0 ("2-D fields ...") dacli simulate
-  correlates the background error like the configured B (Gaussian, length scale 1.5), so the same
-  draw comes out smoothed (max difference 1.55). Truth and observations are identical.
-- ``qg_obs.nc``, ``qg_ioda.nc``, ``qg_background.nc`` (made at 475f59b): since 482661e (issue 15,
-  "only truly periodic axes wrap") the regional lat-lon box of configs/qg*.toml no longer wraps:
-  tracks are drawn inside the box (3962 observations instead of 5840, of which 130 lie beyond the
-  last grid row or column: the reader drops them with a warning), and B's Gaussian correlation no
-  longer wraps around the box's edges (background max difference 0.20 m). The truth is identical;
-  c71d495 (one correlated-B implementation) changes the new background by 2e-9 at most.
-- lorenz63 and lorenz63_4dvarnet: identical.
+History: ``lorenz96_background.nc`` and the QG files were remade with ``dacli simulate`` in
+issue 18. Before, the Lorenz-96 background error was a white draw (dacli simulate has correlated
+it like B since a5d02e0), and the QG tracks wrapped around the regional box (they have stayed
+inside it since 482661e, issue 15: 5840 observations, 130 beyond the grid, became 3962, all
+inside); the pinned RMSE of tests/test_shipped_configs.py were re-measured then.
 
 Cost: one simulate per config, in this process (lorenz96 about 8 s on 2 idle cores, mostly
 compiling; lorenz63 about 13 s, QG about 15 s): all but lorenz96 are marked slow.
@@ -49,15 +41,6 @@ WRITES = {
     "qg_ioda": ("qg_ioda.nc", "qg_background.nc", "qg_truth.nc"),
 }
 KINDS = ("observations", "background", "truth")
-ISSUE_15 = "482661e (issue 15): the regional lat-lon box no longer wraps"
-# (config, kind) -> why the shipped file differs from what dacli simulate writes now
-DIFFERS = {
-    ("lorenz96", "background"): "a5d02e0: the background error is correlated like B (was white)",
-    ("qg", "observations"): f"{ISSUE_15}: tracks are drawn inside it",
-    ("qg", "background"): f"{ISSUE_15}: B's correlation does not wrap around its edges",
-    ("qg_ioda", "observations"): f"{ISSUE_15}: tracks are drawn inside it",
-    ("qg_ioda", "background"): f"{ISSUE_15}: B's correlation does not wrap around its edges",
-}
 # The fast loop remakes the file the README names; the others (8 to 30 s each, mostly compiling)
 # run with the slow tests.
 SLOW = set(WRITES) - {"lorenz96"}
@@ -97,32 +80,12 @@ def test_simulate_remakes_the_shipped_sample_files(cli, tmp_path, name):
     result = cli(["simulate", REPO / "configs" / f"{name}.toml", "-q", *overrides], tmp_path)
     assert result.exit_code == SUCCESS, result.stderr
     for kind, sample in zip(KINDS, WRITES[name], strict=True):
-        found = differences(SAMPLES / sample, made[kind])
-        if (name, kind) in DIFFERS:  # a known cause (module docstring): remove it when remade
-            assert found, f"{sample} is reproduced now: drop {(name, kind)} from DIFFERS"
-        else:
-            assert found == [], (sample, found)
+        assert differences(SAMPLES / sample, made[kind]) == [], sample
 
 
-def test_the_shipped_lorenz96_background_error_is_the_white_draw():
-    """lorenz96_background.nc = truth(0) + background_error_std * xi, xi the draw that follows the
-    observations' in the run.seed stream (per variable: noise, observed fraction, holes): the
-    error before a5d02e0 correlated it like B."""
-    with (
-        xr.open_dataset(SAMPLES / "lorenz96_truth.nc") as truth,
-        xr.open_dataset(SAMPLES / "lorenz96_background.nc") as background,
-    ):
-        first, shipped = truth["x"].values[0], background["x"].values[0]
-    rng = np.random.default_rng(42)  # configs/lorenz96.toml: run.seed
-    observed = (200, 40)  # duration 10 / obs_interval 0.05, n = 40
-    rng.normal(0.0, 1.0, observed), rng.random(observed), rng.random(observed)
-    white = rng.normal(0.0, 1.0, 40)
-    assert np.array_equal(shipped, first + 1.0 * white)  # background_error_std = 1
-
-
-def test_the_shipped_qg_tracks_wrap_around_the_box():
-    """The shipped QG observations (made before issue 15): 5840 along tracks, 130 of them beyond
-    the last grid row or column of the regional box, which the reader now drops."""
+def test_the_shipped_qg_tracks_lie_inside_the_box():
+    """The shipped QG observations: 3962 along tracks, none beyond the regional box's grid (the
+    reader would drop it with a warning)."""
     with (
         xr.open_dataset(SAMPLES / "qg_obs.nc") as obs,
         xr.open_dataset(SAMPLES / "qg_truth.nc") as truth,
@@ -131,4 +94,4 @@ def test_the_shipped_qg_tracks_wrap_around_the_box():
         grid_lat, grid_lon = truth["lat"].values, truth["lon"].values
     outside = (lat > grid_lat.max()) | (lat < grid_lat.min()) | (lon > grid_lon.max())
     outside |= lon < grid_lon.min()
-    assert (lat.size, int(outside.sum())) == (5840, 130)
+    assert (lat.size, int(outside.sum())) == (3962, 0)
