@@ -149,6 +149,9 @@ def test_dacli_sweep_over_two_processes_equals_one_process(workspace, cli):
         assert row_two.keys() == row_one.keys()
         for name in row_one:
             tolerance = {"iterations_mean": 0.1}.get(name, 1e-6)
+            if row_one[name] is None:  # a time average's interval over too few windows
+                assert row_two[name] is None, name
+                continue
             assert row_two[name] == pytest.approx(row_one[name], rel=tolerance), name
     assert (workspace / "two.csv").read_text().splitlines()[0] == (workspace / "alone.csv").read_text().splitlines()[0]
 
@@ -181,6 +184,7 @@ def analysis_file(path: Path) -> xr.Dataset:
     """An analysis file as `dacli assimilate` writes it (its own writer), from made-up numbers."""
     import dacli.config
     from dacli.io.analysis import AnalysisRecord, analysis_dataset
+    from dacli.io.metadata import Discovery
     from dacli.io.netcdf import write_netcdf_atomically
     from dacli.models.base import StateLayout
 
@@ -199,7 +203,8 @@ def analysis_file(path: Path) -> xr.Dataset:
                   "observations_used": 7 * WINDOWS, "desroziers_r_ratio": 0.9}
     record = AnalysisRecord(layout, times, rng.normal(size=(times.size, SITES)), rng.normal(size=(times.size, SITES)),
                             windows, states, provenance, outer)
-    dataset = analysis_dataset(record, TimeAxis("days since 2000-01-01"), "test", "nowhere", "dacli assimilate lorenz96.toml")
+    discovery = Discovery("test", institution="nowhere")
+    dataset = analysis_dataset(record, TimeAxis("days since 2000-01-01"), discovery, "dacli assimilate lorenz96.toml")
     write_netcdf_atomically(dataset, path, overwrite=False)
     return xr.open_dataset(path, decode_times=False).load()
 
