@@ -86,7 +86,10 @@ OutputOption = Annotated[
     typer.Option(
         "-o",
         "--output",
-        help="The forecast file to write (default: output.path with 'analysis' replaced by 'forecast').",
+        help=(
+            "The forecast file to write (default: output.path with 'analysis' replaced by "
+            "'forecast')."
+        ),
         show_default=False,
     ),
 ]

@@ -1,4 +1,5 @@
-"""A row of model-field panels and their colour scales, shared by the maps and the Hovmöller diagram.
+"""A row of model-field panels and their colour scales, shared by the maps and the Hovmöller
+diagram.
 
 The states (truth, background, analysis) share one colour scale and one colour bar, so their
 colours compare; each signed field (the increment, the analysis error) has its own diverging

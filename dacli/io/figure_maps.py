@@ -81,7 +81,8 @@ def is_latitude_longitude(dataset: xr.Dataset, grid: tuple[str, str]) -> bool:
 
 
 def _map_row(figure, row, dataset, grid, name, index, truth, points) -> None:
-    """One variable's field panels, colour bars and (when given) its observations over the states."""
+    """One variable's field panels, colour bars and (when given) its observations over the
+    states."""
 
     def at_time(kind: str) -> np.ndarray:
         return dataset[f"{name}_{kind}"].transpose("time", *grid).isel(time=index).values

@@ -72,8 +72,9 @@ def axes_area(axes) -> float:
 
 
 def marker_size(count: int, area: float, coverage: float) -> float:
-    """Marker area (points²) for ``count`` markers covering about ``coverage`` of ``area`` (points²),
-    within [SMALLEST_MARKER, LARGEST_MARKER]: it decreases as the observations get denser."""
+    """Marker area (points²) for ``count`` markers covering about ``coverage`` of ``area``
+    (points²), within [SMALLEST_MARKER, LARGEST_MARKER]: it decreases as the observations get
+    denser."""
     if count <= 0:
         return LARGEST_MARKER
     return float(np.clip(coverage * area / count, SMALLEST_MARKER, LARGEST_MARKER))

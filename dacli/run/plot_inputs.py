@@ -206,7 +206,8 @@ def _span(values: np.ndarray) -> str:
 
 
 def _truth_rows(truth, dataset, path) -> np.ndarray:
-    """Per analysis time, the index of the truth state at that time (-1: none within half a step)."""
+    """Per analysis time, the index of the truth state at that time (-1: none within half a
+    step)."""
     times = np.asarray(dataset["time"].values, float)
     if "time" not in truth.dims:
         return np.zeros(len(times), int)
