@@ -35,8 +35,10 @@ def test_analysis_beats_the_background_in_every_window(qg_run):
     check_pinned_rmse("qg", summary["analysis_rmse"], summary["background_rmse"])  # the table's row
     with xr.open_dataset(workspace / "qg_analysis.nc", decode_times=False) as ds:
         background, analysis = ds["background_rmse"].values, ds["analysis_rmse"].values
-        # Measured: background 0.049, 0.030 m -> analysis 0.030, 0.018 m (obs error 0.02 m).
-        assert np.all(analysis < 0.75 * background), (background, analysis)
+        # Measured: background 0.048, 0.038 m -> analysis 0.038, 0.027 m (ratios 0.78, 0.72; obs
+        # error 0.02 m; 3962 track observations since the sample data were remade in issue 18 —
+        # 0.61, 0.60 with the 5710 of the earlier tracks that wrapped around the box).
+        assert np.all(analysis < 0.8 * background), (background, analysis)
         assert summary["desroziers"]["r_ratio"] == pytest.approx(1.0, abs=0.35)
 
 
