@@ -96,9 +96,9 @@ def test_1d_pictures_show_the_runs_truth_and_observations(module_workspace, lore
 
 
 def test_times_read_as_dates_in_the_files_calendar_and_windows_as_windows_counts(lorenz96_output):
-    """A calendar time reads as dates in its own calendar; Lorenz's default time units are a label (model time);
-    a file written for --windows 3:6 numbers its windows 3, 4, 5 (its window coordinate, or window.select in a
-    file without one)."""
+    """A calendar time reads as dates in its own calendar; a time whose long_name says it is dimensionless
+    (Lorenz's default) reads as model time; a file written for --windows 3:6 numbers its windows 3, 4, 5 (its
+    window coordinate, or window.select in a file without one)."""
     import json
 
     from dacli.io.netcdf import open_netcdf
@@ -110,9 +110,11 @@ def test_times_read_as_dates_in_the_files_calendar_and_windows_as_windows_counts
     assert list(lorenz.window_numbers) == [0, 1, 2]
     config = json.loads(analysis.attrs["dacli_config"])
     config["window"]["select"] = "3:6"
-    config["model"]["name"] = "qg"  # a model whose time is a calendar time
     analysis.attrs["dacli_config"] = json.dumps(config)
-    analysis["time"].attrs.update(units="days since 2000-01-01 00:00:00", calendar="360_day")
+    # a calendar time ([time] units set): long_name "time", not "dimensionless model time (...)"
+    analysis["time"].attrs.update(
+        units="days since 2000-01-01 00:00:00", calendar="360_day", long_name="time"
+    )
     assert list(figure_times(analysis.assign_coords(window=[3, 4, 5])).window_numbers) == [3, 4, 5]
     analysis = analysis.drop_vars("window")
     dated = figure_times(analysis)

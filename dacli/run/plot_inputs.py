@@ -6,8 +6,8 @@
 * The truth on the analysis' grid and times (the nearest state within half a time step).
 * The observations used (QC flag 0, assimilated in a window), per observed variable, with their
   O−B when the feedback file has it.
-* The time context: calendar dates when the file's time is a CF calendar time, model time for
-  the Lorenz toy models (whose default time units only label a dimensionless time, see
+* The time context: calendar dates when the file's time is a CF calendar time, model time when
+  the time's ``long_name`` says it is dimensionless (its units only label it, see
   :class:`dacli.config.schema.TimeConfig`); windows numbered as ``--windows`` numbers them.
 
 Not for the analysis file's own checks (:mod:`dacli.run.plot`).
@@ -22,17 +22,15 @@ from pathlib import Path
 import cftime
 import numpy as np
 
-from dacli.config.schema import TimeConfig, window_range
+from dacli.config.schema import window_range
 from dacli.errors import DataError
 from dacli.io.figure_observations import ObservedPoints
 from dacli.io.figure_time import FigureTimes
+from dacli.io.metadata import DIMENSIONLESS
 from dacli.io.netcdf import open_netcdf
 from dacli.io.times import TimeAxis
 
 log = logging.getLogger("dacli")
-
-# Models whose time is dimensionless: the default [time] units only label it (TimeConfig).
-DIMENSIONLESS_TIME_MODELS = ("lorenz63", "lorenz96")
 
 
 def run_config(dataset) -> dict:
@@ -84,9 +82,9 @@ def figure_times(dataset) -> FigureTimes:
     """How the file's times read (dates or model time) and its windows' --windows numbers."""
     units = str(dataset["time"].attrs.get("units", "")).strip()
     calendar = str(dataset["time"].attrs.get("calendar", "standard"))
-    model = (run_config(dataset).get("model") or {}).get("name")
+    long_name = str(dataset["time"].attrs.get("long_name", ""))
     axis, unit = None, "" if units in ("", "1") else units
-    if model in DIMENSIONLESS_TIME_MODELS and units == TimeConfig().units:
+    if long_name.startswith(DIMENSIONLESS):  # its units only label it (TimeConfig)
         unit = ""
     elif " since " in units:
         try:
