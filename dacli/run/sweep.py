@@ -34,11 +34,7 @@ from dacli.config.registry import capabilities
 from dacli.config.schema import Config
 from dacli.diagnostics.metrics import rmse_per_time, time_mean
 from dacli.diagnostics.summary import stored_times
-from dacli.diagnostics.time_average import (
-    burn_in_windows,
-    series_mean_with_confidence,
-    window_means,
-)
+from dacli.diagnostics.time_average import burn_in_windows, time_averages, window_means
 from dacli.errors import ConfigError, NumericalError
 from dacli.io.atomic import replace_file
 from dacli.io.netcdf import check_writable
@@ -304,10 +300,15 @@ def _rows(
                 "background_rmse": time_mean(background),
                 "analysis_rmse": time_mean(analysis),
             }
-            for name, per_time in (("background_rmse", background), ("analysis_rmse", analysis)):
-                averaged = series_mean_with_confidence(
-                    window_means(per_time, kept)[burn_in:], config.diagnostics.confidence
-                )
+            averages = time_averages(  # as dacli assimilate averages its per-window RMSE
+                {
+                    "background_rmse": window_means(background, kept),
+                    "analysis_rmse": window_means(analysis, kept),
+                },
+                burn_in,
+                config.diagnostics.confidence,
+            )
+            for name, averaged in (averages.statistics() if averages else {}).items():
                 rmse[f"{name}_time_mean"] = averaged.mean
                 rmse[f"{name}_low"] = averaged.low
                 rmse[f"{name}_high"] = averaged.high
