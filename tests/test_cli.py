@@ -118,13 +118,14 @@ from dacli.cli.app import app
 
 assert "jax" not in sys.modules, "importing the CLI imported jax"
 runner = CliRunner()
-for args in (["--help"], ["assimilate", "--help"], ["simulate", "--help"], ["validate", "--help"], ["--version"]):
+for args in (["--help"], ["assimilate", "--help"], ["simulate", "--help"], ["validate", "--help"], ["plot", "--help"],
+             ["--version"]):
     result = runner.invoke(app, args)
     assert result.exit_code == 0, (args, result.output)
 result = runner.invoke(app, ["assimilate", {str(bad)!r}])
 assert result.exit_code == 2, result.output
 assert "did you mean 'minimiser'" in result.stderr, result.stderr
-heavy = sorted(m for m in ("jax", "jaxlib", "equinox", "diffrax", "optimistix", "xarray") if m in sys.modules)
+heavy = sorted(m for m in ("jax", "jaxlib", "equinox", "diffrax", "optimistix", "xarray", "matplotlib") if m in sys.modules)
 assert not heavy, heavy
 print("ok")
 """
