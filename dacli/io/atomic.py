@@ -50,8 +50,8 @@ def check_writable(path: str | Path, overwrite: bool) -> Path:
         )
     if kind is not None and not overwrite:
         raise OutputError(
-            f"output file {path} exists; pass --overwrite (or output.overwrite = true) to replace "
-            "it"
+            f"output file {path} exists; pass --overwrite (or output.overwrite = true) to "
+            "replace it"
         )
     folder = _folder(path)
     try:
@@ -136,9 +136,8 @@ def _kind(path: Path) -> str | None:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
         return None
-    except (
-        OSError
-    ) as exc:  # e.g. a part of the path is a file (ENOTDIR), no permission to look (EACCES)
+    except OSError as exc:
+        # e.g. a part of the path is a file (ENOTDIR), no permission to look (EACCES)
         raise OutputError(f"cannot write {path}: {_reason(exc)}") from None
     kinds = (
         (stat.S_ISREG, "regular file"),
@@ -177,9 +176,8 @@ def _reason(exc: OSError, folder: Path | None = None) -> str:
 
 def _os_error_in(exc: BaseException) -> OSError | None:
     """``exc`` if an OSError, else the OSError it was raised from (``raise ... from``: equinox wraps
-    a full
-    disk's OSError in a RuntimeError naming the leaf); None for an interrupt or an error with no OS
-    error behind it."""
+    a full disk's OSError in a RuntimeError naming the leaf); None for an interrupt or an error with
+    no OS error behind it."""
     seen = set()
     current: BaseException | None = exc
     while isinstance(current, Exception) and id(current) not in seen:
@@ -240,8 +238,7 @@ def _remove(path: str | Path) -> None:
 
 def _umask() -> int:
     """The process umask, read from Linux's /proc/self/status where it can be (os.umask changes it,
-    for a
-    moment, for every thread)."""
+    for a moment, for every thread)."""
     with contextlib.suppress(OSError, ValueError):
         with open("/proc/self/status") as status:
             for line in status:
