@@ -62,15 +62,6 @@ def twin_file(data, kind: str, discovery: Discovery, experiment: TwinExperiment)
     if isinstance(data, xr.Dataset) and "time" in data.variables:
         data["time"].attrs.setdefault("long_name", experiment.time_axis.long_name)
     what, how = TWIN_FILES[kind]
-    for name in layout.variables:
-        standard_name = layout.standard_name(name)
-        variables = getattr(data, "data_vars", {})
-        if standard_name and name in variables:
-            variables[name].attrs.setdefault("standard_name", standard_name)
-        if standard_name and f"{name}_error" in variables:
-            variables[f"{name}_error"].attrs.setdefault(
-                "standard_name", f"{standard_name} standard_error"
-            )
     description = Description(
         f"Twin experiment of the {model} model made by dacli {__version__} simulate (seed "
         f"{seed}): the {what}, {how}.",
