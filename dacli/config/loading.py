@@ -286,9 +286,8 @@ def _nesting(data: Any) -> tuple[list[Any], int] | None:
     Levels count the tables and arrays from the top (``[method]`` is 1); walked without recursion,
     each node linked to its parent so a long path is built once, for the answer.
     """
-    stack: list[tuple[Any, int, tuple | None]] = [
-        (data, 0, None)
-    ]  # (node, levels, (key, parent link))
+    # (node, levels, (key, parent link))
+    stack: list[tuple[Any, int, tuple | None]] = [(data, 0, None)]
     deepest: tuple[int, tuple | None] = (0, None)
     while stack:
         node, levels, link = stack.pop()
@@ -448,9 +447,8 @@ def _clean_loc(loc: Sequence[Any]) -> tuple[tuple[Any, ...], int | None, str | N
     while index < len(parts):
         members = _members(annotation) if annotation is not None else []
         record = _record_for_tag(members, str(parts[index])) if len(members) > 1 else None
-        if (
-            record is not None
-        ):  # a discriminated union: the tag is the record's kind, not a choice to report
+        # a discriminated union: the tag is the record's kind, not a choice to report
+        if record is not None:
             annotation = record
             index += 1
             continue
@@ -520,9 +518,8 @@ def _message(error: dict[str, Any], loc: Sequence[Any]) -> str:
         if hint or not known:
             return f"unknown key{hint}"
         return f"unknown key (known keys here: {', '.join(known)})"
-    if (
-        kind == "union_tag_invalid"
-    ):  # the discriminator's value (e.g. a covariance kind) is no choice
+    # the discriminator's value (e.g. a covariance kind) is no choice
+    if kind == "union_tag_invalid":
         choices = re.findall(r"'([^']*)'", str(error["ctx"]["expected_tags"]))
         key = str(error["ctx"]["discriminator"]).strip("'")
         found = error["input"].get(key) if isinstance(error["input"], dict) else error["ctx"]["tag"]
@@ -696,9 +693,8 @@ def load(path: str | Path, overrides: Iterable[str] = ()) -> Config:
     path = Path(path)
     source = str(path)
     try:
-        text = path.read_text(
-            encoding="utf-8-sig"
-        )  # tolerate the byte-order mark some editors write
+        # tolerate the byte-order mark some editors write
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise ConfigError([f"{path}: no such file"]) from None
     except IsADirectoryError:
@@ -712,9 +708,8 @@ def load(path: str | Path, overrides: Iterable[str] = ()) -> Config:
     scanner = _KeyScanner(text)
     lines = scanner.scan()
     try:
-        if (
-            scanner.too_deep is not None
-        ):  # tomllib would recurse (RecursionError) or take long on it
+        # tomllib would recurse (RecursionError) or take long on it
+        if scanner.too_deep is not None:
             raise RecursionError
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -744,10 +739,8 @@ def load(path: str | Path, overrides: Iterable[str] = ()) -> Config:
     data, problems_set, applied = _apply(data, overrides)
     _resolve_paths(data, Path.cwd(), only=applied)
     output = data.get("output")
-    for key in (
-        "path",
-        "observation_diagnostics",
-    ):  # still relative to the working directory otherwise
+    # still relative to the working directory otherwise
+    for key in ("path", "observation_diagnostics"):
         if (
             isinstance(output, dict)
             and isinstance(output.get(key), str)
@@ -769,13 +762,11 @@ def load(path: str | Path, overrides: Iterable[str] = ()) -> Config:
 
     found: list[tuple[tuple[int, int], str]] = [((2, -1), p) for p in problems_set]
     nested = _nesting(data)
-    if (
-        nested is not None
-    ):  # deep values or keys given with --set: refused before validation recurses
+    # deep values or keys given with --set: refused before validation recurses
+    if nested is not None:
         key = ".".join(str(p) for p in nested[0])
-        longer = [
-            k for k in applied if k.startswith(key + ".")
-        ]  # a long --set key: its tables are the deep ones
+        # a long --set key: its tables are the deep ones
+        longer = [k for k in applied if k.startswith(key + ".")]
         rank, where = origin(min(longer, key=len) if longer else key)
         found.append((rank, f"{where}: {_dotted(nested[0])}: {_too_deep(nested[1])}"))
         raise ConfigError(
@@ -809,12 +800,11 @@ def load(path: str | Path, overrides: Iterable[str] = ()) -> Config:
         )
 
     checks = [c for c, keys in BUILTIN_CHECKS.items() if not rejected(keys)] + [check_names]
-    for check in checks if config is not None else ():
-        assert config is not None  # (the loop runs only then)
-        for key, message in check(config):
-            if key not in reported:
-                rank, where = origin(key)
-                found.append((rank, f"{where}: {key}: {message}"))
+    problems = [p for check in checks for p in check(config)] if config is not None else []
+    for key, message in problems:
+        if key not in reported:
+            rank, where = origin(key)
+            found.append((rank, f"{where}: {key}: {message}"))
     if found or config is None:
         found.sort(key=lambda item: item[0])
         raise ConfigError([text for _, text in found], source=source)
