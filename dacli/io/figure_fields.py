@@ -86,3 +86,10 @@ def draw_row(
         shared[0], ax=[image.axes for image in shared], label=f"{name} {units}".strip(), shrink=0.9
     )
     return states
+
+
+def cell_edges(centres: np.ndarray) -> list[float]:
+    """The outer edges of cells centred at ``centres`` (increasing; one cell: width 1), for an
+    image's extent."""
+    step = float(centres[1] - centres[0]) if len(centres) > 1 else 1.0
+    return [float(centres[0]) - step / 2, float(centres[-1]) + step / 2]

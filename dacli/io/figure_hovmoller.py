@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from dacli.io.figure_fields import draw_row, field_panels
+from dacli.io.figure_fields import cell_edges, draw_row, field_panels
 from dacli.io.figure_observations import ObservedPoints, departure_norm, departures_panel
 from dacli.io.figure_time import FigureTimes
 from dacli.io.figures import _figure, axis_label, units_text
@@ -47,7 +47,7 @@ def hovmoller(
     )
     time = np.asarray(dataset["time"].values, float)
     position = np.asarray(dataset[grid].values, float)
-    extent = [*_edges(position), *_edges(time)]
+    extent = [*cell_edges(position), *cell_edges(time)]
 
     def draw(axes, values, **style):
         image = axes.imshow(
@@ -75,12 +75,6 @@ def hovmoller(
         times.format_axis(row[0].yaxis)
     figure.suptitle(f"{title}\n{times.span(time[0], time[-1])}")
     return figure
-
-
-def _edges(centres: np.ndarray) -> list[float]:
-    """The outer edges of cells centred at ``centres`` (increasing)."""
-    step = float(centres[1] - centres[0]) if len(centres) > 1 else 1.0
-    return [float(centres[0]) - step / 2, float(centres[-1]) + step / 2]
 
 
 def _observations(figure, axes, dataset, grid, name, points, extent) -> None:

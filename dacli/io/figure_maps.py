@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from dacli.io.figure_fields import draw_row, field_panels
+from dacli.io.figure_fields import cell_edges, draw_row, field_panels
 from dacli.io.figure_geography import add_coastlines, degree_ticks
 from dacli.io.figure_observations import ObservedPoints, departures_panel, over_field
 from dacli.io.figure_time import FigureTimes
@@ -137,8 +137,7 @@ def _coordinates(dataset: xr.Dataset, grid: tuple[str, str]) -> tuple[np.ndarray
 def _extent(dataset: xr.Dataset, grid: tuple[str, str]) -> list[float]:
     """[x0, x1, y0, y1] of the grid cells' outer edges (increasing)."""
     ys, xs = (np.sort(values) for values in _coordinates(dataset, grid))
-    dx, dy = _spacing(xs), _spacing(ys)
-    return [xs[0] - dx / 2, xs[-1] + dx / 2, ys[0] - dy / 2, ys[-1] + dy / 2]
+    return [*cell_edges(xs), *cell_edges(ys)]
 
 
 def draw_field(axes, dataset: xr.Dataset, grid: tuple[str, str], values: np.ndarray, **style):
@@ -167,10 +166,6 @@ def draw_field(axes, dataset: xr.Dataset, grid: tuple[str, str], values: np.ndar
 def _regular(values: np.ndarray) -> bool:
     steps = np.diff(values)
     return len(steps) < 2 or bool(np.allclose(steps, steps[0], rtol=1e-6, atol=0.0))
-
-
-def _spacing(values: np.ndarray) -> float:
-    return float(values[1] - values[0]) if len(values) > 1 else 1.0
 
 
 def _map_axes(axes, dataset: xr.Dataset, grid: tuple[str, str]) -> None:
