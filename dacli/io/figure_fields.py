@@ -51,8 +51,14 @@ def field_panels(
 
 def state_norm(panels: list[FieldPanel]) -> Normalize:
     """The states' shared colour limits (their finite minimum and maximum)."""
-    states = np.concatenate([panel.values.ravel() for panel in panels if not panel.signed])
-    finite = states[np.isfinite(states)]
+    return value_norm(
+        np.concatenate([panel.values.ravel() for panel in panels if not panel.signed])
+    )
+
+
+def value_norm(values: np.ndarray) -> Normalize:
+    """Limits: the finite minimum and maximum of ``values`` (0 to 1 when there is none)."""
+    finite = values[np.isfinite(values)]
     return Normalize(*(float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0))
 
 

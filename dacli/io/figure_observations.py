@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 from matplotlib.colors import Normalize
 
+from dacli.io.figure_fields import value_norm
+
 # Marker area (points squared) bounds: the smallest stays visible, the largest stays a point.
 SMALLEST_MARKER = 1.0
 LARGEST_MARKER = 36.0
@@ -128,7 +130,6 @@ def departures_panel(
         norm = departure_norm(points.departure)
         collection = scatter(axes, x, y, points.departure, norm, "RdBu_r", ON_THEIR_OWN, **style)
         return collection, f"O\u2212B {units}".strip()
-    finite = points.value[np.isfinite(points.value)]
-    norm = Normalize(*(float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0))
+    norm = value_norm(points.value)
     collection = scatter(axes, x, y, points.value, norm, "viridis", ON_THEIR_OWN, **style)
     return collection, f"observed value {units}".strip()
