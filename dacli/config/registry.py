@@ -201,9 +201,12 @@ def model_problem(name: str) -> str | None:
                 f"found {name!r}"
             )
         return None
-    if MODELS.canonical(name) is not None or name in plugin_models():
+    if MODELS.canonical(name) is not None:
         return None
-    choices = list(MODELS.names) + list(plugin_models())
+    plugins = plugin_models()  # one entry-point lookup
+    if name in plugins:
+        return None
+    choices = list(MODELS.names) + list(plugins)
     return (
         f"unknown model {name!r}{suggest(name, choices)} (choose from: {', '.join(choices)}, "
         "or give 'package.module:factory')"
