@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dacli.build.factories import MODEL_CLASSES
+from dacli.build.traceability import check_traceable
 from dacli.config.registry import MODELS, model_problem, plugin_models
 from dacli.config.schema import ModelConfig
 from dacli.errors import ConfigError
@@ -123,7 +124,8 @@ def resolve_model_factory(name: str) -> Callable[..., Dynamics]:
 
 
 def build_dynamics(config: ModelConfig) -> Dynamics:
-    """The model object: factory(**parameters), checked against the Dynamics contract."""
+    """The model object: factory(**parameters), checked against the Dynamics contract (a
+    plug-in's vector field also against JAX's tracing: :func:`check_traceable`)."""
     factory = resolve_model_factory(config.name)
     try:
         dynamics = factory(**config.parameters)
@@ -138,4 +140,6 @@ def build_dynamics(config: ModelConfig) -> Dynamics:
                 "dacli.models.Dynamics (see README, 'Bring your own model')"
             ]
         )
+    if MODELS.canonical(config.name) is None:  # a plug-in: traced once, abstractly
+        check_traceable(dynamics, config.name)
     return dynamics
