@@ -12,7 +12,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dacli.build.traceability import check_traceable, forward_mode_problem
+import dacli.config
+from dacli.build.traceability import (
+    check_forward_mode,
+    check_traceable,
+    forward_mode_problem,
+    forward_mode_settings,
+)
 from dacli.errors import USAGE_ERROR, ConfigError
 from dacli.models import Dynamics, StateLayout
 
@@ -174,3 +180,39 @@ def test_any_other_failure_while_traced_is_the_models():
 
 def test_the_models_arrays_are_traced_as_in_the_solve():
     assert "TracerBoolConversionError" in _problem(_ArrayBranch())
+
+
+def test_settings_that_linearise_the_model_forward(tmp_path):
+    (tmp_path / "model.toml").write_text(CONFIG.format(factory="make_numpy_ring"))
+
+    def settings(*overrides, probes=0):
+        config = dacli.config.load(tmp_path / "model.toml", overrides)
+        return [setting for setting, _ in forward_mode_settings(config, probes)]
+
+    assert settings() == []
+    assert settings('method.kind="3dfgat"') == []  # its tangent-linear model is the identity
+    assert settings(
+        'method.formulation="incremental"', 'method.forward_adjoint="forwardmode"', probes=4
+    ) == [
+        "method.formulation = incremental",
+        "method.forward_adjoint = ForwardMode",
+        "output.observation_diagnostics",
+    ]
+
+
+def test_a_custom_vjp_model_is_refused_only_where_forward_mode_is_configured(monkeypatch):
+    monkeypatch.syspath_prepend(str(PLUGINS))
+    from ring_models import make_ring, make_ring_custom_rule
+
+    setting = [("method.forward_adjoint = ForwardMode", 'set method.forward_adjoint = "X"')]
+    check_forward_mode(make_ring_custom_rule(n=16), "ring:custom", [])  # nothing needs it
+    check_forward_mode(make_ring(n=16), "ring:plain", setting)
+    with pytest.raises(ConfigError) as caught:
+        check_forward_mode(make_ring_custom_rule(n=16), "ring:custom", setting)
+    assert caught.value.problems == [
+        "method.forward_adjoint = ForwardMode: linearises the model forward (jax.jvp), which "
+        "ring:custom does not support (TypeError: can't apply forward-mode autodiff (jvp) to a "
+        'custom_vjp function.); set method.forward_adjoint = "X", or give the model a '
+        "jax.custom_jvp rule instead of its custom_vjp (JAX derives reverse mode from a "
+        "custom_jvp)"
+    ]

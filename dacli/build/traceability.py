@@ -26,6 +26,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dacli.config.registry import FORWARD_ADJOINTS, MODELS
+from dacli.config.schema import Config
 from dacli.errors import ConfigError, DacliError
 from dacli.models.base import Dynamics
 
@@ -183,3 +185,58 @@ def forward_mode_problem(dynamics: Dynamics) -> str | None:
     except Exception as exc:
         return f"{type(exc).__name__}: {_first_line(exc)}"
     return None
+
+
+def forward_mode_settings(config: Config, spread_probes: int = 0) -> list[tuple[str, str]]:
+    """(setting, what to do instead) for each configured setting that linearises the model
+    forward: the incremental 4DVar formulation (3D-FGAT's tangent-linear model is the identity,
+    3D-Var has none), ``forward_adjoint = "ForwardMode"``, the spread probes of the
+    observation-space diagnostics (``spread_probes`` as passed to
+    :func:`dacli.build.problem.build_problem`)."""
+    method = config.method
+    settings = []
+    if method.effective_formulation == "incremental" and method.kind in (
+        "strong4dvar",
+        "weak4dvar",
+    ):
+        settings.append(
+            ("method.formulation = incremental", 'set method.formulation = "nonlinear"')
+        )
+    if FORWARD_ADJOINTS.canonical(method.forward_adjoint) == "ForwardMode":
+        settings.append(
+            (
+                "method.forward_adjoint = ForwardMode",
+                'set method.forward_adjoint = "RecursiveCheckpointAdjoint"',
+            )
+        )
+    if spread_probes > 0:
+        settings.append(
+            ("output.observation_diagnostics", "leave output.observation_diagnostics unset")
+        )
+    return settings
+
+
+def check_forward_mode(dynamics: Dynamics, name: str, settings: list[tuple[str, str]]) -> None:
+    """Raise a :class:`ConfigError` (exit 2) if ``settings`` (as :func:`forward_mode_settings`
+    gives them: what linearises the model forward, what to do instead) is not empty and the
+    plug-in model ``name`` cannot be differentiated in forward mode (:func:`forward_mode_problem`):
+    one problem per setting. Built-in models support both modes and are not probed; nothing is
+    probed when no setting needs forward mode."""
+    if not settings or MODELS.canonical(name) is not None:
+        return
+    reason = forward_mode_problem(dynamics)
+    if reason is None:
+        return
+    rule = (
+        ", or give the model a jax.custom_jvp rule instead of its custom_vjp (JAX derives reverse "
+        "mode from a custom_jvp)"
+        if "custom_vjp" in reason
+        else ""
+    )
+    raise ConfigError(
+        [
+            f"{setting}: linearises the model forward (jax.jvp), which {name} does not support "
+            f"({reason}); {alternative}{rule}"
+            for setting, alternative in settings
+        ]
+    )
