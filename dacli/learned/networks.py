@@ -32,7 +32,7 @@ from jax.typing import DTypeLike
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from dacli.models.base import Dynamics
-from dacli.models.integrate import _field
+from dacli.models.fixed_steps import TERM
 
 
 class Conv(eqx.Module):
@@ -256,7 +256,7 @@ class ModelPrior(AbstractPrior, strict=True):
         """One step of the model's solver from each row of ``states`` (m, n): the step dacli's
         integration takes (``dacli.models.integrate``), without its time loop."""
         dynamics = jax.tree_util.tree_map(jax.lax.stop_gradient, self.dynamics)
-        term, args = diffrax.ODETerm(_field), (dynamics, jnp.zeros((), states.dtype))
+        term, args = TERM, (dynamics, jnp.zeros((), states.dtype))
         solver = self.ode_solver
         # a bounded loop over the stages, as DirectAdjoint sets it: training differentiates
         # through grad U (2nd order); solver: a Runge-Kutta solver's field, not AbstractSolver's

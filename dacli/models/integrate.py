@@ -1,8 +1,14 @@
-"""One wrapper around :func:`diffrax.diffeqsolve` used by every method.
+"""The one window integrator every method uses: a scan of solver steps, or diffeqsolve.
 
 The window is integrated with a constant step on the grid ``t_start + k dt`` and the state is
-saved at every step in one solve, so observations at any step are available without a Python
-loop. Defaults are chosen against a measured trap (diffrax 0.7.2): ``ConstantStepSize`` with
+saved at every step in one program, so observations at any step are available without a Python
+loop. For explicit solvers under RecursiveCheckpointAdjoint (checkpoints >= steps),
+DirectAdjoint or ForwardMode that program is a :func:`jax.lax.scan` of the solver's own steps
+(:mod:`dacli.models.fixed_steps`: the same arithmetic, cheaper to compile and to differentiate);
+otherwise (BacksolveAdjoint, fewer checkpoints than steps, implicit solvers) it is
+:func:`diffrax.diffeqsolve`.
+
+Defaults are chosen against a measured trap (diffrax 0.7.2): ``ConstantStepSize`` with
 ``RecursiveCheckpointAdjoint()``'s default checkpoints gave gradients several percent wrong on
 Lorenz-96; with ``checkpoints`` equal to the number of steps they match ``DirectAdjoint`` to
 round-off. :func:`forward_adjoint_for` applies that default.
@@ -21,6 +27,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
 from dacli.models.base import Dynamics
+from dacli.models.fixed_steps import TERM, fixed_step_trajectory, steps_in_scan
 
 
 def forward_adjoint_for(adjoint: diffrax.AbstractAdjoint, nsteps: int) -> diffrax.AbstractAdjoint:
@@ -28,14 +35,6 @@ def forward_adjoint_for(adjoint: diffrax.AbstractAdjoint, nsteps: int) -> diffra
     if isinstance(adjoint, diffrax.RecursiveCheckpointAdjoint) and adjoint.checkpoints is None:
         return diffrax.RecursiveCheckpointAdjoint(checkpoints=nsteps)
     return adjoint
-
-
-def _field(t, y, args):
-    """The model's vector field. Module-level, so diffrax's compiled solve is reused across calls
-    (a closure made per call would be a new static argument: one compilation per call);
-    everything traced travels in ``args`` (BacksolveAdjoint cannot see closed-over arrays)."""
-    model, offset = args
-    return model.vector_field(t + offset, y, None)
 
 
 def integrate(
@@ -55,9 +54,26 @@ def integrate(
     """
     if nsteps == 0:
         return x0[None]
+    adjoint = forward_adjoint_for(adjoint, nsteps + 1)
+    if steps_in_scan(ode_solver, adjoint, nsteps):
+        return fixed_step_trajectory(dynamics, x0, t_start, nsteps, dt, ode_solver, adjoint)
+    return solve_with_diffeqsolve(dynamics, x0, t_start, nsteps, dt, ode_solver, adjoint)
+
+
+def solve_with_diffeqsolve(
+    dynamics: Dynamics,
+    x0: Float[Array, " n"],
+    t_start: Float[ArrayLike, ""],
+    nsteps: int,
+    dt: float,
+    ode_solver: diffrax.AbstractSolver,
+    adjoint: diffrax.AbstractAdjoint,
+) -> Float[Array, "steps n"]:
+    """:func:`integrate` through :func:`diffrax.diffeqsolve`, whatever the solver and adjoint:
+    the general path, and the independent reference the scan path is checked against."""
     ts = dt * jnp.arange(nsteps + 1, dtype=x0.dtype)
     solution = diffrax.diffeqsolve(
-        diffrax.ODETerm(_field),
+        TERM,
         ode_solver,
         t0=ts[0],
         t1=ts[-1],

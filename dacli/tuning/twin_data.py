@@ -24,7 +24,7 @@ from jax.typing import DTypeLike
 
 from dacli.io.interpolation import interpolation_weights
 from dacli.models.base import Dynamics, StateLayout
-from dacli.models.integrate import integrate
+from dacli.models.integrate import solve_with_diffeqsolve
 from dacli.observations.tracks import axis_extent, track_positions
 
 
@@ -41,12 +41,19 @@ def truth_run(
     dtype: DTypeLike,
 ) -> np.ndarray:
     """(steps + 1, n) states from ``start``: the model's default state (key ``seed``) run for
-    ``spinup_steps`` steps from ``start - spinup``, then ``steps`` steps."""
+    ``spinup_steps`` steps from ``start - spinup``, then ``steps`` steps.
+
+    Forward only, through :func:`diffrax.diffeqsolve` (not the scan of solver steps windows use,
+    equal to it to round-off): chaos amplifies round-off over a long nature run, and this is
+    the integration the shipped sample files were made with, so ``dacli simulate`` remakes
+    them bit for bit (tests/test_simulate_reproduces_samples.py)."""
     direct = diffrax.DirectAdjoint()
     x0 = jnp.asarray(dynamics.default_state(jax.random.PRNGKey(seed)), dtype)
     if spinup_steps:
-        x0 = integrate(dynamics, x0, start - spinup, spinup_steps, dt, ode_solver, direct)[-1]
-    return np.asarray(integrate(dynamics, x0, start, steps, dt, ode_solver, direct))
+        x0 = solve_with_diffeqsolve(
+            dynamics, x0, start - spinup, spinup_steps, dt, ode_solver, direct
+        )[-1]
+    return np.asarray(solve_with_diffeqsolve(dynamics, x0, start, steps, dt, ode_solver, direct))
 
 
 def gridded_samples(
