@@ -18,6 +18,7 @@ from dacli.build.factories import (
     build_variational_method,
 )
 from dacli.build.network import load_trained_network
+from dacli.build.traceability import check_forward_mode, forward_mode_settings
 from dacli.config.registry import capabilities
 from dacli.config.schema import Config, CovarianceConfig, MatrixCovariance, MethodConfig
 from dacli.covariances.background import background_sqrt_operator
@@ -149,6 +150,7 @@ def build_problem(
     dtype = jnp.float64 if config.run.precision == "float64" else jnp.float32
     dynamics = build_dynamics(config.model)
     layout = dynamics.layout()
+    check_forward_mode(dynamics, config.model.name, forward_mode_settings(config, spread_probes))
     plan = plan_method(config, layout.size, window_steps, observation_capacity)
     method: AbstractMethod
     if capabilities(config.method.kind).learned:

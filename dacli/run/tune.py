@@ -27,6 +27,7 @@ import optax
 from numpy.typing import DTypeLike
 
 from dacli.build.problem import build_dynamics, build_problem
+from dacli.build.traceability import check_forward_mode
 from dacli.config.registry import METHOD_CAPABILITIES, capabilities
 from dacli.config.schema import CORRELATED_KINDS, Config, CorrelatedCovariance, TuneConfig
 from dacli.covariances.background import CorrelatedRoot, background_sqrt_operator
@@ -257,6 +258,16 @@ def _tuning_windows(
     )
 
 
+# What tuning linearises forward (for check_forward_mode): a custom_vjp plug-in cannot be tuned.
+TUNING_NEEDS_FORWARD_MODE = [
+    (
+        "dacli tune",
+        "its gradient through the analysis is ImplicitAdjoint's (Hessian-vector products), with "
+        "no reverse-only alternative",
+    )
+]
+
+
 def prepare(config: Config) -> Prepared:
     """Check the configuration, build the method and make the twin windows (JAX configured by the
     caller)."""
@@ -298,6 +309,7 @@ def prepare(config: Config) -> Prepared:
 
     capacity = windows.obs.values.shape[-1]  # sizes the auto minimiser
     problem = build_problem(config, nsteps, observation_capacity=capacity)
+    check_forward_mode(problem.dynamics, config.model.name, TUNING_NEEDS_FORWARD_MODE)
     tunable = Tunable.prepare(problem.method, names, correlated)
     training, validation = windows[: settings.windows], windows[settings.windows :]
     log.info(
