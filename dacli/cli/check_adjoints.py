@@ -11,7 +11,7 @@ import typer
 from dacli.cli.command import CommandOptions, command, fail, run_command, run_configured
 from dacli.cli.logs import compile_display, is_terminal
 from dacli.cli.options import OUTPUT
-from dacli.cli.render import render_checks, render_failures
+from dacli.cli.render import render_checks, render_failures, render_warnings
 from dacli.errors import CHECK_FAILED, USAGE_ERROR
 
 OptionalConfigPath = Annotated[
@@ -64,9 +64,15 @@ def _report(report, options: CommandOptions) -> None:
     if not options.quiet:
         render_checks(report.results, is_terminal())
     options.emit(report)
+    render_warnings(report.results)
     if not report.passed:
         render_failures(report.results)
         raise typer.Exit(CHECK_FAILED)
+    passed = sum(r.passed for r in report.results)
     logging.getLogger("dacli").info(
-        "all %d checks passed (%s, %s)", len(report.results), report.precision, report.device
+        "no check failed: %d of %d passed (%s, %s)",
+        passed,
+        len(report.results),
+        report.precision,
+        report.device,
     )

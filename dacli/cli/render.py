@@ -11,6 +11,9 @@ def _format(value: float) -> str:
     return f"{value:.3g}" if value == value else "nan"
 
 
+VERDICT_STYLE = {"passed": "[green]{}[/green]", "failed": "[bold red]{}[/bold red]"}
+
+
 def render_checks(results, terminal: bool) -> None:
     """The check-adjoints table (check, component, value, tolerance, pass/fail) on stderr."""
     if terminal:
@@ -23,7 +26,7 @@ def render_checks(results, terminal: bool) -> None:
                 column, justify="right" if column in ("value", "tolerance") else "left"
             )
         for r in results:
-            verdict = "[green]pass[/green]" if r.passed else "[bold red]FAIL[/bold red]"
+            verdict = VERDICT_STYLE.get(r.status, "[yellow]{}[/yellow]").format(r.status)
             table.add_row(r.check, r.component, _format(r.value), _format(r.tolerance), verdict)
         Console(stderr=True).print(table)
         return
@@ -31,7 +34,7 @@ def render_checks(results, terminal: bool) -> None:
     for r in results:
         log.info(
             "%s %s | %s | value %s | tolerance %s | %s",
-            "PASS" if r.passed else "FAIL",
+            r.status.upper(),
             r.check,
             r.component,
             _format(r.value),
@@ -43,10 +46,20 @@ def render_checks(results, terminal: bool) -> None:
 def render_failures(results) -> None:
     """One line per failed check, with its numbers, on stderr."""
     for r in results:
-        if not r.passed:
+        if r.failed:
             sys.stderr.write(
                 f"dacli: check failed: {r.check} test of {r.component}: {_format(r.value)} > "
                 f"tolerance {_format(r.tolerance)} ({r.detail})\n"
+            )
+
+
+def render_warnings(results) -> None:
+    """One warning per check that neither passed nor failed (not applicable, inconclusive, not
+    recommended), with its reason: these do not change the exit code."""
+    for r in results:
+        if not r.passed and not r.failed:
+            logging.getLogger("dacli").warning(
+                "%s: %s test of %s (%s)", r.status, r.check, r.component, r.detail
             )
 
 

@@ -22,7 +22,7 @@ and says so. Every check returns a :class:`CheckResult` with its numbers.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import equinox as eqx
 import jax
@@ -33,14 +33,47 @@ from jaxtyping import Array
 ALPHAS = 10.0 ** -np.arange(0, 13)
 
 
+# A check's verdict. Only FAILED changes the exit code; NOT_APPLICABLE (the strategy cannot
+# differentiate this model: no forward mode through a custom_vjp, ...), INCONCLUSIVE (the
+# comparison means nothing here, e.g. a minimisation that did not converge) and NOT_RECOMMENDED
+# (a strategy the config does not select gives a wrong gradient on this window) are reported
+# with their reason and logged as warnings.
+PASSED = "passed"
+FAILED = "failed"
+NOT_APPLICABLE = "not applicable"
+INCONCLUSIVE = "inconclusive"
+NOT_RECOMMENDED = "not recommended"
+STATUSES = (PASSED, FAILED, NOT_APPLICABLE, INCONCLUSIVE, NOT_RECOMMENDED)
+
+
 @dataclass(frozen=True)
 class CheckResult:
+    """One check's numbers and verdict: ``status`` is one of :data:`STATUSES`; ``passed`` is
+    ``status == "passed"`` (the field given, ``status`` follows it unless set)."""
+
     check: str
     component: str
     value: float
     tolerance: float
     passed: bool
     detail: str = ""
+    status: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.status:
+            object.__setattr__(self, "status", PASSED if self.passed else FAILED)
+        if self.status not in STATUSES:
+            raise ValueError(f"unknown check status {self.status!r}")
+        object.__setattr__(self, "passed", self.status == PASSED)
+
+    @property
+    def failed(self) -> bool:
+        return self.status == FAILED
+
+    def with_status(self, status: str, reason: str) -> CheckResult:
+        """This result with another verdict and its reason appended to the detail."""
+        detail = f"{self.detail}; {reason}" if self.detail else reason
+        return replace(self, status=status, detail=detail)
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -49,7 +49,7 @@ class CheckReport:
 
     @property
     def failures(self) -> list[CheckResult]:
-        return [r for r in self.results if not r.passed]
+        return [r for r in self.results if r.failed]
 
 
 def _tolerances(config: Config | None, dtype):
@@ -249,4 +249,6 @@ def check_adjoints(
             models_checked.add(model_key)
             if on_result is not None:
                 on_result(result)
-    return CheckReport(all(r.passed for r in results), precision, describe_device(), tuple(results))
+    return CheckReport(
+        not any(r.failed for r in results), precision, describe_device(), tuple(results)
+    )
