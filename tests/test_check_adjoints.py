@@ -156,17 +156,15 @@ def test_minimiser_strategies_agree_on_lorenz63():
     OneStepAdjoint is KStepAdjoint(k=1), the same program with a shorter loop (18 s more to compile
     here); its gradient is checked exact on a quadratic in test_one_step_gradient_in_float32_is_finite_and_exact
     and against the unrolled solve by ``dacli check-adjoints`` (benchmarks/GPU.md's table)."""
-    from dacli.diagnostics.adjoint_suite import (
-        MINIMISER_ADJOINTS,
-        SuiteTolerances,
-        check_minimiser_strategies,
-    )
+    from dacli.diagnostics.adjoint_suite import SuiteTolerances
+    from dacli.diagnostics.analysis_gradient_checks import MINIMISER_ADJOINTS, check_minimiser_strategies
 
     assert list(MINIMISER_ADJOINTS) == ["ImplicitAdjoint", "OneStepAdjoint", "KStepAdjoint(3)"]
     tolerances = SuiteTolerances.for_dtype(jnp.float64)
     method, background, _, obs, truth = _builtin_case("lorenz63")
     chosen = {label: MINIMISER_ADJOINTS[label] for label in ("ImplicitAdjoint", "KStepAdjoint(3)")}
-    minimiser = check_minimiser_strategies(method, background, 0.0, obs, truth, tolerances, "l63", chosen)
+    minimiser = check_minimiser_strategies(method, background, 0.0, obs, truth, tolerances.minimiser_strategy, "l63",
+                                           chosen)
     assert [r.component.split("minimiser_adjoint ")[1] for r in minimiser] == ["ImplicitAdjoint", "KStepAdjoint(3)"]
     assert all(r.passed and r.value < 1e-6 for r in minimiser), minimiser
 
@@ -176,7 +174,8 @@ def test_the_suite_checks_every_registered_adjoint():
     itself) and every minimiser adjoint to unrolling (optimistix's RecursiveCheckpointAdjoint, the
     reference): a new registry entry is checked by the suite, or this fails."""
     from dacli.config import registry
-    from dacli.diagnostics.adjoint_suite import FORWARD_ADJOINTS, MINIMISER_ADJOINTS
+    from dacli.diagnostics.adjoint_suite import FORWARD_ADJOINTS
+    from dacli.diagnostics.analysis_gradient_checks import MINIMISER_ADJOINTS
 
     assert set(FORWARD_ADJOINTS) == set(registry.FORWARD_ADJOINTS.names) - {"DirectAdjoint"}
     assert {label.split("(")[0] for label in MINIMISER_ADJOINTS} == (

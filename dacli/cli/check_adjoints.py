@@ -27,15 +27,27 @@ NoStrategiesOption = Annotated[
 ]
 
 
-@command("overrides", *OUTPUT, "device", "precision", "no_strategies")
+QuickOption = Annotated[
+    bool,
+    typer.Option(
+        "--quick",
+        help="Only the dot-product, tangent-linear and Taylor tests (for a model's own CI).",
+    ),
+]
+
+
+@command("overrides", *OUTPUT, "device", "precision", "no_strategies", "quick")
 def check_adjoints(
     config: OptionalConfigPath = None,
     no_strategies: NoStrategiesOption = False,
+    quick: QuickOption = False,
     *,
     options: CommandOptions,
 ) -> None:
     """Prove the gradients right: linearity, tangent-linear, dot-product and Taylor tests, and \
 agreement of every adjoint strategy."""
+
+    level = "quick" if quick else "full"
 
     def work(cfg=None):
         from dacli.run.check_adjoints import check_adjoints as run_checks
@@ -47,8 +59,9 @@ agreement of every adjoint strategy."""
                     precision=options.precision or "float64",
                     device=options.device or "auto",
                     strategies=not no_strategies,
+                    level=level,
                 )
-            return run_checks(cfg, strategies=not no_strategies)
+            return run_checks(cfg, strategies=not no_strategies, level=level)
 
     if config is not None:
         run_configured(options, config, work, lambda result: _report(result, options))

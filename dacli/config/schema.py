@@ -1167,6 +1167,14 @@ class ChecksConfig(Section):
             "against unrolled Gauss-Newton's; default 1e-4 / 1e-2"
         ),
     )
+    configured_gradient: PositiveFloat | None = Field(
+        default=None,
+        description=(
+            "configured-gradient check: the hyperparameter gradient through the analysis with the "
+            "configured minimiser, max_steps, rtol, atol and minimiser_adjoint against central "
+            "finite differences of the same solve; default 1e-2 / 5e-2"
+        ),
+    )
 
 
 # Keys that were removed, with why: a config that still sets one is refused with this reason

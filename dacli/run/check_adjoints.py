@@ -21,8 +21,13 @@ import optimistix as optx
 from dacli.config.registry import capabilities
 from dacli.config.schema import Config
 from dacli.covariances.background import background_sqrt_operator
-from dacli.diagnostics.adjoint_checks import CheckResult
-from dacli.diagnostics.adjoint_suite import SuiteTolerances, run_suite
+from dacli.diagnostics.adjoint_checks import NOT_APPLICABLE, CheckResult
+from dacli.diagnostics.adjoint_suite import (
+    Selection,
+    SuiteTolerances,
+    minimiser_adjoint_label,
+    run_suite,
+)
 from dacli.errors import ConfigError
 from dacli.io.interpolation import interpolation_weights
 from dacli.io.observation_set import POINTS, ObservationSet
@@ -57,7 +62,7 @@ def _tolerances(config: Config | None, dtype):
     if config is None or config.checks is None:
         return tolerances
     given = config.checks.model_dump(exclude_none=True)
-    suite_keys = {"exact_strategy", "backsolve", "minimiser_strategy"}
+    suite_keys = {"exact_strategy", "backsolve", "minimiser_strategy", "configured_gradient"}
     checks = replace(tolerances.checks, **{k: v for k, v in given.items() if k not in suite_keys})
     return replace(tolerances, checks=checks, **{k: v for k, v in given.items() if k in suite_keys})
 
@@ -199,9 +204,13 @@ def check_adjoints(
     precision: str = "float64",
     device: str = "auto",
     strategies: bool = True,
+    level: str = "full",
     on_result: Callable | None = None,
 ) -> CheckReport:
-    """Run the gradient-check suite; never raises for a failing check (see ``report.passed``)."""
+    """Run the gradient-check suite at ``level`` ("quick": the dot-product, tangent-linear and
+    Taylor tests only; "full": every check); never raises for a failing check (see
+    ``report.passed``). Raises :class:`ConfigError` when a strategy the config sets explicitly
+    cannot differentiate its model (naming the alternative)."""
     cache = "auto"
     if config is not None:
         precision, device, cache = (
@@ -225,6 +234,12 @@ def check_adjoints(
         cases = _builtin_cases(dtype)
     else:
         cases = [_config_case(config, dtype)]
+    if level == "quick":
+        log.info(
+            "quick: the dot-product, tangent-linear and Taylor tests only (linearity, symmetry, "
+            "the incremental linearisation, the strategies and the configured gradient through "
+            "the analysis are not checked)"
+        )
     results, models_checked = [], set()
     for name, method, background, t_start, obs, reference in cases:
         log.info("checking %s", name)
@@ -244,11 +259,58 @@ def check_adjoints(
             strategies=strategies,
             reference_state=reference,
             model_checks=model_key not in models_checked,
+            level=level,
+            selection=None if config is None else _selection(config, method),
         ):
             results.append(result)
             models_checked.add(model_key)
             if on_result is not None:
                 on_result(result)
+    if config is not None:
+        _refuse_inapplicable_selection(results, _selection(config, cases[0][1]))
     return CheckReport(
         not any(r.failed for r in results), precision, describe_device(), tuple(results)
     )
+
+
+def _selection(config: Config, method) -> Selection:
+    """The strategies ``config`` selects (as built into ``method``), and which it sets
+    explicitly."""
+    explicit = frozenset(
+        key
+        for key in ("forward_adjoint", "minimiser_adjoint")
+        if key in config.method.model_fields_set
+    )
+    return Selection(
+        type(method.forward_adjoint).__name__,
+        minimiser_adjoint_label(method.minimiser_adjoint),
+        explicit,
+    )
+
+
+# What to select instead of a strategy that cannot differentiate the model (typically a
+# custom_vjp model: no forward mode).
+ALTERNATIVES = {
+    "forward_adjoint": 'forward_adjoint = "RecursiveCheckpointAdjoint" (reverse mode only)',
+    "minimiser_adjoint": (
+        'minimiser_adjoint = "RecursiveCheckpointAdjoint" (differentiates the iterations '
+        "themselves, reverse mode only; no Hessian-vector products)"
+    ),
+}
+
+
+def _refuse_inapplicable_selection(results, selection: Selection) -> None:
+    """ConfigError when a strategy the config sets explicitly is not applicable to its model."""
+    problems = []
+    for result in results:
+        if result.status != NOT_APPLICABLE:
+            continue
+        for slot in selection.explicit:
+            label = result.component.split(f"{slot} ", 1)[-1].removesuffix(" as configured")
+            if f"{slot} " in result.component and label == getattr(selection, slot):
+                problems.append(
+                    f"method.{slot}: {label} cannot differentiate this model "
+                    f"({result.detail}); set method.{ALTERNATIVES[slot]}"
+                )
+    if problems:
+        raise ConfigError(sorted(set(problems)))
