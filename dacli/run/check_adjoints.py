@@ -211,24 +211,7 @@ def check_adjoints(
     Taylor tests only; "full": every check); never raises for a failing check (see
     ``report.passed``). Raises :class:`ConfigError` when a strategy the config sets explicitly
     cannot differentiate its model (naming the alternative)."""
-    cache = "auto"
-    if config is not None:
-        precision, device, cache = (
-            config.run.precision,
-            config.run.device,
-            config.run.compilation_cache,
-        )
-        if capabilities(config.method.kind).learned:
-            raise ConfigError(
-                [
-                    "method.kind: check-adjoints checks the variational methods' gradients; "
-                    "4DVarNet's (its solver adjoints) are checked by dacli's tests — use a 4DVar "
-                    "config of the same model"
-                ]
-            )
-    configure(precision, device, cache)
-    jax.config.update("jax_default_matmul_precision", "highest")  # no TF32 on GPUs for the checks
-    dtype = jnp.float64 if precision == "float64" else jnp.float32
+    precision, dtype = _set_up(config, precision, device)
     tolerances = _tolerances(config, dtype)
     if config is None:
         cases = _builtin_cases(dtype)
@@ -271,6 +254,29 @@ def check_adjoints(
     return CheckReport(
         not any(r.failed for r in results), precision, describe_device(), tuple(results)
     )
+
+
+def _set_up(config: Config | None, precision: str, device: str):
+    """Refuse a 4DVarNet config, set the runtime (the config's precision, device and cache, or
+    the arguments'); (precision, dtype)."""
+    cache = "auto"
+    if config is not None:
+        precision, device, cache = (
+            config.run.precision,
+            config.run.device,
+            config.run.compilation_cache,
+        )
+        if capabilities(config.method.kind).learned:
+            raise ConfigError(
+                [
+                    "method.kind: check-adjoints checks the variational methods' gradients; "
+                    "4DVarNet's (its solver adjoints) are checked by dacli's tests — use a 4DVar "
+                    "config of the same model"
+                ]
+            )
+    configure(precision, device, cache)
+    jax.config.update("jax_default_matmul_precision", "highest")  # no TF32 on GPUs for the checks
+    return precision, jnp.float64 if precision == "float64" else jnp.float32
 
 
 def _selection(config: Config, method) -> Selection:
