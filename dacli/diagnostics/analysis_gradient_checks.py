@@ -84,11 +84,17 @@ def _value_and_gradient(method, background, t_start, obs, reference_state, log_s
 
 
 @eqx.filter_jit
-def _losses(method, background, t_start, obs, reference_state, log_scales):
-    """L at several log-scales in one compiled program (the finite differences' evaluations)."""
-    return jax.vmap(
-        lambda s: _loss_and_solve(method, background, t_start, obs, reference_state, s)[0]
-    )(log_scales)
+def _refined_value_and_gradient(method, control, background, t_start, obs, reference_state, s):
+    """L and dL/ds of a KStepAdjoint from the converged ``control`` (the solve's result, its
+    gradient cut as in :meth:`solve_control`): only the k Newton steps are compiled here, the
+    solve is shared with the other strategies."""
+
+    def loss(log_scale):
+        scaled = eqx.tree_at(lambda m: m.log_background_scale, method, log_scale)
+        refined = scaled.refined_control(control, (background, t_start, obs))
+        return 0.5 * jnp.sum((scaled.initial_state(refined, background) - reference_state) ** 2)
+
+    return jax.value_and_grad(loss)(s)
 
 
 def analysis_gradient(
@@ -98,12 +104,14 @@ def analysis_gradient(
     obs: WindowObservations,
     reference_state: State,
     minimiser_adjoint=None,
+    log_scale: float = 0.0,
 ) -> AnalysisGradient:
     """dL/d(log B-scale) through the minimisation under ``minimiser_adjoint`` (default: the
-    method's), at log-scale 0, with the solve's convergence."""
+    method's), at ``log_scale``, with the solve's convergence. One compiled program per method
+    structure: every log-scale reuses it."""
     if minimiser_adjoint is not None:
         method = eqx.tree_at(lambda m: m.minimiser_adjoint, method, minimiser_adjoint)
-    zero = jnp.asarray(0.0, background.dtype)
+    zero = jnp.asarray(log_scale, background.dtype)
     (loss, (converged, steps, control)), gradient = _value_and_gradient(
         method, background, t_start, obs, reference_state, zero
     )
@@ -167,9 +175,30 @@ def check_minimiser_strategies(
         )
         return [_unjudged(c, tolerance, INCONCLUSIVE, reason) for c in components]
     results = []
+    solved: list[AnalysisGradient] = []  # the tight solve under ImplicitAdjoint, made once
+
+    def implicit() -> AnalysisGradient:
+        if not solved:
+            solved.append(
+                analysis_gradient(
+                    tight, background, t_start, obs, reference_state, optx.ImplicitAdjoint()
+                )
+            )
+        return solved[0]
+
     for component, make in zip(components, chosen.values(), strict=True):
+        adjoint = make()
         try:
-            tested = analysis_gradient(tight, background, t_start, obs, reference_state, make())
+            if isinstance(adjoint, KStepAdjoint):
+                tested = _refined(
+                    tight, adjoint, implicit(), background, t_start, obs, reference_state
+                )
+            elif isinstance(adjoint, optx.ImplicitAdjoint):
+                tested = implicit()
+            else:
+                tested = analysis_gradient(
+                    tight, background, t_start, obs, reference_state, adjoint
+                )
         except INAPPLICABLE as exc:
             reason = f"this strategy cannot differentiate the model: {_reason(exc)}"
             results.append(_unjudged(component, tolerance, NOT_APPLICABLE, reason))
@@ -184,6 +213,17 @@ def check_minimiser_strategies(
             CheckResult("agreement", component, error, tolerance, bool(error <= tolerance), detail)
         )
     return results
+
+
+def _refined(method, adjoint, solved, background, t_start, obs, reference_state):
+    """The KStepAdjoint's gradient from the shared solve's control (see
+    :func:`_refined_value_and_gradient`)."""
+    method = eqx.tree_at(lambda m: m.minimiser_adjoint, method, adjoint)
+    zero = jnp.asarray(0.0, background.dtype)
+    loss, gradient = _refined_value_and_gradient(
+        method, jnp.asarray(solved.control), background, t_start, obs, reference_state, zero
+    )
+    return dataclasses.replace(solved, gradient=float(gradient), loss=float(loss))
 
 
 def _comparison_problem(tested: AnalysisGradient, reference: AnalysisGradient) -> str | None:
@@ -246,10 +286,15 @@ def check_configured_gradient(
             reason,
             status=NOT_APPLICABLE,
         )
-    steps = np.asarray(FINITE_DIFFERENCE_STEPS, dtype=background.dtype)
-    scales = jnp.asarray(np.concatenate([steps, -steps]))
-    losses = np.asarray(_losses(method, background, t_start, obs, reference_state, scales))
-    differences = (losses[: len(steps)] - losses[len(steps) :]) / (2 * steps)
+    steps = np.asarray(FINITE_DIFFERENCE_STEPS)
+    losses = [  # the gradient's compiled program at each step (its loss): no new compilation
+        [
+            analysis_gradient(method, background, t_start, obs, reference_state, None, s).loss
+            for s in (h, -h)
+        ]
+        for h in steps
+    ]
+    differences = [(up - down) / (2 * h) for (up, down), h in zip(losses, steps, strict=True)]
     errors = [_relative(tested.gradient, float(d)) for d in differences]
     best = int(np.nanargmin(errors)) if np.isfinite(errors).any() else 0
     error = float(errors[best]) if np.isfinite(errors[best]) else float("inf")

@@ -207,9 +207,17 @@ class AbstractVariationalMethod(AbstractMethod):
             solution = self._minimise(
                 v0, args, optx.ImplicitAdjoint()
             )  # its gradient is cut in refine()
-            value = self.minimiser_adjoint.refine(self.gradient, solution.value, args)
-            return eqx.tree_at(lambda s: s.value, solution, value)
+            return eqx.tree_at(
+                lambda s: s.value, solution, self.refined_control(solution.value, args)
+            )
         return self._minimise(v0, args, self.minimiser_adjoint)
+
+    def refined_control(self, v: Array, args: WindowArgs) -> Array:
+        """A :class:`KStepAdjoint`'s k differentiable Newton steps from the converged control
+        ``v`` (its gradient cut there): the part of :meth:`solve_control` that is
+        differentiated. Only with a KStepAdjoint as ``minimiser_adjoint``."""
+        assert isinstance(self.minimiser_adjoint, KStepAdjoint)
+        return self.minimiser_adjoint.refine(self.gradient, v, args)
 
     @property
     def minimiser_options(self) -> dict[str, str]:

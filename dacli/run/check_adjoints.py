@@ -155,7 +155,9 @@ def _builtin_cases(dtype):
         )
         observations = _synthetic_observations(truth, layout, variables, kind, dt, nsteps, rng)
         schedule = make_schedule(0.0, nsteps * dt, nsteps * dt, dt, "newest", 1, None)
-        packed = pack_observations(observations, schedule, None, dtype=np.dtype(dtype))
+        # One capacity for every case (100 grid, 40 scattered observations): the two Lorenz-96
+        # cases then differ only in array values and share every compiled program.
+        packed = pack_observations(observations, schedule, None, dtype=np.dtype(dtype), bucket=128)
         sqrt_b = background_sqrt_operator(
             covariance, 1.0, layout, 2.0 if covariance == "gaussian" else None, dtype
         )
