@@ -48,7 +48,7 @@ from dacli.run.inputs import (
 )
 from dacli.run.phases import PhaseCallback, compile_phases
 from dacli.run.resume import ResumeFile, check_resume, checkpoint_path
-from dacli.run.runtime import configure, describe_device
+from dacli.run.runtime import configure, describe_device, place_work
 from dacli.run.stopping import Interrupted, StopSignals
 
 log = logging.getLogger("dacli")
@@ -156,6 +156,9 @@ def _assimilate(
         on_phase("reading")
     inputs = prepare_inputs(config)
     problem = inputs.problem
+    state = jax.ShapeDtypeStruct((problem.layout.size,), problem.dtype)
+    control_size = jax.eval_shape(problem.method.zero_control, state).size  # nothing computed
+    platform = place_work(config.run.device, control_size, "the control vector")
     _log_choices(config, inputs, platform)
     truth = _truth_at_stored_times(config, inputs)
     background = jnp.asarray(inputs.background, problem.dtype)

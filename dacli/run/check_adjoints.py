@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
 
+from dacli.build.dynamics import build_dynamics
 from dacli.config.registry import capabilities
 from dacli.config.schema import Config
 from dacli.covariances.background import background_sqrt_operator
@@ -38,7 +39,7 @@ from dacli.models.lorenz import Lorenz63, Lorenz96
 from dacli.models.solvers import RK4
 from dacli.observations.windows import make_schedule, pack_observations
 from dacli.run.inputs import prepare_inputs
-from dacli.run.runtime import configure, describe_device
+from dacli.run.runtime import configure, describe_device, place_work
 
 log = logging.getLogger("dacli")
 
@@ -277,8 +278,15 @@ def _set_up(config: Config | None, precision: str, device: str):
                 ]
             )
     configure(precision, device, cache)
+    # the checks' states are small (the built-in cases, a config's first window)
+    place_work(device, 0 if config is None else _state_size(config), "the state")
     jax.config.update("jax_default_matmul_precision", "highest")  # no TF32 on GPUs for the checks
     return precision, jnp.float64 if precision == "float64" else jnp.float32
+
+
+def _state_size(config: Config) -> int:
+    """The model's state size (its layout: no JAX computation)."""
+    return build_dynamics(config.model).layout().size
 
 
 def _selection(config: Config, method) -> Selection:

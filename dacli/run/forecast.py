@@ -42,7 +42,7 @@ from dacli.observations.windows import whole_steps
 from dacli.parallel import initialize_distributed, map_over_processes
 from dacli.run.inputs import initial_background
 from dacli.run.phases import PhaseCallback, compile_phases
-from dacli.run.runtime import configure, describe_device
+from dacli.run.runtime import configure, describe_device, place_work
 from dacli.run.stopping import StopSignals
 
 log = logging.getLogger("dacli")
@@ -288,7 +288,7 @@ def _forecast(
     on_phase: PhaseCallback | None = None,
 ) -> ForecastResult:
     process, processes = initialize_distributed()  # under srun with several tasks: before JAX
-    platform = configure(config.run.precision, config.run.device, config.run.compilation_cache)
+    configure(config.run.precision, config.run.device, config.run.compilation_cache)
     dt = config.model.dt
     interval = dt if interval is None else interval
     if members < 1:
@@ -301,6 +301,7 @@ def _forecast(
     layout = dynamics.layout()
     starts = choose_starts(config, layout, initial, start_times, all_windows)
     count = len(starts.times)
+    platform = place_work(config.run.device, layout.size * count * members, "forecast states")
     truth_path = truth if truth is not None else (config.truth.path if config.truth else None)
     _log_plan(starts, lead_time, interval, outputs * stride, dt, members, config, platform)
     x0, t0 = _initial_states(config, layout, starts, members, dtype)

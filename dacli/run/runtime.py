@@ -10,6 +10,10 @@ The persistent compilation cache (JAX's ``jax_compilation_cache_dir``) is on by 
 user cache folder: a second run of the same configuration loads its compiled programs instead
 of compiling them (benchmarks/compile_cache.py measures the start-up). ``run.compilation_cache``
 (or ``$DACLI_COMPILATION_CACHE``) names another folder or turns it "off".
+
+``--device auto`` on a machine with a GPU places each run by :func:`place_work`'s documented
+rule (state values computed together against :data:`GPU_MIN_VALUES`), not "the GPU whenever one
+is visible": small programs are launch-bound on a GPU.
 """
 
 from __future__ import annotations
@@ -80,7 +84,44 @@ def _use_cache(folder: Path | None) -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
 
 
+# ``--device auto`` puts work on a visible GPU only from this many state values computed together
+# (state or control size x batch). Measured per window of strong 4DVar, one H100 against a
+# 12-16-core CPU (benchmarks/GPU.md, benchmarks/QG.md): Lorenz-96 GPU 33x slower at N = 40, 13x
+# at 400, 1.5x at 4000, 7.5x faster at 40000; QG 1.4x slower at 64 x 64 (4096), 4.8x faster at
+# 128 x 128 (16384). Each minimiser iteration costs the GPU about 3 ms of launches whatever the
+# size, so below this the CPU is faster.
+GPU_MIN_VALUES = 16384
+
+
+def place_work(device: str, values: int, what: str) -> str:
+    """The platform a run of ``values`` state values computed together (``what`` says which, for
+    the log) uses under ``device``: with "auto" and a GPU visible, the CPU below
+    :data:`GPU_MIN_VALUES` (made JAX's default device), the choice and its reason logged. Call
+    after :func:`configure`, before the run's first computation. Returns "cpu" or "gpu"."""
+    platform = jax.default_backend()
+    if device != "auto" or platform != "gpu":
+        return platform
+    if values >= GPU_MIN_VALUES:
+        log.info(
+            "device auto: gpu (%s: %d values >= %d, where a GPU beats the CPU)",
+            what,
+            values,
+            GPU_MIN_VALUES,
+        )
+        return "gpu"
+    jax.config.update("jax_default_device", jax.devices("cpu")[0])
+    log.info(
+        "device auto: cpu although a GPU is visible (%s: %d values < %d: launch-bound on a GPU, "
+        "benchmarks/GPU.md; --device gpu to override)",
+        what,
+        values,
+        GPU_MIN_VALUES,
+    )
+    return "cpu"
+
+
 def describe_device() -> str:
-    """The first device JAX computes on, as "platform:kind" (e.g. "gpu:NVIDIA H100 80GB HBM3")."""
-    device = jax.devices()[0]
+    """The device JAX computes on by default, as "platform:kind" (e.g. "gpu:NVIDIA H100 80GB
+    HBM3")."""
+    device = jax.config.jax_default_device or jax.devices()[0]
     return f"{device.platform}:{getattr(device, 'device_kind', device.platform)}"

@@ -43,7 +43,7 @@ from dacli.methods.cycling import chunk_inputs
 from dacli.methods.variational import analyse_windows
 from dacli.parallel import allgather_shares, initialize_distributed, map_sharded, process_share
 from dacli.run.inputs import PreparedInputs, chunk_size, prepare_inputs
-from dacli.run.runtime import configure, describe_device
+from dacli.run.runtime import configure, describe_device, place_work
 from dacli.run.stopping import StopSignals
 from dacli.tuning.hyperparameters import Tunable
 
@@ -179,6 +179,7 @@ def _sweep(config: Config, stop: StopSignals, key: str, values: list[float]) -> 
     factors = _log_factors(config, key, values)
     inputs = prepare_inputs(config)
     count = len(values)
+    place_work(config.run.device, inputs.problem.layout.size * count, "state x swept values")
     if count < processes:
         raise ConfigError(
             [
