@@ -475,9 +475,16 @@ def taylor_check(
     h: Array,
     component: str,
     tolerance: float,
-    alphas=ALPHAS[:9],
+    alphas=ALPHAS,
 ) -> CheckResult:
-    """(J(x + a h) - J(x)) / (a <g, h>) -> 1; remainder slope ~2 per decade (second order)."""
+    """(J(x + a h) - J(x)) / (a <g, h>) -> 1; remainder slope ~2 per decade (second order).
+
+    Passes when the best |ratio - 1| is within ``tolerance``, or when it is explained by the
+    numerics as in :func:`tangent_linear_check` (|ratio - 1| ~ C2 a + R / a, R against the
+    float-epsilon estimate eps (|x| / |h| + |J| / |<g, h>|)): a long chaotic window or a
+    high-order solver has a large curvature C2 and a floor above the tolerance; an inconsistent
+    gradient keeps |ratio - 1| at its own relative error.
+    """
     j0 = float(cost(x))
     slope = _inner(gradient(x), h)
     ratio_list: list[float] = []
@@ -487,14 +494,35 @@ def taylor_check(
         ratio_list.append(change / (alpha * slope) if slope != 0 else np.nan)
         remainder_list.append(abs(change - alpha * slope))
     ratios, remainders = np.asarray(ratio_list), np.asarray(remainder_list)
-    best = float(np.nanmin(np.abs(ratios - 1.0)))
-    head = remainders[:4][remainders[:4] > 0]
+    errors, alphas = np.abs(ratios - 1.0), np.asarray(alphas, float)
+    best = float(np.nanmin(errors)) if np.isfinite(errors).any() else float("inf")
+    # the remainder's order over the first decades of the linear regime (|ratio - 1| < 0.5)
+    linear = np.flatnonzero(np.isfinite(errors) & (errors < TL_NONLINEAR) & (remainders > 0))[:4]
+    head = remainders[linear]
     order = float(np.median(np.log10(head[:-1] / head[1:]))) if head.size > 1 else float("nan")
-    passed = best <= tolerance
+    eps = float(jnp.finfo(x.dtype).eps)
+    scale = max(abs(slope), np.finfo(float).tiny)
+    estimate = eps * (float(jnp.linalg.norm(x)) / float(jnp.linalg.norm(h)) + abs(j0) / scale)
+    fit = fit_tangent_linear(errors, alphas, estimate, tolerance)
     detail = (
         f"min |ratio - 1| over a=1..1e-{len(alphas) - 1}; remainder order {order:.2f} "
         "(2 when correct)"
     )
+    explained = (
+        fit.cliff < 0
+        and np.isfinite(fit.floor)
+        and fit.rate >= TL_RATE
+        and fit.minimum <= TL_FLOOR_FACTOR * fit.floor
+        and fit.peak <= TL_ROUNDOFF_SAFETY * fit.estimate
+    )
+    passed = best <= tolerance or bool(explained)
+    if best > tolerance and explained:
+        detail += (
+            f"; above the tolerance {tolerance:g} but within {TL_FLOOR_FACTOR:g}x the predicted "
+            f"floor {fit.floor:.2g} (C2 = {fit.curvature:.2g}, R = {fit.roundoff:.2g}), with "
+            "first-order convergence of |ratio - 1|: truncation and round-off of a correct "
+            "gradient"
+        )
     if not passed:
         detail += "; the gradient is inconsistent with the cost"
     return CheckResult("taylor", component, best, tolerance, passed, detail)
