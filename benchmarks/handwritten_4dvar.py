@@ -299,6 +299,26 @@ def diffeqsolve_path():
         variational.integrate = scan_path
 
 
+@contextlib.contextmanager
+def default_stage_loop():
+    """dacli's scan path with diffrax's default Runge-Kutta stage loop instead of
+    ``scan_kind="bounded"`` (``with_plain_stages`` a no-op) while tracing: what the profile
+    points at, measured on the whole window solve (reverse-mode strategies only)."""
+    bounded = fixed_steps.with_plain_stages
+    fixed_steps.with_plain_stages = lambda solver: solver
+    try:
+        yield
+    finally:
+        fixed_steps.with_plain_stages = bounded
+
+
+def path_context(path):
+    """True: the diffeqsolve path; "stages": the default stage loop; else dacli as it is."""
+    if path == "stages":
+        return default_stage_loop()
+    return diffeqsolve_path() if path else contextlib.nullcontext()
+
+
 def dacli_analyse(method, backgrounds, starts, obs):
     def one(_, window):
         background, start, window_obs = window
@@ -334,7 +354,7 @@ def compile_program(function, static, dynamic, *args, old_path=False):
         return function(eqx.combine(dynamic, static), *args)
 
     began = time.perf_counter()
-    with diffeqsolve_path() if old_path else contextlib.nullcontext():
+    with path_context(old_path):
         lowered = jax.jit(program).lower(dynamic, *args)
     traced = time.perf_counter()
     compiled = lowered.compile()
@@ -394,7 +414,7 @@ def gradient_ratio(cost, static, dynamic, v, args, old_path=False) -> dict:
         return value(dynamic, v, args), jnp.zeros(1, v.dtype)
 
     both = jax.value_and_grad(value, argnums=1)
-    with diffeqsolve_path() if old_path else contextlib.nullcontext():
+    with path_context(old_path):
         programs = [jax.jit(repeated(f)).lower(dynamic, v, args).compile() for f in (forward, both)]
     t_forward, t_both = (per_call(p, dynamic, v, args) / loops for p in programs)
     return {
@@ -419,10 +439,19 @@ def run_case(case: Case, args) -> dict:
         "dacli analyse": (dacli_analyse, method_static, method_dynamic, obs, False),
         "dacli solve": (dacli_solve, method_static, method_dynamic, obs, False),
         "dacli solve (diffeqsolve)": (dacli_solve, method_static, method_dynamic, obs, True),
+        "dacli solve (default stage loop)": (
+            dacli_solve,
+            method_static,
+            method_dynamic,
+            obs,
+            "stages",
+        ),
         "hand-written": (hand_solve, model_static, model_dynamic, hw_obs, False),
     }
     if args.skip_old:
         variants.pop("dacli solve (diffeqsolve)")
+    if not args.stage_variant:
+        variants.pop("dacli solve (default stage loop)")
     rows = {}
     programs = {}
     for name, (function, static, dynamic, window_obs, old) in variants.items():
@@ -472,6 +501,15 @@ def run_case(case: Case, args) -> dict:
     if not args.skip_old:
         rows["dacli solve (diffeqsolve)"]["gradient"] = gradient_ratio(
             lambda m, v, a: m.cost(v, a), method_static, method_dynamic, v0, args0, old_path=True
+        )
+    if args.stage_variant:
+        rows["dacli solve (default stage loop)"]["gradient"] = gradient_ratio(
+            lambda m, v, a: m.cost(v, a),
+            method_static,
+            method_dynamic,
+            v0,
+            args0,
+            old_path="stages",
         )
     hw_args0 = (
         backgrounds[0],
@@ -539,6 +577,17 @@ def profile_case(case: Case) -> dict:
 
         return cost
 
+    def with_operator(trajectory, observe):
+        def cost(pair, v, a):
+            hand, dacli_method = pair
+            background, t_start, window_obs = a
+            x0 = dacli_method.initial_state(v, background)
+            return 0.5 * jnp.sum(v**2) + observe(
+                trajectory(hand, dacli_method, x0, t_start), window_obs
+            )
+
+        return cost
+
     def padded_jo(trajectory, window_obs):
         return 0.5 * jnp.sum(variational.whitened_departures(trajectory, window_obs) ** 2)
 
@@ -586,6 +635,11 @@ def profile_case(case: Case) -> dict:
     variants = {
         "hand-written (RK4 scan, dense H)": (with_parts(plain, dense_jo), hw0, False),
         "hand RK4 + dacli padded H (gather + mask)": (with_parts(plain, padded_jo), obs0, False),
+        "hand RK4 + dacli's B^{1/2} (method.initial_state) + dense H": (
+            with_operator(plain, dense_jo),
+            hw0,
+            False,
+        ),
         "diffrax steps in scan, DirectAdjoint (no checkpoint) + dense H": (
             with_parts(diffrax_steps(diffrax.DirectAdjoint()), dense_jo),
             hw0,
@@ -685,6 +739,11 @@ def main() -> int:
     parser.add_argument("--cases", default=None, help="comma-separated case names (default: all)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="fewer windows, no QG 256²")
+    parser.add_argument(
+        "--stage-variant",
+        action="store_true",
+        help="also dacli's solve with diffrax's default stage loop (not scan_kind='bounded')",
+    )
     parser.add_argument("--skip-old", action="store_true", help="no diffeqsolve variant")
     parser.add_argument(
         "--profile", default=None, help="a case name: its cost/gradient profile only"
