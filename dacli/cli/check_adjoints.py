@@ -23,7 +23,11 @@ OptionalConfigPath = Annotated[
 ]
 NoStrategiesOption = Annotated[
     bool,
-    typer.Option("--no-strategies", help="Skip the adjoint-strategy agreement checks (faster)."),
+    typer.Option(
+        "--no-strategies",
+        help="Skip the agreement of every adjoint strategy (faster); the configured gradient "
+        "through the analysis is still checked.",
+    ),
 ]
 
 

@@ -111,6 +111,16 @@ class Tolerances:
         )
 
 
+def cannot_differentiate(exc: BaseException) -> bool:
+    """Whether ``exc`` is JAX or a library refusing a derivative — forward mode through a
+    custom_vjp (JAX's TypeError, equinox's "cannot be autodifferentiated" RuntimeError), reverse
+    mode through a dynamic loop (ValueError), ... — so the strategy is *not applicable*, rather
+    than a bug to report."""
+    if isinstance(exc, (TypeError, NotImplementedError, ValueError)):
+        return True
+    return isinstance(exc, RuntimeError) and "autodifferentiated" in str(exc)
+
+
 @eqx.filter_jit
 def _jvp(function: Callable, x, dx):
     """M' dx by forward mode, compiled once per function and shapes: the forward-mode test, the

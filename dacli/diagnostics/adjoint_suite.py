@@ -45,6 +45,7 @@ from dacli.diagnostics.adjoint_checks import (
     CheckResult,
     Tolerances,
     agreement_check,
+    cannot_differentiate,
     dot_product_check,
     has_forward_mode,
     linearity_check,
@@ -102,7 +103,9 @@ def _guarded(component: str, tolerance: float, compute) -> CheckResult:
     through a custom_vjp, ...) is *not applicable*, not a failure and not a crash."""
     try:
         return compute()
-    except (TypeError, NotImplementedError, ValueError) as exc:
+    except Exception as exc:
+        if not cannot_differentiate(exc):
+            raise
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return CheckResult(
             "agreement",
@@ -275,7 +278,9 @@ def check_linearisation(
 
     try:  # one compile; a model without forward mode fails here, while tracing
         left, right = (float(x) for x in products(method, v, dv, dd))
-    except (TypeError, NotImplementedError, ValueError) as exc:
+    except Exception as exc:
+        if not cannot_differentiate(exc):
+            raise
         if isinstance(exc, TypeError) and method.incremental is None:
             # no forward mode (e.g. a hand-written custom_vjp): it cannot run incrementally anyway
             return []
@@ -397,8 +402,9 @@ def run_suite(
     selection: Selection | None = None,
 ) -> list[CheckResult]:
     """Every check above for one method and window at ``level`` ("quick" or "full"; see the
-    module notes); ``strategies=False`` leaves out the strategy checks. Returns all results
-    (nothing raises)."""
+    module notes); ``strategies=False`` leaves out the agreement of the strategies (the
+    configured gradient through the analysis is still checked). Returns all results (nothing
+    raises)."""
     key = jax.random.PRNGKey(0) if key is None else key
     tolerances = tolerances or SuiteTolerances.for_dtype(background.dtype)
     quick = level == "quick"
@@ -422,22 +428,23 @@ def run_suite(
         results += check_forward_strategies(
             method, background, t_start, obs, keys[4], tolerances, name, selection
         )
-        reference_state = background + 0.5 if reference_state is None else reference_state
-        results += _minimiser_checks(
-            method, background, t_start, obs, reference_state, tolerances, name, selection
-        )
+    reference_state = background + 0.5 if reference_state is None else reference_state
+    results += _minimiser_checks(
+        method, background, t_start, obs, reference_state, tolerances, name, selection, strategies
+    )
     return results
 
 
 def _minimiser_checks(
-    method, background, t_start, obs, reference_state, tolerances, name, selection
+    method, background, t_start, obs, reference_state, tolerances, name, selection, strategies
 ) -> list[CheckResult]:
-    """The minimiser adjoints against unrolling (controls up to
-    :data:`MINIMISER_CHECK_MAX_CONTROL`) and the configured one against finite differences."""
+    """The minimiser adjoints against unrolling (``strategies``; controls up to
+    :data:`MINIMISER_CHECK_MAX_CONTROL`) and the configured one against finite differences
+    (always: the settings a run uses)."""
     log = logging.getLogger("dacli")
     results = []
     control_size = method.zero_control(background).size
-    if control_size <= MINIMISER_CHECK_MAX_CONTROL:
+    if strategies and control_size <= MINIMISER_CHECK_MAX_CONTROL:
         for result in check_minimiser_strategies(
             method, background, t_start, obs, reference_state, tolerances.minimiser_strategy, name
         ):
@@ -445,7 +452,7 @@ def _minimiser_checks(
             if selection is not None:
                 result = selection.judge(result, "minimiser_adjoint", label)
             results.append(result)
-    else:
+    elif strategies:
         log.warning(
             "%s: minimiser_adjoint agreement skipped: the control has %d elements and their "
             "reference (unrolled Gauss-Newton with a dense Jacobian) needs one tangent-linear "

@@ -36,6 +36,7 @@ from dacli.diagnostics.adjoint_checks import (
     INCONCLUSIVE,
     NOT_APPLICABLE,
     CheckResult,
+    cannot_differentiate,
 )
 from dacli.methods.signatures import State, Time
 from dacli.observations.operator import WindowObservations
@@ -49,10 +50,6 @@ MINIMISER_ADJOINTS: dict[str, Callable[[], optx.AbstractAdjoint | KStepAdjoint]]
 # Step sizes of the central differences in log(B scale); the best agreement counts. Large
 # steps average over the solve's stopping noise (~rtol), small ones cut truncation.
 FINITE_DIFFERENCE_STEPS = (1e-2, 1e-3, 1e-4)
-
-# Errors JAX and the libraries raise when a strategy cannot differentiate the model (no
-# forward mode through a custom_vjp for Hessian-vector products, ...): "not applicable".
-INAPPLICABLE = (TypeError, NotImplementedError, ValueError)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,7 +162,9 @@ def check_minimiser_strategies(
         reference = analysis_gradient(
             unrolled, background, t_start, obs, reference_state, optx.RecursiveCheckpointAdjoint()
         )
-    except INAPPLICABLE as exc:
+    except Exception as exc:
+        if not cannot_differentiate(exc):
+            raise
         reason = f"the unrolled reference cannot differentiate the model: {_reason(exc)}"
         return [_unjudged(c, tolerance, NOT_APPLICABLE, reason) for c in components]
     if not reference.converged:
@@ -199,7 +198,9 @@ def check_minimiser_strategies(
                 tested = analysis_gradient(
                     tight, background, t_start, obs, reference_state, adjoint
                 )
-        except INAPPLICABLE as exc:
+        except Exception as exc:
+            if not cannot_differentiate(exc):
+                raise
             reason = f"this strategy cannot differentiate the model: {_reason(exc)}"
             results.append(_unjudged(component, tolerance, NOT_APPLICABLE, reason))
             continue
@@ -273,9 +274,27 @@ def check_configured_gradient(
         f"{type(method.minimiser).__name__}(rtol={getattr(method.minimiser, 'rtol', '?')}, "
         f"atol={getattr(method.minimiser, 'atol', '?')}), max_steps={method.max_steps}"
     )
+    if label != "RecursiveCheckpointAdjoint" and isinstance(
+        method.forward_adjoint, diffrax.BacksolveAdjoint
+    ):
+        reason = (
+            f"{label} needs Hessian-vector products (forward over reverse mode) of the cost, "
+            "which BacksolveAdjoint's custom_vjp does not allow"
+        )
+        return CheckResult(
+            "configured-gradient",
+            component,
+            float("nan"),
+            tolerance,
+            False,
+            reason,
+            status=NOT_APPLICABLE,
+        )
     try:
         tested = analysis_gradient(method, background, t_start, obs, reference_state)
-    except INAPPLICABLE as exc:
+    except Exception as exc:
+        if not cannot_differentiate(exc):
+            raise
         reason = f"{label} cannot differentiate the model: {_reason(exc)}"
         return CheckResult(
             "configured-gradient",

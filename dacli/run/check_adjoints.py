@@ -252,7 +252,7 @@ def check_adjoints(
             models_checked.add(model_key)
             if on_result is not None:
                 on_result(result)
-    if config is not None:
+    if config is not None and not any(r.failed for r in results):  # a failure says more
         _refuse_inapplicable_selection(results, _selection(config, cases[0][1]))
     return CheckReport(
         not any(r.failed for r in results), precision, describe_device(), tuple(results)
@@ -310,7 +310,9 @@ ALTERNATIVES = {
     "forward_adjoint": 'forward_adjoint = "RecursiveCheckpointAdjoint" (reverse mode only)',
     "minimiser_adjoint": (
         'minimiser_adjoint = "RecursiveCheckpointAdjoint" (differentiates the iterations '
-        "themselves, reverse mode only; no Hessian-vector products)"
+        "themselves, reverse mode only; no Hessian-vector products), or a forward_adjoint with "
+        'forward mode ("RecursiveCheckpointAdjoint", "DirectAdjoint") for a model without a '
+        "custom_vjp"
     ),
 }
 
@@ -325,7 +327,7 @@ def _refuse_inapplicable_selection(results, selection: Selection) -> None:
             label = result.component.split(f"{slot} ", 1)[-1].removesuffix(" as configured")
             if f"{slot} " in result.component and label == getattr(selection, slot):
                 problems.append(
-                    f"method.{slot}: {label} cannot differentiate this model "
+                    f"method.{slot}: {label} is not applicable to this model and settings "
                     f"({result.detail}); set method.{ALTERNATIVES[slot]}"
                 )
     if problems:
