@@ -258,7 +258,9 @@ def test_an_implicit_adjoint_on_a_solve_that_stops_short_fails(ring, dacli):
     checks solve tightly). LBFGS, not the default Gauss-Newton: on the linear ring that one
     reaches the minimum in one step."""
     method = 'minimiser = "LBFGS"\nmax_steps = 2\nminimiser_adjoint = "ImplicitAdjoint"'
-    outcome = dacli(ring, RING.format(name="ring_models:make_ring", extra="", method=method))
+    config = RING.format(name="ring_models:make_ring", extra="", method=method)
+    # --no-strategies: the configured settings are still checked (the strategies' agreement is not)
+    outcome = dacli(ring, config, "--no-strategies")
     assert outcome.code == 1
     component = "minimiser_adjoint ImplicitAdjoint as configured"
     assert outcome.pairs("failed") == {("configured-gradient", component)}
@@ -326,12 +328,19 @@ def test_a_long_chaotic_window_is_inconclusive_not_failed(lorenz96, dacli):
     outcome = dacli(lorenz96, config)
     assert outcome.code == 0, outcome.stderr
     assert outcome.pairs("failed") == set()
-    assert outcome.pairs("inconclusive") == {
+    configured_pair = ("configured-gradient", "minimiser_adjoint ImplicitAdjoint as configured")
+    assert outcome.pairs("inconclusive") - {configured_pair} == {
         ("agreement", "minimiser_adjoint ImplicitAdjoint"),
         ("agreement", "minimiser_adjoint OneStepAdjoint"),
         ("agreement", "minimiser_adjoint KStepAdjoint(3)"),
     }
     assert "inconclusive: agreement test of lorenz96: minimiser_adjoint" in outcome.stderr
+    # The configured gradient: the solves at log B-scale +-h land on other minima (measured:
+    # controls 2.5 to 13.7 apart, |v| = 4), so its finite differences mean nothing either.
+    configured = outcome.row(*configured_pair)
+    assert configured["status"] in ("passed", "inconclusive"), configured
+    if configured["status"] == "inconclusive":
+        assert "land on other minima" in configured["detail"]
 
 
 @pytest.mark.slow
