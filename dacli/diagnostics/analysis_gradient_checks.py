@@ -262,7 +262,9 @@ def check_configured_gradient(
 ) -> CheckResult:
     """The hyperparameter gradient as the method's own settings compute it against central
     finite differences of the same loss through the same solve (``label``: the configured
-    minimiser_adjoint's name, for the report).
+    minimiser_adjoint's name, for the report). The dynamics are differentiated with
+    DirectAdjoint where the minimiser adjoint needs Hessian-vector products (implicit, one-step,
+    k-step), as dacli tune does.
 
     Passes when the best relative agreement over :data:`FINITE_DIFFERENCE_STEPS` is within
     ``tolerance``. An implicit, one-step or k-step adjoint on a solve that stops short of the
@@ -274,22 +276,10 @@ def check_configured_gradient(
         f"{type(method.minimiser).__name__}(rtol={getattr(method.minimiser, 'rtol', '?')}, "
         f"atol={getattr(method.minimiser, 'atol', '?')}), max_steps={method.max_steps}"
     )
-    if label != "RecursiveCheckpointAdjoint" and isinstance(
-        method.forward_adjoint, diffrax.BacksolveAdjoint
-    ):
-        reason = (
-            f"{label} needs Hessian-vector products (forward over reverse mode) of the cost, "
-            "which BacksolveAdjoint's custom_vjp does not allow"
-        )
-        return CheckResult(
-            "configured-gradient",
-            component,
-            float("nan"),
-            tolerance,
-            False,
-            reason,
-            status=NOT_APPLICABLE,
-        )
+    if label != "RecursiveCheckpointAdjoint":
+        # Hessian-vector products are forward over reverse: DirectAdjoint through the dynamics,
+        # as dacli tune differentiates the analysis (dacli.tuning.hyperparameters).
+        method = eqx.tree_at(lambda m: m.forward_adjoint, method, diffrax.DirectAdjoint())
     try:
         tested = analysis_gradient(method, background, t_start, obs, reference_state)
     except Exception as exc:

@@ -10,9 +10,13 @@ trajectory equals diffeqsolve's to round-off (tested), and ``forward_adjoint`` k
 
 * ``RecursiveCheckpointAdjoint`` with ``checkpoints`` unset or at least the number of steps:
   each step under :func:`jax.checkpoint`, so the reverse pass stores one state per step and
-  recomputes the stages — what diffrax's ``checkpoints = steps`` stores;
-* ``DirectAdjoint`` and ``ForwardMode``: the plain scan, differentiable in forward and reverse
-  mode (and forward over reverse, for Hessian-vector products);
+  recomputes the stages — what diffrax's ``checkpoints = steps`` stores. Reverse mode only, as
+  diffrax's: the stages keep diffrax's checkpointed stage loop (a custom_vjp), whose gradient
+  is 3-4x cheaper than the bounded loop's (measured on Lorenz-96 N = 40, Lag 4: 127-135 us
+  against 376-606 us per value and gradient; benchmarks/results/handwritten_4dvar_profile.md);
+* ``DirectAdjoint`` and ``ForwardMode``: the plain scan with a bounded stage loop,
+  differentiable in forward and reverse mode and both composed (Hessian-vector products:
+  dacli switches to DirectAdjoint where it needs forward mode, as for ``jax.linearize``);
 
 Not used (diffeqsolve is, through :func:`dacli.models.integrate.integrate`) for
 ``BacksolveAdjoint`` (it solves the adjoint ODE backwards in time, a different computation),
@@ -85,7 +89,8 @@ def fixed_step_trajectory(
     :func:`dacli.models.integrate.integrate`, which decides.
     """
     args = (dynamics, jnp.asarray(t_start, dtype=x0.dtype))
-    ode_solver = with_plain_stages(ode_solver)
+    if not isinstance(adjoint, diffrax.RecursiveCheckpointAdjoint):
+        ode_solver = with_plain_stages(ode_solver)  # forward mode through the stages
     step_size = jnp.asarray(dt, dtype=x0.dtype)
     state = ode_solver.init(TERM, jnp.zeros((), x0.dtype), step_size, x0, args)
 
