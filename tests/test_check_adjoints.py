@@ -222,3 +222,19 @@ def test_one_step_gradient_in_float32_is_finite_and_exact():
     exact = jax.grad(lambda s: jnp.sum(jnp.linalg.solve(s * a, b) ** 2))(jnp.float32(1.3))
     assert np.isfinite(gradient)
     np.testing.assert_allclose(gradient, exact, rtol=1e-5)
+
+
+def test_only_a_failed_check_fails_the_report():
+    """The statuses and the exit code: not applicable, inconclusive and not recommended are
+    warnings (exit 0); failed is exit 1; an unknown status is refused."""
+    from dacli.diagnostics.adjoint_checks import STATUSES, CheckResult
+
+    results = {status: CheckResult("agreement", "c", 1.0, 0.1, False, "why", status=status) for status in STATUSES}
+    assert [s for s, r in results.items() if r.failed] == ["failed"]
+    assert [s for s, r in results.items() if r.passed] == ["passed"]
+    assert CheckResult("taylor", "c", 0.0, 0.1, True).status == "passed"
+    assert CheckResult("taylor", "c", 1.0, 0.1, False).status == "failed"
+    with pytest.raises(ValueError, match="unknown check status 'maybe'"):
+        CheckResult("taylor", "c", 1.0, 0.1, False, status="maybe")
+    noted = results["failed"].with_status("not recommended", "not the configured one")
+    assert noted.status == "not recommended" and noted.detail == "why; not the configured one"

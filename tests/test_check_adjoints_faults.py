@@ -320,27 +320,51 @@ def test_a_correct_custom_vjp_lorenz96_passes_with_strategies_not_applicable(lor
     assert "not applicable: agreement test of" in outcome.stderr  # a warning, with its reason
 
 
-@pytest.mark.slow
-def test_a_long_chaotic_window_is_inconclusive_not_failed(lorenz96, dacli):
+def test_a_long_chaotic_window_is_inconclusive_not_failed(lorenz96):
     """Lorenz-96 over 3 time units with the default strategies: the minimiser-adjoint
-    comparison means nothing where the solves do not converge to one minimum."""
-    config = LORENZ96.format(name="lorenz96", solver="RK4", length=3.0, method="")
-    outcome = dacli(lorenz96, config)
-    assert outcome.code == 0, outcome.stderr
-    assert outcome.pairs("failed") == set()
-    configured_pair = ("configured-gradient", "minimiser_adjoint ImplicitAdjoint as configured")
-    assert outcome.pairs("inconclusive") - {configured_pair} == {
-        ("agreement", "minimiser_adjoint ImplicitAdjoint"),
-        ("agreement", "minimiser_adjoint OneStepAdjoint"),
-        ("agreement", "minimiser_adjoint KStepAdjoint(3)"),
-    }
-    assert "inconclusive: agreement test of lorenz96: minimiser_adjoint" in outcome.stderr
-    # The configured gradient: the solves at log B-scale +-h land on other minima (measured:
-    # controls 2.5 to 13.7 apart, |v| = 4), so its finite differences mean nothing either.
-    configured = outcome.row(*configured_pair)
-    assert configured["status"] in ("passed", "inconclusive"), configured
-    if configured["status"] == "inconclusive":
-        assert "land on other minima" in configured["detail"]
+    comparison means nothing where the solves do not converge to one minimum (issue 20 measured
+    a false alarm of 1.41 here), and neither do finite differences of the configured solve.
+    Through the suite's functions, with ImplicitAdjoint only: the full CLI check of this window
+    compiles a dozen programs (110 s); how a status maps to the exit code is tested above."""
+    import jax.numpy as jnp
+
+    import dacli.config
+    from dacli.diagnostics.adjoint_suite import SuiteTolerances, minimiser_adjoint_label
+    from dacli.diagnostics.analysis_gradient_checks import (
+        MINIMISER_ADJOINTS,
+        check_configured_gradient,
+        check_minimiser_strategies,
+    )
+    from dacli.run.check_adjoints import _config_case
+    from dacli.run.runtime import configure
+
+    configure("float64", "cpu")
+    (lorenz96 / "long.toml").write_text(
+        LORENZ96.format(name="lorenz96", solver="RK4", length=3.0, method="")
+    )
+    config = dacli.config.load(lorenz96 / "long.toml")
+    name, method, background, start, obs, truth = _config_case(config, jnp.float64)
+    tolerances = SuiteTolerances.for_dtype(jnp.float64)
+    implicit = {"ImplicitAdjoint": MINIMISER_ADJOINTS["ImplicitAdjoint"]}
+    [agreement] = check_minimiser_strategies(
+        method, background, start, obs, truth, tolerances.minimiser_strategy, name, implicit
+    )
+    assert agreement.status == "inconclusive", agreement
+    assert "did not converge" in agreement.detail or "different minima" in agreement.detail
+    configured = check_configured_gradient(
+        method,
+        background,
+        start,
+        obs,
+        truth,
+        tolerances.configured_gradient,
+        name,
+        minimiser_adjoint_label(method.minimiser_adjoint),
+    )
+    # measured: the solves at log B-scale +-h land on other minima (controls 2.5 to 13.7 apart)
+    assert configured.status in ("passed", "inconclusive"), configured
+    if configured.status == "inconclusive":
+        assert "land on other minima" in configured.detail
 
 
 @pytest.mark.slow

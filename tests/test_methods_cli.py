@@ -161,7 +161,7 @@ def test_check_adjoints_covers_q_and_the_incremental_linearisation(tmp_path):
     background = jnp.asarray(inputs.background)
     obs = jax.tree_util.tree_map(jnp.asarray, inputs.packed.window(0))
     results = run_suite(inputs.problem.method, background, 0.0, obs, name="lorenz96", strategies=False,
-                        model_checks=False)
+                        model_checks=False, configured=False)
     checks = {(r.check, r.component): r for r in results}
     assert checks[("dot-product", "lorenz96: Q^1/2")].value < 1e-12
     assert checks[("symmetry", "lorenz96: Q")].value < 1e-12

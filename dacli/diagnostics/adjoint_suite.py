@@ -400,11 +400,12 @@ def run_suite(
     reference_state: State | None = None,
     level: str = "full",
     selection: Selection | None = None,
+    configured: bool = True,
 ) -> list[CheckResult]:
     """Every check above for one method and window at ``level`` ("quick" or "full"; see the
     module notes); ``strategies=False`` leaves out the agreement of the strategies (the
-    configured gradient through the analysis is still checked). Returns all results (nothing
-    raises)."""
+    configured gradient through the analysis is still checked, unless ``configured=False``).
+    Returns all results (nothing raises)."""
     key = jax.random.PRNGKey(0) if key is None else key
     tolerances = tolerances or SuiteTolerances.for_dtype(background.dtype)
     quick = level == "quick"
@@ -429,18 +430,37 @@ def run_suite(
             method, background, t_start, obs, keys[4], tolerances, name, selection
         )
     reference_state = background + 0.5 if reference_state is None else reference_state
-    results += _minimiser_checks(
-        method, background, t_start, obs, reference_state, tolerances, name, selection, strategies
-    )
+    if strategies or configured:
+        results += _minimiser_checks(
+            method,
+            background,
+            t_start,
+            obs,
+            reference_state,
+            tolerances,
+            name,
+            selection,
+            strategies,
+            configured,
+        )
     return results
 
 
 def _minimiser_checks(
-    method, background, t_start, obs, reference_state, tolerances, name, selection, strategies
+    method,
+    background,
+    t_start,
+    obs,
+    reference_state,
+    tolerances,
+    name,
+    selection,
+    strategies,
+    configured,
 ) -> list[CheckResult]:
     """The minimiser adjoints against unrolling (``strategies``; controls up to
     :data:`MINIMISER_CHECK_MAX_CONTROL`) and the configured one against finite differences
-    (always: the settings a run uses)."""
+    (``configured``: the settings a run uses)."""
     log = logging.getLogger("dacli")
     results = []
     control_size = method.zero_control(background).size
@@ -462,6 +482,8 @@ def _minimiser_checks(
             control_size,
             MINIMISER_CHECK_MAX_CONTROL,
         )
+    if not configured:
+        return results
     if method.minimiser is None:
         log.warning(
             "%s: the configured gradient through the analysis is not checked: the incremental "
