@@ -123,5 +123,5 @@ def place_work(device: str, values: int, what: str) -> str:
 def describe_device() -> str:
     """The device JAX computes on by default, as "platform:kind" (e.g. "gpu:NVIDIA H100 80GB
     HBM3")."""
-    device = jax.config.jax_default_device or jax.devices()[0]
+    device = getattr(jax.config, "jax_default_device", None) or jax.devices()[0]
     return f"{device.platform}:{getattr(device, 'device_kind', device.platform)}"
