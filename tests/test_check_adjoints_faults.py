@@ -12,6 +12,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 PLUGINS = Path(__file__).resolve().parent / "plugins"
@@ -384,3 +385,45 @@ def test_backsolve_on_a_long_chaotic_window_fails_the_full_check_too(lorenz96, d
     }
     assert ("taylor", "cost J (BacksolveAdjoint)") in failed and failed <= backsolve, failed
     _assert_named(outcome, "lorenz96", failed)
+
+
+def test_a_wrong_observation_operator_adjoint_fails_the_dot_product_test():
+    """dacli's observation operators are built in (no plug-in H), so the seeded fault is H with a
+    hand-written adjoint that drops the interpolation weights' transpose: the suite's
+    observation-operator checks (tangent-linear and dot-product) must fail on it, and pass on the
+    true adjoint."""
+    import jax
+    import jax.numpy as jnp
+
+    from dacli.diagnostics.adjoint_checks import Tolerances, dot_product_check, tangent_linear_check
+    from dacli.observations.operator import WindowObservations, apply_observation_operator
+
+    rng = np.random.default_rng(3)
+    steps, n, p = 5, 12, 9
+    obs = WindowObservations(
+        values=jnp.asarray(rng.normal(size=p)), std=jnp.ones(p),
+        slot=jnp.asarray(rng.integers(0, steps, p)), index=jnp.asarray(rng.integers(0, n, (p, 2))),
+        weight=jnp.asarray(rng.uniform(size=(p, 2))), mask=jnp.ones(p, bool))
+
+    def with_adjoint(wrong: bool):
+        @jax.custom_vjp
+        def operator(trajectory):
+            return apply_observation_operator(trajectory, obs)
+
+        def backward(_, cotangent):
+            weight = jnp.ones_like(obs.weight) if wrong else obs.weight  # the seeded fault
+            adjoint = jnp.zeros((steps, n)).at[obs.slot[:, None], obs.index].add(weight * cotangent[:, None])
+            return (adjoint,)
+
+        operator.defvjp(lambda trajectory: (operator(trajectory), None), backward)
+        return operator
+
+    x = jnp.asarray(rng.normal(size=(steps, n)))
+    dx, dy = jnp.asarray(rng.normal(size=(steps, n))), jnp.asarray(rng.normal(size=p))
+    tolerances = Tolerances.for_dtype(jnp.float64)
+    right = dot_product_check(with_adjoint(False), x, dx, dy, "H", tolerances, forward=False)
+    wrong = dot_product_check(with_adjoint(True), x, dx, dy, "H", tolerances, forward=False)
+    assert right.passed and right.value < 1e-9, right
+    assert wrong.status == "failed" and wrong.value > 1e-2, wrong
+    # The tangent-linear model built from the wrong rule does not match the operator either.
+    assert tangent_linear_check(with_adjoint(True), x, dx, "H", 1e-6, forward=False).status == "failed"
