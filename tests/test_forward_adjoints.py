@@ -35,3 +35,40 @@ def test_shipped_default_matches_direct_adjoint(nsteps):
     reference = grad(x0, diffrax.DirectAdjoint())
     shipped = grad(x0, diffrax.RecursiveCheckpointAdjoint())
     assert np.linalg.norm(shipped - reference) / np.linalg.norm(reference) < 1e-12
+
+
+def test_the_scan_of_solver_steps_equals_diffeqsolve_for_every_registered_solver():
+    """integrate() steps explicit solvers in a lax.scan (dacli/models/fixed_steps.py): the same
+    tableau and arithmetic as diffrax.diffeqsolve, so the window trajectory equals diffeqsolve's
+    to round-off for every registered solver (measured up to 4e-14 relative on Lorenz-96,
+    N = 40, 20 steps), and the default gradient equals diffeqsolve's DirectAdjoint gradient.
+    BacksolveAdjoint and fewer checkpoints than steps stay on diffeqsolve."""
+    from dacli.build.factories import ODE_SOLVER_FACTORIES
+    from dacli.models.fixed_steps import steps_in_scan
+    from dacli.models.integrate import solve_with_diffeqsolve
+
+    dynamics = Lorenz96(n=12, forcing=8.0)
+    x0 = 8.0 + jax.random.normal(jax.random.PRNGKey(0), (12,))
+    rc = diffrax.RecursiveCheckpointAdjoint()
+    for name, make in ODE_SOLVER_FACTORIES.items():
+        solver = make()
+        assert steps_in_scan(solver, diffrax.RecursiveCheckpointAdjoint(checkpoints=10), 10), name
+
+        @jax.jit
+        def both(x, solver=solver):
+            return (integrate(dynamics, x, 0.7, 10, DT, solver, rc),
+                    solve_with_diffeqsolve(dynamics, x, 0.7, 10, DT, solver, rc))
+
+        scanned, solved = both(x0)
+        assert np.all(np.isfinite(solved)), name
+        assert np.max(np.abs(scanned - solved)) / np.max(np.abs(solved)) < 1e-12, name
+    assert not steps_in_scan(make(), diffrax.BacksolveAdjoint(), 10)
+    assert not steps_in_scan(make(), diffrax.RecursiveCheckpointAdjoint(checkpoints=3), 10)
+
+    def functional(x, path, adjoint):
+        return jnp.sum(jnp.sin(path(dynamics, x, 0.7, 10, DT, diffrax.Tsit5(), adjoint)))
+
+    grad = jax.jit(jax.grad(functional), static_argnums=(1, 2))
+    scanned = grad(x0, integrate, rc)
+    reference = grad(x0, solve_with_diffeqsolve, diffrax.DirectAdjoint())
+    assert np.linalg.norm(scanned - reference) / np.linalg.norm(reference) < 1e-12

@@ -73,6 +73,13 @@ class CheckResult:
     def failed(self) -> bool:
         return self.status == FAILED
 
+    @classmethod
+    def unjudged(
+        cls, check: str, component: str, tolerance: float, status: str, reason: str
+    ) -> CheckResult:
+        """A check that produced no number (not applicable, inconclusive), with its reason."""
+        return cls(check, component, float("nan"), tolerance, False, reason, status=status)
+
     def with_status(self, status: str, reason: str) -> CheckResult:
         """This result with another verdict and its reason appended to the detail."""
         detail = f"{self.detail}; {reason}" if self.detail else reason
@@ -119,6 +126,12 @@ def cannot_differentiate(exc: BaseException) -> bool:
     if isinstance(exc, (TypeError, NotImplementedError, ValueError)):
         return True
     return isinstance(exc, RuntimeError) and "autodifferentiated" in str(exc)
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's message in one line (its type when it has none), for a check's detail."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 @eqx.filter_jit
@@ -187,7 +200,8 @@ def _inner(a, b) -> float:
     return float(jnp.vdot(jnp.ravel(a), jnp.ravel(b)))
 
 
-def _relative(a, b) -> float:
+def relative_difference(a, b) -> float:
+    """|a - b| relative to the larger of the two (1 when one of them is 0)."""
     scale = max(abs(a), abs(b), np.finfo(float).tiny)
     return abs(a - b) / scale
 
@@ -470,8 +484,8 @@ def dot_product_check(
         _inner(tangent(function, x, dx, forward, scale), dy)
         for scale in (DIFFERENCE_SCALES if not forward else (1.0,))
     ]
-    left = min(lefts, key=lambda value: _relative(value, right))
-    error = _relative(left, right)
+    left = min(lefts, key=lambda value: relative_difference(value, right))
+    error = relative_difference(left, right)
     tolerance = tolerances.dot_product if forward else tolerances.finite_difference_dot_product
     detail = f"<M'dx, dy> = {left:.16g}, <dx, M'^T dy> = {right:.16g}"
     if not forward:
@@ -487,7 +501,7 @@ def symmetry_check(
 ) -> CheckResult:
     """<A u, w> against <u, A w> for an operator that should be symmetric (e.g. B)."""
     left, right = _inner(operator(u), w), _inner(u, operator(w))
-    error = _relative(left, right)
+    error = relative_difference(left, right)
     return CheckResult(
         "symmetry",
         component,

@@ -23,7 +23,8 @@ applicable* (see :data:`dacli.diagnostics.adjoint_checks.STATUSES`).
 Derivatives of the model itself (first three components) are taken with ``DirectAdjoint``,
 which supports forward and reverse mode. The minimiser-adjoint check also uses ``DirectAdjoint``
 for the dynamics: ``ImplicitAdjoint`` needs Hessian-vector products (forward over reverse),
-which JAX cannot take through BacksolveAdjoint's custom_vjp rule.
+which JAX cannot take through the custom_vjp rules of RecursiveCheckpointAdjoint (diffrax's
+checkpointed stage loop) and BacksolveAdjoint.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from dacli.diagnostics.adjoint_checks import (
     agreement_check,
     cannot_differentiate,
     dot_product_check,
+    first_line,
     has_forward_mode,
     linearity_check,
     symmetry_check,
@@ -106,15 +108,12 @@ def _guarded(component: str, tolerance: float, compute) -> CheckResult:
     except Exception as exc:
         if not cannot_differentiate(exc):
             raise
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return CheckResult(
+        return CheckResult.unjudged(
             "agreement",
             component,
-            float("nan"),
             tolerance,
-            False,
-            f"this strategy cannot differentiate the model: {reason}",
-            status=NOT_APPLICABLE,
+            NOT_APPLICABLE,
+            f"this strategy cannot differentiate the model: {first_line(exc)}",
         )
 
 
@@ -284,7 +283,7 @@ def check_linearisation(
         if isinstance(exc, TypeError) and method.incremental is None:
             # no forward mode (e.g. a hand-written custom_vjp): it cannot run incrementally anyway
             return []
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         return [
             CheckResult(
                 "dot-product",

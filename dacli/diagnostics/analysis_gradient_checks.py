@@ -37,6 +37,8 @@ from dacli.diagnostics.adjoint_checks import (
     NOT_APPLICABLE,
     CheckResult,
     cannot_differentiate,
+    first_line,
+    relative_difference,
 )
 from dacli.methods.signatures import State, Time
 from dacli.observations.operator import WindowObservations
@@ -63,13 +65,17 @@ class AnalysisGradient:
     control: np.ndarray
 
 
+def _distance(scaled, control, background, reference_state):
+    """L = 1/2 |xa - x_ref|^2 of the analysis that ``control`` gives."""
+    return 0.5 * jnp.sum((scaled.initial_state(control, background) - reference_state) ** 2)
+
+
 def _loss_and_solve(method, background, t_start, obs, reference_state, log_scale):
     scaled = eqx.tree_at(lambda m: m.log_background_scale, method, log_scale)
     solution = scaled.solve_control(scaled.zero_control(background), (background, t_start, obs))
-    analysis = scaled.initial_state(solution.value, background)
     converged = solution.result == optx.RESULTS.successful
     aux = (converged, solution.stats["num_steps"], solution.value)
-    return 0.5 * jnp.sum((analysis - reference_state) ** 2), aux
+    return _distance(scaled, solution.value, background, reference_state), aux
 
 
 @eqx.filter_jit
@@ -89,7 +95,7 @@ def _refined_value_and_gradient(method, control, background, t_start, obs, refer
     def loss(log_scale):
         scaled = eqx.tree_at(lambda m: m.log_background_scale, method, log_scale)
         refined = scaled.refined_control(control, (background, t_start, obs))
-        return 0.5 * jnp.sum((scaled.initial_state(refined, background) - reference_state) ** 2)
+        return _distance(scaled, refined, background, reference_state)
 
     return jax.value_and_grad(loss)(s)
 
@@ -108,23 +114,13 @@ def analysis_gradient(
     structure: every log-scale reuses it."""
     if minimiser_adjoint is not None:
         method = eqx.tree_at(lambda m: m.minimiser_adjoint, method, minimiser_adjoint)
-    zero = jnp.asarray(log_scale, background.dtype)
+    scale = jnp.asarray(log_scale, background.dtype)
     (loss, (converged, steps, control)), gradient = _value_and_gradient(
-        method, background, t_start, obs, reference_state, zero
+        method, background, t_start, obs, reference_state, scale
     )
     return AnalysisGradient(
         float(gradient), float(loss), bool(converged), int(steps), np.asarray(control)
     )
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _relative(value: float, reference: float) -> float:
-    """|value - reference| relative to the larger of the two (1 when one of them is 0)."""
-    return abs(value - reference) / max(abs(reference), abs(value), np.finfo(float).tiny)
 
 
 def check_minimiser_strategies(
@@ -165,7 +161,7 @@ def check_minimiser_strategies(
     except Exception as exc:
         if not cannot_differentiate(exc):
             raise
-        reason = f"the unrolled reference cannot differentiate the model: {_reason(exc)}"
+        reason = f"the unrolled reference cannot differentiate the model: {first_line(exc)}"
         return [_unjudged(c, tolerance, NOT_APPLICABLE, reason) for c in components]
     if not reference.converged:
         reason = (
@@ -174,26 +170,20 @@ def check_minimiser_strategies(
         )
         return [_unjudged(c, tolerance, INCONCLUSIVE, reason) for c in components]
     results = []
-    solved: list[AnalysisGradient] = []  # the tight solve under ImplicitAdjoint, made once
-
-    def implicit() -> AnalysisGradient:
-        if not solved:
-            solved.append(
-                analysis_gradient(
-                    tight, background, t_start, obs, reference_state, optx.ImplicitAdjoint()
-                )
-            )
-        return solved[0]
-
+    shared: AnalysisGradient | None = None  # the tight solve under ImplicitAdjoint, made once
     for component, make in zip(components, chosen.values(), strict=True):
         adjoint = make()
         try:
-            if isinstance(adjoint, KStepAdjoint):
-                tested = _refined(
-                    tight, adjoint, implicit(), background, t_start, obs, reference_state
+            if isinstance(adjoint, (KStepAdjoint, optx.ImplicitAdjoint)) and shared is None:
+                shared = analysis_gradient(
+                    tight, background, t_start, obs, reference_state, optx.ImplicitAdjoint()
                 )
+            if isinstance(adjoint, KStepAdjoint):
+                assert shared is not None
+                tested = _refined(tight, adjoint, shared, background, t_start, obs, reference_state)
             elif isinstance(adjoint, optx.ImplicitAdjoint):
-                tested = implicit()
+                assert shared is not None
+                tested = shared
             else:
                 tested = analysis_gradient(
                     tight, background, t_start, obs, reference_state, adjoint
@@ -201,14 +191,14 @@ def check_minimiser_strategies(
         except Exception as exc:
             if not cannot_differentiate(exc):
                 raise
-            reason = f"this strategy cannot differentiate the model: {_reason(exc)}"
+            reason = f"this strategy cannot differentiate the model: {first_line(exc)}"
             results.append(_unjudged(component, tolerance, NOT_APPLICABLE, reason))
             continue
         problem = _comparison_problem(tested, reference)
         if problem is not None:
             results.append(_unjudged(component, tolerance, INCONCLUSIVE, problem))
             continue
-        error = _relative(tested.gradient, reference.gradient)
+        error = relative_difference(tested.gradient, reference.gradient)
         detail = f"{what}: {tested.gradient:.10g} vs {reference.gradient:.10g}"
         results.append(
             CheckResult("agreement", component, error, tolerance, bool(error <= tolerance), detail)
@@ -245,9 +235,7 @@ def _comparison_problem(tested: AnalysisGradient, reference: AnalysisGradient) -
 
 
 def _unjudged(component: str, tolerance: float, status: str, reason: str) -> CheckResult:
-    return CheckResult(
-        "agreement", component, float("nan"), tolerance, False, reason, status=status
-    )
+    return CheckResult.unjudged("agreement", component, tolerance, status, reason)
 
 
 def check_configured_gradient(
@@ -285,15 +273,9 @@ def check_configured_gradient(
     except Exception as exc:
         if not cannot_differentiate(exc):
             raise
-        reason = f"{label} cannot differentiate the model: {_reason(exc)}"
-        return CheckResult(
-            "configured-gradient",
-            component,
-            float("nan"),
-            tolerance,
-            False,
-            reason,
-            status=NOT_APPLICABLE,
+        reason = f"{label} cannot differentiate the model: {first_line(exc)}"
+        return CheckResult.unjudged(
+            "configured-gradient", component, tolerance, NOT_APPLICABLE, reason
         )
     steps = np.asarray(FINITE_DIFFERENCE_STEPS)
     pairs = [  # the gradient's compiled program at each step (its loss): no new compilation
@@ -314,19 +296,17 @@ def check_configured_gradient(
     )
     if not usable:
         gap = max(np.linalg.norm(p.control - tested.control) for pair in pairs for p in pair)
-        return CheckResult(
+        return CheckResult.unjudged(
             "configured-gradient",
             component,
-            float("nan"),
             tolerance,
-            False,
+            INCONCLUSIVE,
             f"{settings}: the solve {solve}, but the solves at log B-scale +-h (h = "
             f"{', '.join(f'{h:g}' for h in steps)}) land on other minima or stop unconverged "
             f"(controls up to {gap:.3g} apart): the analysis jumps between minima as B's scale "
             "changes, so finite differences mean nothing on this window (check a shorter one)",
-            status=INCONCLUSIVE,
         )
-    errors = {i: _relative(tested.gradient, float(differences[i])) for i in usable}
+    errors = {i: relative_difference(tested.gradient, float(differences[i])) for i in usable}
     finite = {i: e for i, e in errors.items() if np.isfinite(e)}
     best = min(finite, key=finite.__getitem__) if finite else usable[0]
     error = float(finite.get(best, float("inf")))

@@ -22,7 +22,6 @@ from __future__ import annotations
 import abc
 import dataclasses
 import itertools
-from typing import Any, cast
 
 import diffrax
 import equinox as eqx
@@ -32,7 +31,7 @@ from jax.typing import DTypeLike
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from dacli.models.base import Dynamics
-from dacli.models.fixed_steps import TERM
+from dacli.models.fixed_steps import TERM, with_plain_stages
 
 
 class Conv(eqx.Module):
@@ -257,11 +256,8 @@ class ModelPrior(AbstractPrior, strict=True):
         integration takes (``dacli.models.integrate``), without its time loop."""
         dynamics = jax.tree_util.tree_map(jax.lax.stop_gradient, self.dynamics)
         term, args = TERM, (dynamics, jnp.zeros((), states.dtype))
-        solver = self.ode_solver
-        # a bounded loop over the stages, as DirectAdjoint sets it: training differentiates
-        # through grad U (2nd order); solver: a Runge-Kutta solver's field, not AbstractSolver's
-        if hasattr(solver, "scan_kind"):
-            solver = dataclasses.replace(cast(Any, solver), scan_kind="bounded")
+        # a bounded loop over the stages: training differentiates through grad U (2nd order)
+        solver = with_plain_stages(self.ode_solver)
 
         def one(state):
             solver_state = solver.init(term, 0.0, self.dt, state, args)

@@ -146,7 +146,7 @@ def _assimilate(
     on_window: WindowCallback | None,
     on_phase: PhaseCallback | None = None,
 ) -> AssimilationResult:
-    platform = configure(config.run.precision, config.run.device, config.run.compilation_cache)
+    configure(config.run.precision, config.run.device, config.run.compilation_cache)
     overwrite = overwrite or config.output.overwrite
     check_writable(config.output.path, overwrite)
     check_resume(checkpoint_path(config), resume, restart)

@@ -18,7 +18,6 @@ import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
 
-from dacli.build.dynamics import build_dynamics
 from dacli.config.registry import capabilities
 from dacli.config.schema import Config
 from dacli.covariances.background import background_sqrt_operator
@@ -214,12 +213,16 @@ def check_adjoints(
     Taylor tests only; "full": every check); never raises for a failing check (see
     ``report.passed``). Raises :class:`ConfigError` when a strategy the config sets explicitly
     cannot differentiate its model (naming the alternative)."""
-    precision, dtype = _set_up(config, precision, device)
+    precision, device, dtype = _set_up(config, precision, device)
     tolerances = _tolerances(config, dtype)
     if config is None:
+        place_work(device, 0, "the built-in cases' small states")
         cases = _builtin_cases(dtype)
+        selection = None
     else:
         cases = [_config_case(config, dtype)]
+        place_work(device, cases[0][2].size, "the state")  # before the first check computes
+        selection = _selection(config, cases[0][1])
     if level == "quick":
         log.info(
             "quick: the dot-product, tangent-linear and Taylor tests only (linearity, symmetry, "
@@ -246,22 +249,21 @@ def check_adjoints(
             reference_state=reference,
             model_checks=model_key not in models_checked,
             level=level,
-            selection=None if config is None else _selection(config, method),
+            selection=selection,
         ):
             results.append(result)
             models_checked.add(model_key)
             if on_result is not None:
                 on_result(result)
-    if config is not None and not any(r.failed for r in results):  # a failure says more
-        _refuse_inapplicable_selection(results, _selection(config, cases[0][1]))
-    return CheckReport(
-        not any(r.failed for r in results), precision, describe_device(), tuple(results)
-    )
+    failed = any(r.failed for r in results)
+    if selection is not None and not failed:  # a failure says more
+        _refuse_inapplicable_selection(results, selection)
+    return CheckReport(not failed, precision, describe_device(), tuple(results))
 
 
 def _set_up(config: Config | None, precision: str, device: str):
     """Refuse a 4DVarNet config, set the runtime (the config's precision, device and cache, or
-    the arguments'); (precision, dtype)."""
+    the arguments'); (precision, device, dtype)."""
     cache = "auto"
     if config is not None:
         precision, device, cache = (
@@ -278,15 +280,8 @@ def _set_up(config: Config | None, precision: str, device: str):
                 ]
             )
     configure(precision, device, cache)
-    # the checks' states are small (the built-in cases, a config's first window)
-    place_work(device, 0 if config is None else _state_size(config), "the state")
     jax.config.update("jax_default_matmul_precision", "highest")  # no TF32 on GPUs for the checks
-    return precision, jnp.float64 if precision == "float64" else jnp.float32
-
-
-def _state_size(config: Config) -> int:
-    """The model's state size (its layout: no JAX computation)."""
-    return build_dynamics(config.model).layout().size
+    return precision, device, jnp.float64 if precision == "float64" else jnp.float32
 
 
 def _selection(config: Config, method) -> Selection:
@@ -310,9 +305,7 @@ ALTERNATIVES = {
     "forward_adjoint": 'forward_adjoint = "RecursiveCheckpointAdjoint" (reverse mode only)',
     "minimiser_adjoint": (
         'minimiser_adjoint = "RecursiveCheckpointAdjoint" (differentiates the iterations '
-        "themselves, reverse mode only; no Hessian-vector products), or a forward_adjoint with "
-        'forward mode ("RecursiveCheckpointAdjoint", "DirectAdjoint") for a model without a '
-        "custom_vjp"
+        "themselves, reverse mode only; no Hessian-vector products)"
     ),
 }
 
