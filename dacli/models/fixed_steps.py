@@ -4,9 +4,10 @@ Every window dacli integrates has a constant step on the grid ``t_start + k dt``
 state saved at each step. :func:`diffrax.diffeqsolve` pays for machinery such a window does not
 use (a bounded while loop, step-size control, dense-output interpolation at ``SaveAt(ts)``,
 event handling): measured on Lorenz-96 (N = 40, 4 RK4 steps, 2-core CPU), its value and
-gradient take 209 us per call against the scan's 66 us, and 4.1 s against 1.3 s to compile. Here the same solver object steps the state in a
-:func:`jax.lax.scan` — same tableau, same stages, the same floating-point operations — so the
-trajectory equals diffeqsolve's to round-off (tested), and ``forward_adjoint`` keeps its meaning:
+gradient take 209 us per call against the scan's 66 us, and 4.1 s against 1.3 s to compile.
+Here the same solver object steps the state in a :func:`jax.lax.scan` — same tableau, same
+stages, the same floating-point operations — so the trajectory equals diffeqsolve's to
+round-off (tests/test_forward_adjoints.py), and ``forward_adjoint`` keeps its meaning:
 
 * ``RecursiveCheckpointAdjoint`` with ``checkpoints`` unset or at least the number of steps:
   each step under :func:`jax.checkpoint`, so the reverse pass stores one state per step and
