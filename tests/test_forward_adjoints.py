@@ -38,10 +38,11 @@ def test_shipped_default_matches_direct_adjoint(nsteps):
 
 
 def test_the_scan_of_solver_steps_equals_diffeqsolve_for_every_registered_solver():
-    """integrate() steps explicit solvers in a lax.scan (dacli/models/fixed_steps.py): the same
-    tableau and arithmetic as diffrax.diffeqsolve, so the window trajectory equals diffeqsolve's
-    to round-off for every registered solver (measured up to 4e-14 relative on Lorenz-96,
-    N = 40, 20 steps), and the default gradient equals diffeqsolve's DirectAdjoint gradient.
+    """integrate() steps explicit solvers in a lax.scan (dacli/models/fixed_steps.py), the stages
+    of diffrax's tableau written out: the same stages as diffrax.diffeqsolve, so the window
+    trajectory equals diffeqsolve's to round-off for every registered solver (measured up to
+    4e-14 relative on Lorenz-96, N = 40, 20 steps; first-same-as-last tableaux carry their last
+    slope), and the default gradient equals diffeqsolve's DirectAdjoint gradient.
     BacksolveAdjoint and fewer checkpoints than steps stay on diffeqsolve."""
     from dacli.build.factories import ODE_SOLVER_FACTORIES
     from dacli.models.fixed_steps import steps_in_scan
@@ -56,8 +57,10 @@ def test_the_scan_of_solver_steps_equals_diffeqsolve_for_every_registered_solver
 
         @jax.jit
         def both(x, solver=solver):
-            return (integrate(dynamics, x, 0.7, 10, DT, solver, rc),
-                    solve_with_diffeqsolve(dynamics, x, 0.7, 10, DT, solver, rc))
+            return (
+                integrate(dynamics, x, 0.7, 10, DT, solver, rc),
+                solve_with_diffeqsolve(dynamics, x, 0.7, 10, DT, solver, rc),
+            )
 
         scanned, solved = both(x0)
         assert np.all(np.isfinite(solved)), name
@@ -72,3 +75,35 @@ def test_the_scan_of_solver_steps_equals_diffeqsolve_for_every_registered_solver
     scanned = grad(x0, integrate, rc)
     reference = grad(x0, solve_with_diffeqsolve, diffrax.DirectAdjoint())
     assert np.linalg.norm(scanned - reference) / np.linalg.norm(reference) < 1e-12
+
+
+def test_the_window_program_has_no_loop_inside_a_step():
+    """Each step's stages are written out, not diffrax's per-step stage loop (a while loop per
+    step, which XLA's CPU backend runs op by op: up to 1.5x the window time inside LBFGS,
+    benchmarks/README.md). Checked on the trajectory, its gradient under the shipped
+    RecursiveCheckpointAdjoint and a forward-over-reverse Hessian-vector product, which the
+    written-out stages also allow."""
+    from dacli.models.solvers import RK4
+
+    dynamics = Lorenz96(n=12, forcing=8.0)
+    x0 = 8.0 + jax.random.normal(jax.random.PRNGKey(1), (12,))
+    adjoint = diffrax.RecursiveCheckpointAdjoint()
+
+    def functional(x):
+        return jnp.sum(jnp.sin(integrate(dynamics, x, 0.3, 8, DT, diffrax.Tsit5(), adjoint)))
+
+    programs = {
+        "trajectory": jax.make_jaxpr(lambda x: integrate(dynamics, x, 0.3, 8, DT, RK4(), adjoint)),
+        "gradient": jax.make_jaxpr(jax.grad(functional)),
+        "hvp": jax.make_jaxpr(lambda x: jax.jvp(jax.grad(functional), (x,), (x,))[1]),
+    }
+    for name, make in programs.items():
+        text = str(make(x0))
+        assert "while[" not in text and "custom_vjp" not in text, name
+    hvp = jax.jit(lambda x, d: jax.jvp(jax.grad(functional), (x,), (d,))[1])
+    direction = jnp.linspace(-1.0, 1.0, 12)
+    step = 1e-5
+    gradient = jax.jit(jax.grad(functional))
+    centred = (gradient(x0 + step * direction) - gradient(x0 - step * direction)) / (2 * step)
+    product = hvp(x0, direction)
+    assert np.linalg.norm(product - centred) / np.linalg.norm(product) < 1e-6

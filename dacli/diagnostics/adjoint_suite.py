@@ -23,8 +23,9 @@ applicable* (see :data:`dacli.diagnostics.adjoint_checks.STATUSES`).
 Derivatives of the model itself (first three components) are taken with ``DirectAdjoint``,
 which supports forward and reverse mode. The minimiser-adjoint check also uses ``DirectAdjoint``
 for the dynamics: ``ImplicitAdjoint`` needs Hessian-vector products (forward over reverse),
-which JAX cannot take through the custom_vjp rules of RecursiveCheckpointAdjoint (diffrax's
-checkpointed stage loop) and BacksolveAdjoint.
+which JAX cannot take through the custom_vjp rules of BacksolveAdjoint or of
+RecursiveCheckpointAdjoint on diffeqsolve's path (fewer checkpoints than steps); DirectAdjoint
+has them on every path.
 """
 
 from __future__ import annotations

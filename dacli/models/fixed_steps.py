@@ -1,30 +1,38 @@
-"""A fixed-step trajectory as a ``lax.scan`` of diffrax's own solver steps.
+"""A fixed-step trajectory as a ``lax.scan`` of Runge-Kutta steps with diffrax's tableaux.
 
 Every window dacli integrates has a constant step on the grid ``t_start + k dt``, with the
 state saved at each step. :func:`diffrax.diffeqsolve` pays for machinery such a window does not
 use (a bounded while loop, step-size control, dense-output interpolation at ``SaveAt(ts)``,
-event handling): measured on Lorenz-96 (N = 40, 4 RK4 steps, 2-core CPU), its value and
-gradient take 209 us per call against the scan's 66 us, and 4.1 s against 1.3 s to compile.
-Here the same solver object steps the state in a :func:`jax.lax.scan` — same tableau, same
-stages, the same floating-point operations — so the trajectory equals diffeqsolve's to
-round-off (tests/test_forward_adjoints.py), and ``forward_adjoint`` keeps its meaning:
+event handling). Here the window is one :func:`jax.lax.scan` over the steps, and each step
+writes out the stages of the solver's own Butcher tableau (:func:`runge_kutta_step`: the same
+tableau and the same stages as diffrax; sums in another order, so trajectories equal
+diffeqsolve's to round-off, tests/test_forward_adjoints.py). Writing the stages out matters:
+diffrax's ``solver.step`` runs its stages in a nested while loop, one per step, which XLA's CPU
+backend executes op by op; inside the minimiser's loop that made Lorenz-96 (N = 40) windows
+of 4 to 32 RK4 steps 1.05x to 1.50x slower than with the stages written out (measured side
+by side: benchmarks/README.md, issue 19). Euler
+(no stages) and explicit solvers without a single Butcher tableau step through diffrax's
+``solver.step`` in the same scan (:func:`solver_steps`).
+
+``forward_adjoint`` keeps its meaning:
 
 * ``RecursiveCheckpointAdjoint`` with ``checkpoints`` unset or at least the number of steps:
-  each step under :func:`jax.checkpoint`, so the reverse pass stores one state per step and
-  recomputes the stages — what diffrax's ``checkpoints = steps`` stores. Reverse mode only, as
-  diffrax's: the stages keep diffrax's checkpointed stage loop (a custom_vjp), whose gradient
-  is 3-4x cheaper than the bounded loop's (measured on Lorenz-96 N = 40, Lag 4: 127-135 us
-  against 376-606 us per value and gradient; benchmarks/results/handwritten_4dvar_profile.md);
-* ``DirectAdjoint`` and ``ForwardMode``: the plain scan with a bounded stage loop,
-  differentiable in forward and reverse mode and both composed (Hessian-vector products:
-  dacli switches to DirectAdjoint where it needs forward mode, as for ``jax.linearize``);
+  each step under :func:`jax.checkpoint`, so the reverse pass stores one state per step (and
+  the carried slope of a first-same-as-last tableau, as diffrax's checkpoints do) and
+  recomputes the stages — what diffrax's ``checkpoints = steps`` stores;
+* ``DirectAdjoint`` and ``ForwardMode``: the plain scan, every stage stored.
+
+With the stages written out every path is differentiable in forward and reverse mode and both
+composed (Hessian-vector products). ``solver_steps`` under DirectAdjoint/ForwardMode bounds
+diffrax's stage loop (:func:`with_plain_stages`) for the same reason.
 
 Not used (diffeqsolve is, through :func:`dacli.models.integrate.integrate`) for
 ``BacksolveAdjoint`` (it solves the adjoint ODE backwards in time, a different computation),
 for ``RecursiveCheckpointAdjoint`` with fewer checkpoints than steps (diffrax's treeverse
 schedule trades recomputation for memory) and for solvers that are not explicit Runge-Kutta
 or Euler (implicit solvers report failed root finds through diffeqsolve's result).
-Reference: diffrax's ``AbstractSolver.init``/``step`` API, https://docs.kidger.site/diffrax/.
+Reference: diffrax's ``ButcherTableau`` and ``AbstractSolver.step``,
+https://docs.kidger.site/diffrax/; Hairer, Nørsett & Wanner, Solving ODEs I, sec. II.1.
 """
 
 from __future__ import annotations
@@ -75,6 +83,49 @@ def vector_field(t, y, args):
 TERM = diffrax.ODETerm(vector_field)
 
 
+def unrolls_stages(ode_solver: diffrax.AbstractSolver) -> bool:
+    """Whether the solver's stages are written out step by step (:func:`runge_kutta_step`): an
+    explicit Runge-Kutta method with one Butcher tableau (every registered one but Euler)."""
+    tableau = getattr(ode_solver, "tableau", None)
+    return (
+        isinstance(ode_solver, diffrax.AbstractERK)
+        and isinstance(tableau, diffrax.ButcherTableau)
+        and not tableau.implicit
+    )
+
+
+def weighted_sum(weights: Any, values: list[Array]) -> Array:
+    """sum_j weights[j] values[j] over the non-zero weights, elementwise (fused by XLA; a
+    ``dot`` with the stacked stages is a separate kernel per stage)."""
+    terms = [float(w) * v for w, v in zip(weights, values, strict=False) if w != 0]
+    return sum(terms[1:], terms[0]) if terms else jnp.zeros_like(values[0])
+
+
+def runge_kutta_step(
+    tableau: diffrax.ButcherTableau,
+    field: Any,
+    t0: Array,
+    y0: Array,
+    f0: Array,
+    h: Array,
+) -> tuple[Array, Array]:
+    """One explicit Runge-Kutta step of the Butcher tableau, stages written out: (y1, f1).
+
+    ``f0 = field(t0, y0)``; ``f1 = field(t0 + h, y1)`` when the tableau is first-same-as-last
+    (the next step's ``f0``, as diffrax carries it), else the last stage's slope (unused).
+    Stage i is ``field(t0 + c_i h, y0 + h sum_j a_ij f_j)``; the solution is
+    ``y0 + h sum_j b_j f_j`` (the last stage's input when the tableau is
+    solution-same-as-last). Reference: Hairer, Nørsett & Wanner, Solving ODEs I, sec. II.1.
+    """
+    slopes = [f0]
+    stage = y0
+    for c, row in zip(tableau.c, tableau.a_lower, strict=True):
+        stage = y0 + h * weighted_sum(row, slopes)
+        slopes.append(field(t0 + float(c) * h, stage))
+    y1 = stage if tableau.ssal else y0 + h * weighted_sum(tableau.b_sol, slopes)
+    return y1, slopes[-1]
+
+
 def fixed_step_trajectory(
     dynamics: Dynamics,
     x0: Float[Array, " n"],
@@ -90,9 +141,47 @@ def fixed_step_trajectory(
     :func:`dacli.models.integrate.integrate`, which decides.
     """
     args = (dynamics, jnp.asarray(t_start, dtype=x0.dtype))
+    step_size = jnp.asarray(dt, dtype=x0.dtype)
+    if unrolls_stages(ode_solver):
+        advance = stage_by_stage(ode_solver.tableau, args, step_size)  # type: ignore[attr-defined]
+        carry = (x0, vector_field(jnp.zeros((), x0.dtype), x0, args))
+    else:
+        advance, carry = solver_steps(ode_solver, adjoint, args, step_size, x0)
+    if isinstance(adjoint, diffrax.RecursiveCheckpointAdjoint):
+        advance = jax.checkpoint(advance)  # store one state per step, recompute the stages
+    _, states = jax.lax.scan(advance, carry, jnp.arange(nsteps, dtype=x0.dtype))
+    return jnp.concatenate([x0[None], states])
+
+
+def stage_by_stage(tableau: diffrax.ButcherTableau, args: Any, step_size: Array) -> Any:
+    """The scan body of :func:`runge_kutta_step`: carry (y, f(t, y)) for a first-same-as-last
+    tableau, whose last slope is the next step's first; otherwise f is evaluated afresh."""
+
+    def field(t, y):
+        return vector_field(t, y, args)
+
+    def advance(carry, k):
+        y, slope = carry
+        t0 = k * step_size
+        if not tableau.fsal:
+            slope = field(t0, y)
+        y, last = runge_kutta_step(tableau, field, t0, y, slope, step_size)
+        return (y, last if tableau.fsal else slope), y
+
+    return advance
+
+
+def solver_steps(
+    ode_solver: diffrax.AbstractSolver,
+    adjoint: diffrax.AbstractAdjoint,
+    args: Any,
+    step_size: Array,
+    x0: Array,
+) -> tuple[Any, Any]:
+    """The scan body calling diffrax's ``solver.step`` (Euler, and explicit solvers whose stages
+    :func:`unrolls_stages` does not write out), and its initial carry."""
     if not isinstance(adjoint, diffrax.RecursiveCheckpointAdjoint):
         ode_solver = with_plain_stages(ode_solver)  # forward mode through the stages
-    step_size = jnp.asarray(dt, dtype=x0.dtype)
     state = ode_solver.init(TERM, jnp.zeros((), x0.dtype), step_size, x0, args)
 
     def advance(carry, k):
@@ -102,7 +191,4 @@ def fixed_step_trajectory(
         )
         return (y, solver_state), y
 
-    if isinstance(adjoint, diffrax.RecursiveCheckpointAdjoint):
-        advance = jax.checkpoint(advance)  # store one state per step, recompute the stages
-    _, states = jax.lax.scan(advance, (x0, state), jnp.arange(nsteps, dtype=x0.dtype))
-    return jnp.concatenate([x0[None], states])
+    return advance, (x0, state)
