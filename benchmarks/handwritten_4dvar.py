@@ -300,22 +300,27 @@ def diffeqsolve_path():
 
 
 @contextlib.contextmanager
-def default_stage_loop():
-    """dacli's scan path with diffrax's default Runge-Kutta stage loop instead of
-    ``scan_kind="bounded"`` (``with_plain_stages`` a no-op) while tracing: what the profile
-    points at, measured on the whole window solve (reverse-mode strategies only)."""
-    bounded = fixed_steps.with_plain_stages
-    fixed_steps.with_plain_stages = lambda solver: solver
+def diffrax_stage_loop():
+    """dacli's scan path stepping diffrax's ``solver.step`` (its Runge-Kutta stage loop, a
+    nested while loop per step) instead of the stages written out (``unrolls_stages``): the
+    path before the stages were unrolled, measured on the whole window solve."""
+    unrolled = fixed_steps.unrolls_stages
+    fixed_steps.unrolls_stages = lambda solver: False
     try:
         yield
     finally:
-        fixed_steps.with_plain_stages = bounded
+        fixed_steps.unrolls_stages = unrolled
 
 
 def path_context(path):
-    """True: the diffeqsolve path; "stages": the default stage loop; else dacli as it is."""
+    """True: the diffeqsolve path; "stages": diffrax's stage loop; else dacli as it is.
+
+    Clears JAX's caches first: optimistix's ``minimise`` is a filter_jit whose trace of the same
+    cost function would otherwise be reused across paths (before this, the "diffeqsolve" rows
+    ran the scan path inside the minimiser's loop)."""
+    jax.clear_caches()
     if path == "stages":
-        return default_stage_loop()
+        return diffrax_stage_loop()
     return diffeqsolve_path() if path else contextlib.nullcontext()
 
 
@@ -439,7 +444,7 @@ def run_case(case: Case, args) -> dict:
         "dacli analyse": (dacli_analyse, method_static, method_dynamic, obs, False),
         "dacli solve": (dacli_solve, method_static, method_dynamic, obs, False),
         "dacli solve (diffeqsolve)": (dacli_solve, method_static, method_dynamic, obs, True),
-        "dacli solve (default stage loop)": (
+        "dacli solve (diffrax stage loop)": (
             dacli_solve,
             method_static,
             method_dynamic,
@@ -451,7 +456,7 @@ def run_case(case: Case, args) -> dict:
     if args.skip_old:
         variants.pop("dacli solve (diffeqsolve)")
     if not args.stage_variant:
-        variants.pop("dacli solve (default stage loop)")
+        variants.pop("dacli solve (diffrax stage loop)")
     rows = {}
     programs = {}
     for name, (function, static, dynamic, window_obs, old) in variants.items():
@@ -503,7 +508,7 @@ def run_case(case: Case, args) -> dict:
             lambda m, v, a: m.cost(v, a), method_static, method_dynamic, v0, args0, old_path=True
         )
     if args.stage_variant:
-        rows["dacli solve (default stage loop)"]["gradient"] = gradient_ratio(
+        rows["dacli solve (diffrax stage loop)"]["gradient"] = gradient_ratio(
             lambda m, v, a: m.cost(v, a),
             method_static,
             method_dynamic,
@@ -742,7 +747,7 @@ def main() -> int:
     parser.add_argument(
         "--stage-variant",
         action="store_true",
-        help="also dacli's solve with diffrax's default stage loop (not scan_kind='bounded')",
+        help="also dacli's solve stepping diffrax's solver.step (its stage loop) in the scan",
     )
     parser.add_argument("--skip-old", action="store_true", help="no diffeqsolve variant")
     parser.add_argument(
