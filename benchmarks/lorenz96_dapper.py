@@ -59,6 +59,10 @@ XB_CYCLING = {1: 0.01, 2: 0.01, 4: 0.005, 8: 0.0025}
 # Classic back-to-back windows (dacli only; DAPPER's Var4D always shifts by one cycle): tuned for
 # dacli over {0.0025, 0.005, 0.01, 0.02, 0.04, 0.08}.
 XB_BACK_TO_BACK = {2: 0.01, 4: 0.01, 8: 0.005}
+# With --dko 4 (observations every 4 steps, dto = 0.2): DAPPER's own Var4D settings for dtObs = 0.2
+# (sakov2008.py, "Bocquet/Sakov'2013 Joint..., Fig 4": Lag 1 xB 0.2, Lag 2 0.1, Lag 4 0.02; Lag 6
+# 0.015, used here for Lag 8 too: the file lists no Lag 8).
+XB_CYCLING_DKO4 = {1: 0.2, 2: 0.1, 4: 0.02, 8: 0.015}
 
 
 def log(message: str) -> None:
@@ -92,9 +96,9 @@ def check_var4d_patch() -> None:
         )
 
 
-def make_hmm(modelling, sakov2008, cycles: int, burn_in: float):
+def make_hmm(modelling, sakov2008, cycles: int, burn_in: float, dko: int = 1):
     hmm = sakov2008.HMM.copy()
-    hmm.tseq = modelling.Chronology(DT, dko=1, Ko=cycles - 1, BurnIn=burn_in, Tplot=burn_in)
+    hmm.tseq = modelling.Chronology(DT, dko=dko, Ko=cycles - 1, BurnIn=burn_in, Tplot=burn_in)
     return hmm
 
 
@@ -136,7 +140,7 @@ def run_dapper(dapper, factory, hmm, xx, yy, seed: int, lag: int | None, repeat:
         # The smoothed estimate at the window start: compared on the window starts dacli also has
         # (DAPPER keeps sliding past the last observation, dacli stops at the last full window).
         tto = hmm.tseq.tto
-        keep = masko & (tto <= tto[-1] - lag * DT + 1e-9)
+        keep = masko & (tto <= tto[-1] - lag * hmm.tseq.dko * DT + 1e-9)
         row["rmse_s"] = float(np.mean(rmse_s[keep]))
         row["rmse_s_count"] = int(keep.sum())
     iters = np.asarray(getattr(stats, "iters", []), float)
@@ -155,7 +159,8 @@ def write_inputs(folder: Path, hmm, xx: np.ndarray, yy: np.ndarray) -> dict[str,
     folder.mkdir(parents=True, exist_ok=True)
     site = xr.Variable(("site",), np.arange(xx.shape[1], dtype=float), {"long_name": "site coordinate"})
     tt, tto = hmm.tseq.tt, hmm.tseq.tto
-    time_attrs = {"standard_name": "time", "long_name": "model time", "units": "1"}
+    # Model time numbers, no CF units: lorenz96_dapper.toml says model_time = true for these files.
+    time_attrs = {"standard_name": "time", "long_name": "model time"}
     files = {
         "obs": folder / "obs.nc",
         "truth": folder / "truth.nc",
@@ -189,17 +194,22 @@ def write_inputs(folder: Path, hmm, xx: np.ndarray, yy: np.ndarray) -> dict[str,
 # --------------------------------------------------------------------------------------------
 
 def dacli_overrides(files: dict[str, Path], output: Path, lag: int, shift: int, assimilate: str,
-                    xb: float, forward_adjoint: str) -> list[str]:
+                    xb: float, forward_adjoint: str, dko: int = 1, minimiser: str | None = None,
+                    max_steps: int | None = None) -> list[str]:
+    """--set overrides of one run; ``lag`` and ``shift`` in observation cycles of ``dko`` steps."""
+    chosen = [f"method.minimiser={json.dumps(minimiser)}"] if minimiser else []
+    chosen += [f"method.max_steps={max_steps}"] if max_steps else []
     return [
         f"observations.path={json.dumps(str(files['obs']))}",
         f"background.path={json.dumps(str(files['background']))}",
         f"background.covariance.path={json.dumps(str(files['B']))}",
         f"output.path={json.dumps(str(output))}",
-        f"window.length={lag * DT!r}",
-        f"window.shift={shift * DT!r}",
+        f"window.length={lag * dko * DT!r}",
+        f"window.shift={shift * dko * DT!r}",
         f"window.assimilate={json.dumps(assimilate)}",
         f"background.covariance.std={math.sqrt(xb)!r}",
         f"method.forward_adjoint={json.dumps(forward_adjoint)}",
+        *chosen,
     ]
 
 
@@ -218,7 +228,7 @@ def summary_timings(summary: dict) -> tuple[float, float, int]:
     return (float(summary["compile_and_first_window_seconds"]), float(summary["seconds_per_window_after_first"]), 1)
 
 
-def run_dacli(overrides: list[str], xx: np.ndarray, burn_in: float, repeat: int) -> dict:
+def run_dacli(overrides: list[str], xx: np.ndarray, burn_in: float, repeat: int, dko: int = 1) -> dict:
     """Run one dacli configuration ``repeat`` times (cold compile each); RMSE from the first."""
     import jax
     import xarray as xr
@@ -254,8 +264,8 @@ def run_dacli(overrides: list[str], xx: np.ndarray, burn_in: float, repeat: int)
 
     end_rmse, start_rmse = rmse(xa_end[after(ends)], ends[after(ends)]), rmse(xa_start[after(starts)], starts[after(starts)])
     traj_rmse = rmse(xa_traj[after(times)], times[after(times)])  # the analysis trajectory, every step
-    lag = int(round(config.window.length / DT))
-    shift = int(round(config.window.effective_shift / DT))
+    lag = int(round(config.window.length / (dko * DT)))  # in observation cycles
+    shift = int(round(config.window.effective_shift / (dko * DT)))
     timings = [summary_timings(s) for s in summaries]
     per_window = statistics.median(t[1] for t in timings)
     return {
@@ -333,11 +343,16 @@ def fmt_ms(seconds):
     return "–" if seconds is None else f"{1e3 * seconds:.3g}"
 
 
+def observed_every(dko: int) -> str:
+    return "step" if dko == 1 else f"{dko} steps (dto = {dko * DT:g})"
+
+
 def markdown(report: dict) -> str:
     s = report["settings"]
     var4d = {r["lag"]: r for r in report["rows"] if r["method"] == "DAPPER Var4D"}
     lines = [
-        f"Lorenz-96 sakov2008: N = 40, F = 8, RK4 dt = 0.05, all 40 variables observed every step, R = I; "
+        f"Lorenz-96 sakov2008: N = 40, F = 8, RK4 dt = 0.05, all 40 variables observed every "
+        f"{observed_every(s.get('dko', 1))}, R = I; "
         f"{s['cycles']} cycles; t <= {s['burn_in']:g} ({s['burn_in_cycles']} cycles) discarded; seed {s['seed']}; "
         f"times are the median of {s['repeat']} run(s); dacli compiles once and runs "
         f"{report['rows'][-1].get('windows_per_compiled_chunk', 1)} window(s) per compiled chunk.",
@@ -388,6 +403,11 @@ def main(argv=None) -> int:
     parser.add_argument("--keep", type=Path, help="keep the NetCDF inputs and dacli outputs in this folder")
     parser.add_argument("--results", type=Path, default=HERE / "results")
     parser.add_argument("--no-back-to-back", action="store_true", help="skip dacli's back-to-back windows")
+    parser.add_argument("--dko", type=int, default=1, choices=(1, 4),
+                        help="observe every dko model steps: 1 (dto = 0.05, default) or 4 (dto = 0.2, DAPPER's "
+                             "own Var4D settings; cycling runs only)")
+    parser.add_argument("--minimiser", help="dacli's minimiser instead of the config's GaussNewton (e.g. LBFGS)")
+    parser.add_argument("--max-steps", type=int, help="dacli's method.max_steps instead of the config's 10")
     parser.add_argument("--no-default-adjoint", action="store_true",
                         help="skip the extra dacli cycling runs with the default RecursiveCheckpointAdjoint")
     args = parser.parse_args(argv)
@@ -396,16 +416,18 @@ def main(argv=None) -> int:
     burn_in = args.burn_in if args.burn_in is not None else (5.0 if args.quick else 20.0)
     lags = [int(v) for v in (args.lags or ("1,2" if args.quick else "1,2,4,8")).split(",")]
     repeat = args.repeat or (1 if args.quick else 3)
-    unknown = [lag for lag in lags if lag not in XB_CYCLING]
+    xb_cycling = XB_CYCLING if args.dko == 1 else XB_CYCLING_DKO4
+    unknown = [lag for lag in lags if lag not in xb_cycling]
     if unknown:
-        parser.error(f"--lags: no tuned xB for {unknown}; known: {sorted(XB_CYCLING)}")
-    tag = "lorenz96_dapper_quick" if args.quick else "lorenz96_dapper"
+        parser.error(f"--lags: no tuned xB for {unknown}; known: {sorted(xb_cycling)}")
+    tag = ("lorenz96_dapper_quick" if args.quick else "lorenz96_dapper") + ("" if args.dko == 1 else f"_dko{args.dko}")
+    tag += f"_{args.minimiser}" if args.minimiser else ""
     began = time.perf_counter()
     logging.getLogger("dacli").setLevel(logging.ERROR)  # non-convergence is counted, not printed
 
     dapper, da, modelling, sakov2008 = import_dapper()
     check_var4d_patch()
-    hmm = make_hmm(modelling, sakov2008, cycles, burn_in)
+    hmm = make_hmm(modelling, sakov2008, cycles, burn_in, args.dko)
     dapper.set_seed(args.seed)
     xx, yy_objects = hmm.simulate()
     yy = np.stack(list(yy_objects)).astype(float)
@@ -422,8 +444,8 @@ def main(argv=None) -> int:
         ("DAPPER iEnKS", "iEnKF: Lag 1, N 40, Sqrt, infl 1.01, rot", 1, None,
          lambda: da.iEnKS("Sqrt", N=40, Lag=1, infl=1.01, rot=True)),
     ] + [
-        ("DAPPER Var4D", "cycling: shift 1, newest obs", lag, XB_CYCLING[lag],
-         lambda lag=lag: da.Var4D(Lag=lag, xB=XB_CYCLING[lag]))
+        ("DAPPER Var4D", "cycling: shift 1, newest obs", lag, xb_cycling[lag],
+         lambda lag=lag: da.Var4D(Lag=lag, xB=xb_cycling[lag]))
         for lag in lags
     ]
     for name, scheme, lag, xb, factory in dapper_methods:
@@ -435,16 +457,17 @@ def main(argv=None) -> int:
     # -- dacli -------------------------------------------------------------------------------
     dacli_commit = git_commit()
     cycling = "cycling: shift 1, newest obs"
-    runs = [(cycling, lag, 1, "newest", XB_CYCLING[lag], "ForwardMode") for lag in lags]
-    if not args.no_back_to_back:
+    runs = [(cycling, lag, 1, "newest", xb_cycling[lag], "ForwardMode") for lag in lags]
+    if not args.no_back_to_back and args.dko == 1:  # xB tuned for dto = 0.05 only
         runs += [("back-to-back: shift = Lag, all obs", lag, lag, "all", XB_BACK_TO_BACK[lag], "ForwardMode")
                  for lag in lags if lag > 1]  # Lag 1 back-to-back is the cycling run itself
     if not args.no_default_adjoint:
-        runs += [(cycling, lag, 1, "newest", XB_CYCLING[lag], "RecursiveCheckpointAdjoint") for lag in lags]
+        runs += [(cycling, lag, 1, "newest", xb_cycling[lag], "RecursiveCheckpointAdjoint") for lag in lags]
     for scheme, lag, shift, mode, xb, adjoint in runs:
         output = workdir / f"dacli_lag{lag}_shift{shift}_{adjoint}.nc"
-        overrides = dacli_overrides(files, output, lag, shift, mode, xb, adjoint)
-        row = run_dacli(overrides, xx, burn_in, repeat)
+        overrides = dacli_overrides(files, output, lag, shift, mode, xb, adjoint, args.dko, args.minimiser,
+                                    args.max_steps)
+        row = run_dacli(overrides, xx, burn_in, repeat, args.dko)
         row.update(method="dacli strong4dvar", scheme=scheme, xB=xb,
                    command="dacli assimilate benchmarks/lorenz96_dapper.toml --json --overwrite -q "
                            + " ".join(f"--set '{o}'" for o in overrides[4:]))
@@ -456,9 +479,10 @@ def main(argv=None) -> int:
         "benchmark": "Lorenz-96 sakov2008, dacli strong4dvar vs DAPPER",
         "settings": {
             "cycles": cycles, "burn_in": burn_in, "burn_in_cycles": burn_in_cycles, "seed": args.seed,
-            "repeat": repeat, "lags": lags, "dt": DT, "N": 40, "F": 8.0, "R": "I",
+            "repeat": repeat, "lags": lags, "dt": DT, "dko": args.dko, "N": 40, "F": 8.0, "R": "I",
+            "dacli_minimiser": args.minimiser or "GaussNewton (the config's)",
             "config": str(CONFIG.relative_to(HERE.parent)),
-            "xB_cycling": XB_CYCLING, "xB_back_to_back": XB_BACK_TO_BACK,
+            "xB_cycling": xb_cycling, "xB_back_to_back": XB_BACK_TO_BACK,
             "dapper_patch": "Var4D: Obs(ko).linear(x) -> Obs.linear(x); Obs(ko)(x) -> Obs(x) (setup_dapper.sh)",
         },
         "environment": environment(dacli_commit),
