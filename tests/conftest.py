@@ -103,6 +103,18 @@ def cli():
     return invoke
 
 
+PLUGINS = REPO / "tests" / "plugins"
+
+
+@pytest.fixture(scope="module")
+def plugins_on_path():
+    """tests/plugins importable for a module's in-process CLI runs (as PYTHONPATH would make
+    it for a dacli process): the plug-in models named in configs as ``module:factory``."""
+    sys.path.insert(0, str(PLUGINS))
+    yield PLUGINS
+    sys.path.remove(str(PLUGINS))
+
+
 @pytest.fixture(scope="session")
 def dacli_process():
     """``dacli_process(args, cwd)``: run ``python -m dacli`` as a separate process (no terminal)."""

@@ -1,15 +1,11 @@
 """dacli check-adjoints: correct gradients pass, broken ones fail loudly and say where."""
 
 import json
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
-PLUGINS = Path(__file__).resolve().parent / "plugins"
 
 CONFIG = """
 [model]
@@ -45,16 +41,14 @@ class Done:
 
 
 @pytest.fixture(scope="module")
-def dacli_in_process(cli):
+def dacli_in_process(cli, plugins_on_path):
     """The CLI in this process, with the plug-in models importable (as PYTHONPATH would make them)."""
-    sys.path.insert(0, str(PLUGINS))
 
     def run(*args, cwd):
         result = cli(list(args), cwd)
         return Done(result.exit_code, result.stdout, result.stderr)
 
-    yield run
-    sys.path.remove(str(PLUGINS))
+    return run
 
 
 @pytest.fixture(scope="module")

@@ -8,14 +8,12 @@ sites; model faults run the ``--quick`` level, strategies only where they are th
 """
 
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-PLUGINS = Path(__file__).resolve().parent / "plugins"
 
 RING = """
 [model]
@@ -99,10 +97,9 @@ class Outcome:
 
 
 @pytest.fixture(scope="module")
-def dacli(cli):
+def dacli(cli, plugins_on_path):
     """``dacli(folder, config_text, *options)``: check-adjoints in this process on a config
     written into ``folder``, with the plug-in models importable (as PYTHONPATH would make them)."""
-    sys.path.insert(0, str(PLUGINS))
 
     def run(folder: Path, config: str, *options: str) -> Outcome:
         (folder / "check.toml").write_text(config)
@@ -113,8 +110,7 @@ def dacli(cli):
         assert report["passed"] == (result.exit_code == 0)
         return Outcome(result.exit_code, tuple(report["checks"]), result.stderr)
 
-    yield run
-    sys.path.remove(str(PLUGINS))
+    return run
 
 
 def _simulated(cli, folder: Path, config: str) -> Path:

@@ -19,7 +19,7 @@ the autocorrelation function at its first non-positive value). With fewer than
 :data:`MINIMUM_SAMPLES` values there is no interval (NaN), as in DAPPER.
 
 The series here is one value per window (its RMSE over the states it keeps), one "analysis
-time" per cycle. Plain numpy and scipy.special; no configuration, no files. Not for a single window's
+time" per cycle. Plain numpy and scipy.special; no configuration, no files. Not for one window's
 statistics (:mod:`dacli.diagnostics.metrics`) nor for forecast verification per lead time
 (:mod:`dacli.diagnostics.verification`).
 """
@@ -107,8 +107,8 @@ def series_mean_with_confidence(
     effective = effective_sample_size(n, min(max(phi, 0.0), 1.0 - 1e-12))
     standard_error = float(np.std(series, ddof=1)) / math.sqrt(effective)
     # at least one degree of freedom: a very wide interval rather than none
-    # Student t quantile (scipy.special's inverse t CDF: what scipy.stats.t.ppf computes, without
-    # importing scipy.stats, ~0.9 s of every dacli start measured with python -X importtime)
+    # Student t quantile: scipy.special's inverse t CDF is what scipy.stats.t.ppf computes, without
+    # importing scipy.stats (~0.9 s of every start, python -X importtime).
     quantile = float(special.stdtrit(max(effective - 1.0, 1.0), 0.5 + 0.5 * confidence))
     return MeanWithConfidence(
         mean, mean - quantile * standard_error, mean + quantile * standard_error, n, phi, effective
