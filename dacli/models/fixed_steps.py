@@ -97,7 +97,7 @@ def unrolls_stages(ode_solver: diffrax.AbstractSolver) -> bool:
 def weighted_sum(weights: Any, values: list[Array]) -> Array:
     """sum_j weights[j] values[j] over the non-zero weights, elementwise (fused by XLA; a
     ``dot`` with the stacked stages is a separate kernel per stage)."""
-    terms = [float(w) * v for w, v in zip(weights, values, strict=False) if w != 0]
+    terms = [float(w) * v for w, v in zip(weights, values, strict=True) if w != 0]
     return sum(terms[1:], terms[0]) if terms else jnp.zeros_like(values[0])
 
 
@@ -143,8 +143,8 @@ def fixed_step_trajectory(
     args = (dynamics, jnp.asarray(t_start, dtype=x0.dtype))
     step_size = jnp.asarray(dt, dtype=x0.dtype)
     if unrolls_stages(ode_solver):
-        advance = stage_by_stage(ode_solver.tableau, args, step_size)  # type: ignore[attr-defined]
-        carry = (x0, vector_field(jnp.zeros((), x0.dtype), x0, args))
+        tableau = ode_solver.tableau  # type: ignore[attr-defined]
+        advance, carry = stage_by_stage(tableau, args, step_size, x0)
     else:
         advance, carry = solver_steps(ode_solver, adjoint, args, step_size, x0)
     if isinstance(adjoint, diffrax.RecursiveCheckpointAdjoint):
@@ -153,22 +153,31 @@ def fixed_step_trajectory(
     return jnp.concatenate([x0[None], states])
 
 
-def stage_by_stage(tableau: diffrax.ButcherTableau, args: Any, step_size: Array) -> Any:
-    """The scan body of :func:`runge_kutta_step`: carry (y, f(t, y)) for a first-same-as-last
-    tableau, whose last slope is the next step's first; otherwise f is evaluated afresh."""
+def stage_by_stage(
+    tableau: diffrax.ButcherTableau, args: Any, step_size: Array, x0: Array
+) -> tuple[Any, Any]:
+    """The scan body of :func:`runge_kutta_step` and its initial carry: (y, f(t, y)) for a
+    first-same-as-last tableau, whose last slope is the next step's first; y alone otherwise
+    (f evaluated afresh each step, so a checkpoint stores one state per step)."""
 
     def field(t, y):
         return vector_field(t, y, args)
 
-    def advance(carry, k):
-        y, slope = carry
-        t0 = k * step_size
-        if not tableau.fsal:
-            slope = field(t0, y)
-        y, last = runge_kutta_step(tableau, field, t0, y, slope, step_size)
-        return (y, last if tableau.fsal else slope), y
+    if tableau.fsal:
 
-    return advance
+        def carried(carry, k):
+            y, slope = carry
+            y, slope = runge_kutta_step(tableau, field, k * step_size, y, slope, step_size)
+            return (y, slope), y
+
+        return carried, (x0, field(jnp.zeros((), x0.dtype), x0))
+
+    def fresh(y, k):
+        t0 = k * step_size
+        y, _ = runge_kutta_step(tableau, field, t0, y, field(t0, y), step_size)
+        return y, y
+
+    return fresh, x0
 
 
 def solver_steps(
