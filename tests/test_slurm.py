@@ -40,12 +40,13 @@ FINISHED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_
 JOB_SECONDS = 300
 # One core per task (the shipped scripts ask for more): jobs run side by side on the test node.
 SMALL = ["--cpus-per-task=1", "--mem=1G"]
-# Lorenz-96 with 1600 model steps per window (model.dt 0.000125 instead of 0.05): its 50 windows take
-# about 40 s of CPU (0.8 s each) after a start-up of 5 s: longer than the 29 s a job runs before
+# Lorenz-96 with 3200 model steps per window (model.dt 0.0000625 instead of 0.05): its 50 windows take
+# about 40 s of one core (0.8 s each; 1600 steps took that long before the CPU tendency's halo)
+# after a start-up of 5-8 s: longer than the 29 s a job runs before
 # Slurm's early signal in test_a_run_longer_than_its_time_limit_... (and its last chunk), short
 # enough for the requeued run to finish them before its own signal, 50 s into it, unless the
 # machine is busy; a stop waits for at most 5 windows (a few seconds).
-LONG = ["--set", "model.dt=0.000125", "--set", "run.windows_per_chunk=5"]
+LONG = ["--set", "model.dt=0.0000625", "--set", "run.windows_per_chunk=5"]
 
 
 class Slurm:

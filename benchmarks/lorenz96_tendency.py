@@ -1,0 +1,143 @@
+"""Benchmark: Lorenz-96's tendency with jnp.roll against a materialised halo, on XLA's CPU backend.
+
+The same RK4 window (``--steps`` steps of dt = 0.05 from a fixed state, in a ``lax.scan``) is
+built with each tendency dacli has (``dacli.models.lorenz``): three ``jnp.roll`` calls, or one
+halo ``concatenate`` kept as an array by ``lax.optimization_barrier``. For each and for n = 40,
+400, 4000 it times, side by side and interleaved in one process, the window (forward), its
+gradient (reverse mode of a sum of squares) and its full Jacobian by forward mode (n tangents:
+what Gauss-Newton with ``ForwardMode`` computes every iteration; up to n = 400), and reports how
+far apart the two tendencies' numbers are (the forward and the Jacobian: 0, bit for bit).
+
+    python benchmarks/lorenz96_tendency.py            # n = 40, 400, 4000; 16 steps
+    python benchmarks/lorenz96_tendency.py --sizes 40 --steps 16
+
+Writes benchmarks/results/lorenz96_tendency.{json,md}. This is a benchmark, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+from common import log, write_json_and_markdown
+from provenance import ROOT, environment
+
+from dacli.models.lorenz import _tendency_from_halo, _tendency_from_rolls
+
+jax.config.update("jax_enable_x64", True)
+TENDENCIES = {"jnp.roll": _tendency_from_rolls, "halo": _tendency_from_halo}
+DT = 0.05
+
+
+def window(tendency, steps: int):
+    """x0 -> the state after ``steps`` RK4 steps of Lorenz-96 (F = 8) with this tendency."""
+
+    def step(x, _):
+        k1 = tendency(x, 8.0)
+        k2 = tendency(x + DT / 2 * k1, 8.0)
+        k3 = tendency(x + DT / 2 * k2, 8.0)
+        k4 = tendency(x + DT * k3, 8.0)
+        return x + DT / 6 * (k1 + 2 * k2 + 2 * k3 + k4), None
+
+    return lambda x0: jax.lax.scan(step, x0, None, length=steps)[0]
+
+
+def programs(tendency, steps: int, jacobian: bool) -> dict:
+    run = window(tendency, steps)
+    built = {
+        "forward": jax.jit(run),
+        "gradient": jax.jit(jax.grad(lambda x0: 0.5 * jnp.sum(run(x0) ** 2))),
+    }
+    if jacobian:
+        built["jacobian"] = jax.jit(jax.jacfwd(run))
+    return built
+
+
+def seconds_per_call(call, x0, budget: float) -> float:
+    """The median of 5 batches of calls, each about ``budget`` / 5 seconds long."""
+    jax.block_until_ready(call(x0))
+    began = time.perf_counter()
+    jax.block_until_ready(call(x0))
+    count = max(1, int(budget / 5 / max(time.perf_counter() - began, 1e-6)))
+    batches = []
+    for _ in range(5):
+        began = time.perf_counter()
+        for _ in range(count):
+            out = call(x0)
+        jax.block_until_ready(out)
+        batches.append((time.perf_counter() - began) / count)
+    return statistics.median(batches)
+
+
+def measure(n: int, steps: int, rounds: int, budget: float, jacobian: bool) -> dict:
+    x0 = 8.0 + jax.random.normal(jax.random.PRNGKey(n), (n,), jnp.float64)
+    built = {name: programs(tendency, steps, jacobian) for name, tendency in TENDENCIES.items()}
+    # The largest difference relative to the largest value: 0 where the two are equal bit for
+    # bit (the forward and the Jacobian are; a gradient sums the cotangents of the three
+    # neighbours in another order).
+    difference = {}
+    for kind in built["halo"]:
+        roll, halo = built["jnp.roll"][kind](x0), built["halo"][kind](x0)
+        difference[kind] = float(jnp.max(jnp.abs(roll - halo)) / jnp.max(jnp.abs(roll)))
+    times: dict = {name: {kind: [] for kind in built[name]} for name in built}
+    for _ in range(rounds):  # interleaved: the machine's load drifts alike for both
+        for name in built:
+            for kind, call in built[name].items():
+                times[name][kind].append(seconds_per_call(call, x0, budget))
+    medians = {name: {kind: statistics.median(v) for kind, v in kinds.items()} for name, kinds in times.items()}
+    return {"n": n, "steps": steps, "relative_difference": difference, "seconds": medians,
+            "seconds_rounds": times}
+
+
+def markdown(report: dict) -> str:
+    lines = [
+        f"Lorenz-96 RK4 window of {report['steps']} steps (dt = {DT}), float64, XLA CPU; median of "
+        f"{report['rounds']} interleaved rounds, each the median of 5 batches.",
+        "",
+        "| n | forward roll / halo [µs] | gradient roll / halo [µs] | Jacobian (jacfwd) roll / halo [µs] "
+        "| roll ÷ halo: forward, gradient, Jacobian | largest difference / largest value: forward, gradient, "
+        "Jacobian |",
+        "|---|---|---|---|---|---|",
+    ]
+    kinds = ("forward", "gradient", "jacobian")
+    for row in report["rows"]:
+        roll, halo, diff = row["seconds"]["jnp.roll"], row["seconds"]["halo"], row["relative_difference"]
+        cells = [f"{1e6 * roll[k]:.0f} / {1e6 * halo[k]:.0f}" if k in roll else "–" for k in kinds]
+        ratios = ", ".join(f"{roll[k] / halo[k]:.2f}" if k in roll else "–" for k in kinds)
+        diffs = ", ".join(f"{diff[k]:.1e}" if k in diff else "–" for k in kinds)
+        lines.append(f"| {row['n']} | {' | '.join(cells)} | {ratios} | {diffs} |")
+    env = report["environment"]
+    lines += ["", f"Machine: {env.get('cpu')}, {env.get('cpu_count')} cores; jax {env['versions'].get('jax')}; "
+                  f"dacli {env.get('dacli_commit', 'unknown')}; whole run {report['seconds_total']:.0f} s."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="40,400,4000", help="comma-separated ring sizes n")
+    parser.add_argument("--steps", type=int, default=16, help="RK4 steps per window (16: Lag 4, dto = 0.2)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median)")
+    parser.add_argument("--jacobian-max", type=int, default=400,
+                        help="time the n-column Jacobian up to this n (at 4000 one takes seconds)")
+    parser.add_argument("--budget", type=float, default=0.5, help="seconds per timing")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "lorenz96_tendency"))
+    args = parser.parse_args(argv)
+    began = time.perf_counter()
+    rows = []
+    for n in (int(v) for v in args.sizes.split(",")):
+        rows.append(measure(n, args.steps, args.rounds, args.budget, n <= args.jacobian_max))
+        roll, halo = rows[-1]["seconds"]["jnp.roll"], rows[-1]["seconds"]["halo"]
+        log(f"n = {n}: forward roll {1e6 * roll['forward']:.0f} µs, halo {1e6 * halo['forward']:.0f} µs")
+    report = {"steps": args.steps, "rounds": args.rounds, "rows": rows, "environment": environment(),
+              "seconds_total": time.perf_counter() - began}
+    text = markdown(report)
+    write_json_and_markdown(args.out, report, text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
