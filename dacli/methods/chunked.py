@@ -50,12 +50,7 @@ class _Objective(eqx.Module):
     method: AbstractVariationalMethod
 
     def __call__(self, y, args):
-        value = (
-            self.method.residuals(y, args)
-            if self.method.least_squares
-            else self.method.cost(y, args)
-        )
-        return value, None
+        return self.method.objective(y, args), None
 
 
 def _setting(method: AbstractVariationalMethod):
