@@ -288,7 +288,9 @@ def check_configured_gradient(
     differences = [
         (up.loss - down.loss) / (2 * h) for (up, down), h in zip(pairs, steps, strict=True)
     ]
-    usable = [i for i, h in enumerate(steps) if not tested.converged or _near(tested, pairs[i], h)]
+    usable = [
+        i for i in range(len(steps)) if not tested.converged or _same_minimum(tested, pairs, i)
+    ]
     solve = (
         f"converged in {tested.steps} steps"
         if tested.converged
@@ -320,6 +322,25 @@ def check_configured_gradient(
             tested, label
         )
     return CheckResult("configured-gradient", component, error, tolerance, passed, detail)
+
+
+def _same_minimum(central: AnalysisGradient, pairs: list[list[AnalysisGradient]], i: int) -> bool:
+    """Whether the solves at log-scale +-``FINITE_DIFFERENCE_STEPS[i]`` stay on the central solve's
+    minimum: :func:`_near` it, and their move shrinks with the step. A pair that moves as far at
+    every smaller step (converged there too) sits on another minimum: on a chaotic Lorenz-96
+    window of 3 time units every pair moved 1.65 away at h = 1e-2 and 1e-3 alike, inside the
+    100 h |v| = 3.96 that :func:`_near` allows at 1e-2, and its difference read as a failure."""
+    steps = FINITE_DIFFERENCE_STEPS
+    if not _near(central, pairs[i], steps[i]):
+        return False
+
+    def move(pair: list[AnalysisGradient]) -> float:
+        return max(float(np.linalg.norm(p.control - central.control)) for p in pair)
+
+    smaller = [
+        j for j in range(len(steps)) if steps[j] < steps[i] and all(p.converged for p in pairs[j])
+    ]
+    return all(move(pairs[j]) < 0.5 * move(pairs[i]) for j in smaller)
 
 
 def _near(central: AnalysisGradient, pair: list[AnalysisGradient], step: float) -> bool:
