@@ -25,6 +25,7 @@ raise: the better of the final iterate and the background is kept and flagged.
 """
 
 import abc
+from collections.abc import Callable
 from typing import cast
 
 import diffrax
@@ -231,7 +232,9 @@ class AbstractVariationalMethod(AbstractMethod):
     ) -> optx.Solution:
         # A least-squares solver that is not a minimiser (Gauss-Newton, Levenberg-Marquardt) is
         # given the residuals through optimistix's least_squares, any other the cost.
-        solve = optx.least_squares if self.least_squares else optx.minimise
+        solve: Callable[..., optx.Solution] = (
+            optx.least_squares if self.least_squares else optx.minimise
+        )
         assert self.minimiser is not None  # the nonlinear formulation's
         return solve(
             self.objective,
