@@ -1,5 +1,5 @@
-"""What the benchmark scripts that run dacli in child processes share: logging, the child's
-environment and command line, and the device and memory facts each child records.
+"""What the benchmark scripts share: logging, the child's environment and command line, the
+device and memory facts each child records, and timing a compiled call (:func:`per_call`).
 
 Imported by the scripts beside it (``python benchmarks/<script>.py`` puts this folder on the
 path), like :mod:`provenance`. Not for dacli itself: nothing in the package imports it.
@@ -11,7 +11,9 @@ import contextlib
 import json
 import os
 import resource
+import statistics
 import sys
+import time
 from pathlib import Path
 
 from provenance import ROOT
@@ -100,3 +102,30 @@ def show_text(text: str, out: str | None) -> None:
         Path(out).write_text(text)
         log(f"wrote {out}")
     print(text)
+
+
+def timed(call, *args) -> float:
+    """Seconds of one call of ``call(*args)``, waiting for its result."""
+    import jax
+
+    began = time.perf_counter()
+    jax.block_until_ready(call(*args))
+    return time.perf_counter() - began
+
+
+def per_call(call, *args, budget: float = 0.3) -> float:
+    """Seconds per call of a compiled ``call(*args)``: the median of 5 batches of calls, each about
+    ``budget`` / 5 seconds long, after one call to warm it."""
+    import jax
+
+    jax.block_until_ready(call(*args))
+    one = timed(call, *args)
+    count = max(1, int(budget / 5 / max(one, 1e-6)))
+    batches = []
+    for _ in range(5):
+        began = time.perf_counter()
+        for _ in range(count):
+            out = call(*args)
+        jax.block_until_ready(out)
+        batches.append((time.perf_counter() - began) / count)
+    return statistics.median(batches)

@@ -51,7 +51,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
-from common import log, write_json_and_markdown
+from common import log, per_call, timed, write_json_and_markdown
 from provenance import ROOT, environment
 
 import dacli.config
@@ -369,27 +369,6 @@ def compile_program(function, static, dynamic, *args, old_path=False):
             "temp": int(memory.temp_size_in_bytes),
         }
     return (lambda *a: compiled(dynamic, *a)), traced - began, done - traced, bytes_
-
-
-def timed(call, *args) -> float:
-    began = time.perf_counter()
-    jax.block_until_ready(call(*args))
-    return time.perf_counter() - began
-
-
-def per_call(call, *args, budget: float = 0.3) -> float:
-    """Seconds per call: the median of 5 batches of calls, each ~``budget`` / 5 long."""
-    jax.block_until_ready(call(*args))
-    one = timed(call, *args)
-    count = max(1, int(budget / 5 / max(one, 1e-6)))
-    batches = []
-    for _ in range(5):
-        began = time.perf_counter()
-        for _ in range(count):
-            out = call(*args)
-        jax.block_until_ready(out)
-        batches.append((time.perf_counter() - began) / count)
-    return statistics.median(batches)
 
 
 def gradient_ratio(cost, static, dynamic, v, args, old_path=False) -> dict:

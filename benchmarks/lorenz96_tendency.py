@@ -22,7 +22,7 @@ import time
 
 import jax
 import jax.numpy as jnp
-from common import log, write_json_and_markdown
+from common import log, per_call, write_json_and_markdown
 from provenance import ROOT, environment
 
 from dacli.models.lorenz import _tendency_from_halo, _tendency_from_rolls
@@ -56,22 +56,6 @@ def programs(tendency, steps: int, jacobian: bool) -> dict:
     return built
 
 
-def seconds_per_call(call, x0, budget: float) -> float:
-    """The median of 5 batches of calls, each about ``budget`` / 5 seconds long."""
-    jax.block_until_ready(call(x0))
-    began = time.perf_counter()
-    jax.block_until_ready(call(x0))
-    count = max(1, int(budget / 5 / max(time.perf_counter() - began, 1e-6)))
-    batches = []
-    for _ in range(5):
-        began = time.perf_counter()
-        for _ in range(count):
-            out = call(x0)
-        jax.block_until_ready(out)
-        batches.append((time.perf_counter() - began) / count)
-    return statistics.median(batches)
-
-
 def measure(n: int, steps: int, rounds: int, budget: float, jacobian: bool) -> dict:
     x0 = 8.0 + jax.random.normal(jax.random.PRNGKey(n), (n,), jnp.float64)
     built = {name: programs(tendency, steps, jacobian) for name, tendency in TENDENCIES.items()}
@@ -86,7 +70,7 @@ def measure(n: int, steps: int, rounds: int, budget: float, jacobian: bool) -> d
     for _ in range(rounds):  # interleaved: the machine's load drifts alike for both
         for name in built:
             for kind, call in built[name].items():
-                times[name][kind].append(seconds_per_call(call, x0, budget))
+                times[name][kind].append(per_call(call, x0, budget=budget))
     medians = {name: {kind: statistics.median(v) for kind, v in kinds.items()} for name, kinds in times.items()}
     return {"n": n, "steps": steps, "relative_difference": difference, "seconds": medians,
             "seconds_rounds": times}

@@ -325,32 +325,27 @@ def check_configured_gradient(
 
 
 def _same_minimum(central: AnalysisGradient, pairs: list[list[AnalysisGradient]], i: int) -> bool:
-    """Whether the solves at log-scale +-``FINITE_DIFFERENCE_STEPS[i]`` stay on the central solve's
-    minimum: :func:`_near` it, and their move shrinks with the step. A pair that moves as far at
-    every smaller step (converged there too) sits on another minimum: on a chaotic Lorenz-96
-    window of 3 time units every pair moved 1.65 away at h = 1e-2 and 1e-3 alike, inside the
-    100 h |v| = 3.96 that :func:`_near` allows at 1e-2, and its difference read as a failure."""
+    """Whether the solves at log-scale +-h = ``FINITE_DIFFERENCE_STEPS[i]`` stayed on the central
+    solve's minimum: both converged, within 100 h |v| of the central control (a smooth minimiser
+    moves by about h |dv/ds|), and moving less at every smaller step whose pair converged. A pair
+    that moves as far at a smaller step sits on another minimum: on a chaotic Lorenz-96 window of
+    3 time units every pair moved 1.65 away at h = 1e-2 and 1e-3 alike, inside the 100 h |v| =
+    3.96 allowed at 1e-2, and its difference had read as a failure."""
     steps = FINITE_DIFFERENCE_STEPS
-    if not _near(central, pairs[i], steps[i]):
-        return False
+    size = max(float(np.linalg.norm(central.control)), 1.0)
+
+    def converged(pair: list[AnalysisGradient]) -> bool:
+        return all(p.converged for p in pair)
 
     def move(pair: list[AnalysisGradient]) -> float:
         return max(float(np.linalg.norm(p.control - central.control)) for p in pair)
 
+    if not converged(pairs[i]) or move(pairs[i]) > 100 * steps[i] * size:
+        return False
     smaller = [
-        j for j in range(len(steps)) if steps[j] < steps[i] and all(p.converged for p in pairs[j])
+        pair for pair, h in zip(pairs, steps, strict=True) if h < steps[i] and converged(pair)
     ]
-    return all(move(pairs[j]) < 0.5 * move(pairs[i]) for j in smaller)
-
-
-def _near(central: AnalysisGradient, pair: list[AnalysisGradient], step: float) -> bool:
-    """Whether both solves at log-scale +-``step`` converged to the central solve's minimum
-    (their controls within 100 step |v|: a smooth minimiser moves by about step |dv/ds|)."""
-    size = max(float(np.linalg.norm(central.control)), 1.0)
-    return all(
-        p.converged and np.linalg.norm(p.control - central.control) <= 100 * step * size
-        for p in pair
-    )
+    return all(move(pair) <= 0.5 * move(pairs[i]) for pair in smaller)
 
 
 def _advice(tested: AnalysisGradient, label: str) -> str:

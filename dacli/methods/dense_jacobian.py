@@ -5,8 +5,9 @@ linear solve, a QR, takes it as a matrix). With ``jac="fwd"`` optimistix lineari
 (:func:`jax.linearize`) and lineax materialises that linear function by mapping it over the
 identity. Computing the Jacobian with :func:`jax.jacfwd` instead (one batched tangent program) and
 handing the minimiser the matrix product is cheaper: on Lorenz-96 (n = 40, a 16-step window, CPU)
-0.27 ms against 0.67 ms per Jacobian, and a Gauss-Newton window of 10 iterations 2.7 against
-4.7 ms, with the same iterates (benchmarks/README.md, the DAPPER dto = 0.2 runs).
+0.27 ms against 0.67 ms per Jacobian, and a Gauss-Newton solve of 10 iterations 2.4-3.0 against
+3.8-4.9 ms (interleaved rounds), with the same iterates (benchmarks/README.md, DAPPER's dto = 0.2
+setup).
 
 Not for reverse-mode dynamics (a user solver or adjoint without forward mode) nor a large
 control vector: the Jacobian is p x n numbers, and each linearisation costs n tangent runs even
@@ -17,6 +18,7 @@ Reference: JAX's custom JVP rules, https://docs.jax.dev/en/latest/notebooks/Cust
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import jax
@@ -68,18 +70,20 @@ def with_dense_jacobian(
     def rule(primals, tangents):
         v, others = primals
         dv, d_others = tangents
-        if _is_symbolic_zero(dv):
+        value, parts = None, []
+        if not _is_symbolic_zero(dv):
+            value_twice = _with_itself_as_aux(lambda u: residuals(u, others))
+            jacobian, value = jax.jacfwd(value_twice, has_aux=True)(v)
+            parts.append(jax.tree.map(lambda j: jnp.tensordot(j, dv, axes=dv.ndim), jacobian))
+        if not _all_zero(d_others):
             value, tangent = jax.jvp(
                 lambda o: residuals(v, o), (others,), (_instantiated(d_others),)
             )
-            return value, tangent
-        value_twice = _with_itself_as_aux(lambda u: residuals(u, others))
-        jacobian, value = jax.jacfwd(value_twice, has_aux=True)(v)
-        tangent = jax.tree.map(lambda j: jnp.tensordot(j, dv, axes=dv.ndim), jacobian)
-        if not _all_zero(d_others):
-            _, extra = jax.jvp(lambda o: residuals(v, o), (others,), (_instantiated(d_others),))
-            tangent = jax.tree.map(jnp.add, tangent, extra)
-        return value, tangent
+            parts.append(tangent)
+        if not parts:  # every tangent a symbolic zero
+            value = residuals(v, others)
+            return value, jax.tree.map(jnp.zeros_like, value)
+        return value, functools.reduce(lambda a, b: jax.tree.map(jnp.add, a, b), parts)
 
     linearised.defjvp(rule, symbolic_zeros=True)
     return linearised(v, others)

@@ -252,7 +252,7 @@ class AbstractVariationalMethod(AbstractMethod):
 
         With ``ForwardMode`` a least-squares solver's residuals are differentiated through their
         Jacobian, built once per linearisation by forward mode (:mod:`.dense_jacobian`: the
-        same iterates, 2.5x cheaper than materialising optimistix's linearisation).
+        same iterates; the Jacobian 2.5x cheaper than optimistix materialising its linearisation).
         """
         if not self.least_squares:
             return self.cost(v, args)
