@@ -4,9 +4,12 @@ The same RK4 window (``--steps`` steps of dt = 0.05 from a fixed state, in a ``l
 built with each tendency dacli has (``dacli.models.lorenz``): three ``jnp.roll`` calls, or one
 halo ``concatenate`` kept as an array by ``lax.optimization_barrier``. For each and for n = 40,
 400, 4000 it times, side by side and interleaved in one process, the window (forward), its
-gradient (reverse mode of a sum of squares) and its full Jacobian by forward mode (n tangents:
-what Gauss-Newton with ``ForwardMode`` computes every iteration; up to n = 400), and reports how
-far apart the two tendencies' numbers are (the forward and the Jacobian: 0, bit for bit).
+gradient (reverse mode of a sum of squares), the same gradient with each step under
+``jax.checkpoint`` (dacli's RecursiveCheckpointAdjoint path) and the full Jacobian by forward mode
+(n tangents: what Gauss-Newton with ``ForwardMode`` computes every iteration; up to n = 400), and
+reports how far apart the two tendencies' numbers are (the forward and the Jacobian: 0, bit for
+bit) and how many kernels each program runs per step (``kernels_per_step``): at n = 40 the kernel
+count, not the arithmetic, is what a reverse pass pays for.
 
     python benchmarks/lorenz96_tendency.py            # n = 40, 400, 4000; 16 steps
     python benchmarks/lorenz96_tendency.py --sizes 40 --steps 16
@@ -17,6 +20,7 @@ Writes benchmarks/results/lorenz96_tendency.{json,md}. This is a benchmark, not 
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import time
 
@@ -32,8 +36,10 @@ TENDENCIES = {"jnp.roll": _tendency_from_rolls, "halo": _tendency_from_halo}
 DT = 0.05
 
 
-def window(tendency, steps: int):
-    """x0 -> the state after ``steps`` RK4 steps of Lorenz-96 (F = 8) with this tendency."""
+def window(tendency, steps: int, checkpointed: bool = False):
+    """x0 -> the state after ``steps`` RK4 steps of Lorenz-96 (F = 8) with this tendency; with
+    ``checkpointed`` each step under ``jax.checkpoint`` (what dacli's RecursiveCheckpointAdjoint
+    path does: one state stored per step, the stages recomputed in the reverse pass)."""
 
     def step(x, _):
         k1 = tendency(x, 8.0)
@@ -42,18 +48,37 @@ def window(tendency, steps: int):
         k4 = tendency(x + DT * k3, 8.0)
         return x + DT / 6 * (k1 + 2 * k2 + 2 * k3 + k4), None
 
-    return lambda x0: jax.lax.scan(step, x0, None, length=steps)[0]
+    return lambda x0: jax.lax.scan(jax.checkpoint(step) if checkpointed else step, x0, None, length=steps)[0]
 
 
 def programs(tendency, steps: int, jacobian: bool) -> dict:
-    run = window(tendency, steps)
+    run, checkpointed = window(tendency, steps), window(tendency, steps, checkpointed=True)
     built = {
         "forward": jax.jit(run),
         "gradient": jax.jit(jax.grad(lambda x0: 0.5 * jnp.sum(run(x0) ** 2))),
+        "checkpointed gradient": jax.jit(jax.grad(lambda x0: 0.5 * jnp.sum(checkpointed(x0) ** 2))),
     }
     if jacobian:
         built["jacobian"] = jax.jit(jax.jacfwd(run))
     return built
+
+
+# Instructions of an optimised HLO computation that do no work of their own.
+PLUMBING = ("parameter", "get-tuple-element", "tuple", "constant", "bitcast")
+
+
+def kernels_per_step(program, x0) -> list[int]:
+    """Instructions that run per step in each while loop of the compiled ``program``, in program
+    order (forward first): on XLA's CPU backend each is a kernel (a fusion, a copy, a
+    dynamic-update-slice), so at small n their count, not the arithmetic, sets the time."""
+    text = program.lower(x0).compile().as_text()
+    bodies = re.findall(r"while\(.*?body=%([\w.\-]+)", text)
+    counts = []
+    for body in bodies:
+        block = re.search(rf"^%{re.escape(body)} .*?\n}}", text, re.M | re.S).group(0)
+        ops = re.findall(r"^\s+(?:ROOT )?%\S+ = (?:\([^=]*?\)|\S+) ([\w\-]+)\(", block, re.M)
+        counts.append(sum(op not in PLUMBING for op in ops))
+    return counts
 
 
 def measure(n: int, steps: int, rounds: int, budget: float, jacobian: bool) -> dict:
@@ -66,6 +91,8 @@ def measure(n: int, steps: int, rounds: int, budget: float, jacobian: bool) -> d
     for kind in built["halo"]:
         roll, halo = built["jnp.roll"][kind](x0), built["halo"][kind](x0)
         difference[kind] = float(jnp.max(jnp.abs(roll - halo)) / jnp.max(jnp.abs(roll)))
+    kernels = {name: {kind: kernels_per_step(call, x0) for kind, call in built[name].items()}
+               for name in built}
     times: dict = {name: {kind: [] for kind in built[name]} for name in built}
     for _ in range(rounds):  # interleaved: the machine's load drifts alike for both
         for name in built:
@@ -73,7 +100,7 @@ def measure(n: int, steps: int, rounds: int, budget: float, jacobian: bool) -> d
                 times[name][kind].append(per_call(call, x0, budget=budget))
     medians = {name: {kind: statistics.median(v) for kind, v in kinds.items()} for name, kinds in times.items()}
     return {"n": n, "steps": steps, "relative_difference": difference, "seconds": medians,
-            "seconds_rounds": times}
+            "seconds_rounds": times, "kernels_per_step": kernels}
 
 
 def markdown(report: dict) -> str:
@@ -81,18 +108,30 @@ def markdown(report: dict) -> str:
         f"Lorenz-96 RK4 window of {report['steps']} steps (dt = {DT}), float64, XLA CPU; median of "
         f"{report['rounds']} interleaved rounds, each the median of 5 batches.",
         "",
-        "| n | forward roll / halo [µs] | gradient roll / halo [µs] | Jacobian (jacfwd) roll / halo [µs] "
-        "| roll ÷ halo: forward, gradient, Jacobian | largest difference / largest value: forward, gradient, "
-        "Jacobian |",
-        "|---|---|---|---|---|---|",
+        "| n | forward roll / halo [µs] | gradient roll / halo [µs] | checkpointed gradient roll / halo [µs] "
+        "| Jacobian (jacfwd) roll / halo [µs] | roll ÷ halo: forward, gradient, checkpointed, Jacobian "
+        "| largest difference / largest value: forward, gradient, checkpointed, Jacobian |",
+        "|---|---|---|---|---|---|---|",
     ]
-    kinds = ("forward", "gradient", "jacobian")
+    kinds = ("forward", "gradient", "checkpointed gradient", "jacobian")
     for row in report["rows"]:
         roll, halo, diff = row["seconds"]["jnp.roll"], row["seconds"]["halo"], row["relative_difference"]
         cells = [f"{1e6 * roll[k]:.0f} / {1e6 * halo[k]:.0f}" if k in roll else "–" for k in kinds]
         ratios = ", ".join(f"{roll[k] / halo[k]:.2f}" if k in roll else "–" for k in kinds)
         diffs = ", ".join(f"{diff[k]:.1e}" if k in diff else "–" for k in kinds)
         lines.append(f"| {row['n']} | {' | '.join(cells)} | {ratios} | {diffs} |")
+    lines += ["", "Kernels per step (instructions that run in each while-loop body of the compiled program, "
+              "`kernels_per_step`; a gradient has a forward and a reverse loop) and the gradient's time over "
+              "the forward's:", "",
+              "| n | tendency | forward | gradient: forward + reverse loop | checkpointed gradient "
+              "| gradient ÷ forward | checkpointed ÷ forward |", "|---|---|---|---|---|---|---|"]
+    for row in report["rows"]:
+        for name, kernels in row["kernels_per_step"].items():
+            seconds = row["seconds"][name]
+            loops = [" + ".join(map(str, kernels[k])) for k in ("forward", "gradient", "checkpointed gradient")]
+            lines.append(f"| {row['n']} | {name} | {' | '.join(loops)} | "
+                         f"{seconds['gradient'] / seconds['forward']:.1f} | "
+                         f"{seconds['checkpointed gradient'] / seconds['forward']:.1f} |")
     env = report["environment"]
     lines += ["", f"Machine: {env.get('cpu')}, {env.get('cpu_count')} cores; jax {env['versions'].get('jax')}; "
                   f"dacli {env.get('dacli_commit', 'unknown')}; whole run {report['seconds_total']:.0f} s."]
