@@ -59,9 +59,14 @@ def pytest_configure(config):
 def pytest_collection_modifyitems(config, items):
     """The Slurm tests first: they spend most of their 5 minutes waiting on the scheduler (the
     requeue test 133 s, on slurmctld's 30-s time-limit checks), so started first they overlap
-    the other workers' compiling instead of running last with the cores idle. The order within
-    each group is kept."""
-    items.sort(key=lambda item: item.get_closest_marker("slurm") is None)
+    the other workers' compiling instead of running last with the cores idle. Then the modules
+    that hold a ``slow`` test (over 60 s), whole, so their module fixtures are made once: the
+    longest tests start early rather than finish last on one core while the others idle. The
+    order within each group is kept."""
+    heavy = {item.module.__name__ for item in items if item.get_closest_marker("slow")}
+    items.sort(
+        key=lambda item: (item.get_closest_marker("slurm") is None, item.module.__name__ not in heavy)
+    )
 
 
 @pytest.fixture
