@@ -5,7 +5,10 @@
 # 2-day windows, 3 windows: the first compiles, two are timed) run twice, each case in a fresh
 # process (XLA reads XLA_FLAGS once, when its backend starts):
 #
-#   default  XLA's default command buffers (fusions, library calls; loops launch op by op)
+#   default  XLA's default command buffers. In XLA's debug_options_flags.cc (one stored version, not
+#            checked against jaxlib 0.10.2): FUSION, CUBLAS, CUBLASLT, CUSTOM_CALL, CUDNN, graphs of
+#            at least 5 commands; while loops and conditionals not captured. The result files
+#            record the flags each run was given, not XLA's defaults.
 #   graphs   --xla_gpu_enable_command_buffer=FUSION,CUBLAS,CUBLASLT,CUDNN,CUSTOM_CALL,WHILE,CONDITIONAL
 #            --xla_gpu_graph_min_graph_size=1   (while-loop bodies and conditionals captured too)
 #

@@ -67,11 +67,11 @@ def programs(tendency, steps: int, jacobian: bool) -> dict:
 PLUMBING = ("parameter", "get-tuple-element", "tuple", "constant", "bitcast")
 
 
-def kernels_per_step(program, x0) -> list[int]:
-    """Instructions that run per step in each while loop of the compiled ``program``, in program
+def kernels_per_step(compiled) -> list[int]:
+    """Instructions that run per step in each while loop of the ``compiled`` program, in program
     order (forward first): on XLA's CPU backend each is a kernel (a fusion, a copy, a
     dynamic-update-slice), so at small n their count, not the arithmetic, sets the time."""
-    text = program.lower(x0).compile().as_text()
+    text = compiled.as_text()
     bodies = re.findall(r"while\(.*?body=%([\w.\-]+)", text)
     counts = []
     for body in bodies:
@@ -83,7 +83,11 @@ def kernels_per_step(program, x0) -> list[int]:
 
 def measure(n: int, steps: int, rounds: int, budget: float, jacobian: bool) -> dict:
     x0 = 8.0 + jax.random.normal(jax.random.PRNGKey(n), (n,), jnp.float64)
-    built = {name: programs(tendency, steps, jacobian) for name, tendency in TENDENCIES.items()}
+    # Compiled once: timed, compared and counted from the same executables.
+    built = {
+        name: {kind: program.lower(x0).compile() for kind, program in programs(tendency, steps, jacobian).items()}
+        for name, tendency in TENDENCIES.items()
+    }
     # The largest difference relative to the largest value: 0 where the two are equal bit for
     # bit (the forward and the Jacobian are; a gradient sums the cotangents of the three
     # neighbours in another order).
@@ -91,8 +95,7 @@ def measure(n: int, steps: int, rounds: int, budget: float, jacobian: bool) -> d
     for kind in built["halo"]:
         roll, halo = built["jnp.roll"][kind](x0), built["halo"][kind](x0)
         difference[kind] = float(jnp.max(jnp.abs(roll - halo)) / jnp.max(jnp.abs(roll)))
-    kernels = {name: {kind: kernels_per_step(call, x0) for kind, call in built[name].items()}
-               for name in built}
+    kernels = {name: {kind: kernels_per_step(call) for kind, call in built[name].items()} for name in built}
     times: dict = {name: {kind: [] for kind in built[name]} for name in built}
     for _ in range(rounds):  # interleaved: the machine's load drifts alike for both
         for name in built:

@@ -50,11 +50,12 @@ class Lorenz96(Dynamics):
         # On CPU, the ring with its halo, ring[j] = x[(j - 2) mod n], is made once and kept as one
         # array (the barrier stops XLA from fusing it into its users). With three jnp.roll calls,
         # XLA's CPU backend fuses each roll into every elementwise kernel as a per-element
-        # select, and a Jacobian by forward mode (a batch of tangents) costs 3.4x as much: 0.77
-        # against 0.23 ms for 16 RK4 steps at n = 40 (benchmarks/lorenz96_tendency.py; the
-        # forward 1.5-4.8x, a reverse-mode gradient 1.4x at n = 40 but 0.85x at n = 4000). Same
-        # operations on the same values: equal bit for bit (gradients to round-off, the
-        # cotangents summed in another order). Other platforms keep the rolls (a GPU fuses them).
+        # select, and a Jacobian by forward mode (a batch of tangents) costs 3.4-3.5x as much:
+        # 0.74-0.77 against 0.21-0.23 ms for 16 RK4 steps at n = 40 (two runs of
+        # benchmarks/lorenz96_tendency.py; the forward 1.5-4.9x, a reverse-mode gradient 1.2-1.4x
+        # at n = 40, 0.85-1.07x at n = 4000). Same operations on the same values: equal bit for
+        # bit (gradients to round-off, the cotangents summed in another order). Other platforms
+        # keep the rolls (a GPU fuses them).
         return jax.lax.platform_dependent(
             x, self.forcing, cpu=_tendency_from_halo, default=_tendency_from_rolls
         )
