@@ -8,9 +8,12 @@ windows, each window started from the truth plus a fixed error (no cycling, so e
 solves the very same problems):
 
 * ``dacli analyse``: ``method.analyse`` (what dacli's chunk program runs per window: the solve,
-  the background/analysis costs, trajectories and observation equivalents, the gradient norm);
+  the background/analysis costs, trajectories and observation equivalents, the gradient norm),
+  built as ``dacli assimilate`` builds it (Lorenz-96 with its hand-written adjoint);
 * ``dacli solve``: ``method.solve_control`` alone (the bare LBFGS solve), through
   :func:`dacli.models.integrate.integrate` (the scan of solver steps, commit 4edea76);
+* ``dacli solve (autodiff)``: the same with the model differentiated by JAX
+  (``model.adjoint = "autodiff"``; only for a model with a hand-written adjoint);
 * ``dacli solve (diffeqsolve)``: the same with ``integrate`` swapped for
   :func:`dacli.models.integrate.solve_with_diffeqsolve` (the path before 4edea76);
 * ``hand-written``: ``lax.scan`` of RK4 steps, J(v) = 1/2|v|^2 + 1/2 sum((y - H x)/sigma)^2 with
@@ -57,6 +60,7 @@ from provenance import ROOT, environment
 import dacli.config
 import dacli.methods.variational as variational
 import dacli.models.fixed_steps as fixed_steps
+from dacli.build.dynamics import build_dynamics
 from dacli.models.integrate import solve_with_diffeqsolve
 from dacli.run.inputs import prepare_inputs
 from dacli.run.simulate import simulate
@@ -148,7 +152,7 @@ def prepared(case: Case, folder: Path):
     config = dacli.config.load(ROOT / "configs" / f"{case.config}.toml", [*paths, *shared])
     with contextlib.redirect_stdout(sys.stderr):
         simulate(maker, overwrite=True)
-        inputs = prepare_inputs(config)
+        inputs = prepare_inputs(config, reverse_only=True)  # as dacli assimilate builds it
     count = min(case.windows, inputs.schedule.count)
     times, states = inputs.truth
     rng = np.random.default_rng(19)
@@ -254,17 +258,17 @@ def hand_written_observations(obs, n: int):
     return tuple(jnp.asarray(a) for a in (values, std, slot, index, weight))
 
 
-def hand_written(method, n: int) -> HandWritten:
+def hand_written(method, n: int, dynamics) -> HandWritten:
     dense = n <= 400
     operator = method.background_sqrt
     scale = jnp.exp(method.log_background_scale)
     sqrt_b = scale * operator.as_matrix() if dense else None
     if not dense:
         assert float(scale) == 1.0
-    dynamics = method.dynamics
-
     # dacli's own tendency, for Lorenz-96 as for QG: the model is not the 4DVar. (Lorenz-96's
-    # jnp.roll against dacli's halo on CPU: benchmarks/lorenz96_tendency.py.)
+    # jnp.roll against dacli's halo on CPU: benchmarks/lorenz96_tendency.py.) Differentiated by
+    # JAX (``dynamics`` is the model as built, without its hand-written adjoint): the reference
+    # is a plain jax.grad program.
     def vector_field(t, x):
         return dynamics.vector_field(t, x, None)
 
@@ -411,13 +415,19 @@ def run_case(case: Case, args) -> dict:
         config, method, obs, backgrounds, starts = prepared(case, Path(scratch))
     n = backgrounds.shape[1]
     windows = backgrounds.shape[0]
-    model = hand_written(method, n)
+    plain = build_dynamics(config.model)
+    model = hand_written(method, n, plain)
+    # dacli with the model differentiated by JAX (model.adjoint = "autodiff"), beside the run's
+    # own choice (the model's hand-written adjoint where it has one)
+    autodiff = eqx.tree_at(lambda m: m.dynamics, method, plain)
+    autodiff_dynamic, autodiff_static = eqx.partition(autodiff, eqx.is_array)
     hw_obs = hand_written_observations(obs, n)
     method_dynamic, method_static = eqx.partition(method, eqx.is_array)
     model_dynamic, model_static = eqx.partition(model, eqx.is_array)
     variants = {
         "dacli analyse": (dacli_analyse, method_static, method_dynamic, obs, False),
         "dacli solve": (dacli_solve, method_static, method_dynamic, obs, False),
+        "dacli solve (autodiff)": (dacli_solve, autodiff_static, autodiff_dynamic, obs, False),
         "dacli solve (diffeqsolve)": (dacli_solve, method_static, method_dynamic, obs, True),
         "dacli solve (diffrax stage loop)": (
             dacli_solve,
@@ -430,6 +440,8 @@ def run_case(case: Case, args) -> dict:
     }
     if args.skip_old:
         variants.pop("dacli solve (diffeqsolve)")
+    if type(plain) is type(method.dynamics):  # no hand-written adjoint: the same program
+        variants.pop("dacli solve (autodiff)")
     if not args.stage_variant:
         variants.pop("dacli solve (diffrax stage loop)")
     rows = {}
@@ -478,6 +490,10 @@ def run_case(case: Case, args) -> dict:
     rows["dacli solve"]["gradient"] = gradient_ratio(
         lambda m, v, a: m.cost(v, a), method_static, method_dynamic, v0, args0
     )
+    if "dacli solve (autodiff)" in rows:
+        rows["dacli solve (autodiff)"]["gradient"] = gradient_ratio(
+            lambda m, v, a: m.cost(v, a), autodiff_static, autodiff_dynamic, v0, args0
+        )
     if not args.skip_old:
         rows["dacli solve (diffeqsolve)"]["gradient"] = gradient_ratio(
             lambda m, v, a: m.cost(v, a), method_static, method_dynamic, v0, args0, old_path=True
@@ -520,9 +536,9 @@ def profile_case(case: Case) -> dict:
     one ingredient of dacli's cost swapped into the hand-written one at a time."""
     log(f"== profile {case.name}")
     with tempfile.TemporaryDirectory() as scratch:
-        _, method, obs, backgrounds, starts = prepared(case, Path(scratch))
+        config, method, obs, backgrounds, starts = prepared(case, Path(scratch))
     n = backgrounds.shape[1]
-    model = hand_written(method, n)
+    model = hand_written(method, n, build_dynamics(config.model))
     hw_obs = hand_written_observations(obs, n)
     obs0 = jax.tree_util.tree_map(lambda a: a[0], obs)
     hw0 = jax.tree_util.tree_map(lambda a: None if a is None else a[0], hw_obs)

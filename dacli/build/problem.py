@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import lineax as lx
 from jax.typing import DTypeLike
 
+from dacli.adjoints.stepping import KStepAdjoint
 from dacli.build.choices import Choice, choose_formulation, choose_minimiser
 from dacli.build.dynamics import build_dynamics
 from dacli.build.factories import (
@@ -32,6 +33,7 @@ from dacli.observations.windows import whole_steps
 
 __all__ = [
     "MethodPlan",
+    "adjoint_rule_choice",
     "Problem",
     "build_covariance_sqrt",
     "build_dynamics",
@@ -139,18 +141,27 @@ class Problem:
     dtype: DTypeLike
     formulation: Choice
     minimiser: Choice
+    model_adjoint: Choice  # the model's hand-written adjoint, or autodiff (adjoint_rule_choice)
 
 
 def build_problem(
-    config: Config, window_steps: int, observation_capacity: int = 0, spread_probes: int = 0
+    config: Config,
+    window_steps: int,
+    observation_capacity: int = 0,
+    spread_probes: int = 0,
+    reverse_only: bool = False,
 ) -> Problem:
     """Everything for ``config``; ``window_steps`` = model steps per window,
     ``observation_capacity`` = padded observations per window (sizes the automatic minimiser
-    choice), ``spread_probes`` = random probes for the Desroziers background check (0 = skip)."""
+    choice), ``spread_probes`` = random probes for the Desroziers background check (0 = skip),
+    ``reverse_only``: the command differentiates the model in reverse mode only (``dacli
+    assimilate``, ``dacli sweep``), so the model's hand-written adjoint may serve
+    (:func:`adjoint_rule_choice`)."""
     dtype = jnp.float64 if config.run.precision == "float64" else jnp.float32
     dynamics = build_dynamics(config.model)
     layout = dynamics.layout()
     check_forward_mode(dynamics, config.model.name, forward_mode_settings(config, spread_probes))
+    dynamics, model_adjoint = adjoint_rule_choice(config, dynamics, spread_probes, reverse_only)
     plan = plan_method(config, layout.size, window_steps, observation_capacity)
     method: AbstractMethod
     if capabilities(config.method.kind).learned:
@@ -173,6 +184,46 @@ def build_problem(
         dtype=dtype,
         formulation=plan.formulation,
         minimiser=plan.minimiser,
+        model_adjoint=model_adjoint,
+    )
+
+
+def adjoint_rule_choice(
+    config: Config, dynamics: Dynamics, spread_probes: int, reverse_only: bool
+) -> tuple[Dynamics, Choice]:
+    """The dynamics a run differentiates and how its reverse pass is taken: with the model's
+    hand-written adjoint (:meth:`dacli.models.base.Dynamics.with_adjoint_rule`, "hand-written")
+    where ``model.adjoint = "auto"``, the model has one and nothing in the run linearises the
+    model forward (a ``jax.custom_vjp`` rule has no forward mode), else by JAX ("autodiff").
+
+    Forward linearisations: the settings of :func:`forward_mode_settings` (incremental
+    formulation, ForwardMode, the spread probes), a KStep/OneStep minimiser adjoint (its Newton
+    refinement takes Hessian-vector products, forward over reverse), 4DVarNet (trained and run as
+    one network) and every command that is not ``reverse_only`` (tuning, training, the
+    tangent-linear checks of ``dacli check-adjoints``, which test the rule separately).
+    """
+    rule = dynamics.with_adjoint_rule()
+    if config.model.adjoint == "autodiff":
+        return dynamics, Choice("autodiff", "as configured")
+    if rule is None:
+        return dynamics, Choice("autodiff", "the model has no hand-written adjoint")
+    forward = [setting for setting, _ in forward_mode_settings(config, spread_probes)]
+    if isinstance(build_minimiser_adjoint(config.method), KStepAdjoint):
+        forward.append(f"method.minimiser_adjoint = {config.method.minimiser_adjoint}")
+    if capabilities(config.method.kind).learned:
+        forward.append(f"method.kind = {config.method.kind}")
+    if not reverse_only:
+        forward.append("this command")
+    if forward:
+        return dynamics, Choice(
+            "autodiff",
+            f"the model's hand-written adjoint has no forward mode, which {forward[0]} needs",
+        )
+    return rule, Choice(
+        "hand-written",
+        f"{type(rule).__name__}: nothing in this run linearises the model forward, and the "
+        "model's own adjoint runs fewer kernels than JAX's transpose (model.adjoint = "
+        '"autodiff" turns it off)',
     )
 
 

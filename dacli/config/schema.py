@@ -221,6 +221,16 @@ class ModelConfig(Section):
             "numbers of it"
         ),
     )
+    adjoint: Literal["auto", "autodiff"] = Field(
+        default="auto",
+        description=(
+            "how the model is differentiated in reverse mode: 'auto' runs the model's hand-written "
+            "adjoint (Lorenz-96 has one; fewer kernels per step) where nothing linearises the "
+            "model forward (dacli assimilate and sweep, not with the incremental formulation, "
+            "ForwardMode, observation diagnostics or a KStep/OneStep minimiser adjoint) and JAX's "
+            "autodiff elsewhere; 'autodiff' always differentiates the vector field with JAX"
+        ),
+    )
 
 
 class WindowConfig(Section):

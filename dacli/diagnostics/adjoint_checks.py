@@ -516,6 +516,31 @@ def dot_product_check(
     return CheckResult("dot-product", component, error, tolerance, bool(error <= tolerance), detail)
 
 
+def adjoint_rule_check(
+    function: Callable,
+    rule_function: Callable,
+    x: Array,
+    dx: Array,
+    dy: Array,
+    component: str,
+    tolerance: float,
+) -> CheckResult:
+    """A hand-written adjoint against autodiff's tangent-linear model: <M' dx, dy> with M' dx by
+    :func:`jax.jvp` of ``function`` against <dx, M'^T dy> with M'^T dy by :func:`jax.vjp` of
+    ``rule_function`` (the same map, differentiated in reverse mode by a ``jax.custom_vjp``
+    rule). Errico's test of an adjoint model against its tangent-linear model (BAMS 78, 1997);
+    a wrong term in the rule is off by far more than round-off. The two products come from two
+    programs, whose trajectories round apart: ``tolerance`` allows for it."""
+    left = _inner(_jvp(function, x, dx), dy)
+    right = _inner(dx, _vjp(rule_function, x, dy))
+    error = relative_difference(left, right)
+    detail = (
+        f"<M'dx, dy> = {left:.16g} (autodiff tangent-linear), <dx, M'^T dy> = {right:.16g} "
+        "(the model's hand-written adjoint)"
+    )
+    return CheckResult("dot-product", component, error, tolerance, bool(error <= tolerance), detail)
+
+
 def symmetry_check(
     operator: Callable, u: Array, w: Array, component: str, tolerance: float
 ) -> CheckResult:

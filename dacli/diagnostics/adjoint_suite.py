@@ -46,6 +46,7 @@ from dacli.diagnostics.adjoint_checks import (
     NOT_RECOMMENDED,
     CheckResult,
     Tolerances,
+    adjoint_rule_check,
     agreement_check,
     cannot_differentiate,
     dot_product_check,
@@ -146,6 +147,21 @@ def _directions(key, shape, dtype, count):
     return [jax.random.normal(k, shape, dtype) for k in keys]
 
 
+def _model_components(method, name: str) -> tuple[tuple[str, int], ...]:
+    """(component, steps): the model over one step and over the whole window."""
+    return ((f"{name}: model step", 1), (f"{name}: model window", method.nsteps))
+
+
+def _window_end(method, dynamics, adjoint, t_start: Time, nsteps: int) -> Callable:
+    """x0 -> the state after ``nsteps`` steps of ``dynamics``, differentiated through
+    ``adjoint``: one compiled program, its trace shared by every check that calls it."""
+    return eqx.filter_jit(
+        lambda state: integrate(
+            dynamics, state, t_start, nsteps, method.dt, method.ode_solver, adjoint
+        )[-1]
+    )
+
+
 def check_model(
     method: StrongConstraint4DVar,
     x: State,
@@ -159,15 +175,8 @@ def check_model(
     window."""
     results = []
     dx1, dx2, dy = _directions(key, x.shape, x.dtype, 3)
-    direct = diffrax.DirectAdjoint()
-    for component, nsteps in ((f"{name}: model step", 1), (f"{name}: model window", method.nsteps)):
-
-        @eqx.filter_jit  # one trace shared by the three checks below
-        def model(state, nsteps=nsteps):
-            return integrate(
-                method.dynamics, state, t_start, nsteps, method.dt, method.ode_solver, direct
-            )[-1]
-
+    for component, nsteps in _model_components(method, name):
+        model = _window_end(method, method.dynamics, diffrax.DirectAdjoint(), t_start, nsteps)
         forward = has_forward_mode(model, x)
         if not quick:
             results.append(
@@ -177,6 +186,44 @@ def check_model(
             tangent_linear_check(model, x, dx1, component, tol.tangent_linear, forward=forward)
         )
         results.append(dot_product_check(model, x, dx1, dy, component, tol, forward=forward))
+    return results + check_adjoint_rule(method, x, t_start, key, tol, name)
+
+
+# The adjoint-rule check's tolerance over the dot-product test's: its two products come from two
+# programs (the tangent-linear model's and the rule's), whose trajectories round apart.
+RULE_TOLERANCE_FACTOR = 100.0
+
+
+def check_adjoint_rule(
+    method: StrongConstraint4DVar,
+    x: State,
+    t_start: Time,
+    key: PRNGKeyArray,
+    tol: Tolerances,
+    name: str,
+) -> list[CheckResult]:
+    """The model's hand-written adjoint (:meth:`dacli.models.base.Dynamics.with_adjoint_rule`,
+    what ``dacli assimilate`` runs where nothing linearises forward) against autodiff's
+    tangent-linear model, over one step and the whole window, the rule's reverse pass under the
+    configured ``forward_adjoint``. Nothing when the model has no rule or its tangent-linear
+    model is not available (the method's dynamics are the rule already)."""
+    rule = method.dynamics.with_adjoint_rule()
+    if rule is None or rule is method.dynamics:
+        return []
+    dx, dy = _directions(jax.random.fold_in(key, 7), x.shape, x.dtype, 2)
+    results = []
+    for component, nsteps in _model_components(method, name):
+        results.append(
+            adjoint_rule_check(
+                _window_end(method, method.dynamics, diffrax.DirectAdjoint(), t_start, nsteps),
+                _window_end(method, rule, method.forward_adjoint, t_start, nsteps),
+                x,
+                dx,
+                dy,
+                f"{component} (hand-written adjoint, {type(method.forward_adjoint).__name__})",
+                RULE_TOLERANCE_FACTOR * tol.dot_product,
+            )
+        )
     return results
 
 

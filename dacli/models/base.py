@@ -69,6 +69,18 @@ class Dynamics(eqx.Module):
         """A generic initial state for spin-up in twin experiments (override for realism)."""
         return jax.random.normal(key, (self.layout().size,))
 
+    def with_adjoint_rule(self) -> Dynamics | None:
+        """This model with a hand-written adjoint of its vector field as a ``jax.custom_vjp``
+        rule, or None (the default) when it has none.
+
+        A reverse pass through the rule runs fewer kernels than JAX's transpose of the vector
+        field (the adjoint model of NWP practice; Errico 1997, BAMS 78), but forward mode
+        (:func:`jax.jvp`) cannot go through it: dacli uses it only where nothing linearises the
+        model forward (:func:`dacli.build.problem.adjoint_rule_choice`) and checks it against
+        autodiff's tangent-linear model in ``dacli check-adjoints``. Not for models whose field
+        depends on time or on arrays (a rule gives them no cotangent)."""
+        return None
+
 
 def size_parameter(name: str, value: Any, minimum: int, maximum: int = MAX_STATE_SIZE) -> int:
     """``value`` as an int in [``minimum``, ``maximum``]: for a model's grid-size parameters.

@@ -83,6 +83,8 @@ class AssimilationSummary:
     formulation: str
     minimiser: str
     minimiser_reason: str
+    model_adjoint: str  # "hand-written" or "autodiff" (adjoint_rule_choice)
+    model_adjoint_reason: str
     outer_loops: OuterLoopSummary | None = field(default=None, metadata={"json": "inline"})
     desroziers: Desroziers | None = None
     background_rmse: float | None = field(default=None, metadata=OPTIONAL)  # None: no truth
@@ -154,7 +156,7 @@ def _assimilate(
         check_writable(config.output.observation_diagnostics, overwrite)
     if on_phase is not None:
         on_phase("reading")
-    inputs = prepare_inputs(config)
+    inputs = prepare_inputs(config, reverse_only=True)
     problem = inputs.problem
     state = jax.ShapeDtypeStruct((problem.layout.size,), problem.dtype)
     control_size = jax.eval_shape(problem.method.zero_control, state).size  # nothing computed
@@ -211,7 +213,12 @@ def _log_choices(config: Config, inputs: PreparedInputs, platform: str) -> None:
         config.run.precision,
         platform,
     )
-    for what, choice in (("formulation", problem.formulation), ("minimiser", problem.minimiser)):
+    choices = (
+        ("formulation", problem.formulation),
+        ("minimiser", problem.minimiser),
+        ("model adjoint", problem.model_adjoint),
+    )
+    for what, choice in choices:
         if choice.reason != "as configured":
             log.info("%s %s chosen: %s", what, choice.name, choice.reason)
 
@@ -406,6 +413,8 @@ def _summary(
         formulation=inputs.problem.formulation.name,
         minimiser=inputs.problem.minimiser.name,
         minimiser_reason=inputs.problem.minimiser.reason,
+        model_adjoint=inputs.problem.model_adjoint.name,
+        model_adjoint_reason=inputs.problem.model_adjoint.reason,
         outer_loops=numbers.outer,
         desroziers=numbers.desroziers,
         background_rmse=numbers.background_rmse,
@@ -498,6 +507,8 @@ def _provenance(config: Config, summary: AssimilationSummary) -> dict:
         "formulation": summary.formulation,
         "minimiser": summary.minimiser,
         "minimiser_reason": summary.minimiser_reason,
+        "model_adjoint": summary.model_adjoint,
+        "model_adjoint_reason": summary.model_adjoint_reason,
         "forward_adjoint": config.method.forward_adjoint,
         "minimiser_adjoint": config.method.minimiser_adjoint,
         "precision": config.run.precision,

@@ -57,11 +57,13 @@ class PreparedInputs:
     problem: Problem
 
 
-def prepare_inputs(config: Config) -> PreparedInputs:
+def prepare_inputs(config: Config, reverse_only: bool = False) -> PreparedInputs:
     """Read observations, background and truth; schedule and pack windows; build the method.
 
-    For a command that computes nothing (``dacli validate``) use the single steps instead: this
-    packs every window and builds the method.
+    ``reverse_only``: the command differentiates the model in reverse mode only, so the model's
+    hand-written adjoint may serve (:func:`dacli.build.problem.adjoint_rule_choice`). For a
+    command that computes nothing (``dacli validate``) use the single steps instead: this packs
+    every window and builds the method.
     """
     layout = build_dynamics(config.model).layout()
     observations = read_observations(config.observations, layout, config.time.axis())
@@ -86,7 +88,13 @@ def prepare_inputs(config: Config) -> PreparedInputs:
     # second compiled linearisation (Lorenz-96 sample: +3.8 s compile, 0-6 % per window): done
     # when the observation-space diagnostics are asked for.
     probes = SPREAD_PROBES if config.output.observation_diagnostics is not None else 0
-    problem = build_problem(config, schedule.steps, packed.values.shape[1], spread_probes=probes)
+    problem = build_problem(
+        config,
+        schedule.steps,
+        packed.values.shape[1],
+        spread_probes=probes,
+        reverse_only=reverse_only,
+    )
     return PreparedInputs(layout, observations, schedule, packed, background, truth, problem)
 
 

@@ -177,7 +177,7 @@ def _sweep(config: Config, stop: StopSignals, key: str, values: list[float]) -> 
             ["dacli sweep: sweeps the error scales of a variational method; 4DVarNet has none"]
         )
     factors = _log_factors(config, key, values)
-    inputs = prepare_inputs(config)
+    inputs = prepare_inputs(config, reverse_only=True)
     count = len(values)
     place_work(config.run.device, inputs.problem.layout.size * count, "state x swept values")
     if count < processes:
