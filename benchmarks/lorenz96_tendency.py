@@ -1,13 +1,14 @@
 """Benchmark: Lorenz-96's tendency with jnp.roll against a materialised halo, on XLA's CPU backend.
 
 The same RK4 window (``--steps`` steps of dt = 0.05 from a fixed state, in a ``lax.scan``) is
-built with each tendency dacli has (``dacli.models.lorenz``): three ``jnp.roll`` calls, or one
-halo ``concatenate`` kept as an array by ``lax.optimization_barrier``. For each and for n = 40,
+built with each tendency dacli has (``dacli.models.lorenz``): three ``jnp.roll`` calls, one
+halo ``concatenate`` kept as an array by ``lax.optimization_barrier``, or the halo differentiated
+by Lorenz-96's hand-written adjoint (a ``jax.custom_vjp``, reverse mode only). For each and for n = 40,
 400, 4000 it times, side by side and interleaved in one process, the window (forward), its
 gradient (reverse mode of a sum of squares), the same gradient with each step under
 ``jax.checkpoint`` (dacli's RecursiveCheckpointAdjoint path) and the full Jacobian by forward mode
 (n tangents: what Gauss-Newton with ``ForwardMode`` computes every iteration; up to n = 400), and
-reports how far apart the two tendencies' numbers are (the forward and the Jacobian: 0, bit for
+reports how far apart the tendencies' numbers are (the forward and the Jacobian: 0, bit for
 bit) and how many kernels each program runs per step (``kernels_per_step``): at n = 40 the kernel
 count, not the arithmetic, is what a reverse pass pays for.
 
@@ -29,10 +30,21 @@ import jax.numpy as jnp
 from common import log, per_call, write_json_and_markdown
 from provenance import ROOT, environment
 
-from dacli.models.lorenz import _tendency_from_halo, _tendency_from_rolls
+from dacli.models.lorenz import (
+    _tendency_from_halo,
+    _tendency_from_rolls,
+    _tendency_with_adjoint_rule,
+)
 
 jax.config.update("jax_enable_x64", True)
-TENDENCIES = {"jnp.roll": _tendency_from_rolls, "halo": _tendency_from_halo}
+# The last differentiates the halo tendency by Lorenz-96's hand-written adjoint (a custom_vjp:
+# no forward mode, so no Jacobian by jacfwd), what dacli assimilate runs where it can.
+RULE = "halo + adjoint rule"
+TENDENCIES = {
+    "jnp.roll": _tendency_from_rolls,
+    "halo": _tendency_from_halo,
+    RULE: _tendency_with_adjoint_rule,
+}
 DT = 0.05
 
 
@@ -58,7 +70,7 @@ def programs(tendency, steps: int, jacobian: bool) -> dict:
         "gradient": jax.jit(jax.grad(lambda x0: 0.5 * jnp.sum(run(x0) ** 2))),
         "checkpointed gradient": jax.jit(jax.grad(lambda x0: 0.5 * jnp.sum(checkpointed(x0) ** 2))),
     }
-    if jacobian:
+    if jacobian and tendency is not _tendency_with_adjoint_rule:
         built["jacobian"] = jax.jit(jax.jacfwd(run))
     return built
 
@@ -91,10 +103,13 @@ def measure(n: int, steps: int, rounds: int, budget: float, jacobian: bool) -> d
     # The largest difference relative to the largest value: 0 where the two are equal bit for
     # bit (the forward and the Jacobian are; a gradient sums the cotangents of the three
     # neighbours in another order).
-    difference = {}
+    difference, rule_difference = {}, {}
     for kind in built["halo"]:
         roll, halo = built["jnp.roll"][kind](x0), built["halo"][kind](x0)
         difference[kind] = float(jnp.max(jnp.abs(roll - halo)) / jnp.max(jnp.abs(roll)))
+    for kind in built[RULE]:
+        rule, halo = built[RULE][kind](x0), built["halo"][kind](x0)
+        rule_difference[kind] = float(jnp.max(jnp.abs(rule - halo)) / jnp.max(jnp.abs(halo)))
     kernels = {name: {kind: kernels_per_step(call) for kind, call in built[name].items()} for name in built}
     times: dict = {name: {kind: [] for kind in built[name]} for name in built}
     for _ in range(rounds):  # interleaved: the machine's load drifts alike for both
@@ -102,7 +117,8 @@ def measure(n: int, steps: int, rounds: int, budget: float, jacobian: bool) -> d
             for kind, call in built[name].items():
                 times[name][kind].append(per_call(call, x0, budget=budget))
     medians = {name: {kind: statistics.median(v) for kind, v in kinds.items()} for name, kinds in times.items()}
-    return {"n": n, "steps": steps, "relative_difference": difference, "seconds": medians,
+    return {"n": n, "steps": steps, "relative_difference": difference,
+            "rule_relative_difference": rule_difference, "seconds": medians,
             "seconds_rounds": times, "kernels_per_step": kernels}
 
 
@@ -135,6 +151,17 @@ def markdown(report: dict) -> str:
             lines.append(f"| {row['n']} | {name} | {' | '.join(loops)} | "
                          f"{seconds['gradient'] / seconds['forward']:.1f} | "
                          f"{seconds['checkpointed gradient'] / seconds['forward']:.1f} |")
+    lines += ["", "The halo's gradients by JAX's transpose against Lorenz-96's hand-written adjoint (the same "
+              "forward values; gradients to round-off):", "",
+              "| n | gradient halo / rule [µs] | checkpointed gradient halo / rule [µs] "
+              "| halo ÷ rule: gradient, checkpointed | largest difference / largest value: gradient, "
+              "checkpointed |", "|---|---|---|---|---|"]
+    for row in report["rows"]:
+        halo, rule, diff = row["seconds"]["halo"], row["seconds"][RULE], row["rule_relative_difference"]
+        kinds = ("gradient", "checkpointed gradient")
+        cells = " | ".join(f"{1e6 * halo[k]:.0f} / {1e6 * rule[k]:.0f}" for k in kinds)
+        lines.append(f"| {row['n']} | {cells} | {', '.join(f'{halo[k] / rule[k]:.2f}' for k in kinds)} | "
+                     f"{', '.join(f'{diff[k]:.1e}' for k in kinds)} |")
     env = report["environment"]
     lines += ["", f"Machine: {env.get('cpu')}, {env.get('cpu_count')} cores; jax {env['versions'].get('jax')}; "
                   f"dacli {env.get('dacli_commit', 'unknown')}; whole run {report['seconds_total']:.0f} s."]

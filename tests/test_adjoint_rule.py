@@ -24,6 +24,7 @@ from dacli.build.problem import adjoint_rule_choice
 from dacli.config import load
 from dacli.diagnostics.adjoint_checks import Tolerances
 from dacli.diagnostics.adjoint_suite import RULE_TOLERANCE_FACTOR, check_adjoint_rule
+from dacli.models.base import adjoint_rule
 from dacli.models.integrate import integrate
 from dacli.models.lorenz import Lorenz63, Lorenz96, Lorenz96AdjointRule
 from dacli.models.solvers import RK4
@@ -126,6 +127,20 @@ def test_the_rule_is_chosen_only_where_nothing_linearises_forward(
     if chosen == "hand-written":
         _, probed = adjoint_rule_choice(settings, dynamics, 8, reverse_only)
         assert probed.name == "autodiff" and "observation_diagnostics" in probed.reason
+
+
+def test_a_subclass_with_its_own_field_does_not_inherit_the_rule(plugins_on_path):
+    """A plug-in deriving from Lorenz96 with another vector field (here the faulty-model
+    suite's custom_vjp Lorenz-96) must run its own field: no inherited rule for the parent's."""
+    from faulty_models import CustomVjpLorenz96
+
+    model = CustomVjpLorenz96(n=40)
+    assert isinstance(model.with_adjoint_rule(), Lorenz96AdjointRule)  # inherited ...
+    assert adjoint_rule(model) is None  # ... and not used
+    settings = config()
+    used, choice = adjoint_rule_choice(settings, model, 0, True)
+    assert used is model and choice.name == "autodiff"
+    assert isinstance(adjoint_rule(Lorenz96(n=40)), Lorenz96AdjointRule)
 
 
 def test_a_model_without_a_rule_is_differentiated_by_jax():

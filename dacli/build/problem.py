@@ -28,7 +28,7 @@ from dacli.io.covariance import read_covariance_matrix
 from dacli.methods.incremental import IncrementalSettings
 from dacli.methods.learned import FourDVarNetMethod
 from dacli.methods.variational import AbstractMethod, AbstractVariationalMethod
-from dacli.models.base import Dynamics, StateLayout
+from dacli.models.base import Dynamics, StateLayout, adjoint_rule
 from dacli.observations.windows import whole_steps
 
 __all__ = [
@@ -202,7 +202,7 @@ def adjoint_rule_choice(
     one network) and every command that is not ``reverse_only`` (tuning, training, the
     tangent-linear checks of ``dacli check-adjoints``, which test the rule separately).
     """
-    rule = dynamics.with_adjoint_rule()
+    rule = adjoint_rule(dynamics)
     if config.model.adjoint == "autodiff":
         return dynamics, Choice("autodiff", "as configured")
     if rule is None:

@@ -39,6 +39,7 @@ __all__ = [
     "MAX_STATE_SIZE",
     "Dynamics",
     "GridAxis",
+    "adjoint_rule",
     "StateLayout",
     "is_dynamics_class",
     "is_model_factory",
@@ -78,8 +79,25 @@ class Dynamics(eqx.Module):
         (:func:`jax.jvp`) cannot go through it: dacli uses it only where nothing linearises the
         model forward (:func:`dacli.build.problem.adjoint_rule_choice`) and checks it against
         autodiff's tangent-linear model in ``dacli check-adjoints``. Not for models whose field
-        depends on time or on arrays (a rule gives them no cotangent)."""
+        depends on time or on arrays (a rule gives them no cotangent). A subclass that overrides
+        ``vector_field`` must override this too: dacli reads the rule through
+        :func:`adjoint_rule`, which ignores one inherited from a class with another field."""
         return None
+
+
+def adjoint_rule(dynamics: Dynamics) -> Dynamics | None:
+    """``dynamics.with_adjoint_rule()``, or None where the class that defines the model's
+    ``vector_field`` does not also define ``with_adjoint_rule``: a subclass that changes the
+    field (a plug-in deriving from Lorenz96) would otherwise inherit a rule for its parent's
+    field, and run the parent's model. Call this, not the method."""
+    cls = type(dynamics)
+
+    def defining(name: str) -> type:
+        return next(base for base in cls.__mro__ if name in base.__dict__)
+
+    if defining("vector_field") is not defining("with_adjoint_rule"):
+        return None
+    return dynamics.with_adjoint_rule()
 
 
 def size_parameter(name: str, value: Any, minimum: int, maximum: int = MAX_STATE_SIZE) -> int:

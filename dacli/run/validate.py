@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dacli.build.problem import build_dynamics, plan_method
+from dacli.build.problem import adjoint_rule_choice, build_dynamics, plan_method
 from dacli.config.registry import capabilities
 from dacli.config.schema import Config
 from dacli.io.covariance import read_covariance_matrix
@@ -16,7 +16,13 @@ from dacli.io.saved_trees import read_header
 from dacli.io.states import read_states
 from dacli.layout import StateLayout
 from dacli.observations.windows import observations_per_window, padded_capacity
-from dacli.run.inputs import full_schedule, initial_background, read_truth, select_windows
+from dacli.run.inputs import (
+    SPREAD_PROBES,
+    full_schedule,
+    initial_background,
+    read_truth,
+    select_windows,
+)
 
 # A field left out of the JSON summary when it is None (the CLI's dacli.cli.render.result_json).
 OPTIONAL = {"json": "optional"}
@@ -52,6 +58,7 @@ class ValidationResult:
     method: str = ""
     formulation: str = ""
     minimiser: str = ""
+    model_adjoint: str = ""  # as dacli assimilate would differentiate the model
     background_times: int | None = field(default=None, metadata=OPTIONAL)
     truth_times: int | None = field(default=None, metadata=OPTIONAL)
     network: NetworkFile | None = field(default=None, metadata={"json": "inline"})
@@ -64,7 +71,8 @@ def validate(config: Config) -> ValidationResult:
     (:data:`dacli.observations.windows.MAX_WINDOWS`) and observations are counted per window,
     not packed. Not a check of the gradients: that is ``dacli check-adjoints``.
     """
-    layout = build_dynamics(config.model).layout()
+    dynamics = build_dynamics(config.model)
+    layout = dynamics.layout()
     time_axis = config.time.axis()
     observations = read_observations(config.observations, layout, time_axis)
     schedule = full_schedule(config, observations)
@@ -105,10 +113,17 @@ def validate(config: Config) -> ValidationResult:
         method=config.method.kind,
         formulation=plan.formulation.name,
         minimiser=plan.minimiser.name,
+        model_adjoint=_model_adjoint(config, dynamics),
         background_times=_background_times(config, layout, time_axis),
         truth_times=_truth_times(config, layout),
         network=_network(config),
     )
+
+
+def _model_adjoint(config: Config, dynamics) -> str:
+    """How ``dacli assimilate`` would differentiate the model ("hand-written" or "autodiff")."""
+    probes = SPREAD_PROBES if config.output.observation_diagnostics is not None else 0
+    return adjoint_rule_choice(config, dynamics, probes, reverse_only=True)[1].name
 
 
 def _background_times(config: Config, layout, time_axis) -> int | None:
