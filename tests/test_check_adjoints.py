@@ -116,11 +116,11 @@ def test_all_builtin_models_and_operators_pass_in_float64():
     assert report.passed, [f"{r.check} {r.component}: {r.value:.3g}" for r in report.failures]
     components = {r.component for r in report.results}
     # 3 cases x (H, B^1/2, B, J, departures TL/adjoint of the incremental inner loop, the configured
-    # gradient through the analysis) + 2 models x (step, window) + Lorenz-96's hand-written
-    # adjoint against its tangent-linear model (step, window)
-    assert len(components) == 24
+    # gradient through the analysis) + 2 models x (step, window) + the Lorenz models' hand-written
+    # adjoints against their tangent-linear models (2 x (step, window))
+    assert len(components) == 26
     rules = [r for r in report.results if "hand-written adjoint" in r.component]
-    assert len(rules) == 2 and all(r.passed and r.value < 1e-13 for r in rules), rules
+    assert len(rules) == 4 and all(r.passed and r.value < 1e-13 for r in rules), rules
     assert sum(c.endswith("minimiser_adjoint ImplicitAdjoint as configured") for c in components) == 3
     assert sum("incremental tangent-linear vs RecursiveCheckpointAdjoint adjoint" in c for c in components) == 3
     dots = [r.value for r in report.results if r.check == "dot-product" and "finite" not in r.detail]

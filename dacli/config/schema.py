@@ -225,9 +225,10 @@ class ModelConfig(Section):
         default="auto",
         description=(
             "how the model is differentiated in reverse mode: 'auto' runs the model's hand-written "
-            "adjoint (Lorenz-96 has one; fewer kernels per step) where nothing linearises the "
-            "model forward (dacli assimilate and sweep, not with the incremental formulation, "
-            "ForwardMode, observation diagnostics or a KStep/OneStep minimiser adjoint) and JAX's "
+            "adjoint (Lorenz-63 and Lorenz-96 have one; fewer kernels per step) where nothing "
+            "linearises the model forward (dacli assimilate and sweep, not with the incremental "
+            "formulation, ForwardMode, observation diagnostics or a KStep/OneStep minimiser "
+            "adjoint) and JAX's "
             "autodiff elsewhere; 'autodiff' always differentiates the vector field with JAX"
         ),
     )

@@ -34,6 +34,7 @@ from dacli.layout import FULL_CIRCLE, LATITUDE_UNITS, LONGITUDE_UNITS, GridAxis,
 
 __all__ = [
     "FULL_CIRCLE",
+    "AbstractAdjointRule",
     "LATITUDE_UNITS",
     "LONGITUDE_UNITS",
     "MAX_STATE_SIZE",
@@ -85,11 +86,32 @@ class Dynamics(eqx.Module):
         return None
 
 
+class AbstractAdjointRule(Dynamics):
+    """A model (``model``) whose vector field carries its hand-written adjoint as a
+    ``jax.custom_vjp`` rule: what :meth:`Dynamics.with_adjoint_rule` returns. Subclasses are
+    final and define ``vector_field`` (the model's own values, and the rule); the layout and
+    the default state are the model's. Reverse mode only: never where anything linearises
+    forward (:func:`dacli.build.problem.adjoint_rule_choice`)."""
+
+    model: eqx.AbstractVar[Dynamics]
+
+    def layout(self) -> StateLayout:
+        return self.model.layout()
+
+    def default_state(self, key: PRNGKeyArray) -> Float[Array | np.ndarray, " n"]:
+        return self.model.default_state(key)
+
+    def with_adjoint_rule(self) -> Dynamics:
+        return self
+
+
 def adjoint_rule(dynamics: Dynamics) -> Dynamics | None:
     """``dynamics.with_adjoint_rule()``, or None where the class that defines the model's
     ``vector_field`` does not also define ``with_adjoint_rule``: a subclass that changes the
     field (a plug-in deriving from Lorenz96) would otherwise inherit a rule for its parent's
     field, and run the parent's model. Call this, not the method."""
+    if isinstance(dynamics, AbstractAdjointRule):
+        return dynamics
     cls = type(dynamics)
 
     def defining(name: str) -> type:
