@@ -219,3 +219,12 @@ def test_assimilate_with_the_rule_gives_autodiffs_analysis(tmp_path):
     for name in ("x_analysis", "cost_final", "gradient_norm"):
         np.testing.assert_allclose(ruled_ds[name], plain_ds[name], rtol=1e-9, atol=1e-10)
     assert json.loads(ruled_ds.attrs["dacli_config"])["model"]["adjoint"] == "auto"
+
+
+def test_validate_reports_the_choice_assimilate_would_make(tmp_path):
+    from dacli.run.validate import validate
+
+    assert validate(config()).model_adjoint == "hand-written"
+    probed = config(f'output.observation_diagnostics="{tmp_path / "obs_diag.nc"}"')
+    assert validate(probed).model_adjoint == "autodiff"  # the spread probes push forward
+    assert validate(config('model.adjoint="autodiff"')).model_adjoint == "autodiff"

@@ -180,7 +180,7 @@ def test_validate_good_config(cli, workspace):
                        "observation_times": "0.05 (2000-01-01 01:12:00) .. 10 (2000-01-11 00:00:00)",
                        "background_times": 1, "truth_times": 201, "windows": 50, "observations_in_windows": finite,
                        "windows_without_observations": 0, "method": "strong4dvar",
-                       "formulation": "nonlinear", "minimiser": "LBFGS"}
+                       "formulation": "nonlinear", "minimiser": "LBFGS", "model_adjoint": "hand-written"}
     assert finite < total  # the sample has a few holes
     assert "configs/lorenz96.toml is valid" in result.stderr
     assert not list(workspace.glob("*.nc"))  # validate writes nothing
