@@ -40,13 +40,14 @@ FINISHED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_
 JOB_SECONDS = 300
 # One core per task (the shipped scripts ask for more): jobs run side by side on the test node.
 SMALL = ["--cpus-per-task=1", "--mem=1G"]
-# Lorenz-96 with 3200 model steps per window (model.dt 0.0000625 instead of 0.05): its 50 windows take
-# about 40 s of one core (0.8 s each; 1600 steps took that long before the CPU tendency's halo)
+# Lorenz-96 with 6400 model steps per window (model.dt 0.00003125 instead of 0.05): its 50 windows
+# take about 50-55 s (1.0-1.1 s each, 2 cores; 3200 steps took 0.8 s before Lorenz-96's hand-written
+# adjoint, 0.4 s after, and the run then finished before its signal took effect)
 # after a start-up of 5-8 s: longer than the 29 s a job runs before
 # Slurm's early signal in test_a_run_longer_than_its_time_limit_... (and its last chunk), short
 # enough for the requeued run to finish them before its own signal, 50 s into it, unless the
 # machine is busy; a stop waits for at most 5 windows (a few seconds).
-LONG = ["--set", "model.dt=0.0000625", "--set", "run.windows_per_chunk=5"]
+LONG = ["--set", "model.dt=0.00003125", "--set", "run.windows_per_chunk=5"]
 
 
 class Slurm:
@@ -195,7 +196,7 @@ def test_a_run_longer_than_its_time_limit_is_stopped_requeued_and_resumed(slurm,
 
     Slurm checks time limits every 30 s and signals a job at the first check where its limit is
     less than 5 + 30 s away. The job is submitted just after a check, so it starts about 1 s
-    later and is signalled at the next check, 29 s into its run, before its 45 s of work (LONG)
+    later and is signalled at the next check, 29 s into its run, before its 50 s of work (LONG)
     is done. The requeued run starts about 10 s after that check (the eligible time is cred_expire
     + 1 s after the requeue, tests/slurm/cluster.sh), so its signal comes 50 s into it, by when
     the rest of the windows are done (on a busy machine a third run finishes them)."""
