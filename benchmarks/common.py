@@ -113,6 +113,13 @@ def timed(call, *args) -> float:
     return time.perf_counter() - began
 
 
+def machine_line(report: dict) -> str:
+    """The closing line of a result table: machine, jax, dacli commit, the run's seconds."""
+    env = report["environment"]
+    return (f"Machine: {env.get('cpu')}, {env.get('cpu_count')} cores; jax {env['versions'].get('jax')}; "
+            f"dacli {env.get('dacli_commit', 'unknown')}; whole run {report['seconds_total']:.0f} s.")
+
+
 def per_call(call, *args, budget: float = 0.3) -> float:
     """Seconds per call of a compiled ``call(*args)``: the median of 5 batches of calls, each about
     ``budget`` / 5 seconds long, after one call to warm it."""

@@ -24,7 +24,7 @@ import time
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from common import log, per_call, write_json_and_markdown
+from common import log, machine_line, per_call, write_json_and_markdown
 from provenance import ROOT, environment
 
 import dacli.config
@@ -110,10 +110,7 @@ def markdown(report: dict) -> str:
             f"{r['window_steps']} | {r['formulation']} | {r['model_adjoint']} | {r['cost_us']:.1f} "
             f"| {r['value_and_grad_us']:.1f} | {r['ratio']:.2f} |"
         )
-    env = report["environment"]
-    lines += ["", f"Machine: {env.get('cpu')}, {env.get('cpu_count')} cores; jax "
-                  f"{env['versions'].get('jax')}; dacli {env.get('dacli_commit', 'unknown')}; "
-                  f"whole run {report['seconds_total']:.0f} s."]
+    lines += ["", machine_line(report)]
     return "\n".join(lines) + "\n"
 
 

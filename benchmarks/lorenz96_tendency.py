@@ -27,7 +27,7 @@ import time
 
 import jax
 import jax.numpy as jnp
-from common import log, per_call, write_json_and_markdown
+from common import log, machine_line, per_call, write_json_and_markdown
 from provenance import ROOT, environment
 
 from dacli.models.lorenz import (
@@ -162,9 +162,7 @@ def markdown(report: dict) -> str:
         cells = " | ".join(f"{1e6 * halo[k]:.0f} / {1e6 * rule[k]:.0f}" for k in kinds)
         lines.append(f"| {row['n']} | {cells} | {', '.join(f'{halo[k] / rule[k]:.2f}' for k in kinds)} | "
                      f"{', '.join(f'{diff[k]:.1e}' for k in kinds)} |")
-    env = report["environment"]
-    lines += ["", f"Machine: {env.get('cpu')}, {env.get('cpu_count')} cores; jax {env['versions'].get('jax')}; "
-                  f"dacli {env.get('dacli_commit', 'unknown')}; whole run {report['seconds_total']:.0f} s."]
+    lines += ["", machine_line(report)]
     return "\n".join(lines) + "\n"
 
 

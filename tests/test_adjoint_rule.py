@@ -231,3 +231,18 @@ def test_validate_reports_the_choice_assimilate_would_make(tmp_path):
     probed = config(f'output.observation_diagnostics="{tmp_path / "obs_diag.nc"}"')
     assert validate(probed).model_adjoint == "autodiff"  # the spread probes push forward
     assert validate(config('model.adjoint="autodiff"')).model_adjoint == "autodiff"
+
+
+def test_a_kstep_minimiser_adjoint_refuses_a_reverse_only_plug_in(plugins_on_path):
+    """OneStep/KStep refinement takes Hessian-vector products (forward over reverse): a setting
+    that linearises forward, so a custom_vjp plug-in is refused with exit 2's error, not run."""
+    from faulty_models import CustomVjpLorenz96
+
+    from dacli.build.traceability import check_forward_mode, forward_mode_settings
+    from dacli.errors import ConfigError
+
+    settings = forward_mode_settings(config('method.minimiser_adjoint="OneStepAdjoint"'))
+    assert [s for s, _ in settings] == ["method.minimiser_adjoint = OneStepAdjoint"]
+    assert forward_mode_settings(config()) == []
+    with pytest.raises(ConfigError, match="OneStepAdjoint.*ImplicitAdjoint"):
+        check_forward_mode(CustomVjpLorenz96(n=40), "faulty_models:CustomVjpLorenz96", settings)

@@ -8,7 +8,6 @@ import jax.numpy as jnp
 import lineax as lx
 from jax.typing import DTypeLike
 
-from dacli.adjoints.stepping import KStepAdjoint
 from dacli.build.choices import Choice, choose_formulation, choose_minimiser
 from dacli.build.dynamics import build_dynamics
 from dacli.build.factories import (
@@ -197,21 +196,19 @@ def adjoint_rule_choice(
     model forward (a ``jax.custom_vjp`` rule has no forward mode), else by JAX ("autodiff").
 
     Forward linearisations: the settings of :func:`forward_mode_settings` (incremental
-    formulation, ForwardMode, the spread probes), a KStep/OneStep minimiser adjoint (its Newton
-    refinement takes Hessian-vector products, forward over reverse), 4DVarNet (trained and run as
-    one network) and every command that is not ``reverse_only`` (tuning, training, the
-    tangent-linear checks of ``dacli check-adjoints``, which test the rule separately).
+    formulation, ForwardMode, a OneStep/KStep minimiser adjoint, the spread probes) and every
+    command that is not ``reverse_only`` (tuning, training, the tangent-linear checks of ``dacli
+    check-adjoints``, which test the rule separately). 4DVarNet runs its model as trained, by
+    JAX.
     """
-    rule = adjoint_rule(dynamics)
     if config.model.adjoint == "autodiff":
         return dynamics, Choice("autodiff", "as configured")
+    rule = adjoint_rule(dynamics)
     if rule is None:
         return dynamics, Choice("autodiff", "the model has no hand-written adjoint")
-    forward = [setting for setting, _ in forward_mode_settings(config, spread_probes)]
-    if isinstance(build_minimiser_adjoint(config.method), KStepAdjoint):
-        forward.append(f"method.minimiser_adjoint = {config.method.minimiser_adjoint}")
     if capabilities(config.method.kind).learned:
-        forward.append(f"method.kind = {config.method.kind}")
+        return dynamics, Choice("autodiff", f"method.kind = {config.method.kind} runs as trained")
+    forward = [setting for setting, _ in forward_mode_settings(config, spread_probes)]
     if not reverse_only:
         forward.append("this command")
     if forward:

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dacli.config.registry import FORWARD_ADJOINTS, MODELS
+from dacli.config.registry import FORWARD_ADJOINTS, MINIMISER_ADJOINTS, MODELS
 from dacli.config.schema import Config
 from dacli.errors import ConfigError, DacliError
 from dacli.models.base import Dynamics
@@ -190,7 +190,9 @@ def forward_mode_problem(dynamics: Dynamics) -> str | None:
 def forward_mode_settings(config: Config, spread_probes: int = 0) -> list[tuple[str, str]]:
     """(setting, what to do instead) for each configured setting that linearises the model
     forward: the incremental 4DVar formulation (3D-FGAT's tangent-linear model is the identity,
-    3D-Var has none), ``forward_adjoint = "ForwardMode"``, the spread probes of the
+    3D-Var has none), ``forward_adjoint = "ForwardMode"``, a OneStep/KStep minimiser adjoint
+    (its Newton refinement after every solve takes Hessian-vector products, forward over
+    reverse: :class:`dacli.adjoints.stepping.KStepAdjoint`), the spread probes of the
     observation-space diagnostics (``spread_probes`` as passed to
     :func:`dacli.build.problem.build_problem`)."""
     method = config.method
@@ -207,6 +209,14 @@ def forward_mode_settings(config: Config, spread_probes: int = 0) -> list[tuple[
             (
                 "method.forward_adjoint = ForwardMode",
                 'set method.forward_adjoint = "RecursiveCheckpointAdjoint"',
+            )
+        )
+    adjoint = MINIMISER_ADJOINTS.canonical(method.minimiser_adjoint)
+    if adjoint in ("OneStepAdjoint", "KStepAdjoint"):
+        settings.append(
+            (
+                f"method.minimiser_adjoint = {adjoint}",
+                'set method.minimiser_adjoint = "ImplicitAdjoint"',
             )
         )
     if spread_probes > 0:

@@ -228,8 +228,8 @@ class ModelConfig(Section):
             "adjoint (Lorenz-63 and Lorenz-96 have one; fewer kernels per step) where nothing "
             "linearises the model forward (dacli assimilate and sweep, not with the incremental "
             "formulation, ForwardMode, observation diagnostics or a KStep/OneStep minimiser "
-            "adjoint) and JAX's "
-            "autodiff elsewhere; 'autodiff' always differentiates the vector field with JAX"
+            "adjoint) and JAX's autodiff elsewhere; 'autodiff' always differentiates the vector "
+            "field with JAX"
         ),
     )
 

@@ -148,11 +148,6 @@ def _directions(key, shape, dtype, count):
     return [jax.random.normal(k, shape, dtype) for k in keys]
 
 
-def _model_components(method, name: str) -> tuple[tuple[str, int], ...]:
-    """(component, steps): the model over one step and over the whole window."""
-    return ((f"{name}: model step", 1), (f"{name}: model window", method.nsteps))
-
-
 def _window_end(method, dynamics, adjoint, t_start: Time, nsteps: int) -> Callable:
     """x0 -> the state after ``nsteps`` steps of ``dynamics``, differentiated through
     ``adjoint``: one compiled program, its trace shared by every check that calls it."""
@@ -176,9 +171,8 @@ def check_model(
     window."""
     results = []
     dx1, dx2, dy = _directions(key, x.shape, x.dtype, 3)
-    for component, nsteps in _model_components(method, name):
-        model = _window_end(method, method.dynamics, diffrax.DirectAdjoint(), t_start, nsteps)
-        forward = has_forward_mode(model, x)
+    windows = _model_windows(method, x, t_start, name)
+    for component, _, model, forward in windows:
         if not quick:
             results.append(
                 linearity_check(model, x, dx1, dx2, component, tol.linearity, forward=forward)
@@ -187,7 +181,17 @@ def check_model(
             tangent_linear_check(model, x, dx1, component, tol.tangent_linear, forward=forward)
         )
         results.append(dot_product_check(model, x, dx1, dy, component, tol, forward=forward))
-    return results + check_adjoint_rule(method, x, t_start, key, tol, name)
+    return results + _rule_checks(method, windows, x, t_start, key, tol)
+
+
+def _model_windows(method, x: State, t_start: Time, name: str) -> list[tuple]:
+    """(component, steps, the model over them under DirectAdjoint, whether it has forward mode)
+    for one step and the whole window: built and probed once for every check of the model."""
+    windows = []
+    for component, nsteps in ((f"{name}: model step", 1), (f"{name}: model window", method.nsteps)):
+        model = _window_end(method, method.dynamics, diffrax.DirectAdjoint(), t_start, nsteps)
+        windows.append((component, nsteps, model, has_forward_mode(model, x)))
+    return windows
 
 
 # The adjoint-rule check's tolerance over the dot-product test's: its two products come from two
@@ -210,6 +214,11 @@ def check_adjoint_rule(
     Nothing when the model has no rule (:func:`dacli.models.base.adjoint_rule`) or no
     tangent-linear model (the method's dynamics are the rule already, or have no forward
     mode)."""
+    return _rule_checks(method, _model_windows(method, x, t_start, name), x, t_start, key, tol)
+
+
+def _rule_checks(method, windows: list[tuple], x, t_start, key, tol) -> list[CheckResult]:
+    """:func:`check_adjoint_rule` on the model windows of :func:`_model_windows`."""
     rule = adjoint_rule(method.dynamics)
     if rule is None or rule is method.dynamics:
         return []
@@ -220,11 +229,8 @@ def check_adjoint_rule(
     if isinstance(adjoint, diffrax.BacksolveAdjoint):
         adjoint = diffrax.RecursiveCheckpointAdjoint()
     results = []
-    for component, nsteps in _model_components(method, name):
-        tangent_model = _window_end(
-            method, method.dynamics, diffrax.DirectAdjoint(), t_start, nsteps
-        )
-        if not has_forward_mode(tangent_model, x):  # no tangent-linear model to test against
+    for component, nsteps, tangent_model, forward in windows:
+        if not forward:  # no tangent-linear model to test against
             return []
         results.append(
             adjoint_rule_check(

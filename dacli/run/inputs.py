@@ -84,18 +84,21 @@ def prepare_inputs(config: Config, reverse_only: bool = False) -> PreparedInputs
     )
     background = initial_background(config, layout, float(schedule.starts[0]))
     truth = read_truth(config, layout)
-    # The Desroziers background check costs SPREAD_PROBES tangent-linear runs per window and a
-    # second compiled linearisation (Lorenz-96 sample: +3.8 s compile, 0-6 % per window): done
-    # when the observation-space diagnostics are asked for.
-    probes = SPREAD_PROBES if config.output.observation_diagnostics is not None else 0
     problem = build_problem(
         config,
         schedule.steps,
         packed.values.shape[1],
-        spread_probes=probes,
+        spread_probes=spread_probes(config),
         reverse_only=reverse_only,
     )
     return PreparedInputs(layout, observations, schedule, packed, background, truth, problem)
+
+
+def spread_probes(config: Config) -> int:
+    """The random probes of the Desroziers background check: SPREAD_PROBES tangent-linear runs
+    per window and a second compiled linearisation (Lorenz-96 sample: +3.8 s compile, 0-6 % per
+    window), so only when the observation-space diagnostics are asked for; else 0."""
+    return SPREAD_PROBES if config.output.observation_diagnostics is not None else 0
 
 
 def full_schedule(config: Config, observations: ObservationSet) -> WindowSchedule:

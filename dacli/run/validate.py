@@ -17,11 +17,11 @@ from dacli.io.states import read_states
 from dacli.layout import StateLayout
 from dacli.observations.windows import observations_per_window, padded_capacity
 from dacli.run.inputs import (
-    SPREAD_PROBES,
     full_schedule,
     initial_background,
     read_truth,
     select_windows,
+    spread_probes,
 )
 
 # A field left out of the JSON summary when it is None (the CLI's dacli.cli.render.result_json).
@@ -122,8 +122,7 @@ def validate(config: Config) -> ValidationResult:
 
 def _model_adjoint(config: Config, dynamics) -> str:
     """How ``dacli assimilate`` would differentiate the model ("hand-written" or "autodiff")."""
-    probes = SPREAD_PROBES if config.output.observation_diagnostics is not None else 0
-    return adjoint_rule_choice(config, dynamics, probes, reverse_only=True)[1].name
+    return adjoint_rule_choice(config, dynamics, spread_probes(config), reverse_only=True)[1].name
 
 
 def _background_times(config: Config, layout, time_axis) -> int | None:
