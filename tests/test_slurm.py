@@ -40,14 +40,11 @@ FINISHED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_
 JOB_SECONDS = 300
 # One core per task (the shipped scripts ask for more): jobs run side by side on the test node.
 SMALL = ["--cpus-per-task=1", "--mem=1G"]
-# Lorenz-96 with 6400 model steps per window (model.dt 0.00003125 instead of 0.05): its 50 windows
-# take about 50-55 s (1.0-1.1 s each, 2 cores; 3200 steps took 0.8 s before Lorenz-96's hand-written
-# adjoint, 0.4 s after, and the run then finished before its signal took effect)
-# after a start-up of 5-8 s: longer than the 29 s a job runs before
-# Slurm's early signal in test_a_run_longer_than_its_time_limit_... (and its last chunk), short
-# enough for the requeued run to finish them before its own signal, 50 s into it, unless the
-# machine is busy; a stop waits for at most 5 windows (a few seconds).
-LONG = ["--set", "model.dt=0.00003125", "--set", "run.windows_per_chunk=5"]
+# Lorenz-96 with 5000 model steps per window (model.dt 0.00004 instead of 0.05): its 50 windows
+# take about 37 s (0.75 s each on 2 idle cores) after a start-up of 5-8 s, so a job is signalled
+# before they are done (test_a_run_longer_than_its_time_limit_...); a stop waits for at most the
+# 5 windows of a chunk.
+LONG = ["--set", "model.dt=0.00004", "--set", "run.windows_per_chunk=5"]
 
 
 class Slurm:
@@ -189,17 +186,21 @@ def assert_same_variables(path: Path, expected: Path, attributes=()) -> None:
 # The long pole first: under pytest-xdist it starts while the other worker takes the next tests.
 @pytest.mark.slow
 def test_a_run_longer_than_its_time_limit_is_stopped_requeued_and_resumed(slurm, tmp_path):
-    """requeue.sbatch with a real one-minute limit: Slurm's own early signal (--signal=USR1@5)
+    """requeue.sbatch with a real one-minute limit: Slurm's own early signal (--signal=USR1@20)
     stops dacli at a chunk boundary with a checkpoint (exit 143), the script requeues the job, the
     next run resumes from the checkpoint, until a run finishes. The file equals the uninterrupted
     run's.
 
     Slurm checks time limits every 30 s and signals a job at the first check where its limit is
-    less than 5 + 30 s away. The job is submitted just after a check, so it starts about 1 s
-    later and is signalled at the next check, 29 s into its run, before its 50 s of work (LONG)
-    is done. The requeued run starts about 10 s after that check (the eligible time is cred_expire
-    + 1 s after the requeue, tests/slurm/cluster.sh), so its signal comes 50 s into it, by when
-    the rest of the windows are done (on a busy machine a third run finishes them)."""
+    less than 20 + 30 s away, so a job always has more than 20 s left when signalled: enough to
+    finish the chunk under way and write the file or the checkpoint on a busy machine (measured:
+    up to 16 s, a chunk of 10 s and a write of 6 s). A job that ends after its limit, even with
+    exit 0, is TIMEOUT: with USR1@5 a run signalled in its last chunk was (CI, 2026-12-08). The
+    job is submitted just after a check, so it starts about 1 s later and is signalled at the next
+    check, 29 s into its run, before its work (LONG) is done. A requeued run starts about 10 s
+    after a check (the eligible time is cred_expire + 1 s after the requeue,
+    tests/slurm/cluster.sh) and is signalled at the next, 20 s into it: each does a part of the
+    rest (more runs on a busy machine) until one finishes."""
     workspace = copy_workspace(tmp_path)
     # The uninterrupted run first, while the test waits for the check: it fills the session's
     # compilation cache, so the job's runs load the program instead of compiling it.
@@ -208,7 +209,7 @@ def test_a_run_longer_than_its_time_limit_is_stopped_requeued_and_resumed(slurm,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         slurm.after_a_time_limit_check()
-        job = slurm.sbatch("--time=1", "--signal=USR1@5", *SMALL, "configs/slurm/requeue.sbatch", *LONG,
+        job = slurm.sbatch("--time=1", "--signal=USR1@20", *SMALL, "configs/slurm/requeue.sbatch", *LONG,
                            cwd=workspace, DACLI_CONFIG="configs/lorenz96.toml", DACLI_OUTPUT="long.nc")
         _, stderr = direct.communicate(timeout=JOB_SECONDS)
     finally:
