@@ -49,7 +49,7 @@ LORENZ96 = """
 name = "{name}"
 parameters = {{ n = 12, forcing = 8.0 }}
 ode_solver = "{solver}"
-dt = 0.05
+dt = {dt}
 [window]
 length = {length}
 [observations]
@@ -132,7 +132,7 @@ def lorenz96(tmp_path_factory, cli, dacli):
     """Lorenz-96 (12 sites) data over 5 time units, simulated with Tsit5 (dacli's default) for
     4-unit windows; a check may use one window of any length up to 5. The numbers quoted in
     this file's tests are measured on these data."""
-    config = LORENZ96.format(name="lorenz96", solver="Tsit5", length=4.0, method="")
+    config = LORENZ96.format(dt=0.05, name="lorenz96", solver="Tsit5", length=4.0, method="")
     return _simulated(cli, tmp_path_factory.mktemp("lorenz96"), config)
 
 
@@ -271,7 +271,7 @@ def test_a_tsit5_window_passes_the_tangent_linear_test(lorenz96, dacli):
     """A correct Tsit5 window whose TL minimum (2.4e-6 measured) is above the fixed 1e-6 that
     used to fail it (issue 20): the criterion judges the convergence and the round-off floor."""
     method = "adjoint_checkpoints = 13"
-    config = LORENZ96.format(name="lorenz96", solver="Tsit5", length=4.0, method=method)
+    config = LORENZ96.format(dt=0.05, name="lorenz96", solver="Tsit5", length=4.0, method=method)
     outcome = dacli(lorenz96, config, "--quick")
     assert outcome.code == 0, outcome.stderr
     assert {c["status"] for c in outcome.checks} == {"passed"}
@@ -285,7 +285,7 @@ def test_a_correct_custom_vjp_lorenz96_passes_with_strategies_not_applicable(lor
     Hessian-vector products cannot differentiate it, which is not a wrong gradient. (The full
     check: 31 s alone, 62 s on 2 busy cores.)"""
     name = "faulty_models:make_lorenz96_custom_vjp"
-    config = LORENZ96.format(name=name, solver="RK4", length=0.5, method="")
+    config = LORENZ96.format(dt=0.05, name=name, solver="RK4", length=0.5, method="")
     outcome = dacli(lorenz96, config)
     assert outcome.code == 0, outcome.stderr
     assert outcome.pairs("failed") == set()
@@ -325,7 +325,7 @@ def test_a_long_chaotic_window_is_inconclusive_not_failed(lorenz96):
 
     configure("float64", "cpu")
     (lorenz96 / "long.toml").write_text(
-        LORENZ96.format(name="lorenz96", solver="RK4", length=3.0, method="")
+        LORENZ96.format(dt=0.05, name="lorenz96", solver="RK4", length=3.0, method="")
     )
     config = dacli.config.load(lorenz96 / "long.toml")
     name, method, background, start, obs, truth = _config_case(config, jnp.float64)
@@ -354,13 +354,18 @@ def test_a_long_chaotic_window_is_inconclusive_not_failed(lorenz96):
 
 @pytest.mark.slow
 def test_backsolve_on_a_long_chaotic_window_fails_the_taylor_test(lorenz96, dacli):
-    """BacksolveAdjoint re-integrates Lorenz-96 backwards over 3 time units: the contracting
-    directions blow up, and the gradient of J no longer matches J's finite differences. Under
-    the full check (what a user runs first; --quick runs the same Taylor test): exit 1 with the
-    Taylor test named, not an internal error from a strategy that cannot differentiate the
-    model."""
+    """BacksolveAdjoint re-integrates Lorenz-96 backwards over 2 time units with RK4 at dt = 0.1:
+    RK4 run backwards does not undo RK4 run forwards, and the contracting directions amplify each
+    step's difference, so the gradient of J no longer matches J's finite differences. Under the
+    full check (what a user runs first; --quick runs the same Taylor test): exit 1 with the Taylor
+    test named, not an internal error from a strategy that cannot differentiate the model.
+
+    Measured (--quick, 2026-12-08): |ratio - 1| = 0.10, 0.15, 0.16 over 2, 3, 4 time units at
+    dt = 0.1, against the tolerance 1e-4. At dt = 0.05 it ranged from 2.6e-4 to 0.12 over 2 to 5
+    units, not growing with the length, and 3 units gave 4.1e-4 on one CPU, above 1e-3 on another:
+    too close to the tolerance for a test."""
     method = 'forward_adjoint = "BacksolveAdjoint"'
-    config = LORENZ96.format(name="lorenz96", solver="RK4", length=3.0, method=method)
+    config = LORENZ96.format(dt=0.1, name="lorenz96", solver="RK4", length=2.0, method=method)
     outcome = dacli(lorenz96, config)
     assert outcome.code == 1
     failed = outcome.pairs("failed")
@@ -369,10 +374,14 @@ def test_backsolve_on_a_long_chaotic_window_fails_the_taylor_test(lorenz96, dacl
         ("agreement", "forward_adjoint BacksolveAdjoint"),
         ("dot-product", "departures, incremental tangent-linear vs BacksolveAdjoint adjoint"),
         ("configured-gradient", "minimiser_adjoint ImplicitAdjoint as configured"),
+        # the implicit derivative through the solve takes the same wrong gradient (measured:
+        # 5e-4 against the tolerance 1e-4 at dt = 0.1)
+        ("agreement", "minimiser_adjoint ImplicitAdjoint"),
     }
     assert ("taylor", "cost J (BacksolveAdjoint)") in failed and failed <= backsolve, failed
     _assert_named(outcome, "lorenz96", failed)
-    assert outcome.row("taylor", "cost J (BacksolveAdjoint)")["value"] > 1e-3
+    taylor = outcome.row("taylor", "cost J (BacksolveAdjoint)")
+    assert taylor["value"] > 100 * taylor["tolerance"], taylor
 
 
 def test_a_wrong_observation_operator_adjoint_fails_the_dot_product_test():
