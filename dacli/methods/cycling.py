@@ -78,12 +78,15 @@ def chunk_inputs(
     schedule: WindowSchedule, observations: WindowObservations, first: int, size: int, dtype
 ) -> tuple[jax.Array, WindowObservations, jax.Array]:
     """(starts, observations, active) of the chunk of ``size`` windows from ``first``: the last
-    chunk is padded by repeating the last window, marked inactive."""
+    chunk is padded by repeating the last window, marked inactive.
+
+    Moved to the device by ``jax.device_put``: ``jnp.asarray`` of a numpy array compiles a copy
+    program per shape and dtype (``lax.stage``), six of them here, 10-15 ms each at start-up."""
     indices = np.minimum(np.arange(first, first + size), schedule.count - 1)
     return (
-        jnp.asarray(schedule.starts[indices], dtype),
-        jax.tree_util.tree_map(lambda a: jnp.asarray(a[indices]), observations),
-        jnp.asarray(np.arange(first, first + size) < schedule.count),
+        jax.device_put(np.asarray(schedule.starts[indices], dtype)),
+        jax.tree_util.tree_map(lambda a: jax.device_put(a[indices]), observations),
+        jax.device_put(np.arange(first, first + size) < schedule.count),
     )
 
 

@@ -164,8 +164,7 @@ def _assimilate(
     _log_choices(config, inputs, platform)
     truth = _truth_at_stored_times(config, inputs)
     background = jnp.asarray(inputs.background, problem.dtype)
-    control = problem.method.zero_control(background)
-    warn_forward_mode(config, control.size)
+    warn_forward_mode(config, control_size)
     stepwise = config.run.minimiser_steps_per_chunk
     if stepwise is not None:
         check_stepwise(config, problem)
