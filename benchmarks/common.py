@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import resource
+import shutil
 import statistics
 import sys
 import time
@@ -83,6 +84,14 @@ def run_environment(sets: list[str]) -> dict:
         "dacli_source": str(Path(dacli.__file__).resolve().parent),
         "overrides": sets,
     }
+
+
+def sample_workspace(folder: Path, tree: Path = ROOT) -> Path:
+    """``folder`` with copies of ``tree``'s configs/ and sample_data/ (a checkout's shipped configs
+    and the data their relative paths name), for fresh ``dacli`` processes to run in."""
+    shutil.copytree(tree / "configs", folder / "configs")
+    shutil.copytree(tree / "sample_data", folder / "sample_data")
+    return folder
 
 
 def write_json_and_markdown(

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -24,6 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import sample_workspace
 from provenance import ROOT, environment
 
 
@@ -48,9 +48,7 @@ def main() -> None:
 
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
-        workspace = Path(scratch)
-        shutil.copytree(ROOT / "configs", workspace / "configs")
-        shutil.copytree(ROOT / "sample_data", workspace / "sample_data")
+        workspace = sample_workspace(Path(scratch))
         for config in args.configs.split(","):
             runs = {"off": [], "cold": [], "warm": []}
             for repeat in range(args.repeats):

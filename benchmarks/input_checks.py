@@ -25,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import sample_workspace
 from provenance import ROOT, environment
 
 
@@ -37,13 +38,6 @@ def timed(tree: Path, workspace: Path, args: list[str], cache: Path) -> float:
     if result.returncode != 0:
         raise SystemExit(f"{tree}: dacli {' '.join(args)} failed ({result.returncode}): {result.stderr[-2000:]}")
     return wall
-
-
-def workspace_of(tree: Path, scratch: Path, name: str) -> Path:
-    folder = scratch / name
-    shutil.copytree(tree / "configs", folder / "configs")
-    shutil.copytree(tree / "sample_data", folder / "sample_data")
-    return folder
 
 
 def main() -> None:
@@ -59,7 +53,7 @@ def main() -> None:
                    capture_output=True)
     try:
         trees = {"before": before_tree, "after": ROOT}
-        workspaces = {name: workspace_of(tree, scratch, name) for name, tree in trees.items()}
+        workspaces = {name: sample_workspace(scratch / name, tree) for name, tree in trees.items()}
         caches = {name: scratch / f"cache-{name}" for name in trees}
         rows = []
         for config in options.configs.split(","):

@@ -19,7 +19,6 @@ or every process compiles dacli's modules from source (0.1 s) as an installed da
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import subprocess
 import sys
@@ -27,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import child_env, log, machine_line, write_json_and_markdown
+from common import child_env, log, machine_line, sample_workspace, write_json_and_markdown
 from provenance import ROOT, environment
 
 COMMAND = ["assimilate", "configs/lorenz96.toml", "--overwrite"]
@@ -72,9 +71,7 @@ def main() -> None:
     started = time.perf_counter()
     runs: dict[str, list[dict]] = {name: [] for name in ENTRIES}
     with tempfile.TemporaryDirectory() as scratch:
-        workspace = Path(scratch)
-        shutil.copytree(ROOT / "configs", workspace / "configs")
-        shutil.copytree(ROOT / "sample_data", workspace / "sample_data")
+        workspace = sample_workspace(Path(scratch))
         env = {**child_env(), "DACLI_COMPILATION_CACHE": str(workspace / "cache")}
         one_run(ENTRIES["dacli (no teardown)"], workspace, env)  # fills the cache
         for round_ in range(args.rounds):

@@ -11,8 +11,9 @@ later, once, by :func:`dacli.run.runtime.configure`.
 
 When the command has ended with an exit status, the process ends without Python's interpreter
 teardown (:func:`end_without_teardown`): after every ``atexit`` handler (logging's flush, JAX's
-distributed shutdown), freeing JAX's and XLA's objects one by one costs 0.45-0.6 s of a 3 s warm
-``dacli assimilate`` on 2 cores, and every file dacli writes is closed by then.
+distributed shutdown), freeing JAX's and XLA's objects one by one cost 0.45-1.05 s of a 3-4 s
+warm ``dacli assimilate`` on 2 cores (benchmarks/warm_start.py), and every file dacli writes is
+closed by then.
 """
 
 import atexit

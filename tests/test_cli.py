@@ -135,7 +135,7 @@ main()
 )
 def test_the_process_ends_with_the_commands_status_and_no_teardown(tmp_path, arguments, status, stdout, stderr):
     """After the command, dacli's entry point ends the process with the command's exit status and
-    its output flushed, skipping the interpreter's teardown (0.45-0.6 s of a warm assimilate)."""
+    its output flushed, skipping the interpreter's teardown (0.45-1.05 s of a warm assimilate)."""
     result = subprocess.run([sys.executable, "-c", TEARDOWN_PROBE, *arguments], cwd=tmp_path, capture_output=True,
                             text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert (result.returncode, result.stdout, result.stderr) == (status, stdout, stderr)

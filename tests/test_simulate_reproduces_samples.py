@@ -6,7 +6,7 @@ file, coordinates included: values, NaN = NaN, dtypes and shapes; IODA group by 
 Attributes are not compared (``date_created`` and the history differ by design).
 
 Floating-point values are equal to within 1e-12 of the variable's largest magnitude, not bit for
-bit: XLA compiles for the CPU it runs on, and on a CPU without AVX2 (CI's machine on 2026-12-08)
+bit: XLA compiles for the CPU it runs on, and on a CPU without AVX2 (a session's machine, 2026-12-08)
 the Lorenz-96 background came out 1.6e-14 from the file made on another, its truth and
 observations bit for bit. A changed seed, model or error model moves values by far more.
 
@@ -67,8 +67,9 @@ RELATIVE = 1e-12
 
 def differences(shipped: Path, made: Path) -> list[str]:
     """What differs between the shipped file's variables and the same variables of a new file
-    (empty: the same; floats to within RELATIVE). Variables only in the new file (metadata a later dacli adds, such as a
-    point file's cf_role variable) are not differences of values and are not compared."""
+    (empty: the same; floats to within RELATIVE). Variables only in the new file (metadata a
+    later dacli adds, such as a point file's cf_role variable) are not differences of values and
+    are not compared."""
     old, new = variables(shipped), variables(made)
     found = [f"{name}: not written any more" for name in sorted(set(old) - set(new))]
     for name in sorted(set(old) & set(new)):
